@@ -1,0 +1,1 @@
+"""Slack listeners: they translate Slack payloads into calls on the core and nothing more."""
