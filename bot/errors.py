@@ -1,0 +1,73 @@
+"""Errors that explain themselves.
+
+Every refusal rollbot gives ends up in front of someone during an incident, so each error
+carries what happened, why, and what to do next, and renders itself. Nothing here may hold a
+secret: callers pass identifiers and redacted text only.
+"""
+
+from __future__ import annotations
+
+
+class RollbotError(Exception):
+    """Base class: a user-facing problem with a reason and a next step."""
+
+    def __init__(self, what: str, *, why: str = "", todo: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.why = why
+        self.todo = todo
+
+    def render(self) -> str:
+        """One paragraph for a terminal or a chat message."""
+        parts = [self.what.rstrip(".") + "."]
+        if self.why:
+            parts.append(self.why.rstrip(".") + ".")
+        if self.todo:
+            parts.append(self.todo.rstrip(".") + ".")
+        return " ".join(parts)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class ConfigError(RollbotError):
+    """A setting is missing or malformed; names the environment variable."""
+
+    def __init__(self, variable: str, problem: str, *, todo: str = "") -> None:
+        super().__init__(f"{variable}: {problem}", todo=todo)
+        self.variable = variable
+
+
+class RunbookError(RollbotError):
+    """A runbook cannot be used; reported as file, line, what is wrong, what to do."""
+
+    def __init__(self, file: str, line: int | None, problem: str, *, todo: str) -> None:
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {problem}", todo=todo)
+        self.file = file
+        self.line = line
+        self.problem = problem
+
+
+class NotFoundError(RollbotError):
+    """A runbook, run or target that does not exist."""
+
+
+class NotAllowedError(RollbotError):
+    """A person or a state does not permit the action."""
+
+
+class ConflictError(RollbotError):
+    """Someone else moved the run first (a compare-and-set found zero rows)."""
+
+
+class PlanBlockedError(RollbotError):
+    """The plan cannot be executed as it stands (dependents, missing objects, tools)."""
+
+
+class BackupError(RollbotError):
+    """A backup could not be taken or verified; approval stays blocked."""
+
+
+class DatabaseUnavailableError(RollbotError):
+    """The target or state database cannot be reached."""

@@ -1,0 +1,3 @@
+"""Shared pytest plugins: a real PostgreSQL for every test that needs one."""
+
+pytest_plugins = ["tests.fix_db"]

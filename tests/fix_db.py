@@ -1,0 +1,102 @@
+"""A real PostgreSQL for the tests, and a scratch database per test.
+
+The server is chosen once per session: `TEST_DATABASE_URL` if set; else the local server on
+127.0.0.1:5432 if it answers; else an embedded pgserver. Databases are created per test (cloned
+from a template where a fixture schema is needed, which is much faster than rebuilding it) and
+dropped afterwards, so tests never see each other's objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bot.embedded import embedded_server
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+LOCAL_SERVER = "host=127.0.0.1 port=5432 dbname=postgres"
+
+
+def _answers(conninfo: str) -> bool:
+    try:
+        with psycopg.connect(conninfo, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """Conninfo of the maintenance database of the server the session tests against."""
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        yield explicit
+        return
+    local = os.environ.get("ROLLBOT_TEST_LOCAL_SERVER", LOCAL_SERVER)
+    if _answers(local):
+        yield local
+        return
+    with embedded_server() as conninfo:
+        yield conninfo
+
+
+def with_dbname(conninfo: str, dbname: str) -> str:
+    """The same server, another database."""
+    params = conninfo_to_dict(conninfo)
+    params["dbname"] = dbname
+    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+
+
+def create_database(server: str, name: str, template: str | None = None) -> str:
+    """Create a database (optionally cloned from a template) and return its conninfo."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            stmt = sql.SQL("{} TEMPLATE {}").format(stmt, sql.Identifier(template))
+        conn.execute(stmt)
+    return with_dbname(server, name)
+
+
+def drop_database(server: str, name: str) -> None:
+    """Drop a database even if a test left sessions open in it."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def unique_name(prefix: str) -> str:
+    """A database name no other test or worker uses."""
+    return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_database(pg_server: str) -> Iterator[Callable[..., str]]:
+    """Factory: `make_database(template=None, prefix="t")` -> conninfo; dropped after the test."""
+    created: list[str] = []
+
+    def make(template: str | None = None, prefix: str = "rollbot_t") -> str:
+        name = unique_name(prefix)
+        conninfo = create_database(pg_server, name, template)
+        created.append(name)
+        return conninfo
+
+    yield make
+    for name in created:
+        with contextlib.suppress(psycopg.Error):
+            drop_database(pg_server, name)
+
+
+@pytest.fixture
+def scratch_db(make_database: Callable[..., str]) -> str:
+    """An empty database of its own for this test."""
+    return make_database()
