@@ -1,0 +1,140 @@
+"""The rollback SQL is understood statement by statement, and refused where it must be."""
+
+import pytest
+
+from bot.errors import RunbookError
+from bot.sql import ObjectKind, Statement, parse_queries, parse_statements
+
+
+def parse(text: str, first_line: int = 10) -> tuple[Statement, ...]:
+    return parse_statements(text, file="rb.md", first_line=first_line)
+
+
+def test_begin_and_commit_are_dropped() -> None:
+    """BEGIN/COMMIT around the block are removed: rollbot owns the transaction."""
+    statements = parse("BEGIN;\nDROP TABLE IF EXISTS a;\nCOMMIT;\n")
+    assert [s.sql for s in statements] == ["DROP TABLE IF EXISTS a"]
+
+
+def test_statements_keep_their_runbook_line() -> None:
+    """Each statement reports the line of the runbook file it starts on, comments skipped."""
+    statements = parse("BEGIN;\n\n-- drop\nDROP INDEX x;\nALTER TABLE t\n  DROP COLUMN c;\n")
+    assert [(s.line, s.kind) for s in statements] == [
+        (13, "DROP INDEX"),
+        (14, "ALTER TABLE … DROP COLUMN"),
+    ]
+
+
+def test_objects_are_classified_with_their_table() -> None:
+    """A constraint drop names the constraint and the table it belongs to."""
+    (statement,) = parse('ALTER TABLE "App".t DROP CONSTRAINT IF EXISTS fk_x;')
+    (obj,) = statement.objects
+    assert (obj.kind, obj.name, obj.table, obj.table_namespace, obj.missing_ok) == (
+        ObjectKind.CONSTRAINT,
+        "fk_x",
+        "t",
+        "App",
+        True,
+    )
+
+
+def test_multi_object_drops_and_types() -> None:
+    """DROP TYPE a, s.b yields both objects, schema-qualified where written."""
+    (statement,) = parse("DROP TYPE a, s.b;")
+    assert [(o.kind, o.namespace, o.name) for o in statement.objects] == [
+        (ObjectKind.TYPE, None, "a"),
+        (ObjectKind.TYPE, "s", "b"),
+    ]
+
+
+def test_delete_is_allowed() -> None:
+    """DELETE is on the allow-list and touches the rows of its table."""
+    (statement,) = parse("DELETE FROM public.settings WHERE key = 'x;y';")
+    assert statement.objects[0].kind is ObjectKind.ROWS
+    assert statement.sql == "DELETE FROM public.settings WHERE key = 'x;y'"
+
+
+def test_cascade_is_noted() -> None:
+    """CASCADE is recorded so the plan can refuse it."""
+    (statement,) = parse("DROP TABLE t CASCADE;")
+    assert statement.cascade
+
+
+@pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        ("DROP INDEX CONCURRENTLY idx;", "CONCURRENTLY"),
+        ("VACUUM assets;", "VACUUM"),
+        ("CREATE INDEX CONCURRENTLY i ON t (a);", "CONCURRENTLY"),
+        ("REINDEX INDEX CONCURRENTLY i;", "REINDEX CONCURRENTLY"),
+        ("DROP DATABASE prod;", "DROP DATABASE"),
+    ],
+)
+def test_non_transactional_statements_are_refused(sql: str, words: str) -> None:
+    """Statements PostgreSQL refuses inside BEGIN … COMMIT are refused with their line."""
+    with pytest.raises(RunbookError) as caught:
+        parse(f"DROP TABLE a;\n{sql}\n")
+    assert caught.value.line == 11
+    assert "cannot run inside a transaction block" in caught.value.render()
+    assert words in caught.value.render()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "TRUNCATE users;",
+        "UPDATE users SET admin = true;",
+        "CREATE TABLE x (a int);",
+        "ALTER TABLE t ADD COLUMN c int;",
+        "ALTER TABLE t DROP CONSTRAINT c, ADD COLUMN d int;",
+        "GRANT ALL ON t TO public;",
+        "DROP FUNCTION f();",
+        "WITH x AS (DELETE FROM a RETURNING *) DELETE FROM b;",
+        "SELECT pg_terminate_backend(1);",
+    ],
+)
+def test_statements_outside_the_allow_list_are_refused(sql: str) -> None:
+    """Anything but drops and deletes is refused, naming the statement and the allow-list."""
+    with pytest.raises(RunbookError) as caught:
+        parse(sql, first_line=3)
+    message = caught.value.render()
+    assert caught.value.line == 3
+    assert "is not a statement a rollback runbook may run" in message
+    assert "DROP INDEX" in message
+
+
+def test_transaction_control_in_the_middle_is_refused() -> None:
+    """A COMMIT in the middle would split the rollback into two transactions."""
+    with pytest.raises(RunbookError, match="transaction control"):
+        parse("BEGIN;\nDROP TABLE a;\nCOMMIT;\nDROP TABLE b;\n")
+
+
+def test_syntax_error_names_the_line() -> None:
+    """A typo is reported at the line it is on, with PostgreSQL's own message."""
+    with pytest.raises(RunbookError) as caught:
+        parse("DROP TABLE a;\nDROP TABL b;\n")
+    assert caught.value.line == 11
+    assert 'syntax error at or near "TABL"' in caught.value.render()
+
+
+def test_empty_block_is_refused() -> None:
+    """A block with only BEGIN/COMMIT and comments has nothing to roll back."""
+    with pytest.raises(RunbookError, match="holds no statement"):
+        parse("-- nothing\nBEGIN;\nCOMMIT;\n")
+
+
+def test_semicolons_inside_strings_do_not_split() -> None:
+    """The parser, not a regular expression, decides where statements end."""
+    statements = parse('DELETE FROM t WHERE a = $$;DROP TABLE users;$$;\nDROP TABLE "odd;name";')
+    assert [s.kind for s in statements] == ["DELETE", "DROP TABLE"]
+    assert statements[1].objects[0].name == "odd;name"
+
+
+def test_verification_queries_must_read_only() -> None:
+    """The verification block may hold only SELECT statements."""
+    assert parse_queries("SELECT 1;\nSELECT COUNT(*) FROM t;", file="f", first_line=5) == (
+        (5, "SELECT 1"),
+        (6, "SELECT COUNT(*) FROM t"),
+    )
+    with pytest.raises(RunbookError, match="not a plain SELECT"):
+        parse_queries("DELETE FROM t;", file="f", first_line=5)
