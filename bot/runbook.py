@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import timedelta  # noqa: TC003 - pydantic needs it at runtime
+from datetime import timedelta
 from typing import Any
 
 import yaml

@@ -1,0 +1,143 @@
+"""Plans read the live catalog: no-ops, dependents that block, and a hash bound to both."""
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from bot.catalog import describe_target, read_facts
+from bot.plan import Plan, StepStatus, build_plan
+from bot.runbook import Runbook, parse_runbook
+
+SCHEMA = """
+CREATE TABLE users (id int PRIMARY KEY);
+CREATE TYPE job_status AS ENUM ('new', 'done');
+CREATE TABLE jobs (id int PRIMARY KEY, user_id int, status job_status);
+ALTER TABLE jobs ADD CONSTRAINT jobs_user_id_users_id_fk
+    FOREIGN KEY (user_id) REFERENCES users (id);
+CREATE INDEX idx_jobs_user ON jobs (user_id);
+INSERT INTO users SELECT generate_series(1, 5);
+INSERT INTO jobs SELECT g, 1 + g % 5, 'new' FROM generate_series(1, 42) g;
+"""
+ROLLBACK = """
+DROP INDEX IF EXISTS idx_jobs_user;
+ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_user_id_users_id_fk;
+ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_never_created_fk;
+DROP TABLE IF EXISTS jobs;
+DROP TYPE IF EXISTS job_status;
+"""
+
+
+def runbook(sql: str, extra: str = "") -> Runbook:
+    text = f"{extra}# R\n\n## Quick Rollback\n\n```sql\nBEGIN;\n{sql}COMMIT;\n```\n"
+    return parse_runbook(text, file="0005_jobs.md")
+
+
+def plan_for(conninfo: str, sql: str = ROLLBACK, extra: str = "") -> Plan:
+    book = runbook(sql, extra)
+    with psycopg.connect(conninfo) as conn:
+        facts = read_facts(conn, book, describe_target(conn), count_budget=timedelta(seconds=2))
+    return build_plan(
+        book, facts, lock_timeout=timedelta(seconds=3), statement_timeout=timedelta(minutes=1)
+    )
+
+
+@pytest.fixture
+def jobs_db(scratch_db: str) -> str:
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+    return scratch_db
+
+
+def test_absent_object_is_a_no_op(jobs_db: str) -> None:
+    """A constraint the migration never created makes its statement a no-op, and says so."""
+    plan = plan_for(jobs_db)
+    assert not plan.blocked, plan.blockers
+    (no_op,) = plan.no_ops()
+    assert no_op.statement.sql.endswith("jobs_never_created_fk")
+    assert "does not exist: IF EXISTS makes this a no-op" in no_op.notes[0]
+    assert [s.status for s in plan.steps].count(StepStatus.RUNS) == 4
+
+
+def test_rows_locks_and_sql(jobs_db: str) -> None:
+    """The plan counts the dropped table exactly, locks the FK parent, and renders the SQL."""
+    plan = plan_for(jobs_db)
+    assert [(r.table, r.rows, r.exact) for r in plan.drop_tables] == [("public.jobs", 42, True)]
+    assert plan.locked == ("public.jobs", "public.users")
+    assert plan.write_locked == ("public.jobs",)
+    assert plan.neighbours == ("public.users",)
+    assert "LOCK TABLE public.jobs, public.users IN ACCESS EXCLUSIVE MODE;" in plan.sql
+    assert "LOCK TABLE public.jobs IN SHARE ROW EXCLUSIVE MODE;" in plan.sql
+    assert "SET LOCAL lock_timeout = '3s';" in plan.sql
+    assert "DROP TYPE IF EXISTS job_status;" in plan.sql
+
+
+@pytest.mark.parametrize(
+    ("ddl", "dependent"),
+    [
+        ("CREATE VIEW busy AS SELECT * FROM jobs", "view busy"),
+        (
+            "CREATE TABLE notes (job_id int REFERENCES jobs (id))",
+            "constraint notes_job_id_fkey on table notes",
+        ),
+        ("CREATE TABLE audit (s job_status)", "column s of table audit"),
+    ],
+)
+def test_dependents_outside_the_runbook_block(jobs_db: str, ddl: str, dependent: str) -> None:
+    """A view, a foreign key from another table, or a column of the enum blocks the plan."""
+    with psycopg.connect(jobs_db, autocommit=True) as conn:
+        conn.execute(ddl)
+    plan = plan_for(jobs_db)
+    assert plan.blocked
+    assert any(dependent in b and "the runbook does not drop it" in b for b in plan.blockers)
+
+
+def test_wrong_order_blocks(jobs_db: str) -> None:
+    """Dropping the enum before the table that uses it would fail: the plan says reorder."""
+    plan = plan_for(jobs_db, "DROP TYPE job_status;\nDROP TABLE jobs;\n")
+    assert any("reorder the runbook" in b for b in plan.blockers)
+
+
+def test_missing_object_without_if_exists_blocks(jobs_db: str) -> None:
+    """A DROP of something absent, without IF EXISTS, would fail: the plan is blocked."""
+    plan = plan_for(jobs_db, "DROP INDEX idx_nope;\n")
+    assert plan.blockers == ("line 7: index idx_nope does not exist and there is no IF EXISTS",)
+
+
+def test_wrong_kind_blocks(jobs_db: str) -> None:
+    """DROP INDEX on a table name is caught before it runs."""
+    plan = plan_for(jobs_db, "DROP INDEX jobs;\n")
+    assert plan.blockers == ("line 7: public.jobs is a table, not an index; fix the statement",)
+
+
+def test_cascade_blocks(jobs_db: str) -> None:
+    """CASCADE is refused: it would drop what nobody reviewed."""
+    plan = plan_for(jobs_db, "DROP TABLE jobs CASCADE;\n")
+    assert any("CASCADE" in b for b in plan.blockers)
+
+
+def test_hash_is_stable_and_bound_to_schema_and_text(jobs_db: str) -> None:
+    """Same runbook and schema give the same hash; a schema or runbook change alters it."""
+    first = plan_for(jobs_db)
+    assert plan_for(jobs_db).hash == first.hash
+    with psycopg.connect(jobs_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO jobs VALUES (100, 1, 'done')")
+    assert plan_for(jobs_db).hash == first.hash, "row counts are not part of the binding"
+    assert plan_for(jobs_db, extra="<!-- reviewed -->\n").hash != first.hash
+    with psycopg.connect(jobs_db, autocommit=True) as conn:
+        conn.execute("DROP INDEX idx_jobs_user; CREATE INDEX idx_jobs_user ON jobs (status)")
+    assert plan_for(jobs_db).hash != first.hash
+
+
+def test_count_falls_back_to_an_estimate(jobs_db: str) -> None:
+    """A count over the budget is replaced by the planner's estimate, labelled as such."""
+    book = runbook(ROLLBACK)
+    with psycopg.connect(jobs_db, autocommit=True) as conn:
+        conn.execute("ANALYZE jobs")
+    with psycopg.connect(jobs_db) as blocker, psycopg.connect(jobs_db) as conn:
+        blocker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")  # the count must wait
+        budget = timedelta(milliseconds=200)
+        facts = read_facts(conn, book, describe_target(conn), count_budget=budget)
+    (count,) = facts.rows
+    assert (count.rows, count.exact) == (42, False)
+    assert count.label() == "~42 rows (estimate)"
