@@ -1,0 +1,65 @@
+"""The `rollbot` schema, as numbered migrations the bot applies to itself.
+
+Each entry runs once, in order, inside one transaction under an advisory lock, so two replicas
+starting together cannot both apply it. Never edit a released entry: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+CREATE TABLE {schema}.runs (
+    id bigserial PRIMARY KEY,
+    kind text NOT NULL DEFAULT 'rollback',
+    migration_id text NOT NULL,
+    runbook_name text NOT NULL,
+    target_name text NOT NULL,
+    target_label text NOT NULL,
+    target_identity text NOT NULL,
+    state text NOT NULL,
+    requested_by text NOT NULL,
+    channel text,
+    approvers text[] NOT NULL DEFAULT '{{}}',
+    required_approvals int NOT NULL DEFAULT 1 CHECK (required_approvals >= 1),
+    plan jsonb NOT NULL,
+    plan_hash text NOT NULL,
+    backup jsonb,
+    outcome jsonb,
+    reason text,
+    xid bigint,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz
+);
+-- One active run per migration and target: a second request is pointed to the first.
+CREATE UNIQUE INDEX runs_one_active ON {schema}.runs (target_identity, migration_id)
+    WHERE state IN ('requested', 'backing_up', 'awaiting_approval', 'approved', 'executing');
+CREATE INDEX runs_state ON {schema}.runs (state);
+
+-- The audit trail: rows are only ever added.
+CREATE TABLE {schema}.run_events (
+    id bigserial PRIMARY KEY,
+    run_id bigint NOT NULL REFERENCES {schema}.runs (id),
+    at timestamptz NOT NULL DEFAULT now(),
+    kind text NOT NULL,
+    from_state text,
+    to_state text,
+    actor text,
+    data jsonb NOT NULL DEFAULT '{{}}'
+);
+CREATE INDEX run_events_run ON {schema}.run_events (run_id, id);
+CREATE FUNCTION {schema}.append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'rollbot audit events are append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER run_events_append_only BEFORE UPDATE OR DELETE ON {schema}.run_events
+    FOR EACH ROW EXECUTE FUNCTION {schema}.append_only();
+CREATE TRIGGER run_events_no_truncate BEFORE TRUNCATE ON {schema}.run_events
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.append_only();
+""",
+    ),
+)
