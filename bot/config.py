@@ -1,0 +1,122 @@
+"""Configuration: one frozen object built from the environment at start-up, then passed down.
+
+The core never reads `os.environ`. Every error names the variable to fix, because the person
+reading it is deploying rollbot, not reading its source.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.durations import parse_duration
+from bot.errors import ConfigError
+
+_SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
+def _env(name: str, **kwargs: Any) -> Any:  # noqa: ANN401 - pydantic's Field
+    return Field(validation_alias=name, **kwargs)
+
+
+class Settings(BaseSettings):
+    """Everything rollbot can be told; names are fixed because deployments rely on them."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
+
+    database_url: SecretStr | None = _env("DATABASE_URL", default=None)
+    state_url: SecretStr | None = _env("ROLLBOT_STATE_URL", default=None)
+    runbooks_dir: Path = _env("ROLLBOT_RUNBOOKS_DIR", default=Path("runbooks"))
+    backup_dir: Path = _env("ROLLBOT_BACKUP_DIR", default=Path("backups"))
+    pg_bin: Path | None = _env("ROLLBOT_PG_BIN", default=None)
+    approvers: Annotated[tuple[str, ...], NoDecode] = _env("ROLLBOT_APPROVERS", default=())
+    required_approvals: int = _env("ROLLBOT_REQUIRED_APPROVALS", default=1, ge=1, le=10)
+    approval_ttl: timedelta = _env("ROLLBOT_APPROVAL_TTL", default=timedelta(minutes=30))
+    lock_timeout: timedelta = _env("ROLLBOT_LOCK_TIMEOUT", default=timedelta(seconds=3))
+    statement_timeout: timedelta = _env("ROLLBOT_STATEMENT_TIMEOUT", default=timedelta(seconds=60))
+    lock_retries: int = _env("ROLLBOT_LOCK_RETRIES", default=3, ge=1, le=20)
+    lock_retry_delay: timedelta = _env("ROLLBOT_LOCK_RETRY_DELAY", default=timedelta(seconds=1))
+    count_budget: timedelta = _env("ROLLBOT_COUNT_BUDGET", default=timedelta(seconds=2))
+    log_level: str = _env("ROLLBOT_LOG_LEVEL", default="info")
+
+    @field_validator(
+        "approval_ttl",
+        "lock_timeout",
+        "statement_timeout",
+        "lock_retry_delay",
+        "count_budget",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str | int | float) else value
+
+    @field_validator("approvers", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list | tuple):
+            for item in value:
+                if not _SLACK_ID.match(str(item)):
+                    msg = (
+                        f"{item!r} is not a Slack user ID (U…/W…) or user-group ID (S…); "
+                        "copy IDs from the member's or group's profile"
+                    )
+                    raise ValueError(msg)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error"}:
+            msg = "use debug, info, warning or error"
+            raise ValueError(msg)
+        return value.lower()
+
+    def state_conninfo(self) -> tuple[str, str]:
+        """Where runs are kept, and which variable said so."""
+        if self.state_url is not None:
+            return self.state_url.get_secret_value(), "ROLLBOT_STATE_URL"
+        return self.target_conninfo(), "DATABASE_URL"
+
+    def target_conninfo(self) -> str:
+        """The database to roll back; required for everything but the demo."""
+        if self.database_url is None:
+            raise ConfigError(
+                "DATABASE_URL",
+                "is not set",
+                todo="set it to the database to roll back, e.g. postgresql://rollbot@db/app "
+                "(or run `make demo` to try rollbot on an embedded database)",
+            )
+        return self.database_url.get_secret_value()
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value this configuration holds, for the log redactor."""
+        values = [s.get_secret_value() for s in (self.database_url, self.state_url) if s]
+        return tuple(v for v in values if v)
+
+
+def load_settings(**overrides: Any) -> Settings:  # noqa: ANN401
+    """Read the environment; turn validation errors into one message per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = _variable(field)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(
+            variable, message, todo="fix the variable and start rollbot again"
+        ) from exc
+
+
+def _variable(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    return alias if isinstance(alias, str) else field

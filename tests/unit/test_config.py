@@ -1,0 +1,75 @@
+"""Configuration errors name the variable; secrets are masked wherever text leaves rollbot."""
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+import structlog
+
+from bot.config import load_settings
+from bot.errors import ConfigError
+from bot.logs import configure_logging
+from bot.redact import redact, secrets_of
+
+
+def test_defaults_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Durations accept 3s / 500ms / 30min; approvers are comma-separated Slack IDs."""
+    monkeypatch.setenv("ROLLBOT_LOCK_TIMEOUT", "500ms")
+    monkeypatch.setenv("ROLLBOT_APPROVERS", "U012ABC, S0GROUP1")
+    settings = load_settings()
+    assert settings.lock_timeout == timedelta(milliseconds=500)
+    assert settings.approval_ttl == timedelta(minutes=30)
+    assert settings.approvers == ("U012ABC", "S0GROUP1")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("ROLLBOT_APPROVERS", "U012ABC,bob", "'bob' is not a Slack user ID"),
+        ("ROLLBOT_LOCK_TIMEOUT", "soon", "is not a duration"),
+        ("ROLLBOT_REQUIRED_APPROVALS", "0", "greater than or equal to 1"),
+        ("ROLLBOT_LOG_LEVEL", "loud", "use debug, info"),
+    ],
+)
+def test_bad_values_name_their_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, words: str
+) -> None:
+    """A malformed setting is reported with the variable to fix and what is wrong."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.variable == variable
+    assert words in caught.value.render()
+
+
+def test_missing_database_url_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without DATABASE_URL the error names it and offers the demo."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(ConfigError, match="DATABASE_URL: is not set"):
+        load_settings().target_conninfo()
+
+
+def test_redact_masks_known_and_credential_shaped_secrets() -> None:
+    """Known values, URI passwords, password= pairs and Slack tokens never survive."""
+    dsn = "postgresql://rollbot:s3cr%40t@db:5432/app"
+    secrets = secrets_of([dsn])
+    assert "s3cr@t" in secrets
+    text = redact(
+        f"connect {dsn} failed; password=hunter2 and s3cr@t, token xoxb-1-2-abc",
+        secrets,
+    )
+    assert text == "connect *** failed; password=*** and ***, token xoxb-***"
+    unknown = redact("postgresql://admin:letmein@other/db")
+    assert unknown == "postgresql://admin:***@other/db"
+
+
+def test_logs_are_json_with_run_id_and_no_secret() -> None:
+    """Every log line is JSON with a run_id key, and secret values are masked."""
+    stream = io.StringIO()
+    configure_logging(secrets=["postgresql://u:pw-123@h/db"], stream=stream, json=True)
+    structlog.get_logger().info("connecting", dsn="postgresql://u:pw-123@h/db")
+    line = json.loads(stream.getvalue())
+    assert line["run_id"] is None
+    assert "pw-123" not in stream.getvalue()
+    assert line["event"] == "connecting"
