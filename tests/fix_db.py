@@ -7,6 +7,8 @@ dropped afterwards, so tests never see each other's objects.
 
 The asset_forge templates are built once per session, one at migration 0022 and one at 0023,
 each with the deterministic sample rows; `db_0022` and `db_0023` hand every test its own clone.
+A clone costs a few tenths of a second, so tests that only read the catalog or count rows may
+share one per module through `readonly_db_0022` and `readonly_db_0023`.
 """
 
 from __future__ import annotations
@@ -145,3 +147,25 @@ def db_0023(make_database: Callable[..., str], asset_forge_0023_template: str) -
 def db_0022(make_database: Callable[..., str], asset_forge_0022_template: str) -> str:
     """Conninfo of this test's own asset_forge at 0022: the schema a rollback must end at."""
     return make_database(template=asset_forge_0022_template, prefix="rollbot_0022")
+
+
+def _shared_clone(server: str, template: str, prefix: str) -> Iterator[str]:
+    name = unique_name(prefix)
+    conninfo = create_database(server, name, template)
+    try:
+        yield conninfo
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            drop_database(server, name)
+
+
+@pytest.fixture(scope="module")
+def readonly_db_0023(pg_server: str, asset_forge_0023_template: str) -> Iterator[str]:
+    """Conninfo of a 0023 clone shared by a module's tests; writing to it is a test bug."""
+    yield from _shared_clone(pg_server, asset_forge_0023_template, "rollbot_ro0023")
+
+
+@pytest.fixture(scope="module")
+def readonly_db_0022(pg_server: str, asset_forge_0022_template: str) -> Iterator[str]:
+    """Conninfo of a 0022 clone shared by a module's tests; writing to it is a test bug."""
+    yield from _shared_clone(pg_server, asset_forge_0022_template, "rollbot_ro0022")

@@ -115,42 +115,44 @@ def test_runbook_names_what_the_fixture_is_checked_against() -> None:
     assert set(MIGRATION_0023_TABLES) == SEED_TABLES
 
 
-def test_0023_has_the_runbooks_tables_and_enums(db_0023: str) -> None:
+def test_0023_has_the_runbooks_tables_and_enums(readonly_db_0023: str) -> None:
     """After 0023 the six tables and four enums exist beside the baseline ones."""
-    assert _column(db_0023, TABLES) == SEED_TABLES | set(BASELINE_TABLES)
-    assert _column(db_0023, ENUMS) == SEED_ENUMS | {"user_role"}
+    assert _column(readonly_db_0023, TABLES) == SEED_TABLES | set(BASELINE_TABLES)
+    assert _column(readonly_db_0023, ENUMS) == SEED_ENUMS | {"user_role"}
 
 
-def test_0023_has_exactly_the_runbooks_indexes(db_0023: str) -> None:
+def test_0023_has_exactly_the_runbooks_indexes(readonly_db_0023: str) -> None:
     """The named indexes on 0023's tables are exactly the 34 the runbook drops, no more."""
-    on_new_tables = _column(db_0023, INDEXES + " AND t.relname = ANY(%s)", [list(SEED_TABLES)])
+    on_new_tables = _column(
+        readonly_db_0023, INDEXES + " AND t.relname = ANY(%s)", [list(SEED_TABLES)]
+    )
     assert on_new_tables == SEED_INDEXES
-    assert _column(db_0023, INDEXES) == SEED_INDEXES | BASELINE_INDEXES
+    assert _column(readonly_db_0023, INDEXES) == SEED_INDEXES | BASELINE_INDEXES
 
 
-def test_0023_has_the_runbooks_foreign_keys_but_one(db_0023: str) -> None:
+def test_0023_has_the_runbooks_foreign_keys_but_one(readonly_db_0023: str) -> None:
     """All of the runbook's foreign keys exist except the one 0023 never created."""
-    names = {fk[0] for fk in _foreign_keys(db_0023)}
+    names = {fk[0] for fk in _foreign_keys(readonly_db_0023)}
     assert NEVER_CREATED_FK in SEED_FKS
     assert names == (SEED_FKS - {NEVER_CREATED_FK}) | BASELINE_FKS
 
 
-def test_foreign_keys_point_where_their_names_say(db_0023: str) -> None:
+def test_foreign_keys_point_where_their_names_say(readonly_db_0023: str) -> None:
     """Each foreign key is named table_column_target_id_fk, as drizzle-kit names them."""
-    for name, table, column, target in _foreign_keys(db_0023):
+    for name, table, column, target in _foreign_keys(readonly_db_0023):
         assert name == f"{table}_{column}_{target}_id_fk"
 
 
-def test_0022_has_none_of_0023(db_0022: str) -> None:
+def test_0022_has_none_of_0023(readonly_db_0022: str) -> None:
     """Before 0023 none of its tables, enums, indexes or foreign keys exist, the rest does."""
-    assert _column(db_0022, TABLES) == set(BASELINE_TABLES)
-    assert _column(db_0022, ENUMS) == {"user_role"}
-    assert _column(db_0022, INDEXES) == BASELINE_INDEXES
-    assert {fk[0] for fk in _foreign_keys(db_0022)} == BASELINE_FKS
-    assert _counts(db_0022, list(BASELINE_TABLES)) == SAMPLE_COUNTS_0022
+    assert _column(readonly_db_0022, TABLES) == set(BASELINE_TABLES)
+    assert _column(readonly_db_0022, ENUMS) == {"user_role"}
+    assert _column(readonly_db_0022, INDEXES) == BASELINE_INDEXES
+    assert {fk[0] for fk in _foreign_keys(readonly_db_0022)} == BASELINE_FKS
+    assert _counts(readonly_db_0022, list(BASELINE_TABLES)) == SAMPLE_COUNTS_0022
 
 
-@pytest.mark.parametrize(("fixture", "entries"), [("db_0022", 1), ("db_0023", 2)])
+@pytest.mark.parametrize(("fixture", "entries"), [("readonly_db_0022", 1), ("readonly_db_0023", 2)])
 def test_ledger_rows_are_drizzles(
     fixture: str, entries: int, request: pytest.FixtureRequest
 ) -> None:
@@ -168,13 +170,13 @@ def test_reapplying_applies_nothing(db_0023: str) -> None:
         assert len(conn.execute(LEDGER).fetchall()) == 2
 
 
-def test_0022_migrates_forward_to_0023(db_0022: str, db_0023: str) -> None:
+def test_0022_migrates_forward_to_0023(db_0022: str, readonly_db_0023: str) -> None:
     """Migrating a 0022 database applies 0023 alone and yields 0023's schema and ledger."""
     with psycopg.connect(db_0022, autocommit=True) as conn:
         assert apply_migrations(conn) == ["0023_loud_shen"]
-    assert _column(db_0022, TABLES) == _column(db_0023, TABLES)
-    assert _column(db_0022, INDEXES) == _column(db_0023, INDEXES)
-    assert _foreign_keys(db_0022) == _foreign_keys(db_0023)
+    assert _column(db_0022, TABLES) == _column(readonly_db_0023, TABLES)
+    assert _column(db_0022, INDEXES) == _column(readonly_db_0023, INDEXES)
+    assert _foreign_keys(db_0022) == _foreign_keys(readonly_db_0023)
 
 
 @pytest.mark.parametrize(
@@ -202,16 +204,18 @@ def test_clones_are_isolated(
     assert _counts(second, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
 
 
-def test_seed_sql_rolls_0023_back_but_keeps_its_ledger_row(db_0023: str, db_0022: str) -> None:
+def test_seed_sql_rolls_0023_back_but_keeps_its_ledger_row(
+    db_0023: str, readonly_db_0022: str
+) -> None:
     """The runbook's SQL leaves 0022's schema and rows, yet Drizzle still records 0023."""
     block = re.search(r"```sql\n(.*?)```", RUNBOOK.read_text(encoding="utf-8"), re.DOTALL)
     assert block is not None
     with psycopg.connect(db_0023, autocommit=True) as conn:
         conn.execute(block.group(1).encode())
         ledger = conn.execute(LEDGER).fetchall()
-    assert _column(db_0023, TABLES) == _column(db_0022, TABLES)
-    assert _column(db_0023, ENUMS) == _column(db_0022, ENUMS)
-    assert _column(db_0023, INDEXES) == _column(db_0022, INDEXES)
-    assert _foreign_keys(db_0023) == _foreign_keys(db_0022)
+    assert _column(db_0023, TABLES) == _column(readonly_db_0022, TABLES)
+    assert _column(db_0023, ENUMS) == _column(readonly_db_0022, ENUMS)
+    assert _column(db_0023, INDEXES) == _column(readonly_db_0022, INDEXES)
+    assert _foreign_keys(db_0023) == _foreign_keys(readonly_db_0022)
     assert _counts(db_0023, list(BASELINE_TABLES)) == SAMPLE_COUNTS_0022
     assert len(ledger) == 2
