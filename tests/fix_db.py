@@ -4,6 +4,11 @@ The server is chosen once per session: `TEST_DATABASE_URL` if set; else the loca
 127.0.0.1:5432 if it answers; else an embedded pgserver. Databases are created per test (cloned
 from a template where a fixture schema is needed, which is much faster than rebuilding it) and
 dropped afterwards, so tests never see each other's objects.
+
+The asset_forge templates are built once per session, one at migration 0022 and one at 0023,
+each with the deterministic sample rows; `db_0022` and `db_0023` hand every test its own clone.
+A clone costs a few tenths of a second, so tests that only read the catalog or count rows may
+share one per module through `readonly_db_0022` and `readonly_db_0023`.
 """
 
 from __future__ import annotations
@@ -19,11 +24,16 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.embedded import embedded_server
+from bot.sample import BASELINE_TABLES, build_asset_forge, expected_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 LOCAL_SERVER = "host=127.0.0.1 port=5432 dbname=postgres"
+
+# Rows per table in the asset_forge clones, derived independently of what the build reports.
+SAMPLE_COUNTS: dict[str, int] = expected_rows()
+SAMPLE_COUNTS_0022: dict[str, int] = expected_rows(tables=BASELINE_TABLES)
 
 
 def _answers(conninfo: str) -> bool:
@@ -100,3 +110,62 @@ def make_database(pg_server: str) -> Iterator[Callable[..., str]]:
 def scratch_db(make_database: Callable[..., str]) -> str:
     """An empty database of its own for this test."""
     return make_database()
+
+
+def _asset_forge_template(server: str, upto: str) -> Iterator[str]:
+    # build_asset_forge closes its connection: CREATE DATABASE ... TEMPLATE refuses a source
+    # database anyone is connected to.
+    name = unique_name(f"rollbot_af{upto}")
+    conninfo = create_database(server, name)
+    try:
+        build_asset_forge(conninfo, upto=upto)
+        yield name
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            drop_database(server, name)
+
+
+@pytest.fixture(scope="session")
+def asset_forge_0023_template(pg_server: str) -> Iterator[str]:
+    """Name of a database at migration 0023 with sample rows, to clone, never to connect to."""
+    yield from _asset_forge_template(pg_server, "0023")
+
+
+@pytest.fixture(scope="session")
+def asset_forge_0022_template(pg_server: str) -> Iterator[str]:
+    """Name of a database at migration 0022 (before 0023) with sample rows, to clone."""
+    yield from _asset_forge_template(pg_server, "0022")
+
+
+@pytest.fixture
+def db_0023(make_database: Callable[..., str], asset_forge_0023_template: str) -> str:
+    """Conninfo of this test's own asset_forge at 0023: what a rollback starts from."""
+    return make_database(template=asset_forge_0023_template, prefix="rollbot_0023")
+
+
+@pytest.fixture
+def db_0022(make_database: Callable[..., str], asset_forge_0022_template: str) -> str:
+    """Conninfo of this test's own asset_forge at 0022: the schema a rollback must end at."""
+    return make_database(template=asset_forge_0022_template, prefix="rollbot_0022")
+
+
+def _shared_clone(server: str, template: str, prefix: str) -> Iterator[str]:
+    name = unique_name(prefix)
+    conninfo = create_database(server, name, template)
+    try:
+        yield conninfo
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            drop_database(server, name)
+
+
+@pytest.fixture(scope="module")
+def readonly_db_0023(pg_server: str, asset_forge_0023_template: str) -> Iterator[str]:
+    """Conninfo of a 0023 clone shared by a module's tests; writing to it is a test bug."""
+    yield from _shared_clone(pg_server, asset_forge_0023_template, "rollbot_ro0023")
+
+
+@pytest.fixture(scope="module")
+def readonly_db_0022(pg_server: str, asset_forge_0022_template: str) -> Iterator[str]:
+    """Conninfo of a 0022 clone shared by a module's tests; writing to it is a test bug."""
+    yield from _shared_clone(pg_server, asset_forge_0022_template, "rollbot_ro0022")
