@@ -207,7 +207,8 @@ def take_backup(
                 where=target.where,
                 directory=str(directory),
             )
-        tables = verify_backup(tools, partial, required_tables)
+        # The partial file is deleted on failure, so errors name the database instead.
+        tables = _verify(tools, partial, required, f"The new backup of {target.where}")
         size, digest = partial.stat().st_size, _sha256(partial)
         partial.replace(final)
         _sync_directory(directory)
@@ -235,13 +236,19 @@ def verify_backup(tools: PgTools, path: Path, required_tables: Sequence[str]) ->
     truncated file; restoring to /dev/null reads every data block. Returns the tables with
     data, as `schema.table`.
     """
-    required = _names(required_tables, "Required table")
+    return _verify(tools, path, _names(required_tables, "Required table"), f"The backup {path}")
+
+
+def _verify(
+    tools: PgTools, path: Path, required: list[QualifiedName], label: str
+) -> tuple[str, ...]:
+    """Verification, with errors naming the backup as the caller knows it."""
     returncode, listing, stderr = _run(tools.pg_restore, ["--list", str(path)])
     if returncode == 0:
         returncode, _, stderr = _run(tools.pg_restore, [f"--file={os.devnull}", str(path)])
     if returncode != 0:
         raise BackupError(
-            f"The backup {path} cannot be read back",
+            f"{label} cannot be read back",
             why=f"pg_restore said: {summarise(stderr, 'pg_restore')}",
             todo="take the backup again; if this repeats, check the disk and that pg_restore "
             "is as new as the pg_dump that wrote it",
@@ -254,7 +261,7 @@ def verify_backup(tools: PgTools, path: Path, required_tables: Sequence[str]) ->
             for n in missing
         )
         raise BackupError(
-            f"The backup {path} lacks the data of {detail}",
+            f"{label} lacks the data of {detail}",
             why="a rollback may only go ahead with a backup of every table it changes",
             todo="check the table names in the runbook against the database, and do not "
             "exclude their data or schema",

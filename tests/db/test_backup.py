@@ -247,7 +247,8 @@ def test_missing_required_table_is_named_and_nothing_is_left(
         take_backup(
             pg_tools, populated, tmp_path, name="m", required_tables=["public.users", "public.gone"]
         )
-    assert "lacks the data of public.gone" in caught.value.what
+    assert caught.value.what.startswith("The new backup of database ")
+    assert caught.value.what.endswith(" lacks the data of public.gone")
     assert "public.users" not in caught.value.what
     assert list(tmp_path.iterdir()) == []
 
