@@ -17,7 +17,7 @@ import stat
 import subprocess
 import time
 from datetime import UTC, datetime
-from pathlib import Path  # noqa: TC003 - pydantic reads BackupInfo's annotations at run time
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import AwareDatetime, BaseModel
@@ -25,9 +25,10 @@ from pydantic import AwareDatetime, BaseModel
 from bot.archive import read_toc
 from bot.errors import BackupError
 from bot.pgconn import child_connection, public_conninfo
-from bot.pgfailures import dump_failure, redact, summarise
+from bot.pgfailures import dump_failure, summarise
 from bot.pgnames import QualifiedName, dump_pattern, qualified, split_qualified
 from bot.pgtools import major_of, probe_version
+from bot.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

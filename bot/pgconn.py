@@ -14,7 +14,7 @@ from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.errors import BackupError
-from bot.pgfailures import redact
+from bot.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

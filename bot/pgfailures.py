@@ -8,20 +8,11 @@ purely, after secrets have been taken out of it.
 from __future__ import annotations
 
 from typing import NamedTuple
-from urllib.parse import quote
 
 from bot.errors import BackupError
 
 _SUMMARY_LIMIT = 400
 _RETRY = "retry; if it fails again, take a manual pg_dump and investigate before any rollback"
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """Replace each secret (and its URL-encoded form) with ***, longest first."""
-    variants = {v for s in secrets if s for v in (s, quote(s, safe=""))}
-    for secret in sorted(variants, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def summarise(stderr: str, tool: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -40,8 +40,9 @@ def secrets_of(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with every known secret and every credential-shaped string masked."""
-    for secret in secrets:
+    """`text` with every known secret (also URL-encoded) and credential-shaped strings masked."""
+    variants = {v for s in secrets if s for v in (s, quote(s, safe=""))}
+    for secret in sorted(variants, key=len, reverse=True):
         text = text.replace(secret, MASK)
     text = _URI_PASSWORD.sub(lambda m: m["head"] + MASK if m["secret"] else m[0], text)
     text = _KV_PASSWORD.sub(lambda m: m["head"] + MASK, text)

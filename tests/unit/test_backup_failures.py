@@ -2,7 +2,8 @@
 
 import pytest
 
-from bot.pgfailures import dump_failure, redact, summarise
+from bot.pgfailures import dump_failure, summarise
+from bot.redact import redact
 
 WHERE = 'database "app" on db.internal:5432'
 
