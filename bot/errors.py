@@ -19,15 +19,20 @@ class RollbotError(Exception):
 
     def render(self) -> str:
         """One paragraph for a terminal or a chat message."""
-        parts = [self.what.rstrip(".") + "."]
-        if self.why:
-            parts.append(self.why.rstrip(".") + ".")
-        if self.todo:
-            parts.append(self.todo.rstrip(".") + ".")
-        return " ".join(parts)
+        parts = [self.what, self.why, self.todo]
+        return " ".join(_sentence(part) for part in parts if part)
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _sentence(text: str) -> str:
+    """Capitalise a plain first word; leave names like pg_dump or ROLLBOT_PG_BIN alone."""
+    text = text.strip().rstrip(".")
+    first = text.split(" ", 1)[0]
+    if first.isalpha() and first.islower():
+        text = text[:1].upper() + text[1:]
+    return text + "."
 
 
 class ConfigError(RollbotError):

@@ -65,7 +65,7 @@ def test_unknown_front_matter_key_is_named() -> None:
     with pytest.raises(RunbookError) as caught:
         parse_runbook("---\nlock_timout: 1s\n---\n" + GOOD, file="0024_brave_wolf.md")
     assert "lock_timout" in caught.value.render()
-    assert "allowed keys are" in caught.value.render()
+    assert "Allowed keys are migration, count" in caught.value.render()
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_library_miss_suggests(tmp_path: Path) -> None:
     """An unknown or hostile id is refused with the known runbooks and a suggestion."""
     (tmp_path / "0023_loud_shen.md").write_text(SEED.read_text())
     library = load_library(tmp_path)
-    with pytest.raises(NotFoundError, match="did you mean 0023"):
+    with pytest.raises(NotFoundError, match="Did you mean 0023"):
         library.find("0032")
     with pytest.raises(NotFoundError, match="is not a migration id") as caught:
         library.find("0023; DROP TABLE users")
