@@ -318,7 +318,7 @@ def _counted(
     missing: list[str] = []
     for name in names:
         row = conn.execute(
-            "SELECT c.oid, format('%I.%I', n.nspname, c.relname) FROM pg_class c"
+            "SELECT c.oid, format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
             (name,),
         ).fetchone()
@@ -356,7 +356,7 @@ def relations(
 ) -> dict[int, str]:
     """Every table, view and materialized view of the application, by oid."""
     rows = conn.execute(
-        "SELECT c.oid, format('%I.%I', n.nspname, c.relname) FROM pg_class c"
+        "SELECT c.oid, format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relkind IN ('r', 'p', 'v', 'm') AND NOT n.nspname = ANY (%s)"
         " AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast%%'",

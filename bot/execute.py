@@ -1,0 +1,375 @@
+"""Runs an approved plan in one transaction, and proves it did what the plan said.
+
+Order matters, and is what makes the rollback safe on a live database:
+1. advisory lock: one rollback per database at a time;
+2. lock the tables to be dropped against writes only (reads go on), export the snapshot,
+   count their rows and take the final backup from that same snapshot, so "rows dropped"
+   equals "rows in the final backup" by construction;
+3. only then take ACCESS EXCLUSIVE on everything the DDL touches, in one statement, under
+   lock_timeout; re-check the inventory the plan was approved on;
+4. run the statements; verify before COMMIT that every dropped object is gone, nothing else
+   disappeared and the neighbouring tables' counts did not move.
+Any error rolls back: the database is unchanged. Lock timeouts are retried with jittered
+backoff; when rollbot gives up it names the sessions that blocked it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import psycopg
+from pydantic import BaseModel, ConfigDict
+
+from bot.backup import BackupInfo, take_backup
+from bot.catalog import read_facts, relations
+from bot.errors import BackupError
+from bot.locks import Blocker, BlockerWatch, advisory_holder
+from bot.plan import plan_hash
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import timedelta
+    from pathlib import Path
+
+    from bot.pgtools import PgTools
+    from bot.plan import Plan
+    from bot.runbook import Runbook
+
+
+class TableCount(BaseModel):
+    """Rows a dropped table held, counted inside the rollback transaction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    rows: int
+    backup_rows: int  # rows in the final backup: the same snapshot, so the same number
+
+
+class NeighbourCount(BaseModel):
+    """A table that stays: its rows before and after the statements, in the transaction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    before: int
+    after: int
+
+
+class Outcome(BaseModel):
+    """What an execution did, or why it changed nothing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    succeeded: bool
+    changed: bool = False
+    dropped: tuple[TableCount, ...] = ()
+    neighbours: tuple[NeighbourCount, ...] = ()
+    objects_expected: int = 0
+    objects_gone: int = 0
+    final_backup: BackupInfo | None = None
+    duration_s: float = 0.0
+    attempts: int = 1
+    failed_statement: str | None = None
+    failed_line: int | None = None
+    error: str | None = None
+    sqlstate: str | None = None
+    blockers: tuple[Blocker, ...] = ()
+    holder: str | None = None
+    xid: int | None = None
+
+
+class RetryPolicy(BaseModel):
+    """How hard to try for the locks before giving up (and leaving the app alone)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempts: int = 3
+    base_delay_s: float = 1.0
+    max_delay_s: float = 10.0
+
+
+class ExecutionFailedError(Exception):
+    """Internal: carries the Outcome of an attempt that rolled back."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+class LockTimeoutError(Exception):
+    """Internal: an attempt that could not get its locks in time."""
+
+    def __init__(self, blockers: tuple[Blocker, ...], statement: str) -> None:
+        super().__init__(statement)
+        self.blockers = blockers
+        self.statement = statement
+
+
+def execute_plan(
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    conninfo: str,
+    tools: PgTools,
+    backup_dir: Path,
+    run_id: int,
+    on_commit_pending: Callable[[int], None],
+    retry: RetryPolicy | None = None,
+    exclude_schemas: tuple[str, ...] = (),
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[float, float], float] = random.uniform,
+) -> Outcome:
+    """Execute with bounded lock retries; `on_commit_pending(xid)` runs just before COMMIT."""
+    retry = retry or RetryPolicy()
+    started = time.monotonic()
+    last: LockTimeoutError | None = None
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            outcome = _attempt(
+                plan,
+                runbook,
+                conninfo=conninfo,
+                tools=tools,
+                backup_dir=backup_dir,
+                run_id=run_id,
+                on_commit_pending=on_commit_pending,
+                exclude_schemas=exclude_schemas,
+            )
+            return outcome.model_copy(
+                update={"attempts": attempt, "duration_s": time.monotonic() - started}
+            )
+        except LockTimeoutError as exc:
+            last = exc
+            if attempt < retry.attempts:
+                ceiling = min(retry.max_delay_s, retry.base_delay_s * 2 ** (attempt - 1))
+                sleep(jitter(0.0, ceiling))
+        except ExecutionFailedError as exc:
+            return exc.outcome.model_copy(
+                update={"attempts": attempt, "duration_s": time.monotonic() - started}
+            )
+    assert last is not None  # noqa: S101 - the loop ran at least once
+    return Outcome(
+        succeeded=False,
+        error=f"could not get the locks within {_seconds(plan.lock_timeout)} "
+        f"after {retry.attempts} attempts; nothing was changed",
+        failed_statement=last.statement,
+        sqlstate="55P03",
+        blockers=last.blockers,
+        attempts=retry.attempts,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _attempt(
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    conninfo: str,
+    tools: PgTools,
+    backup_dir: Path,
+    run_id: int,
+    on_commit_pending: Callable[[int], None],
+    exclude_schemas: tuple[str, ...],
+) -> Outcome:
+    script = plan.script
+    final: BackupInfo | None = None
+    with psycopg.connect(conninfo, application_name=f"rollbot run {run_id}") as conn:
+        try:
+            for setting in script.settings:
+                conn.execute(setting.encode())
+            row = conn.execute(script.advisory_lock.encode()).fetchone()
+            if not (row and row[0]):
+                holder = advisory_holder(conninfo)
+                _fail(
+                    f"another rollback is running on this database ({holder}); nothing was changed",
+                    holder=holder,
+                )
+            other_tables = [
+                name
+                for name in relations(conn, exclude_schemas).values()
+                if name not in plan.write_locked
+            ]
+            dropped_counts: list[int] = []
+            if script.write_lock:
+                _lock(conn, conninfo, script.write_lock)
+                snapshot = _scalar(conn, script.export_snapshot)
+                dropped_counts = [int(_scalar(conn, q)) for q in script.count_dropped]
+                final = _final_backup(
+                    plan,
+                    tools=tools,
+                    conninfo=conninfo,
+                    backup_dir=backup_dir,
+                    run_id=run_id,
+                    snapshot=str(snapshot),
+                    other_tables=other_tables,
+                    exclude_schemas=exclude_schemas,
+                )
+            if script.exclusive_lock:
+                _lock(conn, conninfo, script.exclusive_lock)
+            before_relations = relations(conn, exclude_schemas)
+            _check_binding(conn, plan, runbook)
+            neighbours_before = [int(_scalar(conn, q)) for q in script.count_neighbours]
+            _run_statements(conn, runbook, script.statements)
+            neighbours_after = [int(_scalar(conn, q)) for q in script.count_neighbours]
+            gone = _verify(
+                conn,
+                plan,
+                runbook,
+                before_relations=before_relations,
+                neighbours=(neighbours_before, neighbours_after),
+                exclude_schemas=exclude_schemas,
+            )
+            xid = int(_scalar(conn, "SELECT pg_current_xact_id()::text::bigint"))
+            on_commit_pending(xid)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            _discard(final)
+            raise
+    counts = dict(zip(plan.write_locked, dropped_counts, strict=False))
+    return Outcome(
+        succeeded=True,
+        changed=True,
+        dropped=tuple(
+            TableCount(
+                table=t.table, rows=counts.get(t.table, 0), backup_rows=counts.get(t.table, 0)
+            )
+            for t in (*plan.drop_tables, *plan.delete_tables)
+        ),
+        neighbours=tuple(
+            NeighbourCount(table=name, before=b, after=a)
+            for name, b, a in zip(plan.neighbours, neighbours_before, neighbours_after, strict=True)
+        ),
+        objects_expected=len(plan.dropped),
+        objects_gone=gone,
+        final_backup=final,
+        xid=xid,
+    )
+
+
+def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:  # noqa: ANN401
+    row = conn.execute(query.encode()).fetchone()
+    return row[0] if row else None
+
+
+def _lock(conn: psycopg.Connection[Any], conninfo: str, statement: str) -> None:
+    """Take table locks under lock_timeout, noting who blocks us while we wait."""
+    with BlockerWatch(conninfo, conn.info.backend_pid) as watch:
+        try:
+            conn.execute(statement.encode())
+        except psycopg.errors.LockNotAvailable:
+            conn.rollback()
+            raise LockTimeoutError(watch.blockers(), statement) from None
+
+
+def _final_backup(
+    plan: Plan,
+    *,
+    tools: PgTools,
+    conninfo: str,
+    backup_dir: Path,
+    run_id: int,
+    snapshot: str,
+    other_tables: list[str],
+    exclude_schemas: tuple[str, ...],
+) -> BackupInfo:
+    try:
+        return take_backup(
+            tools,
+            conninfo,
+            backup_dir,
+            name=f"run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
+            kind="final",
+            required_tables=plan.write_locked,
+            snapshot=snapshot,
+            exclude_table_data=other_tables,
+            exclude_schemas=exclude_schemas,
+            lock_wait_timeout_s=plan.lock_timeout.total_seconds(),
+            application_name=f"rollbot run {run_id} final backup",
+        )
+    except BackupError as exc:
+        _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
+
+
+def _check_binding(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) -> None:
+    """Under the exclusive locks, the inventory must still be the approved one."""
+    facts = read_facts(conn, runbook, plan.target)
+    if plan_hash(plan.sql, facts, runbook.sha256) != plan.hash:
+        _fail("the schema changed after the plan was approved; nothing was changed")
+
+
+def _run_statements(
+    conn: psycopg.Connection[Any], runbook: Runbook, statements: tuple[str, ...]
+) -> None:
+    for statement, text in zip(runbook.statements, statements, strict=True):
+        try:
+            conn.execute(text.encode())
+        except psycopg.errors.LockNotAvailable:
+            raise LockTimeoutError((), text) from None
+        except psycopg.Error as exc:
+            diag = exc.diag
+            message = diag.message_primary or str(exc)
+            if diag.message_detail:
+                message += f" ({diag.message_detail})"
+            _fail(
+                f"statement {statement.number} failed: {message}; nothing was changed",
+                failed_statement=text,
+                failed_line=statement.line,
+                sqlstate=diag.sqlstate,
+            )
+
+
+def _verify(
+    conn: psycopg.Connection[Any],
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    before_relations: dict[int, str],
+    neighbours: tuple[list[int], list[int]],
+    exclude_schemas: tuple[str, ...],
+) -> int:
+    """Every dropped object gone, nothing else gone, neighbours' counts unchanged."""
+    facts = read_facts(conn, runbook, plan.target)
+    still_there = [
+        f.name for f in facts.objects if f.exists and (f.statement, f.position) in _dropped(plan)
+    ]
+    dropped_oids = {f.oid for f in plan.dropped}
+    expected = {oid: name for oid, name in before_relations.items() if oid not in dropped_oids}
+    after = relations(conn, exclude_schemas)
+    vanished = sorted(name for oid, name in expected.items() if oid not in after)
+    changed = [
+        f"{name}: {b} → {a}"
+        for name, b, a in zip(plan.neighbours, *neighbours, strict=True)
+        if b != a
+    ]
+    problems = []
+    if still_there:
+        problems.append(f"still present: {', '.join(still_there)}")
+    if vanished:
+        problems.append(f"dropped although the runbook does not name them: {', '.join(vanished)}")
+    if changed:
+        problems.append(f"row counts changed: {', '.join(changed)}")
+    if problems:
+        _fail(f"verification failed ({'; '.join(problems)}); rolled back, nothing was changed")
+    return len(plan.dropped)
+
+
+def _dropped(plan: Plan) -> set[tuple[int, int]]:
+    return {(f.statement, f.position) for f in plan.dropped}
+
+
+def _fail(error: str, **fields: Any) -> NoReturn:  # noqa: ANN401
+    raise ExecutionFailedError(Outcome(succeeded=False, error=error, **fields))
+
+
+def _discard(backup: BackupInfo | None) -> None:
+    """A final backup of an attempt that rolled back describes nothing that happened."""
+    if backup is not None:
+        backup.path.unlink(missing_ok=True)
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g} s"

@@ -1,0 +1,292 @@
+"""The rollback service: where a request becomes a plan, a backup, an approval, an execution.
+
+The CLI and the Slack handlers both call this and nothing else.
+
+Every step is persisted (compare-and-set, with its audit event) before it is announced, so a
+crash or a lost Slack message never leaves anyone believing something that did not happen.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import psycopg
+import structlog
+
+from bot.backup import BackupInfo
+from bot.catalog import describe_target, read_facts
+from bot.errors import (
+    BackupError,
+    ConflictError,
+    DatabaseUnavailableError,
+    NotAllowedError,
+    RollbotError,
+)
+from bot.execute import Outcome, RetryPolicy, execute_plan
+from bot.library import RunbookLibrary, load_library
+from bot.pgtools import find_pg_tools
+from bot.plan import Plan, build_plan
+from bot.policy import decide_approval
+from bot.run import Run, RunEvent
+from bot.snapshots import backup_with_counts
+from bot.store import STATE_SCHEMA, RunStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bot.config import Settings
+    from bot.runbook import Runbook
+
+log = structlog.get_logger()
+
+
+class Notifier(Protocol):
+    """Told about every persisted change of a run (Slack messages, terminal output)."""
+
+    def run_changed(self, run: Run, event: str) -> None:
+        """`run` is the state as stored; `event` names what just happened."""
+
+
+class SilentNotifier:
+    """For callers that read the returned run instead."""
+
+    def run_changed(self, run: Run, event: str) -> None:
+        """Nothing to tell."""
+
+
+class StalePlanError(RollbotError):
+    """An approval arrived for a plan that no longer matches the runbook or the schema."""
+
+    def __init__(self, old: Run, new: Run | None, why: str) -> None:
+        todo = (
+            f"a new plan was made: approve {new.label()} instead"
+            if new is not None
+            else "request a new plan"
+        )
+        super().__init__(f"The approval of {old.label()} was refused", why=why, todo=todo)
+        self.old = old
+        self.new = new
+
+
+class Rollbot:
+    """Requests, approvals and executions of rollbacks, for one target database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RunStore,
+        *,
+        notifier: Notifier | None = None,
+        approvers: Callable[[], frozenset[str]] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.notifier = notifier or SilentNotifier()
+        self._approvers = approvers or (lambda: frozenset(settings.approvers))
+        self._now = clock
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def library(self) -> RunbookLibrary:
+        """Runbooks are read fresh each time: an edit takes effect (and voids old plans)."""
+        return load_library(self.settings.runbooks_dir)
+
+    def run(self, run_id: int) -> Run:
+        """One run by id."""
+        return self.store.get(run_id)
+
+    # -- the flow ----------------------------------------------------------------------------
+
+    def request(self, query: str, *, requested_by: str, channel: str | None = None) -> Run:
+        """Plan a rollback, take and verify the backup, and leave it awaiting approval."""
+        runbook = self.library().find(query)
+        plan = self._plan(runbook, count=True)
+        run = self.store.create(
+            migration_id=runbook.migration_id,
+            runbook_name=runbook.name,
+            target_name=plan.target.name,
+            target_label=plan.target.label(),
+            target_identity=plan.target.identity(),
+            requested_by=requested_by,
+            channel=channel,
+            required_approvals=self.settings.required_approvals,
+            plan=plan.model_dump(mode="json"),
+            plan_hash=plan.hash,
+        )
+        with structlog.contextvars.bound_contextvars(run_id=run.id):
+            log.info("run.requested", migration=runbook.name, requested_by=requested_by)
+            self._announce(run, "requested")
+            return self._prepare(run, plan)
+
+    def _prepare(self, run: Run, plan: Plan) -> Run:
+        """Block, or back up and open the approval window."""
+        if plan.blocked:
+            return self._move(run, RunEvent.BLOCKED, reason="; ".join(plan.blockers))
+        try:
+            tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
+        except BackupError as exc:
+            return self._move(run, RunEvent.BLOCKED, reason=exc.render())
+        run = self._move(run, RunEvent.BACKUP_STARTED)
+        try:
+            backup, rows = backup_with_counts(
+                tools,
+                self.settings.target_conninfo(),
+                self.settings.backup_dir,
+                name=f"run-{run.id}-{self._now():%Y%m%d-%H%M%S}",
+                tables=plan.write_locked,
+                exclude_schemas=self._exclude(),
+                application_name=f"rollbot run {run.id} backup",
+            )
+        except BackupError as exc:
+            return self._move(run, RunEvent.BLOCKED, reason=exc.render())
+        return self._move(
+            run,
+            RunEvent.BACKUP_VERIFIED,
+            backup={"full": backup.model_dump(mode="json"), "rows": rows},
+            expires_at=self._now() + self.settings.approval_ttl,
+        )
+
+    def approve(self, run_id: int, user: str) -> Run:
+        """Count `user`'s approval if the policy allows it; execute once enough have come."""
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            return self._approve(self.store.get(run_id), user)
+
+    def _approve(self, run: Run, user: str) -> Run:
+        decision = decide_approval(run, user, approvers=self._approvers(), now=self._now())
+        if not decision.counts:
+            self.store.record(run.id, "approval_refused", actor=user, data={"why": decision.reason})
+            log.info("run.approval_refused", user=user, why=decision.reason)
+            raise NotAllowedError(decision.reason, todo="nothing was changed")
+        self._check_binding(run)
+        run = self.store.add_approval(run, user)
+        log.info("run.approval_added", user=user)
+        if len(run.approvers) < run.required_approvals:
+            self._announce(run, "approval_added")
+            return run
+        run = self._move(run, RunEvent.APPROVED, actor=user)
+        return self.execute(run)
+
+    def execute(self, run: Run) -> Run:
+        """Run an approved plan; the outcome is stored before anyone is told."""
+        with structlog.contextvars.bound_contextvars(run_id=run.id):
+            return self._execute(run)
+
+    def _execute(self, run: Run) -> Run:
+        run = self._move(run, RunEvent.EXECUTION_STARTED)
+        plan = Plan.model_validate(run.plan)
+        try:
+            runbook = self.library().find(run.runbook_name)
+            tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
+        except RollbotError as exc:
+            return self._move(run, RunEvent.FAILED, reason=exc.render())
+
+        def remember(xid: int) -> None:
+            self.store.update(run, xid=xid)
+
+        outcome = execute_plan(
+            plan,
+            runbook,
+            conninfo=self.settings.target_conninfo(),
+            tools=tools,
+            backup_dir=self.settings.backup_dir,
+            run_id=run.id,
+            on_commit_pending=remember,
+            retry=RetryPolicy(
+                attempts=self.settings.lock_retries,
+                base_delay_s=self.settings.lock_retry_delay.total_seconds(),
+            ),
+            exclude_schemas=self._exclude(),
+        )
+        log.info("run.executed", succeeded=outcome.succeeded, duration_s=outcome.duration_s)
+        event = RunEvent.SUCCEEDED if outcome.succeeded else RunEvent.FAILED
+        return self._move(run, event, outcome=outcome.model_dump(mode="json"), reason=outcome.error)
+
+    def cancel(self, run_id: int, user: str) -> Run:
+        """The requester or an approver may cancel a run that has not started executing."""
+        run = self.store.get(run_id)
+        if user != run.requested_by and user not in self._approvers():
+            raise NotAllowedError(
+                f"{user} may not cancel {run.label()}",
+                why="only its requester or an approver can",
+                todo="ask them, or let it expire",
+            )
+        return self._move(run, RunEvent.CANCELLED, actor=user, reason=f"cancelled by {user}")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _plan(self, runbook: Runbook, *, count: bool) -> Plan:
+        conninfo = self.settings.target_conninfo()
+        try:
+            with psycopg.connect(
+                conninfo, connect_timeout=10, application_name="rollbot plan"
+            ) as conn:
+                conn.read_only = True
+                target = describe_target(conn)
+                budget = self.settings.count_budget if count else None
+                facts = read_facts(conn, runbook, target, count_budget=budget)
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailableError(
+                "The target database cannot be reached",
+                why=type(exc).__name__,
+                todo="check DATABASE_URL and that the server is up; nothing was planned",
+            ) from None
+        return build_plan(
+            runbook,
+            facts,
+            lock_timeout=self.settings.lock_timeout,
+            statement_timeout=self.settings.statement_timeout,
+        )
+
+    def _check_binding(self, run: Run) -> None:
+        """The approval is for this plan: same runbook file, same schema, same SQL."""
+        approved = Plan.model_validate(run.plan)
+        try:
+            runbook = self.library().find(run.runbook_name)
+            current = self._plan(runbook, count=False)
+        except RollbotError as exc:
+            why = f"the runbook can no longer be planned: {exc.render()}"
+            self._move(run, RunEvent.CANCELLED, reason=why)
+            raise StalePlanError(run, None, why) from None
+        if current.hash == approved.hash:
+            return
+        why = (
+            "the runbook file changed since the plan was made"
+            if runbook.sha256 != approved.runbook_sha256
+            else "the live schema changed since the plan was made"
+        )
+        self._move(run, RunEvent.CANCELLED, reason=f"stale plan: {why}")
+        try:
+            new = self.request(run.runbook_name, requested_by=run.requested_by, channel=run.channel)
+        except (RollbotError, ConflictError):
+            new = None
+        raise StalePlanError(run, new, why)
+
+    def _move(self, run: Run, event: RunEvent, *, actor: str | None = None, **changes: Any) -> Run:  # noqa: ANN401
+        run = self.store.apply(run, event, actor=actor or "rollbot", **changes)
+        log.info("run.moved", to=run.state.value, on=event.value)
+        self._announce(run, event.value)
+        return run
+
+    def _announce(self, run: Run, event: str) -> None:
+        try:
+            self.notifier.run_changed(run, event)
+        except Exception:
+            log.exception("notify.failed", on=event)
+
+    def _exclude(self) -> tuple[str, ...]:
+        """The state schema lives in the target unless ROLLBOT_STATE_URL says otherwise."""
+        return (STATE_SCHEMA,) if self.settings.state_url is None else ()
+
+
+def outcome_of(run: Run) -> Outcome | None:
+    """The stored outcome of a finished run, as a model."""
+    return Outcome.model_validate(run.outcome) if run.outcome else None
+
+
+def backup_of(run: Run) -> tuple[BackupInfo | None, dict[str, int]]:
+    """The verified pre-approval backup of a run and the rows it holds per table."""
+    if not run.backup:
+        return None, {}
+    return BackupInfo.model_validate(run.backup["full"]), dict(run.backup.get("rows", {}))

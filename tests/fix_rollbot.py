@@ -1,0 +1,91 @@
+"""A rollbot service wired to a test database, and ways to look at a database's schema."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+from bot.config import load_settings
+from bot.pgtools import find_pg_tools
+from bot.service import Rollbot
+from bot.store import RunStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+RUNBOOKS = Path(__file__).parents[1] / "runbooks"
+REQUESTER = "U0ALICE"
+APPROVER = "U0BOB"
+SECOND_APPROVER = "U0CAROL"
+
+
+@pytest.fixture
+def make_service(tmp_path: Path) -> Iterator[Callable[..., Rollbot]]:
+    """Factory: `make_service(conninfo, runbooks_dir=None, **settings)` -> Rollbot."""
+    stores: list[RunStore] = []
+
+    def make(conninfo: str, runbooks_dir: Path | None = None, **overrides: Any) -> Rollbot:
+        settings = load_settings(
+            database_url=conninfo,
+            runbooks_dir=runbooks_dir or RUNBOOKS,
+            backup_dir=tmp_path / "backups",
+            approvers=(APPROVER, SECOND_APPROVER),
+            **overrides,
+        )
+        store = RunStore(conninfo)
+        store.migrate()
+        stores.append(store)
+        return Rollbot(settings, store)
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+def runbooks_with(tmp_path: Path, name: str, text: str) -> Path:
+    """A runbooks directory holding the seed plus one extra runbook."""
+    directory = tmp_path / "runbooks"
+    directory.mkdir(exist_ok=True)
+    shutil.copy(RUNBOOKS / "0023_loud_shen.md", directory)
+    (directory / name).write_text(text)
+    return directory
+
+
+def schema_of(conninfo: str) -> str:
+    """The application's schema as pg_dump prints it, without rollbot's own state."""
+    with psycopg.connect(conninfo) as conn:
+        major = conn.info.server_version // 10000
+    tools = find_pg_tools(major)
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    dump = subprocess.run(
+        [
+            str(tools.pg_dump),
+            "--schema-only",
+            "--no-owner",
+            "--exclude-schema=rollbot",
+            f"--dbname={psycopg.conninfo.make_conninfo(**params)}",  # type: ignore[arg-type]
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # \restrict / \unrestrict carry a random key per dump (pg_dump 15.14+): not schema.
+    return "\n".join(
+        line
+        for line in dump.splitlines()
+        if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict"))
+    )
+
+
+def counts_of(conninfo: str, tables: list[str]) -> dict[str, int]:
+    """Exact rows per table."""
+    with psycopg.connect(conninfo) as conn:
+        return {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+            for t in tables
+        }
