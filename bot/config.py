@@ -27,7 +27,9 @@ def _env(name: str, **kwargs: Any) -> Any:  # noqa: ANN401 - pydantic's Field
 class Settings(BaseSettings):
     """Everything rollbot can be told; names are fixed because deployments rely on them."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=True, populate_by_name=True
+    )
 
     database_url: SecretStr | None = _env("DATABASE_URL", default=None)
     state_url: SecretStr | None = _env("ROLLBOT_STATE_URL", default=None)

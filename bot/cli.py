@@ -1,0 +1,150 @@
+"""`rollbot`: the command line, for scripts, for break-glass use, and for the demo.
+
+Every command can print JSON (`--json`) for scripts. Errors are rendered, never tracebacks:
+exit 1 when a run ends blocked or failed, 2 when the request itself is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+from bot import __version__
+from bot.config import Settings, load_settings
+from bot.errors import RollbotError
+from bot.logs import configure_logging
+from bot.messages import outcome_text, plan_text, runbooks_text, runs_text
+from bot.run import Run, RunState
+from bot.service import Rollbot, StalePlanError
+from bot.store import RunStore
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+_FAILED = {RunState.FAILED, RunState.BLOCKED, RunState.CANCELLED, RunState.EXPIRED}
+
+
+class TerminalNotifier:
+    """Progress on stderr, so stdout stays the result (and stays valid JSON)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def run_changed(self, run: Run, event: str) -> None:
+        """One line per step, as it is stored."""
+        print(f"run {run.id}: {event.replace('_', ' ')}", file=self.stream, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, one subcommand per task."""
+    parser = argparse.ArgumentParser(
+        prog="rollbot",
+        description="Roll back PostgreSQL schema migrations: planned, backed up, approved, "
+        "run in one transaction and verified.",
+    )
+    parser.add_argument("--version", action="version", version=f"rollbot {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--json", action="store_true", help="print JSON for scripts")
+        return sub
+
+    command("runbooks", "list the runbooks (broken ones with their reason)")
+    plan = command("plan", "plan a rollback, take and verify the backup, await approval")
+    plan.add_argument("migration", help="0023, 23 or 0023_loud_shen")
+    plan.add_argument("--requested-by", required=True, metavar="NAME")
+    approve = command("approve", "approve a run (as an approver) and execute it")
+    approve.add_argument("run", type=int)
+    approve.add_argument("--as", dest="user", required=True, metavar="NAME")
+    cancel = command("cancel", "cancel a run that has not started executing")
+    cancel.add_argument("run", type=int)
+    cancel.add_argument("--as", dest="user", required=True, metavar="NAME")
+    command("runs", "list recent runs")
+    show = command("show", "show one run: plan, backup, approvals and outcome")
+    show.add_argument("run", type=int)
+    commands.add_parser("demo", help="the whole flow on an embedded PostgreSQL")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rollbot` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from bot.demo import run_demo  # noqa: PLC0415 - only the demo needs pgserver
+
+        return run_demo()
+    try:
+        settings = load_settings()
+        quiet = "ROLLBOT_LOG_LEVEL" not in os.environ
+        configure_logging(
+            secrets=settings.secrets(), level="warning" if quiet else settings.log_level
+        )
+        return _dispatch(args, settings)
+    except RollbotError as exc:
+        print(f"rollbot: {exc.render()}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "runbooks":
+        from bot.library import load_library  # noqa: PLC0415
+
+        library = load_library(settings.runbooks_dir)
+        if args.json:
+            return _json(
+                library.model_dump(mode="json", exclude={"runbooks": {"__all__": {"statements"}}})
+            )
+        print(runbooks_text(library))
+        return 0
+    conninfo, variable = settings.state_conninfo()
+    store = RunStore(conninfo, variable=variable)
+    try:
+        store.migrate()
+        service = Rollbot(settings, store, notifier=TerminalNotifier(sys.stderr))
+        return _run_command(args, service)
+    finally:
+        store.close()
+
+
+def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
+    if args.command == "runs":
+        runs = service.store.recent(limit=50)
+        return _json([_public(r) for r in runs]) if args.json else _print(runs_text(runs))
+    if args.command == "show":
+        run = service.run(args.run)
+    elif args.command == "plan":
+        run = service.request(args.migration, requested_by=args.requested_by)
+    elif args.command == "cancel":
+        run = service.cancel(args.run, args.user)
+    else:
+        try:
+            run = service.approve(args.run, args.user)
+        except StalePlanError as exc:
+            print(f"rollbot: {exc.render()}", file=sys.stderr)
+            return 1
+    if args.json:
+        _json(_public(run))
+    else:
+        print(plan_text(run, with_sql=args.command != "approve"))
+        if run.outcome or run.state in _FAILED:
+            print()
+            print(outcome_text(run))
+    return 1 if run.state in _FAILED else 0
+
+
+def _public(run: Run) -> dict[str, Any]:
+    return run.model_dump(mode="json")
+
+
+def _json(value: object) -> int:
+    print(json.dumps(value, indent=2, default=str))
+    return 0
+
+
+def _print(text: str) -> int:
+    print(text)
+    return 0
