@@ -101,7 +101,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(runbooks_text(library))
         return 0
     conninfo, variable = settings.state_conninfo()
-    store = RunStore(conninfo, variable=variable)
+    store = RunStore(conninfo, variable=variable, timeout=settings.connect_timeout.total_seconds())
     try:
         store.migrate()
         service = Rollbot(settings, store, notifier=TerminalNotifier(sys.stderr))

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     lock_retries: int = _env("ROLLBOT_LOCK_RETRIES", default=3, ge=1, le=20)
     lock_retry_delay: timedelta = _env("ROLLBOT_LOCK_RETRY_DELAY", default=timedelta(seconds=1))
     count_budget: timedelta = _env("ROLLBOT_COUNT_BUDGET", default=timedelta(seconds=2))
+    connect_timeout: timedelta = _env("ROLLBOT_CONNECT_TIMEOUT", default=timedelta(seconds=10))
     log_level: str = _env("ROLLBOT_LOG_LEVEL", default="info")
 
     @field_validator(
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
         "statement_timeout",
         "lock_retry_delay",
         "count_budget",
+        "connect_timeout",
         mode="before",
     )
     @classmethod

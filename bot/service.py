@@ -220,7 +220,9 @@ class Rollbot:
         conninfo = self.settings.target_conninfo()
         try:
             with psycopg.connect(
-                conninfo, connect_timeout=10, application_name="rollbot plan"
+                conninfo,
+                connect_timeout=max(1, int(self.settings.connect_timeout.total_seconds())),
+                application_name="rollbot plan",
             ) as conn:
                 conn.read_only = True
                 target = describe_target(conn)

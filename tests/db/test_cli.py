@@ -1,0 +1,106 @@
+"""The `rollbot` command as a script uses it: JSON out, exit codes, no secret ever printed."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS
+
+SECRET = "s3cret-pa55word"
+
+
+def rollbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+        check=False,
+    )
+
+
+def with_password(conninfo: str) -> str:
+    """Trust auth ignores the password; it is there to prove it never leaks."""
+    params = conninfo_to_dict(conninfo)
+    params["password"] = SECRET
+    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+
+
+def env_for(conninfo: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "DATABASE_URL": with_password(conninfo),
+        "ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS),
+        "ROLLBOT_BACKUP_DIR": str(tmp_path / "backups"),
+        "ROLLBOT_APPROVERS": APPROVER,
+        "ROLLBOT_LOG_LEVEL": "info",
+    }
+
+
+def test_plan_approve_show_with_json(db_0023: str, tmp_path: Path) -> None:
+    """Plan → approve → runs → show through the CLI; JSON parses; the password never appears."""
+    env = env_for(db_0023, tmp_path)
+    planned = rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env)
+    assert planned.returncode == 0, planned.stderr
+    run = json.loads(planned.stdout)
+    assert run["state"] == "awaiting_approval"
+    assert run["backup"]["full"]["verified"] is True
+
+    refused = rollbot("approve", str(run["id"]), "--as", REQUESTER, env=env)
+    assert refused.returncode == 2
+    assert "cannot approve it" in refused.stderr
+
+    approved = rollbot("approve", str(run["id"]), "--as", APPROVER, env=env)
+    assert approved.returncode == 0, approved.stderr
+    assert "public.api_errors: 900 / 900 / 900" in approved.stdout
+    assert "Objects dropped: 53 of 53 expected" in approved.stdout
+
+    listed = json.loads(rollbot("runs", "--json", env=env).stdout)
+    assert [(r["id"], r["state"]) for r in listed] == [(run["id"], "succeeded")]
+    shown = rollbot("show", str(run["id"]), env=env)
+    assert "succeeded" in shown.stdout
+    for output in (planned, refused, approved, shown):
+        assert SECRET not in output.stdout + output.stderr
+
+
+def test_runbooks_lists_the_seed() -> None:
+    """`rollbot runbooks` needs no database and lists the seed with its description."""
+    done = rollbot("runbooks", env={"ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS)})
+    assert done.returncode == 0
+    assert "0023  0023_loud_shen" in done.stdout
+    assert "Add generation pipelines" in done.stdout
+
+
+def test_bad_configuration_names_the_variable() -> None:
+    """A malformed approver list stops the command with the variable named, exit 2."""
+    done = rollbot(
+        "runs", env={"ROLLBOT_APPROVERS": "alice", "DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}
+    )
+    assert done.returncode == 2
+    assert "ROLLBOT_APPROVERS: 'alice' is not a Slack user ID" in done.stderr
+
+
+def test_unreachable_state_database_is_a_clear_error() -> None:
+    """A database that does not answer gives one sentence naming DATABASE_URL, no traceback."""
+    env = {
+        "DATABASE_URL": f"postgresql://u:{SECRET}@127.0.0.1:1/db",
+        "ROLLBOT_CONNECT_TIMEOUT": "1s",
+    }
+    done = rollbot("runs", env=env)
+    assert done.returncode == 2
+    assert "Check DATABASE_URL" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert SECRET not in done.stderr
+
+
+def test_unknown_migration_suggests(tmp_path: Path, db_0023: str) -> None:
+    """An unknown or hostile migration id is refused with a suggestion; nothing is planned."""
+    env = env_for(db_0023, tmp_path)
+    done = rollbot("plan", "0023; DROP TABLE users", "--requested-by", REQUESTER, env=env)
+    assert done.returncode == 2
+    assert "is not a migration id" in done.stderr
+    assert json.loads(rollbot("runs", "--json", env=env).stdout) == []
