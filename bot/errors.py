@@ -26,6 +26,18 @@ class RollbotError(Exception):
         return self.render()
 
 
+def quoted(text: str, limit: int = 40) -> str:
+    """User input for a message: one line, bounded, inert in Slack.
+
+    Backticks would end a code span, and `<@U…>` / `<!channel>` would ping people: Slack's
+    own escaping (&amp; &lt; &gt;) shows them as typed without acting on them.
+    """
+    flat = " ".join(text.split())
+    flat = flat[:limit] + "…" if len(flat) > limit else flat
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "'" + flat.replace("`", "'") + "'"
+
+
 def _sentence(text: str) -> str:
     """Capitalise a plain first word; leave names like pg_dump or ROLLBOT_PG_BIN alone."""
     text = text.strip().rstrip(".")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.errors import NotFoundError, RollbotError, RunbookError
+from bot.errors import NotFoundError, RollbotError, RunbookError, quoted
 from bot.runbook import Runbook, parse_runbook
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class RunbookLibrary(BaseModel):
         match = _QUERY.match(query.strip())
         if match is None:
             raise NotFoundError(
-                f"{_shown(query)} is not a migration id",
+                f"{quoted(query)} is not a migration id",
                 why="a migration is named by its number (0023, 23) or its file name "
                 "(0023_loud_shen)",
                 todo=self._suggestion(query),
@@ -65,7 +65,7 @@ class RunbookLibrary(BaseModel):
                     todo="fix the file; nothing was planned",
                 )
         raise NotFoundError(
-            f"No runbook for migration {_shown(query)} in {self.directory}",
+            f"No runbook for migration {quoted(query)} in {self.directory}",
             todo=self._suggestion(query),
         )
 
@@ -76,12 +76,6 @@ class RunbookLibrary(BaseModel):
         if close:
             return f"did you mean {close[0]}? Known runbooks: {known}"
         return f"known runbooks: {known}"
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    """User input quoted for a message: one line, bounded, backticks removed."""
-    flat = " ".join(text.split()).replace("`", "'")
-    return f"'{flat[:limit]}…'" if len(flat) > limit else f"'{flat}'"
 
 
 def load_library(directory: Path) -> RunbookLibrary:
