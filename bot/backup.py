@@ -17,10 +17,7 @@ import stat
 import subprocess
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-
-from pydantic import AwareDatetime, BaseModel
 
 from bot.archive import read_toc
 from bot.errors import BackupError
@@ -29,9 +26,11 @@ from bot.pgfailures import dump_failure, summarise
 from bot.pgnames import QualifiedName, dump_pattern, qualified, split_qualified
 from bot.pgtools import major_of, probe_version
 from bot.redact import redact
+from bot.results import BackupInfo
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from bot.pgtools import PgTools
 
@@ -40,20 +39,6 @@ _SNAPSHOT_RE = re.compile(r"[0-9A-Fa-f]+(?:-[0-9A-Fa-f]+)+")
 _CHUNK = 1 << 20
 _PRIVATE_DIR = 0o700
 _PRIVATE_FILE = 0o600
-
-
-class BackupInfo(BaseModel, frozen=True):
-    """A verified backup: where it is, what it holds, and how to prove it was not altered."""
-
-    kind: Literal["full", "final"]
-    path: Path
-    size_bytes: int
-    sha256: str
-    duration_s: float  # dump and verification together
-    pg_dump_version: str
-    tables: tuple[str, ...]  # tables whose rows the dump holds, as `schema.table`, sorted
-    verified: bool
-    created_at: AwareDatetime
 
 
 def _prepare_directory(directory: Path) -> None:

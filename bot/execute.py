@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import psycopg
 from pydantic import BaseModel, ConfigDict
 
-from bot.backup import BackupInfo, take_backup
+from bot.backup import take_backup
 from bot.catalog import read_facts, relations
 from bot.errors import BackupError
-from bot.locks import Blocker, BlockerWatch, advisory_holder
+from bot.locks import BlockerWatch, advisory_holder
 from bot.plan import plan_hash
+from bot.results import BackupInfo, Blocker, NeighbourCount, Outcome, TableCount
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,49 +37,6 @@ if TYPE_CHECKING:
     from bot.pgtools import PgTools
     from bot.plan import Plan
     from bot.runbook import Runbook
-
-
-class TableCount(BaseModel):
-    """Rows a dropped table held, counted inside the rollback transaction."""
-
-    model_config = ConfigDict(frozen=True)
-
-    table: str
-    rows: int
-    backup_rows: int  # rows in the final backup: the same snapshot, so the same number
-
-
-class NeighbourCount(BaseModel):
-    """A table that stays: its rows before and after the statements, in the transaction."""
-
-    model_config = ConfigDict(frozen=True)
-
-    table: str
-    before: int
-    after: int
-
-
-class Outcome(BaseModel):
-    """What an execution did, or why it changed nothing."""
-
-    model_config = ConfigDict(frozen=True)
-
-    succeeded: bool
-    changed: bool = False
-    dropped: tuple[TableCount, ...] = ()
-    neighbours: tuple[NeighbourCount, ...] = ()
-    objects_expected: int = 0
-    objects_gone: int = 0
-    final_backup: BackupInfo | None = None
-    duration_s: float = 0.0
-    attempts: int = 1
-    failed_statement: str | None = None
-    failed_line: int | None = None
-    error: str | None = None
-    sqlstate: str | None = None
-    blockers: tuple[Blocker, ...] = ()
-    holder: str | None = None
-    xid: int | None = None
 
 
 class RetryPolicy(BaseModel):

@@ -13,9 +13,9 @@ import threading
 from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
-from pydantic import BaseModel, ConfigDict
 
 from bot.plan import ADVISORY_CLASS, ADVISORY_KEY
+from bot.results import Blocker
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -27,23 +27,6 @@ SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
 FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids(%s)) ORDER BY pid
 """
 _SECRET_LITERAL = re.compile(r"(?i)(password\s+)'(?:[^']|'')*'")
-
-
-class Blocker(BaseModel):
-    """A session that held a lock rollbot needed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    pid: int
-    application: str
-    state: str
-    age_s: float
-    query: str
-
-    def label(self) -> str:
-        """`pid 4242 (psql, idle in transaction for 63 s): UPDATE assets …`."""
-        app = self.application or "unknown application"
-        return f"pid {self.pid} ({app}, {self.state} for {self.age_s:.0f} s): {self.query}"
 
 
 class BlockerWatch:

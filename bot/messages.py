@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.plan import Plan, StepStatus
+from bot.results import backup_of, outcome_of
 from bot.run import Run, RunState
-from bot.service import backup_of, outcome_of
 
 if TYPE_CHECKING:
-    from bot.backup import BackupInfo
-    from bot.execute import Outcome
     from bot.library import RunbookLibrary
+    from bot.results import BackupInfo, Outcome
 
 
 def size(num_bytes: int) -> str:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import psycopg
 import structlog
 
-from bot.backup import BackupInfo
 from bot.catalog import describe_target, read_facts
 from bot.errors import (
     BackupError,
@@ -23,7 +22,7 @@ from bot.errors import (
     NotAllowedError,
     RollbotError,
 )
-from bot.execute import Outcome, RetryPolicy, execute_plan
+from bot.execute import RetryPolicy, execute_plan
 from bot.library import RunbookLibrary, load_library
 from bot.pgtools import find_pg_tools
 from bot.plan import Plan, build_plan
@@ -280,15 +279,3 @@ class Rollbot:
     def _exclude(self) -> tuple[str, ...]:
         """The state schema lives in the target unless ROLLBOT_STATE_URL says otherwise."""
         return (STATE_SCHEMA,) if self.settings.state_url is None else ()
-
-
-def outcome_of(run: Run) -> Outcome | None:
-    """The stored outcome of a finished run, as a model."""
-    return Outcome.model_validate(run.outcome) if run.outcome else None
-
-
-def backup_of(run: Run) -> tuple[BackupInfo | None, dict[str, int]]:
-    """The verified pre-approval backup of a run and the rows it holds per table."""
-    if not run.backup:
-        return None, {}
-    return BackupInfo.model_validate(run.backup["full"]), dict(run.backup.get("rows", {}))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import IsolationLevel, sql
 
-from bot.backup import BackupInfo, take_backup
+from bot.backup import take_backup
 from bot.errors import BackupError
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from bot.pgtools import PgTools
+    from bot.results import BackupInfo
 
 
 def backup_with_counts(

@@ -8,11 +8,12 @@ import psycopg
 import pytest
 
 from bot.errors import NotAllowedError
-from bot.execute import Outcome, execute_plan
+from bot.execute import execute_plan
 from bot.pgtools import find_pg_tools
 from bot.plan import Plan
+from bot.results import Outcome, backup_of, outcome_of
 from bot.run import RunState
-from bot.service import Rollbot, backup_of, outcome_of
+from bot.service import Rollbot
 from tests.fix_db import SAMPLE_COUNTS
 from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, runbooks_with, schema_of
 

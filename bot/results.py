@@ -1,0 +1,102 @@
+"""What a run produced: backups and execution outcomes, as plain stored values.
+
+These models are written by the adapters (pg_dump, the executor) and read by everything that
+reports on a run (terminal, Slack), so they live apart from the I/O that makes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from bot.run import Run
+
+
+class BackupInfo(BaseModel, frozen=True):
+    """A verified backup: where it is, what it holds, and how to prove it was not altered."""
+
+    kind: Literal["full", "final"]
+    path: Path
+    size_bytes: int
+    sha256: str
+    duration_s: float  # dump and verification together
+    pg_dump_version: str
+    tables: tuple[str, ...]  # tables whose rows the dump holds, as `schema.table`, sorted
+    verified: bool
+    created_at: AwareDatetime
+
+
+class Blocker(BaseModel):
+    """A session that held a lock rollbot needed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pid: int
+    application: str
+    state: str
+    age_s: float
+    query: str
+
+    def label(self) -> str:
+        """`pid 4242 (psql, idle in transaction for 63 s): UPDATE assets …`."""
+        app = self.application or "unknown application"
+        return f"pid {self.pid} ({app}, {self.state} for {self.age_s:.0f} s): {self.query}"
+
+
+class TableCount(BaseModel):
+    """Rows a dropped table held, counted inside the rollback transaction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    rows: int
+    backup_rows: int  # rows in the final backup: the same snapshot, so the same number
+
+
+class NeighbourCount(BaseModel):
+    """A table that stays: its rows before and after the statements, in the transaction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    before: int
+    after: int
+
+
+class Outcome(BaseModel):
+    """What an execution did, or why it changed nothing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    succeeded: bool
+    changed: bool = False
+    dropped: tuple[TableCount, ...] = ()
+    neighbours: tuple[NeighbourCount, ...] = ()
+    objects_expected: int = 0
+    objects_gone: int = 0
+    final_backup: BackupInfo | None = None
+    duration_s: float = 0.0
+    attempts: int = 1
+    failed_statement: str | None = None
+    failed_line: int | None = None
+    error: str | None = None
+    sqlstate: str | None = None
+    blockers: tuple[Blocker, ...] = ()
+    holder: str | None = None
+    xid: int | None = None
+
+
+def outcome_of(run: Run) -> Outcome | None:
+    """The stored outcome of a finished run, as a model."""
+    return Outcome.model_validate(run.outcome) if run.outcome else None
+
+
+def backup_of(run: Run) -> tuple[BackupInfo | None, dict[str, int]]:
+    """The verified pre-approval backup of a run and the rows it holds per table."""
+    if not run.backup:
+        return None, {}
+    rows: dict[str, Any] = run.backup.get("rows", {})
+    return BackupInfo.model_validate(run.backup["full"]), {k: int(v) for k, v in rows.items()}
