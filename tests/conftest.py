@@ -1,3 +1,3 @@
-"""Shared pytest plugins: a real PostgreSQL for every test that needs one."""
+"""Shared pytest plugins: a real PostgreSQL, and Slack on the loopback interface."""
 
-pytest_plugins = ["tests.fix_db"]
+pytest_plugins = ["tests.fix_db", "tests.fix_slack"]

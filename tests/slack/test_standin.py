@@ -1,0 +1,227 @@
+"""The Slack stand-in, driven by slack_sdk and Bolt exactly as the bot drives Slack."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+from slack_sdk.webhook import WebhookClient
+
+if TYPE_CHECKING:
+    from bot.standin import SlackStandIn
+    from bot.standin.model import JSON
+
+SECRET = "signing-secret-for-tests"
+OPS = "C0OPS"
+ALICE = "U0ALICE"
+BOB = "U0BOB"
+
+
+@pytest.fixture
+def workspace(standin: SlackStandIn) -> SlackStandIn:
+    standin.add_channel(OPS, "ops")
+    standin.add_user(ALICE, "alice", real_name="Alice Adams")
+    standin.add_user(BOB, "bob")
+    return standin
+
+
+def test_web_client_round_trip_is_recorded_with_bodies(workspace: SlackStandIn) -> None:
+    """Posts, threads, edits, ephemerals, links and reactions act as in Slack and are recorded."""
+    client = workspace.client()
+    posted = client.chat_postMessage(channel=OPS, text="first", blocks=[{"type": "divider"}])
+    ts = posted["ts"]
+    assert posted["channel"] == OPS
+    assert posted["message"]["bot_id"] == workspace.identity.bot_id
+    reply = client.chat_postMessage(channel=OPS, text="in thread", thread_ts=ts)
+    nested = client.chat_postMessage(channel=OPS, text="reply to reply", thread_ts=reply["ts"])
+    assert nested["message"]["thread_ts"] == ts
+    assert float(reply["ts"]) > float(ts)
+
+    updated = client.chat_update(channel=OPS, ts=ts, text="first, edited")
+    assert updated["message"]["edited"]["user"] == workspace.identity.bot_user_id
+    ephemeral = client.chat_postEphemeral(channel=OPS, user=ALICE, text="only you")
+    link = client.chat_getPermalink(channel=OPS, message_ts=reply["ts"])["permalink"]
+    client.reactions_add(channel=OPS, timestamp=ts, name="eyes")
+
+    assert link.startswith(workspace.base_url + f"archives/{OPS}/p{reply['ts'].replace('.', '')}")
+    assert f"thread_ts={ts}" in link
+    assert [m.text for m in workspace.thread(OPS, ts)] == [
+        "first, edited",
+        "in thread",
+        "reply to reply",
+    ]
+    first = workspace.message(OPS, ts)
+    assert first is not None
+    assert first.edited
+    assert [(r.name, r.user) for r in first.reactions] == [("eyes", workspace.identity.bot_user_id)]
+    assert [m.ts for m in workspace.ephemerals(OPS, user=ALICE)] == [ephemeral["message_ts"]]
+
+    post = workspace.calls("chat.postMessage")[0]
+    assert post.params == {"channel": OPS, "text": "first", "blocks": [{"type": "divider"}]}
+    assert post.headers["content-type"].startswith("application/json")
+    assert post.token == workspace.bot_token
+    reaction = workspace.calls("reactions.add")[0]
+    assert reaction.params == {"channel": OPS, "timestamp": ts, "name": "eyes"}
+    assert reaction.headers["content-type"] == "application/x-www-form-urlencoded"
+    with pytest.raises(SlackApiError) as error:
+        client.reactions_add(channel=OPS, timestamp=ts, name="eyes")
+    assert error.value.response["error"] == "already_reacted"
+
+
+def test_unknown_records_and_tokens_get_slacks_errors(workspace: SlackStandIn) -> None:
+    """Unknown messages, users, groups, methods and tokens fail with Slack's own error codes."""
+    workspace.add_usergroup("S0DBA", [ALICE, BOB], handle="dba")
+    client = workspace.client()
+    assert client.usergroups_users_list(usergroup="S0DBA")["users"] == [ALICE, BOB]
+    assert client.users_info(user=ALICE)["user"]["real_name"] == "Alice Adams"
+    expected = {
+        "chat.update": "message_not_found",
+        "users.info": "user_not_found",
+        "usergroups.users.list": "no_such_subteam",
+        "chat.unfurl": "unknown_method",
+    }
+    arguments: dict[str, JSON] = {
+        "chat.update": {"channel": OPS, "ts": "1.000001", "text": "x"},
+        "users.info": {"user": "U0NOBODY"},
+        "usergroups.users.list": {"usergroup": "S0NONE"},
+        "chat.unfurl": {"channel": OPS},
+    }
+    for method, body in arguments.items():
+        with pytest.raises(SlackApiError) as error:
+            client.api_call(method, json=body)
+        assert error.value.response["error"] == expected[method], method
+    assert workspace.calls("chat.unfurl")[0].error == "unknown_method"
+
+    for token, code in [(None, "not_authed"), ("xoxb-forged", "invalid_auth")]:
+        with pytest.raises(SlackApiError) as error:
+            WebClient(base_url=workspace.api_url, token=token).auth_test()
+        assert error.value.response["error"] == code
+    with pytest.raises(SlackApiError) as error:
+        WebClient(base_url=workspace.api_url, token=workspace.app_token).chat_postMessage(
+            channel=OPS, text="x"
+        )
+    assert error.value.response["error"] == "not_allowed_token_type"
+    with pytest.raises(SlackApiError) as error:
+        WebClient(base_url=workspace.api_url).apps_connections_open(app_token=workspace.app_token)
+    assert error.value.response["error"] == "socket_mode_not_enabled"
+
+
+def test_rate_limit_is_retried_after_retry_after(workspace: SlackStandIn) -> None:
+    """A scripted 429 is retried by slack_sdk's handler after waiting at least Retry-After."""
+    client = workspace.client(retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)])
+    ts = client.chat_postMessage(channel=OPS, text="before")["ts"]
+    workspace.script_error("chat.update", "ratelimited", status=429, retry_after=1)
+
+    started = time.monotonic()
+    client.chat_update(channel=OPS, ts=ts, text="after")
+    waited = time.monotonic() - started
+
+    limited, accepted = workspace.calls("chat.update")
+    assert waited >= 1.0
+    assert accepted.at - limited.at >= 1.0
+    assert (limited.status, limited.fault, limited.error) == (429, "scripted", "ratelimited")
+    assert (accepted.status, accepted.fault) == (200, None)
+    message = workspace.message(OPS, ts)
+    assert message is not None
+    assert message.text == "after"
+
+
+def test_rate_limit_without_retry_handler_surfaces(workspace: SlackStandIn) -> None:
+    """Without a rate-limit handler the 429 reaches the caller with its Retry-After header."""
+    workspace.script_error("chat.postMessage", "ratelimited", status=429, retry_after=3)
+    with pytest.raises(SlackApiError) as error:
+        workspace.client().chat_postMessage(channel=OPS, text="x")
+    assert error.value.response.status_code == 429
+    assert error.value.response.headers["Retry-After"] == "3"
+    assert workspace.messages() == []
+
+
+def test_scripted_error_surfaces_and_has_no_effect(workspace: SlackStandIn) -> None:
+    """A scripted `channel_not_found` raises SlackApiError, posts nothing, and runs out."""
+    client = workspace.client()
+    workspace.script_error("chat.postMessage", "channel_not_found", times=2)
+    for _ in range(2):
+        with pytest.raises(SlackApiError) as error:
+            client.chat_postMessage(channel=OPS, text="lost")
+        assert error.value.response["error"] == "channel_not_found"
+    assert workspace.messages() == []
+    client.chat_postMessage(channel=OPS, text="delivered")
+    assert [m.text for m in workspace.messages(OPS)] == ["delivered"]
+    assert [c.fault for c in workspace.calls("chat.postMessage")] == ["scripted", "scripted", None]
+
+
+def test_unavailable_fails_until_cleared(workspace: SlackStandIn) -> None:
+    """While unavailable, calls fail (dropped connection or 503) and succeed again once cleared."""
+    client = workspace.client(retry_handlers=[])
+    workspace.set_unavailable(True)
+    with pytest.raises(ConnectionError):
+        client.chat_postMessage(channel=OPS, text="dropped")
+    workspace.set_unavailable(True, how="503")
+    with pytest.raises(SlackApiError) as error:
+        client.chat_postMessage(channel=OPS, text="refused")
+    assert error.value.response.status_code == 503
+    workspace.set_unavailable(False)
+    client.chat_postMessage(channel=OPS, text="back")
+    assert [m.text for m in workspace.messages()] == ["back"]
+    assert [c.fault for c in workspace.calls()] == ["unavailable", "unavailable", None]
+
+
+def test_connection_retry_handler_rides_out_an_outage(workspace: SlackStandIn) -> None:
+    """slack_sdk's ConnectionErrorRetryHandler retries dropped connections until Slack is back."""
+    retry = ConnectionErrorRetryHandler(
+        max_retry_count=20, interval_calculator=FixedValueRetryIntervalCalculator(0.05)
+    )
+    client = workspace.client(retry_handlers=[retry])
+    workspace.set_unavailable(True)
+    threading.Timer(0.3, workspace.set_unavailable, args=(False,)).start()
+    client.chat_postMessage(channel=OPS, text="eventually")
+    faults = [c.fault for c in workspace.calls("chat.postMessage")]
+    assert faults[-1] is None
+    assert faults.count("unavailable") >= 2
+    assert [m.text for m in workspace.messages()] == ["eventually"]
+
+
+def test_files_upload_v2_shares_the_file_into_the_thread(workspace: SlackStandIn) -> None:
+    """`files_upload_v2` gets an upload URL, uploads the bytes and shares the file in the thread."""
+    client = workspace.client()
+    ts = client.chat_postMessage(channel=OPS, text="plan")["ts"]
+    sql = "BEGIN;\nDROP INDEX ix_orders_created;\nCOMMIT;\n"
+
+    result = client.files_upload_v2(content=sql, filename="plan.sql", channel=OPS, thread_ts=ts)
+
+    assert result["file"]["name"] == "plan.sql"
+    upload = workspace.wait_for("upload")
+    assert upload.raw == sql.encode()
+    complete = workspace.calls("files.completeUploadExternal")[0]
+    assert complete.params["files"] == [{"id": result["file"]["id"], "title": "plan.sql"}]
+    (shared,) = workspace.files()
+    assert (shared.name, shared.text) == ("plan.sql", sql)
+    root, reply = workspace.thread(OPS, ts)
+    assert reply.files == (shared,)
+    assert root.text == "plan"
+
+
+def test_response_url_replies_land_as_slack_shows_them(workspace: SlackStandIn) -> None:
+    """Response URL replies are ephemeral by default, may replace the last one, or go in channel."""
+    url = workspace.new_response_url(channel_id=OPS, user_id=ALICE)
+    webhook = WebhookClient(url)
+    assert webhook.send(text="Taking a backup...").status_code == 200
+    webhook.send(text="Backup taken", replace_original=True)
+    webhook.send(text="Plan ready", response_type="in_channel")
+
+    assert [(m.text, m.edited) for m in workspace.ephemerals(OPS, user=ALICE)] == [
+        ("Backup taken", True)
+    ]
+    assert [m.text for m in workspace.messages(OPS)] == ["Plan ready"]
+    assert workspace.calls("response_url")[0].params == {"text": "Taking a backup..."}
+    unknown = WebhookClient(workspace.base_url + "commands/T0STANDIN/unknown").send(text="x")
+    assert (unknown.status_code, unknown.body) == (404, "no_service")
