@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from bot.standin.faults import Outage
-    from bot.standin.model import Call, Message, SharedFile
+    from bot.standin.model import JSON, Call, Message, SharedFile
 
 __all__ = ["RESPONSE_URL", "UPLOAD", "SlackStandIn"]
 
@@ -188,6 +188,33 @@ class SlackStandIn:
     def files(self) -> list[SharedFile]:
         """Files shared into conversations, oldest first."""
         return self.workspace.files()
+
+    # -- what the harness sends (reported by the sender and the Socket Mode server) ---------
+
+    def note_command(self, channel_id: str, user_id: str, command: str, text: str) -> int:
+        """Someone ran a slash command; it goes into the transcript (returns its place there)."""
+        return self.workspace.note_command(channel_id, user_id, command, text)
+
+    def note_event(self, event: JSON) -> None:
+        """An event was delivered: a reaction is put on its message, others are just noted."""
+        item = event.get("item") or {}
+        user, channel = event.get("user"), event.get("channel") or item.get("channel")
+        if event.get("type") != "reaction_added":
+            self.workspace.note_event(channel, user, str(event.get("type")))
+            return
+        where = (str(channel), str(item.get("ts", "")), str(user), str(event.get("reaction")))
+        try:
+            self.workspace.react(*where)
+        except SlackError:  # a message the stand-in never saw: still show that it happened
+            self.workspace.note_reaction(*where)
+
+    def command_answered(self, response_url: str, body: JSON | str) -> None:
+        """The app's immediate answer to a slash command, shown as Slack would show it."""
+        if isinstance(body, str):
+            if not body.strip():
+                return
+            body = {"text": body}
+        self._web.respond(response_url.rstrip("/").rsplit("/", 1)[-1], body, immediate=True)
 
     # -- scripted faults -----------------------------------------------------------------------
 

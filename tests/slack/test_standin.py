@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 import pytest
+from slack_bolt import Ack, App, Say
+from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -14,10 +19,18 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
+from bot.standin import SlackSender, SlackStandIn
+from bot.standin.model import EventSent
+from tests.fix_slack import serve_wsgi
+
 if TYPE_CHECKING:
-    from bot.standin import SlackStandIn
+    from collections.abc import Iterable, Iterator
+
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
     from bot.standin.model import JSON
 
 SECRET = "signing-secret-for-tests"
@@ -26,12 +39,59 @@ ALICE = "U0ALICE"
 BOB = "U0BOB"
 
 
+def tiny_app(standin: SlackStandIn) -> App:
+    """A Bolt app with one command and one event listener, talking to the stand-in."""
+    client = WebClient(base_url=standin.api_url, token=standin.bot_token)
+    app = App(client=client, signing_secret=SECRET)
+
+    @app.command("/rollback")
+    def rollback(ack: Ack, command: JSON, say: Say) -> None:
+        ack(f"Planning {command['text']}...")
+        say(
+            text=f"Rollback plan for {command['text']}",
+            blocks=[
+                {"type": "header", "text": {"type": "plain_text", "text": "Rollback plan"}},
+                {
+                    "type": "section",
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": f"Revision `{command['text']}`, asked by <@{command['user_id']}>",
+                    },
+                },
+                {
+                    "type": "context",
+                    "elements": [
+                        {"type": "mrkdwn", "text": "React with :white_check_mark: to approve"}
+                    ],
+                },
+            ],
+        )
+
+    @app.event("reaction_added")
+    def reacted(event: JSON, client: WebClient) -> None:
+        item = event["item"]
+        client.chat_postMessage(
+            channel=item["channel"],
+            thread_ts=item["ts"],
+            text=f"Approved by <@{event['user']}> with :{event['reaction']}:",
+        )
+
+    return app
+
+
 @pytest.fixture
 def workspace(standin: SlackStandIn) -> SlackStandIn:
     standin.add_channel(OPS, "ops")
     standin.add_user(ALICE, "alice", real_name="Alice Adams")
     standin.add_user(BOB, "bob")
     return standin
+
+
+@contextmanager
+def served(standin: SlackStandIn) -> Iterator[SlackSender]:
+    """The tiny app behind waitress, and a sender aimed at its Request URL."""
+    with serve_wsgi(SlackRequestHandler(tiny_app(standin))) as root:
+        yield SlackSender(root + "/slack/events", SECRET, standin)
 
 
 def test_web_client_round_trip_is_recorded_with_bodies(workspace: SlackStandIn) -> None:
@@ -225,3 +285,100 @@ def test_response_url_replies_land_as_slack_shows_them(workspace: SlackStandIn) 
     assert workspace.calls("response_url")[0].params == {"text": "Taking a backup..."}
     unknown = WebhookClient(workspace.base_url + "commands/T0STANDIN/unknown").send(text="x")
     assert (unknown.status_code, unknown.body) == (404, "no_service")
+
+
+def test_sender_speaks_slacks_wire_format(workspace: SlackStandIn) -> None:
+    """Every delivery passes slack_sdk's SignatureVerifier and uses Slack's fields and headers."""
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def recorder(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        headers = {
+            k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
+        }
+        headers["content-type"] = environ.get("CONTENT_TYPE", "")
+        received.append((headers, body))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b""]
+
+    mention = {"type": "app_mention", "user": ALICE, "channel": OPS, "text": "hi", "ts": "1.000100"}
+    with serve_wsgi(recorder) as root:
+        sender = SlackSender(root + "/slack/events", SECRET, workspace)
+        sender.slash_command("plan 0042", user_id=ALICE, channel_id=OPS)
+        first = sender.event(mention)
+        sender.event(
+            mention, event_id=first.payload["event_id"], retry_num=1, retry_reason="http_timeout"
+        )
+
+    verifier = SignatureVerifier(SECRET)
+    for headers, body in received:
+        assert verifier.is_valid(
+            body, headers["x-slack-request-timestamp"], headers["x-slack-signature"]
+        )
+    (command_headers, command_body), (_, event_body), (retry_headers, retry_body) = received
+    assert command_headers["content-type"] == "application/x-www-form-urlencoded"
+    command = dict(parse_qsl(command_body.decode()))
+    assert command["command"] == "/rollback"
+    assert (command["text"], command["user_name"], command["channel_name"]) == (
+        "plan 0042",
+        "alice",
+        "ops",
+    )
+    assert command["response_url"].startswith(workspace.base_url + "commands/")
+    assert set(command) >= {"token", "team_id", "team_domain", "api_app_id", "trigger_id"}
+    envelope = json.loads(event_body)
+    assert envelope["type"] == "event_callback"
+    assert envelope["event"] == mention
+    assert envelope["authorizations"][0]["user_id"] == workspace.identity.bot_user_id
+    assert set(envelope) >= {"event_id", "event_time", "is_ext_shared_channel", "event_context"}
+    assert json.loads(retry_body)["event_id"] == envelope["event_id"]
+    assert (retry_headers["x-slack-retry-num"], retry_headers["x-slack-retry-reason"]) == (
+        "1",
+        "http_timeout",
+    )
+    noted = [e for e in workspace.workspace.snapshot().entries if isinstance(e, EventSent)]
+    assert [e.type for e in noted] == ["app_mention"], "a retry is the same event, noted once"
+
+
+def test_sender_only_targets_loopback(workspace: SlackStandIn) -> None:
+    """The sender refuses any Request URL that is not on the loopback interface."""
+    with pytest.raises(ValueError, match="loopback"):
+        SlackSender("http://192.0.2.1/slack/events", SECRET, workspace)
+
+
+def test_bolt_over_http_acks_posts_and_answers_events(workspace: SlackStandIn) -> None:
+    """A signed slash command gets 200 and its listener posts; a signed reaction reaches its own."""
+    with served(workspace) as sender:
+        assert sender.url_verification("c-123").json() == {"challenge": "c-123"}
+        assert sender.ssl_check().status == 200
+
+        answer = sender.slash_command("0042_add_index", user_id=ALICE, channel_id=OPS)
+        assert (answer.status, answer.body) == (200, "Planning 0042_add_index...")
+        plan = workspace.wait_for("chat.postMessage")
+        assert plan.params["channel"] == OPS
+        assert plan.params["text"] == "Rollback plan for 0042_add_index"
+        ts = plan.response["ts"] if isinstance(plan.response, dict) else ""
+
+        delivered = sender.reaction_added(BOB, "white_check_mark", OPS, ts)
+        assert delivered.status == 200
+        assert delivered.payload["event"]["item_user"] == workspace.identity.bot_user_id
+        approval = workspace.wait_for("chat.postMessage", lambda c: c.params.get("thread_ts") == ts)
+        assert approval.params["text"] == f"Approved by <@{BOB}> with :white_check_mark:"
+        assert workspace.calls("auth.test"), "Bolt checks its token with auth.test at start-up"
+
+
+def test_bolt_refuses_forged_and_stale_requests(workspace: SlackStandIn) -> None:
+    """A wrong signing secret or a timestamp over five minutes old gets 401 and posts nothing."""
+    with served(workspace) as sender:
+        forged = sender.forged(signing_secret="not-the-secret").slash_command(
+            "x", user_id=ALICE, channel_id=OPS
+        )
+        stale = sender.forged(age=6 * 60).slash_command("x", user_id=ALICE, channel_id=OPS)
+        assert (forged.status, stale.status) == (401, 401)
+
+        before = workspace.mark()
+        sender.slash_command("genuine", user_id=ALICE, channel_id=OPS)
+        workspace.wait_for("chat.postMessage", since=before)
+        assert [c.params["text"] for c in workspace.calls("chat.postMessage")] == [
+            "Rollback plan for genuine"
+        ]
