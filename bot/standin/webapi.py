@@ -17,6 +17,7 @@ from bot.standin.methods import WebApi
 from bot.standin.model import Identity, User
 from bot.standin.recording import CallLog
 from bot.standin.server import RESPONSE_URL, UPLOAD, HttpFront, LoopbackHttpServer
+from bot.standin.transcript import render_transcript
 from bot.standin.workspace import SlackError, Workspace
 
 if TYPE_CHECKING:
@@ -188,6 +189,10 @@ class SlackStandIn:
     def files(self) -> list[SharedFile]:
         """Files shared into conversations, oldest first."""
         return self.workspace.files()
+
+    def transcript(self) -> str:
+        """The conversation as a person would read it, threads under their parents."""
+        return render_transcript(self.workspace.snapshot())
 
     # -- what the harness sends (reported by the sender and the Socket Mode server) ---------
 

@@ -23,7 +23,6 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from bot.standin import SlackSender, SlackStandIn
-from bot.standin.model import EventSent
 from tests.fix_slack import serve_wsgi
 
 if TYPE_CHECKING:
@@ -336,8 +335,7 @@ def test_sender_speaks_slacks_wire_format(workspace: SlackStandIn) -> None:
         "1",
         "http_timeout",
     )
-    noted = [e for e in workspace.workspace.snapshot().entries if isinstance(e, EventSent)]
-    assert [e.type for e in noted] == ["app_mention"], "a retry is the same event, noted once"
+    assert workspace.transcript().count("app_mention") == 1, "a retry is the same event, noted once"
 
 
 def test_sender_only_targets_loopback(workspace: SlackStandIn) -> None:
@@ -382,3 +380,36 @@ def test_bolt_refuses_forged_and_stale_requests(workspace: SlackStandIn) -> None
         assert [c.params["text"] for c in workspace.calls("chat.postMessage")] == [
             "Rollback plan for genuine"
         ]
+
+
+def test_transcript_reads_like_the_conversation(workspace: SlackStandIn) -> None:
+    """The transcript shows commands, ephemerals, threads, reactions, edits, snippets in order."""
+    with served(workspace) as sender:
+        sender.slash_command("0042_add_index", user_id=ALICE, channel_id=OPS)
+        ts = workspace.wait_for("chat.postMessage").response["ts"]  # type: ignore[index]
+        sender.reaction_added(BOB, "white_check_mark", OPS, ts)
+        workspace.wait_for("chat.postMessage", lambda c: c.params.get("thread_ts") == ts)
+    client = workspace.client()
+    client.files_upload_v2(
+        content="BEGIN;\nDROP INDEX ix;\nCOMMIT;\n",
+        filename="plan.sql",
+        channel=OPS,
+        thread_ts=ts,
+        title="Rollback SQL",
+    )
+    client.chat_update(channel=OPS, ts=ts, text="Rolled back 0042_add_index", blocks=[])
+    client.chat_postMessage(channel=ALICE, text="Your rollback finished")
+
+    assert workspace.transcript().splitlines() == [
+        "#ops  @alice: /rollback 0042_add_index",
+        "#ops  rollbot (only visible to @alice): Planning 0042_add_index...",
+        "#ops  rollbot: Rolled back 0042_add_index (edited)",
+        "      ↳ @bob reacted :white_check_mark:",
+        "      ↳ rollbot: Approved by @bob with :white_check_mark:",
+        "      ↳ rollbot: uploaded plan.sql (Rollback SQL)",
+        "          | BEGIN;",
+        "          | DROP INDEX ix;",
+        "          | COMMIT;",
+        "",
+        "DM @alice  rollbot: Your rollback finished",
+    ]
