@@ -1,7 +1,8 @@
 """A local stand-in for Slack, so the bot can be driven exactly as Slack drives it.
 
-`SlackStandIn` answers the Web API on 127.0.0.1 and `SlackSender` delivers signed slash
-commands and events to the app's Request URL. Tests and `make demo` both use them; nothing
+`SlackStandIn` answers the Web API on 127.0.0.1, `SlackSender` delivers signed slash commands
+and events to the app's Request URL, and `bot.standin.socket` (imported on its own, because it
+needs the `websockets` package) plays Socket Mode. Tests and `make demo` both use them; nothing
 here talks to anything but the loopback interface.
 """
 

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 from slack_bolt import Ack, App, Say
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -23,6 +24,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from bot.standin import SlackSender, SlackStandIn
+from bot.standin.socket import SocketModeServer
 from tests.fix_slack import serve_wsgi
 
 if TYPE_CHECKING:
@@ -380,6 +382,49 @@ def test_bolt_refuses_forged_and_stale_requests(workspace: SlackStandIn) -> None
         assert [c.params["text"] for c in workspace.calls("chat.postMessage")] == [
             "Rollback plan for genuine"
         ]
+
+
+@contextmanager
+def socket_mode(standin: SlackStandIn, *, ping_interval: float = 10) -> Iterator[SocketModeServer]:
+    """The tiny app connected through Bolt's SocketModeHandler to a local Socket Mode server."""
+    server = SocketModeServer(standin).start()
+    handler = SocketModeHandler(
+        tiny_app(standin), app_token=standin.app_token, ping_interval=ping_interval
+    )
+    handler.connect()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+    try:
+        server.wait_for_connection()
+        yield server
+    finally:
+        # Server first: slack_sdk's close() otherwise waits out its 3-second receive timeout.
+        server.stop()
+        handler.close()  # type: ignore[no-untyped-call]  # as above
+
+
+def test_bolt_over_socket_mode_acks_and_posts(workspace: SlackStandIn) -> None:
+    """Bolt's SocketModeHandler connects over ws://, acks a slash command and its listener posts."""
+    with socket_mode(workspace) as server:
+        envelope = server.send_slash_command("0042_add_index", user_id=ALICE, channel_id=OPS)
+        assert server.wait_for_ack(envelope).payload == {"text": "Planning 0042_add_index..."}
+        plan = workspace.wait_for("chat.postMessage")
+        assert plan.params["text"] == "Rollback plan for 0042_add_index"
+        assert workspace.calls("apps.connections.open")[0].token == workspace.app_token
+        assert workspace.ephemerals(OPS, user=ALICE)[0].text == "Planning 0042_add_index..."
+
+
+def test_socket_mode_client_reconnects(workspace: SlackStandIn) -> None:
+    """After a `disconnect` message or a server-side close, the client reconnects and gets work."""
+    with socket_mode(workspace, ping_interval=0.2) as server:
+        ts = workspace.add_user_message(OPS, ALICE, "please roll back 0042")
+        server.send_disconnect()
+        server.wait_for_connection(count=2)
+        server.close_connections()
+        server.wait_for_connection(count=3)
+
+        envelope = server.reaction_added(BOB, "+1", OPS, ts)
+        assert server.wait_for_ack(envelope).payload is None
+        assert workspace.wait_for("chat.postMessage").params["thread_ts"] == ts
+        assert len(workspace.calls("apps.connections.open")) == 3
 
 
 def test_transcript_reads_like_the_conversation(workspace: SlackStandIn) -> None:
