@@ -18,7 +18,7 @@ from bot.errors import RollbotError
 from bot.logs import configure_logging
 from bot.messages import outcome_text, plan_text, runbooks_text, runs_text
 from bot.run import Run, RunState
-from bot.service import Rollbot, StalePlanError
+from bot.service import Rollbot, SilentNotifier, StalePlanError
 from bot.store import RunStore
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _FAILED = {RunState.FAILED, RunState.BLOCKED, RunState.CANCELLED, RunState.EXPIRED}
 
 
-class TerminalNotifier:
+class TerminalNotifier(SilentNotifier):
     """Progress on stderr, so stdout stays the result (and stays valid JSON)."""
 
     def __init__(self, stream: TextIO) -> None:

@@ -35,20 +35,40 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bot.config import Settings
+    from bot.outbox import Message
     from bot.runbook import Runbook
 
 log = structlog.get_logger()
 
 
 class Notifier(Protocol):
-    """Told about every persisted change of a run (Slack messages, terminal output)."""
+    """How a run's changes reach people.
+
+    `messages` renders what to send for a change; the store saves those messages in the same
+    transaction as the change. `notice` renders a note that changes nothing (a refusal).
+    `run_changed` is called after the commit (deliver now, print a line).
+    """
+
+    def messages(self, run: Run, event: str) -> list[Message]:
+        """Messages announcing `event`, rendered from the run as stored."""
+
+    def notice(self, run: Run, text: str) -> list[Message]:
+        """Messages carrying a note about the run (e.g. why an approval did not count)."""
 
     def run_changed(self, run: Run, event: str) -> None:
-        """`run` is the state as stored; `event` names what just happened."""
+        """Called once the change (and its messages) are committed."""
 
 
 class SilentNotifier:
     """For callers that read the returned run instead."""
+
+    def messages(self, run: Run, event: str) -> list[Message]:  # noqa: ARG002 - protocol
+        """Nothing to send."""
+        return []
+
+    def notice(self, run: Run, text: str) -> list[Message]:  # noqa: ARG002 - protocol
+        """Nothing to send."""
+        return []
 
     def run_changed(self, run: Run, event: str) -> None:
         """Nothing to tell."""
@@ -103,6 +123,7 @@ class Rollbot:
         runbook = self.library().find(query)
         plan = self._plan(runbook, count=True)
         run = self.store.create(
+            render=lambda created: self.notifier.messages(created, "requested"),
             migration_id=runbook.migration_id,
             runbook_name=runbook.name,
             target_name=plan.target.name,
@@ -155,11 +176,12 @@ class Rollbot:
     def _approve(self, run: Run, user: str) -> Run:
         decision = decide_approval(run, user, approvers=self._approvers(), now=self._now())
         if not decision.counts:
-            self.store.record(run.id, "approval_refused", actor=user, data={"why": decision.reason})
-            log.info("run.approval_refused", user=user, why=decision.reason)
+            self.refuse(run, user, decision.reason)
             raise NotAllowedError(decision.reason, todo="nothing was changed")
         self._check_binding(run)
-        run = self.store.add_approval(run, user)
+        run = self.store.add_approval(
+            run, user, render=lambda r: self.notifier.messages(r, "approval_added")
+        )
         log.info("run.approval_added", user=user)
         if len(run.approvers) < run.required_approvals:
             self._announce(run, "approval_added")
@@ -201,6 +223,21 @@ class Rollbot:
         log.info("run.executed", succeeded=outcome.succeeded, duration_s=outcome.duration_s)
         event = RunEvent.SUCCEEDED if outcome.succeeded else RunEvent.FAILED
         return self._move(run, event, outcome=outcome.model_dump(mode="json"), reason=outcome.error)
+
+    def refuse(self, run: Run, user: str, reason: str) -> None:
+        """Record why `user`'s action did not count, and tell them once (not per retry)."""
+        data = {"why": reason}
+        if self.store.already_said(run.id, "approval_refused", user, data):
+            return
+        self.store.record(
+            run.id,
+            "approval_refused",
+            actor=user,
+            data=data,
+            messages=self.notifier.notice(run, f"{_mention(user)}: {reason}."),
+        )
+        log.info("run.approval_refused", user=user, why=reason)
+        self._announce(run, "approval_refused")
 
     def cancel(self, run_id: int, user: str) -> Run:
         """The requester or an approver may cancel a run that has not started executing."""
@@ -265,7 +302,13 @@ class Rollbot:
         raise StalePlanError(run, new, why)
 
     def _move(self, run: Run, event: RunEvent, *, actor: str | None = None, **changes: Any) -> Run:  # noqa: ANN401
-        run = self.store.apply(run, event, actor=actor or "rollbot", **changes)
+        run = self.store.apply(
+            run,
+            event,
+            actor=actor or "rollbot",
+            render=lambda moved: self.notifier.messages(moved, event.value),
+            **changes,
+        )
         log.info("run.moved", to=run.state.value, on=event.value)
         self._announce(run, event.value)
         return run
@@ -279,3 +322,8 @@ class Rollbot:
     def _exclude(self) -> tuple[str, ...]:
         """The state schema lives in the target unless ROLLBOT_STATE_URL says otherwise."""
         return (STATE_SCHEMA,) if self.settings.state_url is None else ()
+
+
+def _mention(user: str) -> str:
+    """Slack mentions for Slack ids; other names (CLI users) as they are."""
+    return f"<@{user}>" if user[:1] in {"U", "W"} and user.isalnum() else user

@@ -21,7 +21,11 @@ from bot.run import ACTIVE, Run, RunEvent, RunState, next_state
 from bot.store_schema import MIGRATIONS
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+    from bot.outbox import Message
+
+    Render = Callable[[Run], Sequence[Message]]
     from contextlib import AbstractContextManager
 
 STATE_SCHEMA = "rollbot"
@@ -92,8 +96,12 @@ class RunStore:
                     current = version
         return current
 
-    def create(self, **fields: Any) -> Run:  # noqa: ANN401
-        """Insert a new run in state `requested`, or point to the active one it duplicates."""
+    def create(self, render: Render | None = None, **fields: Any) -> Run:  # noqa: ANN401
+        """Insert a new run in state `requested`, or point to the active one it duplicates.
+
+        `render(run)` gives the messages announcing it; they are stored in the same
+        transaction, so the run and its announcement exist together or not at all.
+        """
         fields = {**fields, "state": RunState.REQUESTED.value}
         columns = sql.SQL(", ").join(sql.Identifier(k) for k in fields)
         values = sql.SQL(", ").join(sql.Placeholder(k) for k in fields)
@@ -103,7 +111,7 @@ class RunStore:
         params = {k: _adapt(v) for k, v in fields.items()}
         try:
             with self._connection() as conn, conn.transaction():
-                run = _run(conn.execute(query, params).fetchone())
+                run = run_from_row(conn.execute(query, params).fetchone())
                 self._event(
                     conn,
                     run_id=run.id,
@@ -113,6 +121,7 @@ class RunStore:
                     actor=fields["requested_by"],
                     data={},
                 )
+                self._enqueue(conn, run, render)
         except psycopg.errors.UniqueViolation:
             active = self.active_for(fields["target_identity"], fields["migration_id"])
             raise ConflictError(
@@ -132,7 +141,7 @@ class RunStore:
             ).fetchone()
         if row is None:
             raise NotFoundError(f"There is no run {run_id}", todo="list runs with `rollbot runs`")
-        return _run(row)
+        return run_from_row(row)
 
     def recent(self, *, limit: int = 20, states: Sequence[RunState] | None = None) -> list[Run]:
         """Newest runs first, optionally only those in some states."""
@@ -144,7 +153,7 @@ class RunStore:
                 ).format(sql.Identifier(STATE_SCHEMA)),
                 {"states": [s.value for s in states] if states else None, "limit": limit},
             ).fetchall()
-        return [_run(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     def active_for(self, target_identity: str, migration_id: str) -> Run | None:
         """The active run for this migration on this target, if any."""
@@ -156,7 +165,7 @@ class RunStore:
                 ).format(sql.Identifier(STATE_SCHEMA)),
                 (target_identity, migration_id, sorted(s.value for s in ACTIVE)),
             ).fetchone()
-        return _run(row) if row else None
+        return run_from_row(row) if row else None
 
     def apply(
         self,
@@ -165,9 +174,13 @@ class RunStore:
         *,
         actor: str | None,
         data: dict[str, Any] | None = None,
+        render: Render | None = None,
         **changes: Any,  # noqa: ANN401
     ) -> Run:
-        """Move a run by one event, compare-and-set on its current state, with its audit row."""
+        """Move a run by one event: compare-and-set, audit row and messages in one transaction.
+
+        `render(new_run)` gives the messages announcing the move (stored in the outbox).
+        """
         to_state = next_state(run.state, event)
         updates = {**changes, "state": to_state.value}
         assignments = sql.SQL(", ").join(
@@ -196,9 +209,11 @@ class RunStore:
                 actor=actor,
                 data=data or {},
             )
-        return _run(row)
+            moved = run_from_row(row)
+            self._enqueue(conn, moved, render)
+        return moved
 
-    def add_approval(self, run: Run, user: str) -> Run:
+    def add_approval(self, run: Run, user: str, render: Render | None = None) -> Run:
         """Record one approver, atomically: same state, same plan, not already counted."""
         query = sql.SQL(
             "UPDATE {}.runs SET approvers = array_append(approvers, %(user)s), updated_at = now()"
@@ -224,11 +239,22 @@ class RunStore:
                 actor=user,
                 data={},
             )
-        return _run(row)
+            approved = run_from_row(row)
+            self._enqueue(conn, approved, render)
+        return approved
 
-    def record(self, run_id: int, kind: str, *, actor: str | None, data: dict[str, Any]) -> None:
+    def record(
+        self,
+        run_id: int,
+        kind: str,
+        *,
+        actor: str | None,
+        data: dict[str, Any],
+        messages: Sequence[Message] = (),
+    ) -> None:
         """Add an audit event that does not change the state (a refusal, a note)."""
-        with self._connection() as conn:
+        with self._connection() as conn, conn.transaction():
+            self._insert_messages(conn, run_id, messages)
             self._event(
                 conn,
                 run_id=run_id,
@@ -238,6 +264,18 @@ class RunStore:
                 actor=actor,
                 data=data,
             )
+
+    def already_said(self, run_id: int, kind: str, actor: str, data: dict[str, Any]) -> bool:
+        """Whether this exact note (e.g. the same refusal to the same person) is on record."""
+        with self._connection() as conn:
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT 1 AS found FROM {}.run_events WHERE run_id = %s AND kind = %s"
+                    " AND actor = %s AND data = %s LIMIT 1"
+                ).format(sql.Identifier(STATE_SCHEMA)),
+                (run_id, kind, actor, Jsonb(data)),
+            ).fetchone()
+        return row is not None
 
     def update(self, run: Run, **changes: Any) -> Run:  # noqa: ANN401
         """Store facts about a run without moving it (e.g. its transaction id before COMMIT)."""
@@ -256,7 +294,7 @@ class RunStore:
             row = conn.execute(query, params).fetchone()
         if row is None:
             raise ConflictError(f"{run.label()} was moved on by someone else")
-        return _run(row)
+        return run_from_row(row)
 
     def events(self, run_id: int) -> list[dict[str, Any]]:
         """The audit trail of one run, oldest first."""
@@ -268,6 +306,25 @@ class RunStore:
                 ).format(sql.Identifier(STATE_SCHEMA)),
                 (run_id,),
             ).fetchall()
+
+    def _enqueue(self, conn: psycopg.Connection[Any], run: Run, render: Render | None) -> None:
+        if render is not None:
+            self._insert_messages(conn, run.id, render(run))
+
+    def _insert_messages(
+        self, conn: psycopg.Connection[Any], run_id: int, messages: Sequence[Message]
+    ) -> None:
+        for message in messages:
+            conn.execute(
+                sql.SQL("INSERT INTO {}.outbox (run_id, message) VALUES (%s, %s)").format(
+                    sql.Identifier(STATE_SCHEMA)
+                ),
+                (run_id, Jsonb(message.model_dump(mode="json", exclude_none=True))),
+            )
+
+    def connection(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
+        """A pooled autocommit connection (rows as dicts), for adapters sharing this store."""
+        return self._connection()
 
     def _connection(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
         return cast(
@@ -318,7 +375,8 @@ def _adapt(value: Any) -> Any:  # noqa: ANN401
     return value
 
 
-def _run(row: dict[str, Any] | None) -> Run:
+def run_from_row(row: dict[str, Any] | None) -> Run:
+    """A run from a `runs` row (shared with the ledger, which joins on runs)."""
     if row is None:
         msg = "expected a run row"
         raise NotFoundError(msg)

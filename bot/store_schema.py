@@ -62,4 +62,40 @@ CREATE TRIGGER run_events_no_truncate BEFORE TRUNCATE ON {schema}.run_events
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.append_only();
 """,
     ),
+    (
+        2,
+        """
+-- Which Slack message shows which run: reactions are matched to runs through it.
+CREATE TABLE {schema}.slack_messages (
+    run_id bigint NOT NULL REFERENCES {schema}.runs (id),
+    role text NOT NULL,
+    channel text NOT NULL,
+    ts text NOT NULL,
+    PRIMARY KEY (run_id, role)
+);
+CREATE UNIQUE INDEX slack_messages_by_ts ON {schema}.slack_messages (channel, ts);
+
+-- Slack delivers events at least once: an event id is acted on the first time only.
+CREATE TABLE {schema}.seen_events (
+    event_id text PRIMARY KEY,
+    seen_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Messages to Slack, written in the same transaction as the state change they announce,
+-- delivered (in order, per run) by the courier; kept until Slack accepts them.
+CREATE TABLE {schema}.outbox (
+    id bigserial PRIMARY KEY,
+    run_id bigint NOT NULL REFERENCES {schema}.runs (id),
+    message jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    attempts int NOT NULL DEFAULT 0,
+    last_error text,
+    delivered_at timestamptz,
+    gave_up_at timestamptz
+);
+CREATE INDEX outbox_pending ON {schema}.outbox (id)
+    WHERE delivered_at IS NULL AND gave_up_at IS NULL;
+""",
+    ),
 )
