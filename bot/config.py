@@ -18,6 +18,7 @@ from bot.durations import parse_duration
 from bot.errors import ConfigError
 
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+_CHANNEL_OR_USER = re.compile(r"^[CGDUW][A-Z0-9]{2,}$")
 
 
 def _env(name: str, **kwargs: Any) -> Any:  # noqa: ANN401 - pydantic's Field
@@ -44,6 +45,17 @@ class Settings(BaseSettings):
     lock_retries: int = _env("ROLLBOT_LOCK_RETRIES", default=3, ge=1, le=20)
     lock_retry_delay: timedelta = _env("ROLLBOT_LOCK_RETRY_DELAY", default=timedelta(seconds=1))
     count_budget: timedelta = _env("ROLLBOT_COUNT_BUDGET", default=timedelta(seconds=2))
+    slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", default=None)
+    slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET", default=None)
+    slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN", default=None)
+    slack_api_url: str = _env("SLACK_API_URL", default="https://slack.com/api/")
+    incident_channel: str | None = _env("ROLLBOT_INCIDENT_CHANNEL", default=None)
+    approval_reaction: str = _env("ROLLBOT_APPROVAL_REACTION", default="white_check_mark")
+    allowed_channels: Annotated[tuple[str, ...], NoDecode] = _env(
+        "ROLLBOT_ALLOWED_CHANNELS", default=()
+    )
+    requesters: Annotated[tuple[str, ...], NoDecode] = _env("ROLLBOT_REQUESTERS", default=())
+    port: int = _env("PORT", default=3000, ge=1, le=65535)
     connect_timeout: timedelta = _env("ROLLBOT_CONNECT_TIMEOUT", default=timedelta(seconds=10))
     log_level: str = _env("ROLLBOT_LOG_LEVEL", default="info")
 
@@ -75,6 +87,43 @@ class Settings(BaseSettings):
                     raise ValueError(msg)
         return value
 
+    @field_validator("allowed_channels", "requesters", mode="before")
+    @classmethod
+    def _id_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list | tuple):
+            for item in value:
+                if not _CHANNEL_OR_USER.match(str(item)):
+                    msg = f"{item!r} is not a Slack ID (C…/G… for channels, U…/W… for people)"
+                    raise ValueError(msg)
+        return value
+
+    @field_validator("incident_channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if value is not None and not _CHANNEL_OR_USER.match(value):
+            msg = f"{value!r} is not a Slack channel ID (C…/G…; copy it from the channel details)"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("approval_reaction")
+    @classmethod
+    def _reaction(cls, value: str) -> str:
+        name = value.strip().strip(":")
+        if not re.fullmatch(r"[a-z0-9_+'-]{1,100}", name):
+            msg = f"{value!r} is not an emoji name (e.g. white_check_mark)"
+            raise ValueError(msg)
+        return name
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            msg = f"{value!r} is not an http(s) URL"
+            raise ValueError(msg)
+        return value if value.endswith("/") else value + "/"
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -102,8 +151,41 @@ class Settings(BaseSettings):
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this configuration holds, for the log redactor."""
-        values = [s.get_secret_value() for s in (self.database_url, self.state_url) if s]
-        return tuple(v for v in values if v)
+        held = (
+            self.database_url,
+            self.state_url,
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+        )
+        return tuple(v for v in (s.get_secret_value() for s in held if s) if v)
+
+    def slack_mode(self) -> str:
+        """`socket` with an app-level token, else `http`; checks the tokens each mode needs."""
+        bot = self.slack_bot_token.get_secret_value() if self.slack_bot_token else ""
+        if not bot:
+            raise ConfigError(
+                "SLACK_BOT_TOKEN",
+                "is not set",
+                todo="copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions",
+            )
+        if not bot.startswith("xoxb-"):
+            raise ConfigError("SLACK_BOT_TOKEN", "is not a bot token (it must start with xoxb-)")
+        if self.slack_app_token is not None:
+            if not self.slack_app_token.get_secret_value().startswith("xapp-"):
+                raise ConfigError(
+                    "SLACK_APP_TOKEN",
+                    "is not an app-level token (it must start with xapp-)",
+                    todo="create one with the connections:write scope under Basic Information",
+                )
+            return "socket"
+        if not self.slack_signing_secret or not self.slack_signing_secret.get_secret_value():
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET",
+                "is not set (needed in HTTP mode, when SLACK_APP_TOKEN is not set)",
+                todo="copy the Signing Secret from the app's Basic Information page",
+            )
+        return "http"
 
 
 def load_settings(**overrides: Any) -> Settings:  # noqa: ANN401

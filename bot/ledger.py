@@ -7,6 +7,7 @@ lives in PostgreSQL so that a restart, a second replica or a Slack outage loses 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from psycopg import sql
@@ -15,6 +16,8 @@ from bot.outbox import Pending, Role
 from bot.store import STATE_SCHEMA, run_from_row
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from bot.run import Run
     from bot.store import RunStore
 
@@ -76,7 +79,8 @@ class SlackLedger:
         with self._store.connection() as conn:
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT id, run_id, message, attempts FROM {}.outbox"
+                    "SELECT id, run_id, message, attempts, next_attempt_at <= now() AS due"
+                    " FROM {}.outbox"
                     " WHERE delivered_at IS NULL AND gave_up_at IS NULL"
                     " ORDER BY id LIMIT %s"
                 ).format(sql.Identifier(STATE_SCHEMA)),
@@ -115,13 +119,14 @@ class SlackLedger:
                 (error, message_id),
             )
 
-    def due(self, message_id: int) -> bool:
-        """Whether a pending message may be attempted now (its backoff has passed)."""
+    @contextmanager
+    def exclusive(self, key: int) -> Iterator[bool]:
+        """Hold a session advisory lock while the block runs; yields whether we got it."""
         with self._store.connection() as conn:
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT next_attempt_at <= now() AS due FROM {}.outbox WHERE id = %s"
-                ).format(sql.Identifier(STATE_SCHEMA)),
-                (message_id,),
-            ).fetchone()
-        return bool(row and row["due"])
+            row = conn.execute("SELECT pg_try_advisory_lock(%s) AS mine", (key,)).fetchone()
+            mine = bool(row and row["mine"])
+            try:
+                yield mine
+            finally:
+                if mine:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))

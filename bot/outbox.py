@@ -38,3 +38,4 @@ class Pending(BaseModel):
     run_id: int
     message: Message
     attempts: int
+    due: bool = True  # its backoff has passed

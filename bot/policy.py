@@ -27,7 +27,7 @@ def decide_approval(  # noqa: PLR0911 - one guard per reason reads best
     run: Run, user: str, *, approvers: frozenset[str], now: datetime
 ) -> Decision:
     """May `user` approve `run` now? `approvers` holds user ids, groups already expanded."""
-    name = run.label()
+    name = f"run {run.id}"
     if run.state in {RunState.REQUESTED, RunState.BACKING_UP}:
         return Decision(
             counts=False,
@@ -49,19 +49,18 @@ def decide_approval(  # noqa: PLR0911 - one guard per reason reads best
     if user == run.requested_by:
         return Decision(
             counts=False,
-            reason=f"{user} requested {name} and cannot approve it: another approver must",
+            reason=f"you requested {name}, so you cannot approve it: another approver must",
         )
     if user not in approvers:
         return Decision(
             counts=False,
-            reason=f"{user} is not an approver for {name} "
-            "(ROLLBOT_APPROVERS lists who may approve)",
+            reason=f"you are not an approver for {name} (ROLLBOT_APPROVERS lists who may approve)",
         )
     if user in run.approvers:
         missing = run.required_approvals - len(run.approvers)
         return Decision(
             counts=False,
-            reason=f"{user} already approved {name}; {missing} more approval(s) needed "
+            reason=f"you already approved {name}; {missing} more approval(s) needed "
             "from other approvers",
         )
     complete = len(run.approvers) + 1 >= run.required_approvals

@@ -27,7 +27,7 @@ from bot.library import RunbookLibrary, load_library
 from bot.pgtools import find_pg_tools
 from bot.plan import Plan, build_plan
 from bot.policy import decide_approval
-from bot.run import Run, RunEvent
+from bot.run import Run, RunEvent, RunState
 from bot.snapshots import backup_with_counts
 from bot.store import STATE_SCHEMA, RunStore
 
@@ -249,6 +249,21 @@ class Rollbot:
                 todo="ask them, or let it expire",
             )
         return self._move(run, RunEvent.CANCELLED, actor=user, reason=f"cancelled by {user}")
+
+    def expire_due(self) -> list[Run]:
+        """Close the approval window of runs whose time is up (also after a restart)."""
+        now = self._now()
+        expired: list[Run] = []
+        for run in self.store.recent(limit=200, states=[RunState.AWAITING_APPROVAL]):
+            if run.expires_at is not None and run.expires_at <= now:
+                with structlog.contextvars.bound_contextvars(run_id=run.id):
+                    try:
+                        expired.append(
+                            self._move(run, RunEvent.EXPIRED, reason="the approval window closed")
+                        )
+                    except ConflictError:
+                        continue  # approved or cancelled in the meantime
+        return expired
 
     # -- helpers ---------------------------------------------------------------------------
 

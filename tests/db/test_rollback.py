@@ -59,7 +59,7 @@ def test_requester_cannot_approve_and_nothing_runs(
     """The requester's own approval is refused with the reason, and the run still waits."""
     service = make_service(db_0023)
     run = service.request("23", requested_by=REQUESTER)
-    with pytest.raises(NotAllowedError, match="cannot approve it"):
+    with pytest.raises(NotAllowedError, match="you cannot approve it"):
         service.approve(run.id, REQUESTER)
     assert service.run(run.id).state is RunState.AWAITING_APPROVAL
     assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}

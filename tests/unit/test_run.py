@@ -71,8 +71,8 @@ APPROVERS = frozenset({"U0BOB", "U0CAROL", "U0REQ"})
     ("run", "user", "reason"),
     [
         (a_run(RunState.BACKING_UP), "U0BOB", "not verified yet"),
-        (a_run(), "U0REQ", "cannot approve it: another approver must"),
-        (a_run(), "U0MALLORY", "is not an approver"),
+        (a_run(), "U0REQ", "you cannot approve it: another approver must"),
+        (a_run(), "U0MALLORY", "you are not an approver"),
         (a_run(expires_at=NOW), "U0BOB", "approval window"),
         (a_run(RunState.EXECUTING), "U0BOB", "already approved"),
         (a_run(RunState.CANCELLED), "U0BOB", "is cancelled"),

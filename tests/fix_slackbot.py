@@ -1,0 +1,91 @@
+"""rollbot served over real HTTP, wired to a test database and to the Slack stand-in."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from bot.app import Components, build
+from bot.config import load_settings
+from bot.standin import SlackSender, SlackStandIn
+from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
+from tests.fix_slack import serve_wsgi
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+REQUEST_CHANNEL = "C0OPS"
+INCIDENT_CHANNEL = "C0INCIDENT"
+BYSTANDER = "U0MALLORY"
+
+
+@dataclass
+class SlackBot:
+    """A running rollbot and the means to talk to it as Slack does."""
+
+    components: Components
+    standin: SlackStandIn
+    sender: SlackSender
+    url: str
+
+    def plan_message(self, run_id: int) -> tuple[str, str]:
+        """(channel, ts) of a run's plan message, once everything pending is delivered."""
+        self.deliver()
+        where = self.components.ledger.slack_message(run_id, "plan")
+        assert where is not None, "the plan message was not posted"
+        return where
+
+    def deliver(self, timeout: float = 10.0) -> None:
+        """Wait until the outbox holds nothing due (the courier delivers in the background)."""
+        deadline = time.monotonic() + timeout
+        while any(p.due for p in self.components.ledger.pending()):
+            if time.monotonic() > deadline:
+                pending = self.components.ledger.pending()
+                raise AssertionError(f"outbox not drained: {pending}")
+            self.components.courier.wake()
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def make_slackbot(standin: SlackStandIn, tmp_path: Path) -> Iterator[Callable[..., SlackBot]]:
+    """Factory: `make_slackbot(conninfo, **settings)` -> a served rollbot and a sender."""
+    running: list[tuple[Components, Any]] = []
+    for user_id, name in (
+        (REQUESTER, "alice"),
+        (APPROVER, "bob"),
+        (SECOND_APPROVER, "carol"),
+        (BYSTANDER, "mallory"),
+    ):
+        standin.add_user(user_id, name)
+    standin.add_channel(REQUEST_CHANNEL, "ops")
+    standin.add_channel(INCIDENT_CHANNEL, "incident")
+
+    def make(conninfo: str, runbooks_dir: Path | None = None, **overrides: Any) -> SlackBot:
+        values: dict[str, Any] = {
+            "database_url": conninfo,
+            "runbooks_dir": runbooks_dir or RUNBOOKS,
+            "backup_dir": tmp_path / "backups",
+            "approvers": (APPROVER, SECOND_APPROVER),
+            "slack_bot_token": standin.bot_token,
+            "slack_signing_secret": SIGNING_SECRET,
+            "slack_api_url": standin.api_url,
+            "incident_channel": INCIDENT_CHANNEL,
+        }
+        settings = load_settings(**(values | overrides))
+        components = build(settings)
+        components.start()
+        server = serve_wsgi(components.wsgi())
+        url = server.__enter__()
+        running.append((components, server))
+        sender = SlackSender(f"{url}/slack/events", SIGNING_SECRET, standin)
+        return SlackBot(components=components, standin=standin, sender=sender, url=url)
+
+    yield make
+    for components, server in running:
+        server.__exit__(None, None, None)
+        components.stop()

@@ -1,0 +1,53 @@
+"""`/rollback 0023` in Slack, end to end: signed requests in, Web API calls out."""
+
+from collections.abc import Callable
+
+from bot.run import RunState
+from tests.fix_db import SAMPLE_COUNTS
+from tests.fix_rollbot import APPROVER, REQUESTER
+from tests.fix_slackbot import INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot
+
+
+def test_happy_path_plan_backup_approval_and_counts(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """A request, an approver's reaction, and the verification counts in the thread."""
+    bot = make_slackbot(db_0023)
+    mark = bot.standin.mark()
+    delivery = bot.sender.slash_command("0023", user_id=REQUESTER, channel_id=REQUEST_CHANNEL)
+    assert delivery.status == 200
+
+    answer = bot.standin.wait_for("response_url", since=mark, timeout=30)
+    assert "awaiting approval" in answer.params["text"]
+    (run,) = bot.components.store.recent()
+    assert run.state is RunState.AWAITING_APPROVAL
+    channel, ts = bot.plan_message(run.id)
+    plan = bot.standin.message(channel, ts)
+    assert plan is not None
+    rendered = str(plan.blocks)
+    assert "Rollback run" in rendered
+    assert "verified" in rendered
+    assert "React with :white_check_mark:" in rendered
+    assert "error_aggregations_resolved_by_users_id_fk" in rendered  # the no-op is shown
+    (snippet,) = bot.standin.files()
+    assert "DROP TABLE IF EXISTS api_errors;" in snippet.text
+
+    bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+    bot.standin.wait_for(
+        "chat.postMessage",
+        lambda call: "succeeded" in str(call.params.get("text", "")),
+        timeout=30,
+    )
+    assert bot.components.store.get(run.id).state is RunState.SUCCEEDED
+    bot.deliver()
+    thread = bot.standin.thread(channel, ts)
+    outcome = "\n".join(str(m.blocks) for m in thread)
+    assert f"`public.api_errors`: {SAMPLE_COUNTS['api_errors']:,} rows dropped" in outcome
+    incident = [m for m in bot.standin.messages(INCIDENT_CHANNEL) if not m.is_reply]
+    assert len(incident) == 1
+    assert "request thread" in str(incident[0].blocks)
+    updates = bot.standin.thread(INCIDENT_CHANNEL, incident[0].ts)
+    texts = [m.text for m in updates]
+    assert any("Backup verified" in t for t in texts)
+    assert any("Approved by" in t for t in texts)
+    assert any("succeeded" in t for t in texts)
