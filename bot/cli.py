@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("runs", "list recent runs")
     show = command("show", "show one run: plan, backup, approvals and outcome")
     show.add_argument("run", type=int)
+    commands.add_parser(
+        "serve", help="run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)"
+    )
     commands.add_parser("demo", help="the whole flow on an embedded PostgreSQL")
     return parser
 
@@ -79,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo()
     try:
         settings = load_settings()
+        if args.command == "serve":
+            from bot.serve import serve  # noqa: PLC0415 - only the server needs Slack's stack
+
+            return serve(settings)
         quiet = "ROLLBOT_LOG_LEVEL" not in os.environ
         configure_logging(
             secrets=settings.secrets(), level="warning" if quiet else settings.log_level

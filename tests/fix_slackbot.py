@@ -52,9 +52,8 @@ class SlackBot:
 
 
 @pytest.fixture
-def make_slackbot(standin: SlackStandIn, tmp_path: Path) -> Iterator[Callable[..., SlackBot]]:
-    """Factory: `make_slackbot(conninfo, **settings)` -> a served rollbot and a sender."""
-    running: list[tuple[Components, Any]] = []
+def slack_workspace(standin: SlackStandIn) -> SlackStandIn:
+    """The stand-in with the people and channels the scenarios use."""
     for user_id, name in (
         (REQUESTER, "alice"),
         (APPROVER, "bob"),
@@ -64,6 +63,16 @@ def make_slackbot(standin: SlackStandIn, tmp_path: Path) -> Iterator[Callable[..
         standin.add_user(user_id, name)
     standin.add_channel(REQUEST_CHANNEL, "ops")
     standin.add_channel(INCIDENT_CHANNEL, "incident")
+    return standin
+
+
+@pytest.fixture
+def make_slackbot(
+    slack_workspace: SlackStandIn, tmp_path: Path
+) -> Iterator[Callable[..., SlackBot]]:
+    """Factory: `make_slackbot(conninfo, **settings)` -> a served rollbot and a sender."""
+    standin = slack_workspace
+    running: list[tuple[Components, Any]] = []
 
     def make(conninfo: str, runbooks_dir: Path | None = None, **overrides: Any) -> SlackBot:
         values: dict[str, Any] = {

@@ -1,0 +1,93 @@
+"""`rollbot serve`: Socket Mode when SLACK_APP_TOKEN is set, else HTTP; /healthz in both.
+
+HTTP is served by waitress (a production WSGI server) on $PORT with Slack's Request URL at
+/slack/events. In Socket Mode the same port serves only the health check, so orchestrators
+probe both modes the same way. SIGTERM stops accepting work and drains the outbox courier.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from waitress.server import create_server
+
+from bot.app import HEALTH_PATH, build
+from bot.errors import DatabaseUnavailableError
+from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from bot.app import Components
+    from bot.config import Settings
+
+log = structlog.get_logger()
+
+
+def serve(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 - a server binds all
+    """Run until SIGTERM/SIGINT; 0 on a clean stop."""
+    mode = settings.slack_mode()
+    configure_logging(secrets=settings.secrets(), level=settings.log_level)
+    components = _build_with_retries(settings)
+    components.start()
+    log.info("serve.started", mode=mode, port=settings.port)
+    socket_handler: SocketModeHandler | None = None
+    try:
+        if mode == "socket":
+            token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+            socket_handler = SocketModeHandler(components.bolt, app_token=token)
+            socket_handler.connect()  # type: ignore[no-untyped-call]
+            app = _health_only(components)
+        else:
+            app = components.wsgi()
+        server = create_server(app, host=host, port=settings.port, threads=8)
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            server.run()
+        except (SystemExit, KeyboardInterrupt):
+            server.close()
+    finally:
+        log.info("serve.stopping")
+        if socket_handler is not None:
+            socket_handler.close()  # type: ignore[no-untyped-call]
+        components.stop()
+    return 0
+
+
+def _stop(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler signature
+    raise SystemExit(0)
+
+
+def _build_with_retries(settings: Settings, attempts: int = 6) -> Components:
+    """The state database may start after rollbot (compose, k8s): retry with backoff."""
+    delay = 1.0
+    for attempt in range(1, attempts + 1):
+        try:
+            return build(settings)
+        except DatabaseUnavailableError as exc:
+            if attempt == attempts:
+                raise
+            log.warning(
+                "serve.state_db_unavailable", attempt=attempt, retry_in_s=delay, why=exc.why
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    raise AssertionError  # unreachable: the loop returns or raises
+
+
+def _health_only(
+    components: Components,
+) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    wsgi = components.wsgi()
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            return wsgi(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"Socket Mode: Slack events arrive over the websocket, not here\n"]
+
+    return application

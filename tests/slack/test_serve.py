@@ -1,0 +1,128 @@
+"""`rollbot serve` as deployed: a real process in HTTP mode, and Socket Mode over a websocket."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+from bot.app import build
+from bot.config import load_settings
+from bot.run import RunState
+from bot.standin import SlackSender, SlackStandIn
+from bot.standin.socket import SocketModeServer
+from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
+from tests.fix_slackbot import REQUEST_CHANNEL, SIGNING_SECRET
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_healthy(url: str, timeout: float = 30.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback
+                return dict(json.loads(answer.read()))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_http_mode_process_answers_health_commands_and_sigterm(
+    db_0023: str, standin: SlackStandIn, tmp_path: Path
+) -> None:
+    """The real server: /healthz 200, a signed /rollback help answered, SIGTERM exits 0."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_0023,
+        "SLACK_BOT_TOKEN": standin.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": standin.api_url,
+        "ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS),
+        "ROLLBOT_BACKUP_DIR": str(tmp_path / "backups"),
+        "PORT": str(port),
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        health = wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        assert health == {"ok": True, "state_db": "ok"}
+        sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, standin)
+        mark = standin.mark()
+        assert (
+            sender.slash_command("help", user_id=REQUESTER, channel_id=REQUEST_CHANNEL).status
+            == 200
+        )
+        answer = standin.wait_for("response_url", since=mark, timeout=10)
+        assert "/rollback cancel RUN" in answer.params["text"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(line["event"] == "serve.stopping" for line in lines)
+    assert all("run_id" in line for line in lines)
+    assert standin.bot_token not in stderr
+    assert SIGNING_SECRET not in stderr
+
+
+def test_socket_mode_runs_the_whole_flow(
+    db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path
+) -> None:
+    """Over the websocket: the command is acked, the plan posted, the reaction approves."""
+    standin = slack_workspace
+    settings = load_settings(
+        database_url=db_0023,
+        runbooks_dir=RUNBOOKS,
+        backup_dir=tmp_path / "backups",
+        approvers=(APPROVER, SECOND_APPROVER),
+        slack_bot_token=standin.bot_token,
+        slack_app_token=standin.app_token,
+        slack_api_url=standin.api_url,
+    )
+    assert settings.slack_mode() == "socket"
+    components = build(settings)
+    components.start()
+    with SocketModeServer(standin) as server:
+        handler = SocketModeHandler(components.bolt, app_token=standin.app_token)
+        handler.connect()  # type: ignore[no-untyped-call]
+        try:
+            server.wait_for_connection()
+            envelope = server.send_slash_command(
+                "0023", user_id=REQUESTER, channel_id=REQUEST_CHANNEL
+            )
+            server.wait_for_ack(envelope)
+            standin.wait_for("response_url", timeout=30)
+            (run,) = components.store.recent()
+            components.courier.deliver_pending()
+            where = components.ledger.slack_message(run.id, "plan")
+            assert where is not None
+            server.wait_for_ack(server.reaction_added(APPROVER, "white_check_mark", *where))
+            deadline = time.monotonic() + 30
+            while components.store.get(run.id).state is not RunState.SUCCEEDED:
+                assert time.monotonic() < deadline, components.store.get(run.id)
+                time.sleep(0.1)
+        finally:
+            server.stop()
+            handler.close()  # type: ignore[no-untyped-call]
+            components.stop()
