@@ -226,18 +226,10 @@ class Rollbot:
 
     def refuse(self, run: Run, user: str, reason: str) -> None:
         """Record why `user`'s action did not count, and tell them once (not per retry)."""
-        data = {"why": reason}
-        if self.store.already_said(run.id, "approval_refused", user, data):
-            return
-        self.store.record(
-            run.id,
-            "approval_refused",
-            actor=user,
-            data=data,
-            messages=self.notifier.notice(run, f"{_mention(user)}: {reason}."),
-        )
-        log.info("run.approval_refused", user=user, why=reason)
-        self._announce(run, "approval_refused")
+        notice = self.notifier.notice(run, f"{_mention(user)}: {reason}.")
+        if self.store.record_refusal(run.id, user, reason, notice):
+            log.info("run.approval_refused", user=user, why=reason)
+            self._announce(run, "approval_refused")
 
     def cancel(self, run_id: int, user: str) -> Run:
         """The requester or an approver may cancel a run that has not started executing."""

@@ -243,39 +243,27 @@ class RunStore:
             self._enqueue(conn, approved, render)
         return approved
 
-    def record(
-        self,
-        run_id: int,
-        kind: str,
-        *,
-        actor: str | None,
-        data: dict[str, Any],
-        messages: Sequence[Message] = (),
-    ) -> None:
-        """Add an audit event that does not change the state (a refusal, a note)."""
-        with self._connection() as conn, conn.transaction():
-            self._insert_messages(conn, run_id, messages)
-            self._event(
-                conn,
-                run_id=run_id,
-                kind=kind,
-                from_state=None,
-                to_state=None,
-                actor=actor,
-                data=data,
-            )
+    def record_refusal(
+        self, run_id: int, actor: str, why: str, messages: Sequence[Message] = ()
+    ) -> bool:
+        """Record a refusal and its messages unless this person got this answer already.
 
-    def already_said(self, run_id: int, kind: str, actor: str, data: dict[str, Any]) -> bool:
-        """Whether this exact note (e.g. the same refusal to the same person) is on record."""
-        with self._connection() as conn:
+        Atomic (a unique index), so two reactions racing are still answered once.
+        """
+        with self._connection() as conn, conn.transaction():
             row = conn.execute(
                 sql.SQL(
-                    "SELECT 1 AS found FROM {}.run_events WHERE run_id = %s AND kind = %s"
-                    " AND actor = %s AND data = %s LIMIT 1"
+                    "INSERT INTO {}.run_events (run_id, kind, actor, data)"
+                    " VALUES (%s, 'approval_refused', %s, %s)"
+                    " ON CONFLICT (run_id, actor, (data ->> 'why'))"
+                    " WHERE kind = 'approval_refused' DO NOTHING RETURNING id"
                 ).format(sql.Identifier(STATE_SCHEMA)),
-                (run_id, kind, actor, Jsonb(data)),
+                (run_id, actor, Jsonb({"why": why})),
             ).fetchone()
-        return row is not None
+            if row is None:
+                return False
+            self._insert_messages(conn, run_id, messages)
+        return True
 
     def update(self, run: Run, **changes: Any) -> Run:  # noqa: ANN401
         """Store facts about a run without moving it (e.g. its transaction id before COMMIT)."""

@@ -98,4 +98,13 @@ CREATE INDEX outbox_pending ON {schema}.outbox (id)
     WHERE delivered_at IS NULL AND gave_up_at IS NULL;
 """,
     ),
+    (
+        3,
+        """
+-- A refusal is answered once per run, person and reason, even when reactions race.
+CREATE UNIQUE INDEX run_events_refused_once
+    ON {schema}.run_events (run_id, actor, (data ->> 'why'))
+    WHERE kind = 'approval_refused';
+""",
+    ),
 )

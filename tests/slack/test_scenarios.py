@@ -1,0 +1,290 @@
+"""Slack scenarios: refusals, idempotency, expiry, cancel, rate limits, concurrency."""
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.run import Run, RunEvent, RunState
+from bot.standin.model import Call
+from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER, runbooks_with
+from tests.fix_slackbot import BYSTANDER, REQUEST_CHANNEL, SlackBot
+
+SHORT = """# Drop the wolves index
+
+**Migration File**: `0030_wolves.sql`
+
+## Quick Rollback
+
+```sql
+DROP INDEX IF EXISTS idx_sessions_expires;
+```
+"""
+
+
+def request(bot: SlackBot, text: str = "0023", user: str = REQUESTER) -> Call:
+    """Type `/rollback text` and wait for the ephemeral answer."""
+    mark = bot.standin.mark()
+    assert bot.sender.slash_command(text, user_id=user, channel_id=REQUEST_CHANNEL).status == 200
+    return bot.standin.wait_for("response_url", since=mark, timeout=30)
+
+
+def planned(bot: SlackBot) -> tuple[Run, str, str]:
+    """Request 0023 and return the run with its plan message."""
+    request(bot)
+    run = bot.components.store.recent()[0]
+    channel, ts = bot.plan_message(run.id)
+    return run, channel, ts
+
+
+def wait_state(bot: SlackBot, run_id: int, state: RunState, timeout: float = 30) -> Run:
+    deadline = time.monotonic() + timeout
+    while (run := bot.components.store.get(run_id)).state is not state:
+        assert time.monotonic() < deadline, f"run is {run.state}, wanted {state}"
+        time.sleep(0.05)
+    return run
+
+
+def thread_texts(bot: SlackBot, channel: str, ts: str) -> list[str]:
+    """The replies under a message (not the message itself)."""
+    bot.deliver()
+    return [m.text for m in bot.standin.thread(channel, ts) if m.ts != ts]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "Which migration should be rolled back?"),
+        ("0099", "No runbook for migration '0099'"),
+        ("0023; DROP TABLE users", "is not a migration id"),
+        ("stauts", "Did you mean `status`?"),
+        ("0023 --target prod", "Named targets are not configured"),
+    ],
+)
+def test_bad_commands_get_an_ephemeral_answer_and_plan_nothing(
+    db_0023: str, make_slackbot: Callable[..., SlackBot], text: str, words: str
+) -> None:
+    """Bad input is answered only to its author, says what is wrong, and plans nothing."""
+    bot = make_slackbot(db_0023)
+    answer = request(bot, text)
+    assert words in answer.params["text"]
+    assert answer.params.get("response_type") == "ephemeral"
+    assert bot.components.store.recent() == []
+    assert bot.standin.calls("chat.postMessage") == []
+
+
+def test_allow_lists_refuse_other_channels_and_people(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """Outside ROLLBOT_ALLOWED_CHANNELS or ROLLBOT_REQUESTERS, nothing is planned."""
+    bot = make_slackbot(db_0023, allowed_channels=("C0ELSEWHERE",))
+    assert "does not take requests in this channel" in request(bot).params["text"]
+    bot = make_slackbot(db_0023, requesters=(APPROVER,))
+    assert "may not request rollbacks" in request(bot).params["text"]
+    assert bot.components.store.recent() == []
+
+
+def test_help_list_and_status(db_0023: str, make_slackbot: Callable[..., SlackBot]) -> None:
+    """Help shows the usage, list the runbooks, status the active runs."""
+    bot = make_slackbot(db_0023)
+    assert "/rollback cancel RUN" in request(bot, "help").params["text"]
+    assert "0023_loud_shen" in request(bot, "list").params["text"]
+    assert request(bot, "status").params["text"] == "No active runs."
+    run, _, _ = planned(bot)
+    assert f"Run {run.id}: `0023_loud_shen`" in request(bot, "status").params["text"]
+    assert "awaiting approval" in request(bot, f"status {run.id}").params["text"]
+
+
+def test_approvals_that_do_not_count_are_answered_once(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """Requester and bystander reactions are refused in the thread, once each; emoji ignored."""
+    bot = make_slackbot(db_0023)
+    run, channel, ts = planned(bot)
+    bot.sender.reaction_added(REQUESTER, "white_check_mark", channel, ts)
+    bot.sender.reaction_added(BYSTANDER, "white_check_mark", channel, ts)
+    bot.sender.reaction_added(BYSTANDER, "white_check_mark", channel, ts)  # again, new event id
+    bot.sender.reaction_added(APPROVER, "tada", channel, ts)  # unrelated emoji
+    other = bot.standin.add_user_message(REQUEST_CHANNEL, REQUESTER, "unrelated")
+    bot.sender.reaction_added(APPROVER, "white_check_mark", REQUEST_CHANNEL, other)
+    time.sleep(0.5)
+    texts = thread_texts(bot, channel, ts)
+    refusals = [t for t in texts if "cannot approve" in t or "not an approver" in t]
+    assert len(refusals) == 2, texts
+    assert any(t.startswith(f"<@{REQUESTER}>: you requested run") for t in refusals)
+    assert any(t.startswith(f"<@{BYSTANDER}>: you are not an approver") for t in refusals)
+    assert bot.components.store.get(run.id).state is RunState.AWAITING_APPROVAL
+
+
+def test_retried_event_is_acted_on_once(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """Slack's retry of the same event id (X-Slack-Retry-Num) executes nothing twice."""
+    bot = make_slackbot(db_0023)
+    run, channel, ts = planned(bot)
+    event = {
+        "type": "reaction_added",
+        "user": APPROVER,
+        "reaction": "white_check_mark",
+        "item_user": "U0ROLLBOT",
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "event_ts": "1700000100.000100",
+    }
+    bot.sender.event(event, event_id="Ev0RETRY1")
+    bot.sender.event(event, event_id="Ev0RETRY1", retry_num=1, retry_reason="http_timeout")
+    wait_state(bot, run.id, RunState.SUCCEEDED)
+    texts = thread_texts(bot, channel, ts)
+    assert sum("succeeded" in t for t in texts) == 1
+    kinds = [e["kind"] for e in bot.components.store.events(run.id)]
+    assert kinds.count("execution_started") == 1
+
+
+def test_reaction_before_the_backup_is_verified_is_refused(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """While the backup runs, an approval does not count and the thread says why."""
+    bot = make_slackbot(db_0023)
+    run, _channel, _ts = planned(bot)
+    store = bot.components.store
+    store.apply(run, RunEvent.CANCELLED, actor="test")
+    backing_up = store.create(
+        migration_id="0024",
+        runbook_name="0024_x",
+        target_name=run.target_name,
+        target_label=run.target_label,
+        target_identity=run.target_identity,
+        requested_by=REQUESTER,
+        channel=REQUEST_CHANNEL,
+        plan=run.plan,
+        plan_hash=run.plan_hash,
+    )
+    backing_up = store.apply(backing_up, RunEvent.BACKUP_STARTED, actor="test")
+    ts2 = bot.standin.add_user_message(REQUEST_CHANNEL, "U0ROLLBOT", "plan of run 2")
+    bot.components.ledger.remember_message(backing_up.id, "plan", REQUEST_CHANNEL, ts2)
+    bot.sender.reaction_added(APPROVER, "white_check_mark", REQUEST_CHANNEL, ts2)
+    bot.standin.wait_for(
+        "chat.postMessage", lambda c: "not verified yet" in str(c.params.get("text")), timeout=10
+    )
+    assert store.get(backing_up.id).state is RunState.BACKING_UP
+
+
+def test_expired_run_refuses_approval(db_0023: str, make_slackbot: Callable[..., SlackBot]) -> None:
+    """After the approval window the reaction is refused and the run is expired."""
+    bot = make_slackbot(db_0023, approval_ttl="1s")
+    run, channel, ts = planned(bot)
+    time.sleep(1.2)
+    bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+    texts: list[str] = []
+    deadline = time.monotonic() + 10
+    while not any("request a new plan" in t for t in texts):
+        assert time.monotonic() < deadline, texts
+        texts = thread_texts(bot, channel, ts)
+    bot.components.service.expire_due()
+    assert bot.components.store.get(run.id).state is RunState.EXPIRED
+
+
+def test_cancel_by_requester_and_not_by_bystander(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """A bystander cannot cancel; the requester can, and the plan message says so."""
+    bot = make_slackbot(db_0023)
+    run, channel, ts = planned(bot)
+    assert "may not cancel" in request(bot, f"cancel {run.id}", user=BYSTANDER).params["text"]
+    assert "is cancelled" in request(bot, f"cancel {run.id}").params["text"]
+    bot.deliver()
+    message = bot.standin.message(channel, ts)
+    assert message is not None
+    assert "cancelled" in message.text
+    bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+    bot.standin.wait_for(
+        "chat.postMessage", lambda c: "is cancelled" in str(c.params.get("text")), timeout=10
+    )
+    assert bot.components.store.get(run.id).state is RunState.CANCELLED
+
+
+def test_rate_limited_update_is_retried_and_the_run_completes(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """A 429 on chat.update is retried after Retry-After; the rollback is not held up."""
+    bot = make_slackbot(db_0023)
+    run, channel, ts = planned(bot)
+    bot.standin.script_error("chat.update", "ratelimited", status=429, retry_after=1)
+    bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+    wait_state(bot, run.id, RunState.SUCCEEDED)
+    bot.deliver(timeout=20)
+    limited = [c for c in bot.standin.calls("chat.update") if c.status == 429]
+    assert len(limited) == 1
+    message = bot.standin.message(channel, ts)
+    assert message is not None
+    assert "succeeded" in message.text
+
+
+def test_second_request_is_pointed_to_the_first(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """One active run per migration and target: a second request names the first."""
+    bot = make_slackbot(db_0023)
+    run, _, _ = planned(bot)
+    answer = request(bot, "23", user=APPROVER)
+    assert f"run {run.id}" in answer.params["text"]
+    assert "already has an active rollback" in answer.params["text"]
+    assert len(bot.components.store.recent()) == 1
+
+
+def test_short_sql_is_shown_in_the_message(
+    db_0023: str, make_slackbot: Callable[..., SlackBot], tmp_path: Path
+) -> None:
+    """SQL that fits goes in the message itself, and no snippet is uploaded."""
+    bot = make_slackbot(db_0023, runbooks_dir=runbooks_with(tmp_path, "0030_wolves.md", SHORT))
+    request(bot, "0030")
+    run = bot.components.store.recent()[0]
+    channel, ts = bot.plan_message(run.id)
+    message = bot.standin.message(channel, ts)
+    assert message is not None
+    assert "DROP INDEX IF EXISTS idx_sessions_expires;" in str(message.blocks)
+    assert bot.standin.files() == []
+
+
+def test_two_required_approvals_need_two_people(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """With ROLLBOT_REQUIRED_APPROVALS=2 the first approval waits for a second approver."""
+    bot = make_slackbot(db_0023, required_approvals=2)
+    run, channel, ts = planned(bot)
+    bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+    bot.standin.wait_for(
+        "chat.postMessage", lambda c: "1 more needed" in str(c.params.get("text")), timeout=10
+    )
+    assert bot.components.store.get(run.id).state is RunState.AWAITING_APPROVAL
+    bot.sender.reaction_added(SECOND_APPROVER, "white_check_mark", channel, ts)
+    done = wait_state(bot, run.id, RunState.SUCCEEDED)
+    assert done.approvers == (APPROVER, SECOND_APPROVER)
+
+
+def test_user_group_members_may_approve(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """An approver listed through a user group (usergroups.users.list) can approve."""
+    bot = make_slackbot(db_0023, approvers=("S0DBAS",))
+    bot.standin.add_usergroup("S0DBAS", [SECOND_APPROVER], handle="dbas")
+    run, channel, ts = planned(bot)
+    bot.sender.reaction_added(SECOND_APPROVER, "white_check_mark", channel, ts)
+    wait_state(bot, run.id, RunState.SUCCEEDED)
+    assert bot.standin.calls("usergroups.users.list")
+
+
+def test_forged_and_stale_signatures_are_rejected(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """A wrong signing secret or a timestamp over 5 minutes old gets 401; nothing happens."""
+    bot = make_slackbot(db_0023)
+    forged = bot.sender.forged(signing_secret="not-the-secret")
+    stale = bot.sender.forged(age=301)
+    for sender in (forged, stale):
+        answer = sender.slash_command("0023", user_id=REQUESTER, channel_id=REQUEST_CHANNEL)
+        assert answer.status == 401
+    time.sleep(0.3)
+    assert bot.components.store.recent() == []
+    assert bot.standin.calls("chat.postMessage") == []
+    assert bot.standin.calls("response_url") == []
