@@ -154,7 +154,8 @@ def outcome_message(run: Run) -> tuple[str, list[Block]]:
     if neighbours:
         lines.append(f"*Neighbouring tables*\n{neighbours}")
     if outcome.final_backup is not None:
-        lines.append(f"*Restore from* `{outcome.final_backup.path}`")
+        hint = outcome.restore_hint or str(outcome.final_backup.path)
+        lines.append(f"*Restore from* `{outcome.final_backup.path}`: `{hint}`")
     text = f"Run {run.id} succeeded: {run.runbook_name} rolled back"
     return text, [section(line) for line in lines]
 

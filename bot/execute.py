@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import psycopg
 from pydantic import BaseModel, ConfigDict
 
-from bot.backup import take_backup
+from bot.backup import restore_command_hint, take_backup
 from bot.catalog import read_facts, relations
 from bot.errors import BackupError
 from bot.locks import BlockerWatch, advisory_holder
@@ -205,6 +205,7 @@ def _attempt(
         objects_gone=gone,
         final_backup=final,
         xid=xid,
+        restore_hint=restore_command_hint(final, "EMPTY_DATABASE") if final else None,
     )
 
 

@@ -153,7 +153,8 @@ def outcome_text(run: Run) -> str:
     lines += [f"Unchanged: {n.table} {n.before:,} → {n.after:,} rows" for n in outcome.neighbours]
     if outcome.final_backup is not None:
         lines.append(f"Final backup: {backup_facts(outcome.final_backup)}")
-        lines.append(f"Restore from it with: pg_restore --dbname=<db> {outcome.final_backup.path}")
+        if outcome.restore_hint:
+            lines.append(f"Restore its rows with: {outcome.restore_hint}")
     return "\n".join(lines)
 
 

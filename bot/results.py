@@ -87,6 +87,7 @@ class Outcome(BaseModel):
     blockers: tuple[Blocker, ...] = ()
     holder: str | None = None
     xid: int | None = None
+    restore_hint: str | None = None  # the pg_restore command for the final backup
 
 
 def outcome_of(run: Run) -> Outcome | None:

@@ -1,26 +1,15 @@
-"""Slack for the tests: the Web API stand-in, and a real HTTP server for a Bolt app.
-
-Scenario tests serve the Bolt app with waitress on a free loopback port, exactly as it runs in
-production behind its Request URL, and deliver signed requests to it with `SlackSender`.
-"""
+"""Slack for the tests: the Web API stand-in on loopback, started and stopped per test."""
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
-from waitress import wasyncore
-from waitress.server import create_server
 
 from bot.standin import SlackStandIn
 
 if TYPE_CHECKING:
-    import socket
     from collections.abc import Iterator
-
-    from _typeshed.wsgi import WSGIApplication
 
 
 @pytest.fixture
@@ -28,32 +17,3 @@ def standin() -> Iterator[SlackStandIn]:
     """A started Web API stand-in, stopped after the test."""
     with SlackStandIn() as running:
         yield running
-
-
-@contextmanager
-def serve_wsgi(app: WSGIApplication) -> Iterator[str]:
-    """Serve a WSGI app with waitress on a free port of 127.0.0.1; yields its root URL.
-
-    The loop is driven here rather than by `server.run()`: closing waitress's sockets from
-    another thread races its `select` (EBADF), so the loop thread closes them itself.
-    """
-    sockets: dict[int, socket.socket] = {}
-    server = create_server(app, map=sockets, host="127.0.0.1", port=0, threads=4)
-    port = getattr(server, "effective_port", None)
-    if port is None:
-        raise RuntimeError("waitress bound more than one socket; expected exactly one")
-    stopping = threading.Event()
-
-    def loop() -> None:
-        while not stopping.is_set():
-            wasyncore.poll(0.05, sockets)
-        wasyncore.close_all(sockets)
-
-    thread = threading.Thread(target=loop, name="waitress", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stopping.set()
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown()

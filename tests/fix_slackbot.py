@@ -10,9 +10,8 @@ import pytest
 
 from bot.app import Components, build
 from bot.config import load_settings
-from bot.standin import SlackSender, SlackStandIn
+from bot.standin import SlackSender, SlackStandIn, serve_wsgi
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
-from tests.fix_slack import serve_wsgi
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -8,6 +8,7 @@ here talks to anything but the loopback interface.
 
 from bot.standin.model import Call, Identity, Message, SharedFile, User
 from bot.standin.sender import Delivery, SlackSender
+from bot.standin.serving import serve_wsgi
 from bot.standin.webapi import SlackStandIn
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "SlackSender",
     "SlackStandIn",
     "User",
+    "serve_wsgi",
 ]

@@ -23,9 +23,8 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.standin import SlackSender, SlackStandIn
+from bot.standin import SlackSender, SlackStandIn, serve_wsgi
 from bot.standin.socket import SocketModeServer
-from tests.fix_slack import serve_wsgi
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
