@@ -37,7 +37,9 @@ RUN set -eux; \
 FROM python:${PYTHON_VERSION}-slim-bookworm AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-RUN python -m venv /opt/venv
+# No pip inside the virtualenv: the image installs nothing at run time. The image's own pip
+# installs into it with --python.
+RUN python -m venv --without-pip /opt/venv
 # Exactly what building the wheel needs (README.md is the package's long description).
 COPY pyproject.toml README.md ./
 COPY bot/ bot/
@@ -47,7 +49,7 @@ COPY handlers/ handlers/
 RUN --mount=type=cache,target=/root/.cache/pip \
     set -eux; \
     python -m pip wheel --no-deps --wheel-dir /tmp/wheels .; \
-    /opt/venv/bin/pip install /tmp/wheels/rollbot-*.whl; \
+    python -m pip --python /opt/venv/bin/python install /tmp/wheels/rollbot-*.whl; \
     /opt/venv/bin/rollbot --version
 
 

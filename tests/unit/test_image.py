@@ -59,11 +59,14 @@ def test_image_is_built_in_stages_and_ships_no_toolchain() -> None:
 
 
 def test_builder_installs_a_wheel_without_extras() -> None:
-    """The builder builds a wheel and installs it plainly: no editable install, no extras."""
+    """The builder installs a wheel plainly (not editable, no extras) into a venv without pip."""
     builder = load().stage("builder")
     (install,) = [run.value for run in builder.all("RUN") if "pip wheel" in run.value]
     assert "--no-deps" in install
-    assert "/opt/venv/bin/pip install /tmp/wheels/rollbot-*.whl" in install
+    assert (
+        "python -m pip --python /opt/venv/bin/python install /tmp/wheels/rollbot-*.whl" in install
+    )
+    assert "python -m venv --without-pip /opt/venv" in [run.value for run in builder.all("RUN")]
     assert "[" not in install
     assert " -e " not in install
 
