@@ -82,7 +82,8 @@ class Components:
         self._stopping = threading.Event()
 
     def start(self) -> None:
-        """Background work: deliver the outbox, expire runs whose window closed."""
+        """Settle what a crash left behind, then deliver the outbox and expire runs."""
+        self.service.reconcile()
         self.service.expire_due()
         self.courier.start()
         self._sweeper.start()

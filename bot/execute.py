@@ -74,13 +74,17 @@ def execute_plan(
     tools: PgTools,
     backup_dir: Path,
     run_id: int,
-    on_commit_pending: Callable[[int], None],
+    on_commit_pending: Callable[[Outcome], None],
     retry: RetryPolicy | None = None,
     exclude_schemas: tuple[str, ...] = (),
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[float, float], float] = random.uniform,
 ) -> Outcome:
-    """Execute with bounded lock retries; `on_commit_pending(xid)` runs just before COMMIT."""
+    """Execute with bounded lock retries.
+
+    `on_commit_pending(outcome)` runs just before COMMIT with the outcome as it will be if the
+    commit succeeds (transaction id included), so a crash at that moment can be reconciled.
+    """
     retry = retry or RetryPolicy()
     started = time.monotonic()
     last: LockTimeoutError | None = None
@@ -108,6 +112,15 @@ def execute_plan(
             return exc.outcome.model_copy(
                 update={"attempts": attempt, "duration_s": time.monotonic() - started}
             )
+        except psycopg.Error as exc:
+            return Outcome(
+                succeeded=False,
+                error=f"the database connection failed ({_pg_message(exc)}); the transaction "
+                "did not commit, nothing was changed",
+                sqlstate=exc.sqlstate,
+                attempts=attempt,
+                duration_s=time.monotonic() - started,
+            )
     assert last is not None  # noqa: S101 - the loop ran at least once
     return Outcome(
         succeeded=False,
@@ -129,7 +142,7 @@ def _attempt(
     tools: PgTools,
     backup_dir: Path,
     run_id: int,
-    on_commit_pending: Callable[[int], None],
+    on_commit_pending: Callable[[Outcome], None],
     exclude_schemas: tuple[str, ...],
 ) -> Outcome:
     script = plan.script
@@ -180,33 +193,77 @@ def _attempt(
                 neighbours=(neighbours_before, neighbours_after),
                 exclude_schemas=exclude_schemas,
             )
-            xid = int(_scalar(conn, "SELECT pg_current_xact_id()::text::bigint"))
-            on_commit_pending(xid)
-            conn.commit()
+            counts = dict(zip(plan.write_locked, dropped_counts, strict=False))
+            outcome = Outcome(
+                succeeded=True,
+                changed=True,
+                dropped=tuple(
+                    TableCount(
+                        table=t.table,
+                        rows=counts.get(t.table, 0),
+                        backup_rows=counts.get(t.table, 0),
+                    )
+                    for t in (*plan.drop_tables, *plan.delete_tables)
+                ),
+                neighbours=tuple(
+                    NeighbourCount(table=name, before=b, after=a)
+                    for name, b, a in zip(
+                        plan.neighbours, neighbours_before, neighbours_after, strict=True
+                    )
+                ),
+                objects_expected=len(plan.dropped),
+                objects_gone=gone,
+                final_backup=final,
+                xid=int(_scalar(conn, "SELECT pg_current_xact_id()::text::bigint")),
+                restore_hint=restore_command_hint(final, "EMPTY_DATABASE") if final else None,
+            )
+            on_commit_pending(outcome)
+            _commit(conn, conninfo, outcome)
         except BaseException:
-            conn.rollback()
+            _quietly_rollback(conn)
             _discard(final)
             raise
-    counts = dict(zip(plan.write_locked, dropped_counts, strict=False))
-    return Outcome(
-        succeeded=True,
-        changed=True,
-        dropped=tuple(
-            TableCount(
-                table=t.table, rows=counts.get(t.table, 0), backup_rows=counts.get(t.table, 0)
+    return outcome
+
+
+def _commit(conn: psycopg.Connection[Any], conninfo: str, outcome: Outcome) -> None:
+    """COMMIT; if the connection drops during it, ask the server whether it happened."""
+    try:
+        conn.commit()
+    except psycopg.OperationalError:
+        status = xact_status(conninfo, outcome.xid or 0)
+        if status != "committed":
+            _fail(
+                f"the connection was lost during COMMIT and the server reports the "
+                f"transaction {status or 'unknown'}; nothing was changed"
+                if status == "aborted"
+                else "the connection was lost during COMMIT; whether it committed is unknown "
+                "(rollbot will check again on restart)",
+                xid=outcome.xid,
             )
-            for t in (*plan.drop_tables, *plan.delete_tables)
-        ),
-        neighbours=tuple(
-            NeighbourCount(table=name, before=b, after=a)
-            for name, b, a in zip(plan.neighbours, neighbours_before, neighbours_after, strict=True)
-        ),
-        objects_expected=len(plan.dropped),
-        objects_gone=gone,
-        final_backup=final,
-        xid=xid,
-        restore_hint=restore_command_hint(final, "EMPTY_DATABASE") if final else None,
-    )
+
+
+def xact_status(conninfo: str, xid: int) -> str | None:
+    """`committed`, `aborted`, `in progress`, or None when the server no longer knows."""
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute("SELECT pg_xact_status(%s::text::xid8)", (xid,)).fetchone()
+    except psycopg.Error:
+        return None
+    return str(row[0]) if row and row[0] else None
+
+
+def _quietly_rollback(conn: psycopg.Connection[Any]) -> None:
+    """Roll back; a connection that is already gone has rolled back by itself."""
+    try:
+        conn.rollback()
+    except psycopg.Error:
+        return
+
+
+def _pg_message(exc: psycopg.Error) -> str:
+    message = exc.diag.message_primary if exc.diag else None
+    return message or type(exc).__name__
 
 
 def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:  # noqa: ANN401

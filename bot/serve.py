@@ -62,21 +62,23 @@ def _stop(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler 
     raise SystemExit(0)
 
 
-def _build_with_retries(settings: Settings, attempts: int = 6) -> Components:
+def _build_with_retries(settings: Settings) -> Components:
     """The state database may start after rollbot (compose, k8s): retry with backoff."""
-    delay = 1.0
-    for attempt in range(1, attempts + 1):
+    deadline = time.monotonic() + settings.startup_timeout.total_seconds()
+    delay = 0.5
+    attempt = 1
+    while True:
         try:
             return build(settings)
         except DatabaseUnavailableError as exc:
-            if attempt == attempts:
+            if time.monotonic() + delay > deadline:
                 raise
             log.warning(
                 "serve.state_db_unavailable", attempt=attempt, retry_in_s=delay, why=exc.why
             )
             time.sleep(delay)
-            delay = min(delay * 2, 30.0)
-    raise AssertionError  # unreachable: the loop returns or raises
+            delay = min(delay * 2, 15.0)
+            attempt += 1
 
 
 def _health_only(

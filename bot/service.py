@@ -22,9 +22,9 @@ from bot.errors import (
     NotAllowedError,
     RollbotError,
 )
-from bot.execute import RetryPolicy, execute_plan
+from bot.execute import RetryPolicy, execute_plan, xact_status
 from bot.library import RunbookLibrary, load_library
-from bot.pgtools import find_pg_tools
+from bot.pgtools import PgTools, find_pg_tools
 from bot.plan import Plan, build_plan
 from bot.policy import decide_approval
 from bot.run import Run, RunEvent, RunState
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from bot.config import Settings
     from bot.outbox import Message
+    from bot.results import Outcome
     from bot.runbook import Runbook
 
 log = structlog.get_logger()
@@ -148,6 +149,10 @@ class Rollbot:
             tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
         except BackupError as exc:
             return self._move(run, RunEvent.BLOCKED, reason=exc.render())
+        with self.store.working_on(run.id):
+            return self._back_up(run, plan, tools)
+
+    def _back_up(self, run: Run, plan: Plan, tools: PgTools) -> Run:
         run = self._move(run, RunEvent.BACKUP_STARTED)
         try:
             backup, rows = backup_with_counts(
@@ -191,7 +196,7 @@ class Rollbot:
 
     def execute(self, run: Run) -> Run:
         """Run an approved plan; the outcome is stored before anyone is told."""
-        with structlog.contextvars.bound_contextvars(run_id=run.id):
+        with structlog.contextvars.bound_contextvars(run_id=run.id), self.store.working_on(run.id):
             return self._execute(run)
 
     def _execute(self, run: Run) -> Run:
@@ -203,8 +208,8 @@ class Rollbot:
         except RollbotError as exc:
             return self._move(run, RunEvent.FAILED, reason=exc.render())
 
-        def remember(xid: int) -> None:
-            self.store.update(run, xid=xid)
+        def remember(pending: Outcome) -> None:
+            self.store.update(run, xid=pending.xid, outcome=pending.model_dump(mode="json"))
 
         outcome = execute_plan(
             plan,
@@ -241,6 +246,57 @@ class Rollbot:
                 todo="ask them, or let it expire",
             )
         return self._move(run, RunEvent.CANCELLED, actor=user, reason=f"cancelled by {user}")
+
+    def reconcile(self) -> list[Run]:
+        """Settle runs whose process died mid-way (kill -9, OOM); never re-run anything.
+
+        A run is only touched when no live process holds its liveness lock, so a second
+        replica starting up leaves the first one's work alone.
+        """
+        settled: list[Run] = []
+        in_flight = [RunState.REQUESTED, RunState.BACKING_UP, RunState.APPROVED, RunState.EXECUTING]
+        quiet_since = self._now() - self.settings.orphan_grace
+        for run in self.store.recent(limit=500, states=in_flight):
+            # A run is picked up by its worker a moment after it moves: only runs quiet for
+            # the grace period, whose liveness lock nobody holds, are orphans.
+            if run.updated_at > quiet_since or not self.store.orphaned(run.id):
+                continue
+            with structlog.contextvars.bound_contextvars(run_id=run.id):
+                try:
+                    moved = self._settle(run)
+                except ConflictError:
+                    continue
+            if moved is not None:
+                settled.append(moved)
+        return settled
+
+    def _settle(self, run: Run) -> Run | None:
+        restarted = "rollbot stopped while this run was"
+        if run.state in {RunState.REQUESTED, RunState.BACKING_UP}:
+            why = f"{restarted} backing up; nothing was run. Request a new plan"
+            return self._move(run, RunEvent.BLOCKED, reason=why)
+        if run.state is RunState.APPROVED:
+            why = f"{restarted} about to execute; nothing was run. Request a new plan"
+            return self._move(run, RunEvent.CANCELLED, reason=why)
+        if run.xid is None:
+            why = (
+                f"{restarted} executing, before COMMIT: the transaction rolled back, "
+                "nothing changed"
+            )
+            return self._move(run, RunEvent.FAILED, reason=why)
+        status = xact_status(self.settings.target_conninfo(), run.xid)
+        if status == "in progress":
+            return None  # its COMMIT is still being decided; look again at the next sweep
+        if status == "committed":
+            log.info("run.reconciled", xid=run.xid, status=status)
+            return self._move(run, RunEvent.SUCCEEDED, reason=None)
+        why = (
+            f"{restarted} executing; PostgreSQL reports its transaction {status}: nothing changed"
+            if status == "aborted"
+            else f"{restarted} executing and PostgreSQL no longer knows transaction {run.xid}: "
+            "check the schema by hand"
+        )
+        return self._move(run, RunEvent.FAILED, reason=why)
 
     def expire_due(self) -> list[Run]:
         """Close the approval window of runs whose time is up (also after a restart)."""

@@ -8,6 +8,7 @@ else moved the run first, and the caller gets a ConflictError instead of acting 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
@@ -21,7 +22,7 @@ from bot.run import ACTIVE, Run, RunEvent, RunState, next_state
 from bot.store_schema import MIGRATIONS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from bot.outbox import Message
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 STATE_SCHEMA = "rollbot"
 _LOCK_KEY = 0x526F6C6D  # serialises schema upgrades across replicas
+_RUN_LOCK_CLASS = 0x526F6C72  # pg_advisory_lock(class, run id): a live process works on the run
 _UNIQUE_VIOLATION = "23505"
 
 
@@ -43,7 +45,7 @@ class RunStore:
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
-            max_size=4,
+            max_size=12,
             open=False,
             kwargs={
                 "autocommit": True,
@@ -309,6 +311,27 @@ class RunStore:
                 ),
                 (run_id, Jsonb(message.model_dump(mode="json", exclude_none=True))),
             )
+
+    @contextmanager
+    def working_on(self, run_id: int) -> Iterator[None]:
+        """Hold the run's liveness lock while this process backs it up or executes it."""
+        with self._connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
+
+    def orphaned(self, run_id: int) -> bool:
+        """True when no live process holds the run's liveness lock (its worker died)."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s::int) AS free", (_RUN_LOCK_CLASS, run_id)
+            ).fetchone()
+            free = bool(row and row["free"])
+            if free:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
+        return free
 
     def connection(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
         """A pooled autocommit connection (rows as dicts), for adapters sharing this store."""

@@ -142,7 +142,7 @@ def test_concurrent_execution_is_told_who_holds_the_lock(
     conninfo = service.settings.target_conninfo()
     second: list[Outcome] = []
 
-    def execute(run_id: int, pending: Callable[[int], None]) -> Outcome:
+    def execute(run_id: int, pending: Callable[[Outcome], None]) -> Outcome:
         return execute_plan(
             plan,
             runbook,
@@ -153,7 +153,7 @@ def test_concurrent_execution_is_told_who_holds_the_lock(
             on_commit_pending=pending,
         )
 
-    def while_first_holds_the_lock(_xid: int) -> None:
+    def while_first_holds_the_lock(_pending: Outcome) -> None:
         thread = threading.Thread(target=lambda: second.append(execute(2, lambda _: None)))
         thread.start()
         thread.join()
