@@ -16,13 +16,14 @@ backoff; when rollbot gives up it names the sessions that blocked it.
 from __future__ import annotations
 
 import random
+import shlex
 import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 from pydantic import BaseModel, ConfigDict
 
-from bot.backup import restore_command_hint, take_backup
+from bot.backup import take_backup
 from bot.catalog import read_facts, relations
 from bot.errors import BackupError
 from bot.locks import BlockerWatch, advisory_holder
@@ -215,7 +216,7 @@ def _attempt(
                 objects_gone=gone,
                 final_backup=final,
                 xid=int(_scalar(conn, "SELECT pg_current_xact_id()::text::bigint")),
-                restore_hint=restore_command_hint(final, "EMPTY_DATABASE") if final else None,
+                restore_hint=_final_restore_hint(final),
             )
             on_commit_pending(outcome)
             _commit(conn, conninfo, outcome)
@@ -224,6 +225,23 @@ def _attempt(
             _discard(final)
             raise
     return outcome
+
+
+def _final_restore_hint(final: BackupInfo | None) -> str | None:
+    """The final backup holds rows of the dropped tables only: restore schema and data."""
+    if final is None:
+        return None
+    command = shlex.join(
+        [
+            "pg_restore",
+            "--dbname=EMPTY_DATABASE",
+            "--section=pre-data",
+            "--section=data",
+            "--exit-on-error",
+            str(final.path),
+        ]
+    )
+    return f"{command}  # the dropped tables and their rows, without FKs to other tables"
 
 
 def _commit(conn: psycopg.Connection[Any], conninfo: str, outcome: Outcome) -> None:

@@ -1,0 +1,289 @@
+"""Safety guarantees on a real PostgreSQL: each test provokes the fault and checks the outcome."""
+
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.errors import NotAllowedError
+from bot.execute import execute_plan
+from bot.pgtools import find_pg_tools
+from bot.plan import Plan
+from bot.results import Outcome, outcome_of
+from bot.run import RunEvent, RunState
+from bot.service import Rollbot, StalePlanError
+from tests.fix_db import SAMPLE_COUNTS, create_database, drop_database, unique_name
+from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, runbooks_with, schema_of
+
+INSERT_ERROR = (
+    "INSERT INTO api_errors (endpoint, method, status_code, message)"
+    " SELECT '/late', 'POST', 500, 'written after the plan' FROM generate_series(1, %s)"
+)
+
+
+def restored_count(pg_server: str, dump: Path, table: str) -> int:
+    """Restore a final backup's tables and rows (not the FKs to tables it has no rows of)."""
+    name = unique_name("rollbot_restore")
+    conninfo = create_database(pg_server, name)
+    try:
+        with psycopg.connect(conninfo) as conn:
+            major = conn.info.server_version // 10000
+        tools = find_pg_tools(major)
+        subprocess.run(
+            [
+                str(tools.pg_restore),
+                "--no-owner",
+                "--section=pre-data",
+                "--section=data",
+                "--exit-on-error",
+                f"--dbname={conninfo}",
+                str(dump),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return counts_of(conninfo, [table])[table]
+    finally:
+        drop_database(pg_server, name)
+
+
+def test_rows_written_after_the_plan_are_in_the_final_backup(
+    db_0023: str, pg_server: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """Zero loss: rows inserted after the pre-approval backup are in the final backup."""
+    service = make_service(db_0023)
+    run = service.request("0023", requested_by=REQUESTER)
+    with psycopg.connect(db_0023) as conn:
+        conn.execute(INSERT_ERROR, (17,))
+    run = service.approve(run.id, APPROVER)
+    outcome = outcome_of(run)
+    assert outcome is not None
+    assert outcome.succeeded
+    late_total = SAMPLE_COUNTS["api_errors"] + 17
+    assert {t.table: t.rows for t in outcome.dropped}["public.api_errors"] == late_total
+    assert outcome.final_backup is not None
+    assert restored_count(pg_server, outcome.final_backup.path, "api_errors") == late_total
+
+
+def test_failed_final_backup_rolls_back(
+    db_0023: str, make_service: Callable[..., Rollbot], tmp_path: Path
+) -> None:
+    """If the final backup cannot be written, nothing is dropped and the reason is reported."""
+    service = make_service(db_0023)
+    run = service.request("0023", requested_by=REQUESTER)
+    backups = service.settings.backup_dir
+    backups.rename(tmp_path / "moved-away")
+    backups.write_text("a file where the backup directory was")
+    run = service.approve(run.id, APPROVER)
+    assert run.state is RunState.FAILED
+    assert "the final backup failed, so nothing was dropped" in (run.reason or "")
+    assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
+
+
+def test_connection_killed_mid_transaction_changes_nothing(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """pg_terminate_backend on rollbot's session: a clean report, the database unchanged."""
+    service = make_service(db_0023, lock_timeout="30s")
+    run = service.request("0023", requested_by=REQUESTER)
+    before = schema_of(db_0023)
+    result: list[object] = []
+    with psycopg.connect(db_0023) as blocker:
+        blocker.execute("SELECT count(*) FROM assets")  # rollbot will wait on this
+        thread = threading.Thread(target=lambda: result.append(service.approve(run.id, APPROVER)))
+        thread.start()
+        with psycopg.connect(db_0023, autocommit=True) as admin:
+            deadline = time.monotonic() + 20
+            while not admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND wait_event_type = 'Lock'",
+                (f"rollbot run {run.id}",),
+            ).fetchall():
+                assert time.monotonic() < deadline, "rollbot never waited on the lock"
+                time.sleep(0.05)
+        thread.join(timeout=30)
+    (finished,) = result
+    assert service.run(run.id).state is RunState.FAILED
+    assert "nothing was changed" in (service.run(run.id).reason or "")
+    assert finished is not None
+    assert schema_of(db_0023) == before
+
+
+def test_commit_then_crash_is_reconciled_as_succeeded(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """If rollbot dies after COMMIT but before recording it, start-up marks the run succeeded."""
+    service = make_service(db_0023, orphan_grace="0s")
+    run = service.request("0023", requested_by=REQUESTER)
+    store = service.store
+    run = store.add_approval(run, APPROVER)
+    run = store.apply(run, RunEvent.APPROVED, actor=APPROVER)
+    run = store.apply(run, RunEvent.EXECUTION_STARTED, actor="rollbot")
+    executing = run
+
+    def remember(pending: Outcome) -> None:
+        store.update(executing, xid=pending.xid, outcome=pending.model_dump(mode="json"))
+
+    plan = Plan.model_validate(run.plan)
+    outcome = execute_plan(
+        plan,
+        service.library().find("0023"),
+        conninfo=db_0023,
+        tools=find_pg_tools(plan.target.server_major),
+        backup_dir=service.settings.backup_dir,
+        run_id=run.id,
+        on_commit_pending=remember,
+    )
+    assert outcome.succeeded  # committed, but the process "died" before moving the run
+    assert store.get(run.id).state is RunState.EXECUTING
+    (settled,) = service.reconcile()
+    assert settled.state is RunState.SUCCEEDED
+    stored = outcome_of(settled)
+    assert stored is not None
+    assert {t.table for t in stored.dropped} >= {"public.api_errors"}
+
+
+def test_interrupted_execution_before_commit_is_failed_not_rerun(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """A run left executing without a transaction id failed before COMMIT: marked, not re-run."""
+    service = make_service(db_0023, orphan_grace="0s")
+    run = service.request("0023", requested_by=REQUESTER)
+    run = service.store.add_approval(run, APPROVER)
+    run = service.store.apply(run, RunEvent.APPROVED, actor=APPROVER)
+    service.store.apply(run, RunEvent.EXECUTION_STARTED, actor="rollbot")
+    (settled,) = service.reconcile()
+    assert settled.state is RunState.FAILED
+    assert "before COMMIT" in (settled.reason or "")
+    assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
+
+
+def test_live_worker_is_not_reconciled(db_0023: str, make_service: Callable[..., Rollbot]) -> None:
+    """A run whose worker still holds its liveness lock is left alone by another replica."""
+    service = make_service(db_0023, orphan_grace="0s")
+    run = service.request("0023", requested_by=REQUESTER)
+    run = service.store.add_approval(run, APPROVER)
+    run = service.store.apply(run, RunEvent.APPROVED, actor=APPROVER)
+    with service.store.working_on(run.id):
+        other = make_service(db_0023, orphan_grace="0s")
+        assert other.reconcile() == []
+    assert service.run(run.id).state is RunState.APPROVED
+
+
+def test_runbook_change_voids_the_approval_and_offers_a_new_plan(
+    db_0023: str, tmp_path: Path, make_service: Callable[..., Rollbot]
+) -> None:
+    """An edited runbook between plan and approval: refused, and a new plan is made."""
+    runbooks = runbooks_with(tmp_path, "README.md", "# notes\n")
+    service = make_service(db_0023, runbooks_dir=runbooks)
+    run = service.request("0023", requested_by=REQUESTER)
+    path = runbooks / "0023_loud_shen.md"
+    path.write_text(path.read_text() + "\n<!-- reviewed again -->\n")
+    with pytest.raises(StalePlanError, match="runbook file changed") as caught:
+        service.approve(run.id, APPROVER)
+    assert service.run(run.id).state is RunState.CANCELLED
+    new = caught.value.new
+    assert new is not None
+    assert new.state is RunState.AWAITING_APPROVAL
+    assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
+
+
+def test_schema_change_voids_the_approval(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """A new dependent object between plan and approval: refused, and the new plan blocks."""
+    service = make_service(db_0023)
+    run = service.request("0023", requested_by=REQUESTER)
+    with psycopg.connect(db_0023, autocommit=True) as conn:
+        conn.execute("CREATE VIEW recent_errors AS SELECT * FROM api_errors")
+    with pytest.raises(StalePlanError, match="live schema changed") as caught:
+        service.approve(run.id, APPROVER)
+    new = caught.value.new
+    assert new is not None
+    assert new.state is RunState.BLOCKED
+    assert "view recent_errors" in (new.reason or "")
+    assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
+
+
+def test_reads_never_wait_longer_than_the_lock_timeout(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """While a blocker holds assets, rollbot's attempts stall readers at most ~lock_timeout."""
+    timeout_s = 0.5
+    service = make_service(
+        db_0023, lock_timeout=f"{int(timeout_s * 1000)}ms", lock_retries=3, lock_retry_delay="200ms"
+    )
+    run = service.request("0023", requested_by=REQUESTER)
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        with psycopg.connect(db_0023, autocommit=True) as conn:
+            while not stop.is_set():
+                started = time.monotonic()
+                conn.execute("SELECT count(*) FROM assets WHERE status = 'ready'")
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.01)
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    with psycopg.connect(db_0023, application_name="nightly-report") as blocker:
+        blocker.execute("SELECT count(*) FROM assets")
+        for thread in readers:
+            thread.start()
+        run = service.approve(run.id, APPROVER)
+        stop.set()
+        for thread in readers:
+            thread.join()
+    outcome = outcome_of(run)
+    assert outcome is not None
+    assert run.state is RunState.FAILED
+    assert outcome.attempts == 3
+    assert any(b.application == "nightly-report" for b in outcome.blockers)
+    assert len(latencies) > 20
+    assert max(latencies) < timeout_s + 0.4
+
+
+def test_wrong_pg_dump_binary_blocks_the_plan(
+    db_0023: str, make_service: Callable[..., Rollbot], tmp_path: Path
+) -> None:
+    """A pg_dump that is not pg_dump blocks approval with the reason; nothing is run."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        script = fake / tool
+        script.write_text("#!/bin/sh\necho 'definitely not postgres'\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    service = make_service(db_0023, pg_bin=fake)
+    run = service.request("0023", requested_by=REQUESTER)
+    assert run.state is RunState.BLOCKED
+    assert "ROLLBOT_PG_BIN" in (run.reason or "")
+    with pytest.raises(NotAllowedError):
+        service.approve(run.id, APPROVER)
+
+
+def test_unwritable_backup_directory_blocks_the_plan(
+    db_0023: str, make_service: Callable[..., Rollbot], tmp_path: Path
+) -> None:
+    """A backup directory that cannot be created blocks approval, naming the directory."""
+    blocker = tmp_path / "backups"
+    blocker.write_text("a file where the backup directory should be")
+    service = make_service(db_0023)
+    run = service.request("0023", requested_by=REQUESTER)
+    assert run.state is RunState.BLOCKED
+    assert "backup directory" in (run.reason or "")
+
+
+def test_backups_are_private(db_0023: str, make_service: Callable[..., Rollbot]) -> None:
+    """Backups are 0600 files in a 0700 directory."""
+    service = make_service(db_0023)
+    service.request("0023", requested_by=REQUESTER)
+    directory = service.settings.backup_dir
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    dumps = list(directory.glob("*.dump"))
+    assert dumps
+    assert all(stat.S_IMODE(d.stat().st_mode) == 0o600 for d in dumps)
