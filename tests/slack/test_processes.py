@@ -1,0 +1,253 @@
+"""Real `rollbot serve` processes: kill -9, restarts, two replicas, start-up errors."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.ledger import SlackLedger
+from bot.run import Run, RunState
+from bot.standin import SlackSender, SlackStandIn
+from bot.store import RunStore
+from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
+from tests.fix_slackbot import REQUEST_CHANNEL, SIGNING_SECRET
+
+pytestmark = pytest.mark.slow
+
+
+class Served:
+    """One `rollbot serve` process and a signed sender pointed at it."""
+
+    def __init__(self, env: dict[str, str], standin: SlackStandIn) -> None:
+        self.port = _free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"],
+            env={**env, "PORT": str(self.port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.sender = SlackSender(
+            f"http://127.0.0.1:{self.port}/slack/events", SIGNING_SECRET, standin
+        )
+        _wait_healthy(self.port, self.process)
+
+    def kill(self) -> None:
+        """Kill -9: no cleanup of any kind."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> str:
+        """SIGTERM; returns what it logged."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        _, stderr = self.process.communicate(timeout=30)
+        return stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_healthy(port: int, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"rollbot serve exited: {process.communicate()[1]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "rollbot serve never became healthy"
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def serve_env(
+    db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_0023,
+        "SLACK_BOT_TOKEN": slack_workspace.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack_workspace.api_url,
+        "ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS),
+        "ROLLBOT_BACKUP_DIR": str(tmp_path / "backups"),
+        "ROLLBOT_APPROVERS": f"{APPROVER},{SECOND_APPROVER}",
+        "ROLLBOT_ORPHAN_GRACE": "0s",
+        "ROLLBOT_LOG_LEVEL": "info",
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    return env
+
+
+@pytest.fixture
+def state(db_0023: str) -> Iterator[tuple[RunStore, SlackLedger]]:
+    store = RunStore(db_0023)
+    yield store, SlackLedger(store)
+    store.close()
+
+
+def plan_via(served: Served, standin: SlackStandIn, store: RunStore) -> Run:
+    mark = standin.mark()
+    served.sender.slash_command("0023", user_id=REQUESTER, channel_id=REQUEST_CHANNEL)
+    standin.wait_for("response_url", since=mark, timeout=60)
+    return store.recent()[0]
+
+
+def plan_message(ledger: SlackLedger, run_id: int) -> tuple[str, str]:
+    deadline = time.monotonic() + 20
+    while (where := ledger.slack_message(run_id, "plan")) is None:
+        assert time.monotonic() < deadline, "the plan message was never posted"
+        time.sleep(0.05)
+    return where
+
+
+def wait_state(store: RunStore, run_id: int, state: RunState, timeout: float = 60) -> Run:
+    deadline = time.monotonic() + timeout
+    while (run := store.get(run_id)).state is not state:
+        assert time.monotonic() < deadline, f"run is {run.state}, wanted {state}"
+        time.sleep(0.1)
+    return run
+
+
+def test_kill_during_approval_wait_then_restart_approves(
+    serve_env: dict[str, str],
+    slack_workspace: SlackStandIn,
+    state: tuple[RunStore, SlackLedger],
+) -> None:
+    """Kill -9 while a run awaits approval: after a restart the reaction still approves it."""
+    store, ledger = state
+    first = Served(serve_env, slack_workspace)
+    run = plan_via(first, slack_workspace, store)
+    where = plan_message(ledger, run.id)
+    first.kill()
+    second = Served(serve_env, slack_workspace)
+    try:
+        second.sender.reaction_added(APPROVER, "white_check_mark", *where)
+        wait_state(store, run.id, RunState.SUCCEEDED)
+    finally:
+        second.stop()
+
+
+def test_kill_during_execution_is_reconciled_and_announced(
+    serve_env: dict[str, str],
+    slack_workspace: SlackStandIn,
+    state: tuple[RunStore, SlackLedger],
+    db_0023: str,
+) -> None:
+    """Kill -9 mid-execution: on restart the run is marked failed, Slack is told, no re-run."""
+    store, ledger = state
+    env = {**serve_env, "ROLLBOT_LOCK_TIMEOUT": "20s"}
+    first = Served(env, slack_workspace)
+    run = plan_via(first, slack_workspace, store)
+    where = plan_message(ledger, run.id)
+    with psycopg.connect(db_0023) as blocker:
+        blocker.execute("SELECT count(*) FROM assets")  # execution waits here
+        first.sender.reaction_added(APPROVER, "white_check_mark", *where)
+        wait_state(store, run.id, RunState.EXECUTING)
+        first.kill()
+    second = Served(env, slack_workspace)
+    try:
+        failed = wait_state(store, run.id, RunState.FAILED)
+        assert "before COMMIT" in (failed.reason or "")
+        slack_workspace.wait_for(
+            "chat.postMessage",
+            lambda c: "before COMMIT" in str(c.params.get("text")),
+            timeout=20,
+        )
+        with psycopg.connect(db_0023) as conn:
+            row = conn.execute("SELECT count(*) FROM api_errors").fetchone()
+        assert row is not None
+        assert row[0] > 0
+        kinds = [e["kind"] for e in store.events(run.id)]
+        assert kinds.count("execution_started") == 1
+    finally:
+        second.stop()
+
+
+def test_two_replicas_execute_a_run_once(
+    serve_env: dict[str, str],
+    slack_workspace: SlackStandIn,
+    state: tuple[RunStore, SlackLedger],
+) -> None:
+    """Two serve processes each get an approval for the same run: one execution, one result."""
+    store, ledger = state
+    one, two = Served(serve_env, slack_workspace), Served(serve_env, slack_workspace)
+    try:
+        run = plan_via(one, slack_workspace, store)
+        channel, ts = plan_message(ledger, run.id)
+        one.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+        two.sender.reaction_added(SECOND_APPROVER, "white_check_mark", channel, ts)
+        wait_state(store, run.id, RunState.SUCCEEDED)
+        time.sleep(2.5)  # both couriers get a round
+        kinds = [e["kind"] for e in store.events(run.id)]
+        assert kinds.count("execution_started") == 1
+        results = [
+            m for m in slack_workspace.thread(channel, ts) if m.ts != ts and "succeeded" in m.text
+        ]
+        assert len(results) == 1
+    finally:
+        logs = one.stop() + two.stop()
+    assert all("run_id" in json.loads(line) for line in logs.splitlines() if line.startswith("{"))
+
+
+def test_run_that_expired_while_down_is_expired_on_start(
+    serve_env: dict[str, str],
+    slack_workspace: SlackStandIn,
+    state: tuple[RunStore, SlackLedger],
+) -> None:
+    """The approval window closes while rollbot is down: expired at start-up, and announced."""
+    store, ledger = state
+    env = {**serve_env, "ROLLBOT_APPROVAL_TTL": "2s"}
+    first = Served(env, slack_workspace)
+    run = plan_via(first, slack_workspace, store)
+    plan_message(ledger, run.id)
+    first.kill()
+    time.sleep(2.5)
+    second = Served(env, slack_workspace)
+    try:
+        expired = store.get(run.id)
+        assert expired.state is RunState.EXPIRED
+        slack_workspace.wait_for(
+            "chat.postMessage", lambda c: "is expired" in str(c.params.get("text")), timeout=20
+        )
+    finally:
+        second.stop()
+
+
+def test_unreachable_state_database_fails_start_naming_the_variable(
+    serve_env: dict[str, str],
+) -> None:
+    """No database at start: retries with backoff, then one clear error naming DATABASE_URL."""
+    env = {
+        **serve_env,
+        "DATABASE_URL": "postgresql://rollbot:hunter2@127.0.0.1:1/app",
+        "ROLLBOT_CONNECT_TIMEOUT": "1s",
+        "ROLLBOT_STARTUP_TIMEOUT": "3s",
+        "PORT": str(_free_port()),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Check DATABASE_URL" in done.stderr
+    assert "serve.state_db_unavailable" in done.stderr
+    assert "hunter2" not in done.stderr
