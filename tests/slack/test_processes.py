@@ -74,9 +74,8 @@ def _wait_healthy(port: int, process: subprocess.Popen[str], timeout: float = 30
 
 
 @pytest.fixture
-def serve_env(
-    db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path
-) -> Iterator[dict[str, str]]:
+def serve_env(db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path) -> dict[str, str]:
+    """The environment `rollbot serve` is started with in these tests."""
     env = {
         **os.environ,
         "DATABASE_URL": db_0023,
