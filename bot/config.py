@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.durations import parse_duration
 from bot.errors import ConfigError
+from bot.targets import DEFAULT, Rehearsal, TargetConfig, TargetsError, choose, parse_targets
 
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 _CHANNEL_OR_USER = re.compile(r"^[CGDUW][A-Z0-9]{2,}$")
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     lock_retries: int = _env("ROLLBOT_LOCK_RETRIES", default=3, ge=1, le=20)
     lock_retry_delay: timedelta = _env("ROLLBOT_LOCK_RETRY_DELAY", default=timedelta(seconds=1))
     count_budget: timedelta = _env("ROLLBOT_COUNT_BUDGET", default=timedelta(seconds=2))
+    targets_spec: str | None = _env("ROLLBOT_TARGETS", default=None)
+    rehearsal: Rehearsal = _env("ROLLBOT_REHEARSAL", default="schema")
+    rehearsal_url: SecretStr | None = _env("ROLLBOT_REHEARSAL_URL", default=None)
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", default=None)
     slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET", default=None)
     slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN", default=None)
@@ -128,6 +132,16 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("targets_spec")
+    @classmethod
+    def _targets(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                parse_targets(value)
+            except TargetsError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -136,28 +150,66 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value.lower()
 
+    def targets(self) -> dict[str, TargetConfig]:
+        """Every target by name: `default` from DATABASE_URL, then ROLLBOT_TARGETS."""
+        named: dict[str, TargetConfig] = {}
+        if self.database_url is not None:
+            named[DEFAULT] = TargetConfig(name=DEFAULT, url=self.database_url)
+        try:
+            named |= {t.name: t for t in parse_targets(self.targets_spec or "")}
+        except TargetsError as exc:
+            raise ValueError(str(exc)) from None
+        return named
+
+    def target(self, name: str | None = None) -> TargetConfig:
+        """The target a request is for (the default one without a name)."""
+        targets = self.targets()
+        if not targets:
+            raise ConfigError(
+                "DATABASE_URL",
+                "is not set",
+                todo="set it to the database to roll back, e.g. postgresql://rollbot@db/app, "
+                "or name several in ROLLBOT_TARGETS (or run `make demo` to try rollbot on an "
+                "embedded database)",
+            )
+        return choose(targets, name)
+
+    def approvers_for(self, target: TargetConfig) -> tuple[str, ...]:
+        """Who may approve on a target: its own list, else ROLLBOT_APPROVERS."""
+        return target.approvers if target.approvers is not None else self.approvers
+
+    def approvals_for(self, target: TargetConfig) -> int:
+        """Distinct approvals a target needs."""
+        return target.required_approvals or self.required_approvals
+
+    def rehearsal_for(self, target: TargetConfig) -> Rehearsal:
+        """Whether and how rollbot rehearses on a scratch copy of this target."""
+        return target.rehearsal or self.rehearsal
+
     def state_conninfo(self) -> tuple[str, str]:
         """Where runs are kept, and which variable said so."""
         if self.state_url is not None:
             return self.state_url.get_secret_value(), "ROLLBOT_STATE_URL"
+        if self.database_url is None and self.targets_spec:
+            raise ConfigError(
+                "ROLLBOT_STATE_URL",
+                "is not set",
+                todo="with ROLLBOT_TARGETS and no DATABASE_URL, name the database that keeps "
+                "rollbot's runs",
+            )
         return self.target_conninfo(), "DATABASE_URL"
 
-    def target_conninfo(self) -> str:
-        """The database to roll back; required for everything but the demo."""
-        if self.database_url is None:
-            raise ConfigError(
-                "DATABASE_URL",
-                "is not set",
-                todo="set it to the database to roll back, e.g. postgresql://rollbot@db/app "
-                "(or run `make demo` to try rollbot on an embedded database)",
-            )
-        return self.database_url.get_secret_value()
+    def target_conninfo(self, name: str | None = None) -> str:
+        """The connection string of a target (the default one without a name)."""
+        return self.target(name).url.get_secret_value()
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this configuration holds, for the log redactor."""
         held = (
             self.database_url,
             self.state_url,
+            self.rehearsal_url,
+            *(t.url for t in self.targets().values()),
             self.slack_bot_token,
             self.slack_signing_secret,
             self.slack_app_token,
