@@ -1,4 +1,4 @@
-"""What a custom-format archive holds, read from `pg_restore --list`.
+"""What a custom-format archive holds, read from `pg_restore --list`, and lists to restore.
 
 A backup is only worth approving a rollback on if it holds the data of the tables about to
 change, and the table of contents is where pg_restore says so. Its lines do not quote names
@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from bot.pgnames import QualifiedName
 
@@ -59,6 +59,39 @@ def read_toc(listing: str, expected: Iterable[QualifiedName] = ()) -> ArchiveCon
     return ArchiveContents(frozenset(tables), frozenset(data))
 
 
+def data_list(listing: str, tables: Sequence[QualifiedName]) -> str:
+    """A `pg_restore --use-list` file: the rows of `tables` in that order, then every sequence.
+
+    pg_restore restores a list in the order it is written, so callers put FK parents before
+    their children. Sequence values come along so new rows do not collide with restored ones.
+    """
+    rows: dict[QualifiedName, str] = {}
+    sequences: list[str] = []
+    for line in listing.splitlines():
+        match = _ENTRY_RE.match(line)
+        if match is None or match["tableoid"] != "0":
+            continue
+        rest = match["rest"]
+        if rest.startswith("SEQUENCE SET "):
+            sequences.append(line)
+        elif rest.startswith("TABLE DATA "):
+            text = rest.removeprefix("TABLE DATA ")
+            for name in tables:
+                if _is_entry_of(text, name):
+                    rows.setdefault(name, line)
+    return "".join(f"{line}\n" for line in [*(rows[n] for n in tables if n in rows), *sequences])
+
+
+def _is_entry_of(text: str, name: QualifiedName) -> bool:
+    """`schema name owner` names exactly this table: one word (the owner) follows it.
+
+    A looser match could take the entry of `a."b c"` for that of `a.b`.
+    """
+    prefix = f"{name[0]} {name[1]} "
+    owner = text.removeprefix(prefix)
+    return text.startswith(prefix) and bool(owner) and " " not in owner
+
+
 def _drop_owner(text: str) -> str:
     """Owners are taken to be one word: role names with spaces are rarer than table names."""
     return text.rsplit(" ", 1)[0]
@@ -67,16 +100,10 @@ def _drop_owner(text: str) -> str:
 def _split_entry(
     text: str, expected: list[QualifiedName], schemas: set[str]
 ) -> QualifiedName | None:
-    """`schema name owner` into (schema, name), preferring an expected table that fits.
-
-    An expected table fits only if exactly one word (the owner) follows it: a looser match
-    could report `a.b` as backed up when the archive holds `a."b c"`.
-    """
-    for schema, name in expected:
-        prefix = f"{schema} {name} "
-        owner = text.removeprefix(prefix)
-        if text.startswith(prefix) and owner and " " not in owner:
-            return schema, name
+    """`schema name owner` into (schema, name), preferring an expected table that fits."""
+    for name in expected:
+        if _is_entry_of(text, name):
+            return name
     fitting = [s for s in schemas if text.startswith(s + " ")]
     schema = max(fitting, key=len) if fitting else text.split(" ", 1)[0]
     name_and_owner = text[len(schema) + 1 :]

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.archive import read_toc
+from bot.archive import data_list, read_toc
 from bot.pgnames import dump_pattern, qualified, quote_ident, split_qualified
 
 # Captured from `pg_restore --list` (PostgreSQL 15) of a database with odd names.
@@ -120,3 +120,18 @@ def test_read_toc_does_not_stretch_an_expected_name_over_a_longer_one() -> None:
     """Expecting public.b does not count the data of public."b c" as b's."""
     listing = "6; 0 1 TABLE DATA public b c root\n"
     assert read_toc(listing, [("public", "b")]).table_data == {("public", "b c")}
+
+
+def test_data_list_keeps_the_rows_of_the_given_tables_in_the_given_order() -> None:
+    """Only the named tables' TABLE DATA lines, parents first as asked, then sequence values."""
+    listing = LISTING + "3390; 0 0 SEQUENCE SET public users_id_seq root\n"
+    assert data_list(listing, [("public", "users"), ("my schema", "x y"), ("public", "gone")]) == (
+        "3381; 0 16439 TABLE DATA public users root\n"
+        "3387; 0 16460 TABLE DATA my schema x y root\n"
+        "3390; 0 0 SEQUENCE SET public users_id_seq root\n"
+    )
+
+
+def test_data_list_does_not_take_a_longer_name_for_a_shorter_one() -> None:
+    """Asking for public.b does not restore the rows of public."b c"."""
+    assert data_list("6; 0 1 TABLE DATA public b c root\n", [("public", "b")]) == ""

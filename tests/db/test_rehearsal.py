@@ -1,0 +1,288 @@
+"""Rehearsals on a real PostgreSQL: a scratch copy from the verified backup, always dropped."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bot import rehearsal as rehearsal_module
+from bot.catalog import describe_target, read_facts
+from bot.library import load_library
+from bot.pgtools import PgTools, find_pg_tools
+from bot.plan import Plan, build_plan
+from bot.rehearsal import Rehearsal, RowChange, rehearse
+from bot.runbook import Runbook, parse_runbook
+from bot.scratch import drop_scratch
+from bot.snapshots import backup_with_counts
+from tests.fix_db import SAMPLE_COUNTS
+from tests.fix_rollbot import RUNBOOKS, counts_of
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from bot.results import BackupInfo
+    from bot.scratch import DataMode
+
+DROPPED = [
+    "api_errors",
+    "asset_variants",
+    "error_aggregations",
+    "generation_pipelines",
+    "pipeline_stages",
+    "variant_statistics",
+]
+
+FAILS_AT_RUN_TIME = """# Fails only against the real schema
+
+**Migration File**: `0024_fails_at_run_time.sql`
+
+## Quick Rollback
+
+```sql
+BEGIN;
+DROP INDEX IF EXISTS idx_errors_user;
+DROP INDEX IF EXISTS idx_errors_endpoint;
+ALTER TABLE api_errors DROP CONSTRAINT IF EXISTS api_errors_user_id_users_id_fk;
+DROP TABLE IF EXISTS variant_statistics;
+DELETE FROM sessions WHERE user_id = 'not-a-uuid';
+DROP TABLE IF EXISTS api_errors;
+COMMIT;
+```
+"""
+
+DELETES_SESSIONS = """# Deletes rows
+
+**Migration File**: `0024_deletes_sessions.sql`
+
+## Quick Rollback
+
+```sql
+BEGIN;
+DELETE FROM sessions WHERE user_agent = 'curl/8.5';
+DROP TABLE IF EXISTS api_errors;
+COMMIT;
+```
+"""
+
+
+@pytest.fixture(scope="module")
+def tools(pg_server: str) -> PgTools:
+    """The pg_dump/pg_restore pair discovery picks for the test server."""
+    with psycopg.connect(pg_server) as conn:
+        return find_pg_tools(conn.info.server_version // 10000)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A target at 0023, the server to rehearse on, and a scratch-name prefix of its own."""
+
+    server: str
+    target: str
+    tools: PgTools
+    directory: Path
+    prefix: str
+
+    def prepare(self, runbook: Runbook) -> tuple[Plan, BackupInfo]:
+        """Plan the runbook against the target and take its verified full backup."""
+        with psycopg.connect(self.target) as conn:
+            conn.read_only = True
+            target = describe_target(conn)
+            facts = read_facts(conn, runbook, target, count_budget=timedelta(seconds=2))
+        plan = build_plan(
+            runbook,
+            facts,
+            lock_timeout=timedelta(seconds=3),
+            statement_timeout=timedelta(seconds=60),
+        )
+        assert not plan.blocked, plan.blockers
+        backup, _ = backup_with_counts(
+            self.tools,
+            self.target,
+            self.directory,
+            name=f"full-{uuid.uuid4().hex[:8]}",
+            tables=plan.write_locked,
+        )
+        return plan, backup
+
+    def rehearse(
+        self, runbook: Runbook, *, server: str | None = None, data: DataMode = "none"
+    ) -> Rehearsal:
+        """Plan, back up and rehearse the runbook."""
+        plan, backup = self.prepare(runbook)
+        return rehearse(
+            plan,
+            runbook,
+            backup=backup,
+            tools=self.tools,
+            server_conninfo=server or self.server,
+            data=data,
+            name_prefix=self.prefix,
+        )
+
+    def scratch_databases(self) -> list[str]:
+        """Databases on the server whose name starts with this scene's prefix."""
+        with psycopg.connect(self.server) as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (self.prefix,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+
+@pytest.fixture
+def scene(pg_server: str, db_0023: str, tools: PgTools, tmp_path: Path) -> Scene:
+    """This test's own target database and a prefix no other test uses."""
+    prefix = f"rollbot_rh_{uuid.uuid4().hex[:8]}"
+    return Scene(pg_server, db_0023, tools, tmp_path, prefix)
+
+
+def seed_runbook() -> Runbook:
+    return load_library(RUNBOOKS).find("0023")
+
+
+def test_seed_rehearsal_passes_and_leaves_the_target_alone(scene: Scene) -> None:
+    """The seed plan commits on the scratch copy, reports its locks, and the copy is dropped."""
+    result = scene.rehearse(seed_runbook())
+    assert result.ok, result.summary()
+    assert result.skipped is None
+    assert result.error is None
+    assert 0 < result.duration_s <= result.total_s
+    assert "ACCESS EXCLUSIVE on public.users" in result.locks
+    assert "ACCESS EXCLUSIVE on public.assets" in result.locks
+    assert {f"ACCESS EXCLUSIVE on public.{t}" for t in DROPPED} <= set(result.locks)
+    assert result.summary().startswith("rehearsed: ok in ")
+    assert result.summary().endswith(" s (ACCESS EXCLUSIVE on 8 tables)")
+    assert result.rows == tuple(
+        RowChange(table=f"public.{t}", before=0, after=None) for t in sorted(DROPPED)
+    )
+    tables = [*DROPPED, "users", "assets"]
+    assert counts_of(scene.target, tables) == {t: SAMPLE_COUNTS[t] for t in tables}
+    assert scene.scratch_databases() == []
+
+
+def test_statement_that_fails_against_the_real_schema_is_named_with_its_line(
+    scene: Scene,
+) -> None:
+    """A DELETE that plans fine but fails at run time: statement, line, PostgreSQL's message."""
+    result = scene.rehearse(parse_runbook(FAILS_AT_RUN_TIME, file="0024_fails_at_run_time.md"))
+    assert not result.ok
+    assert result.skipped is None
+    assert result.failed_statement == "DELETE FROM sessions WHERE user_id = 'not-a-uuid'"
+    assert result.failed_line == 13
+    assert result.error == 'invalid input syntax for type uuid: "not-a-uuid"'
+    assert result.summary() == (
+        'rehearsal failed at line 13: invalid input syntax for type uuid: "not-a-uuid"'
+    )
+    assert scene.scratch_databases() == []
+    tables = ["sessions", "variant_statistics"]
+    assert counts_of(scene.target, tables) == {t: SAMPLE_COUNTS[t] for t in tables}
+
+
+@pytest.mark.parametrize(
+    ("data", "restored"),
+    [("none", False), ("affected", True), ("all", True)],
+)
+def test_data_mode_decides_which_rows_the_scratch_copy_holds(
+    scene: Scene, data: DataMode, restored: bool
+) -> None:
+    """With rows restored the DELETE removes 200 of 600 sessions; schema-only tables are empty."""
+    result = scene.rehearse(
+        parse_runbook(DELETES_SESSIONS, file="0024_deletes_sessions.md"), data=data
+    )
+    assert result.data == data
+    api_errors = SAMPLE_COUNTS["api_errors"] if restored else 0
+    sessions = (600, 400) if restored else (0, 0)
+    assert SAMPLE_COUNTS["sessions"] == 600
+    assert result.rows == (
+        RowChange(table="public.api_errors", before=api_errors, after=None),
+        RowChange(table="public.sessions", before=sessions[0], after=sessions[1]),
+    )
+    if restored:
+        # execute_plan's own check counts DELETE targets among the tables that must not
+        # change (plan.neighbours), so the rehearsal reports the refusal the real run meets.
+        assert not result.ok
+        assert result.error == (
+            "the check before COMMIT found: row counts changed: public.sessions: 600 → 400"
+        )
+    else:
+        assert result.ok, result.summary()
+    tables = ["sessions", "api_errors"]
+    assert counts_of(scene.target, tables) == {t: SAMPLE_COUNTS[t] for t in tables}
+    assert scene.scratch_databases() == []
+
+
+@pytest.fixture
+def role_without_createdb(pg_server: str) -> Iterator[str]:
+    """Conninfo of the test server as a LOGIN role without CREATEDB, dropped afterwards."""
+    role = f"rollbot_nocreatedb_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(role)))
+    params = {k: str(v) for k, v in conninfo_to_dict(pg_server).items() if v is not None}
+    params["user"] = role
+    params["password"] = "s3cret-never-shown"  # trust auth ignores it; messages must too
+    try:
+        yield make_conninfo(**params)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_refused_create_database_is_a_skip_that_leaves_nothing(
+    scene: Scene, role_without_createdb: str
+) -> None:
+    """A role without CREATEDB gets a skip naming PostgreSQL's refusal, not a failure."""
+    result = scene.rehearse(seed_runbook(), server=role_without_createdb)
+    assert not result.ok
+    assert result.skipped == (
+        "the server refused CREATE DATABASE (permission denied to create database); "
+        "rehearsal skipped"
+    )
+    assert result.error is None
+    assert result.failed_statement is None
+    assert result.summary() == (
+        "rehearsal skipped: the server refused CREATE DATABASE "
+        "(permission denied to create database)"
+    )
+    assert "s3cret" not in result.model_dump_json()
+    assert scene.scratch_databases() == []
+
+
+def test_scratch_database_is_dropped_when_the_rehearsal_raises(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error after the scratch database exists propagates, and the copy is gone."""
+    seen: list[str] = []
+
+    def broken_restore(*_args: object, **_kwargs: object) -> None:
+        seen.extend(scene.scratch_databases())
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(rehearsal_module, "restore_scratch", broken_restore)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        scene.rehearse(seed_runbook())
+    assert len(seen) == 1
+    assert scene.scratch_databases() == []
+
+
+def test_a_scratch_database_that_cannot_be_dropped_is_reported_not_raised(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed DROP DATABASE lands in the result and its summary; the rehearsal still passed."""
+
+    def drop_then_complain(server: str, name: str, hidden: tuple[str, ...]) -> str:
+        assert drop_scratch(server, name, hidden) is None
+        return f"the scratch database {name} could not be dropped (simulated); drop it by hand"
+
+    monkeypatch.setattr(rehearsal_module, "drop_scratch", drop_then_complain)
+    result = scene.rehearse(seed_runbook())
+    assert result.ok
+    assert result.cleanup_error is not None
+    assert result.cleanup_error.startswith(f"the scratch database {scene.prefix}_")
+    assert result.summary().endswith("could not be dropped (simulated); drop it by hand")
