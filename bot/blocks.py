@@ -139,6 +139,10 @@ def outcome_message(run: Run) -> tuple[str, list[Block]]:
         f"{backup_rows.get(t.table, 0):,} in the pre-approval backup"
         for t in outcome.dropped
     )
+    deleted = "\n".join(
+        f"• `{d.table}`: {d.before - d.after:,} rows deleted ({d.before:,} → {d.after:,})"
+        for d in outcome.deleted
+    )
     neighbours = "\n".join(
         f"• `{n.table}`: {n.before:,} → {n.after:,} rows (unchanged)" for n in outcome.neighbours
     )
@@ -151,6 +155,8 @@ def outcome_message(run: Run) -> tuple[str, list[Block]]:
         f"*Rows per dropped table*\n{rows}" if rows else "*No tables dropped*",
         f"*Objects dropped* {outcome.objects_gone} of {outcome.objects_expected} expected",
     ]
+    if deleted:
+        lines.append(f"*Rows deleted*\n{deleted}")
     if neighbours:
         lines.append(f"*Neighbouring tables*\n{neighbours}")
     if outcome.final_backup is not None:

@@ -186,6 +186,7 @@ def _attempt(
             neighbours_before = [int(_scalar(conn, q)) for q in script.count_neighbours]
             _run_statements(conn, runbook, script.statements)
             neighbours_after = [int(_scalar(conn, q)) for q in script.count_neighbours]
+            deleted_after = [int(_scalar(conn, q)) for q in script.count_deleted]
             gone = _verify(
                 conn,
                 plan,
@@ -204,7 +205,11 @@ def _attempt(
                         rows=counts.get(t.table, 0),
                         backup_rows=counts.get(t.table, 0),
                     )
-                    for t in (*plan.drop_tables, *plan.delete_tables)
+                    for t in plan.drop_tables
+                ),
+                deleted=tuple(
+                    NeighbourCount(table=t.table, before=counts.get(t.table, 0), after=after)
+                    for t, after in zip(plan.delete_tables, deleted_after, strict=True)
                 ),
                 neighbours=tuple(
                     NeighbourCount(table=name, before=b, after=a)

@@ -42,7 +42,7 @@ def preflight_lines(plan: Plan) -> list[str]:
         for note in step.notes
     ]
     lines += [f"{count.table}: {count.label()}" for count in plan.drop_tables]
-    lines += [f"{count.table}: {count.label()}, rows deleted from" for count in plan.delete_tables]
+    lines += [f"deletes rows from {c.table} ({c.label()} now)" for c in plan.delete_tables]
     lines += [f"BLOCKED: {blocker}" for blocker in plan.blockers]
     return lines
 
@@ -148,6 +148,10 @@ def outcome_text(run: Run) -> str:
     lines += [
         f"  {t.table}: {t.rows:,} / {t.backup_rows:,} / {backup_rows.get(t.table, 0):,}"
         for t in outcome.dropped
+    ]
+    lines += [
+        f"Rows deleted from {d.table}: {d.before - d.after:,} ({d.before:,} → {d.after:,})"
+        for d in outcome.deleted
     ]
     lines.append(f"Objects dropped: {outcome.objects_gone} of {outcome.objects_expected} expected")
     lines += [f"Unchanged: {n.table} {n.before:,} → {n.after:,} rows" for n in outcome.neighbours]

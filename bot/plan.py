@@ -61,6 +61,7 @@ class Script(BaseModel):
     exclusive_lock: str | None
     count_neighbours: tuple[str, ...]
     statements: tuple[str, ...]
+    count_deleted: tuple[str, ...] = ()  # rows left after the runbook's DELETEs
 
 
 class Plan(BaseModel):
@@ -130,9 +131,12 @@ def build_plan(
             *(p for f in existing for p in f.fk_parents),
         ]
     )
-    dropped_names = {t.name for t in drop_tables}
+    # Neighbours must keep their row count; tables the runbook deletes from change by design
+    # and are counted before and after instead.
+    changing = {t.name for t in drop_tables} | {t.name for t in delete_tables}
     neighbours = sorted(
-        {t.name for t in locked if t.name not in dropped_names} | {t.name for t in facts.counted}
+        {t.name for t in locked if t.name not in changing}
+        | {t.name for t in facts.counted if t.name not in changing}
     )
     blockers += [
         f"front matter `count`: table {name} does not exist" for name in facts.missing_counted
@@ -148,6 +152,7 @@ def build_plan(
         exclusive_lock=_lock(locked, "ACCESS EXCLUSIVE"),
         count_neighbours=tuple(f"SELECT count(*) FROM {name}" for name in neighbours),
         statements=tuple(s.sql for s in runbook.statements),
+        count_deleted=tuple(f"SELECT count(*) FROM {t.name}" for t in delete_tables),
     )
     sql = render_sql(script)
     return Plan(
@@ -272,6 +277,7 @@ def render_sql(script: Script) -> str:
     lines += [f"{c};  -- must not change" for c in script.count_neighbours]
     lines.append("")
     lines += [f"{s};" for s in script.statements]
+    lines += [f"{c};  -- rows left after the DELETEs" for c in script.count_deleted]
     lines.append("")
     lines.append("-- verify: every dropped object is gone, every other table is still there,")
     lines.append("-- and the counts above are unchanged; otherwise ROLLBACK")

@@ -74,6 +74,7 @@ class Outcome(BaseModel):
     succeeded: bool
     changed: bool = False
     dropped: tuple[TableCount, ...] = ()
+    deleted: tuple[NeighbourCount, ...] = ()  # tables the runbook deleted rows from
     neighbours: tuple[NeighbourCount, ...] = ()
     objects_expected: int = 0
     objects_gone: int = 0

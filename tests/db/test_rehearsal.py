@@ -204,15 +204,7 @@ def test_data_mode_decides_which_rows_the_scratch_copy_holds(
         RowChange(table="public.api_errors", before=api_errors, after=None),
         RowChange(table="public.sessions", before=sessions[0], after=sessions[1]),
     )
-    if restored:
-        # execute_plan's own check counts DELETE targets among the tables that must not
-        # change (plan.neighbours), so the rehearsal reports the refusal the real run meets.
-        assert not result.ok
-        assert result.error == (
-            "the check before COMMIT found: row counts changed: public.sessions: 600 → 400"
-        )
-    else:
-        assert result.ok, result.summary()
+    assert result.ok, result.summary()
     tables = ["sessions", "api_errors"]
     assert counts_of(scene.target, tables) == {t: SAMPLE_COUNTS[t] for t in tables}
     assert scene.scratch_databases() == []

@@ -90,7 +90,7 @@ def test_failing_fifth_statement_leaves_the_database_untouched(
     """Statement 5 fails: ROLLBACK, the report names it, its line and PostgreSQL's message."""
     before = schema_of(db_0023)
     runbooks = runbooks_with(tmp_path, "0024_fails_fifth.md", FAILING_FIFTH)
-    service = make_service(db_0023, runbooks_dir=runbooks)
+    service = make_service(db_0023, runbooks_dir=runbooks, rehearsal="off")
     run = service.request("0024", requested_by=REQUESTER)
     assert run.state is RunState.AWAITING_APPROVAL, run.reason
     run = service.approve(run.id, APPROVER)
@@ -165,3 +165,40 @@ def test_concurrent_execution_is_told_who_holds_the_lock(
     assert refused.holder is not None
     assert "rollbot run 1" in refused.holder
     assert "another rollback is running" in (refused.error or "")
+
+
+DELETES_ROWS = """# Remove sessions of a bad client
+
+**Migration File**: `0025_curl_sessions.sql`
+
+## Quick Rollback
+
+```sql
+DELETE FROM sessions WHERE user_agent = 'curl/8.5';
+DROP INDEX IF EXISTS idx_sessions_expires;
+```
+"""
+
+
+def test_delete_reports_rows_deleted_and_keeps_neighbours_checked(
+    db_0023: str, tmp_path: Path, make_service: Callable[..., Rollbot]
+) -> None:
+    """A DELETE changes its table by design: reported as rows deleted, not as a failure."""
+    with psycopg.connect(db_0023) as conn:
+        row = conn.execute("SELECT count(*) FROM sessions WHERE user_agent = 'curl/8.5'")
+        doomed = row.fetchone()[0]  # type: ignore[index]
+    assert doomed > 0
+    runbooks = runbooks_with(tmp_path, "0025_curl_sessions.md", DELETES_ROWS)
+    service = make_service(db_0023, runbooks_dir=runbooks)
+    run = service.approve(service.request("25", requested_by=REQUESTER).id, APPROVER)
+    assert run.state is RunState.SUCCEEDED, run.reason
+    outcome = outcome_of(run)
+    assert outcome is not None
+    (deleted,) = outcome.deleted
+    total = SAMPLE_COUNTS["sessions"]
+    assert (deleted.table, deleted.before, deleted.after) == (
+        "public.sessions",
+        total,
+        total - doomed,
+    )
+    assert counts_of(db_0023, ["sessions"]) == {"sessions": total - doomed}
