@@ -60,11 +60,11 @@ class Components:
         self.courier = Courier(self.ledger, self.client)
         self.notifier = SlackNotifier(
             reaction=settings.approval_reaction,
-            approvers=settings.approvers,
+            approvers=lambda name: settings.approvers_for(settings.target(name)),
             incident_channel=settings.incident_channel,
             wake=self.courier.wake,
         )
-        self.directory = SlackDirectory(self.client, settings.approvers)
+        self.directory = SlackDirectory(self.client)
         self.service = Rollbot(
             settings, store, notifier=self.notifier, approvers=self.directory.approvers
         )

@@ -50,7 +50,7 @@ class Person(BaseModel):
 class Directory(Protocol):
     """Who is who in the workspace (Slack's users and user groups)."""
 
-    def approvers(self) -> frozenset[str]:
+    def approvers(self, configured: tuple[str, ...]) -> frozenset[str]:
         """User ids allowed to approve, user groups expanded."""
 
     def person(self, user_id: str) -> Person:
@@ -126,14 +126,15 @@ class ChatOps:
                 why="ROLLBOT_REQUESTERS lists who may",
                 todo="ask one of them",
             )
-        if command.target is not None or command.after is not None:
-            raise CommandError(
-                "Named targets are not configured",
-                todo="plan without --target/--after: this rollbot serves DATABASE_URL only",
-            )
         assert command.migration is not None  # noqa: S101 - the parser guarantees it
         try:
-            run = self.service.request(command.migration, requested_by=user_id, channel=channel_id)
+            run = self.service.request(
+                command.migration,
+                requested_by=user_id,
+                channel=channel_id,
+                target=command.target,
+                after=command.after,
+            )
         except ConflictError as exc:
             return Reply(text=exc.render(), blocks=refusal(exc.render()))
         return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")

@@ -23,22 +23,22 @@ log = structlog.get_logger()
 
 
 class SlackDirectory:
-    """Approvers from ROLLBOT_APPROVERS (users and user groups) and users' flags."""
+    """Approvers (users and user groups, expanded) and users' bot/deactivated flags."""
 
-    def __init__(self, client: WebClient, configured: tuple[str, ...], ttl_s: float = 60.0) -> None:
+    def __init__(self, client: WebClient, ttl_s: float = 60.0) -> None:
         self._client = client
-        self._configured = configured
         self._ttl = ttl_s
         self._lock = threading.Lock()
-        self._cached: tuple[float, frozenset[str]] | None = None
+        self._cached: dict[tuple[str, ...], tuple[float, frozenset[str]]] = {}
 
-    def approvers(self) -> frozenset[str]:
-        """Configured user ids plus the current members of configured user groups."""
+    def approvers(self, configured: tuple[str, ...]) -> frozenset[str]:
+        """The configured user ids plus the current members of the configured user groups."""
         with self._lock:
-            if self._cached is not None and time.monotonic() - self._cached[0] < self._ttl:
-                return self._cached[1]
-        users = {i for i in self._configured if i[:1] in {"U", "W"}}
-        for group in (i for i in self._configured if i.startswith("S")):
+            hit = self._cached.get(configured)
+            if hit is not None and time.monotonic() - hit[0] < self._ttl:
+                return hit[1]
+        users = {i for i in configured if i[:1] in {"U", "W"}}
+        for group in (i for i in configured if i.startswith("S")):
             try:
                 answer = self._client.usergroups_users_list(usergroup=group)
                 members: list[object] = answer.get("users") or []
@@ -47,7 +47,7 @@ class SlackDirectory:
                 log.warning("slack.usergroup_unavailable", group=group, error=type(exc).__name__)
         result = frozenset(users)
         with self._lock:
-            self._cached = (time.monotonic(), result)
+            self._cached[configured] = (time.monotonic(), result)
         return result
 
     def person(self, user_id: str) -> Person:

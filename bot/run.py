@@ -88,6 +88,8 @@ class Run(BaseModel):
     plan: dict[str, Any]
     plan_hash: str
     backup: dict[str, Any] | None = None
+    rehearsal: dict[str, Any] | None = None
+    promoted_from: dict[str, Any] | None = None
     outcome: dict[str, Any] | None = None
     reason: str | None = None
     xid: int | None = None

@@ -27,6 +27,8 @@ from bot.library import RunbookLibrary, load_library
 from bot.pgtools import PgTools, find_pg_tools
 from bot.plan import Plan, build_plan
 from bot.policy import decide_approval
+from bot.rehearsal import Rehearsal, rehearse
+from bot.results import BackupInfo, Outcome, outcome_of
 from bot.run import Run, RunEvent, RunState
 from bot.snapshots import backup_with_counts
 from bot.store import STATE_SCHEMA, RunStore
@@ -36,8 +38,8 @@ if TYPE_CHECKING:
 
     from bot.config import Settings
     from bot.outbox import Message
-    from bot.results import Outcome
     from bot.runbook import Runbook
+    from bot.targets import TargetConfig
 
 log = structlog.get_logger()
 
@@ -98,13 +100,13 @@ class Rollbot:
         store: RunStore,
         *,
         notifier: Notifier | None = None,
-        approvers: Callable[[], frozenset[str]] | None = None,
+        approvers: Callable[[tuple[str, ...]], frozenset[str]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.store = store
         self.notifier = notifier or SilentNotifier()
-        self._approvers = approvers or (lambda: frozenset(settings.approvers))
+        self._expand = approvers or _direct_ids
         self._now = clock
 
     # -- reading ---------------------------------------------------------------------------
@@ -119,10 +121,24 @@ class Rollbot:
 
     # -- the flow ----------------------------------------------------------------------------
 
-    def request(self, query: str, *, requested_by: str, channel: str | None = None) -> Run:
+    def approvers(self, target_name: str) -> frozenset[str]:
+        """User ids allowed to approve on a target (user groups expanded)."""
+        return self._expand(self.settings.approvers_for(self.settings.target(target_name)))
+
+    def request(
+        self,
+        query: str,
+        *,
+        requested_by: str,
+        channel: str | None = None,
+        target: str | None = None,
+        after: int | None = None,
+    ) -> Run:
         """Plan a rollback, take and verify the backup, and leave it awaiting approval."""
+        config = self.settings.target(target)
         runbook = self.library().find(query)
-        plan = self._plan(runbook, count=True)
+        promoted = self._promotion(after, runbook.name, config.name) if after else None
+        plan = self._plan(runbook, config, count=True)
         run = self.store.create(
             render=lambda created: self.notifier.messages(created, "requested"),
             migration_id=runbook.migration_id,
@@ -132,17 +148,43 @@ class Rollbot:
             target_identity=plan.target.identity(),
             requested_by=requested_by,
             channel=channel,
-            required_approvals=self.settings.required_approvals,
+            required_approvals=self.settings.approvals_for(config),
             plan=plan.model_dump(mode="json"),
             plan_hash=plan.hash,
+            promoted_from=promoted,
         )
         with structlog.contextvars.bound_contextvars(run_id=run.id):
             log.info("run.requested", migration=runbook.name, requested_by=requested_by)
             self._announce(run, "requested")
-            return self._prepare(run, plan)
+            return self._prepare(run, plan, runbook, config)
 
-    def _prepare(self, run: Run, plan: Plan) -> Run:
-        """Block, or back up and open the approval window."""
+    def _promotion(self, after: int, runbook_name: str, target: str) -> dict[str, Any]:
+        """What an earlier run proved: it must have rolled back the same migration elsewhere."""
+        earlier = self.store.get(after)
+        problem = None
+        if earlier.runbook_name != runbook_name:
+            problem = f"it rolled back {earlier.runbook_name}, not {runbook_name}"
+        elif earlier.target_name == target:
+            problem = f"it ran on {target} itself"
+        elif earlier.state is not RunState.SUCCEEDED:
+            problem = f"it is {earlier.state.replace('_', ' ')}, not succeeded"
+        if problem:
+            raise NotAllowedError(
+                f"Run {after} cannot be promoted to {target}",
+                why=problem,
+                todo="name a run that succeeded for this migration on another target",
+            )
+        outcome = outcome_of(earlier)
+        counts = ", ".join(f"{t.table} {t.rows:,}" for t in outcome.dropped) if outcome else ""
+        return {
+            "run": earlier.id,
+            "target": earlier.target_label,
+            "summary": f"run {earlier.id} succeeded on {earlier.target_label}"
+            + (f" ({counts})" if counts else ""),
+        }
+
+    def _prepare(self, run: Run, plan: Plan, runbook: Runbook, target: TargetConfig) -> Run:
+        """Block, or back up (and rehearse) and open the approval window."""
         if plan.blocked:
             return self._move(run, RunEvent.BLOCKED, reason="; ".join(plan.blockers))
         try:
@@ -150,14 +192,17 @@ class Rollbot:
         except BackupError as exc:
             return self._move(run, RunEvent.BLOCKED, reason=exc.render())
         with self.store.working_on(run.id):
-            return self._back_up(run, plan, tools)
+            return self._back_up(run, plan, runbook, target, tools)
 
-    def _back_up(self, run: Run, plan: Plan, tools: PgTools) -> Run:
+    def _back_up(
+        self, run: Run, plan: Plan, runbook: Runbook, target: TargetConfig, tools: PgTools
+    ) -> Run:
         run = self._move(run, RunEvent.BACKUP_STARTED)
+        conninfo = target.url.get_secret_value()
         try:
             backup, rows = backup_with_counts(
                 tools,
-                self.settings.target_conninfo(),
+                conninfo,
                 self.settings.backup_dir,
                 name=f"run-{run.id}-{self._now():%Y%m%d-%H%M%S}",
                 tables=plan.write_locked,
@@ -166,11 +211,42 @@ class Rollbot:
             )
         except BackupError as exc:
             return self._move(run, RunEvent.BLOCKED, reason=exc.render())
+        rehearsal = self._rehearse(plan, runbook, target, backup, tools)
+        if rehearsal is not None and not rehearsal.ok and rehearsal.skipped is None:
+            return self._move(
+                run,
+                RunEvent.BLOCKED,
+                backup={"full": backup.model_dump(mode="json"), "rows": rows},
+                rehearsal=rehearsal.model_dump(mode="json"),
+                reason=rehearsal.summary(),
+            )
         return self._move(
             run,
             RunEvent.BACKUP_VERIFIED,
             backup={"full": backup.model_dump(mode="json"), "rows": rows},
+            rehearsal=rehearsal.model_dump(mode="json") if rehearsal else None,
             expires_at=self._now() + self.settings.approval_ttl,
+        )
+
+    def _rehearse(
+        self,
+        plan: Plan,
+        runbook: Runbook,
+        target: TargetConfig,
+        backup: BackupInfo,
+        tools: PgTools,
+    ) -> Rehearsal | None:
+        mode = self.settings.rehearsal_for(target)
+        if mode == "off":
+            return None
+        server = self.settings.rehearsal_url or target.url
+        return rehearse(
+            plan,
+            runbook,
+            backup=backup,
+            tools=tools,
+            server_conninfo=server.get_secret_value(),
+            data="none" if mode == "schema" else mode,
         )
 
     def approve(self, run_id: int, user: str) -> Run:
@@ -179,7 +255,9 @@ class Rollbot:
             return self._approve(self.store.get(run_id), user)
 
     def _approve(self, run: Run, user: str) -> Run:
-        decision = decide_approval(run, user, approvers=self._approvers(), now=self._now())
+        decision = decide_approval(
+            run, user, approvers=self.approvers(run.target_name), now=self._now()
+        )
         if not decision.counts:
             self.refuse(run, user, decision.reason)
             raise NotAllowedError(decision.reason, todo="nothing was changed")
@@ -214,7 +292,7 @@ class Rollbot:
         outcome = execute_plan(
             plan,
             runbook,
-            conninfo=self.settings.target_conninfo(),
+            conninfo=self.settings.target_conninfo(run.target_name),
             tools=tools,
             backup_dir=self.settings.backup_dir,
             run_id=run.id,
@@ -239,7 +317,7 @@ class Rollbot:
     def cancel(self, run_id: int, user: str) -> Run:
         """The requester or an approver may cancel a run that has not started executing."""
         run = self.store.get(run_id)
-        if user != run.requested_by and user not in self._approvers():
+        if user != run.requested_by and user not in self.approvers(run.target_name):
             raise NotAllowedError(
                 f"{user} may not cancel {run.label()}",
                 why="only its requester or an approver can",
@@ -284,7 +362,7 @@ class Rollbot:
                 "nothing changed"
             )
             return self._move(run, RunEvent.FAILED, reason=why)
-        status = xact_status(self.settings.target_conninfo(), run.xid)
+        status = xact_status(self.settings.target_conninfo(run.target_name), run.xid)
         if status == "in progress":
             return None  # its COMMIT is still being decided; look again at the next sweep
         if status == "committed":
@@ -315,8 +393,8 @@ class Rollbot:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _plan(self, runbook: Runbook, *, count: bool) -> Plan:
-        conninfo = self.settings.target_conninfo()
+    def _plan(self, runbook: Runbook, target: TargetConfig, *, count: bool) -> Plan:
+        conninfo = target.url.get_secret_value()
         try:
             with psycopg.connect(
                 conninfo,
@@ -324,14 +402,15 @@ class Rollbot:
                 application_name="rollbot plan",
             ) as conn:
                 conn.read_only = True
-                target = describe_target(conn)
+                described = describe_target(conn, name=target.name)
                 budget = self.settings.count_budget if count else None
-                facts = read_facts(conn, runbook, target, count_budget=budget)
+                facts = read_facts(conn, runbook, described, count_budget=budget)
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(
                 "The target database cannot be reached",
                 why=type(exc).__name__,
-                todo="check DATABASE_URL and that the server is up; nothing was planned",
+                todo=f"check the connection of target {target.name} (DATABASE_URL or "
+                "ROLLBOT_TARGETS) and that the server is up; nothing was planned",
             ) from None
         return build_plan(
             runbook,
@@ -345,7 +424,7 @@ class Rollbot:
         approved = Plan.model_validate(run.plan)
         try:
             runbook = self.library().find(run.runbook_name)
-            current = self._plan(runbook, count=False)
+            current = self._plan(runbook, self.settings.target(run.target_name), count=False)
         except RollbotError as exc:
             why = f"the runbook can no longer be planned: {exc.render()}"
             self._move(run, RunEvent.CANCELLED, reason=why)
@@ -390,3 +469,8 @@ class Rollbot:
 def _mention(user: str) -> str:
     """Slack mentions for Slack ids; other names (CLI users) as they are."""
     return f"<@{user}>" if user[:1] in {"U", "W"} and user.isalnum() else user
+
+
+def _direct_ids(configured: tuple[str, ...]) -> frozenset[str]:
+    """Without Slack, user groups cannot be expanded: only user ids approve."""
+    return frozenset(i for i in configured if i[:1] in {"U", "W"} or not i[:1].isupper())

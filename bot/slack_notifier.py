@@ -41,7 +41,7 @@ class SlackNotifier:
         self,
         *,
         reaction: str,
-        approvers: tuple[str, ...],
+        approvers: Callable[[str], tuple[str, ...]],
         incident_channel: str | None,
         wake: Callable[[], None] = lambda: None,
     ) -> None:
@@ -54,7 +54,9 @@ class SlackNotifier:
         """The posts, edits and replies that announce `event`."""
         if run.channel is None:
             return self._incident(run, event)
-        text, blocks = plan_message(run, reaction=self.reaction, approvers=self.approvers)
+        text, blocks = plan_message(
+            run, reaction=self.reaction, approvers=self.approvers(run.target_name)
+        )
         if event == "requested":
             items = [
                 Message(action="post", role="plan", channel=run.channel, text=text, blocks=blocks)

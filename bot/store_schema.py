@@ -107,4 +107,12 @@ CREATE UNIQUE INDEX run_events_refused_once
     WHERE kind = 'approval_refused';
 """,
     ),
+    (
+        4,
+        """
+-- The rehearsal on a scratch copy, and the earlier run a production plan was promoted from.
+ALTER TABLE {schema}.runs ADD COLUMN rehearsal jsonb;
+ALTER TABLE {schema}.runs ADD COLUMN promoted_from jsonb;
+""",
+    ),
 )

@@ -59,7 +59,7 @@ def thread_texts(bot: SlackBot, channel: str, ts: str) -> list[str]:
         ("0099", "No runbook for migration '0099'"),
         ("0023; DROP TABLE users", "is not a migration id"),
         ("stauts", "Did you mean `status`?"),
-        ("0023 --target prod", "Named targets are not configured"),
+        ("0023 --target prod", "Unknown target 'prod'. Known targets: default"),
     ],
 )
 def test_bad_commands_get_an_ephemeral_answer_and_plan_nothing(
