@@ -30,13 +30,14 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., Rollbot]]:
     stores: list[RunStore] = []
 
     def make(conninfo: str, runbooks_dir: Path | None = None, **overrides: Any) -> Rollbot:
-        settings = load_settings(
-            database_url=conninfo,
-            runbooks_dir=runbooks_dir or RUNBOOKS,
-            backup_dir=tmp_path / "backups",
-            approvers=(APPROVER, SECOND_APPROVER),
-            **overrides,
-        )
+        defaults: dict[str, Any] = {
+            "database_url": conninfo,
+            "runbooks_dir": runbooks_dir or RUNBOOKS,
+            "backup_dir": tmp_path / "backups",
+            "approvers": (APPROVER, SECOND_APPROVER),
+            "rehearsal": "off",  # rehearsal has its own tests; the others need not pay for it
+        }
+        settings = load_settings(**(defaults | overrides))
         store = RunStore(conninfo)
         store.migrate()
         stores.append(store)

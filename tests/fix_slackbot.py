@@ -83,6 +83,7 @@ def make_slackbot(
             "slack_signing_secret": SIGNING_SECRET,
             "slack_api_url": standin.api_url,
             "incident_channel": INCIDENT_CHANNEL,
+            "rehearsal": "off",  # rehearsal has its own tests; the others need not pay for it
         }
         settings = load_settings(**(values | overrides))
         components = build(settings)
