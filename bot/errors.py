@@ -88,3 +88,16 @@ class BackupError(RollbotError):
 
 class DatabaseUnavailableError(RollbotError):
     """The target or state database cannot be reached."""
+
+
+class MigrationFileError(RollbotError):
+    """A forward migration file cannot be used as it stands; names the file and line."""
+
+    def __init__(
+        self, file: str, line: int | None, problem: str, *, why: str = "", todo: str
+    ) -> None:
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {problem}", why=why, todo=todo)
+        self.file = file
+        self.line = line
+        self.problem = problem
