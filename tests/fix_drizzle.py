@@ -9,6 +9,7 @@ does, so what rollbot reads is what it would read in production.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,15 +59,20 @@ def drizzle_db(make_database: Callable[..., str]) -> Callable[[str | None], str]
     return make
 
 
+@functools.cache
+def _pg_dump(server_major: int) -> Path:
+    """Looking for pg_dump runs every candidate's `--version`: once per session is enough."""
+    return find_pg_tools(server_major).pg_dump
+
+
 def schema_dump(conninfo: str) -> str:
     """The application schema as pg_dump prints it, without Drizzle's journal or comments."""
     with psycopg.connect(conninfo) as conn:
         major = conn.info.server_version // 10000
-    tools = find_pg_tools(major)
     params = {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
     dump = subprocess.run(
         [
-            str(tools.pg_dump),
+            str(_pg_dump(major)),
             "--schema-only",
             "--no-owner",
             "--exclude-schema=drizzle",
