@@ -88,3 +88,39 @@ class BackupError(RollbotError):
 
 class DatabaseUnavailableError(RollbotError):
     """The target or state database cannot be reached."""
+
+
+class MigrationFileError(RollbotError):
+    """A forward migration file cannot be used as it stands; names the file and line."""
+
+    def __init__(
+        self, file: str, line: int | None, problem: str, *, why: str = "", todo: str
+    ) -> None:
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {problem}", why=why, todo=todo)
+        self.file = file
+        self.line = line
+        self.problem = problem
+
+
+class IrreversibleError(MigrationFileError):
+    """A migration does something no derived rollback can undo; names the first such statement.
+
+    `statement` is the migration's own SQL (shortened, quoted for chat), `reason` says what
+    would be lost, and `more` counts the later statements that could not be undone either.
+    """
+
+    def __init__(self, file: str, line: int, statement: str, reason: str, *, more: int = 0) -> None:
+        problem = f"{quoted(statement, 80)} cannot be undone by a derived rollback: {reason}"
+        why = f"{more} later statement{'' if more == 1 else 's'} cannot be undone either"
+        super().__init__(
+            file,
+            line,
+            problem,
+            why=why if more else "",
+            todo="write this rollback runbook by hand and decide what happens to the data: "
+            "rollbot will not guess",
+        )
+        self.statement = statement
+        self.reason = reason
+        self.more = more
