@@ -1,0 +1,51 @@
+"""The benchmark scenarios at a tiny size: they run, and their results hold together.
+
+These pin the shape of the results and one behaviour, never a speed: timings belong to
+`make bench`, which compares rollbot with the raw tools on the same machine.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from bench.lock_safety import LockOptions, run_lock_safety
+from bench.server import Server, Tools
+
+TINY_LOCK = LockOptions(
+    blocker_s=1.0,
+    lock_timeout_s=0.2,
+    attempts=2,
+    retry_delay_s=0.05,
+    readers=2,
+    warmup_s=0.2,
+    tail_s=0.1,
+)
+
+
+@pytest.fixture(scope="module")
+def server(pg_server: str) -> Server:
+    return Server(pg_server)
+
+
+@pytest.fixture(scope="module")
+def tools(server: Server) -> Tools:
+    return server.tools()
+
+
+def test_lock_safety_psql_stalls_readers_longer_than_rollbot(
+    server: Server, tools: Tools, asset_forge_0023_template: str, tmp_path: Path
+) -> None:
+    """With a blocker outlasting the lock timeout, psql's worst read is slower than rollbot's."""
+    result = run_lock_safety(
+        server, asset_forge_0023_template, tools, tmp_path, scale=1, options=TINY_LOCK
+    )
+    for case in (result.rollbot, result.psql):
+        assert case.latencies.reads > 0
+        assert 0 < case.latencies.p50_s <= case.latencies.p99_s <= case.latencies.worst_s
+        assert case.rollback_s > 0
+        assert case.blocker_pid > 0
+        assert case.summary
+    assert result.psql.succeeded, result.psql.summary
+    assert result.rollbot.succeeded or result.rollbot.blocker_pid in result.rollbot.named_pids
+    assert result.psql.latencies.worst_s > result.rollbot.latencies.worst_s
+    assert result.worst_ratio > 1
