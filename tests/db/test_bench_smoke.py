@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.backup_overhead import run_backup_overhead
 from bench.lock_safety import LockOptions, run_lock_safety
 from bench.server import Server, Tools
 
@@ -49,3 +50,23 @@ def test_lock_safety_psql_stalls_readers_longer_than_rollbot(
     assert result.rollbot.succeeded or result.rollbot.blocker_pid in result.rollbot.named_pids
     assert result.psql.latencies.worst_s > result.rollbot.latencies.worst_s
     assert result.worst_ratio > 1
+
+
+def test_backup_overhead_reports_both_sides(
+    server: Server, tools: Tools, asset_forge_0023_template: str, tmp_path: Path
+) -> None:
+    """One sample of each backup: wall time, file size and peak memory are all measured."""
+    result = run_backup_overhead(
+        server, asset_forge_0023_template, tools, tmp_path, scale=1, repeat=1
+    )
+    for side in (result.rollbot, result.pg_dump):
+        (sample,) = side.samples
+        assert sample.wall_s > 0
+        assert sample.size_bytes > 0
+        assert sample.peak_rss_kib.get("pg_dump", 0) > 0
+        assert sample.child_cpu_s > 0
+        assert sample.python_peak_rss_kib > 0
+        assert side.median_s == sample.wall_s
+    assert result.time_ratio > 0
+    assert result.rows > 0
+    assert result.database_bytes > 0
