@@ -10,6 +10,7 @@ import pytest
 
 from bench.backup_overhead import run_backup_overhead
 from bench.lock_safety import LockOptions, run_lock_safety
+from bench.rollback_time import expected_dropped_rows, run_rollback_time
 from bench.server import Server, Tools
 
 TINY_LOCK = LockOptions(
@@ -70,3 +71,18 @@ def test_backup_overhead_reports_both_sides(
     assert result.time_ratio > 0
     assert result.rows > 0
     assert result.database_bytes > 0
+
+
+def test_rollback_time_reports_both_runners(
+    server: Server, tools: Tools, asset_forge_0023_template: str, tmp_path: Path
+) -> None:
+    """One rollback by each runner; rollbot dropped, and backed up, every row of the six tables."""
+    result = run_rollback_time(
+        server, asset_forge_0023_template, tools, tmp_path, scale=1, repeat=1
+    )
+    (sample,) = result.samples
+    assert 0 < sample.final_backup_s < sample.rollbot_s
+    assert sample.psql_s > 0
+    assert sample.rows_dropped == expected_dropped_rows(1)
+    assert result.time_ratio > 0
+    assert result.ratio_without_final_backup > 0
