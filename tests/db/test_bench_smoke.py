@@ -10,6 +10,7 @@ import pytest
 
 from bench.backup_overhead import run_backup_overhead
 from bench.lock_safety import LockOptions, run_lock_safety
+from bench.report import Machine, Report, render
 from bench.rollback_time import expected_dropped_rows, run_rollback_time
 from bench.server import Server, Tools
 
@@ -73,10 +74,10 @@ def test_backup_overhead_reports_both_sides(
     assert result.database_bytes > 0
 
 
-def test_rollback_time_reports_both_runners(
+def test_rollback_time_reports_both_runners_and_renders(
     server: Server, tools: Tools, asset_forge_0023_template: str, tmp_path: Path
 ) -> None:
-    """One rollback by each runner; rollbot dropped, and backed up, every row of the six tables."""
+    """One rollback by each runner; rollbot dropped and backed up every row; tables render."""
     result = run_rollback_time(
         server, asset_forge_0023_template, tools, tmp_path, scale=1, repeat=1
     )
@@ -86,3 +87,17 @@ def test_rollback_time_reports_both_runners(
     assert sample.rows_dropped == expected_dropped_rows(1)
     assert result.time_ratio > 0
     assert result.ratio_without_final_backup > 0
+    report = Report.model_validate(
+        {
+            "started_at": "2025-11-13T00:00:00Z",
+            "command": "python -m bench --only rollback",
+            "machine": Machine(
+                cpus=2, platform="test", python="3.11", server_version="15", pg_dump_version="15"
+            ),
+            "rollback_time": result,
+        }
+    )
+    text = render(report)
+    assert "3. Rollback execution" in text
+    assert "psql -f" in text
+    assert Report.model_validate_json(report.model_dump_json()) == report

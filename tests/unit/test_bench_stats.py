@@ -1,4 +1,4 @@
-"""The benchmark's arithmetic: percentiles, latency summaries; and the seed SQL it runs."""
+"""The benchmark's arithmetic and formatting: percentiles, latency summaries, the seed SQL."""
 
 import math
 
@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.raw import seed_sql
+from bench.report import duration, table
 from bench.stats import Latencies, median, percentile, ratio
 
 
@@ -49,6 +50,26 @@ def test_ratio_of_a_zero_denominator_is_infinite() -> None:
     """A side that took no time makes the ratio infinite rather than raising."""
     assert ratio(3.0, 1.5) == 2.0
     assert math.isinf(ratio(1.0, 0.0))
+
+
+def test_durations_read_naturally() -> None:
+    """Sub-10 ms with two decimals, ms up to a second, then seconds."""
+    assert duration(0.00024) == "0.24 ms"
+    assert duration(0.0052) == "5.20 ms"
+    assert duration(0.558) == "558 ms"
+    assert duration(7.97) == "7.97 s"
+    assert duration(31.94) == "31.9 s"
+
+
+def test_table_pads_columns_but_not_the_last() -> None:
+    """Columns line up; the free-text last column is not padded."""
+    text = table(["a", "bb", "note"], [["xxx", "y", "long text"], ["z", "wwww", "n"]])
+    assert text.splitlines() == [
+        "a    bb    note",
+        "---  ----  ----",
+        "xxx  y     long text",
+        "z    wwww  n",
+    ]
 
 
 def test_seed_sql_is_the_guides_block_with_begin_and_commit() -> None:
