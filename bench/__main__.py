@@ -1,0 +1,166 @@
+"""`python -m bench` (or `make bench`): run the scenarios, print the tables, write the JSON.
+
+The server is `BENCH_DATABASE_URL` (its maintenance database; rollbot creates and drops its
+scratch databases there), else the local server at 127.0.0.1:5432 if it answers, else an
+embedded one started for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.backup_overhead import run_backup_overhead
+from bench.lock_safety import LockOptions, run_lock_safety
+from bench.report import Machine, Report, render, write_report
+from bench.rollback_time import run_rollback_time
+from bench.server import Server, Tools, open_server
+from bot.logs import configure_logging
+
+RESULTS = Path(__file__).parent / "results"
+SCENARIOS = ("lock", "backup", "rollback")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; every default is the one the README's table was measured with."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SCENARIOS,
+        help="run only this scenario (repeatable); default: all",
+    )
+    parser.add_argument(
+        "--scale", type=int, default=50, help="data for backup and rollback (x sample rows)"
+    )
+    parser.add_argument("--lock-scale", type=int, default=1, help="data for the lock scenario")
+    parser.add_argument("--repeat", type=int, default=3, help="samples per timed side")
+    defaults = LockOptions()
+    parser.add_argument("--blocker-seconds", type=float, default=defaults.blocker_s)
+    parser.add_argument("--lock-timeout", type=float, default=defaults.lock_timeout_s)
+    parser.add_argument("--attempts", type=int, default=defaults.attempts)
+    parser.add_argument("--retry-delay", type=float, default=defaults.retry_delay_s)
+    parser.add_argument("--readers", type=int, default=defaults.readers)
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS / "latest.json", help="where to write the JSON"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen scenarios; 0 when all of them ran."""
+    args = parse_args(argv)
+    configure_logging(level="warning")
+    started = datetime.now(UTC)
+    with (
+        open_server(os.environ.get("BENCH_DATABASE_URL")) as server,
+        tempfile.TemporaryDirectory(prefix="rollbot-bench-") as tmp,
+        ExitStack() as stack,
+    ):
+        bench = _Bench(server, server.tools(), Path(tmp), stack)
+        machine = Machine(
+            cpus=os.cpu_count() or 0,
+            platform=platform.platform(),
+            python=platform.python_version(),
+            server_version=server.version(),
+            pg_dump_version=bench.tools.pg.version,
+        )
+        report = Report(
+            started_at=started,
+            command=shlex.join(
+                ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]
+            ),
+            machine=machine,
+        )
+        report = bench.run(args, report)
+    print(render(report))
+    write_report(report, args.output)
+    stamped = args.output.parent / f"{started.strftime('%Y%m%d-%H%M%S')}.json"
+    write_report(report, stamped)
+    print(f"results written to {args.output} and {stamped}")
+    return 0
+
+
+@dataclass
+class _Bench:
+    """The server, its tools, a work directory, and the templates built so far."""
+
+    server: Server
+    tools: Tools
+    workdir: Path
+    stack: ExitStack
+    templates: dict[int, str] = field(default_factory=dict)
+
+    def template(self, scale: int) -> str:
+        """The asset_forge template at `scale`, built on first use, dropped at the end."""
+        if scale not in self.templates:
+            _progress(f"building asset_forge at 0023, scale {scale}")
+            began = time.monotonic()
+            self.templates[scale] = self.stack.enter_context(self.server.asset_forge(scale))
+            _progress(f"  built in {time.monotonic() - began:.1f} s")
+        return self.templates[scale]
+
+    def run(self, args: argparse.Namespace, report: Report) -> Report:
+        """Run the scenarios `--only` names (all by default), each into its report field."""
+        only = set(args.only or SCENARIOS)
+        if "lock" in only:
+            _progress(f"lock safety: two timelines of about {args.blocker_seconds + 2:g} s")
+            options = LockOptions(
+                blocker_s=args.blocker_seconds,
+                lock_timeout_s=args.lock_timeout,
+                attempts=args.attempts,
+                retry_delay_s=args.retry_delay,
+                readers=args.readers,
+            )
+            template = self.template(args.lock_scale)
+            lock = run_lock_safety(
+                self.server,
+                template,
+                self.tools,
+                self.workdir,
+                scale=args.lock_scale,
+                options=options,
+            )
+            report = report.model_copy(update={"lock_safety": lock})
+        if "backup" in only:
+            _progress(f"backup overhead: {args.repeat} x (backup_with_counts, pg_dump -Fc)")
+            template = self.template(args.scale)
+            backup = run_backup_overhead(
+                self.server,
+                template,
+                self.tools,
+                self.workdir,
+                scale=args.scale,
+                repeat=args.repeat,
+            )
+            report = report.model_copy(update={"backup_overhead": backup})
+        if "rollback" in only:
+            _progress(f"rollback execution: {args.repeat} x (execute_plan, psql -f)")
+            template = self.template(args.scale)
+            rollback = run_rollback_time(
+                self.server,
+                template,
+                self.tools,
+                self.workdir,
+                scale=args.scale,
+                repeat=args.repeat,
+            )
+            report = report.model_copy(update={"rollback_time": rollback})
+        return report
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The benchmark report: one model for the JSON file, and the tables a person reads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from bench.backup_overhead import BackupOverhead, BackupSide
+from bench.lock_safety import LockCase, LockSafety
+from bench.rollback_time import RollbackTime
+from bench.stats import STALL_S
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+
+class Machine(BaseModel):
+    """Where the numbers were measured."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cpus: int
+    platform: str
+    python: str
+    server_version: str
+    pg_dump_version: str
+
+
+class Report(BaseModel):
+    """Everything one `python -m bench` run measured."""
+
+    model_config = ConfigDict(frozen=True)
+
+    started_at: AwareDatetime
+    command: str
+    machine: Machine
+    lock_safety: LockSafety | None = None
+    backup_overhead: BackupOverhead | None = None
+    rollback_time: RollbackTime | None = None
+
+
+def write_report(report: Report, path: Path) -> None:
+    """The report as indented JSON, for comparing runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def render(report: Report) -> str:
+    """Every scenario that ran, as plain-text tables."""
+    m = report.machine
+    heading = (
+        f"rollbot benchmarks — {m.cpus} CPUs, PostgreSQL {m.server_version}, "
+        f"pg_dump {m.pg_dump_version}, Python {m.python}"
+    )
+    parts = [heading]
+    if report.lock_safety is not None:
+        parts.append(render_lock_safety(report.lock_safety))
+    if report.backup_overhead is not None:
+        parts.append(render_backup_overhead(report.backup_overhead))
+    if report.rollback_time is not None:
+        parts.append(render_rollback_time(report.rollback_time))
+    return "\n\n".join(parts) + "\n"
+
+
+def render_lock_safety(result: LockSafety) -> str:
+    """Reader latencies under each runner, and the ratio of the worst reads."""
+    o = result.options
+    title = (
+        f"1. Lock safety (scale {result.scale}): a session holds a lock on assets for "
+        f"{o.blocker_s:g} s; {o.readers} readers; rollbot lock_timeout {o.lock_timeout_s:g} s, "
+        f"{o.attempts} attempts, backoff base {o.retry_delay_s:g} s"
+    )
+    headers = ["runner", "reads", "worst read", "p99", "p50", "stalled reads", "the rollback"]
+    rows = [_lock_row(case) for case in (result.rollbot, result.psql)]
+    footer = (
+        f"psql's worst read / rollbot's worst read: {result.worst_ratio:.1f}x  "
+        f"(stalled = slower than {duration(STALL_S)}; in brackets, the time they waited in all)"
+    )
+    return "\n".join([title, table(headers, rows), footer])
+
+
+def _lock_row(case: LockCase) -> list[str]:
+    lat = case.latencies
+    return [
+        case.runner,
+        f"{lat.reads:,}",
+        duration(lat.worst_s),
+        duration(lat.p99_s),
+        duration(lat.p50_s),
+        f"{lat.stalled} ({duration(lat.stalled_s)})",
+        case.summary,
+    ]
+
+
+def render_backup_overhead(result: BackupOverhead) -> str:
+    """Median wall time, peak memory and CPU of both ways of backing up."""
+    title = (
+        f"2. Backup overhead (scale {result.scale}: {result.rows:,} rows, "
+        f"{result.database_bytes / 2**20:.0f} MiB database), median of {result.repeat}"
+    )
+    headers = ["", "wall", "CPU pg_*", "peak pg_dump", "peak pg_restore", "peak python", "file"]
+    rows = [
+        _backup_row("rollbot backup_with_counts", result.rollbot),
+        _backup_row("pg_dump -Fc", result.pg_dump),
+    ]
+    footer = (
+        f"rollbot / pg_dump: {result.time_ratio:.2f}x wall time  "
+        "(rollbot also counts in the dump's snapshot and reads the whole dump back)"
+    )
+    return "\n".join([title, table(headers, rows), footer])
+
+
+def _backup_row(label: str, side: BackupSide) -> list[str]:
+    return [
+        label,
+        duration(side.median_s),
+        duration(side.child_cpu_median_s),
+        mebibytes(side.peak_rss_kib.get("pg_dump")),
+        mebibytes(side.peak_rss_kib.get("pg_restore")),
+        mebibytes(side.python_peak_rss_kib),
+        f"{side.samples[0].size_bytes / 2**20:.1f} MiB",
+    ]
+
+
+def mebibytes(kib: int | None) -> str:
+    """`12.3 MiB`, or `-` when nothing was measured."""
+    return "-" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def render_rollback_time(result: RollbackTime) -> str:
+    """Median execution time of each runner, with and without rollbot's final backup."""
+    title = f"3. Rollback execution (scale {result.scale}), median of {result.repeat}"
+    headers = ["", "wall", "of which final backup"]
+    rows = [
+        [
+            "rollbot execute_plan",
+            duration(result.rollbot_median_s),
+            duration(result.final_backup_median_s),
+        ],
+        ["psql -f (the guide's SQL)", duration(result.psql_median_s), "none taken"],
+    ]
+    footer = (
+        f"rollbot / psql: {result.time_ratio:.1f}x; without the final backup: "
+        f"{result.ratio_without_final_backup:.1f}x  "
+        f"({result.samples[0].rows_dropped:,} rows dropped and backed up per rollback)"
+    )
+    return "\n".join([title, table(headers, rows), footer])
+
+
+def duration(seconds: float) -> str:
+    """`0.24 ms`, `5.2 ms`, `1.00 s`, `12.3 s`: three significant figures or so."""
+    if seconds < 0.01:
+        return f"{seconds * 1000:.2f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    return f"{seconds:.1f} s"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell; the last column may run long."""
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    widths[-1] = 0
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    rule = "  ".join("-" * max(w, len(h)) for w, h in zip(widths, headers, strict=True))
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])

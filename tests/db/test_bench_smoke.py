@@ -1,0 +1,103 @@
+"""The benchmark scenarios at a tiny size: they run, and their results hold together.
+
+These pin the shape of the results and one behaviour, never a speed: timings belong to
+`make bench`, which compares rollbot with the raw tools on the same machine.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from bench.backup_overhead import run_backup_overhead
+from bench.lock_safety import LockOptions, run_lock_safety
+from bench.report import Machine, Report, render
+from bench.rollback_time import expected_dropped_rows, run_rollback_time
+from bench.server import Server, Tools
+
+TINY_LOCK = LockOptions(
+    blocker_s=1.0,
+    lock_timeout_s=0.2,
+    attempts=2,
+    retry_delay_s=0.05,
+    readers=2,
+    warmup_s=0.2,
+    tail_s=0.1,
+)
+
+
+@pytest.fixture(scope="module")
+def server(pg_server: str) -> Server:
+    return Server(pg_server)
+
+
+@pytest.fixture(scope="module")
+def tools(server: Server) -> Tools:
+    return server.tools()
+
+
+def test_lock_safety_psql_stalls_readers_longer_than_rollbot(
+    server: Server, tools: Tools, asset_forge_0023_template: str, tmp_path: Path
+) -> None:
+    """With a blocker outlasting the lock timeout, psql's worst read is slower than rollbot's."""
+    result = run_lock_safety(
+        server, asset_forge_0023_template, tools, tmp_path, scale=1, options=TINY_LOCK
+    )
+    for case in (result.rollbot, result.psql):
+        assert case.latencies.reads > 0
+        assert 0 < case.latencies.p50_s <= case.latencies.p99_s <= case.latencies.worst_s
+        assert case.rollback_s > 0
+        assert case.blocker_pid > 0
+        assert case.summary
+    assert result.psql.succeeded, result.psql.summary
+    assert result.rollbot.succeeded or result.rollbot.blocker_pid in result.rollbot.named_pids
+    assert result.psql.latencies.worst_s > result.rollbot.latencies.worst_s
+    assert result.worst_ratio > 1
+
+
+def test_backup_overhead_reports_both_sides(
+    server: Server, tools: Tools, asset_forge_0023_template: str, tmp_path: Path
+) -> None:
+    """One sample of each backup: wall time, file size and peak memory are all measured."""
+    result = run_backup_overhead(
+        server, asset_forge_0023_template, tools, tmp_path, scale=1, repeat=1
+    )
+    for side in (result.rollbot, result.pg_dump):
+        (sample,) = side.samples
+        assert sample.wall_s > 0
+        assert sample.size_bytes > 0
+        assert sample.peak_rss_kib.get("pg_dump", 0) > 0
+        assert sample.child_cpu_s > 0
+        assert sample.python_peak_rss_kib > 0
+        assert side.median_s == sample.wall_s
+    assert result.time_ratio > 0
+    assert result.rows > 0
+    assert result.database_bytes > 0
+
+
+def test_rollback_time_reports_both_runners_and_renders(
+    server: Server, tools: Tools, asset_forge_0023_template: str, tmp_path: Path
+) -> None:
+    """One rollback by each runner; rollbot dropped and backed up every row; tables render."""
+    result = run_rollback_time(
+        server, asset_forge_0023_template, tools, tmp_path, scale=1, repeat=1
+    )
+    (sample,) = result.samples
+    assert 0 < sample.final_backup_s < sample.rollbot_s
+    assert sample.psql_s > 0
+    assert sample.rows_dropped == expected_dropped_rows(1)
+    assert result.time_ratio > 0
+    assert result.ratio_without_final_backup > 0
+    report = Report.model_validate(
+        {
+            "started_at": "2025-11-13T00:00:00Z",
+            "command": "python -m bench --only rollback",
+            "machine": Machine(
+                cpus=2, platform="test", python="3.11", server_version="15", pg_dump_version="15"
+            ),
+            "rollback_time": result,
+        }
+    )
+    text = render(report)
+    assert "3. Rollback execution" in text
+    assert "psql -f" in text
+    assert Report.model_validate_json(report.model_dump_json()) == report

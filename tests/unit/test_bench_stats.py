@@ -1,0 +1,81 @@
+"""The benchmark's arithmetic and formatting: percentiles, latency summaries, the seed SQL."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.raw import seed_sql
+from bench.report import duration, table
+from bench.stats import Latencies, median, percentile, ratio
+
+
+def test_nearest_rank_percentiles() -> None:
+    """p50 of 1..100 is 50, p99 is 99, p100 is the largest; order does not matter."""
+    values = [float(v) for v in reversed(range(1, 101))]
+    assert percentile(values, 0.50) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile(values, 1.0) == 100.0
+    assert percentile([7.0], 0.5) == 7.0
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e6), min_size=1))
+def test_percentile_is_one_of_the_samples(values: list[float]) -> None:
+    """A nearest-rank percentile never interpolates: it is always an observed value."""
+    assert percentile(values, 0.99) in values
+    assert min(values) <= percentile(values, 0.5) <= max(values)
+
+
+def test_empty_samples_and_bad_fractions_are_refused() -> None:
+    """No samples, or a fraction outside (0, 1], is a bug in the caller, not a zero."""
+    with pytest.raises(ValueError, match="no samples"):
+        percentile([], 0.5)
+    with pytest.raises(ValueError, match="no samples"):
+        median([])
+    with pytest.raises(ValueError, match="fraction"):
+        percentile([1.0], 0.0)
+
+
+def test_latencies_count_stalled_reads_and_their_time() -> None:
+    """Reads over 100 ms are stalled; their waiting time is summed."""
+    summary = Latencies.of([0.001, 0.002, 0.5, 1.5])
+    assert summary.reads == 4
+    assert summary.worst_s == 1.5
+    assert summary.stalled == 2
+    assert summary.stalled_s == pytest.approx(2.0)
+
+
+def test_ratio_of_a_zero_denominator_is_infinite() -> None:
+    """A side that took no time makes the ratio infinite rather than raising."""
+    assert ratio(3.0, 1.5) == 2.0
+    assert math.isinf(ratio(1.0, 0.0))
+
+
+def test_durations_read_naturally() -> None:
+    """Sub-10 ms with two decimals, ms up to a second, then seconds."""
+    assert duration(0.00024) == "0.24 ms"
+    assert duration(0.0052) == "5.20 ms"
+    assert duration(0.558) == "558 ms"
+    assert duration(7.97) == "7.97 s"
+    assert duration(31.94) == "31.9 s"
+
+
+def test_table_pads_columns_but_not_the_last() -> None:
+    """Columns line up; the free-text last column is not padded."""
+    text = table(["a", "bb", "note"], [["xxx", "y", "long text"], ["z", "wwww", "n"]])
+    assert text.splitlines() == [
+        "a    bb    note",
+        "---  ----  ----",
+        "xxx  y     long text",
+        "z    wwww  n",
+    ]
+
+
+def test_seed_sql_is_the_guides_block_with_begin_and_commit() -> None:
+    """The psql baseline runs the guide's block verbatim, its own transaction included."""
+    text = seed_sql()
+    assert text.startswith("-- Run this SQL in your PostgreSQL database\n")
+    assert "\nBEGIN;\n" in text
+    assert text.rstrip().endswith("COMMIT;")
+    assert text.count("DROP TABLE IF EXISTS") == 6
