@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.commands import USAGE
-from bot.messages import approval_line, backup_line, lock_line, preflight_lines
+from bot.messages import approval_line, backup_line, lock_line, preflight_lines, rehearsal_line
 from bot.plan import Plan
 from bot.results import backup_of, outcome_of
 from bot.run import Run, RunState
@@ -84,6 +84,9 @@ def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tupl
             )
         )
     blocks.append(section(f"*Backup* {backup_line(run)}"))
+    blocks.append(section(f"*Rehearsal* {rehearsal_line(run)}"))
+    if run.promoted_from:
+        blocks.append(section(f"*Promoted from* {run.promoted_from.get('summary', '')}"))
     blocks.append(section(f"*Approval* {_approval(run, reaction, approvers)}"))
     if run.reason and run.state in {RunState.BLOCKED, RunState.CANCELLED, RunState.FAILED}:
         blocks.append(section(f"*Why* {run.reason}"))

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan = command("plan", "plan a rollback, take and verify the backup, await approval")
     plan.add_argument("migration", help="0023, 23 or 0023_loud_shen")
     plan.add_argument("--requested-by", required=True, metavar="NAME")
+    plan.add_argument("--target", metavar="NAME", help="a name from ROLLBOT_TARGETS")
+    plan.add_argument(
+        "--after", type=int, metavar="RUN", help="promote: a run that succeeded on another target"
+    )
     approve = command("approve", "approve a run (as an approver) and execute it")
     approve.add_argument("run", type=int)
     approve.add_argument("--as", dest="user", required=True, metavar="NAME")
@@ -124,7 +128,9 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
     if args.command == "show":
         run = service.run(args.run)
     elif args.command == "plan":
-        run = service.request(args.migration, requested_by=args.requested_by)
+        run = service.request(
+            args.migration, requested_by=args.requested_by, target=args.target, after=args.after
+        )
     elif args.command == "cancel":
         run = service.cancel(args.run, args.user)
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.plan import Plan, StepStatus
-from bot.results import backup_of, outcome_of
+from bot.results import Rehearsal, backup_of, outcome_of
 from bot.run import Run, RunState
 
 if TYPE_CHECKING:
@@ -78,6 +78,15 @@ def backup_line(run: Run) -> str:
     return f"none: {run.reason}" if run.reason else "none"
 
 
+def rehearsal_line(run: Run) -> str:
+    """`rehearsed: ok in 0.4 s (…)`, the failure, the skip, or why there is none yet."""
+    if run.rehearsal:
+        return str(Rehearsal.model_validate(run.rehearsal).summary())
+    if run.state in {RunState.REQUESTED, RunState.BACKING_UP}:
+        return "after the backup, on a scratch copy"
+    return "off for this target" if run.backup else "not run"
+
+
 def backup_facts(backup: BackupInfo) -> str:
     """`backups/run-3.dump, 1.2 MB, sha256 ab12cd34…, 0.4 s`."""
     return (
@@ -100,6 +109,9 @@ def plan_text(run: Run, *, with_sql: bool = True) -> str:
     lines += _block("Preflight", preflight_lines(plan))
     lines.append(f"Locks       {lock_line(plan)}")
     lines.append(f"Backup      {backup_line(run)}")
+    lines.append(f"Rehearsal   {rehearsal_line(run)}")
+    if run.promoted_from:
+        lines.append(f"Promoted    from {run.promoted_from.get('summary', '')}")
     lines.append(f"Approval    {approval_line(run)}")
     lines.append(f"Plan hash   {plan.hash[:16]}")
     if with_sql:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
-from pydantic import BaseModel
 
 from bot.catalog import read_facts, relations
 from bot.redact import secrets_of
+from bot.results import SKIPPED, Rehearsal, RowChange
 from bot.scratch import (
     DataMode,
     ScratchRefusedError,
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
-_SKIPPED = "; rehearsal skipped"
 # pg_locks modes, weakest first.
 _MODES = (
     "AccessShareLock",
@@ -59,49 +58,6 @@ _HELD_LOCKS = """
 SELECT relation, mode FROM pg_locks
 WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted
 """
-
-
-class RowChange(BaseModel, frozen=True):
-    """Rows of a table the plan writes to, in the scratch copy, before and after the statements."""
-
-    table: str
-    before: int
-    after: int | None  # None: the table was dropped
-
-
-class Rehearsal(BaseModel, frozen=True):
-    """What running the plan on a scratch copy showed, or why it did not run."""
-
-    ok: bool
-    skipped: str | None = None  # why it did not run, ending in "; rehearsal skipped"
-    duration_s: float = 0.0  # the rollback transaction, first statement to COMMIT, checks included
-    total_s: float = 0.0  # create, restore, run, checks and drop
-    locks: tuple[str, ...] = ()  # "ACCESS EXCLUSIVE on public.users", strongest first
-    failed_statement: str | None = None
-    failed_line: int | None = None
-    error: str | None = None  # PostgreSQL's message, or what the checks found different
-    data: DataMode = "none"
-    rows: tuple[RowChange, ...] = ()  # the tables the plan writes to (empty ones with "none")
-    cleanup_error: str | None = None  # the scratch database could not be dropped
-
-    def summary(self) -> str:
-        """One line for the approver: `rehearsed: ok in 0.4 s (ACCESS EXCLUSIVE on 8 tables)`."""
-        if self.skipped is not None:
-            text = f"rehearsal skipped: {self.skipped.removesuffix(_SKIPPED)}"
-        elif not self.ok:
-            where = f" at line {self.failed_line}" if self.failed_line is not None else ""
-            text = f"rehearsal failed{where}: {self.error}"
-        else:
-            text = f"rehearsed: ok in {_seconds(self.duration_s)}"
-            if self.locks:
-                text += f" ({lock_counts(self.locks)})"
-        if self.cleanup_error is not None:
-            text += f"; {self.cleanup_error}"
-        return text
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.1f} s" if value >= 0.1 else f"{value:.2f} s"  # noqa: PLR2004
 
 
 def lock_label(mode: str) -> str:
@@ -121,15 +77,6 @@ def strongest_locks(held: Iterable[tuple[str, str]]) -> tuple[str, ...]:
 
 def _rank(mode: str) -> int:
     return _MODES.index(mode) if mode in _MODES else -1
-
-
-def lock_counts(locks: Iterable[str]) -> str:
-    """`ACCESS EXCLUSIVE on 8 tables, ROW EXCLUSIVE on 1 table`, modes in the order given."""
-    counts: dict[str, int] = {}
-    for lock in locks:
-        mode = lock.split(" on ", 1)[0]
-        counts[mode] = counts.get(mode, 0) + 1
-    return ", ".join(f"{m} on {n} table{'s' if n != 1 else ''}" for m, n in counts.items())
 
 
 class _FailedError(Exception):
@@ -164,7 +111,7 @@ def rehearse(
     try:
         scratch = create_scratch(server_conninfo, name, hidden)
     except ScratchRefusedError as exc:
-        skipped = f"{exc.reason}{_SKIPPED}"
+        skipped = f"{exc.reason}{SKIPPED}"
         return Rehearsal(ok=False, skipped=skipped, data=data, total_s=time.monotonic() - started)
     try:
         result = _restore_and_run(
@@ -195,7 +142,7 @@ def _restore_and_run(
             tools, backup, scratch, data=data, tables=(*plan.write_locked, *plan.locked)
         )
     except ScratchRefusedError as exc:
-        return Rehearsal(ok=False, skipped=f"{exc.reason}{_SKIPPED}")
+        return Rehearsal(ok=False, skipped=f"{exc.reason}{SKIPPED}")
     with psycopg.connect(scratch, application_name="rollbot rehearsal") as conn:
         try:
             _check_restored(conn, plan, runbook)

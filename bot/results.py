@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from bot.run import Run
 
 
@@ -102,3 +104,58 @@ def backup_of(run: Run) -> tuple[BackupInfo | None, dict[str, int]]:
         return None, {}
     rows: dict[str, Any] = run.backup.get("rows", {})
     return BackupInfo.model_validate(run.backup["full"]), {k: int(v) for k, v in rows.items()}
+
+
+SKIPPED = "; rehearsal skipped"
+
+
+class RowChange(BaseModel, frozen=True):
+    """Rows of a table the plan writes to, in the scratch copy, before and after the statements."""
+
+    table: str
+    before: int
+    after: int | None  # None: the table was dropped
+
+
+class Rehearsal(BaseModel, frozen=True):
+    """What running the plan on a scratch copy showed, or why it did not run."""
+
+    ok: bool
+    skipped: str | None = None  # why it did not run, ending in "; rehearsal skipped"
+    duration_s: float = 0.0  # the rollback transaction, first statement to COMMIT, checks included
+    total_s: float = 0.0  # create, restore, run, checks and drop
+    locks: tuple[str, ...] = ()  # "ACCESS EXCLUSIVE on public.users", strongest first
+    failed_statement: str | None = None
+    failed_line: int | None = None
+    error: str | None = None  # PostgreSQL's message, or what the checks found different
+    data: Literal["none", "affected", "all"] = "none"
+    rows: tuple[RowChange, ...] = ()  # the tables the plan writes to (empty ones with "none")
+    cleanup_error: str | None = None  # the scratch database could not be dropped
+
+    def summary(self) -> str:
+        """One line for the approver: `rehearsed: ok in 0.4 s (ACCESS EXCLUSIVE on 8 tables)`."""
+        if self.skipped is not None:
+            text = f"rehearsal skipped: {self.skipped.removesuffix(SKIPPED)}"
+        elif not self.ok:
+            where = f" at line {self.failed_line}" if self.failed_line is not None else ""
+            text = f"rehearsal failed{where}: {self.error}"
+        else:
+            text = f"rehearsed: ok in {_seconds(self.duration_s)}"
+            if self.locks:
+                text += f" ({lock_counts(self.locks)})"
+        if self.cleanup_error is not None:
+            text += f"; {self.cleanup_error}"
+        return text
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value >= 0.1 else f"{value:.2f} s"  # noqa: PLR2004
+
+
+def lock_counts(locks: Iterable[str]) -> str:
+    """`ACCESS EXCLUSIVE on 8 tables, ROW EXCLUSIVE on 1 table`, modes in the order given."""
+    counts: dict[str, int] = {}
+    for lock in locks:
+        mode = lock.split(" on ", 1)[0]
+        counts[mode] = counts.get(mode, 0) + 1
+    return ", ".join(f"{m} on {n} table{'s' if n != 1 else ''}" for m, n in counts.items())

@@ -27,8 +27,8 @@ from bot.library import RunbookLibrary, load_library
 from bot.pgtools import PgTools, find_pg_tools
 from bot.plan import Plan, build_plan
 from bot.policy import decide_approval
-from bot.rehearsal import Rehearsal, rehearse
-from bot.results import BackupInfo, Outcome, outcome_of
+from bot.rehearsal import rehearse
+from bot.results import BackupInfo, Outcome, Rehearsal, outcome_of
 from bot.run import Run, RunEvent, RunState
 from bot.snapshots import backup_with_counts
 from bot.store import STATE_SCHEMA, RunStore

@@ -17,7 +17,8 @@ from bot.catalog import describe_target, read_facts
 from bot.library import load_library
 from bot.pgtools import PgTools, find_pg_tools
 from bot.plan import Plan, build_plan
-from bot.rehearsal import Rehearsal, RowChange, rehearse
+from bot.rehearsal import rehearse
+from bot.results import Rehearsal, RowChange
 from bot.runbook import Runbook, parse_runbook
 from bot.scratch import drop_scratch
 from bot.snapshots import backup_with_counts

@@ -2,7 +2,8 @@
 
 import pytest
 
-from bot.rehearsal import Rehearsal, RowChange, lock_counts, lock_label, strongest_locks
+from bot.rehearsal import lock_label, strongest_locks
+from bot.results import Rehearsal, RowChange, lock_counts
 
 EIGHT = tuple(f"ACCESS EXCLUSIVE on public.t{i}" for i in range(8))
 
