@@ -26,7 +26,7 @@ from bot.errors import RollbotError
 from bot.logs import configure_logging
 from bot.messages import outcome_text
 from bot.run import FINAL, Run
-from bot.sample import build_asset_forge
+from bot.sample import MIGRATIONS_DIR, build_asset_forge
 from bot.standin import SlackSender, SlackStandIn, serve_wsgi
 
 ALICE, BOB = "U0ALICE", "U0BOB"
@@ -79,6 +79,7 @@ def _conversation(
         slack_signing_secret=signing_secret,
         slack_api_url=slack.api_url,
         incident_channel=INCIDENT,
+        migrations_dir=MIGRATIONS_DIR,
     )
     components = build(settings)
     components.start()

@@ -185,6 +185,10 @@ def _attempt(
             _check_binding(conn, plan, runbook)
             neighbours_before = [int(_scalar(conn, q)) for q in script.count_neighbours]
             _run_statements(conn, runbook, script.statements)
+            if script.journal_delete and conn.execute(script.journal_delete.encode()).rowcount != 1:
+                _fail(
+                    "the Drizzle journal row changed after the plan was made; nothing was changed"
+                )
             neighbours_after = [int(_scalar(conn, q)) for q in script.count_neighbours]
             deleted_after = [int(_scalar(conn, q)) for q in script.count_deleted]
             gone = _verify(
@@ -230,6 +234,12 @@ def _attempt(
             _discard(final)
             raise
     return outcome
+
+
+def _forget_migration(conn: psycopg.Connection[Any], delete: str | None) -> None:
+    """Delete the migration's journal row; exactly one row, or the journal moved under us."""
+    if delete and conn.execute(delete.encode()).rowcount != 1:
+        _fail("the Drizzle journal row changed after the plan was made; nothing was changed")
 
 
 def _final_restore_hint(final: BackupInfo | None) -> str | None:

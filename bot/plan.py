@@ -18,10 +18,12 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.durations import format_duration
 from bot.facts import Facts, Found, Reference, RowCount, Table, Target
+from bot.lint import LintReport
+from bot.migrations import JournalPlan
 from bot.sql import ObjectKind, Statement
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from bot.runbook import Runbook
 
@@ -62,6 +64,7 @@ class Script(BaseModel):
     count_neighbours: tuple[str, ...]
     statements: tuple[str, ...]
     count_deleted: tuple[str, ...] = ()  # rows left after the runbook's DELETEs
+    journal_delete: str | None = None  # the migration's Drizzle journal row, same transaction
 
 
 class Plan(BaseModel):
@@ -89,6 +92,9 @@ class Plan(BaseModel):
     script: Script
     sql: str
     hash: str
+    journal: JournalPlan | None = None
+    lint: LintReport | None = None
+    derived: bool = False  # the rollback was derived from the forward migration
 
     @property
     def blocked(self) -> bool:
@@ -106,6 +112,9 @@ def build_plan(
     *,
     lock_timeout: timedelta,
     statement_timeout: timedelta,
+    journal: JournalPlan | None = None,
+    lint: LintReport | None = None,
+    more_blockers: Sequence[str] = (),
 ) -> Plan:
     """Decide, for every statement, what it will do and whether the rollback may run."""
     lock_timeout = runbook.settings.lock_timeout or lock_timeout
@@ -141,6 +150,9 @@ def build_plan(
     blockers += [
         f"front matter `count`: table {name} does not exist" for name in facts.missing_counted
     ]
+    blockers += list(more_blockers)
+    if journal is not None and journal.blocker:
+        blockers.append(journal.blocker)
     script = Script(
         settings=(
             f"SET LOCAL lock_timeout = '{format_duration(lock_timeout)}'",
@@ -153,6 +165,7 @@ def build_plan(
         count_neighbours=tuple(f"SELECT count(*) FROM {name}" for name in neighbours),
         statements=tuple(s.sql for s in runbook.statements),
         count_deleted=tuple(f"SELECT count(*) FROM {t.name}" for t in delete_tables),
+        journal_delete=journal.delete_sql() if journal is not None else None,
     )
     sql = render_sql(script)
     return Plan(
@@ -180,6 +193,9 @@ def build_plan(
         script=script,
         sql=sql,
         hash=plan_hash(sql, facts, runbook.sha256),
+        journal=journal,
+        lint=lint,
+        derived=runbook.derived,
     )
 
 
@@ -278,6 +294,8 @@ def render_sql(script: Script) -> str:
     lines.append("")
     lines += [f"{s};" for s in script.statements]
     lines += [f"{c};  -- rows left after the DELETEs" for c in script.count_deleted]
+    if script.journal_delete:
+        lines.append(f"{script.journal_delete};  -- Drizzle's journal forgets the migration")
     lines.append("")
     lines.append("-- verify: every dropped object is gone, every other table is still there,")
     lines.append("-- and the counts above are unchanged; otherwise ROLLBACK")

@@ -74,6 +74,7 @@ class Runbook(BaseModel):
     history: tuple[HistoryRow, ...] = ()
     settings: RunbookSettings = Field(default_factory=RunbookSettings)
     sha256: str
+    derived: bool = False  # written by rollbot from the forward migration, not by a person
 
 
 class _Block(BaseModel):

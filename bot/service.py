@@ -15,21 +15,27 @@ import psycopg
 import structlog
 
 from bot.catalog import describe_target, read_facts
+from bot.derive import derive_runbook
+from bot.drizzle import Migration, read_migrations
 from bot.errors import (
     BackupError,
     ConflictError,
     DatabaseUnavailableError,
     NotAllowedError,
+    NotFoundError,
     RollbotError,
 )
 from bot.execute import RetryPolicy, execute_plan, xact_status
+from bot.journal import read_journal
 from bot.library import RunbookLibrary, load_library
+from bot.migrations import find_by_query, journal_plan, lint, newer_applied, unexpected_drops
 from bot.pgtools import PgTools, find_pg_tools
 from bot.plan import Plan, build_plan
 from bot.policy import decide_approval
 from bot.rehearsal import rehearse
 from bot.results import BackupInfo, Outcome, Rehearsal, outcome_of
 from bot.run import Run, RunEvent, RunState
+from bot.runbook import parse_runbook
 from bot.snapshots import backup_with_counts
 from bot.store import STATE_SCHEMA, RunStore
 
@@ -136,9 +142,9 @@ class Rollbot:
     ) -> Run:
         """Plan a rollback, take and verify the backup, and leave it awaiting approval."""
         config = self.settings.target(target)
-        runbook = self.library().find(query)
+        runbook = self.runbook(query)
         promoted = self._promotion(after, runbook.name, config.name) if after else None
-        plan = self._plan(runbook, config, count=True)
+        plan = self._plan(runbook, config, count=True, latest_only=True)
         run = self.store.create(
             render=lambda created: self.notifier.messages(created, "requested"),
             migration_id=runbook.migration_id,
@@ -281,7 +287,7 @@ class Rollbot:
         run = self._move(run, RunEvent.EXECUTION_STARTED)
         plan = Plan.model_validate(run.plan)
         try:
-            runbook = self.library().find(run.runbook_name)
+            runbook = self.runbook(run.runbook_name)
             tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
         except RollbotError as exc:
             return self._move(run, RunEvent.FAILED, reason=exc.render())
@@ -393,8 +399,28 @@ class Rollbot:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _plan(self, runbook: Runbook, target: TargetConfig, *, count: bool) -> Plan:
+    def runbook(self, query: str) -> Runbook:
+        """The runbook for a migration, or one derived from its forward migration file."""
+        try:
+            return self.library().find(query)
+        except NotFoundError:
+            migration = find_by_query(self.migrations(), query)
+            if migration is None:
+                raise
+        text = derive_runbook(migration)
+        derived = parse_runbook(text, file=f"derived from {migration.tag}.sql")
+        return derived.model_copy(update={"derived": True})
+
+    def migrations(self) -> list[Migration] | None:
+        """The project's Drizzle migrations folder (ROLLBOT_MIGRATIONS_DIR), when configured."""
+        folder = self.settings.migrations_dir
+        return read_migrations(folder) if folder is not None else None
+
+    def _plan(
+        self, runbook: Runbook, target: TargetConfig, *, count: bool, latest_only: bool = False
+    ) -> Plan:
         conninfo = target.url.get_secret_value()
+        migrations = self.migrations()
         try:
             with psycopg.connect(
                 conninfo,
@@ -403,6 +429,9 @@ class Rollbot:
             ) as conn:
                 conn.read_only = True
                 described = describe_target(conn, name=target.name)
+                rows = read_journal(
+                    conn, schema=self.settings.drizzle_schema, table=self.settings.drizzle_table
+                )
                 budget = self.settings.count_budget if count else None
                 facts = read_facts(conn, runbook, described, count_budget=budget)
         except psycopg.OperationalError as exc:
@@ -412,24 +441,42 @@ class Rollbot:
                 todo=f"check the connection of target {target.name} (DATABASE_URL or "
                 "ROLLBOT_TARGETS) and that the server is up; nothing was planned",
             ) from None
+        newer = newer_applied(runbook, migrations, rows)
+        if latest_only and newer is not None:
+            raise NotAllowedError(
+                f"Only the newest applied migration can be rolled back, and that is {newer}",
+                why=f"{runbook.name} is older; rolling it back first would leave {newer} on top "
+                "of a schema it does not expect",
+                todo=f"roll back {newer} first (several migrations = several runs, newest first)",
+            )
         return build_plan(
             runbook,
             facts,
             lock_timeout=self.settings.lock_timeout,
             statement_timeout=self.settings.statement_timeout,
+            journal=journal_plan(
+                runbook,
+                migrations,
+                rows,
+                schema=self.settings.drizzle_schema,
+                table=self.settings.drizzle_table,
+            ),
+            lint=lint(runbook, migrations),
+            more_blockers=unexpected_drops(runbook, facts, migrations)
+            + ([f"{newer} was applied after {runbook.name}: roll it back first"] if newer else []),
         )
 
     def _check_binding(self, run: Run) -> None:
         """The approval is for this plan: same runbook file, same schema, same SQL."""
         approved = Plan.model_validate(run.plan)
         try:
-            runbook = self.library().find(run.runbook_name)
+            runbook = self.runbook(run.runbook_name)
             current = self._plan(runbook, self.settings.target(run.target_name), count=False)
         except RollbotError as exc:
             why = f"the runbook can no longer be planned: {exc.render()}"
             self._move(run, RunEvent.CANCELLED, reason=why)
             raise StalePlanError(run, None, why) from None
-        if current.hash == approved.hash:
+        if current.hash == approved.hash and not current.blocked:
             return
         why = (
             "the runbook file changed since the plan was made"

@@ -12,6 +12,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.pgtools import find_pg_tools
+from bot.sample import MIGRATIONS_DIR
 from bot.service import Rollbot
 from bot.store import RunStore
 
@@ -36,6 +37,7 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., Rollbot]]:
             "backup_dir": tmp_path / "backups",
             "approvers": (APPROVER, SECOND_APPROVER),
             "rehearsal": "off",  # rehearsal has its own tests; the others need not pay for it
+            "migrations_dir": MIGRATIONS_DIR,
         }
         settings = load_settings(**(defaults | overrides))
         store = RunStore(conninfo)

@@ -10,6 +10,7 @@ import pytest
 
 from bot.app import Components, build
 from bot.config import load_settings
+from bot.sample import MIGRATIONS_DIR
 from bot.standin import SlackSender, SlackStandIn, serve_wsgi
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
 
@@ -84,6 +85,7 @@ def make_slackbot(
             "slack_api_url": standin.api_url,
             "incident_channel": INCIDENT_CHANNEL,
             "rehearsal": "off",  # rehearsal has its own tests; the others need not pay for it
+            "migrations_dir": MIGRATIONS_DIR,
         }
         settings = load_settings(**(values | overrides))
         components = build(settings)

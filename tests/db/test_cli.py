@@ -8,6 +8,7 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bot.sample import MIGRATIONS_DIR
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS
 
 SECRET = "s3cret-pa55word"
@@ -38,6 +39,7 @@ def env_for(conninfo: str, tmp_path: Path) -> dict[str, str]:
         "ROLLBOT_BACKUP_DIR": str(tmp_path / "backups"),
         "ROLLBOT_APPROVERS": APPROVER,
         "ROLLBOT_LOG_LEVEL": "info",
+        "ROLLBOT_MIGRATIONS_DIR": str(MIGRATIONS_DIR),
     }
 
 

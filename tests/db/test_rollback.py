@@ -17,6 +17,16 @@ from bot.service import Rollbot
 from tests.fix_db import SAMPLE_COUNTS
 from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, runbooks_with, schema_of
 
+
+def journal_of(conninfo: str) -> list[tuple[str, int]]:
+    """Drizzle's journal as Drizzle reads it: (hash, created_at), oldest first."""
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT hash, created_at FROM drizzle.__drizzle_migrations ORDER BY created_at"
+        ).fetchall()
+    return [(h, int(c)) for h, c in rows]
+
+
 DROPPED = [
     "api_errors",
     "asset_variants",
@@ -49,6 +59,7 @@ def test_seed_rollback_leaves_exactly_the_0022_schema(
     assert {n.table for n in outcome.neighbours} == {"public.assets", "public.users"}
     assert all(n.before == n.after for n in outcome.neighbours)
     assert schema_of(db_0023) == schema_of(readonly_db_0022)
+    assert journal_of(db_0023) == journal_of(readonly_db_0022)
     baseline = ["users", "projects", "sessions", "assets"]
     assert counts_of(db_0023, baseline) == {t: SAMPLE_COUNTS[t] for t in baseline}
 
@@ -65,7 +76,10 @@ def test_requester_cannot_approve_and_nothing_runs(
     assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
 
 
-FAILING_FIFTH = """# Failing rollback
+FAILING_FIFTH = """---
+journal: false  # not a Drizzle migration of this project
+---
+# Failing rollback
 
 **Migration File**: `0024_fails_fifth.sql`
 
@@ -97,7 +111,7 @@ def test_failing_fifth_statement_leaves_the_database_untouched(
     assert run.state is RunState.FAILED
     outcome = outcome_of(run)
     assert outcome is not None
-    assert outcome.failed_line == 13
+    assert outcome.failed_line == 16
     assert outcome.failed_statement == "DELETE FROM sessions WHERE user_id = 'not-a-uuid'"
     assert 'invalid input syntax for type uuid: "not-a-uuid"' in (outcome.error or "")
     assert "nothing was changed" in (outcome.error or "")
@@ -167,7 +181,10 @@ def test_concurrent_execution_is_told_who_holds_the_lock(
     assert "another rollback is running" in (refused.error or "")
 
 
-DELETES_ROWS = """# Remove sessions of a bad client
+DELETES_ROWS = """---
+journal: false  # not a Drizzle migration of this project
+---
+# Remove sessions of a bad client
 
 **Migration File**: `0025_curl_sessions.sql`
 

@@ -11,6 +11,7 @@ from bot.config import load_settings
 from bot.errors import NotAllowedError, NotFoundError
 from bot.results import Rehearsal
 from bot.run import RunState
+from bot.sample import MIGRATIONS_DIR
 from bot.service import Rollbot
 from bot.store import RunStore
 from tests.fix_db import SAMPLE_COUNTS
@@ -45,6 +46,7 @@ def make_fleet(
             "runbooks_dir": runbooks_dir,
             "backup_dir": tmp_path / "backups",
             "approvers": (APPROVER, SECOND_APPROVER),
+            "migrations_dir": MIGRATIONS_DIR,
         }
         settings = load_settings(**(values | overrides))
         store = RunStore(state)
@@ -113,7 +115,10 @@ def test_rehearsal_runs_before_approval_and_the_scratch_database_is_dropped(
     assert leftover_scratch(pg_server) == []
 
 
-FAILS_ONLY_FOR_REAL = """# Fails only against the real schema
+FAILS_ONLY_FOR_REAL = """---
+journal: false  # not a Drizzle migration of this project
+---
+# Fails only against the real schema
 
 **Migration File**: `0024_fails_for_real.sql`
 
@@ -136,7 +141,7 @@ def test_failed_rehearsal_blocks_approval_with_the_reason(
     service, _, _ = make_fleet(runbooks_dir=runbooks, rehearsal="schema")
     run = service.request("24", requested_by=REQUESTER, target="staging")
     assert run.state is RunState.BLOCKED
-    assert "rehearsal failed at line 9" in (run.reason or "")
+    assert "rehearsal failed at line 12" in (run.reason or "")
     assert 'invalid input syntax for type uuid: "not-a-uuid"' in (run.reason or "")
     with pytest.raises(NotAllowedError):
         service.approve(run.id, APPROVER)

@@ -16,6 +16,7 @@ import pytest
 
 from bot.ledger import SlackLedger
 from bot.run import Run, RunState
+from bot.sample import MIGRATIONS_DIR
 from bot.standin import SlackSender, SlackStandIn
 from bot.store import RunStore
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
@@ -87,6 +88,7 @@ def serve_env(db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path) -> di
         "ROLLBOT_APPROVERS": f"{APPROVER},{SECOND_APPROVER}",
         "ROLLBOT_ORPHAN_GRACE": "0s",
         "ROLLBOT_LOG_LEVEL": "info",
+        "ROLLBOT_MIGRATIONS_DIR": str(MIGRATIONS_DIR),
     }
     env.pop("SLACK_APP_TOKEN", None)
     return env

@@ -11,7 +11,10 @@ from bot.standin.model import Call
 from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER, runbooks_with
 from tests.fix_slackbot import BYSTANDER, REQUEST_CHANNEL, SlackBot
 
-SHORT = """# Drop the wolves index
+SHORT = """---
+journal: false  # not a Drizzle migration of this project
+---
+# Drop the wolves index
 
 **Migration File**: `0030_wolves.sql`
 

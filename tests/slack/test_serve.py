@@ -16,6 +16,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from bot.app import build
 from bot.config import load_settings
 from bot.run import RunState
+from bot.sample import MIGRATIONS_DIR
 from bot.standin import SlackSender, SlackStandIn
 from bot.standin.socket import SocketModeServer
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
@@ -99,6 +100,7 @@ def test_socket_mode_runs_the_whole_flow(
         slack_bot_token=standin.bot_token,
         slack_app_token=standin.app_token,
         slack_api_url=standin.api_url,
+        migrations_dir=MIGRATIONS_DIR,
     )
     assert settings.slack_mode() == "socket"
     components = build(settings)
