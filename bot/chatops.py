@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.blocks import help_message, refusal, user
 from bot.commands import USAGE, Command, CommandError, parse_command
 from bot.errors import ConflictError, NotAllowedError, RollbotError
+from bot.history import history_text
 from bot.messages import runbooks_text
 from bot.run import ACTIVE
 from bot.service import StalePlanError
@@ -111,6 +112,8 @@ class ChatOps:
             return Reply(text=runbooks_text(self.service.library()))
         if command.action == "status":
             return self._status(command.run_id)
+        if command.action == "history":
+            return Reply(text=history_text(self.service.history(person=user)))
         if command.action == "cancel":
             assert command.run_id is not None  # noqa: S101 - the parser guarantees it
             run = self.service.cancel(command.run_id, user_id)

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from bot import __version__
 from bot.config import Settings, load_settings
-from bot.errors import RollbotError
+from bot.errors import ConfigError, NotFoundError, RollbotError, quoted
+from bot.flow import SilentNotifier
+from bot.history import history_text
 from bot.logs import configure_logging
 from bot.messages import outcome_text, plan_text, runbooks_text, runs_text
 from bot.run import Run, RunState
-from bot.service import Rollbot, SilentNotifier, StalePlanError
+from bot.service import Rollbot, StalePlanError
 from bot.store import RunStore
 
 if TYPE_CHECKING:
@@ -68,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("run", type=int)
     cancel.add_argument("--as", dest="user", required=True, metavar="NAME")
     command("runs", "list recent runs")
+    history = command("history", "migration history, live from the Drizzle journal")
+    history.add_argument("--target", metavar="NAME")
+    lint = command("lint", "compare a runbook with the migration it undoes")
+    lint.add_argument("migration")
+    derive = command("derive", "print the rollback rollbot derives from a forward migration")
+    derive.add_argument("migration")
     show = command("show", "show one run: plan, backup, approvals and outcome")
     show.add_argument("run", type=int)
     commands.add_parser(
@@ -101,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in {"lint", "derive"}:
+        return _migration_tool(args, settings)
     if args.command == "runbooks":
         from bot.library import load_library  # noqa: PLC0415
 
@@ -125,6 +135,11 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
     if args.command == "runs":
         runs = service.store.recent(limit=50)
         return _json([_public(r) for r in runs]) if args.json else _print(runs_text(runs))
+    if args.command == "history":
+        entries = service.history(args.target)
+        if args.json:
+            return _json([e.model_dump(mode="json") for e in entries])
+        return _print(history_text(entries))
     if args.command == "show":
         run = service.run(args.run)
     elif args.command == "plan":
@@ -147,6 +162,43 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
             print()
             print(outcome_text(run))
     return 1 if run.state in _FAILED else 0
+
+
+def _migration_tool(args: argparse.Namespace, settings: Settings) -> int:
+    """Lint and derive read files only: no database needed."""
+    from bot.derive import derive_runbook  # noqa: PLC0415
+    from bot.drizzle import read_migrations  # noqa: PLC0415
+    from bot.library import load_library  # noqa: PLC0415
+    from bot.migrations import find_by_query, lint  # noqa: PLC0415
+
+    if settings.migrations_dir is None:
+        raise ConfigError(
+            "ROLLBOT_MIGRATIONS_DIR", "is not set", todo="point it at the Drizzle migrations folder"
+        )
+    migrations = read_migrations(settings.migrations_dir)
+    migration = find_by_query(migrations, args.migration)
+    if migration is None:
+        raise NotFoundError(
+            f"No migration {quoted(args.migration)} in {settings.migrations_dir}",
+            todo="rollbot history lists them",
+        )
+    if args.command == "derive":
+        text = derive_runbook(migration)
+        return _json({"migration": migration.tag, "runbook": text}) if args.json else _print(text)
+    report = lint(load_library(settings.runbooks_dir).find(args.migration), migrations)
+    assert report is not None  # noqa: S101 - the migration was found above
+    if args.json:
+        return _json(report.model_dump(mode="json"))
+    lines = [
+        f"created by {migration.tag}.sql but not dropped: {x}" for x in report.created_not_dropped
+    ]
+    lines += [
+        f"dropped but never created by {migration.tag}.sql: {x}" for x in report.dropped_not_created
+    ]
+    print(
+        "\n".join(lines) or f"{migration.tag}: the runbook drops exactly what the migration created"
+    )
+    return 1 if report.created_not_dropped else 0
 
 
 def _public(run: Run) -> dict[str, Any]:

@@ -77,6 +77,7 @@ class Outcome(BaseModel):
     changed: bool = False
     dropped: tuple[TableCount, ...] = ()
     deleted: tuple[NeighbourCount, ...] = ()  # tables the runbook deleted rows from
+    restored: tuple[TableCount, ...] = ()  # a restore: rows now in each table / in the backup
     neighbours: tuple[NeighbourCount, ...] = ()
     objects_expected: int = 0
     objects_gone: int = 0
@@ -91,6 +92,7 @@ class Outcome(BaseModel):
     holder: str | None = None
     xid: int | None = None
     restore_hint: str | None = None  # the pg_restore command for the final backup
+    notes: tuple[str, ...] = ()  # what the person should know next (e.g. the migration file)
 
 
 def outcome_of(run: Run) -> Outcome | None:

@@ -1,0 +1,274 @@
+"""Restore what a rollback dropped, from its backups, in one transaction.
+
+This is the guide's "Data Recovery", made safe.
+The restore script is cut out of the run's backup (the final one, taken in the rollback's own
+snapshot, when there is one): the dropped types, tables, sequences, indexes and constraints,
+their rows, the Drizzle journal row, and a verification that raises, and so rolls everything
+back, unless every object is there again and every table holds exactly the backup's rows. It
+runs through `psql --single-transaction`, which streams the COPY data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from pydantic import BaseModel, ConfigDict
+
+from bot.errors import BackupError, RollbotError
+from bot.facts import Target
+from bot.pgconn import child_connection
+from bot.pgfailures import summarise
+from bot.plan import Plan
+from bot.redact import redact
+from bot.restore_sql import owned_sequences, select_data, select_statements, unquote
+from bot.results import BackupInfo, backup_of, outcome_of
+from bot.sql import ObjectKind
+
+if TYPE_CHECKING:
+    from bot.pgtools import PgTools
+    from bot.run import Run
+
+_HEADER = (
+    "SET client_encoding = 'UTF8';\n"
+    "SET standard_conforming_strings = on;\n"
+    "SELECT pg_catalog.set_config('search_path', '', false);\n"
+    "SET check_function_bodies = false;\n"
+)
+
+
+class RestorePlan(BaseModel):
+    """What a restore recreates, from which backup, with the SQL a reviewer reads."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_run: int
+    runbook_name: str
+    target: Target
+    backup_path: str
+    backup_sha256: str
+    backup_kind: str
+    objects: tuple[str, ...]
+    rows: tuple[tuple[str, int], ...]
+    journal_restored: bool
+    blockers: tuple[str, ...]
+    sql: str  # as it runs, with each table's rows summarised instead of listed
+    hash: str
+
+    @property
+    def blocked(self) -> bool:
+        """A restore over objects that exist again would collide: it is never run."""
+        return bool(self.blockers)
+
+
+def build_restore(
+    source: Run,
+    *,
+    tools: PgTools,
+    conninfo: str,
+    lock_timeout_s: float,
+) -> tuple[RestorePlan, str]:
+    """The restore of a succeeded rollback: its plan and the full script."""
+    plan = Plan.model_validate(source.plan)
+    backup = _source_backup(source)
+    _check_file(backup)
+    tables = {unquote(t.table) for t in plan.drop_tables}
+    dropped = list(plan.dropped)
+    types = {unquote(f.name) for f in dropped if f.kind in {ObjectKind.TYPE, ObjectKind.DOMAIN}}
+    blockers = [
+        f"line {f.statement}: restoring a dropped column ({f.name}) is not supported; "
+        "restore it by hand from the backup"
+        for f in dropped
+        if f.kind is ObjectKind.COLUMN
+    ]
+    child = child_connection(conninfo, "rollbot restore", os.environ)
+    sections = {
+        section: _pg_restore(tools, child, [f"--section={section}", str(backup.path)])
+        for section in ("pre-data", "data", "post-data")
+    }
+    sequences = owned_sequences(sections["pre-data"], tables)
+    pre = select_statements(sections["pre-data"], tables, types, sequences)
+    post = select_statements(sections["post-data"], tables, types, sequences)
+    data = select_data(sections["data"], tables, sequences)
+    journal = _journal_insert(plan)
+    verify = _verification(tables, types, data)
+    timeouts = f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';\n"
+    shown_data = [
+        f"-- COPY {table}: {rows:,} rows from {backup.path.name}" if rows or "COPY" in sql else sql
+        for table, sql, rows in data
+    ]
+    shown = "\n".join([_HEADER + timeouts, *pre, *shown_data, *post, journal or "", verify])
+    full = "\n".join(
+        [_HEADER + timeouts, *pre, *(sql for _, sql, _ in data), *post, journal or "", verify]
+    )
+    blockers += _existing(conninfo, tables, types)
+    restore = RestorePlan(
+        source_run=source.id,
+        runbook_name=source.runbook_name,
+        target=plan.target,
+        backup_path=str(backup.path),
+        backup_sha256=backup.sha256,
+        backup_kind=backup.kind,
+        objects=tuple(sorted(f"{f.kind} {f.name}" for f in dropped)),
+        rows=tuple((table, rows) for table, sql, rows in data if sql.startswith("COPY")),
+        journal_restored=journal is not None,
+        blockers=tuple(blockers),
+        sql=shown,
+        hash=hashlib.sha256(
+            f"{shown}|{backup.sha256}|{plan.target.identity()}".encode()
+        ).hexdigest(),
+    )
+    return restore, full
+
+
+def run_restore(script: str, *, tools: PgTools, conninfo: str, run_id: int) -> float:
+    """Run the script in one transaction; returns its duration. Errors roll it all back."""
+    psql = tools.pg_restore.with_name("psql")
+    if not psql.exists():
+        raise RollbotError(f"No psql next to {tools.pg_restore}", todo="install the client tools")
+    child = child_connection(conninfo, f"rollbot run {run_id} restore", os.environ)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+        os.chmod(handle.name, 0o600)  # noqa: PTH101 - the file holds rows of the backup
+        handle.write(script)
+        path = Path(handle.name)
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [
+                str(psql),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                f"--dbname={child.dbname_arg}",
+                "-f",
+                str(path),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=child.env,
+            encoding="utf-8",
+            errors="replace",
+            check=False,
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    if done.returncode != 0:
+        said = summarise(redact(done.stderr, child.secrets), "psql")
+        raise RollbotError(
+            "The restore failed and was rolled back; nothing was changed",
+            why=f"psql said: {said}",
+        )
+    return time.monotonic() - started
+
+
+def _source_backup(source: Run) -> BackupInfo:
+    outcome = outcome_of(source)
+    if outcome is not None and outcome.final_backup is not None:
+        return outcome.final_backup
+    full, _ = backup_of(source)
+    if full is None:
+        raise BackupError(f"Run {source.id} has no backup to restore from")
+    return full
+
+
+def _check_file(backup: BackupInfo) -> None:
+    """The file must be the one that was verified: same size, same sha256."""
+    try:
+        digest = hashlib.sha256()
+        with backup.path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise BackupError(
+            f"The backup {backup.path} cannot be read ({exc.strerror})",
+            todo="restore it to that path from wherever backups are kept, then try again",
+        ) from None
+    if digest.hexdigest() != backup.sha256:
+        raise BackupError(
+            f"The backup {backup.path} is not the file that was verified (its sha256 differs)",
+            todo="find the original file; rollbot will not restore from an altered backup",
+        )
+
+
+def _pg_restore(tools: PgTools, child: Any, args: list[str]) -> str:  # noqa: ANN401
+    done = subprocess.run(
+        [str(tools.pg_restore), "--no-owner", "--no-privileges", "-f", "-", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=child.env,
+        encoding="utf-8",
+        errors="replace",
+        check=False,
+    )
+    if done.returncode != 0:
+        said = summarise(redact(done.stderr, child.secrets), "pg_restore")
+        raise BackupError("The backup cannot be read back for the restore", why=said)
+    return done.stdout
+
+
+def _journal_insert(plan: Plan) -> str | None:
+    journal = plan.journal
+    if journal is None or journal.row is None or plan.script.journal_delete is None:
+        return None
+    row = journal.row
+    columns = ["id", "hash", "created_at"]
+    values = [
+        str(int(row.id)),
+        f"'{row.hash}'",
+        "NULL" if row.created_at is None else str(int(row.created_at)),
+    ]
+    return (
+        f'INSERT INTO "{journal.schema_name}"."{journal.table}" ({", ".join(columns)})'
+        f" VALUES ({', '.join(values)});  -- Drizzle's journal lists the migration again"
+    )
+
+
+def _verification(tables: set[str], types: set[str], data: list[tuple[str, str, int]]) -> str:
+    """A DO block that raises (and so undoes the restore) unless everything is back."""
+    checks = [
+        f"  IF to_regtype({_literal(_quoted(t))}) IS NULL THEN "
+        f"RAISE EXCEPTION 'restore verification: type % is missing', {_literal(t)}; END IF;"
+        for t in sorted(types)
+    ]
+    rows = {table: count for table, sql, count in data if sql.startswith("COPY")}
+    for table in sorted(tables):
+        expected = rows.get(table, 0)
+        checks.append(
+            f"  SELECT count(*) INTO n FROM {_quoted(table)};\n"
+            f"  IF n <> {expected} THEN RAISE EXCEPTION "
+            f"'restore verification: % has % rows, the backup has {expected}', "
+            f"{_literal(table)}, n; END IF;"
+        )
+    body = "\n".join(checks)
+    return f"DO $verify$\nDECLARE n bigint;\nBEGIN\n{body}\nEND\n$verify$;"
+
+
+def _quoted(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split(".", 1))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _existing(conninfo: str, tables: set[str], types: set[str]) -> list[str]:
+    """Objects that exist again: restoring over them is refused."""
+    found: list[str] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        for table in sorted(tables):
+            row = conn.execute("SELECT to_regclass(%s)", (_quoted(table),)).fetchone()
+            if row and row[0] is not None:
+                found.append(f"table {table} exists again; restoring over it is refused")
+        for type_name in sorted(types):
+            row = conn.execute("SELECT to_regtype(%s)", (_quoted(type_name),)).fetchone()
+            if row and row[0] is not None:
+                found.append(f"type {type_name} exists again; restoring over it is refused")
+    return found
