@@ -9,8 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from bot.commands import USAGE
-from bot.messages import approval_line, backup_line, lock_line, preflight_lines, rehearsal_line
+from bot.messages import (
+    approval_line,
+    backup_line,
+    drizzle_lines,
+    lock_line,
+    preflight_lines,
+    rehearsal_line,
+)
 from bot.plan import Plan
+from bot.restore_sql import RestorePlan
 from bot.results import backup_of, outcome_of
 from bot.run import Run, RunState
 
@@ -60,8 +68,32 @@ def title(run: Run) -> str:
     return f"{_STATE_ICON[run.state]} *Rollback run {run.id}* · `{run.runbook_name}` · {state}"
 
 
+def restore_message(
+    run: Run, *, reaction: str, approvers: tuple[str, ...]
+) -> tuple[str, list[Block]]:
+    """A restore's message: what comes back, from which backup, and the approval."""
+    plan = RestorePlan.model_validate(run.plan)
+    rows = "\n".join(f"• `{table}`: {count:,} rows" for table, count in plan.rows)
+    blocks = [
+        section(title(run).replace("Rollback run", "Restore run")),
+        section(
+            f"*Restores* what run {plan.source_run} rolled back on {plan.target.label()}, from "
+            f"the {plan.backup_kind} backup `{plan.backup_path}` (sha256 "
+            f"{plan.backup_sha256[:12]}…, checked)\n*Requested by* {user(run.requested_by)}"
+        ),
+        section(f"*Recreates* {len(plan.objects)} objects\n{rows}"),
+    ]
+    if plan.blockers:
+        blocks.append(section("*Blocked*\n" + "\n".join(f"• {b}" for b in plan.blockers)))
+    blocks.append(section(f"*Approval* {_approval(run, reaction, approvers)}"))
+    blocks.append(context(f"run {run.id} · restore · {run.target_label}"))
+    return f"Restore run {run.id} of {run.runbook_name} is {run.state.replace('_', ' ')}", blocks
+
+
 def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tuple[str, list[Block]]:
     """The message in the request channel, updated in place as the run moves."""
+    if run.kind == "restore":
+        return restore_message(run, reaction=reaction, approvers=approvers)
     plan = Plan.model_validate(run.plan)
     when = f" ({plan.date})" if plan.date else ""
     facts = (
@@ -73,6 +105,9 @@ def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tupl
     blocks.append(
         section("*Preflight*\n" + "\n".join(f"• {line}" for line in preflight_lines(plan)))
     )
+    drizzle = drizzle_lines(plan)
+    if drizzle:
+        blocks.append(section("*Drizzle*\n" + "\n".join(f"• {line}" for line in drizzle)))
     blocks.append(section(f"*Locks* {lock_line(plan)}"))
     if sql_fits(plan):
         blocks.append(section(f"*SQL (exactly what will run)*\n```{plan.sql}```"))
@@ -126,6 +161,12 @@ def outcome_message(run: Run) -> tuple[str, list[Block]]:
     if outcome is None:
         text = f"Run {run.id} is {run.state.replace('_', ' ')}: {run.reason or 'no reason given'}"
         return text, [section(text)]
+    if outcome.succeeded and run.kind == "restore":
+        restored = "\n".join(
+            f"• `{t.table}`: {t.rows:,} rows, as in the backup" for t in outcome.restored
+        )
+        text = f":large_green_circle: *Run {run.id} succeeded*: restored\n{restored}"
+        return f"Run {run.id} succeeded: restored", [section(text)]
     if not outcome.succeeded:
         lines = [f":red_circle: *Run {run.id} failed.* {outcome.error}"]
         if outcome.failed_statement:
@@ -162,6 +203,7 @@ def outcome_message(run: Run) -> tuple[str, list[Block]]:
         lines.append(f"*Rows deleted*\n{deleted}")
     if neighbours:
         lines.append(f"*Neighbouring tables*\n{neighbours}")
+    lines += [f":information_source: {note}" for note in outcome.notes]
     if outcome.final_backup is not None:
         hint = outcome.restore_hint or str(outcome.final_backup.path)
         lines.append(f"*Restore from* `{outcome.final_backup.path}`: `{hint}`")

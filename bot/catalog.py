@@ -47,7 +47,7 @@ _QUALIFY = """CASE WHEN %(ns)s::text IS NULL THEN quote_ident(%(name)s)
 
 _RELATION = f"""
 SELECT c.oid, format('%%I.%%I', n.nspname, c.relname), c.relkind, c.reltype,
-       t.oid, format('%%I.%%I', tn.nspname, t.relname)
+       t.oid, CASE WHEN t.oid IS NOT NULL THEN format('%%I.%%I', tn.nspname, t.relname) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_index i ON i.indexrelid = c.oid
 LEFT JOIN pg_class t ON t.oid = coalesce(i.indrelid, CASE WHEN c.relkind IN ('r', 'p')

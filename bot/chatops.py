@@ -106,29 +106,50 @@ class ChatOps:
                 log.info("slack.approval_lost_race", user=user_id)
 
     def _dispatch(self, command: Command, user_id: str, channel_id: str) -> Reply:
-        if command.action == "help":
-            return Reply(text=USAGE, blocks=help_message())
-        if command.action == "list":
-            return Reply(text=runbooks_text(self.service.library()))
-        if command.action == "status":
-            return self._status(command.run_id)
-        if command.action == "history":
-            return Reply(text=history_text(self.service.history(person=user)))
-        if command.action == "cancel":
-            assert command.run_id is not None  # noqa: S101 - the parser guarantees it
-            run = self.service.cancel(command.run_id, user_id)
-            return Reply(text=f"Run {run.id} is cancelled; nothing was run.")
-        if command.action == "plan":
-            return self._plan(command, user_id, channel_id)
-        raise CommandError(f"`{command.action}` is not available here", todo="see `/rollback help`")
+        handlers = {
+            "help": self._help,
+            "list": self._list,
+            "status": self._status_command,
+            "history": self._history,
+            "cancel": self._cancel,
+            "plan": self._plan,
+            "restore": self._restore,
+        }
+        return handlers[command.action](command, user_id, channel_id)
 
-    def _plan(self, command: Command, user_id: str, channel_id: str) -> Reply:
+    def _help(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
+        return Reply(text=USAGE, blocks=help_message())
+
+    def _list(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
+        return Reply(text=runbooks_text(self.service.library()))
+
+    def _history(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
+        return Reply(text=history_text(self.service.history(person=user)))
+
+    def _status_command(self, command: Command, _user_id: str, _channel_id: str) -> Reply:
+        return self._status(command.run_id)
+
+    def _cancel(self, command: Command, user_id: str, _channel_id: str) -> Reply:
+        run = self.service.cancel(_run_id(command), user_id)
+        return Reply(text=f"Run {run.id} is cancelled; nothing was run.")
+
+    def _restore(self, command: Command, user_id: str, channel_id: str) -> Reply:
+        self._may_request(user_id)
+        run = self.service.request_restore(
+            _run_id(command), requested_by=user_id, channel=channel_id
+        )
+        return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")
+
+    def _may_request(self, user_id: str) -> None:
         if self.settings.requesters and user_id not in self.settings.requesters:
             raise NotAllowedError(
                 f"{user(user_id)} may not request rollbacks",
                 why="ROLLBOT_REQUESTERS lists who may",
                 todo="ask one of them",
             )
+
+    def _plan(self, command: Command, user_id: str, channel_id: str) -> Reply:
+        self._may_request(user_id)
         assert command.migration is not None  # noqa: S101 - the parser guarantees it
         try:
             run = self.service.request(
@@ -159,6 +180,11 @@ class ChatOps:
                 why=f"ROLLBOT_ALLOWED_CHANNELS allows {channels}",
                 todo="ask there",
             )
+
+
+def _run_id(command: Command) -> int:
+    assert command.run_id is not None  # noqa: S101 - the parser requires one for these actions
+    return command.run_id
 
 
 def _not_a_person(person: Person) -> str | None:

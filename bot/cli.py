@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     approve = command("approve", "approve a run (as an approver) and execute it")
     approve.add_argument("run", type=int)
     approve.add_argument("--as", dest="user", required=True, metavar="NAME")
+    restore = command("restore", "plan putting back what a rollback run dropped")
+    restore.add_argument("run", type=int)
+    restore.add_argument("--requested-by", required=True, metavar="NAME")
     cancel = command("cancel", "cancel a run that has not started executing")
     cancel.add_argument("run", type=int)
     cancel.add_argument("--as", dest="user", required=True, metavar="NAME")
@@ -140,20 +143,11 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
         if args.json:
             return _json([e.model_dump(mode="json") for e in entries])
         return _print(history_text(entries))
-    if args.command == "show":
-        run = service.run(args.run)
-    elif args.command == "plan":
-        run = service.request(
-            args.migration, requested_by=args.requested_by, target=args.target, after=args.after
-        )
-    elif args.command == "cancel":
-        run = service.cancel(args.run, args.user)
-    else:
-        try:
-            run = service.approve(args.run, args.user)
-        except StalePlanError as exc:
-            print(f"rollbot: {exc.render()}", file=sys.stderr)
-            return 1
+    try:
+        run = _act(args, service)
+    except StalePlanError as exc:
+        print(f"rollbot: {exc.render()}", file=sys.stderr)
+        return 1
     if args.json:
         _json(_public(run))
     else:
@@ -162,6 +156,21 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
             print()
             print(outcome_text(run))
     return 1 if run.state in _FAILED else 0
+
+
+def _act(args: argparse.Namespace, service: Rollbot) -> Run:
+    """The commands that create or move a run (or show one)."""
+    if args.command == "plan":
+        return service.request(
+            args.migration, requested_by=args.requested_by, target=args.target, after=args.after
+        )
+    if args.command == "restore":
+        return service.request_restore(args.run, requested_by=args.requested_by)
+    if args.command == "cancel":
+        return service.cancel(args.run, args.user)
+    if args.command == "approve":
+        return service.approve(args.run, args.user)
+    return service.run(args.run)
 
 
 def _migration_tool(args: argparse.Namespace, settings: Settings) -> int:

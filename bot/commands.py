@@ -26,7 +26,8 @@ USAGE = """\
 `/rollback list` the runbooks rollbot can run
 `/rollback status [RUN]` one run, or the active ones
 `/rollback cancel RUN` cancel a run that has not started (requester or an approver)
-`/rollback history` migration history
+`/rollback history` migration history, live from the Drizzle journal
+`/rollback restore RUN` put back what rollback run RUN dropped (needs approval too)
 `/rollback help` this text"""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.plan import Plan, StepStatus
+from bot.restore_sql import RestorePlan
 from bot.results import Rehearsal, backup_of, outcome_of
 from bot.run import Run, RunState
 
@@ -95,8 +96,56 @@ def backup_facts(backup: BackupInfo) -> str:
     )
 
 
+def drizzle_lines(plan: Plan) -> list[str]:
+    """What happens to Drizzle's journal, and what the forward migration says of the runbook."""
+    lines = []
+    if plan.derived:
+        lines.append(
+            "DERIVED: no runbook exists; this rollback was derived from the forward migration"
+        )
+    journal = plan.journal
+    if journal is not None and journal.row is not None:
+        lines.append(
+            f"journal: row {journal.row.id} of {journal.schema_name}.{journal.table} is deleted "
+            "in the same transaction"
+        )
+    elif journal is not None and journal.note:
+        lines.append(f"journal: {journal.note}")
+    if plan.lint is not None:
+        lines += [f"lint: created but not dropped: {x}" for x in plan.lint.created_not_dropped]
+        lines += [f"lint: dropped but never created: {x}" for x in plan.lint.dropped_not_created]
+    return lines
+
+
+def restore_text(run: Run) -> str:
+    """A restore plan: what comes back, from which backup, and the SQL (rows summarised)."""
+    plan = RestorePlan.model_validate(run.plan)
+    lines = [
+        (
+            f"Run {run.id}: restore what run {plan.source_run} rolled back ({plan.runbook_name}) "
+            f"— {run.state.replace('_', ' ')}"
+        ),
+        f"Target      {plan.target.label()}",
+        f"Requested   by {run.requested_by}",
+        (
+            f"Backup      {plan.backup_kind} backup {plan.backup_path} "
+            f"(sha256 {plan.backup_sha256[:16]}…)"
+        ),
+        f"Journal     {'listed again' if plan.journal_restored else 'unchanged'}",
+    ]
+    lines += _block("Recreates", list(plan.objects))
+    lines += _block("Rows", [f"{table}: {rows:,}" for table, rows in plan.rows])
+    lines += _block("BLOCKED", list(plan.blockers))
+    lines.append(f"Approval    {approval_line(run)}")
+    lines.append("SQL (runs in one transaction; each table's rows summarised):")
+    lines += [f"  {line}" if line else "" for line in plan.sql.splitlines()]
+    return "\n".join(lines)
+
+
 def plan_text(run: Run, *, with_sql: bool = True) -> str:
     """The whole plan as a reviewer reads it before approving."""
+    if run.kind == "restore":
+        return restore_text(run)
     plan = Plan.model_validate(run.plan)
     when = f" ({plan.date})" if plan.date else ""
     lines = [
@@ -107,6 +156,7 @@ def plan_text(run: Run, *, with_sql: bool = True) -> str:
         f"Requested   by {run.requested_by}",
     ]
     lines += _block("Preflight", preflight_lines(plan))
+    lines += _block("Drizzle", drizzle_lines(plan))
     lines.append(f"Locks       {lock_line(plan)}")
     lines.append(f"Backup      {backup_line(run)}")
     lines.append(f"Rehearsal   {rehearsal_line(run)}")
@@ -145,6 +195,11 @@ def outcome_text(run: Run) -> str:
         return f"Run {run.id} is {run.state.replace('_', ' ')}{reason}"
     if not outcome.succeeded:
         return _failure_text(run, outcome)
+    if run.kind == "restore":
+        restored = [f"  {t.table}: {t.rows:,} rows, as in the backup" for t in outcome.restored]
+        return "\n".join(
+            [f"Run {run.id} succeeded in {outcome.duration_s:.1f} s: restored", *restored]
+        )
     _, backup_rows = backup_of(run)
     lines = [
         (
@@ -167,6 +222,7 @@ def outcome_text(run: Run) -> str:
     ]
     lines.append(f"Objects dropped: {outcome.objects_gone} of {outcome.objects_expected} expected")
     lines += [f"Unchanged: {n.table} {n.before:,} → {n.after:,} rows" for n in outcome.neighbours]
+    lines += list(outcome.notes)
     if outcome.final_backup is not None:
         lines.append(f"Final backup: {backup_facts(outcome.final_backup)}")
         if outcome.restore_hint:

@@ -19,15 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from pydantic import BaseModel, ConfigDict
 
 from bot.errors import BackupError, RollbotError
-from bot.facts import Target
 from bot.pgconn import child_connection
 from bot.pgfailures import summarise
 from bot.plan import Plan
 from bot.redact import redact
-from bot.restore_sql import owned_sequences, select_data, select_statements, unquote
+from bot.restore_sql import (
+    RestorePlan,
+    owned_sequences,
+    select_data,
+    select_statements,
+    unquote,
+)
 from bot.results import BackupInfo, backup_of, outcome_of
 from bot.sql import ObjectKind
 
@@ -41,30 +45,6 @@ _HEADER = (
     "SELECT pg_catalog.set_config('search_path', '', false);\n"
     "SET check_function_bodies = false;\n"
 )
-
-
-class RestorePlan(BaseModel):
-    """What a restore recreates, from which backup, with the SQL a reviewer reads."""
-
-    model_config = ConfigDict(frozen=True)
-
-    source_run: int
-    runbook_name: str
-    target: Target
-    backup_path: str
-    backup_sha256: str
-    backup_kind: str
-    objects: tuple[str, ...]
-    rows: tuple[tuple[str, int], ...]
-    journal_restored: bool
-    blockers: tuple[str, ...]
-    sql: str  # as it runs, with each table's rows summarised instead of listed
-    hash: str
-
-    @property
-    def blocked(self) -> bool:
-        """A restore over objects that exist again would collide: it is never run."""
-        return bool(self.blockers)
 
 
 def build_restore(
@@ -81,6 +61,21 @@ def build_restore(
     tables = {unquote(t.table) for t in plan.drop_tables}
     dropped = list(plan.dropped)
     types = {unquote(f.name) for f in dropped if f.kind in {ObjectKind.TYPE, ObjectKind.DOMAIN}}
+    views = {
+        unquote(f.name)
+        for f in dropped
+        if f.kind in {ObjectKind.VIEW, ObjectKind.MATERIALIZED_VIEW}
+    }
+    indexes = {
+        unquote(f.name)
+        for f in dropped
+        if f.kind is ObjectKind.INDEX and (f.table is None or unquote(f.table.name) not in tables)
+    }
+    constraints = {
+        (unquote(f.table.name), f.name.split(" on ", 1)[0])
+        for f in dropped
+        if f.kind is ObjectKind.CONSTRAINT and f.table and unquote(f.table.name) not in tables
+    }
     blockers = [
         f"line {f.statement}: restoring a dropped column ({f.name}) is not supported; "
         "restore it by hand from the backup"
@@ -93,11 +88,19 @@ def build_restore(
         for section in ("pre-data", "data", "post-data")
     }
     sequences = owned_sequences(sections["pre-data"], tables)
-    pre = select_statements(sections["pre-data"], tables, types, sequences)
-    post = select_statements(sections["post-data"], tables, types, sequences)
+    relations = tables | views
+    pre = select_statements(sections["pre-data"], relations, types, sequences)
+    post = select_statements(
+        sections["post-data"],
+        relations,
+        types,
+        sequences,
+        indexes=indexes,
+        constraints=constraints,
+    )
     data = select_data(sections["data"], tables, sequences)
     journal = _journal_insert(plan)
-    verify = _verification(tables, types, data)
+    verify = _verification(tables, types, data, views | indexes)
     timeouts = f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';\n"
     shown_data = [
         f"-- COPY {table}: {rows:,} rows from {backup.path.name}" if rows or "COPY" in sql else sql
@@ -107,7 +110,7 @@ def build_restore(
     full = "\n".join(
         [_HEADER + timeouts, *pre, *(sql for _, sql, _ in data), *post, journal or "", verify]
     )
-    blockers += _existing(conninfo, tables, types)
+    blockers += _existing(conninfo, tables | views | indexes, types)
     restore = RestorePlan(
         source_run=source.id,
         runbook_name=source.runbook_name,
@@ -231,12 +234,19 @@ def _journal_insert(plan: Plan) -> str | None:
     )
 
 
-def _verification(tables: set[str], types: set[str], data: list[tuple[str, str, int]]) -> str:
+def _verification(
+    tables: set[str], types: set[str], data: list[tuple[str, str, int]], relations: set[str]
+) -> str:
     """A DO block that raises (and so undoes the restore) unless everything is back."""
     checks = [
         f"  IF to_regtype({_literal(_quoted(t))}) IS NULL THEN "
         f"RAISE EXCEPTION 'restore verification: type % is missing', {_literal(t)}; END IF;"
         for t in sorted(types)
+    ]
+    checks += [
+        f"  IF to_regclass({_literal(_quoted(r))}) IS NULL THEN "
+        f"RAISE EXCEPTION 'restore verification: % is missing', {_literal(r)}; END IF;"
+        for r in sorted(relations)
     ]
     rows = {table: count for table, sql, count in data if sql.startswith("COPY")}
     for table in sorted(tables):
@@ -266,7 +276,7 @@ def _existing(conninfo: str, tables: set[str], types: set[str]) -> list[str]:
         for table in sorted(tables):
             row = conn.execute("SELECT to_regclass(%s)", (_quoted(table),)).fetchone()
             if row and row[0] is not None:
-                found.append(f"table {table} exists again; restoring over it is refused")
+                found.append(f"{table} exists again; restoring over it is refused")
         for type_name in sorted(types):
             row = conn.execute("SELECT to_regtype(%s)", (_quoted(type_name),)).fetchone()
             if row and row[0] is not None:

@@ -12,6 +12,9 @@ import re
 from typing import Any
 
 from pglast import ast, parse_sql
+from pydantic import BaseModel, ConfigDict
+
+from bot.facts import Target
 
 _META = re.compile(r"^\\\S+.*$", re.MULTILINE)  # psql meta-commands such as \restrict
 _COPY = re.compile(
@@ -85,16 +88,44 @@ def owned_sequences(pre_data: str, tables: set[str]) -> set[str]:
 
 
 def select_statements(
-    text: str, tables: set[str], types: set[str], sequences: set[str]
+    text: str,
+    tables: set[str],
+    types: set[str],
+    sequences: set[str],
+    *,
+    indexes: frozenset[str] | set[str] = frozenset(),
+    constraints: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
 ) -> list[str]:
-    """The statements of a schema section that (re)create these objects, in dump order."""
+    """The statements of a schema section that (re)create these objects, in dump order.
+
+    `tables` (views too) bring everything on them; `indexes` and `constraints` (table,
+    name) are single objects dropped from tables that stayed.
+    """
     wanted = {"table": tables, "type": types, "sequence": sequences}
     kept = []
     for node, sql in _statements(text):
+        if isinstance(node, ast.CommentStmt):
+            continue
         kind, name = _target(node)
-        if name in wanted[kind] and not isinstance(node, ast.CommentStmt):
+        if name in wanted[kind] or _single_object(node, indexes, constraints):
             kept.append(sql)
     return kept
+
+
+def _single_object(
+    node: Any,  # noqa: ANN401 - a pglast statement node
+    indexes: frozenset[str] | set[str],
+    constraints: frozenset[tuple[str, str]] | set[tuple[str, str]],
+) -> bool:
+    if isinstance(node, ast.IndexStmt):
+        schema = node.relation.schemaname if node.relation else None
+        return _qualified(schema, node.idxname) in indexes
+    if isinstance(node, ast.AlterTableStmt):
+        table = _range_var(node.relation)
+        return any(
+            (table, getattr(cmd.def_, "conname", None)) in constraints for cmd in node.cmds or ()
+        )
+    return False
 
 
 def select_data(text: str, tables: set[str], sequences: set[str]) -> list[tuple[str, str, int]]:
@@ -110,3 +141,27 @@ def select_data(text: str, tables: set[str], sequences: set[str]) -> list[tuple[
         if unquote(m["sequence"]) in sequences
     ]
     return copies + setvals
+
+
+class RestorePlan(BaseModel):
+    """What a restore recreates, from which backup, with the SQL a reviewer reads."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_run: int
+    runbook_name: str
+    target: Target
+    backup_path: str
+    backup_sha256: str
+    backup_kind: str
+    objects: tuple[str, ...]
+    rows: tuple[tuple[str, int], ...]
+    journal_restored: bool
+    blockers: tuple[str, ...]
+    sql: str  # as it runs, with each table's rows summarised instead of listed
+    hash: str
+
+    @property
+    def blocked(self) -> bool:
+        """A restore over objects that exist again would collide: it is never run."""
+        return bool(self.blockers)

@@ -14,7 +14,8 @@ from bot.errors import (
 from bot.flow import Flow
 from bot.pgtools import PgTools, find_pg_tools
 from bot.plan import Plan
-from bot.restore import RestorePlan, build_restore, run_restore
+from bot.restore import build_restore, run_restore
+from bot.restore_sql import RestorePlan
 from bot.results import BackupInfo, Outcome, TableCount, backup_of, outcome_of
 from bot.run import Run, RunEvent, RunState
 

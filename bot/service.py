@@ -236,8 +236,23 @@ class Rollbot(Restores, Recovery, Flow):
             exclude_schemas=self._exclude(),
         )
         log.info("run.executed", succeeded=outcome.succeeded, duration_s=outcome.duration_s)
+        if outcome.succeeded:
+            outcome = outcome.model_copy(update={"notes": self._notes(run)})
         event = RunEvent.SUCCEEDED if outcome.succeeded else RunEvent.FAILED
         return self._move(run, event, outcome=outcome.model_dump(mode="json"), reason=outcome.error)
+
+    def _notes(self, run: Run) -> tuple[str, ...]:
+        """What to do next: a migration file left in the folder will be applied again."""
+        folder = self.settings.migrations_dir
+        if folder is None or not (folder / f"{run.runbook_name}.sql").is_file():
+            return ()
+        return (
+            (
+                f"{run.runbook_name}.sql is still in {folder}: the next `drizzle-kit migrate` will "
+                "apply it again. Remove it and its meta/_journal.json entry if it should stay "
+                "rolled back."
+            ),
+        )
 
     def cancel(self, run_id: int, user: str) -> Run:
         """The requester or an approver may cancel a run that has not started executing."""

@@ -141,3 +141,12 @@ def test_count_falls_back_to_an_estimate(jobs_db: str) -> None:
     (count,) = facts.rows
     assert (count.rows, count.exact) == (42, False)
     assert count.label() == "~42 rows (estimate)"
+
+
+def test_views_are_planned(jobs_db: str) -> None:
+    """A view to drop resolves (it has no owning table) and is part of the plan."""
+    with psycopg.connect(jobs_db, autocommit=True) as conn:
+        conn.execute("CREATE VIEW busy AS SELECT * FROM jobs")
+    plan = plan_for(jobs_db, "DROP VIEW busy;\n" + ROLLBACK)
+    assert not plan.blocked, plan.blockers
+    assert "public.busy" in [f.name for f in plan.dropped]

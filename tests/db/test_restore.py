@@ -74,7 +74,7 @@ def test_restore_over_objects_that_exist_again_is_refused(
         conn.execute("CREATE TABLE api_errors (id int)")
     restore = service.request_restore(rolled.id, requested_by=REQUESTER)
     assert restore.state is RunState.BLOCKED
-    assert "table public.api_errors exists again" in (restore.reason or "")
+    assert "public.api_errors exists again" in (restore.reason or "")
 
 
 def test_only_succeeded_rollbacks_can_be_restored(

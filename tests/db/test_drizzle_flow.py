@@ -1,0 +1,120 @@
+"""Drizzle-aware rollbot on a real chain: derived rollbacks, latest only, history, round trips."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.errors import IrreversibleError, NotAllowedError
+from bot.plan import Plan
+from bot.results import outcome_of
+from bot.run import RunState
+from bot.service import Rollbot
+from tests.db.test_rollback import journal_of
+from tests.fix_drizzle import CHAIN_DIR, IRREVERSIBLE, REVERSIBLE
+from tests.fix_rollbot import APPROVER, REQUESTER, schema_of
+
+PREVIOUS = {"0000": None, "0001": "0000", "0002": "0001", "0003": "0002", "0006": "0005"}
+PREVIOUS["0007"] = "0006"
+
+
+@pytest.fixture
+def chain_service(make_service: Callable[..., Rollbot], tmp_path: Path) -> Callable[[str], Rollbot]:
+    """A rollbot on a chain database with no runbooks: every rollback must be derived."""
+    empty = tmp_path / "no-runbooks"
+    empty.mkdir()
+
+    def make(conninfo: str) -> Rollbot:
+        return make_service(conninfo, runbooks_dir=empty, migrations_dir=CHAIN_DIR)
+
+    return make
+
+
+@pytest.mark.parametrize("migration", REVERSIBLE)
+def test_derived_rollback_returns_to_the_previous_migration(
+    migration: str,
+    drizzle_db: Callable[[str | None], str],
+    chain_service: Callable[[str], Rollbot],
+) -> None:
+    """Each reversible migration's derived rollback leaves schema and journal at N-1 exactly."""
+    database, expected = drizzle_db(migration), drizzle_db(PREVIOUS[migration])
+    service = chain_service(database)
+    run = service.request(migration, requested_by=REQUESTER)
+    plan = Plan.model_validate(run.plan)
+    assert plan.derived
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    run = service.approve(run.id, APPROVER)
+    assert run.state is RunState.SUCCEEDED, run.reason
+    assert schema_of(database) == schema_of(expected)
+    assert journal_of(database) == journal_of(expected)
+
+
+@pytest.mark.parametrize("migration", IRREVERSIBLE)
+def test_irreversible_migration_is_refused_naming_its_statement(
+    migration: str,
+    drizzle_db: Callable[[str | None], str],
+    chain_service: Callable[[str], Rollbot],
+) -> None:
+    """A migration that drops or rewrites data cannot be derived: refused, statement named."""
+    service = chain_service(drizzle_db(migration))
+    with pytest.raises(IrreversibleError) as caught:
+        service.request(migration, requested_by=REQUESTER)
+    assert ".sql:2" in caught.value.render()
+    assert service.store.recent() == []
+
+
+def test_only_the_newest_applied_migration_can_be_rolled_back(
+    drizzle_db: Callable[[str | None], str], chain_service: Callable[[str], Rollbot]
+) -> None:
+    """Asking for 0001 while 0002 is applied is refused, naming 0002; nothing is planned."""
+    service = chain_service(drizzle_db("0002"))
+    with pytest.raises(NotAllowedError, match="that is 0002_amber_hulk"):
+        service.request("0001", requested_by=REQUESTER)
+    assert service.store.recent() == []
+
+
+def test_history_and_the_migration_file_note(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """After a rollback the history says who rolled 0023 back, and the reply warns of the file."""
+    service = make_service(db_0023)
+    before = {e.migration: e.status for e in service.history()}
+    assert before == {"0023_loud_shen.sql": "current", "0022_confused_captain_cross.sql": "applied"}
+    run = service.approve(service.request("0023", requested_by=REQUESTER).id, APPROVER)
+    entries = {e.migration: e for e in service.history()}
+    rolled = entries["0023_loud_shen.sql"]
+    assert rolled.status.startswith(f"rolled back by run {run.id} (requested by {REQUESTER}")
+    assert f"approved by {APPROVER}" in rolled.status
+    assert rolled.description == "Add generation pipelines, asset variants, and API errors schemas"
+    assert entries["0022_confused_captain_cross.sql"].status == "current"
+    outcome = outcome_of(run)
+    assert outcome is not None
+    assert any("0023_loud_shen.sql is still in" in note for note in outcome.notes)
+
+
+def test_chain_round_trip_with_a_view_and_rows(
+    drizzle_db: Callable[[str | None], str], chain_service: Callable[[str], Rollbot]
+) -> None:
+    """Rollback then restore of 0006 (a table with FKs, an index, a view) gives 0006 back."""
+    database, reference = drizzle_db("0006"), drizzle_db("0006")
+    with psycopg.connect(database) as conn:
+        conn.execute(
+            "INSERT INTO comments (task_id, body)"
+            " SELECT id, 'looks good' FROM tasks CROSS JOIN generate_series(1, 3)"
+        )
+        conn.execute("INSERT INTO users (id, email) VALUES (gen_random_uuid(), 'x@example.com')")
+        rows = conn.execute("SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM comments")
+        before = rows.fetchone()
+    service = chain_service(database)
+    rolled = service.approve(service.request("0006", requested_by=REQUESTER).id, APPROVER)
+    assert rolled.state is RunState.SUCCEEDED, rolled.reason
+    restore = service.request_restore(rolled.id, requested_by=REQUESTER)
+    assert restore.state is RunState.AWAITING_APPROVAL, restore.reason
+    done = service.approve(restore.id, APPROVER)
+    assert done.state is RunState.SUCCEEDED, done.reason
+    assert schema_of(database) == schema_of(reference)
+    assert journal_of(database) == journal_of(reference)
+    with psycopg.connect(database) as conn:
+        rows = conn.execute("SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM comments")
+        assert rows.fetchone() == before
