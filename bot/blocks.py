@@ -215,8 +215,8 @@ def incident_text(run: Run, event: str) -> str:
     """One line per transition for the incident channel's thread."""
     who = user(run.requested_by)
     lines = {
-        "requested": f"Rollback run {run.id} of `{run.runbook_name}` on {run.target_label} "
-        f"requested by {who}",
+        "requested": f"{run.kind.capitalize()} run {run.id} of `{run.runbook_name}` on "
+        f"{run.target_label} requested by {who}",
         "backup_started": "Backup started",
         "backup_verified": f"Backup {backup_line(run)}",
         "blocked": f"Blocked: {run.reason}",

@@ -61,6 +61,8 @@ class SlackNotifier:
             items = [
                 Message(action="post", role="plan", channel=run.channel, text=text, blocks=blocks)
             ]
+            if run.kind == "restore":
+                return items + self._incident(run, event)
             plan = Plan.model_validate(run.plan)
             if not sql_fits(plan):
                 items.append(

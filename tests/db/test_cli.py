@@ -106,3 +106,25 @@ def test_unknown_migration_suggests(tmp_path: Path, db_0023: str) -> None:
     assert done.returncode == 2
     assert "is not a migration id" in done.stderr
     assert json.loads(rollbot("runs", "--json", env=env).stdout) == []
+
+
+def test_history_lint_derive_and_restore(db_0023: str, tmp_path: Path) -> None:
+    """history, lint and derive on the command line; restore plans and approves like a rollback."""
+    env = env_for(db_0023, tmp_path)
+    assert "| 0023_loud_shen.sql | 2025-11-13 |" in rollbot("history", env=env).stdout
+    lint = rollbot("lint", "0023", env=env)
+    assert lint.returncode == 0
+    assert "never created by 0023_loud_shen.sql: constraint error_aggregations_resolved_by" in (
+        lint.stdout
+    )
+    derived = rollbot("derive", "0023", env=env)
+    assert "derived" in derived.stdout.lower()
+    assert "DROP TABLE IF EXISTS" in derived.stdout
+    run = json.loads(rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout)
+    assert rollbot("approve", str(run["id"]), "--as", APPROVER, env=env).returncode == 0
+    planned = rollbot("restore", str(run["id"]), "--requested-by", REQUESTER, "--json", env=env)
+    restore = json.loads(planned.stdout)
+    assert restore["kind"] == "restore"
+    assert rollbot("approve", str(restore["id"]), "--as", APPROVER, env=env).returncode == 0
+    line = next(x for x in rollbot("history", env=env).stdout.splitlines() if "0023_loud" in x)
+    assert line.endswith("| current |")

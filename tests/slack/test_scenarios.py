@@ -291,3 +291,28 @@ def test_forged_and_stale_signatures_are_rejected(
     assert bot.components.store.recent() == []
     assert bot.standin.calls("chat.postMessage") == []
     assert bot.standin.calls("response_url") == []
+
+
+def test_history_and_restore_from_slack(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """/rollback history names the rollback; /rollback restore plans it back, approved by emoji."""
+    bot = make_slackbot(db_0023)
+    run, channel, ts = planned(bot)
+    bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+    wait_state(bot, run.id, RunState.SUCCEEDED)
+    history = request(bot, "history").params["text"]
+    assert "| 0023_loud_shen.sql | 2025-11-13 |" in history
+    assert f"rolled back by run {run.id} (requested by <@{REQUESTER}>" in history
+
+    answer = request(bot, f"restore {run.id}").params["text"]
+    restore = bot.components.store.recent()[0]
+    assert restore.kind == "restore", answer
+    assert f"Run {restore.id}: awaiting approval" in answer
+    r_channel, r_ts = bot.plan_message(restore.id)
+    message = bot.standin.message(r_channel, r_ts)
+    assert message is not None
+    assert f"what run {run.id} rolled back" in str(message.blocks)
+    bot.sender.reaction_added(APPROVER, "white_check_mark", r_channel, r_ts)
+    wait_state(bot, restore.id, RunState.SUCCEEDED)
+    assert any("restored" in t for t in thread_texts(bot, r_channel, r_ts))
