@@ -287,3 +287,33 @@ def test_backups_are_private(db_0023: str, make_service: Callable[..., Rollbot])
     dumps = list(directory.glob("*.dump"))
     assert dumps
     assert all(stat.S_IMODE(d.stat().st_mode) == 0o600 for d in dumps)
+
+
+UNEXPECTED = """# Drops too much
+
+**Migration File**: `0023_loud_shen.sql`
+
+## Quick Rollback
+
+```sql
+DROP INDEX IF EXISTS idx_errors_user;
+DROP INDEX IF EXISTS idx_assets_owner;
+```
+"""
+
+
+def test_dropping_an_object_the_migration_never_created_blocks(
+    db_0023: str, tmp_path: Path, make_service: Callable[..., Rollbot]
+) -> None:
+    """An existing index 0023 did not create is not the rollback's to drop: the plan blocks."""
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    (runbooks / "0023_loud_shen.md").write_text(UNEXPECTED)
+    service = make_service(db_0023, runbooks_dir=runbooks)
+    run = service.request("0023", requested_by=REQUESTER)
+    assert run.state is RunState.BLOCKED
+    assert "index idx_assets_owner exists but migration 0023_loud_shen never created it" in (
+        run.reason or ""
+    )
+    with psycopg.connect(db_0023) as conn:
+        assert conn.execute("SELECT to_regclass('idx_assets_owner')").fetchone() != (None,)

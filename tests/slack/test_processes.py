@@ -252,3 +252,18 @@ def test_unreachable_state_database_fails_start_naming_the_variable(
     assert "Check DATABASE_URL" in done.stderr
     assert "serve.state_db_unavailable" in done.stderr
     assert "hunter2" not in done.stderr
+
+
+def test_missing_bot_token_fails_start_naming_the_variable(serve_env: dict[str, str]) -> None:
+    """Rollbot serve without SLACK_BOT_TOKEN stops at once, saying which variable to set."""
+    env = {k: v for k, v in serve_env.items() if k != "SLACK_BOT_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "SLACK_BOT_TOKEN: is not set" in done.stderr

@@ -9,7 +9,7 @@ import pytest
 from bot.run import Run, RunEvent, RunState
 from bot.standin.model import Call
 from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER, runbooks_with
-from tests.fix_slackbot import BYSTANDER, REQUEST_CHANNEL, SlackBot
+from tests.fix_slackbot import BYSTANDER, INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot
 
 SHORT = """---
 journal: false  # not a Drizzle migration of this project
@@ -316,3 +316,41 @@ def test_history_and_restore_from_slack(
     bot.sender.reaction_added(APPROVER, "white_check_mark", r_channel, r_ts)
     wait_state(bot, restore.id, RunState.SUCCEEDED)
     assert any("restored" in t for t in thread_texts(bot, r_channel, r_ts))
+
+
+def test_a_channel_slack_does_not_know_does_not_hold_up_the_run(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """A message Slack refuses for good (channel_not_found) is given up; the rest go on."""
+    bot = make_slackbot(db_0023)
+    run, channel, ts = planned(bot)
+    bot.standin.script_error("chat.postMessage", "channel_not_found", times=1)
+    bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+    wait_state(bot, run.id, RunState.SUCCEEDED)
+    bot.deliver()
+    failed = [c for c in bot.standin.calls("chat.postMessage") if c.error == "channel_not_found"]
+    assert len(failed) == 1
+    assert any("succeeded" in t for t in thread_texts(bot, channel, ts))
+
+
+def test_target_from_slack_is_named_in_every_message(
+    db_0023: str,
+    make_database: Callable[..., str],
+    asset_forge_0023_template: str,
+    make_slackbot: Callable[..., SlackBot],
+    tmp_path: Path,
+) -> None:
+    """/rollback 0023 --target staging plans on staging, and the messages say so."""
+    staging = make_database(template=asset_forge_0023_template, prefix="rollbot_stg")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"staging: '{staging}'\n")
+    bot = make_slackbot(db_0023, targets_spec=f"@{targets}")
+    answer = request(bot, "0023 --target staging")
+    run = bot.components.store.recent()[0]
+    assert run.target_name == "staging", answer.params["text"]
+    channel, ts = bot.plan_message(run.id)
+    message = bot.standin.message(channel, ts)
+    assert message is not None
+    assert "staging: " in str(message.blocks)
+    incident = [m for m in bot.standin.messages(INCIDENT_CHANNEL) if not m.is_reply]
+    assert "staging: " in incident[-1].text
