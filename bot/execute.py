@@ -29,6 +29,7 @@ from bot.errors import BackupError
 from bot.locks import BlockerWatch, advisory_holder
 from bot.plan import plan_hash
 from bot.results import BackupInfo, Blocker, NeighbourCount, Outcome, TableCount
+from bot.verify import verification_problems
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -382,32 +383,11 @@ def _verify(
 ) -> int:
     """Every dropped object gone, nothing else gone, neighbours' counts unchanged."""
     facts = read_facts(conn, runbook, plan.target)
-    still_there = [
-        f.name for f in facts.objects if f.exists and (f.statement, f.position) in _dropped(plan)
-    ]
-    dropped_oids = {f.oid for f in plan.dropped}
-    expected = {oid: name for oid, name in before_relations.items() if oid not in dropped_oids}
     after = relations(conn, exclude_schemas)
-    vanished = sorted(name for oid, name in expected.items() if oid not in after)
-    changed = [
-        f"{name}: {b} → {a}"
-        for name, b, a in zip(plan.neighbours, *neighbours, strict=True)
-        if b != a
-    ]
-    problems = []
-    if still_there:
-        problems.append(f"still present: {', '.join(still_there)}")
-    if vanished:
-        problems.append(f"dropped although the runbook does not name them: {', '.join(vanished)}")
-    if changed:
-        problems.append(f"row counts changed: {', '.join(changed)}")
+    problems = verification_problems(plan, facts, (before_relations, after), neighbours)
     if problems:
         _fail(f"verification failed ({'; '.join(problems)}); rolled back, nothing was changed")
     return len(plan.dropped)
-
-
-def _dropped(plan: Plan) -> set[tuple[int, int]]:
-    return {(f.statement, f.position) for f in plan.dropped}
 
 
 def _fail(error: str, **fields: Any) -> NoReturn:  # noqa: ANN401

@@ -7,17 +7,20 @@ only, the rest into `--dbname`, and a short description of the target is kept fo
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.errors import BackupError
+from bot.pgfailures import summarise
 from bot.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 _SECRET_KEYS = ("password", "sslpassword")
 
@@ -70,3 +73,26 @@ def child_connection(
     host, port = public.get("host", "local socket"), public.get("port", "5432")
     where = redact(f'database "{public.get("dbname", "?")}" on {host}:{port}', secrets)
     return ChildConnection(make_conninfo(**public), env, secrets, where)
+
+
+class ClientResult(NamedTuple):
+    """What a client tool did: its exit status, its output, and its complaint, made safe."""
+
+    returncode: int
+    stdout: str
+    said: str  # stderr, secrets redacted, summarised to one line
+
+
+def run_client(binary: Path, args: list[str], child: ChildConnection) -> ClientResult:
+    """Run psql, pg_dump or pg_restore with the password in its environment only."""
+    done = subprocess.run(
+        [str(binary), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=child.env,
+        encoding="utf-8",
+        errors="replace",
+        check=False,
+    )
+    said = summarise(redact(done.stderr, child.secrets), binary.name)
+    return ClientResult(done.returncode, done.stdout, said)

@@ -32,6 +32,7 @@ from bot.scratch import (
     restore_scratch,
     scratch_name,
 )
+from bot.verify import verification_problems
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -234,27 +235,7 @@ def _verify(
     Oids differ from the target's here, so dropped objects are recognised by name.
     """
     facts = read_facts(conn, runbook, plan.target)
-    dropped = {(f.statement, f.position) for f in plan.dropped}
-    still_there = [
-        f.name for f in facts.objects if f.exists and (f.statement, f.position) in dropped
-    ]
-    dropped_names = {f.name for f in plan.dropped}
-    before, after = tables
-    vanished = sorted(
-        name for oid, name in before.items() if name not in dropped_names and oid not in after
-    )
-    changed = [
-        f"{name}: {b} → {a}"
-        for name, b, a in zip(plan.neighbours, *neighbours, strict=True)
-        if b != a
-    ]
-    problems = []
-    if still_there:
-        problems.append(f"still present: {', '.join(still_there)}")
-    if vanished:
-        problems.append(f"dropped although the runbook does not name them: {', '.join(vanished)}")
-    if changed:
-        problems.append(f"row counts changed: {', '.join(changed)}")
+    problems = verification_problems(plan, facts, tables, neighbours)
     if problems:
         raise _FailedError(error=f"the check before COMMIT found: {'; '.join(problems)}")
 

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from bot.errors import BackupError, RollbotError
-from bot.pgconn import child_connection
-from bot.pgfailures import summarise
+from bot.pgconn import ChildConnection, child_connection, run_client
 from bot.plan import Plan
-from bot.redact import redact
 from bot.restore_sql import (
     RestorePlan,
     owned_sequences,
@@ -56,7 +53,7 @@ def build_restore(
 ) -> tuple[RestorePlan, str]:
     """The restore of a succeeded rollback: its plan and the full script."""
     plan = Plan.model_validate(source.plan)
-    backup = _source_backup(source)
+    backup = source_backup(source)
     _check_file(backup)
     tables = {unquote(t.table) for t in plan.drop_tables}
     dropped = list(plan.dropped)
@@ -142,9 +139,9 @@ def run_restore(script: str, *, tools: PgTools, conninfo: str, run_id: int) -> f
         path = Path(handle.name)
     started = time.monotonic()
     try:
-        done = subprocess.run(
+        result = run_client(
+            psql,
             [
-                str(psql),
                 "-X",
                 "-q",
                 "-v",
@@ -154,25 +151,20 @@ def run_restore(script: str, *, tools: PgTools, conninfo: str, run_id: int) -> f
                 "-f",
                 str(path),
             ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=child.env,
-            encoding="utf-8",
-            errors="replace",
-            check=False,
+            child,
         )
     finally:
         path.unlink(missing_ok=True)
-    if done.returncode != 0:
-        said = summarise(redact(done.stderr, child.secrets), "psql")
+    if result.returncode != 0:
         raise RollbotError(
             "The restore failed and was rolled back; nothing was changed",
-            why=f"psql said: {said}",
+            why=f"psql said: {result.said}",
         )
     return time.monotonic() - started
 
 
-def _source_backup(source: Run) -> BackupInfo:
+def source_backup(source: Run) -> BackupInfo:
+    """The backup a restore reads: the final one when the rollback took it."""
     outcome = outcome_of(source)
     if outcome is not None and outcome.final_backup is not None:
         return outcome.final_backup
@@ -201,20 +193,13 @@ def _check_file(backup: BackupInfo) -> None:
         )
 
 
-def _pg_restore(tools: PgTools, child: Any, args: list[str]) -> str:  # noqa: ANN401
-    done = subprocess.run(
-        [str(tools.pg_restore), "--no-owner", "--no-privileges", "-f", "-", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=child.env,
-        encoding="utf-8",
-        errors="replace",
-        check=False,
+def _pg_restore(tools: PgTools, child: ChildConnection, args: list[str]) -> str:
+    result = run_client(
+        tools.pg_restore, ["--no-owner", "--no-privileges", "-f", "-", *args], child
     )
-    if done.returncode != 0:
-        said = summarise(redact(done.stderr, child.secrets), "pg_restore")
-        raise BackupError("The backup cannot be read back for the restore", why=said)
-    return done.stdout
+    if result.returncode != 0:
+        raise BackupError("The backup cannot be read back for the restore", why=result.said)
+    return result.stdout
 
 
 def _journal_insert(plan: Plan) -> str | None:

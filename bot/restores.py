@@ -7,16 +7,15 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bot.errors import (
-    BackupError,
     NotAllowedError,
     RollbotError,
 )
 from bot.flow import Flow
 from bot.pgtools import PgTools, find_pg_tools
 from bot.plan import Plan
-from bot.restore import build_restore, run_restore
+from bot.restore import build_restore, run_restore, source_backup
 from bot.restore_sql import RestorePlan
-from bot.results import BackupInfo, Outcome, TableCount, backup_of, outcome_of
+from bot.results import Outcome, TableCount
 from bot.run import Run, RunEvent, RunState
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ class Restores(Flow):
         plan = Plan.model_validate(source.plan)
         tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
         restore, _ = self._restore_plan(source, config, tools)
-        backup = _source_backup(source)
+        backup = source_backup(source)
         run = self.store.create(
             render=lambda created: self.notifier.messages(created, "requested"),
             kind="restore",
@@ -111,17 +110,6 @@ class Restores(Flow):
         )
         log.info("run.restored", duration_s=duration)
         return self._move(run, RunEvent.SUCCEEDED, outcome=outcome.model_dump(mode="json"))
-
-
-def _source_backup(source: Run) -> BackupInfo:
-    """The backup a restore reads: the final one when the rollback took it."""
-    outcome = outcome_of(source)
-    if outcome is not None and outcome.final_backup is not None:
-        return outcome.final_backup
-    full, _ = backup_of(source)
-    if full is None:
-        raise BackupError(f"Run {source.id} has no backup to restore from")
-    return full
 
 
 def _same_as_approved(current: RestorePlan, approved: RestorePlan) -> None:

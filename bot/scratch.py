@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 import uuid
 from datetime import UTC, datetime
@@ -23,8 +22,7 @@ from psycopg.conninfo import make_conninfo
 
 from bot.archive import data_list
 from bot.errors import BackupError
-from bot.pgconn import ChildConnection, child_connection
-from bot.pgfailures import summarise
+from bot.pgconn import ChildConnection, child_connection, run_client
 from bot.pgnames import split_qualified
 from bot.redact import redact
 
@@ -179,20 +177,12 @@ def parents_first(tables: Iterable[str], foreign_keys: Iterable[tuple[str, str]]
 def _pg_restore(tools: PgTools, child: ChildConnection, args: list[str]) -> str:
     """Run pg_restore with the password in its environment only; its stdout."""
     try:
-        done = subprocess.run(
-            [str(tools.pg_restore), *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=child.env,
-            encoding="utf-8",
-            errors="replace",
-            check=False,
-        )
+        result = run_client(tools.pg_restore, args, child)
     except OSError as exc:
         raise ScratchRefusedError(f"cannot run {tools.pg_restore} ({exc.strerror})") from None
-    if done.returncode != 0:
-        said = summarise(redact(done.stderr, child.secrets), "pg_restore")
+    if result.returncode != 0:
         raise ScratchRefusedError(
-            f"the backup could not be restored into the scratch database (pg_restore said: {said})"
+            "the backup could not be restored into the scratch database "
+            f"(pg_restore said: {result.said})"
         )
-    return done.stdout
+    return result.stdout

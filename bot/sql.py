@@ -106,6 +106,14 @@ class _Source:
     def refuse(self, offset: int, problem: str, todo: str) -> RunbookError:
         return RunbookError(self.file, self.line_at(offset), problem, todo=todo)
 
+    def parse(self, *, todo: str) -> tuple[Any, ...]:
+        """PostgreSQL's parse of the block; a syntax error names its runbook line."""
+        try:
+            return tuple(parse_sql(self.text))
+        except ParseError as exc:
+            offset = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+            raise self.refuse(offset, f"SQL syntax error: {exc.args[0]}", todo=todo) from exc
+
 
 def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statement, ...]:
     """Split and classify a rollback SQL block; refuse anything we must not run.
@@ -114,15 +122,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
     A leading BEGIN and a trailing COMMIT are dropped: rollbot owns the transaction.
     """
     source = _Source(text, file, first_line)
-    try:
-        raw = parse_sql(text)
-    except ParseError as exc:
-        offset = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
-        raise source.refuse(
-            offset,
-            f"SQL syntax error: {exc.args[0]}",
-            todo="fix the statement so that psql would accept it",
-        ) from exc
+    raw = source.parse(todo="fix the statement so that psql would accept it")
     statements: list[Statement] = []
     for item in _strip_transaction(raw, source):
         start = item.stmt_location or 0
@@ -271,13 +271,7 @@ def _short(sql: str, limit: int = 80) -> str:
 def parse_queries(text: str, *, file: str, first_line: int) -> tuple[tuple[int, str], ...]:
     """Read-only verification queries as (line, sql); anything but SELECT is refused."""
     source = _Source(text, file, first_line)
-    try:
-        raw = parse_sql(text)
-    except ParseError as exc:
-        offset = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
-        raise source.refuse(
-            offset, f"SQL syntax error: {exc.args[0]}", todo="fix the verification query"
-        ) from exc
+    raw = source.parse(todo="fix the verification query")
     queries: list[tuple[int, str]] = []
     for item in raw:
         start = item.stmt_location or 0

@@ -9,17 +9,14 @@ does, so what rollbot reads is what it would read in production.
 
 from __future__ import annotations
 
-import functools
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.drizzle import Migration, migrate, read_migrations, select_upto
-from bot.pgtools import find_pg_tools
+from tests.fix_rollbot import schema_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,32 +56,6 @@ def drizzle_db(make_database: Callable[..., str]) -> Callable[[str | None], str]
     return make
 
 
-@functools.cache
-def _pg_dump(server_major: int) -> Path:
-    """Looking for pg_dump runs every candidate's `--version`: once per session is enough."""
-    return find_pg_tools(server_major).pg_dump
-
-
 def schema_dump(conninfo: str) -> str:
-    """The application schema as pg_dump prints it, without Drizzle's journal or comments."""
-    with psycopg.connect(conninfo) as conn:
-        major = conn.info.server_version // 10000
-    params = {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
-    dump = subprocess.run(
-        [
-            str(_pg_dump(major)),
-            "--schema-only",
-            "--no-owner",
-            "--exclude-schema=drizzle",
-            f"--dbname={make_conninfo(**params)}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    # pg_dump 15.14+ brackets the script with \restrict / \unrestrict and a random key.
-    return "\n".join(
-        line
-        for line in dump.splitlines()
-        if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict"))
-    )
+    """The application schema, without Drizzle's journal (and rollbot's state)."""
+    return schema_of(conninfo, exclude=("drizzle", "rollbot"))

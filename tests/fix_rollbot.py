@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -59,18 +60,17 @@ def runbooks_with(tmp_path: Path, name: str, text: str) -> Path:
     return directory
 
 
-def schema_of(conninfo: str) -> str:
-    """The application's schema as pg_dump prints it, without rollbot's own state."""
+def schema_of(conninfo: str, exclude: tuple[str, ...] = ("rollbot",)) -> str:
+    """The schema as pg_dump prints it, without rollbot's state (or other schemas named)."""
     with psycopg.connect(conninfo) as conn:
         major = conn.info.server_version // 10000
-    tools = find_pg_tools(major)
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
     dump = subprocess.run(
         [
-            str(tools.pg_dump),
+            str(_pg_dump(major)),
             "--schema-only",
             "--no-owner",
-            "--exclude-schema=rollbot",
+            *(f"--exclude-schema={schema}" for schema in exclude),
             f"--dbname={psycopg.conninfo.make_conninfo(**params)}",  # type: ignore[arg-type]
         ],
         capture_output=True,
@@ -83,6 +83,12 @@ def schema_of(conninfo: str) -> str:
         for line in dump.splitlines()
         if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict"))
     )
+
+
+@functools.cache
+def _pg_dump(server_major: int) -> Path:
+    """Finding pg_dump runs every candidate's `--version`: once per session is enough."""
+    return find_pg_tools(server_major).pg_dump
 
 
 def counts_of(conninfo: str, tables: list[str]) -> dict[str, int]:
