@@ -232,4 +232,4 @@ def _mention(user: str) -> str:
 
 def _direct_ids(configured: tuple[str, ...]) -> frozenset[str]:
     """Without Slack, user groups cannot be expanded: only user ids approve."""
-    return frozenset(i for i in configured if i[:1] in {"U", "W"} or not i[:1].isupper())
+    return frozenset(i for i in configured if i[:1] in {"U", "W"})
