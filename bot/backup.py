@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shlex
 import stat
 import subprocess
 import time
@@ -21,10 +20,10 @@ from typing import TYPE_CHECKING, Literal
 
 from bot.archive import read_toc
 from bot.errors import BackupError
-from bot.pgconn import child_connection, public_conninfo
+from bot.pgconn import child_connection
 from bot.pgfailures import dump_failure, summarise
 from bot.pgnames import QualifiedName, dump_pattern, qualified, split_qualified
-from bot.pgtools import major_of, probe_version
+from bot.pgtools import probe_version
 from bot.redact import redact
 from bot.results import BackupInfo
 
@@ -253,23 +252,3 @@ def _verify(
             "exclude their data or schema",
         )
     return tuple(sorted(qualified(n) for n in contents.table_data))
-
-
-def restore_command_hint(info: BackupInfo, dbname: str) -> str:
-    """The pg_restore command a person would run, for messages; never carries a password."""
-    if "=" in dbname or "://" in dbname:
-        try:
-            dbname = public_conninfo(dbname)
-        except BackupError:
-            dbname = "TARGET"  # unparsable, so it cannot be shown safely
-    command = shlex.join(
-        [
-            "pg_restore",
-            f"--dbname={dbname}",
-            "--single-transaction",
-            "--exit-on-error",
-            str(info.path),
-        ]
-    )
-    major = major_of(info.pg_dump_version)
-    return f"{command}  # into an empty database, with pg_restore {major} or newer"

@@ -165,7 +165,8 @@ def outcome_message(run: Run) -> tuple[str, list[Block]]:
         restored = "\n".join(
             f"• `{t.table}`: {t.rows:,} rows, as in the backup" for t in outcome.restored
         )
-        text = f":large_green_circle: *Run {run.id} succeeded*: restored\n{restored}"
+        notes = "".join(f"\n:information_source: {note}" for note in outcome.notes)
+        text = f":large_green_circle: *Run {run.id} succeeded*: restored\n{restored}{notes}"
         return f"Run {run.id} succeeded: restored", [section(text)]
     if not outcome.succeeded:
         lines = [f":red_circle: *Run {run.id} failed.* {outcome.error}"]

@@ -78,10 +78,6 @@ class ConflictError(RollbotError):
     """Someone else moved the run first (a compare-and-set found zero rows)."""
 
 
-class PlanBlockedError(RollbotError):
-    """The plan cannot be executed as it stands (dependents, missing objects, tools)."""
-
-
 class BackupError(RollbotError):
     """A backup could not be taken or verified; approval stays blocked."""
 

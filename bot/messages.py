@@ -198,7 +198,11 @@ def outcome_text(run: Run) -> str:
     if run.kind == "restore":
         restored = [f"  {t.table}: {t.rows:,} rows, as in the backup" for t in outcome.restored]
         return "\n".join(
-            [f"Run {run.id} succeeded in {outcome.duration_s:.1f} s: restored", *restored]
+            [
+                f"Run {run.id} succeeded in {outcome.duration_s:.1f} s: restored",
+                *restored,
+                *outcome.notes,
+            ]
         )
     _, backup_rows = backup_of(run)
     lines = [

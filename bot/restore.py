@@ -267,3 +267,19 @@ def _existing(conninfo: str, tables: set[str], types: set[str]) -> list[str]:
             if row and row[0] is not None:
                 found.append(f"type {type_name} exists again; restoring over it is refused")
     return found
+
+
+def run_verify_queries(conninfo: str, queries: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
+    """The runbook's "Verify data" queries, read-only, as `line: query → answer` notes."""
+    notes: list[str] = []
+    with psycopg.connect(conninfo, application_name="rollbot verify") as conn:
+        conn.read_only = True
+        for line, query in queries:
+            try:
+                with conn.transaction():
+                    row = conn.execute(query.encode()).fetchone()
+                answer = ", ".join(str(v) for v in row) if row else "no rows"
+            except psycopg.Error as exc:
+                answer = f"failed: {exc.diag.message_primary or type(exc).__name__}"
+            notes.append(f"verify data (runbook line {line}): {query} → {answer}")
+    return tuple(notes)

@@ -13,7 +13,7 @@ from bot.errors import (
 from bot.flow import Flow
 from bot.pgtools import PgTools, find_pg_tools
 from bot.plan import Plan
-from bot.restore import build_restore, run_restore, source_backup
+from bot.restore import build_restore, run_restore, run_verify_queries, source_backup
 from bot.restore_sql import RestorePlan
 from bot.results import Outcome, TableCount
 from bot.run import Run, RunEvent, RunState
@@ -98,10 +98,12 @@ class Restores(Flow):
             return self._move(
                 run, RunEvent.FAILED, outcome=outcome.model_dump(mode="json"), reason=exc.render()
             )
+        queries = self.runbook(run.runbook_name).verify_queries
         outcome = Outcome(
             succeeded=True,
             changed=True,
             duration_s=duration,
+            notes=run_verify_queries(config.url.get_secret_value(), queries),
             restored=tuple(
                 TableCount(table=table, rows=rows, backup_rows=rows) for table, rows in current.rows
             ),

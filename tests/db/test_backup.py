@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from bot.backup import restore_command_hint, take_backup, verify_backup
+from bot.backup import take_backup, verify_backup
 from bot.embedded import embedded_bin_dir, embedded_server
 from bot.errors import BackupError
 from bot.pgtools import PgTools, candidate_dirs, find_pg_tools, major_of, probe_version
@@ -193,20 +193,6 @@ def test_full_backup_is_private_verified_and_restorable(
 
     target = make_database()
     restore(pg_tools, info.path, target)
-    assert counts(target, "users", "orders") == [2000, 300]
-
-
-def test_restore_hint_restores_and_hides_the_password(
-    pg_tools: PgTools, populated: str, make_database: Callable[..., str], tmp_path: Path
-) -> None:
-    """The hinted pg_restore command works as printed and never shows the password."""
-    info = take_backup(pg_tools, populated, tmp_path, name="hint")
-    target = make_database()
-    hint = restore_command_hint(info, with_password(target))
-    assert PASSWORD not in hint
-    argv = shlex.split(hint, comments=True)
-    assert argv[0] == "pg_restore"
-    subprocess.run([str(pg_tools.pg_restore), *argv[1:]], check=True, capture_output=True)
     assert counts(target, "users", "orders") == [2000, 300]
 
 

@@ -62,6 +62,9 @@ def test_rollback_then_restore_gives_back_schema_journal_rows_and_content(
     assert journal_of(db_0023) == journal_of(readonly_db_0023)
     assert counts_of(db_0023, TABLES) == {t: SAMPLE_COUNTS[t] for t in TABLES}
     assert content_checksums(db_0023) == before
+    assert "verify data (runbook line 152): SELECT COUNT(*) FROM generation_pipelines → 500" in (
+        outcome.notes
+    )
 
 
 def test_restore_over_objects_that_exist_again_is_refused(
