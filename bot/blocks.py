@@ -206,8 +206,10 @@ def outcome_message(run: Run) -> tuple[str, list[Block]]:
         lines.append(f"*Neighbouring tables*\n{neighbours}")
     lines += [f":information_source: {note}" for note in outcome.notes]
     if outcome.final_backup is not None:
-        hint = outcome.restore_hint or str(outcome.final_backup.path)
-        lines.append(f"*Restore from* `{outcome.final_backup.path}`: `{hint}`")
+        lines.append(
+            f"*To undo it* `/rollback restore {run.id}` (needs approval too); the final "
+            f"backup is `{outcome.final_backup.path}`"
+        )
     text = f"Run {run.id} succeeded: {run.runbook_name} rolled back"
     return text, [section(line) for line in lines]
 

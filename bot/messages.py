@@ -229,8 +229,12 @@ def outcome_text(run: Run) -> str:
     lines += list(outcome.notes)
     if outcome.final_backup is not None:
         lines.append(f"Final backup: {backup_facts(outcome.final_backup)}")
+        lines.append(
+            f"To undo this rollback: rollbot restore {run.id} --requested-by NAME "
+            f"(or /rollback restore {run.id}), approved like a rollback"
+        )
         if outcome.restore_hint:
-            lines.append(f"Restore its rows with: {outcome.restore_hint}")
+            lines.append(f"By hand: {outcome.restore_hint}")
     return "\n".join(lines)
 
 

@@ -18,5 +18,6 @@ def test_demo_shows_the_slack_conversation_and_the_counts() -> None:
     assert "@alice: you requested run 1, so you cannot approve it" in text
     assert "@bob reacted :white_check_mark:" in text
     assert "#incident  rollbot:" in text
-    assert text.rstrip().splitlines()[-1].startswith("Restore its rows with: pg_restore")
+    assert "To undo this rollback: rollbot restore 1 --requested-by NAME" in text
+    assert text.rstrip().splitlines()[-1].startswith("By hand: pg_restore")
     assert "public.api_errors: 900 / 900 / 900" in text
