@@ -101,7 +101,8 @@ def test_connection_killed_mid_transaction_changes_nothing(
             deadline = time.monotonic() + 20
             while not admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = %s AND wait_event_type = 'Lock'",
+                " WHERE application_name = %s AND wait_event_type = 'Lock'"
+                " AND datname = current_database()",  # run ids repeat across test databases
                 (f"rollbot run {run.id}",),
             ).fetchall():
                 assert time.monotonic() < deadline, "rollbot never waited on the lock"
