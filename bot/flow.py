@@ -221,8 +221,12 @@ class Flow:
             log.exception("notify.failed", on=event)
 
     def _exclude(self) -> tuple[str, ...]:
-        """The state schema lives in the target unless ROLLBOT_STATE_URL says otherwise."""
-        return (STATE_SCHEMA,) if self.settings.state_url is None else ()
+        """Rollbot's own schema is never application data: not backed up, not checked.
+
+        It exists in a target only when that target also keeps the state; excluding a
+        schema that is not there is harmless, so no target needs to know which one does.
+        """
+        return (STATE_SCHEMA,)
 
 
 def _mention(user: str) -> str:
