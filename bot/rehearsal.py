@@ -125,7 +125,12 @@ def rehearse(
         raise
     left = drop_scratch(server_conninfo, name, hidden)
     return result.model_copy(
-        update={"data": data, "total_s": time.monotonic() - started, "cleanup_error": left}
+        update={
+            "data": data,
+            "total_s": time.monotonic() - started,
+            "cleanup_error": left,
+            "scratch": name,
+        }
     )
 
 

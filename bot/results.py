@@ -133,6 +133,7 @@ class Rehearsal(BaseModel, frozen=True):
     data: Literal["none", "affected", "all"] = "none"
     rows: tuple[RowChange, ...] = ()  # the tables the plan writes to (empty ones with "none")
     cleanup_error: str | None = None  # the scratch database could not be dropped
+    scratch: str | None = None  # the scratch database it used (and dropped), for the record
 
     def summary(self) -> str:
         """One line for the approver: `rehearsed: ok in 0.4 s (ACCESS EXCLUSIVE on 8 tables)`."""

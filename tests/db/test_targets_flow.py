@@ -112,7 +112,8 @@ def test_rehearsal_runs_before_approval_and_the_scratch_database_is_dropped(
     assert rehearsal.summary().startswith("rehearsed: ok in")
     assert "ACCESS EXCLUSIVE on public.users" in rehearsal.locks
     assert counts_of(staging, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
-    assert leftover_scratch(pg_server) == []
+    assert rehearsal.scratch is not None
+    assert not exists(pg_server, rehearsal.scratch)
 
 
 FAILS_ONLY_FOR_REAL = """---
@@ -145,7 +146,9 @@ def test_failed_rehearsal_blocks_approval_with_the_reason(
     assert 'invalid input syntax for type uuid: "not-a-uuid"' in (run.reason or "")
     with pytest.raises(NotAllowedError):
         service.approve(run.id, APPROVER)
-    assert leftover_scratch(pg_server) == []
+    scratch = Rehearsal.model_validate(run.rehearsal).scratch
+    assert scratch is not None
+    assert not exists(pg_server, scratch)
 
 
 def test_promotion_shows_the_staging_result(
@@ -166,9 +169,8 @@ def test_promotion_shows_the_staging_result(
         service.request("0023", requested_by=REQUESTER, target="production", after=run.id)
 
 
-def leftover_scratch(pg_server: str) -> list[str]:
+def exists(pg_server: str, database: str) -> bool:
+    """Whether a database is on the server (other tests' scratch copies come and go too)."""
     with psycopg.connect(pg_server) as conn:
-        rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'rollbot_rehearsal%'"
-        ).fetchall()
-    return [row[0] for row in rows]
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        return row.fetchone() is not None

@@ -55,6 +55,18 @@ class Served:
         return stderr
 
 
+def serve_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`rollbot serve` that is expected to stop on its own (a start-up error)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -240,14 +252,7 @@ def test_unreachable_state_database_fails_start_naming_the_variable(
         "ROLLBOT_STARTUP_TIMEOUT": "3s",
         "PORT": str(_free_port()),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = serve_once(env)
     assert done.returncode == 2
     assert "Check DATABASE_URL" in done.stderr
     assert "serve.state_db_unavailable" in done.stderr
@@ -257,13 +262,6 @@ def test_unreachable_state_database_fails_start_naming_the_variable(
 def test_missing_bot_token_fails_start_naming_the_variable(serve_env: dict[str, str]) -> None:
     """Rollbot serve without SLACK_BOT_TOKEN stops at once, saying which variable to set."""
     env = {k: v for k, v in serve_env.items() if k != "SLACK_BOT_TOKEN"}
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = serve_once(env)
     assert done.returncode == 2
     assert "SLACK_BOT_TOKEN: is not set" in done.stderr
