@@ -43,7 +43,6 @@ RUN python -m venv --without-pip /opt/venv
 # Exactly what building the wheel needs (README.md is the package's long description).
 COPY pyproject.toml README.md ./
 COPY bot/ bot/
-COPY handlers/ handlers/
 # A wheel, then a plain install of it: the virtualenv holds rollbot and its runtime
 # dependencies only (not the `embedded` or `dev` extras) and no link back to /src.
 RUN --mount=type=cache,target=/root/.cache/pip \

@@ -26,14 +26,14 @@ from pydantic import BaseModel, ConfigDict
 from bench.memory import ChildPeaks
 from bench.raw import run_pg_dump
 from bench.stats import median, ratio
-from bot.sample import MIGRATION_0023_TABLES, expected_rows
-from bot.snapshots import backup_with_counts
+from bot.target.snapshots import backup_with_counts
+from demo.sample import MIGRATION_0023_TABLES, expected_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bench.server import Server, Tools
-    from bot.pgtools import PgTools
+    from bot.pgclient.tools import PgTools
 
 DROPPED = tuple(f"public.{table}" for table in MIGRATION_0023_TABLES)
 

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict
 from bench.plans import plan_for, seed_runbook, tables_left
 from bench.raw import run_psql_file, seed_sql
 from bench.stats import Latencies, ratio
-from bot.execute import RetryPolicy, execute_plan
-from bot.sample import MIGRATION_0023_TABLES, ROWS_AT_SCALE_1
+from bot.target.execute import RetryPolicy, execute_plan
+from demo.sample import MIGRATION_0023_TABLES, ROWS_AT_SCALE_1
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from bench.raw import Finished
     from bench.server import Server, Tools
-    from bot.results import Outcome
+    from bot.core.results import Outcome
 
 T = TypeVar("T")
 READ = "SELECT count(*) FROM assets WHERE owner_id = md5('users:' || %s)::uuid"

@@ -11,9 +11,9 @@ from datetime import timedelta
 import psycopg
 
 from bench.raw import SEED_RUNBOOK
-from bot.catalog import describe_target, read_facts
-from bot.plan import Plan, build_plan
-from bot.runbook import Runbook, parse_runbook
+from bot.core.plan import Plan, build_plan
+from bot.core.runbook import Runbook, parse_runbook
+from bot.target.catalog import describe_target, read_facts
 
 STATEMENT_TIMEOUT = timedelta(seconds=60)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from bot.pgconn import child_connection
+from bot.pgclient.conninfo import child_connection
 
 SEED_RUNBOOK = Path(__file__).parents[1] / "runbooks" / "0023_loud_shen.md"
 

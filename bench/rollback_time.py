@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict
 from bench.plans import plan_for, seed_runbook, tables_left
 from bench.raw import run_psql_file, seed_sql
 from bench.stats import median, ratio
-from bot.execute import execute_plan
-from bot.sample import MIGRATION_0023_TABLES, expected_rows
+from bot.target.execute import execute_plan
+from demo.sample import MIGRATION_0023_TABLES, expected_rows
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,9 +20,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bot.embedded import embedded_server
-from bot.pgtools import PgTools, find_pg_tools
-from bot.sample import build_asset_forge
+from bot.pgclient.embedded import embedded_server
+from bot.pgclient.tools import PgTools, find_pg_tools
+from demo.sample import build_asset_forge
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -21,14 +21,14 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-import handlers
-from bot.chatops import ChatOps
-from bot.courier import Courier
-from bot.directory import SlackDirectory
-from bot.ledger import SlackLedger
-from bot.service import Rollbot
-from bot.slack_notifier import SlackNotifier
-from bot.store import RunStore
+import bot.slack.listeners as handlers
+from bot.service.rollback import Rollbot
+from bot.slack.chatops import ChatOps
+from bot.slack.courier import Courier
+from bot.slack.directory import SlackDirectory
+from bot.slack.notifier import SlackNotifier
+from bot.state.deliveries import Deliveries
+from bot.state.store import RunStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -56,7 +56,7 @@ class Components:
                 ConnectionErrorRetryHandler(max_retry_count=2),
             ],
         )
-        self.ledger = SlackLedger(store)
+        self.ledger = Deliveries(store)
         self.courier = Courier(self.ledger, self.client)
         self.notifier = SlackNotifier(
             reaction=settings.approval_reaction,

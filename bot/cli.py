@@ -1,4 +1,4 @@
-"""`rollbot`: the command line, for scripts, for break-glass use, and for the demo.
+"""`rollbot`: the command line, for scripts and for break-glass use.
 
 Every command can print JSON (`--json`) for scripts. Errors are rendered, never tracebacks:
 exit 1 when a run ends blocked or failed, 2 when the request itself is wrong.
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from bot import __version__
 from bot.config import Settings, load_settings
-from bot.errors import ConfigError, NotFoundError, RollbotError, quoted
-from bot.flow import SilentNotifier
-from bot.history import history_text
+from bot.core.errors import ConfigError, NotFoundError, RollbotError, quoted
+from bot.core.run import Run, RunState
+from bot.core.text import outcome_text, plan_text, runbooks_text, runs_text
+from bot.drizzle.history import history_text
 from bot.logs import configure_logging
-from bot.messages import outcome_text, plan_text, runbooks_text, runs_text
-from bot.run import Run, RunState
-from bot.service import Rollbot, StalePlanError
-from bot.store import RunStore
+from bot.service.lifecycle import SilentNotifier
+from bot.service.rollback import Rollbot, StalePlanError
+from bot.state.store import RunStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -84,17 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "serve", help="run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)"
     )
-    commands.add_parser("demo", help="the whole flow on an embedded PostgreSQL")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rollbot` console script."""
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from bot.demo import run_demo  # noqa: PLC0415 - only the demo needs pgserver
-
-        return run_demo()
     try:
         settings = load_settings()
         if args.command == "serve":
@@ -115,7 +110,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in {"lint", "derive"}:
         return _migration_tool(args, settings)
     if args.command == "runbooks":
-        from bot.library import load_library  # noqa: PLC0415
+        from bot.core.library import load_library  # noqa: PLC0415
 
         library = load_library(settings.runbooks_dir)
         if args.json:
@@ -175,10 +170,10 @@ def _act(args: argparse.Namespace, service: Rollbot) -> Run:
 
 def _migration_tool(args: argparse.Namespace, settings: Settings) -> int:
     """Lint and derive read files only: no database needed."""
-    from bot.derive import derive_runbook  # noqa: PLC0415
-    from bot.drizzle import read_migrations  # noqa: PLC0415
-    from bot.library import load_library  # noqa: PLC0415
-    from bot.migrations import find_by_query, lint  # noqa: PLC0415
+    from bot.core.library import load_library  # noqa: PLC0415
+    from bot.drizzle.derive import derive_runbook  # noqa: PLC0415
+    from bot.drizzle.folder import read_migrations  # noqa: PLC0415
+    from bot.drizzle.rules import find_by_query, lint  # noqa: PLC0415
 
     if settings.migrations_dir is None:
         raise ConfigError(

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.durations import parse_duration
-from bot.errors import ConfigError
-from bot.targets import DEFAULT, Rehearsal, TargetConfig, TargetsError, choose, parse_targets
+from bot.core.durations import parse_duration
+from bot.core.errors import ConfigError
+from bot.core.targets import DEFAULT, Rehearsal, TargetConfig, TargetsError, choose, parse_targets
 
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 _CHANNEL_OR_USER = re.compile(r"^[CGDUW][A-Z0-9]{2,}$")

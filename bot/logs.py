@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
-from bot.redact import redact, secrets_of
+from bot.core.redact import redact, secrets_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, MutableMapping

@@ -16,7 +16,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from waitress.server import create_server
 
 from bot.app import HEALTH_PATH, build
-from bot.errors import DatabaseUnavailableError
+from bot.core.errors import DatabaseUnavailableError
 from bot.logs import configure_logging
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bot.embedded import embedded_server
-from bot.sample import BASELINE_TABLES, build_asset_forge, expected_rows
+from bot.pgclient.embedded import embedded_server
+from demo.sample import BASELINE_TABLES, build_asset_forge, expected_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

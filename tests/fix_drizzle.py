@@ -3,7 +3,8 @@
 `tests/fixtures/drizzle_chain` is a drizzle-kit folder of eight migrations: enums, tables,
 foreign keys between new and old tables, columns added to old tables, a dropped column, a data
 backfill, views, a sequence and a materialized view. Each database is migrated with
-`bot.drizzle.migrate`, which applies the files and writes the journal rows exactly as Drizzle
+`bot.target.migrator.migrate`,
+which applies the files and writes the journal rows exactly as Drizzle
 does, so what rollbot reads is what it would read in production.
 """
 
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 
-from bot.drizzle import Migration, migrate, read_migrations, select_upto
+from bot.drizzle.folder import Migration, read_migrations, select_upto
+from bot.target.migrator import migrate
 from tests.fix_rollbot import schema_of
 
 if TYPE_CHECKING:

@@ -12,10 +12,10 @@ import psycopg
 import pytest
 
 from bot.config import load_settings
-from bot.pgtools import find_pg_tools
-from bot.sample import MIGRATIONS_DIR
-from bot.service import Rollbot
-from bot.store import RunStore
+from bot.pgclient.tools import find_pg_tools
+from bot.service.rollback import Rollbot
+from bot.state.store import RunStore
+from demo.sample import MIGRATIONS_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

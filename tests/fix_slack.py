@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.standin import SlackStandIn
+from demo.standin import SlackStandIn
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

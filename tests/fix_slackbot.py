@@ -10,8 +10,8 @@ import pytest
 
 from bot.app import Components, build
 from bot.config import load_settings
-from bot.sample import MIGRATIONS_DIR
-from bot.standin import SlackSender, SlackStandIn, serve_wsgi
+from demo.sample import MIGRATIONS_DIR
+from demo.standin import SlackSender, SlackStandIn, serve_wsgi
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
 
 if TYPE_CHECKING:

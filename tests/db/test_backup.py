@@ -16,10 +16,10 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from bot.backup import take_backup, verify_backup
-from bot.embedded import embedded_bin_dir, embedded_server
-from bot.errors import BackupError
-from bot.pgtools import PgTools, candidate_dirs, find_pg_tools, major_of, probe_version
+from bot.core.errors import BackupError
+from bot.pgclient.embedded import embedded_bin_dir, embedded_server
+from bot.pgclient.tools import PgTools, candidate_dirs, find_pg_tools, major_of, probe_version
+from bot.target.backup import take_backup, verify_backup
 from tests.fix_db import create_database, drop_database, unique_name, with_dbname
 
 if TYPE_CHECKING:

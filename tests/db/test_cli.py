@@ -8,7 +8,7 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bot.sample import MIGRATIONS_DIR
+from demo.sample import MIGRATIONS_DIR
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS
 
 SECRET = "s3cret-pa55word"

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from bot.demo import run_demo
+from demo.conversation import run_demo
 from tests.fix_rollbot import RUNBOOKS
 
 

@@ -8,17 +8,18 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bot.derive import derive_runbook
-from bot.drizzle import LEDGER_SCHEMA, LEDGER_TABLE, read_migrations
-from bot.journal import journal_row_for, read_journal
-from bot.runbook import parse_runbook
-from bot.sample import MIGRATIONS_DIR
+from bot.core.runbook import parse_runbook
+from bot.drizzle.derive import derive_runbook
+from bot.drizzle.folder import JOURNAL_SCHEMA, JOURNAL_TABLE, read_migrations
+from bot.drizzle.journal import journal_row_for
+from bot.target.journal import read_journal
+from demo.sample import MIGRATIONS_DIR
 from tests.fix_drizzle import REVERSIBLE, chain_migration, migrate_to, read_chain, schema_dump
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from bot.drizzle import Migration
+    from bot.drizzle.folder import Migration
 
 
 def roll_back(conninfo: str, migration: Migration) -> None:
@@ -58,7 +59,7 @@ def test_drizzle_reapplies_a_rolled_back_migration(
     with psycopg.connect(conninfo) as conn:
         row = journal_row_for(migration, read_journal(conn) or [])
         assert row is not None
-        table = sql.Identifier(LEDGER_SCHEMA, LEDGER_TABLE)
+        table = sql.Identifier(JOURNAL_SCHEMA, JOURNAL_TABLE)
         conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(table), (row.id,))
     assert migrate_to(conninfo, "0003") == [migration.tag]
     assert schema_dump(conninfo) == schema_dump(drizzle_db("0003"))

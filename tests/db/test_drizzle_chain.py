@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from bot.drizzle import BREAKPOINT
+from bot.drizzle.folder import BREAKPOINT
 from tests.fix_drizzle import IRREVERSIBLE, REVERSIBLE, migrate_to, read_chain
 
 if TYPE_CHECKING:

@@ -6,11 +6,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.errors import IrreversibleError, NotAllowedError
-from bot.plan import Plan
-from bot.results import outcome_of
-from bot.run import RunState
-from bot.service import Rollbot
+from bot.core.errors import IrreversibleError, NotAllowedError
+from bot.core.plan import Plan
+from bot.core.results import outcome_of
+from bot.core.run import RunState
+from bot.service.rollback import Rollbot
 from tests.db.test_rollback import journal_of
 from tests.fix_drizzle import CHAIN_DIR, IRREVERSIBLE, REVERSIBLE
 from tests.fix_rollbot import APPROVER, REQUESTER, schema_of

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bot.sample import (
+from demo.sample import (
     BASELINE_TABLES,
     MIGRATION_0023_TABLES,
     MIGRATIONS_DIR,

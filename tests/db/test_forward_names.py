@@ -1,12 +1,12 @@
-"""The default names bot.forward gives unnamed objects are the ones PostgreSQL gives them."""
+"""The default names `bot.drizzle.forward` gives unnamed objects are the ones PostgreSQL gives."""
 
 from __future__ import annotations
 
 import psycopg
 
-from bot.drizzle import Migration
-from bot.forward import creates, parse_forward
-from bot.sql import ObjectKind
+from bot.core.sql import ObjectKind
+from bot.drizzle.folder import Migration
+from bot.drizzle.forward import creates, parse_forward
 
 LONG = "generation_pipeline_stage_checkpoint_history_entries"  # 52 characters
 SCHEMA = f"""

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from bot.journal import latest_applied, match_journal, read_journal
+from bot.drizzle.journal import latest_applied, match_journal
+from bot.target.journal import read_journal
 from tests.fix_drizzle import read_chain
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from bot.catalog import describe_target, read_facts
-from bot.plan import Plan, StepStatus, build_plan
-from bot.runbook import Runbook, parse_runbook
+from bot.core.plan import Plan, StepStatus, build_plan
+from bot.core.runbook import Runbook, parse_runbook
+from bot.target.catalog import describe_target, read_facts
 
 SCHEMA = """
 CREATE TABLE users (id int PRIMARY KEY);

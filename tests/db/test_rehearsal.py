@@ -12,16 +12,16 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bot import rehearsal as rehearsal_module
-from bot.catalog import describe_target, read_facts
-from bot.library import load_library
-from bot.pgtools import PgTools, find_pg_tools
-from bot.plan import Plan, build_plan
-from bot.rehearsal import rehearse
-from bot.results import Rehearsal, RowChange
-from bot.runbook import Runbook, parse_runbook
-from bot.scratch import drop_scratch
-from bot.snapshots import backup_with_counts
+from bot.core.library import load_library
+from bot.core.plan import Plan, build_plan
+from bot.core.results import Rehearsal, RowChange
+from bot.core.runbook import Runbook, parse_runbook
+from bot.pgclient.tools import PgTools, find_pg_tools
+from bot.target import rehearsal as rehearsal_module
+from bot.target.catalog import describe_target, read_facts
+from bot.target.rehearsal import rehearse
+from bot.target.scratch import drop_scratch
+from bot.target.snapshots import backup_with_counts
 from tests.fix_db import SAMPLE_COUNTS
 from tests.fix_rollbot import RUNBOOKS, counts_of
 
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from bot.results import BackupInfo
-    from bot.scratch import DataMode
+    from bot.core.results import BackupInfo
+    from bot.target.scratch import DataMode
 
 DROPPED = [
     "api_errors",

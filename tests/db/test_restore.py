@@ -5,10 +5,10 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from bot.errors import NotAllowedError
-from bot.results import outcome_of
-from bot.run import RunState
-from bot.service import Rollbot
+from bot.core.errors import NotAllowedError
+from bot.core.results import outcome_of
+from bot.core.run import RunState
+from bot.service.rollback import Rollbot
 from tests.db.test_rollback import journal_of
 from tests.fix_db import SAMPLE_COUNTS
 from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, schema_of

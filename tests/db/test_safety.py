@@ -10,13 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.errors import NotAllowedError
-from bot.execute import execute_plan
-from bot.pgtools import find_pg_tools
-from bot.plan import Plan
-from bot.results import Outcome, outcome_of
-from bot.run import RunEvent, RunState
-from bot.service import Rollbot, StalePlanError
+from bot.core.errors import NotAllowedError
+from bot.core.plan import Plan
+from bot.core.results import Outcome, outcome_of
+from bot.core.run import RunEvent, RunState
+from bot.pgclient.tools import find_pg_tools
+from bot.service.rollback import Rollbot, StalePlanError
+from bot.target.execute import execute_plan
 from tests.fix_db import SAMPLE_COUNTS, create_database, drop_database, unique_name
 from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, runbooks_with, schema_of
 

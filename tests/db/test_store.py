@@ -6,10 +6,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from bot.errors import ConflictError
-from bot.run import Run, RunEvent, RunState
-from bot.store import RunStore
-from bot.store_schema import MIGRATIONS
+from bot.core.errors import ConflictError
+from bot.core.run import Run, RunEvent, RunState
+from bot.state.schema import MIGRATIONS
+from bot.state.store import RunStore
 
 
 @pytest.fixture

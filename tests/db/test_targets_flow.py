@@ -8,12 +8,12 @@ import psycopg
 import pytest
 
 from bot.config import load_settings
-from bot.errors import NotAllowedError, NotFoundError
-from bot.results import Rehearsal
-from bot.run import RunState
-from bot.sample import MIGRATIONS_DIR
-from bot.service import Rollbot
-from bot.store import RunStore
+from bot.core.errors import NotAllowedError, NotFoundError
+from bot.core.results import Rehearsal
+from bot.core.run import RunState
+from bot.service.rollback import Rollbot
+from bot.state.store import RunStore
+from demo.sample import MIGRATIONS_DIR
 from tests.fix_db import SAMPLE_COUNTS
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER, counts_of
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.ledger import SlackLedger
-from bot.run import Run, RunState
-from bot.sample import MIGRATIONS_DIR
-from bot.standin import SlackSender, SlackStandIn
-from bot.store import RunStore
+from bot.core.run import Run, RunState
+from bot.state.deliveries import Deliveries
+from bot.state.store import RunStore
+from demo.sample import MIGRATIONS_DIR
+from demo.standin import SlackSender, SlackStandIn
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
 from tests.fix_slackbot import REQUEST_CHANNEL, SIGNING_SECRET
 
@@ -107,9 +107,9 @@ def serve_env(db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path) -> di
 
 
 @pytest.fixture
-def state(db_0023: str) -> Iterator[tuple[RunStore, SlackLedger]]:
+def state(db_0023: str) -> Iterator[tuple[RunStore, Deliveries]]:
     store = RunStore(db_0023)
-    yield store, SlackLedger(store)
+    yield store, Deliveries(store)
     store.close()
 
 
@@ -120,7 +120,7 @@ def plan_via(served: Served, standin: SlackStandIn, store: RunStore) -> Run:
     return store.recent()[0]
 
 
-def plan_message(ledger: SlackLedger, run_id: int) -> tuple[str, str]:
+def plan_message(ledger: Deliveries, run_id: int) -> tuple[str, str]:
     deadline = time.monotonic() + 20
     while (where := ledger.slack_message(run_id, "plan")) is None:
         assert time.monotonic() < deadline, "the plan message was never posted"
@@ -139,7 +139,7 @@ def wait_state(store: RunStore, run_id: int, state: RunState, timeout: float = 6
 def test_kill_during_approval_wait_then_restart_approves(
     serve_env: dict[str, str],
     slack_workspace: SlackStandIn,
-    state: tuple[RunStore, SlackLedger],
+    state: tuple[RunStore, Deliveries],
 ) -> None:
     """Kill -9 while a run awaits approval: after a restart the reaction still approves it."""
     store, ledger = state
@@ -158,7 +158,7 @@ def test_kill_during_approval_wait_then_restart_approves(
 def test_kill_during_execution_is_reconciled_and_announced(
     serve_env: dict[str, str],
     slack_workspace: SlackStandIn,
-    state: tuple[RunStore, SlackLedger],
+    state: tuple[RunStore, Deliveries],
     db_0023: str,
 ) -> None:
     """Kill -9 mid-execution: on restart the run is marked failed, Slack is told, no re-run."""
@@ -194,7 +194,7 @@ def test_kill_during_execution_is_reconciled_and_announced(
 def test_two_replicas_execute_a_run_once(
     serve_env: dict[str, str],
     slack_workspace: SlackStandIn,
-    state: tuple[RunStore, SlackLedger],
+    state: tuple[RunStore, Deliveries],
 ) -> None:
     """Two serve processes each get an approval for the same run: one execution, one result."""
     store, ledger = state
@@ -220,7 +220,7 @@ def test_two_replicas_execute_a_run_once(
 def test_run_that_expired_while_down_is_expired_on_start(
     serve_env: dict[str, str],
     slack_workspace: SlackStandIn,
-    state: tuple[RunStore, SlackLedger],
+    state: tuple[RunStore, Deliveries],
 ) -> None:
     """The approval window closes while rollbot is down: expired at start-up, and announced."""
     store, ledger = state

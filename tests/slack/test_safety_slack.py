@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bot.core.run import RunState
 from bot.logs import configure_logging
-from bot.run import RunState
 from tests.fix_rollbot import APPROVER, SECOND_APPROVER, runbooks_with
 from tests.fix_slackbot import SlackBot
 from tests.slack.test_scenarios import planned, request, thread_texts, wait_state

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.run import Run, RunEvent, RunState
-from bot.standin.model import Call
+from bot.core.run import Run, RunEvent, RunState
+from demo.standin.model import Call
 from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER, runbooks_with
 from tests.fix_slackbot import BYSTANDER, INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot
 

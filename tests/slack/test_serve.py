@@ -15,10 +15,10 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.app import build
 from bot.config import load_settings
-from bot.run import RunState
-from bot.sample import MIGRATIONS_DIR
-from bot.standin import SlackSender, SlackStandIn
-from bot.standin.socket import SocketModeServer
+from bot.core.run import RunState
+from demo.sample import MIGRATIONS_DIR
+from demo.standin import SlackSender, SlackStandIn
+from demo.standin.socket import SocketModeServer
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
 from tests.fix_slackbot import REQUEST_CHANNEL, SIGNING_SECRET
 

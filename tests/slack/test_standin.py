@@ -23,15 +23,15 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.standin import SlackSender, SlackStandIn, serve_wsgi
-from bot.standin.socket import SocketModeServer
+from demo.standin import SlackSender, SlackStandIn, serve_wsgi
+from demo.standin.socket import SocketModeServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from bot.standin.model import JSON
+    from demo.standin.model import JSON
 
 SECRET = "signing-secret-for-tests"
 OPS = "C0OPS"

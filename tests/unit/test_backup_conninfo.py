@@ -2,8 +2,8 @@
 
 import pytest
 
-from bot.errors import BackupError
-from bot.pgconn import child_connection, public_conninfo
+from bot.core.errors import BackupError
+from bot.pgclient.conninfo import child_connection, public_conninfo
 
 SECRET = "p@ss w0rd"
 

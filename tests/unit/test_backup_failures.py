@@ -2,8 +2,8 @@
 
 import pytest
 
-from bot.pgfailures import dump_failure, summarise
-from bot.redact import redact
+from bot.core.redact import redact
+from bot.pgclient.failures import dump_failure, summarise
 
 WHERE = 'database "app" on db.internal:5432'
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.archive import data_list, read_toc
-from bot.pgnames import dump_pattern, qualified, quote_ident, split_qualified
+from bot.core.archive import data_list, read_toc
+from bot.core.names import dump_pattern, qualified, quote_ident, split_qualified
 
 # Captured from `pg_restore --list` (PostgreSQL 15) of a database with odd names.
 LISTING = """\

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.embedded import embedded_bin_dir
-from bot.pgtools import (
+from bot.pgclient.embedded import embedded_bin_dir
+from bot.pgclient.tools import (
     candidate_dirs,
     debian_bin_dirs,
     major_of,

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import Command, CommandError, parse_command
+from bot.core.commands import Command, CommandError, parse_command
 
 
 @pytest.mark.parametrize(

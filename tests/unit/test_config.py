@@ -8,9 +8,9 @@ import pytest
 import structlog
 
 from bot.config import load_settings
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
+from bot.core.redact import redact, secrets_of
 from bot.logs import configure_logging
-from bot.redact import redact, secrets_of
 
 
 def test_defaults_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:

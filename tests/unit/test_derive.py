@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot.derive import derive_rollback, derive_runbook
-from bot.drizzle import Migration, read_migrations
-from bot.errors import IrreversibleError, MigrationFileError
-from bot.lint import lint_runbook
-from bot.runbook import parse_runbook
-from bot.sample import MIGRATIONS_DIR
+from bot.core.errors import IrreversibleError, MigrationFileError
+from bot.core.runbook import parse_runbook
+from bot.drizzle.derive import derive_rollback, derive_runbook
+from bot.drizzle.folder import Migration, read_migrations
+from bot.drizzle.lint import lint_runbook
+from demo.sample import MIGRATIONS_DIR
 from tests.fix_drizzle import REVERSIBLE, chain_migration
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from bot import drizzle
-from bot.errors import NotFoundError, RollbotError
+from bot.core.errors import NotFoundError, RollbotError
+from bot.drizzle import folder as drizzle
+from demo.sample import MIGRATIONS_DIR as SAMPLE_MIGRATIONS
 
-MIGRATIONS_DIR = Path(drizzle.__file__).parent / "fixtures" / "asset_forge"
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MIGRATIONS_DIR = SAMPLE_MIGRATIONS
 
 
 def _folder(tmp_path: Path, entries: list[object], files: dict[str, bytes]) -> Path:
@@ -24,9 +28,10 @@ def _folder(tmp_path: Path, entries: list[object], files: dict[str, bytes]) -> P
     return tmp_path
 
 
-def test_packaged_folder_is_found_as_package_data() -> None:
-    """The journal and both migrations ship inside the `bot` package."""
-    folder = importlib.resources.files("bot") / "fixtures" / "asset_forge"
+def test_sample_folder_lives_with_the_demo_not_the_product() -> None:
+    """The sample journal and migrations are demo data: beside the demo, absent from `bot`."""
+    assert not (importlib.resources.files("bot") / "fixtures").is_dir()
+    folder = importlib.resources.files("demo") / "fixtures" / "asset_forge"
     assert (folder / "meta" / "_journal.json").is_file()
     assert (folder / "0022_confused_captain_cross.sql").is_file()
     assert (folder / "0023_loud_shen.sql").is_file()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.drizzle import Migration
-from bot.errors import MigrationFileError
-from bot.forward import CreatedObject, creates, make_object_name, parse_forward
-from bot.sql import ObjectKind
+from bot.core.errors import MigrationFileError
+from bot.core.sql import ObjectKind
+from bot.drizzle.folder import Migration
+from bot.drizzle.forward import CreatedObject, creates, make_object_name, parse_forward
 from tests.fix_drizzle import chain_migration
 
 

@@ -135,13 +135,13 @@ def test_runtime_layout_and_environment() -> None:
 
 
 def test_build_context_holds_what_the_dockerfile_copies_and_no_secrets() -> None:
-    """Every COPY source is in the build context; .env, .git, .venv, backups and tests are not."""
+    """Every COPY source is in the build context; .env, .git, .venv, backups, tests, demo: not."""
     patterns = ignore_patterns()
     sources = context_sources(load())
     assert sources
     for source in sources:
         assert not ignored(source.rstrip("/"), patterns), source
-    for path in ("bot/cli.py", "handlers/__init__.py", "runbooks/0023_loud_shen.md"):
+    for path in ("bot/cli.py", "bot/slack/listeners/__init__.py", "runbooks/0023_loud_shen.md"):
         assert not ignored(path, patterns), path
     for path in (
         ".env",
@@ -149,6 +149,8 @@ def test_build_context_holds_what_the_dockerfile_copies_and_no_secrets() -> None
         ".venv/bin/python",
         "backups/run-1.dump",
         "tests/conftest.py",
+        "demo/standin/server.py",
+        "demo/fixtures/asset_forge/0023_loud_shen.sql",
         "bot/__pycache__/cli.cpython-311.pyc",
     ):
         assert ignored(path, patterns), path

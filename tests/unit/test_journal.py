@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot.journal import JournalRow, journal_row_for, latest_applied, match_journal
+from bot.core.journal import JournalRow
+from bot.drizzle.journal import journal_row_for, latest_applied, match_journal
 from tests.fix_drizzle import read_chain
 
 CHAIN = read_chain()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.drizzle import read_migrations
-from bot.lint import created_objects, lint_runbook
-from bot.runbook import Runbook, parse_runbook
-from bot.sample import MIGRATIONS_DIR
+from bot.core.runbook import Runbook, parse_runbook
+from bot.drizzle.folder import read_migrations
+from bot.drizzle.lint import created_objects, lint_runbook
+from demo.sample import MIGRATIONS_DIR
 from tests.fix_drizzle import chain_migration
 
 SEED = Path(__file__).parents[2] / "runbooks" / "0023_loud_shen.md"

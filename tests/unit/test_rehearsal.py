@@ -2,8 +2,8 @@
 
 import pytest
 
-from bot.rehearsal import lock_label, strongest_locks
-from bot.results import Rehearsal, RowChange, lock_counts
+from bot.core.results import Rehearsal, RowChange, lock_counts
+from bot.target.rehearsal import lock_label, strongest_locks
 
 EIGHT = tuple(f"ACCESS EXCLUSIVE on public.t{i}" for i in range(8))
 

@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.errors import ConflictError
-from bot.policy import decide_approval
-from bot.run import TRANSITIONS, Run, RunEvent, RunState, transition
+from bot.core.errors import ConflictError
+from bot.core.policy import decide_approval
+from bot.core.run import TRANSITIONS, Run, RunEvent, RunState, transition
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 

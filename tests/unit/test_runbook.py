@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import NotFoundError, RollbotError, RunbookError
-from bot.library import load_library
-from bot.runbook import parse_runbook
+from bot.core.errors import NotFoundError, RollbotError, RunbookError
+from bot.core.library import load_library
+from bot.core.runbook import parse_runbook
 
 SEED = Path(__file__).parents[2] / "runbooks" / "0023_loud_shen.md"
 GOOD = """# Rollback

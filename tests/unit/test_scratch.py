@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from bot.scratch import parents_first, scratch_name
+from bot.target.scratch import parents_first, scratch_name
 
 
 def test_parents_first_adds_every_referenced_table_before_its_children() -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from bot.errors import RunbookError
-from bot.sql import ObjectKind, Statement, parse_queries, parse_statements
+from bot.core.errors import RunbookError
+from bot.core.sql import ObjectKind, Statement, parse_queries, parse_statements
 
 
 def parse(text: str, first_line: int = 10) -> tuple[Statement, ...]:

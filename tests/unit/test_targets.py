@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.errors import ConfigError, NotFoundError
+from bot.core.errors import ConfigError, NotFoundError
 
 
 def test_inline_targets_and_the_default(monkeypatch: pytest.MonkeyPatch) -> None:

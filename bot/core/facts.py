@@ -1,0 +1,115 @@
+"""What the live database says, as plain values.
+
+The catalog adapter fills these in; the planner only reads them. Keeping them as data is what
+lets the planner be a pure function, tested with hand-written facts, and lets the plan hash
+cover exactly the inventory the decision was made on.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.core.sql import ObjectKind
+
+
+class Target(BaseModel):
+    """The database a plan is for; never holds a password."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = "default"
+    host: str
+    port: int | None = None
+    dbname: str
+    user: str | None = None
+    server_version: str = ""
+    server_major: int = 0
+
+    def label(self) -> str:
+        """`asset_forge on db.internal:5432` (socket paths shown as local)."""
+        host = "local socket" if self.host.startswith("/") or not self.host else self.host
+        port = f":{self.port}" if self.port and not host.startswith("local") else ""
+        prefix = f"{self.name}: " if self.name != "default" else ""
+        return f"{prefix}{self.dbname} on {host}{port}"
+
+    def identity(self) -> str:
+        """What makes two plans be for the same database, for the hash and the run lock."""
+        return f"{self.name}|{self.host}|{self.port}|{self.dbname}"
+
+
+class Table(BaseModel):
+    """A table by oid and by its schema-qualified, quoted-as-needed name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    oid: int
+    name: str  # e.g. public.users, public."Odd Name"
+
+
+class Found(BaseModel):
+    """One object a statement names, as it exists now (or not)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: int  # Statement.number
+    position: int  # index in Statement.objects
+    kind: ObjectKind
+    name: str  # resolved qualified name, or as written when absent
+    exists: bool
+    oid: int | None = None
+    attnum: int | None = None  # columns
+    actual_kind: str | None = None  # what the name really is when it is not `kind`
+    table: Table | None = None  # the table the object is, or belongs to
+    fk_parents: tuple[Table, ...] = ()  # tables whose FKs vanish with it (locked too)
+
+
+class Reference(BaseModel):
+    """Something in the database that depends on an object the runbook drops."""
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: int
+    position: int
+    dependent: str  # pg_describe_object() text, e.g. "constraint x on table y"
+    identity: str  # classid:objid:objsubid, stable for the hash
+    owners: tuple[int, ...]  # oids whose drop also removes the dependent
+    owner_column: tuple[int, int] | None = None  # (table oid, attnum) whose drop removes it
+
+
+class RowCount(BaseModel):
+    """Rows in a table: exact, or PostgreSQL's estimate when counting took too long."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    rows: int | None  # None: never analysed and too big to count in time
+    exact: bool
+
+    def label(self) -> str:
+        """`1,204 rows`, `~3,000,000 rows (estimate)` or `unknown`."""
+        if self.rows is None:
+            return "unknown (too large to count in time, never analysed)"
+        if self.exact:
+            return f"{self.rows:,} rows"
+        return f"~{self.rows:,} rows (estimate)"
+
+
+class Facts(BaseModel):
+    """Everything the planner needs from the live database."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: Target
+    objects: tuple[Found, ...]
+    references: tuple[Reference, ...] = ()
+    rows: tuple[RowCount, ...] = ()
+    counted: tuple[Table, ...] = ()  # tables the runbook's front matter asks to count
+    missing_counted: tuple[str, ...] = ()  # ... of which these do not exist
+
+    def found(self, statement: int, position: int) -> Found:
+        """The facts for one object of one statement."""
+        for item in self.objects:
+            if item.statement == statement and item.position == position:
+                return item
+        msg = f"no facts for statement {statement} object {position}"
+        raise KeyError(msg)

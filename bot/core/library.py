@@ -1,0 +1,108 @@
+"""The runbooks directory: every runbook loaded, broken ones kept with their reason.
+
+A broken runbook must not hide the good ones (`rollbot runbooks` lists both), and asking for it
+must explain what is wrong with it rather than claim it does not exist.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.core.errors import NotFoundError, RollbotError, RunbookError, quoted
+from bot.core.runbook import Runbook, parse_runbook
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_QUERY = re.compile(r"^(?P<number>\d{1,6})(?P<rest>_[A-Za-z0-9_]+)?(?:\.(?:sql|md))?$")
+
+
+class BrokenRunbook(BaseModel):
+    """A runbook file that could not be parsed, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    migration_id: str | None
+    error: str
+
+
+class RunbookLibrary(BaseModel):
+    """All runbooks of a directory, newest migration first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    directory: str
+    runbooks: tuple[Runbook, ...]
+    broken: tuple[BrokenRunbook, ...] = ()
+
+    def find(self, query: str) -> Runbook:
+        """Look a runbook up by `0023`, `23` or `0023_loud_shen`; explain a miss."""
+        match = _QUERY.match(query.strip())
+        if match is None:
+            raise NotFoundError(
+                f"{quoted(query)} is not a migration id",
+                why="a migration is named by its number (0023, 23) or its file name "
+                "(0023_loud_shen)",
+                todo=self._suggestion(query),
+            )
+        number = int(match["number"])
+        rest = match["rest"]
+        for runbook in self.runbooks:
+            if int(runbook.migration_id) == number and (
+                rest is None or runbook.name == f"{match['number']}{rest}"
+            ):
+                return runbook
+        for broken in self.broken:
+            if broken.migration_id is not None and int(broken.migration_id) == number:
+                raise RollbotError(
+                    f"The runbook for migration {broken.migration_id} is broken",
+                    why=broken.error,
+                    todo="fix the file; nothing was planned",
+                )
+        raise NotFoundError(
+            f"No runbook for migration {quoted(query)} in {self.directory}",
+            todo=self._suggestion(query),
+        )
+
+    def _suggestion(self, query: str) -> str:
+        names = [r.name for r in self.runbooks] + [r.migration_id for r in self.runbooks]
+        close = difflib.get_close_matches(query.strip(), names, n=1, cutoff=0.5)
+        known = ", ".join(r.name for r in self.runbooks) or "none"
+        if close:
+            return f"did you mean {close[0]}? Known runbooks: {known}"
+        return f"known runbooks: {known}"
+
+
+def load_library(directory: Path) -> RunbookLibrary:
+    """Read every `*.md` except README.md; a missing directory is a configuration error."""
+    if not directory.is_dir():
+        raise RollbotError(
+            f"The runbooks directory {directory} does not exist",
+            todo="set ROLLBOT_RUNBOOKS_DIR to the folder that holds the runbooks",
+        )
+    runbooks: list[Runbook] = []
+    broken: list[BrokenRunbook] = []
+    for path in sorted(directory.glob("*.md")):
+        if path.name.lower() == "readme.md":
+            continue
+        display = str(path)
+        try:
+            runbooks.append(parse_runbook(path.read_text(encoding="utf-8"), file=display))
+        except RunbookError as exc:
+            number = re.match(r"^(\d+)_", path.name)
+            broken.append(
+                BrokenRunbook(
+                    file=display,
+                    migration_id=number.group(1) if number else None,
+                    error=exc.render(),
+                )
+            )
+        except UnicodeDecodeError:
+            broken.append(BrokenRunbook(file=display, migration_id=None, error="not UTF-8 text"))
+    runbooks.sort(key=lambda r: int(r.migration_id), reverse=True)
+    return RunbookLibrary(directory=str(directory), runbooks=tuple(runbooks), broken=tuple(broken))

@@ -1,0 +1,317 @@
+"""The plan: a pure function of a runbook and the live facts.
+
+Like an offline migration, the plan renders exactly the SQL that will run, statement by
+statement, with the locks and timeouts rollbot adds around the runbook. Its hash covers that
+SQL, the target and the object inventory it was decided on, so an approval can be bound to it:
+if any of those changes, the approval no longer applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.core.durations import format_duration
+from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
+from bot.core.journal import JournalPlan, LintReport
+from bot.core.sql import ObjectKind, Statement
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from bot.core.runbook import Runbook
+
+# pg_try_advisory_xact_lock(ADVISORY_CLASS, ADVISORY_KEY): one rollback per database at a time.
+ADVISORY_CLASS = 0x526F6C6C  # "Roll"
+ADVISORY_KEY = 1
+
+
+class StepStatus(StrEnum):
+    """What a statement will do against the database as it is now."""
+
+    RUNS = "runs"
+    NO_OP = "no-op"
+    FAILS = "fails"
+
+
+class Step(BaseModel):
+    """A runbook statement with what the plan expects of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: Statement
+    status: StepStatus
+    notes: tuple[str, ...] = ()
+
+
+class Script(BaseModel):
+    """The exact SQL the executor sends, in order; rendered for review by `render_sql`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    settings: tuple[str, ...]
+    advisory_lock: str
+    write_lock: str | None
+    export_snapshot: str = "SELECT pg_export_snapshot()"
+    count_dropped: tuple[str, ...]
+    exclusive_lock: str | None
+    count_neighbours: tuple[str, ...]
+    statements: tuple[str, ...]
+    count_deleted: tuple[str, ...] = ()  # rows left after the runbook's DELETEs
+    journal_delete: str | None = None  # the migration's Drizzle journal row, same transaction
+
+
+class Plan(BaseModel):
+    """What will run, against what, what it removes, and whether anything blocks it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    migration_id: str
+    runbook_name: str
+    runbook_file: str
+    runbook_sha256: str
+    description: str | None
+    date: str | None
+    target: Target
+    steps: tuple[Step, ...]
+    dropped: tuple[Found, ...]  # objects that exist now and must be gone afterwards
+    drop_tables: tuple[RowCount, ...]  # tables to be dropped, with their rows now
+    delete_tables: tuple[RowCount, ...]  # tables the runbook deletes rows from
+    neighbours: tuple[str, ...]  # tables locked or named whose counts must not change
+    write_locked: tuple[str, ...]
+    locked: tuple[str, ...]
+    blockers: tuple[str, ...]
+    lock_timeout: timedelta
+    statement_timeout: timedelta
+    script: Script
+    sql: str
+    hash: str
+    journal: JournalPlan | None = None
+    lint: LintReport | None = None
+    derived: bool = False  # the rollback was derived from the forward migration
+
+    @property
+    def blocked(self) -> bool:
+        """A blocked plan is never backed up for approval, let alone run."""
+        return bool(self.blockers)
+
+    def no_ops(self) -> tuple[Step, ...]:
+        """Statements that will change nothing, as the plan says they will."""
+        return tuple(s for s in self.steps if s.status is StepStatus.NO_OP)
+
+
+def build_plan(
+    runbook: Runbook,
+    facts: Facts,
+    *,
+    lock_timeout: timedelta,
+    statement_timeout: timedelta,
+    journal: JournalPlan | None = None,
+    lint: LintReport | None = None,
+    more_blockers: Sequence[str] = (),
+) -> Plan:
+    """Decide, for every statement, what it will do and whether the rollback may run."""
+    lock_timeout = runbook.settings.lock_timeout or lock_timeout
+    statement_timeout = runbook.settings.statement_timeout or statement_timeout
+    steps = tuple(_step(statement, facts) for statement in runbook.statements)
+    blockers = [note for step in steps if step.status is StepStatus.FAILS for note in step.notes]
+    blockers += [
+        f"line {s.line}: CASCADE would drop objects the runbook does not name; "
+        "drop them explicitly instead"
+        for s in runbook.statements
+        if s.cascade
+    ]
+    blockers += _reference_blockers(runbook.statements, facts)
+    existing = [f for f in facts.objects if f.exists]
+    dropped = tuple(f for f in existing if f.kind is not ObjectKind.ROWS)
+    rows = {r.table: r for r in facts.rows}
+    drop_tables = _tables(f.table for f in existing if f.kind is ObjectKind.TABLE)
+    delete_tables = _tables(f.table for f in existing if f.kind is ObjectKind.ROWS)
+    write_locked = _tables([*drop_tables, *delete_tables])
+    locked = _tables(
+        [
+            *(f.table for f in existing if f.table is not None),
+            *(p for f in existing for p in f.fk_parents),
+        ]
+    )
+    # Neighbours must keep their row count; tables the runbook deletes from change by design
+    # and are counted before and after instead.
+    changing = {t.name for t in drop_tables} | {t.name for t in delete_tables}
+    neighbours = sorted(
+        {t.name for t in locked if t.name not in changing}
+        | {t.name for t in facts.counted if t.name not in changing}
+    )
+    blockers += [
+        f"front matter `count`: table {name} does not exist" for name in facts.missing_counted
+    ]
+    blockers += list(more_blockers)
+    if journal is not None and journal.blocker:
+        blockers.append(journal.blocker)
+    script = Script(
+        settings=(
+            f"SET LOCAL lock_timeout = '{format_duration(lock_timeout)}'",
+            f"SET LOCAL statement_timeout = '{format_duration(statement_timeout)}'",
+        ),
+        advisory_lock=f"SELECT pg_try_advisory_xact_lock({ADVISORY_CLASS}, {ADVISORY_KEY})",
+        write_lock=_lock(write_locked, "SHARE ROW EXCLUSIVE"),
+        count_dropped=tuple(f"SELECT count(*) FROM {t.name}" for t in write_locked),
+        exclusive_lock=_lock(locked, "ACCESS EXCLUSIVE"),
+        count_neighbours=tuple(f"SELECT count(*) FROM {name}" for name in neighbours),
+        statements=tuple(s.sql for s in runbook.statements),
+        count_deleted=tuple(f"SELECT count(*) FROM {t.name}" for t in delete_tables),
+        journal_delete=journal.delete_sql() if journal is not None else None,
+    )
+    sql = render_sql(script)
+    return Plan(
+        migration_id=runbook.migration_id,
+        runbook_name=runbook.name,
+        runbook_file=runbook.file,
+        runbook_sha256=runbook.sha256,
+        description=runbook.description,
+        date=runbook.date,
+        target=facts.target,
+        steps=steps,
+        dropped=dropped,
+        drop_tables=tuple(
+            rows.get(t.name, RowCount(table=t.name, rows=None, exact=False)) for t in drop_tables
+        ),
+        delete_tables=tuple(
+            rows.get(t.name, RowCount(table=t.name, rows=None, exact=False)) for t in delete_tables
+        ),
+        neighbours=tuple(neighbours),
+        write_locked=tuple(t.name for t in write_locked),
+        locked=tuple(t.name for t in locked),
+        blockers=tuple(blockers),
+        lock_timeout=lock_timeout,
+        statement_timeout=statement_timeout,
+        script=script,
+        sql=sql,
+        hash=plan_hash(sql, facts, runbook.sha256),
+        journal=journal,
+        lint=lint,
+        derived=runbook.derived,
+    )
+
+
+def _step(statement: Statement, facts: Facts) -> Step:
+    found = [facts.found(statement.number, i) for i in range(len(statement.objects))]
+    notes: list[str] = []
+    fails = False
+    for obj, fact in zip(statement.objects, found, strict=True):
+        where = f"line {statement.line}"
+        if fact.exists and fact.actual_kind is not None:
+            fails = True
+            notes.append(
+                f"{where}: {fact.name} is {_a(fact.actual_kind)}, not {_a(obj.kind)}; "
+                "fix the statement"
+            )
+        elif not fact.exists and obj.missing_ok:
+            notes.append(f"{obj.label()} does not exist: IF EXISTS makes this a no-op")
+        elif not fact.exists:
+            fails = True
+            notes.append(f"{where}: {obj.label()} does not exist and there is no IF EXISTS")
+    if fails:
+        return Step(statement=statement, status=StepStatus.FAILS, notes=tuple(notes))
+    if not any(f.exists for f in found):
+        return Step(statement=statement, status=StepStatus.NO_OP, notes=tuple(notes))
+    return Step(statement=statement, status=StepStatus.RUNS, notes=tuple(notes))
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
+def _reference_blockers(statements: tuple[Statement, ...], facts: Facts) -> list[str]:
+    """Dependents must be gone before what they depend on: dropped earlier, or not at all."""
+    removed_at: dict[int, int] = {}
+    columns_at: dict[tuple[int, int], int] = {}
+    for found in facts.objects:
+        if not found.exists or found.kind is ObjectKind.ROWS:
+            continue
+        if found.kind is ObjectKind.COLUMN and found.table is not None and found.attnum:
+            columns_at.setdefault((found.table.oid, found.attnum), found.statement)
+        elif found.oid is not None:
+            removed_at.setdefault(found.oid, found.statement)
+    lines = {s.number: s.line for s in statements}
+    blockers: list[str] = []
+    for ref in facts.references:
+        when = _removed_when(ref, removed_at, columns_at)
+        target = facts.found(ref.statement, ref.position)
+        line = lines[ref.statement]
+        if when is None:
+            blockers.append(
+                f"line {line}: {ref.dependent} depends on {target.kind} {target.name} "
+                "and the runbook does not drop it"
+            )
+        elif when > ref.statement:
+            blockers.append(
+                f"line {line}: {ref.dependent} still depends on {target.kind} {target.name} "
+                f"until line {lines[when]} removes it; reorder the runbook"
+            )
+    return blockers
+
+
+def _removed_when(
+    ref: Reference, removed_at: dict[int, int], columns_at: dict[tuple[int, int], int]
+) -> int | None:
+    candidates = [removed_at[oid] for oid in ref.owners if oid in removed_at]
+    if ref.owner_column is not None and ref.owner_column in columns_at:
+        candidates.append(columns_at[ref.owner_column])
+    return min(candidates) if candidates else None
+
+
+def _tables(tables: Iterable[Table | None]) -> list[Table]:
+    unique = {t.oid: t for t in tables if t is not None}
+    return sorted(unique.values(), key=lambda t: t.name)
+
+
+def _lock(tables: list[Table], mode: str) -> str | None:
+    if not tables:
+        return None
+    return f"LOCK TABLE {', '.join(t.name for t in tables)} IN {mode} MODE"
+
+
+def render_sql(script: Script) -> str:
+    """The whole transaction as a reviewer reads it; the executor sends these same strings."""
+    lines = ["BEGIN ISOLATION LEVEL READ COMMITTED;"]
+    lines += [f"{s};" for s in script.settings]
+    lines.append(f"{script.advisory_lock};  -- one rollback per database at a time")
+    if script.write_lock:
+        lines.append(f"{script.write_lock};  -- writes wait, reads go on")
+        lines.append(
+            f"{script.export_snapshot};  -- final backup: pg_dump --snapshot of these tables"
+        )
+        lines += [f"{c};  -- rows dropped" for c in script.count_dropped]
+    if script.exclusive_lock:
+        lines.append(f"{script.exclusive_lock};")
+    lines += [f"{c};  -- must not change" for c in script.count_neighbours]
+    lines.append("")
+    lines += [f"{s};" for s in script.statements]
+    lines += [f"{c};  -- rows left after the DELETEs" for c in script.count_deleted]
+    if script.journal_delete:
+        lines.append(f"{script.journal_delete};  -- Drizzle's journal forgets the migration")
+    lines.append("")
+    lines.append("-- verify: every dropped object is gone, every other table is still there,")
+    lines.append("-- and the counts above are unchanged; otherwise ROLLBACK")
+    lines.append("COMMIT;")
+    return "\n".join(lines) + "\n"
+
+
+def plan_hash(sql: str, facts: Facts, runbook_sha256: str) -> str:
+    """sha256 over the SQL, the target, the runbook file and the object inventory."""
+    inventory = {
+        "sql": sql,
+        "target": facts.target.identity(),
+        "runbook": runbook_sha256,
+        "objects": [
+            [f.statement, f.position, f.kind, f.name, f.exists, f.oid, f.attnum, f.actual_kind]
+            for f in facts.objects
+        ],
+        "references": sorted(r.identity for r in facts.references),
+    }
+    return hashlib.sha256(json.dumps(inventory, sort_keys=True).encode()).hexdigest()

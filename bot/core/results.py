@@ -1,0 +1,164 @@
+"""What a run produced: backups and execution outcomes, as plain stored values.
+
+These models are written by the adapters (pg_dump, the executor) and read by everything that
+reports on a run (terminal, Slack), so they live apart from the I/O that makes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from bot.core.run import Run
+
+
+class BackupInfo(BaseModel, frozen=True):
+    """A verified backup: where it is, what it holds, and how to prove it was not altered."""
+
+    kind: Literal["full", "final"]
+    path: Path
+    size_bytes: int
+    sha256: str
+    duration_s: float  # dump and verification together
+    pg_dump_version: str
+    tables: tuple[str, ...]  # tables whose rows the dump holds, as `schema.table`, sorted
+    verified: bool
+    created_at: AwareDatetime
+
+
+class Blocker(BaseModel):
+    """A session that held a lock rollbot needed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pid: int
+    application: str
+    state: str
+    age_s: float
+    query: str
+
+    def label(self) -> str:
+        """`pid 4242 (psql, idle in transaction for 63 s): UPDATE assets …`."""
+        app = self.application or "unknown application"
+        return f"pid {self.pid} ({app}, {self.state} for {self.age_s:.0f} s): {self.query}"
+
+
+class TableCount(BaseModel):
+    """Rows a dropped table held, counted inside the rollback transaction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    rows: int
+    backup_rows: int  # rows in the final backup: the same snapshot, so the same number
+
+
+class NeighbourCount(BaseModel):
+    """A table that stays: its rows before and after the statements, in the transaction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    before: int
+    after: int
+
+
+class Outcome(BaseModel):
+    """What an execution did, or why it changed nothing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    succeeded: bool
+    changed: bool = False
+    dropped: tuple[TableCount, ...] = ()
+    deleted: tuple[NeighbourCount, ...] = ()  # tables the runbook deleted rows from
+    restored: tuple[TableCount, ...] = ()  # a restore: rows now in each table / in the backup
+    neighbours: tuple[NeighbourCount, ...] = ()
+    objects_expected: int = 0
+    objects_gone: int = 0
+    final_backup: BackupInfo | None = None
+    duration_s: float = 0.0
+    attempts: int = 1
+    failed_statement: str | None = None
+    failed_line: int | None = None
+    error: str | None = None
+    sqlstate: str | None = None
+    blockers: tuple[Blocker, ...] = ()
+    holder: str | None = None
+    xid: int | None = None
+    restore_hint: str | None = None  # the pg_restore command for the final backup
+    notes: tuple[str, ...] = ()  # what the person should know next (e.g. the migration file)
+
+
+def outcome_of(run: Run) -> Outcome | None:
+    """The stored outcome of a finished run, as a model."""
+    return Outcome.model_validate(run.outcome) if run.outcome else None
+
+
+def backup_of(run: Run) -> tuple[BackupInfo | None, dict[str, int]]:
+    """The verified pre-approval backup of a run and the rows it holds per table."""
+    if not run.backup:
+        return None, {}
+    rows: dict[str, Any] = run.backup.get("rows", {})
+    return BackupInfo.model_validate(run.backup["full"]), {k: int(v) for k, v in rows.items()}
+
+
+SKIPPED = "; rehearsal skipped"
+
+
+class RowChange(BaseModel, frozen=True):
+    """Rows of a table the plan writes to, in the scratch copy, before and after the statements."""
+
+    table: str
+    before: int
+    after: int | None  # None: the table was dropped
+
+
+class Rehearsal(BaseModel, frozen=True):
+    """What running the plan on a scratch copy showed, or why it did not run."""
+
+    ok: bool
+    skipped: str | None = None  # why it did not run, ending in "; rehearsal skipped"
+    duration_s: float = 0.0  # the rollback transaction, first statement to COMMIT, checks included
+    total_s: float = 0.0  # create, restore, run, checks and drop
+    locks: tuple[str, ...] = ()  # "ACCESS EXCLUSIVE on public.users", strongest first
+    failed_statement: str | None = None
+    failed_line: int | None = None
+    error: str | None = None  # PostgreSQL's message, or what the checks found different
+    data: Literal["none", "affected", "all"] = "none"
+    rows: tuple[RowChange, ...] = ()  # the tables the plan writes to (empty ones with "none")
+    cleanup_error: str | None = None  # the scratch database could not be dropped
+    scratch: str | None = None  # the scratch database it used (and dropped), for the record
+
+    def summary(self) -> str:
+        """One line for the approver: `rehearsed: ok in 0.4 s (ACCESS EXCLUSIVE on 8 tables)`."""
+        if self.skipped is not None:
+            text = f"rehearsal skipped: {self.skipped.removesuffix(SKIPPED)}"
+        elif not self.ok:
+            where = f" at line {self.failed_line}" if self.failed_line is not None else ""
+            text = f"rehearsal failed{where}: {self.error}"
+        else:
+            text = f"rehearsed: ok in {_seconds(self.duration_s)}"
+            if self.locks:
+                text += f" ({lock_counts(self.locks)})"
+        if self.cleanup_error is not None:
+            text += f"; {self.cleanup_error}"
+        return text
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value >= 0.1 else f"{value:.2f} s"  # noqa: PLR2004
+
+
+def lock_counts(locks: Iterable[str]) -> str:
+    """`ACCESS EXCLUSIVE on 8 tables, ROW EXCLUSIVE on 1 table`, modes in the order given."""
+    counts: dict[str, int] = {}
+    for lock in locks:
+        mode = lock.split(" on ", 1)[0]
+        counts[mode] = counts.get(mode, 0) + 1
+    return ", ".join(f"{m} on {n} table{'s' if n != 1 else ''}" for m, n in counts.items())

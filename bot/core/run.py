@@ -1,0 +1,124 @@
+"""A rollback run and the only moves it can make.
+
+The state machine is a table, not a web of if-statements: every legal move is one entry, and
+anything else raises. The store applies the same moves as compare-and-set updates, so a move
+that lost a race (a retry, a second approver, a second replica) fails instead of repeating.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.core.errors import ConflictError
+
+
+class RunState(StrEnum):
+    """Where a run is; the last five are final."""
+
+    REQUESTED = "requested"
+    BACKING_UP = "backing_up"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class RunEvent(StrEnum):
+    """What can happen to a run."""
+
+    BACKUP_STARTED = "backup_started"
+    BACKUP_VERIFIED = "backup_verified"
+    BLOCKED = "blocked"
+    APPROVED = "approved"
+    EXECUTION_STARTED = "execution_started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+S, E = RunState, RunEvent
+TRANSITIONS: dict[tuple[RunState, RunEvent], RunState] = {
+    (S.REQUESTED, E.BACKUP_STARTED): S.BACKING_UP,
+    (S.REQUESTED, E.BLOCKED): S.BLOCKED,
+    (S.REQUESTED, E.CANCELLED): S.CANCELLED,
+    (S.REQUESTED, E.EXPIRED): S.EXPIRED,
+    (S.BACKING_UP, E.BACKUP_VERIFIED): S.AWAITING_APPROVAL,
+    (S.BACKING_UP, E.BLOCKED): S.BLOCKED,
+    (S.BACKING_UP, E.CANCELLED): S.CANCELLED,
+    (S.BACKING_UP, E.EXPIRED): S.EXPIRED,
+    (S.AWAITING_APPROVAL, E.APPROVED): S.APPROVED,
+    (S.AWAITING_APPROVAL, E.CANCELLED): S.CANCELLED,
+    (S.AWAITING_APPROVAL, E.EXPIRED): S.EXPIRED,
+    (S.APPROVED, E.EXECUTION_STARTED): S.EXECUTING,
+    (S.APPROVED, E.CANCELLED): S.CANCELLED,
+    (S.APPROVED, E.FAILED): S.FAILED,
+    (S.EXECUTING, E.SUCCEEDED): S.SUCCEEDED,
+    (S.EXECUTING, E.FAILED): S.FAILED,
+}
+ACTIVE = frozenset({S.REQUESTED, S.BACKING_UP, S.AWAITING_APPROVAL, S.APPROVED, S.EXECUTING})
+FINAL = frozenset(set(RunState) - ACTIVE)
+
+
+class Run(BaseModel):
+    """A request to roll back one migration on one target, from plan to outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    kind: str = "rollback"
+    migration_id: str
+    runbook_name: str
+    target_name: str
+    target_label: str
+    target_identity: str
+    state: RunState
+    requested_by: str
+    channel: str | None = None
+    approvers: tuple[str, ...] = ()
+    required_approvals: int = 1
+    plan: dict[str, Any]
+    plan_hash: str
+    backup: dict[str, Any] | None = None
+    rehearsal: dict[str, Any] | None = None
+    promoted_from: dict[str, Any] | None = None
+    outcome: dict[str, Any] | None = None
+    reason: str | None = None
+    xid: int | None = None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """Still able to move on (not succeeded, failed, blocked, cancelled or expired)."""
+        return self.state in ACTIVE
+
+    def label(self) -> str:
+        """`run 12 (0023_loud_shen on asset_forge on db:5432)`."""
+        return f"run {self.id} ({self.runbook_name} on {self.target_label})"
+
+
+def next_state(state: RunState, event: RunEvent) -> RunState:
+    """The state an event leads to, or ConflictError if the move is not legal from here."""
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise ConflictError(
+            f"A run that is {state.replace('_', ' ')} cannot be {event.replace('_', ' ')}",
+            todo="check its status; nothing was changed",
+        ) from None
+
+
+def transition(run: Run, event: RunEvent, now: datetime, **changes: Any) -> Run:  # noqa: ANN401
+    """The run after `event` at `now`; illegal moves raise and change nothing."""
+    state = next_state(run.state, event)
+    return run.model_copy(update={"state": state, "updated_at": now, **changes})

@@ -1,0 +1,287 @@
+"""Rollback SQL, understood rather than pasted.
+
+PostgreSQL's own parser (pglast) splits the runbook's SQL block, so quoting, comments and
+dollar-quoting cannot fool us. Each statement is classified by what it does and which object it
+touches; anything that cannot run inside our single transaction, or that is not a kind of
+statement a rollback needs, is refused before anything runs, naming its line.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pglast import ast, enums, parse_sql
+from pglast.parser import ParseError
+from pydantic import BaseModel, ConfigDict
+
+from bot.core.errors import RunbookError
+
+
+class ObjectKind(StrEnum):
+    """What a statement removes."""
+
+    TABLE = "table"
+    INDEX = "index"
+    TYPE = "type"
+    DOMAIN = "domain"
+    SEQUENCE = "sequence"
+    VIEW = "view"
+    MATERIALIZED_VIEW = "materialized view"
+    CONSTRAINT = "constraint"
+    COLUMN = "column"
+    ROWS = "rows"
+
+
+class DbObject(BaseModel):
+    """An object named by a statement, as written (resolution happens against the database)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ObjectKind
+    name: str
+    namespace: str | None = None
+    table: str | None = None  # for constraints, columns and rows: the table they belong to
+    table_namespace: str | None = None
+    missing_ok: bool = False  # IF EXISTS on the object (or on the table for ALTER TABLE)
+
+    def label(self) -> str:
+        """How the object is named in messages: `constraint fk on api_errors`."""
+        if self.kind is ObjectKind.ROWS:
+            return f"rows of {_qualified(self.table_namespace, self.table)}"
+        if self.table is not None:
+            owner = _qualified(self.table_namespace, self.table)
+            return f"{self.kind} {self.name} on {owner}"
+        return f"{self.kind} {_qualified(self.namespace, self.name)}"
+
+
+class Statement(BaseModel):
+    """One statement of the rollback, with where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int  # 1-based position among the statements that will run
+    line: int  # line in the runbook file
+    sql: str  # the statement exactly as written, without the trailing semicolon
+    kind: str  # "DROP INDEX", "ALTER TABLE … DROP CONSTRAINT", "DELETE"
+    objects: tuple[DbObject, ...]
+    cascade: bool = False
+
+
+def _qualified(namespace: str | None, name: str | None) -> str:
+    return f"{namespace}.{name}" if namespace else str(name)
+
+
+_DROPPABLE = {
+    enums.ObjectType.OBJECT_TABLE: ObjectKind.TABLE,
+    enums.ObjectType.OBJECT_INDEX: ObjectKind.INDEX,
+    enums.ObjectType.OBJECT_TYPE: ObjectKind.TYPE,
+    enums.ObjectType.OBJECT_DOMAIN: ObjectKind.DOMAIN,
+    enums.ObjectType.OBJECT_SEQUENCE: ObjectKind.SEQUENCE,
+    enums.ObjectType.OBJECT_VIEW: ObjectKind.VIEW,
+    enums.ObjectType.OBJECT_MATVIEW: ObjectKind.MATERIALIZED_VIEW,
+}
+_ALTER_DROPS = {
+    enums.AlterTableType.AT_DropConstraint: ObjectKind.CONSTRAINT,
+    enums.AlterTableType.AT_DropColumn: ObjectKind.COLUMN,
+}
+_TX = enums.TransactionStmtKind
+_ALLOWED = (
+    "DROP INDEX/TABLE/TYPE/DOMAIN/SEQUENCE/VIEW/MATERIALIZED VIEW, "
+    "ALTER TABLE … DROP CONSTRAINT/COLUMN, DELETE"
+)
+
+
+class _Source:
+    """Maps parser offsets in the SQL block back to runbook file lines."""
+
+    def __init__(self, text: str, file: str, first_line: int) -> None:
+        self.text = text
+        self.file = file
+        self.first_line = first_line
+
+    def line_at(self, offset: int) -> int:
+        return self.first_line + self.text.count("\n", 0, max(offset, 0))
+
+    def refuse(self, offset: int, problem: str, todo: str) -> RunbookError:
+        return RunbookError(self.file, self.line_at(offset), problem, todo=todo)
+
+    def parse(self, *, todo: str) -> tuple[Any, ...]:
+        """PostgreSQL's parse of the block; a syntax error names its runbook line."""
+        try:
+            return tuple(parse_sql(self.text))
+        except ParseError as exc:
+            offset = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+            raise self.refuse(offset, f"SQL syntax error: {exc.args[0]}", todo=todo) from exc
+
+
+def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statement, ...]:
+    """Split and classify a rollback SQL block; refuse anything we must not run.
+
+    `first_line` is the file line of the block's first line, so errors point into the runbook.
+    A leading BEGIN and a trailing COMMIT are dropped: rollbot owns the transaction.
+    """
+    source = _Source(text, file, first_line)
+    raw = source.parse(todo="fix the statement so that psql would accept it")
+    statements: list[Statement] = []
+    for item in _strip_transaction(raw, source):
+        start = item.stmt_location or 0
+        length = item.stmt_len or len(text) - start
+        sql = text[start : start + length].strip().rstrip(";").strip()
+        kind, objects, cascade = _classify(item.stmt, sql, start, source)
+        statements.append(
+            Statement(
+                number=len(statements) + 1,
+                line=source.line_at(start),
+                sql=sql,
+                kind=kind,
+                objects=objects,
+                cascade=cascade,
+            )
+        )
+    if not statements:
+        raise RunbookError(
+            file,
+            first_line,
+            "the rollback SQL block holds no statement",
+            todo="put the DROP/ALTER statements that undo the migration in the block",
+        )
+    return tuple(statements)
+
+
+def _strip_transaction(raw: tuple[Any, ...], source: _Source) -> list[Any]:
+    """Drop BEGIN … COMMIT around the block; refuse transaction control anywhere else."""
+    items = list(raw)
+    if items and _is_tx(items[0], _TX.TRANS_STMT_BEGIN, _TX.TRANS_STMT_START):
+        items = items[1:]
+    if items and _is_tx(items[-1], _TX.TRANS_STMT_COMMIT):
+        items = items[:-1]
+    for item in items:
+        if isinstance(item.stmt, ast.TransactionStmt):
+            raise source.refuse(
+                item.stmt_location or 0,
+                "transaction control inside the rollback "
+                f"({_first_words(source.text, item.stmt_location or 0)})",
+                todo="keep only one BEGIN at the start and one COMMIT at the end: "
+                "rollbot runs the whole block in a single transaction",
+            )
+    return items
+
+
+def _is_tx(item: Any, *kinds: enums.TransactionStmtKind) -> bool:  # noqa: ANN401 - pglast node
+    return isinstance(item.stmt, ast.TransactionStmt) and item.stmt.kind in kinds
+
+
+def _first_words(text: str, offset: int) -> str:
+    return " ".join(text[offset:].split()[:3]).rstrip(";")
+
+
+def _classify(
+    node: Any,  # noqa: ANN401 - pglast node
+    sql: str,
+    offset: int,
+    source: _Source,
+) -> tuple[str, tuple[DbObject, ...], bool]:
+    reason = _non_transactional(node)
+    if reason is not None:
+        raise source.refuse(
+            offset,
+            f"`{_short(sql)}` cannot run inside a transaction block ({reason})",
+            todo="run it by hand outside rollbot, or drop the CONCURRENTLY/VACUUM part: "
+            "rollbot runs the rollback as one transaction",
+        )
+    if isinstance(node, ast.DropStmt) and node.removeType in _DROPPABLE:
+        kind = _DROPPABLE[node.removeType]
+        targets: tuple[Any, ...] = node.objects or ()
+        missing_ok = bool(node.missing_ok)
+        objects = tuple(_drop_target(obj, kind, missing_ok=missing_ok) for obj in targets)
+        cascade = node.behavior == enums.DropBehavior.DROP_CASCADE
+        return f"DROP {kind.upper()}", objects, cascade
+    if isinstance(node, ast.AlterTableStmt) and node.objtype == enums.ObjectType.OBJECT_TABLE:
+        cmds: tuple[Any, ...] = node.cmds or ()
+        kinds = {cmd.subtype for cmd in cmds}
+        if kinds <= set(_ALTER_DROPS):
+            relation: Any = node.relation
+            objects = tuple(
+                DbObject(
+                    kind=_ALTER_DROPS[cmd.subtype],
+                    name=cmd.name,
+                    table=relation.relname,
+                    table_namespace=relation.schemaname,
+                    missing_ok=bool(cmd.missing_ok or node.missing_ok),
+                )
+                for cmd in cmds
+            )
+            cascade = any(cmd.behavior == enums.DropBehavior.DROP_CASCADE for cmd in cmds)
+            label = " / ".join(sorted(f"DROP {_ALTER_DROPS[k].upper()}" for k in kinds))
+            return f"ALTER TABLE … {label}", objects, cascade
+    if isinstance(node, ast.DeleteStmt) and node.withClause is None:
+        relation = node.relation
+        assert relation is not None  # noqa: S101 - the grammar requires a target table
+        target = DbObject(
+            kind=ObjectKind.ROWS,
+            name=relation.relname,
+            table=relation.relname,
+            table_namespace=relation.schemaname,
+        )
+        return "DELETE", (target,), False
+    raise source.refuse(
+        offset,
+        f"`{_short(sql)}` is not a statement a rollback runbook may run",
+        todo=f"use only {_ALLOWED}; do anything else by hand, outside rollbot",
+    )
+
+
+def _non_transactional(node: Any) -> str | None:  # noqa: ANN401 - pglast node
+    """Why PostgreSQL would refuse this statement inside BEGIN … COMMIT, if it would."""
+    if isinstance(node, ast.DropStmt | ast.IndexStmt) and node.concurrent:
+        return "CONCURRENTLY"
+    params: tuple[Any, ...] = getattr(node, "params", None) or ()
+    if isinstance(node, ast.ReindexStmt) and any(p.defname == "concurrently" for p in params):
+        return "REINDEX CONCURRENTLY"
+    refused = {
+        ast.VacuumStmt: "VACUUM/ANALYZE",
+        ast.CreatedbStmt: "CREATE DATABASE",
+        ast.DropdbStmt: "DROP DATABASE",
+        ast.AlterSystemStmt: "ALTER SYSTEM",
+        ast.CreateTableSpaceStmt: "CREATE TABLESPACE",
+        ast.DropTableSpaceStmt: "DROP TABLESPACE",
+        ast.CreateSubscriptionStmt: "CREATE SUBSCRIPTION",
+        ast.DropSubscriptionStmt: "DROP SUBSCRIPTION",
+    }
+    for node_type, reason in refused.items():
+        if isinstance(node, node_type):
+            return reason
+    return None
+
+
+def _drop_target(obj: Any, kind: ObjectKind, *, missing_ok: bool) -> DbObject:  # noqa: ANN401
+    names: tuple[Any, ...] = (obj.names or ()) if isinstance(obj, ast.TypeName) else obj
+    parts = [part.sval for part in names]
+    name = parts[-1]
+    namespace = parts[-2] if len(parts) > 1 else None
+    return DbObject(kind=kind, name=name, namespace=namespace, missing_ok=missing_ok)
+
+
+def _short(sql: str, limit: int = 80) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def parse_queries(text: str, *, file: str, first_line: int) -> tuple[tuple[int, str], ...]:
+    """Read-only verification queries as (line, sql); anything but SELECT is refused."""
+    source = _Source(text, file, first_line)
+    raw = source.parse(todo="fix the verification query")
+    queries: list[tuple[int, str]] = []
+    for item in raw:
+        start = item.stmt_location or 0
+        length = item.stmt_len or len(text) - start
+        sql = text[start : start + length].strip().rstrip(";").strip()
+        if not isinstance(item.stmt, ast.SelectStmt) or item.stmt.withClause is not None:
+            raise source.refuse(
+                start,
+                f"`{_short(sql)}` in the verification block is not a plain SELECT",
+                todo="verification queries only read: use SELECT",
+            )
+        queries.append((source.line_at(start), sql))
+    return tuple(queries)

@@ -1,0 +1,46 @@
+"""What the check before COMMIT looks for, in one place for the real run and the rehearsal.
+
+Every object the plan drops must be gone, no other table, view or materialized view may have
+disappeared, and the neighbouring tables must hold the rows they held. Objects are compared by
+name, which is what stays the same between the target and a scratch copy of it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.core.facts import Facts
+    from bot.core.plan import Plan
+
+
+def verification_problems(
+    plan: Plan,
+    facts: Facts,
+    relations: tuple[dict[int, str], dict[int, str]],
+    neighbours: tuple[list[int], list[int]],
+) -> list[str]:
+    """What differs from what the plan promised; empty when the transaction may commit."""
+    dropped = {(f.statement, f.position) for f in plan.dropped}
+    still_there = [
+        f.name for f in facts.objects if f.exists and (f.statement, f.position) in dropped
+    ]
+    dropped_names = {f.name for f in plan.dropped}
+    before, after = relations
+    remaining = set(after.values())
+    vanished = sorted(
+        name for name in before.values() if name not in dropped_names and name not in remaining
+    )
+    changed = [
+        f"{name}: {b} → {a}"
+        for name, b, a in zip(plan.neighbours, *neighbours, strict=True)
+        if b != a
+    ]
+    problems = []
+    if still_there:
+        problems.append(f"still present: {', '.join(still_there)}")
+    if vanished:
+        problems.append(f"dropped although the runbook does not name them: {', '.join(vanished)}")
+    if changed:
+        problems.append(f"row counts changed: {', '.join(changed)}")
+    return problems

@@ -1,0 +1,124 @@
+"""Restores as runs: planned from a succeeded rollback's backup, approved, executed once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bot.core.errors import (
+    NotAllowedError,
+    RollbotError,
+)
+from bot.core.plan import Plan
+from bot.core.restore import RestorePlan
+from bot.core.results import Outcome, TableCount
+from bot.core.run import Run, RunEvent, RunState
+from bot.pgclient.tools import PgTools, find_pg_tools
+from bot.service.lifecycle import Flow
+from bot.target.restore import build_restore, run_restore, run_verify_queries, source_backup
+
+if TYPE_CHECKING:
+    from bot.core.targets import TargetConfig
+
+
+log = structlog.get_logger()
+
+
+class Restores(Flow):
+    """`rollbot restore RUN` and `/rollback restore RUN`."""
+
+    def request_restore(self, run_id: int, *, requested_by: str, channel: str | None = None) -> Run:
+        """Plan the restore of what a rollback dropped; it then awaits approval like a rollback."""
+        source = self.store.get(run_id)
+        if source.kind != "rollback" or source.state is not RunState.SUCCEEDED:
+            raise NotAllowedError(
+                f"Run {run_id} cannot be restored",
+                why=f"it is a {source.kind} that is {source.state.replace('_', ' ')}; only a "
+                "succeeded rollback has something to restore",
+                todo="name a succeeded rollback run (`rollbot runs` lists them)",
+            )
+        config = self.settings.target(source.target_name)
+        plan = Plan.model_validate(source.plan)
+        tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
+        restore, _ = self._restore_plan(source, config, tools)
+        backup = source_backup(source)
+        run = self.store.create(
+            render=lambda created: self.notifier.messages(created, "requested"),
+            kind="restore",
+            migration_id=source.migration_id,
+            runbook_name=source.runbook_name,
+            target_name=source.target_name,
+            target_label=source.target_label,
+            target_identity=source.target_identity,
+            requested_by=requested_by,
+            channel=channel,
+            required_approvals=self.settings.approvals_for(config),
+            plan=restore.model_dump(mode="json"),
+            plan_hash=restore.hash,
+            promoted_from={"run": source.id, "summary": f"restores run {source.id}"},
+        )
+        with structlog.contextvars.bound_contextvars(run_id=run.id):
+            log.info("run.restore_requested", source=source.id, requested_by=requested_by)
+            self._announce(run, "requested")
+            if restore.blocked:
+                return self._move(run, RunEvent.BLOCKED, reason="; ".join(restore.blockers))
+            run = self._move(run, RunEvent.BACKUP_STARTED)
+            return self._move(
+                run,
+                RunEvent.BACKUP_VERIFIED,
+                backup={"full": backup.model_dump(mode="json"), "rows": dict(restore.rows)},
+                expires_at=self._now() + self.settings.approval_ttl,
+            )
+
+    def _restore_plan(
+        self, source: Run, config: TargetConfig, tools: PgTools
+    ) -> tuple[RestorePlan, str]:
+        return build_restore(
+            source,
+            tools=tools,
+            conninfo=config.url.get_secret_value(),
+            lock_timeout_s=self.settings.lock_timeout.total_seconds(),
+        )
+
+    def _execute_restore(self, run: Run) -> Run:
+        """Recreate what the source rollback dropped, exactly as approved, in one transaction."""
+        approved = RestorePlan.model_validate(run.plan)
+        source = self.store.get(approved.source_run)
+        config = self.settings.target(run.target_name)
+        try:
+            tools = find_pg_tools(approved.target.server_major, pg_bin=self.settings.pg_bin)
+            current, script = self._restore_plan(source, config, tools)
+            _same_as_approved(current, approved)
+            duration = run_restore(
+                script, tools=tools, conninfo=config.url.get_secret_value(), run_id=run.id
+            )
+        except RollbotError as exc:
+            outcome = Outcome(succeeded=False, error=exc.render())
+            return self._move(
+                run, RunEvent.FAILED, outcome=outcome.model_dump(mode="json"), reason=exc.render()
+            )
+        queries = self.runbook(run.runbook_name).verify_queries
+        outcome = Outcome(
+            succeeded=True,
+            changed=True,
+            duration_s=duration,
+            notes=run_verify_queries(config.url.get_secret_value(), queries),
+            restored=tuple(
+                TableCount(table=table, rows=rows, backup_rows=rows) for table, rows in current.rows
+            ),
+            objects_expected=len(current.objects),
+            objects_gone=len(current.objects),
+        )
+        log.info("run.restored", duration_s=duration)
+        return self._move(run, RunEvent.SUCCEEDED, outcome=outcome.model_dump(mode="json"))
+
+
+def _same_as_approved(current: RestorePlan, approved: RestorePlan) -> None:
+    """The restore about to run must be the one approved, and must still be possible."""
+    if current.hash != approved.hash or current.blocked:
+        raise RollbotError(
+            "The backup or the schema changed after the restore was approved",
+            why="; ".join(current.blockers) or "the restore SQL is no longer the same",
+            todo="request the restore again",
+        )

@@ -1,0 +1,206 @@
+"""What rollbot does for each `/rollback` command and each reaction, without knowing Slack.
+
+The handlers pass plain values in and send the returned reply back; this module decides. Every
+refusal says why; nothing is planned from a request that did not pass every check.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from bot.core.commands import USAGE, Command, CommandError, parse_command
+from bot.core.errors import ConflictError, NotAllowedError, RollbotError
+from bot.core.run import ACTIVE
+from bot.core.text import runbooks_text
+from bot.drizzle.history import history_text
+from bot.service.rollback import StalePlanError
+from bot.slack.blocks import help_message, refusal, user
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.core.run import Run
+    from bot.service.rollback import Rollbot
+    from bot.state.deliveries import Deliveries
+
+log = structlog.get_logger()
+
+
+class Reply(BaseModel):
+    """An ephemeral answer to the person who typed the command."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+
+
+class Person(BaseModel):
+    """What Slack says about whoever reacted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    is_bot: bool = False
+    deleted: bool = False
+    known: bool = True
+
+
+class Directory(Protocol):
+    """Who is who in the workspace (Slack's users and user groups)."""
+
+    def approvers(self, configured: tuple[str, ...]) -> frozenset[str]:
+        """User ids allowed to approve, user groups expanded."""
+
+    def person(self, user_id: str) -> Person:
+        """A user's bot and deactivation flags."""
+
+
+class ChatOps:
+    """Commands and reactions, turned into calls on the rollback service."""
+
+    def __init__(
+        self, service: Rollbot, ledger: Deliveries, directory: Directory, settings: Settings
+    ) -> None:
+        self.service = service
+        self.ledger = ledger
+        self.directory = directory
+        self.settings = settings
+
+    def command(self, text: str, *, user_id: str, channel_id: str) -> Reply:
+        """Answer one `/rollback …`; the ack has already been sent."""
+        try:
+            command = parse_command(text)
+            self._check_channel(channel_id)
+            return self._dispatch(command, user_id, channel_id)
+        except CommandError as exc:
+            return Reply(text=exc.render(), blocks=refusal(exc.render(), exc.usage))
+        except RollbotError as exc:
+            return Reply(text=exc.render(), blocks=refusal(exc.render()))
+
+    def reaction(
+        self, *, event_id: str, user_id: str, reaction: str, channel: str, ts: str
+    ) -> None:
+        """An emoji on a message: approve the run it shows, if it is the approval emoji."""
+        if reaction != self.settings.approval_reaction:
+            return
+        if not self.ledger.first_time(event_id):
+            log.info("slack.duplicate_event", event_id=event_id)
+            return
+        run = self.ledger.run_for_message(channel, ts)
+        if run is None:
+            return
+        with structlog.contextvars.bound_contextvars(run_id=run.id):
+            person = self.directory.person(user_id)
+            why = _not_a_person(person)
+            if why is not None:
+                self.service.refuse(run, user_id, why)
+                return
+            try:
+                self.service.approve(run.id, user_id)
+            except (NotAllowedError, StalePlanError):
+                return  # recorded and answered in the thread by the service
+            except ConflictError:
+                log.info("slack.approval_lost_race", user=user_id)
+
+    def _dispatch(self, command: Command, user_id: str, channel_id: str) -> Reply:
+        handlers = {
+            "help": self._help,
+            "list": self._list,
+            "status": self._status_command,
+            "history": self._history,
+            "cancel": self._cancel,
+            "plan": self._plan,
+            "restore": self._restore,
+        }
+        return handlers[command.action](command, user_id, channel_id)
+
+    def _help(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
+        return Reply(text=USAGE, blocks=help_message())
+
+    def _list(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
+        return Reply(text=runbooks_text(self.service.library()))
+
+    def _history(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
+        return Reply(text=history_text(self.service.history(person=user)))
+
+    def _status_command(self, command: Command, _user_id: str, _channel_id: str) -> Reply:
+        return self._status(command.run_id)
+
+    def _cancel(self, command: Command, user_id: str, _channel_id: str) -> Reply:
+        run = self.service.cancel(_run_id(command), user_id)
+        return Reply(text=f"Run {run.id} is cancelled; nothing was run.")
+
+    def _restore(self, command: Command, user_id: str, channel_id: str) -> Reply:
+        self._may_request(user_id)
+        run = self.service.request_restore(
+            _run_id(command), requested_by=user_id, channel=channel_id
+        )
+        return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")
+
+    def _may_request(self, user_id: str) -> None:
+        if self.settings.requesters and user_id not in self.settings.requesters:
+            raise NotAllowedError(
+                f"{user(user_id)} may not request rollbacks",
+                why="ROLLBOT_REQUESTERS lists who may",
+                todo="ask one of them",
+            )
+
+    def _plan(self, command: Command, user_id: str, channel_id: str) -> Reply:
+        self._may_request(user_id)
+        assert command.migration is not None  # noqa: S101 - the parser guarantees it
+        try:
+            run = self.service.request(
+                command.migration,
+                requested_by=user_id,
+                channel=channel_id,
+                target=command.target,
+                after=command.after,
+            )
+        except ConflictError as exc:
+            return Reply(text=exc.render(), blocks=refusal(exc.render()))
+        return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")
+
+    def _status(self, run_id: int | None) -> Reply:
+        if run_id is not None:
+            return Reply(text=_status_line(self.service.run(run_id)))
+        runs = [r for r in self.service.store.recent(limit=50) if r.state in ACTIVE]
+        if not runs:
+            return Reply(text="No active runs.")
+        return Reply(text="\n".join(_status_line(r) for r in runs))
+
+    def _check_channel(self, channel_id: str) -> None:
+        allowed = self.settings.allowed_channels
+        if allowed and channel_id not in allowed:
+            channels = ", ".join(f"<#{c}>" for c in allowed)
+            raise NotAllowedError(
+                "rollbot does not take requests in this channel",
+                why=f"ROLLBOT_ALLOWED_CHANNELS allows {channels}",
+                todo="ask there",
+            )
+
+
+def _run_id(command: Command) -> int:
+    assert command.run_id is not None  # noqa: S101 - the parser requires one for these actions
+    return command.run_id
+
+
+def _not_a_person(person: Person) -> str | None:
+    if not person.known:
+        return "rollbot could not check who you are with Slack; add the reaction again shortly"
+    if person.is_bot:
+        return "bots cannot approve rollbacks"
+    if person.deleted:
+        return "deactivated accounts cannot approve rollbacks"
+    return None
+
+
+def _status_line(run: Run) -> str:
+    reason = f" — {run.reason}" if run.reason else ""
+    approvals = f", approvals {len(run.approvers)}/{run.required_approvals}" if run.active else ""
+    return (
+        f"Run {run.id}: `{run.runbook_name}` on {run.target_label}, "
+        f"{run.state.replace('_', ' ')}{approvals}, requested by {user(run.requested_by)}{reason}"
+    )

@@ -1,0 +1,394 @@
+"""Where runs live: PostgreSQL, so that nothing a run needs is held in memory.
+
+Every state change is a compare-and-set (`UPDATE … WHERE id = … AND state = …`) committed
+together with its audit event, before anyone is told about it. Zero rows updated means someone
+else moved the run first, and the caller gets a ConflictError instead of acting twice.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundError
+from bot.core.run import ACTIVE, Run, RunEvent, RunState, next_state
+from bot.state.schema import MIGRATIONS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from bot.core.outbox import Message
+
+    Render = Callable[[Run], Sequence[Message]]
+    from contextlib import AbstractContextManager
+
+STATE_SCHEMA = "rollbot"
+_LOCK_KEY = 0x526F6C6D  # serialises schema upgrades across replicas
+_RUN_LOCK_CLASS = 0x526F6C72  # pg_advisory_lock(class, run id): a live process works on the run
+_UNIQUE_VIOLATION = "23505"
+
+
+class RunStore:
+    """Runs and their audit trail, in the `rollbot` schema of the state database."""
+
+    def __init__(
+        self, conninfo: str, *, variable: str = "DATABASE_URL", timeout: float = 10.0
+    ) -> None:
+        self._variable = variable
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=12,
+            open=False,
+            kwargs={
+                "autocommit": True,
+                "application_name": "rollbot store",
+                "row_factory": dict_row,
+            },
+            name="rollbot-store",
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise DatabaseUnavailableError(
+                "The state database cannot be reached",
+                why=f"no connection within {timeout:.0f} s",
+                todo=f"check {variable} (host, port, credentials) and that the server is up",
+            ) from exc
+
+    def close(self) -> None:
+        """Release every connection."""
+        self._pool.close()
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; safe to run from several processes at once."""
+        schema = sql.Identifier(STATE_SCHEMA)
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.schema_version "
+                    "(version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(schema)
+            )
+            row = conn.execute(
+                sql.SQL("SELECT coalesce(max(version), 0) AS v FROM {}.schema_version").format(
+                    schema
+                )
+            ).fetchone()
+            current = int(row["v"]) if row else 0
+            for version, ddl in MIGRATIONS:
+                if version > current:
+                    conn.execute(ddl.format(schema=schema.as_string(conn)).encode())
+                    conn.execute(
+                        sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(
+                            schema
+                        ),
+                        (version,),
+                    )
+                    current = version
+        return current
+
+    def create(self, render: Render | None = None, **fields: Any) -> Run:  # noqa: ANN401
+        """Insert a new run in state `requested`, or point to the active one it duplicates.
+
+        `render(run)` gives the messages announcing it; they are stored in the same
+        transaction, so the run and its announcement exist together or not at all.
+        """
+        fields = {**fields, "state": RunState.REQUESTED.value}
+        columns = sql.SQL(", ").join(sql.Identifier(k) for k in fields)
+        values = sql.SQL(", ").join(sql.Placeholder(k) for k in fields)
+        query = sql.SQL("INSERT INTO {}.runs ({}) VALUES ({}) RETURNING *").format(
+            sql.Identifier(STATE_SCHEMA), columns, values
+        )
+        params = {k: _adapt(v) for k, v in fields.items()}
+        try:
+            with self._connection() as conn, conn.transaction():
+                run = run_from_row(conn.execute(query, params).fetchone())
+                self._event(
+                    conn,
+                    run_id=run.id,
+                    kind="requested",
+                    from_state=None,
+                    to_state=run.state,
+                    actor=fields["requested_by"],
+                    data={},
+                )
+                self._enqueue(conn, run, render)
+        except psycopg.errors.UniqueViolation:
+            active = self.active_for(fields["target_identity"], fields["migration_id"])
+            raise ConflictError(
+                f"Migration {fields['migration_id']} already has an active rollback on "
+                f"{fields['target_label']}"
+                + (f": {active.label()}, {active.state.replace('_', ' ')}" if active else ""),
+                todo="follow that run (status, approve or cancel it) instead of starting another",
+            ) from None
+        return run
+
+    def get(self, run_id: int) -> Run:
+        """One run, or NotFoundError naming it."""
+        with self._connection() as conn:
+            row = conn.execute(
+                sql.SQL("SELECT * FROM {}.runs WHERE id = %s").format(sql.Identifier(STATE_SCHEMA)),
+                (run_id,),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"There is no run {run_id}", todo="list runs with `rollbot runs`")
+        return run_from_row(row)
+
+    def recent(self, *, limit: int = 20, states: Sequence[RunState] | None = None) -> list[Run]:
+        """Newest runs first, optionally only those in some states."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT * FROM {}.runs WHERE %(states)s::text[] IS NULL"
+                    " OR state = ANY (%(states)s) ORDER BY id DESC LIMIT %(limit)s"
+                ).format(sql.Identifier(STATE_SCHEMA)),
+                {"states": [s.value for s in states] if states else None, "limit": limit},
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def active_for(self, target_identity: str, migration_id: str) -> Run | None:
+        """The active run for this migration on this target, if any."""
+        with self._connection() as conn:
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT * FROM {}.runs WHERE target_identity = %s AND migration_id = %s"
+                    " AND state = ANY (%s) ORDER BY id DESC LIMIT 1"
+                ).format(sql.Identifier(STATE_SCHEMA)),
+                (target_identity, migration_id, sorted(s.value for s in ACTIVE)),
+            ).fetchone()
+        return run_from_row(row) if row else None
+
+    def apply(
+        self,
+        run: Run,
+        event: RunEvent,
+        *,
+        actor: str | None,
+        data: dict[str, Any] | None = None,
+        render: Render | None = None,
+        **changes: Any,  # noqa: ANN401
+    ) -> Run:
+        """Move a run by one event: compare-and-set, audit row and messages in one transaction.
+
+        `render(new_run)` gives the messages announcing the move (stored in the outbox).
+        """
+        to_state = next_state(run.state, event)
+        updates = {**changes, "state": to_state.value}
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in updates
+        )
+        query = sql.SQL(
+            "UPDATE {}.runs SET {}, updated_at = now()"
+            " WHERE id = %(_id)s AND state = %(_from)s RETURNING *"
+        ).format(sql.Identifier(STATE_SCHEMA), assignments)
+        params = {k: _adapt(v) for k, v in updates.items()}
+        params |= {"_id": run.id, "_from": run.state.value}
+        with self._connection() as conn, conn.transaction():
+            row = conn.execute(query, params).fetchone()
+            if row is None:
+                current = self._state(conn, run.id)
+                raise ConflictError(
+                    f"{run.label()} was already moved on: it is now {current.replace('_', ' ')}",
+                    todo="nothing was done twice; check its status",
+                )
+            self._event(
+                conn,
+                run_id=run.id,
+                kind=event.value,
+                from_state=run.state,
+                to_state=to_state,
+                actor=actor,
+                data=data or {},
+            )
+            moved = run_from_row(row)
+            self._enqueue(conn, moved, render)
+        return moved
+
+    def add_approval(self, run: Run, user: str, render: Render | None = None) -> Run:
+        """Record one approver, atomically: same state, same plan, not already counted."""
+        query = sql.SQL(
+            "UPDATE {}.runs SET approvers = array_append(approvers, %(user)s), updated_at = now()"
+            " WHERE id = %(id)s AND state = 'awaiting_approval' AND plan_hash = %(hash)s"
+            " AND NOT %(user)s = ANY (approvers) RETURNING *"
+        ).format(sql.Identifier(STATE_SCHEMA))
+        with self._connection() as conn, conn.transaction():
+            row = conn.execute(
+                query, {"user": user, "id": run.id, "hash": run.plan_hash}
+            ).fetchone()
+            if row is None:
+                raise ConflictError(
+                    f"The approval by {user} of {run.label()} was not recorded",
+                    why="the run moved on, or this approval was already counted",
+                    todo="check its status",
+                )
+            self._event(
+                conn,
+                run_id=run.id,
+                kind="approval_added",
+                from_state=None,
+                to_state=None,
+                actor=user,
+                data={},
+            )
+            approved = run_from_row(row)
+            self._enqueue(conn, approved, render)
+        return approved
+
+    def record_refusal(
+        self, run_id: int, actor: str, why: str, messages: Sequence[Message] = ()
+    ) -> bool:
+        """Record a refusal and its messages unless this person got this answer already.
+
+        Atomic (a unique index), so two reactions racing are still answered once.
+        """
+        with self._connection() as conn, conn.transaction():
+            row = conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.run_events (run_id, kind, actor, data)"
+                    " VALUES (%s, 'approval_refused', %s, %s)"
+                    " ON CONFLICT (run_id, actor, (data ->> 'why'))"
+                    " WHERE kind = 'approval_refused' DO NOTHING RETURNING id"
+                ).format(sql.Identifier(STATE_SCHEMA)),
+                (run_id, actor, Jsonb({"why": why})),
+            ).fetchone()
+            if row is None:
+                return False
+            self._insert_messages(conn, run_id, messages)
+        return True
+
+    def update(self, run: Run, **changes: Any) -> Run:  # noqa: ANN401
+        """Store facts about a run without moving it (e.g. its transaction id before COMMIT)."""
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
+        )
+        query = sql.SQL(
+            "UPDATE {}.runs SET {}, updated_at = now() WHERE id = %(_id)s AND state = %(_from)s"
+            " RETURNING *"
+        ).format(sql.Identifier(STATE_SCHEMA), assignments)
+        params = {k: _adapt(v) for k, v in changes.items()} | {
+            "_id": run.id,
+            "_from": run.state.value,
+        }
+        with self._connection() as conn:
+            row = conn.execute(query, params).fetchone()
+        if row is None:
+            raise ConflictError(f"{run.label()} was moved on by someone else")
+        return run_from_row(row)
+
+    def events(self, run_id: int) -> list[dict[str, Any]]:
+        """The audit trail of one run, oldest first."""
+        with self._connection() as conn:
+            return conn.execute(
+                sql.SQL(
+                    "SELECT at, kind, from_state, to_state, actor, data FROM {}.run_events"
+                    " WHERE run_id = %s ORDER BY id"
+                ).format(sql.Identifier(STATE_SCHEMA)),
+                (run_id,),
+            ).fetchall()
+
+    def _enqueue(self, conn: psycopg.Connection[Any], run: Run, render: Render | None) -> None:
+        if render is not None:
+            self._insert_messages(conn, run.id, render(run))
+
+    def _insert_messages(
+        self, conn: psycopg.Connection[Any], run_id: int, messages: Sequence[Message]
+    ) -> None:
+        for message in messages:
+            conn.execute(
+                sql.SQL("INSERT INTO {}.outbox (run_id, message) VALUES (%s, %s)").format(
+                    sql.Identifier(STATE_SCHEMA)
+                ),
+                (run_id, Jsonb(message.model_dump(mode="json", exclude_none=True))),
+            )
+
+    @contextmanager
+    def working_on(self, run_id: int) -> Iterator[None]:
+        """Hold the run's liveness lock while this process backs it up or executes it."""
+        with self._connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
+
+    def orphaned(self, run_id: int) -> bool:
+        """True when no live process holds the run's liveness lock (its worker died)."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s::int) AS free", (_RUN_LOCK_CLASS, run_id)
+            ).fetchone()
+            free = bool(row and row["free"])
+            if free:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
+        return free
+
+    def connection(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
+        """A pooled autocommit connection (rows as dicts), for adapters sharing this store."""
+        return self._connection()
+
+    def _connection(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
+        return cast(
+            "AbstractContextManager[psycopg.Connection[dict[str, Any]]]", self._pool.connection()
+        )
+
+    def _state(self, conn: psycopg.Connection[Any], run_id: int) -> str:
+        row = conn.execute(
+            sql.SQL("SELECT state FROM {}.runs WHERE id = %s").format(sql.Identifier(STATE_SCHEMA)),
+            (run_id,),
+        ).fetchone()
+        return str(row["state"]) if row else "gone"
+
+    def _event(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        run_id: int,
+        kind: str,
+        from_state: RunState | None,
+        to_state: RunState | None,
+        actor: str | None,
+        data: dict[str, Any],
+    ) -> None:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.run_events (run_id, kind, from_state, to_state, actor, data)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+            ).format(sql.Identifier(STATE_SCHEMA)),
+            (
+                run_id,
+                kind,
+                from_state.value if from_state else None,
+                to_state.value if to_state else None,
+                actor,
+                Jsonb(data),
+            ),
+        )
+
+
+def _adapt(value: Any) -> Any:  # noqa: ANN401
+    if isinstance(value, dict):
+        return Jsonb(json.loads(json.dumps(value, default=str)))
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, RunState):
+        return value.value
+    return value
+
+
+def run_from_row(row: dict[str, Any] | None) -> Run:
+    """A run from a `runs` row (shared with the ledger, which joins on runs)."""
+    if row is None:
+        msg = "expected a run row"
+        raise NotFoundError(msg)
+    return Run.model_validate(row)

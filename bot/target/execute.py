@@ -1,0 +1,401 @@
+"""Runs an approved plan in one transaction, and proves it did what the plan said.
+
+Order matters, and is what makes the rollback safe on a live database:
+1. advisory lock: one rollback per database at a time;
+2. lock the tables to be dropped against writes only (reads go on), export the snapshot,
+   count their rows and take the final backup from that same snapshot, so "rows dropped"
+   equals "rows in the final backup" by construction;
+3. only then take ACCESS EXCLUSIVE on everything the DDL touches, in one statement, under
+   lock_timeout; re-check the inventory the plan was approved on;
+4. run the statements; verify before COMMIT that every dropped object is gone, nothing else
+   disappeared and the neighbouring tables' counts did not move.
+Any error rolls back: the database is unchanged. Lock timeouts are retried with jittered
+backoff; when rollbot gives up it names the sessions that blocked it.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import time
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import psycopg
+from pydantic import BaseModel, ConfigDict
+
+from bot.core.errors import BackupError
+from bot.core.plan import plan_hash
+from bot.core.results import BackupInfo, Blocker, NeighbourCount, Outcome, TableCount
+from bot.core.verify import verification_problems
+from bot.target.backup import take_backup
+from bot.target.catalog import read_facts, relations
+from bot.target.locks import BlockerWatch, advisory_holder
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import timedelta
+    from pathlib import Path
+
+    from bot.core.plan import Plan
+    from bot.core.runbook import Runbook
+    from bot.pgclient.tools import PgTools
+
+
+class RetryPolicy(BaseModel):
+    """How hard to try for the locks before giving up (and leaving the app alone)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempts: int = 3
+    base_delay_s: float = 1.0
+    max_delay_s: float = 10.0
+
+
+class ExecutionFailedError(Exception):
+    """Internal: carries the Outcome of an attempt that rolled back."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+class LockTimeoutError(Exception):
+    """Internal: an attempt that could not get its locks in time."""
+
+    def __init__(self, blockers: tuple[Blocker, ...], statement: str) -> None:
+        super().__init__(statement)
+        self.blockers = blockers
+        self.statement = statement
+
+
+def execute_plan(
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    conninfo: str,
+    tools: PgTools,
+    backup_dir: Path,
+    run_id: int,
+    on_commit_pending: Callable[[Outcome], None],
+    retry: RetryPolicy | None = None,
+    exclude_schemas: tuple[str, ...] = (),
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[float, float], float] = random.uniform,
+) -> Outcome:
+    """Execute with bounded lock retries.
+
+    `on_commit_pending(outcome)` runs just before COMMIT with the outcome as it will be if the
+    commit succeeds (transaction id included), so a crash at that moment can be reconciled.
+    """
+    retry = retry or RetryPolicy()
+    started = time.monotonic()
+    last: LockTimeoutError | None = None
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            outcome = _attempt(
+                plan,
+                runbook,
+                conninfo=conninfo,
+                tools=tools,
+                backup_dir=backup_dir,
+                run_id=run_id,
+                on_commit_pending=on_commit_pending,
+                exclude_schemas=exclude_schemas,
+            )
+            return outcome.model_copy(
+                update={"attempts": attempt, "duration_s": time.monotonic() - started}
+            )
+        except LockTimeoutError as exc:
+            last = exc
+            if attempt < retry.attempts:
+                ceiling = min(retry.max_delay_s, retry.base_delay_s * 2 ** (attempt - 1))
+                sleep(jitter(0.0, ceiling))
+        except ExecutionFailedError as exc:
+            return exc.outcome.model_copy(
+                update={"attempts": attempt, "duration_s": time.monotonic() - started}
+            )
+        except psycopg.Error as exc:
+            return Outcome(
+                succeeded=False,
+                error=f"the database connection failed ({_pg_message(exc)}); the transaction "
+                "did not commit, nothing was changed",
+                sqlstate=exc.sqlstate,
+                attempts=attempt,
+                duration_s=time.monotonic() - started,
+            )
+    assert last is not None  # noqa: S101 - the loop ran at least once
+    return Outcome(
+        succeeded=False,
+        error=f"could not get the locks within {_seconds(plan.lock_timeout)} "
+        f"after {retry.attempts} attempts; nothing was changed",
+        failed_statement=last.statement,
+        sqlstate="55P03",
+        blockers=last.blockers,
+        attempts=retry.attempts,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _attempt(
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    conninfo: str,
+    tools: PgTools,
+    backup_dir: Path,
+    run_id: int,
+    on_commit_pending: Callable[[Outcome], None],
+    exclude_schemas: tuple[str, ...],
+) -> Outcome:
+    script = plan.script
+    final: BackupInfo | None = None
+    with psycopg.connect(conninfo, application_name=f"rollbot run {run_id}") as conn:
+        try:
+            for setting in script.settings:
+                conn.execute(setting.encode())
+            row = conn.execute(script.advisory_lock.encode()).fetchone()
+            if not (row and row[0]):
+                holder = advisory_holder(conninfo)
+                _fail(
+                    f"another rollback is running on this database ({holder}); nothing was changed",
+                    holder=holder,
+                )
+            other_tables = [
+                name
+                for name in relations(conn, exclude_schemas).values()
+                if name not in plan.write_locked
+            ]
+            dropped_counts: list[int] = []
+            if script.write_lock:
+                _lock(conn, conninfo, script.write_lock)
+                snapshot = _scalar(conn, script.export_snapshot)
+                dropped_counts = [int(_scalar(conn, q)) for q in script.count_dropped]
+                final = _final_backup(
+                    plan,
+                    tools=tools,
+                    conninfo=conninfo,
+                    backup_dir=backup_dir,
+                    run_id=run_id,
+                    snapshot=str(snapshot),
+                    other_tables=other_tables,
+                    exclude_schemas=exclude_schemas,
+                )
+            if script.exclusive_lock:
+                _lock(conn, conninfo, script.exclusive_lock)
+            before_relations = relations(conn, exclude_schemas)
+            _check_binding(conn, plan, runbook)
+            neighbours_before = [int(_scalar(conn, q)) for q in script.count_neighbours]
+            _run_statements(conn, runbook, script.statements)
+            _forget_migration(conn, script.journal_delete)
+            neighbours_after = [int(_scalar(conn, q)) for q in script.count_neighbours]
+            deleted_after = [int(_scalar(conn, q)) for q in script.count_deleted]
+            gone = _verify(
+                conn,
+                plan,
+                runbook,
+                before_relations=before_relations,
+                neighbours=(neighbours_before, neighbours_after),
+                exclude_schemas=exclude_schemas,
+            )
+            counts = dict(zip(plan.write_locked, dropped_counts, strict=False))
+            outcome = Outcome(
+                succeeded=True,
+                changed=True,
+                dropped=tuple(
+                    TableCount(
+                        table=t.table,
+                        rows=counts.get(t.table, 0),
+                        backup_rows=counts.get(t.table, 0),
+                    )
+                    for t in plan.drop_tables
+                ),
+                deleted=tuple(
+                    NeighbourCount(table=t.table, before=counts.get(t.table, 0), after=after)
+                    for t, after in zip(plan.delete_tables, deleted_after, strict=True)
+                ),
+                neighbours=tuple(
+                    NeighbourCount(table=name, before=b, after=a)
+                    for name, b, a in zip(
+                        plan.neighbours, neighbours_before, neighbours_after, strict=True
+                    )
+                ),
+                objects_expected=len(plan.dropped),
+                objects_gone=gone,
+                final_backup=final,
+                xid=int(_scalar(conn, "SELECT pg_current_xact_id()::text::bigint")),
+                restore_hint=_final_restore_hint(final),
+            )
+            on_commit_pending(outcome)
+            _commit(conn, conninfo, outcome)
+        except BaseException:
+            _quietly_rollback(conn)
+            _discard(final)
+            raise
+    return outcome
+
+
+def _forget_migration(conn: psycopg.Connection[Any], delete: str | None) -> None:
+    """Delete the migration's journal row; exactly one row, or the journal moved under us."""
+    if delete and conn.execute(delete.encode()).rowcount != 1:
+        _fail("the Drizzle journal row changed after the plan was made; nothing was changed")
+
+
+def _final_restore_hint(final: BackupInfo | None) -> str | None:
+    """The final backup holds rows of the dropped tables only: restore schema and data."""
+    if final is None:
+        return None
+    command = shlex.join(
+        [
+            "pg_restore",
+            "--dbname=EMPTY_DATABASE",
+            "--section=pre-data",
+            "--section=data",
+            "--exit-on-error",
+            str(final.path),
+        ]
+    )
+    return f"{command}  # the dropped tables and their rows, without FKs to other tables"
+
+
+def _commit(conn: psycopg.Connection[Any], conninfo: str, outcome: Outcome) -> None:
+    """COMMIT; if the connection drops during it, ask the server whether it happened."""
+    try:
+        conn.commit()
+    except psycopg.OperationalError:
+        status = xact_status(conninfo, outcome.xid or 0)
+        if status != "committed":
+            _fail(
+                f"the connection was lost during COMMIT and the server reports the "
+                f"transaction {status or 'unknown'}; nothing was changed"
+                if status == "aborted"
+                else "the connection was lost during COMMIT; whether it committed is unknown "
+                "(rollbot will check again on restart)",
+                xid=outcome.xid,
+            )
+
+
+def xact_status(conninfo: str, xid: int) -> str | None:
+    """`committed`, `aborted`, `in progress`, or None when the server no longer knows."""
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute("SELECT pg_xact_status(%s::text::xid8)", (xid,)).fetchone()
+    except psycopg.Error:
+        return None
+    return str(row[0]) if row and row[0] else None
+
+
+def _quietly_rollback(conn: psycopg.Connection[Any]) -> None:
+    """Roll back; a connection that is already gone has rolled back by itself."""
+    try:
+        conn.rollback()
+    except psycopg.Error:
+        return
+
+
+def _pg_message(exc: psycopg.Error) -> str:
+    message = exc.diag.message_primary if exc.diag else None
+    return message or type(exc).__name__
+
+
+def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:  # noqa: ANN401
+    row = conn.execute(query.encode()).fetchone()
+    return row[0] if row else None
+
+
+def _lock(conn: psycopg.Connection[Any], conninfo: str, statement: str) -> None:
+    """Take table locks under lock_timeout, noting who blocks us while we wait."""
+    with BlockerWatch(conninfo, conn.info.backend_pid) as watch:
+        try:
+            conn.execute(statement.encode())
+        except psycopg.errors.LockNotAvailable:
+            conn.rollback()
+            raise LockTimeoutError(watch.blockers(), statement) from None
+
+
+def _final_backup(
+    plan: Plan,
+    *,
+    tools: PgTools,
+    conninfo: str,
+    backup_dir: Path,
+    run_id: int,
+    snapshot: str,
+    other_tables: list[str],
+    exclude_schemas: tuple[str, ...],
+) -> BackupInfo:
+    try:
+        return take_backup(
+            tools,
+            conninfo,
+            backup_dir,
+            name=f"run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
+            kind="final",
+            required_tables=plan.write_locked,
+            snapshot=snapshot,
+            exclude_table_data=other_tables,
+            exclude_schemas=exclude_schemas,
+            lock_wait_timeout_s=plan.lock_timeout.total_seconds(),
+            application_name=f"rollbot run {run_id} final backup",
+        )
+    except BackupError as exc:
+        _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
+
+
+def _check_binding(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) -> None:
+    """Under the exclusive locks, the inventory must still be the approved one."""
+    facts = read_facts(conn, runbook, plan.target)
+    if plan_hash(plan.sql, facts, runbook.sha256) != plan.hash:
+        _fail("the schema changed after the plan was approved; nothing was changed")
+
+
+def _run_statements(
+    conn: psycopg.Connection[Any], runbook: Runbook, statements: tuple[str, ...]
+) -> None:
+    for statement, text in zip(runbook.statements, statements, strict=True):
+        try:
+            conn.execute(text.encode())
+        except psycopg.errors.LockNotAvailable:
+            raise LockTimeoutError((), text) from None
+        except psycopg.Error as exc:
+            diag = exc.diag
+            message = diag.message_primary or str(exc)
+            if diag.message_detail:
+                message += f" ({diag.message_detail})"
+            _fail(
+                f"statement {statement.number} failed: {message}; nothing was changed",
+                failed_statement=text,
+                failed_line=statement.line,
+                sqlstate=diag.sqlstate,
+            )
+
+
+def _verify(
+    conn: psycopg.Connection[Any],
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    before_relations: dict[int, str],
+    neighbours: tuple[list[int], list[int]],
+    exclude_schemas: tuple[str, ...],
+) -> int:
+    """Every dropped object gone, nothing else gone, neighbours' counts unchanged."""
+    facts = read_facts(conn, runbook, plan.target)
+    after = relations(conn, exclude_schemas)
+    problems = verification_problems(plan, facts, (before_relations, after), neighbours)
+    if problems:
+        _fail(f"verification failed ({'; '.join(problems)}); rolled back, nothing was changed")
+    return len(plan.dropped)
+
+
+def _fail(error: str, **fields: Any) -> NoReturn:  # noqa: ANN401
+    raise ExecutionFailedError(Outcome(succeeded=False, error=error, **fields))
+
+
+def _discard(backup: BackupInfo | None) -> None:
+    """A final backup of an attempt that rolled back describes nothing that happened."""
+    if backup is not None:
+        backup.path.unlink(missing_ok=True)
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g} s"

@@ -1,0 +1,97 @@
+"""Who is in the way: the sessions that block a lock we are waiting for.
+
+When rollbot gives up on a lock the on-call engineer needs names, not "lock timeout": which
+session, which application, how long it has been open and what it is doing. PostgreSQL only
+knows the blockers while we wait, so a watcher on its own connection samples
+`pg_blocking_pids()` during the wait and keeps the last answer.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import TYPE_CHECKING, Any, Self
+
+import psycopg
+
+from bot.core.plan import ADVISORY_CLASS, ADVISORY_KEY
+from bot.core.results import Blocker
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+_BLOCKERS = """
+SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
+       extract(epoch FROM now() - coalesce(xact_start, query_start))::float8,
+       left(coalesce(query, ''), 300)
+FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids(%s)) ORDER BY pid
+"""
+_SECRET_LITERAL = re.compile(r"(?i)(password\s+)'(?:[^']|'')*'")
+
+
+class BlockerWatch:
+    """Samples the sessions blocking `pid` until the block ends."""
+
+    def __init__(self, conninfo: str, pid: int, interval_s: float = 0.05) -> None:
+        self._conninfo = conninfo
+        self._pid = pid
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._seen: tuple[Blocker, ...] = ()
+        self._thread = threading.Thread(target=self._watch, name="rollbot-blockers", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def blockers(self) -> tuple[Blocker, ...]:
+        """The last non-empty set of blockers seen."""
+        return self._seen
+
+    def _watch(self) -> None:
+        try:
+            with psycopg.connect(
+                self._conninfo, autocommit=True, application_name="rollbot lock watch"
+            ) as conn:
+                while not self._stop.wait(self._interval):
+                    rows = conn.execute(_BLOCKERS, (self._pid,)).fetchall()
+                    if rows:
+                        self._seen = tuple(_blocker(row) for row in rows)
+        except psycopg.Error:
+            return  # the watcher is best effort: the lock timeout still bounds the wait
+
+
+def _blocker(row: tuple[Any, ...]) -> Blocker:
+    pid, application, state, age, query = row
+    return Blocker(
+        pid=pid,
+        application=application,
+        state=state,
+        age_s=age or 0.0,
+        query=_SECRET_LITERAL.sub(r"\1'***'", " ".join(str(query).split())),
+    )
+
+
+def advisory_holder(conninfo: str) -> str:
+    """Which session holds rollbot's per-database advisory lock (its application names the run)."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l"
+            " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (ADVISORY_CLASS, ADVISORY_KEY),
+        ).fetchone()
+    if row is None:
+        return "a session that has since finished"
+    pid, application = row
+    return f"{application or 'a session'} (pid {pid})"

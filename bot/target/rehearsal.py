@@ -1,0 +1,266 @@
+"""Rehearsal: the exact planned SQL, run first on a scratch copy restored from the backup.
+
+"Test it on staging first", built in. Once the pre-approval backup is verified, rollbot restores
+it into a scratch database (schema only, with the rows the plan touches, or everything) and runs
+the plan's own SQL there in one transaction, with the checks the real execution makes before
+COMMIT. The approver then sees that the statements run against the real schema, which locks
+they take and for how long, before anything touches the target. The scratch database is dropped
+afterwards, whatever happened.
+
+A server that refuses CREATE DATABASE, or a backup that cannot be restored there, is a skip,
+not a failure: it says nothing about the rollback itself.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import structlog
+
+from bot.core.redact import secrets_of
+from bot.core.results import SKIPPED, Rehearsal, RowChange
+from bot.core.verify import verification_problems
+from bot.target.catalog import read_facts, relations
+from bot.target.scratch import (
+    DataMode,
+    ScratchRefusedError,
+    create_scratch,
+    drop_scratch,
+    postgres_message,
+    restore_scratch,
+    scratch_name,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from bot.core.plan import Plan
+    from bot.core.results import BackupInfo
+    from bot.core.runbook import Runbook
+    from bot.pgclient.tools import PgTools
+
+log = structlog.get_logger()
+
+# pg_locks modes, weakest first.
+_MODES = (
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
+_HELD_LOCKS = """
+SELECT relation, mode FROM pg_locks
+WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted
+"""
+
+
+def lock_label(mode: str) -> str:
+    """pg_locks' `AccessExclusiveLock` as LOCK TABLE spells it: `ACCESS EXCLUSIVE`."""
+    return " ".join(re.findall(r"[A-Z][a-z]*", mode.removesuffix("Lock"))).upper() or mode
+
+
+def strongest_locks(held: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """(relation, mode) pairs as one `MODE on relation` per relation, strongest mode first."""
+    best: dict[str, str] = {}
+    for relation, mode in held:
+        if relation not in best or _rank(mode) > _rank(best[relation]):
+            best[relation] = mode
+    ordered = sorted(best.items(), key=lambda item: (-_rank(item[1]), item[0]))
+    return tuple(f"{lock_label(mode)} on {relation}" for relation, mode in ordered)
+
+
+def _rank(mode: str) -> int:
+    return _MODES.index(mode) if mode in _MODES else -1
+
+
+class _FailedError(Exception):
+    """Internal: the rehearsal ran and something failed; carries the Rehearsal fields."""
+
+    def __init__(self, **fields: Any) -> None:  # noqa: ANN401
+        super().__init__(fields.get("error"))
+        self.fields = fields
+
+
+def rehearse(
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    backup: BackupInfo,
+    tools: PgTools,
+    server_conninfo: str,
+    data: DataMode = "none",
+    name_prefix: str = "rollbot_rehearsal",
+) -> Rehearsal:
+    """Run the plan's exact SQL on a scratch copy of `backup`, then drop the copy.
+
+    The scratch database is created on the server of `server_conninfo` (any database on it),
+    whose role needs CREATEDB, else the rehearsal is skipped. `data` chooses the rows restored:
+    none (schema only), those of the tables the plan writes to or locks and of every table they
+    reference, or all. A refused CREATE DATABASE, a failed restore, a failing statement or
+    check come back in the result; anything else is raised once the copy is dropped.
+    """
+    started = time.monotonic()
+    name = scratch_name(name_prefix)
+    hidden = secrets_of([server_conninfo])
+    try:
+        scratch = create_scratch(server_conninfo, name, hidden)
+    except ScratchRefusedError as exc:
+        skipped = f"{exc.reason}{SKIPPED}"
+        return Rehearsal(ok=False, skipped=skipped, data=data, total_s=time.monotonic() - started)
+    try:
+        result = _restore_and_run(
+            plan, runbook, backup=backup, tools=tools, scratch=scratch, data=data
+        )
+    except BaseException:
+        left = drop_scratch(server_conninfo, name, hidden)
+        if left is not None:
+            log.warning("rehearsal.scratch_left", database=name, problem=left)
+        raise
+    left = drop_scratch(server_conninfo, name, hidden)
+    return result.model_copy(
+        update={
+            "data": data,
+            "total_s": time.monotonic() - started,
+            "cleanup_error": left,
+            "scratch": name,
+        }
+    )
+
+
+def _restore_and_run(
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    backup: BackupInfo,
+    tools: PgTools,
+    scratch: str,
+    data: DataMode,
+) -> Rehearsal:
+    try:
+        restore_scratch(
+            tools, backup, scratch, data=data, tables=(*plan.write_locked, *plan.locked)
+        )
+    except ScratchRefusedError as exc:
+        return Rehearsal(ok=False, skipped=f"{exc.reason}{SKIPPED}")
+    with psycopg.connect(scratch, application_name="rollbot rehearsal") as conn:
+        try:
+            _check_restored(conn, plan, runbook)
+            conn.commit()
+        except _FailedError as exc:
+            return Rehearsal(ok=False, **exc.fields)
+        started = time.monotonic()
+        try:
+            locks, rows = _transaction(conn, plan, runbook)
+        except _FailedError as exc:
+            conn.rollback()
+            return Rehearsal(ok=False, duration_s=time.monotonic() - started, **exc.fields)
+        duration = time.monotonic() - started
+    return Rehearsal(ok=True, duration_s=duration, locks=locks, rows=rows)
+
+
+def _transaction(
+    conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook
+) -> tuple[tuple[str, ...], tuple[RowChange, ...]]:
+    """What execute_plan sends, minus the final backup, checked and committed."""
+    script = plan.script
+    for setting in script.settings:
+        _step(conn, setting)
+    if not _scalar(conn, script.advisory_lock):
+        raise _FailedError(
+            failed_statement=script.advisory_lock,
+            error="the advisory lock was not granted in the scratch database",
+        )
+    rows_before: list[int] = []
+    if script.write_lock:
+        _step(conn, script.write_lock)
+        rows_before = [int(_scalar(conn, q)) for q in script.count_dropped]
+    if script.exclusive_lock:
+        _step(conn, script.exclusive_lock)
+    before = relations(conn)
+    neighbours_before = [int(_scalar(conn, q)) for q in script.count_neighbours]
+    for statement, text in zip(runbook.statements, script.statements, strict=True):
+        _step(conn, text, statement.line)
+    neighbours_after = [int(_scalar(conn, q)) for q in script.count_neighbours]
+    after = relations(conn)
+    rows = tuple(
+        RowChange(table=table, before=count, after=_rows_now(conn, table, query))
+        for table, query, count in zip(
+            plan.write_locked, script.count_dropped, rows_before, strict=True
+        )
+    )
+    try:
+        _verify(
+            conn,
+            plan,
+            runbook,
+            tables=(before, after),
+            neighbours=(neighbours_before, neighbours_after),
+        )
+    except _FailedError as exc:
+        raise _FailedError(**exc.fields, rows=rows) from None
+    names = {**before, **after}
+    held = conn.execute(_HELD_LOCKS).fetchall()
+    locks = strongest_locks((names[oid], str(mode)) for oid, mode in held if oid in names)
+    try:
+        conn.commit()
+    except psycopg.Error as exc:  # deferred constraints are checked here
+        raise _FailedError(failed_statement="COMMIT", error=postgres_message(exc)) from None
+    return locks, rows
+
+
+def _check_restored(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) -> None:
+    """The copy must hold what the plan drops, or the rehearsal would prove nothing."""
+    facts = read_facts(conn, runbook, plan.target)
+    present = {(f.statement, f.position) for f in facts.objects if f.exists}
+    missing = [f.name for f in plan.dropped if (f.statement, f.position) not in present]
+    if missing:
+        raise _FailedError(
+            error=f"the restored copy lacks what the plan drops ({', '.join(missing)}): "
+            "the backup and the plan describe different schemas; plan again"
+        )
+
+
+def _verify(
+    conn: psycopg.Connection[Any],
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    tables: tuple[dict[int, str], dict[int, str]],
+    neighbours: tuple[list[int], list[int]],
+) -> None:
+    """Every dropped object gone, nothing else gone, neighbours' counts unchanged.
+
+    Oids differ from the target's here, so dropped objects are recognised by name.
+    """
+    facts = read_facts(conn, runbook, plan.target)
+    problems = verification_problems(plan, facts, tables, neighbours)
+    if problems:
+        raise _FailedError(error=f"the check before COMMIT found: {'; '.join(problems)}")
+
+
+def _rows_now(conn: psycopg.Connection[Any], table: str, count: str) -> int | None:
+    """The plan's own count query again, unless the table is gone."""
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return int(_scalar(conn, count)) if exists and exists[0] else None
+
+
+def _step(conn: psycopg.Connection[Any], text: str, line: int | None = None) -> psycopg.Cursor[Any]:
+    """Send one statement exactly as planned; a failure names it, its line and the message."""
+    try:
+        return conn.execute(text.encode())
+    except psycopg.Error as exc:
+        raise _FailedError(
+            failed_statement=text, failed_line=line, error=postgres_message(exc)
+        ) from None
+
+
+def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:  # noqa: ANN401
+    row = _step(conn, query).fetchone()
+    return row[0] if row else None

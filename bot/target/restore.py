@@ -1,0 +1,286 @@
+"""Restore what a rollback dropped, from its backups, in one transaction.
+
+This is the guide's "Data Recovery", made safe.
+The restore script is cut out of the run's backup (the final one, taken in the rollback's own
+snapshot, when there is one): the dropped types, tables, sequences, indexes and constraints,
+their rows, the Drizzle journal row, and a verification that raises, and so rolls everything
+back, unless every object is there again and every table holds exactly the backup's rows. It
+runs through `psql --single-transaction`, which streams the COPY data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from bot.core.errors import BackupError, RollbotError
+from bot.core.names import always_quoted
+from bot.core.plan import Plan
+from bot.core.restore import (
+    RestorePlan,
+    owned_sequences,
+    select_data,
+    select_statements,
+    unquote,
+)
+from bot.core.results import BackupInfo, backup_of, outcome_of
+from bot.core.sql import ObjectKind
+from bot.pgclient.conninfo import ChildConnection, child_connection, run_client
+
+if TYPE_CHECKING:
+    from bot.core.run import Run
+    from bot.pgclient.tools import PgTools
+
+_HEADER = (
+    "SET client_encoding = 'UTF8';\n"
+    "SET standard_conforming_strings = on;\n"
+    "SELECT pg_catalog.set_config('search_path', '', false);\n"
+    "SET check_function_bodies = false;\n"
+)
+
+
+def build_restore(
+    source: Run,
+    *,
+    tools: PgTools,
+    conninfo: str,
+    lock_timeout_s: float,
+) -> tuple[RestorePlan, str]:
+    """The restore of a succeeded rollback: its plan and the full script."""
+    plan = Plan.model_validate(source.plan)
+    backup = source_backup(source)
+    _check_file(backup)
+    tables = {unquote(t.table) for t in plan.drop_tables}
+    dropped = list(plan.dropped)
+    types = {unquote(f.name) for f in dropped if f.kind in {ObjectKind.TYPE, ObjectKind.DOMAIN}}
+    views = {
+        unquote(f.name)
+        for f in dropped
+        if f.kind in {ObjectKind.VIEW, ObjectKind.MATERIALIZED_VIEW}
+    }
+    indexes = {
+        unquote(f.name)
+        for f in dropped
+        if f.kind is ObjectKind.INDEX and (f.table is None or unquote(f.table.name) not in tables)
+    }
+    constraints = {
+        (unquote(f.table.name), f.name.split(" on ", 1)[0])
+        for f in dropped
+        if f.kind is ObjectKind.CONSTRAINT and f.table and unquote(f.table.name) not in tables
+    }
+    blockers = [
+        f"line {f.statement}: restoring a dropped column ({f.name}) is not supported; "
+        "restore it by hand from the backup"
+        for f in dropped
+        if f.kind is ObjectKind.COLUMN
+    ]
+    child = child_connection(conninfo, "rollbot restore", os.environ)
+    sections = {
+        section: _pg_restore(tools, child, [f"--section={section}", str(backup.path)])
+        for section in ("pre-data", "data", "post-data")
+    }
+    sequences = owned_sequences(sections["pre-data"], tables)
+    relations = tables | views
+    pre = select_statements(sections["pre-data"], relations, types, sequences)
+    post = select_statements(
+        sections["post-data"],
+        relations,
+        types,
+        sequences,
+        indexes=indexes,
+        constraints=constraints,
+    )
+    data = select_data(sections["data"], tables, sequences)
+    journal = _journal_insert(plan)
+    verify = _verification(tables, types, data, views | indexes)
+    timeouts = f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';\n"
+    shown_data = [
+        f"-- COPY {table}: {rows:,} rows from {backup.path.name}" if rows or "COPY" in sql else sql
+        for table, sql, rows in data
+    ]
+    shown = "\n".join([_HEADER + timeouts, *pre, *shown_data, *post, journal or "", verify])
+    full = "\n".join(
+        [_HEADER + timeouts, *pre, *(sql for _, sql, _ in data), *post, journal or "", verify]
+    )
+    blockers += _existing(conninfo, tables | views | indexes, types)
+    restore = RestorePlan(
+        source_run=source.id,
+        runbook_name=source.runbook_name,
+        target=plan.target,
+        backup_path=str(backup.path),
+        backup_sha256=backup.sha256,
+        backup_kind=backup.kind,
+        objects=tuple(sorted(f"{f.kind} {f.name}" for f in dropped)),
+        rows=tuple((table, rows) for table, sql, rows in data if sql.startswith("COPY")),
+        journal_restored=journal is not None,
+        blockers=tuple(blockers),
+        sql=shown,
+        hash=hashlib.sha256(
+            f"{shown}|{backup.sha256}|{plan.target.identity()}".encode()
+        ).hexdigest(),
+    )
+    return restore, full
+
+
+def run_restore(script: str, *, tools: PgTools, conninfo: str, run_id: int) -> float:
+    """Run the script in one transaction; returns its duration. Errors roll it all back."""
+    psql = tools.pg_restore.with_name("psql")
+    if not psql.exists():
+        raise RollbotError(f"No psql next to {tools.pg_restore}", todo="install the client tools")
+    child = child_connection(conninfo, f"rollbot run {run_id} restore", os.environ)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+        os.chmod(handle.name, 0o600)  # noqa: PTH101 - the file holds rows of the backup
+        handle.write(script)
+        path = Path(handle.name)
+    started = time.monotonic()
+    try:
+        result = run_client(
+            psql,
+            [
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                f"--dbname={child.dbname_arg}",
+                "-f",
+                str(path),
+            ],
+            child,
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise RollbotError(
+            "The restore failed and was rolled back; nothing was changed",
+            why=f"psql said: {result.said}",
+        )
+    return time.monotonic() - started
+
+
+def source_backup(source: Run) -> BackupInfo:
+    """The backup a restore reads: the final one when the rollback took it."""
+    outcome = outcome_of(source)
+    if outcome is not None and outcome.final_backup is not None:
+        return outcome.final_backup
+    full, _ = backup_of(source)
+    if full is None:
+        raise BackupError(f"Run {source.id} has no backup to restore from")
+    return full
+
+
+def _check_file(backup: BackupInfo) -> None:
+    """The file must be the one that was verified: same size, same sha256."""
+    try:
+        digest = hashlib.sha256()
+        with backup.path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise BackupError(
+            f"The backup {backup.path} cannot be read ({exc.strerror})",
+            todo="restore it to that path from wherever backups are kept, then try again",
+        ) from None
+    if digest.hexdigest() != backup.sha256:
+        raise BackupError(
+            f"The backup {backup.path} is not the file that was verified (its sha256 differs)",
+            todo="find the original file; rollbot will not restore from an altered backup",
+        )
+
+
+def _pg_restore(tools: PgTools, child: ChildConnection, args: list[str]) -> str:
+    result = run_client(
+        tools.pg_restore, ["--no-owner", "--no-privileges", "-f", "-", *args], child
+    )
+    if result.returncode != 0:
+        raise BackupError("The backup cannot be read back for the restore", why=result.said)
+    return result.stdout
+
+
+def _journal_insert(plan: Plan) -> str | None:
+    journal = plan.journal
+    if journal is None or journal.row is None or plan.script.journal_delete is None:
+        return None
+    row = journal.row
+    columns = ["id", "hash", "created_at"]
+    values = [
+        str(int(row.id)),
+        f"'{row.hash}'",
+        "NULL" if row.created_at is None else str(int(row.created_at)),
+    ]
+    return (
+        f'INSERT INTO "{journal.schema_name}"."{journal.table}" ({", ".join(columns)})'
+        f" VALUES ({', '.join(values)});  -- Drizzle's journal lists the migration again"
+    )
+
+
+def _verification(
+    tables: set[str], types: set[str], data: list[tuple[str, str, int]], relations: set[str]
+) -> str:
+    """A DO block that raises (and so undoes the restore) unless everything is back."""
+    checks = [
+        f"  IF to_regtype({_literal(_quoted(t))}) IS NULL THEN "
+        f"RAISE EXCEPTION 'restore verification: type % is missing', {_literal(t)}; END IF;"
+        for t in sorted(types)
+    ]
+    checks += [
+        f"  IF to_regclass({_literal(_quoted(r))}) IS NULL THEN "
+        f"RAISE EXCEPTION 'restore verification: % is missing', {_literal(r)}; END IF;"
+        for r in sorted(relations)
+    ]
+    rows = {table: count for table, sql, count in data if sql.startswith("COPY")}
+    for table in sorted(tables):
+        expected = rows.get(table, 0)
+        checks.append(
+            f"  SELECT count(*) INTO n FROM {_quoted(table)};\n"
+            f"  IF n <> {expected} THEN RAISE EXCEPTION "
+            f"'restore verification: % has % rows, the backup has {expected}', "
+            f"{_literal(table)}, n; END IF;"
+        )
+    body = "\n".join(checks)
+    return f"DO $verify$\nDECLARE n bigint;\nBEGIN\n{body}\nEND\n$verify$;"
+
+
+def _quoted(name: str) -> str:
+    return always_quoted(*name.split(".", 1))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _existing(conninfo: str, tables: set[str], types: set[str]) -> list[str]:
+    """Objects that exist again: restoring over them is refused."""
+    found: list[str] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        for table in sorted(tables):
+            row = conn.execute("SELECT to_regclass(%s)", (_quoted(table),)).fetchone()
+            if row and row[0] is not None:
+                found.append(f"{table} exists again; restoring over it is refused")
+        for type_name in sorted(types):
+            row = conn.execute("SELECT to_regtype(%s)", (_quoted(type_name),)).fetchone()
+            if row and row[0] is not None:
+                found.append(f"type {type_name} exists again; restoring over it is refused")
+    return found
+
+
+def run_verify_queries(conninfo: str, queries: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
+    """The runbook's "Verify data" queries, read-only, as `line: query → answer` notes."""
+    notes: list[str] = []
+    with psycopg.connect(conninfo, application_name="rollbot verify") as conn:
+        conn.read_only = True
+        for line, query in queries:
+            try:
+                with conn.transaction():
+                    row = conn.execute(query.encode()).fetchone()
+                answer = ", ".join(str(v) for v in row) if row else "no rows"
+            except psycopg.Error as exc:
+                answer = f"failed: {exc.diag.message_primary or type(exc).__name__}"
+            notes.append(f"verify data (runbook line {line}): {query} → {answer}")
+    return tuple(notes)

@@ -1,0 +1,188 @@
+"""Scratch databases: created next to the target, filled from a verified backup, then dropped.
+
+A scratch copy is restored as the role that created it (`--no-owner --no-privileges`), so it
+needs nothing but CREATEDB. The password, as for pg_dump, reaches pg_restore through its
+environment only. What the server or pg_restore refuses is raised as `ScratchRefusedError`
+with PostgreSQL's own words: the caller decides whether that blocks anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from bot.core.archive import data_list
+from bot.core.errors import BackupError
+from bot.core.names import split_qualified
+from bot.core.redact import redact
+from bot.pgclient.conninfo import ChildConnection, child_connection, run_client
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from bot.core.results import BackupInfo
+    from bot.pgclient.tools import PgTools
+
+DataMode = Literal["none", "affected", "all"]
+APPLICATION = "rollbot scratch"
+_PREFIX_RE = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+_FOREIGN_KEYS = """
+SELECT format('%I.%I', cn.nspname, c.relname), format('%I.%I', pn.nspname, p.relname)
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+WHERE k.contype = 'f'
+"""
+
+
+class ScratchRefusedError(Exception):
+    """The server or pg_restore would not make the scratch copy; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def scratch_name(prefix: str) -> str:
+    """`<prefix>_<UTC time>_<random>`: unique, sortable, and a plain identifier."""
+    if not _PREFIX_RE.fullmatch(prefix):
+        raise ValueError(f"{prefix!r} is not a usable database name prefix (a-z, 0-9, _)")
+    return f"{prefix}_{datetime.now(UTC):%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
+
+
+def postgres_message(exc: psycopg.Error, hidden: Iterable[str] = ()) -> str:
+    """PostgreSQL's primary message (and detail), or the first line of a client-side error."""
+    diag = exc.diag
+    lines = str(exc).strip().splitlines()
+    text = diag.message_primary or (lines[0] if lines else type(exc).__name__)
+    if diag.message_detail:
+        text += f" ({diag.message_detail})"
+    return redact(text, hidden)
+
+
+def create_scratch(server: str, name: str, hidden: Iterable[str] = ()) -> str:
+    """Create an empty database `name` on the server of `server`; its conninfo."""
+    try:
+        conn = psycopg.connect(server, autocommit=True, application_name=APPLICATION)
+    except psycopg.Error as exc:
+        reason = f"the server cannot be reached ({postgres_message(exc, hidden)})"
+        raise ScratchRefusedError(reason) from None
+    with conn:
+        try:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+            )
+        except psycopg.errors.InsufficientPrivilege as exc:
+            reason = f"the server refused CREATE DATABASE ({postgres_message(exc, hidden)})"
+            raise ScratchRefusedError(reason) from None
+        except psycopg.Error as exc:
+            reason = f"CREATE DATABASE failed ({postgres_message(exc, hidden)})"
+            raise ScratchRefusedError(reason) from None
+    return make_conninfo(server, dbname=name)
+
+
+def drop_scratch(server: str, name: str, hidden: Iterable[str] = ()) -> str | None:
+    """Drop `name`, sessions and all; what went wrong instead of raising, else None."""
+    try:
+        with psycopg.connect(server, autocommit=True, application_name=APPLICATION) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    except psycopg.Error as exc:
+        return (
+            f"the scratch database {name} could not be dropped "
+            f"({postgres_message(exc, hidden)}); drop it by hand"
+        )
+    return None
+
+
+def restore_scratch(
+    tools: PgTools,
+    backup: BackupInfo,
+    conninfo: str,
+    *,
+    data: DataMode,
+    tables: Iterable[str] = (),
+) -> None:
+    """Restore `backup` into the empty database of `conninfo`: its schema, and rows per `data`.
+
+    "none" restores the schema only; "all" everything; "affected" the schema plus the rows of
+    `tables` and of every table they reference, transitively, parents first, so that each
+    foreign key holds as the rows arrive.
+    """
+    try:
+        child = child_connection(conninfo, f"{APPLICATION} restore", os.environ)
+    except BackupError as exc:
+        raise ScratchRefusedError(exc.what) from None
+    path = str(backup.path)
+    common = [
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--no-password",
+        f"--dbname={child.dbname_arg}",
+    ]
+    if data == "all":
+        _pg_restore(tools, child, [*common, path])
+        return
+    _pg_restore(tools, child, [*common, "--schema-only", path])
+    if data == "none":
+        return
+    with psycopg.connect(conninfo, application_name=APPLICATION) as conn:
+        foreign_keys = [(str(c), str(p)) for c, p in conn.execute(_FOREIGN_KEYS).fetchall()]
+    ordered = parents_first(tables, foreign_keys)
+    listing = _pg_restore(tools, child, ["--list", path])
+    with tempfile.TemporaryDirectory(prefix="rollbot-scratch-") as directory:
+        use_list = Path(directory) / "data.list"
+        use_list.write_text(data_list(listing, [split_qualified(t) for t in ordered]))
+        _pg_restore(tools, child, [*common, "--data-only", f"--use-list={use_list}", path])
+
+
+def parents_first(tables: Iterable[str], foreign_keys: Iterable[tuple[str, str]]) -> list[str]:
+    """`tables` and every table they reference, transitively, each after its FK parents.
+
+    `foreign_keys` are (child, parent) pairs. Tables in a cycle come last, in name order:
+    no order satisfies them, and pg_restore will say which rows do not fit.
+    """
+    parents: dict[str, set[str]] = {}
+    for child, parent in foreign_keys:
+        if child != parent:
+            parents.setdefault(child, set()).add(parent)
+    wanted: set[str] = set()
+    todo = list(tables)
+    while todo:
+        table = todo.pop()
+        if table not in wanted:
+            wanted.add(table)
+            todo.extend(parents.get(table, ()))
+    ordered: list[str] = []
+    remaining = sorted(wanted)
+    while remaining:
+        placed = set(ordered)
+        ready = [t for t in remaining if parents.get(t, set()) <= placed] or remaining
+        ordered += ready
+        remaining = [t for t in remaining if t not in ready]
+    return ordered
+
+
+def _pg_restore(tools: PgTools, child: ChildConnection, args: list[str]) -> str:
+    """Run pg_restore with the password in its environment only; its stdout."""
+    try:
+        result = run_client(tools.pg_restore, args, child)
+    except OSError as exc:
+        raise ScratchRefusedError(f"cannot run {tools.pg_restore} ({exc.strerror})") from None
+    if result.returncode != 0:
+        raise ScratchRefusedError(
+            "the backup could not be restored into the scratch database "
+            f"(pg_restore said: {result.said})"
+        )
+    return result.stdout

@@ -1,0 +1,67 @@
+"""The pre-approval backup, with row counts taken from the very snapshot it dumps.
+
+A count taken a moment before or after `pg_dump` can disagree with the dump on a busy database.
+Exporting a snapshot, counting in it and handing it to `pg_dump --snapshot` makes "rows in the
+backup" an exact number, which is what the approver and, later, a restore compare against.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg import IsolationLevel, sql
+
+from bot.core.errors import BackupError
+from bot.target.backup import take_backup
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from bot.core.results import BackupInfo
+    from bot.pgclient.tools import PgTools
+
+
+def backup_with_counts(
+    tools: PgTools,
+    conninfo: str,
+    directory: Path,
+    *,
+    name: str,
+    tables: Sequence[str],
+    exclude_schemas: Sequence[str] = (),
+    application_name: str = "rollbot backup",
+) -> tuple[BackupInfo, dict[str, int]]:
+    """Whole-database dump (verified) plus exact rows of `tables` at the dump's snapshot."""
+    try:
+        with psycopg.connect(conninfo, application_name=application_name) as conn:
+            conn.isolation_level = IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            snapshot = str(row[0]) if row else ""
+            rows: dict[str, int] = {}
+            for table in tables:
+                counted = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))
+                ).fetchone()
+                rows[table] = int(counted[0]) if counted else 0
+            info = take_backup(
+                tools,
+                conninfo,
+                directory,
+                name=name,
+                kind="full",
+                required_tables=tables,
+                snapshot=snapshot,
+                exclude_schemas=exclude_schemas,
+                application_name=application_name,
+            )
+            conn.rollback()
+    except psycopg.OperationalError as exc:
+        raise BackupError(
+            "The backup could not start: the target database cannot be reached",
+            why=type(exc).__name__,
+            todo="check DATABASE_URL and the server; approval stays blocked",
+        ) from None
+    return info, rows
