@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import parse_duration
@@ -83,56 +83,43 @@ class Settings(BaseSettings):
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str | int | float) else value
 
-    @field_validator("approvers", mode="before")
+    @field_validator("approvers", "allowed_channels", "requesters", mode="before")
     @classmethod
-    def _ids(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
-        if isinstance(value, list | tuple):
-            for item in value:
-                if not _SLACK_ID.match(str(item)):
-                    msg = (
-                        f"{item!r} is not a Slack user ID (U…/W…) or user-group ID (S…); "
-                        "copy IDs from the member's or group's profile"
-                    )
-                    raise ValueError(msg)
-        return value
-
-    @field_validator("allowed_channels", "requesters", mode="before")
-    @classmethod
-    def _id_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
-        if isinstance(value, list | tuple):
-            for item in value:
-                if not _CHANNEL_OR_USER.match(str(item)):
-                    msg = f"{item!r} is not a Slack ID (C…/G… for channels, U…/W… for people)"
-                    raise ValueError(msg)
-        return value
+    def _ids(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name == "approvers":
+            return _slack_ids(
+                value,
+                _SLACK_ID,
+                "is not a Slack user ID (U…/W…) or user-group ID (S…); "
+                "copy IDs from the member's or group's profile",
+            )
+        return _slack_ids(
+            value, _CHANNEL_OR_USER, "is not a Slack ID (C…/G… for channels, U…/W… for people)"
+        )
 
     @field_validator("incident_channel")
     @classmethod
     def _channel(cls, value: str | None) -> str | None:
-        if value is not None and not _CHANNEL_OR_USER.match(value):
-            msg = f"{value!r} is not a Slack channel ID (C…/G…; copy it from the channel details)"
-            raise ValueError(msg)
+        _require(
+            value is None or _CHANNEL_OR_USER.match(value),
+            f"{value!r} is not a Slack channel ID (C…/G…; copy it from the channel details)",
+        )
         return value
 
     @field_validator("approval_reaction")
     @classmethod
     def _reaction(cls, value: str) -> str:
         name = value.strip().strip(":")
-        if not re.fullmatch(r"[a-z0-9_+'-]{1,100}", name):
-            msg = f"{value!r} is not an emoji name (e.g. white_check_mark)"
-            raise ValueError(msg)
+        _require(
+            re.fullmatch(r"[a-z0-9_+'-]{1,100}", name),
+            f"{value!r} is not an emoji name (e.g. white_check_mark)",
+        )
         return name
 
     @field_validator("slack_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            msg = f"{value!r} is not an http(s) URL"
-            raise ValueError(msg)
+        _require(re.match(r"^https?://[^\s/]+", value), f"{value!r} is not an http(s) URL")
         return value if value.endswith("/") else value + "/"
 
     @field_validator("targets_spec")
@@ -245,6 +232,22 @@ class Settings(BaseSettings):
                 todo="copy the Signing Secret from the app's Basic Information page",
             )
         return "http"
+
+
+def _require(condition: object, complaint: str) -> None:
+    """A setting's check: pydantic reports the ValueError with the variable's name."""
+    if not condition:
+        raise ValueError(complaint)
+
+
+def _slack_ids(value: object, pattern: re.Pattern[str], complaint: str) -> object:
+    """A comma-separated list (or a list) of Slack IDs, each checked against `pattern`."""
+    if isinstance(value, str):
+        value = tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple):
+        for item in value:
+            _require(pattern.match(str(item)), f"{item!r} {complaint}")
+    return value
 
 
 def load_settings(**overrides: Any) -> Settings:  # noqa: ANN401

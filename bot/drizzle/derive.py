@@ -230,14 +230,19 @@ def _undo_index(node: Any, scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast
     _refuse_if(node.if_not_exists, _IF_NOT_EXISTS_REASON)
     relation = node.relation
     if not node.idxname:
-        _refuse_if(
-            not scope.has_table(relation),
-            "the index has no name in the migration; PostgreSQL chose one (adding a digit "
-            "if it was taken), so a derived rollback cannot name it for certain",
-        )
+        _refuse_unnamed("index", relation, scope)
         return []  # it goes with its table, which this migration created
     scope.indexes.add((_qualified_key(relation)[0], node.idxname))
     return [f"DROP INDEX IF EXISTS {_name(relation.schemaname, node.idxname)}"]
+
+
+def _refuse_unnamed(kind: str, relation: Any, scope: _Scope) -> None:  # noqa: ANN401 - pglast node
+    """An unnamed object is fine only on a table this migration created: it goes with it."""
+    _refuse_if(
+        not scope.has_table(relation),
+        f"the {kind} has no name in the migration; PostgreSQL chose one (adding a digit "
+        "if it was taken), so a derived rollback cannot name it for certain",
+    )
 
 
 def _undo_alter_table(node: Any, scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast node
@@ -274,11 +279,7 @@ def _undo_add_constraint(constraint: Any, relation: Any, scope: _Scope) -> list[
             "that index too",
         )
     if not constraint.conname:
-        _refuse_if(
-            not scope.has_table(relation),
-            "the constraint has no name in the migration; PostgreSQL chose one (adding a digit "
-            "if it was taken), so a derived rollback cannot name it for certain",
-        )
+        _refuse_unnamed("constraint", relation, scope)
         return []  # it goes with its table, which this migration created
     name = quote_ident(constraint.conname)
     return [f"ALTER TABLE {_relation(relation)} DROP CONSTRAINT IF EXISTS {name}"]

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import NotFoundError, RollbotError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -59,14 +60,9 @@ def _entry(journal: Path, raw: object) -> tuple[str, int]:
 def read_migrations(folder: Path) -> list[Migration]:
     """Every migration the journal lists, in journal order (which is the order Drizzle runs)."""
     journal = folder / "meta" / "_journal.json"
-    try:
-        data = json.loads(journal.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RollbotError(
-            f"{journal}: cannot read the journal",
-            why=str(exc),
-            todo="point at a folder drizzle-kit generated",
-        ) from exc
+    data = _read(
+        journal, "cannot read the journal", "point at a folder drizzle-kit generated", json.loads
+    )
     entries = data.get("entries") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise RollbotError(
@@ -76,17 +72,25 @@ def read_migrations(folder: Path) -> list[Migration]:
     for raw in entries:
         tag, when = _entry(journal, raw)
         path = folder / f"{tag}.sql"
-        try:
-            # Bytes, not read_text: universal newlines would change the hash of a CRLF file.
-            text = path.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RollbotError(
-                f"{path}: the journal lists {tag} but its file cannot be read",
-                why=str(exc),
-                todo="restore the file or the journal entry",
-            ) from exc
+        text = _read(
+            path,
+            f"the journal lists {tag} but its file cannot be read",
+            "restore the file or the journal entry",
+        )
         migrations.append(Migration(tag=tag, when=when, text=text))
     return migrations
+
+
+def _read(path: Path, problem: str, todo: str, parse: Callable[[str], Any] = str) -> Any:  # noqa: ANN401 - whatever `parse` makes of the text
+    """A file's text (parsed), or an error naming the file; what went wrong goes into `why`.
+
+    A missing file, bad UTF-8 and malformed JSON are one failure to the person: this file.
+    """
+    try:
+        # Bytes, not read_text: universal newlines would change the hash of a CRLF file.
+        return parse(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RollbotError(f"{path}: {problem}", why=str(exc), todo=todo) from exc
 
 
 def select_upto(migrations: list[Migration], upto: str) -> list[Migration]:
