@@ -26,6 +26,7 @@ from bot.service.rollback import Rollbot
 from bot.slack.chatops import ChatOps
 from bot.slack.courier import Courier
 from bot.slack.directory import SlackDirectory
+from bot.slack.gate import REPLAY_PREFIX, SIGNATURE_WINDOW_S, RequestGate
 from bot.slack.notifier import SlackNotifier
 from bot.state.deliveries import Deliveries
 from bot.state.store import RunStore
@@ -100,12 +101,21 @@ class Components:
         while not self._stopping.wait(10.0):
             try:
                 self.service.expire_due()
+                # A replay is refused only inside the signature window; older ones fail the
+                # timestamp check, so their signatures need not be kept.
+                self.ledger.forget_seen(REPLAY_PREFIX, older_than_s=2 * SIGNATURE_WINDOW_S)
             except Exception:
                 log.exception("sweeper.failed")
 
     def wsgi(self) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
         """Slack's Request URL at /slack/events and the health check at /healthz."""
-        slack = SlackRequestHandler(self.bolt, path=EVENTS_PATH)
+        secret = self.settings.slack_signing_secret
+        slack = RequestGate(
+            SlackRequestHandler(self.bolt, path=EVENTS_PATH),
+            secret.get_secret_value() if secret else "",
+            first_time=self.ledger.first_time,
+            path=EVENTS_PATH,
+        )
 
         def application(
             environ: dict[str, Any], start_response: Callable[..., Any]

@@ -40,6 +40,18 @@ class Deliveries:
             ).fetchone()
         return row is not None
 
+    def forget_seen(self, prefix: str, *, older_than_s: float) -> int:
+        """Drop seen ids starting with `prefix` older than `older_than_s`; how many went."""
+        with self._store.connection() as conn:
+            cursor = conn.execute(
+                sql.SQL(
+                    "DELETE FROM {}.seen_events WHERE starts_with(event_id, %s)"
+                    " AND seen_at < now() - make_interval(secs => %s)"
+                ).format(sql.Identifier(STATE_SCHEMA)),
+                (prefix, older_than_s),
+            )
+        return cursor.rowcount
+
     def run_for_message(self, channel: str, ts: str) -> Run | None:
         """The run whose plan message this is, if any."""
         with self._store.connection() as conn:

@@ -1,0 +1,106 @@
+"""Slack's front door in HTTP mode: only well-formed, signed, first-time requests reach Bolt.
+
+Anyone who can reach `/slack/events` can send it anything. Bolt verifies signatures, but a
+timestamp that is not a number or a body that is not UTF-8 makes it raise (a 500), and a refused
+request is logged with its whole body. And a signature proves only that Slack signed the bytes
+once: the same request replayed inside the five-minute signature window would act again, even
+after the run it started has ended. So before Bolt sees a request, the gate checks its size,
+its timestamp and signature (logging a refusal by length and hash, never by content), its
+encoding, and that its signature has not been seen before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from slack_sdk.signature import SignatureVerifier
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+log = structlog.get_logger()
+
+# Slack's own requests are a few kilobytes; anything near this is not from Slack.
+MAX_BODY_BYTES = 1 << 20
+SIGNATURE_WINDOW_S = 5 * 60  # Slack's, and slack_sdk's, limit on a timestamp's age
+REPLAY_PREFIX = "signature:"
+
+
+class RequestGate:
+    """WSGI middleware in front of Bolt's handler for one path."""
+
+    def __init__(
+        self,
+        app: Wsgi,
+        signing_secret: str,
+        *,
+        first_time: Callable[[str], bool],
+        path: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._app = app
+        self._verifier = SignatureVerifier(signing_secret)
+        self._first_time = first_time
+        self._path = path
+        self._clock = clock
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """Refuse what is malformed, forged or replayed; pass the rest on unchanged."""
+        if environ.get("PATH_INFO") != self._path or environ.get("REQUEST_METHOD") != "POST":
+            return self._app(environ, start_response)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _answer(start_response, "400 Bad Request", "Content-Length is not a number")
+        if length < 0 or length > MAX_BODY_BYTES:
+            return _answer(start_response, "413 Content Too Large", "the body is too large")
+        body = environ["wsgi.input"].read(length) if length else b""
+        refusal = self._refusal(environ, body)
+        if refusal is not None:
+            status, why = refusal
+            log.warning(
+                "slack.request_refused",
+                why=why,
+                body_bytes=len(body),
+                body_sha256=hashlib.sha256(body).hexdigest()[:16],
+            )
+            return _answer(start_response, status, why)
+        signature = str(environ.get("HTTP_X_SLACK_SIGNATURE", ""))
+        if not self._first_time(REPLAY_PREFIX + signature):
+            log.warning("slack.request_replayed", body_bytes=len(body))
+            return _answer(start_response, "200 OK", "")  # acked, and nothing acts twice
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return self._app(environ, start_response)
+
+    def _refusal(self, environ: dict[str, Any], body: bytes) -> tuple[str, str] | None:
+        timestamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""))
+        signature = str(environ.get("HTTP_X_SLACK_SIGNATURE", ""))
+        if not timestamp.isascii() or not timestamp.isdigit():
+            return "401 Unauthorized", "X-Slack-Request-Timestamp is missing or not a number"
+        if abs(self._clock() - int(timestamp)) > SIGNATURE_WINDOW_S:
+            return "401 Unauthorized", "the request is older than Slack's signature window"
+        try:
+            body.decode("utf-8")  # Slack sends UTF-8; slack_sdk's verifier assumes it
+        except UnicodeDecodeError:
+            return "400 Bad Request", "the body is not UTF-8"
+        if not self._verifier.is_valid(body, timestamp, signature):
+            return "401 Unauthorized", "the signature does not match the signing secret"
+        return None
+
+
+def _answer(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:
+    payload = (text + "\n").encode() if text else b""
+    start_response(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(payload)))],
+    )
+    return [payload]
