@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.core.durations import parse_duration
+from bot.core.durations import coerce_timeout, parse_duration
 from bot.core.errors import ConfigError
 from bot.core.targets import DEFAULT, Rehearsal, TargetConfig, TargetsError, choose, parse_targets
 
@@ -69,19 +69,18 @@ class Settings(BaseSettings):
     log_level: str = _env("ROLLBOT_LOG_LEVEL", default="info")
 
     @field_validator(
-        "approval_ttl",
-        "lock_timeout",
-        "statement_timeout",
-        "lock_retry_delay",
-        "count_budget",
-        "connect_timeout",
-        "orphan_grace",
-        "startup_timeout",
-        mode="before",
+        "approval_ttl", "lock_retry_delay", "count_budget", "orphan_grace", mode="before"
     )
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str | int | float) else value
+
+    @field_validator(
+        "lock_timeout", "statement_timeout", "connect_timeout", "startup_timeout", mode="before"
+    )
+    @classmethod
+    def _timeout(cls, value: object) -> object:
+        return coerce_timeout(value)
 
     @field_validator("approvers", "allowed_channels", "requesters", mode="before")
     @classmethod

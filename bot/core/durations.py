@@ -28,6 +28,30 @@ def parse_duration(value: str | float) -> timedelta:
     return timedelta(seconds=float(match["number"]) * _UNITS.get(match["unit"], 1.0))
 
 
+def parse_timeout(value: str | float) -> timedelta:
+    """A timeout PostgreSQL will honour: at least one millisecond.
+
+    PostgreSQL and libpq read a timeout of 0 as "wait forever", so `lock_timeout: 0` (or a value
+    that rounds to 0 ms) would let a rollback stall the application without bound; it is refused
+    rather than shown as "at most 0 s".
+    """
+    duration = parse_duration(value)
+    if round(duration.total_seconds() * 1000) < 1:
+        msg = (
+            f"{value!r} is no timeout: PostgreSQL reads 0 as 'wait forever'; "
+            "give a positive duration such as 3s or 500ms"
+        )
+        raise ValueError(msg)
+    return duration
+
+
+def coerce_timeout(value: object) -> object:
+    """For validators: text, a number or a timedelta checked as a timeout; the rest unchanged."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    return parse_timeout(value) if isinstance(value, str | int | float) else value
+
+
 def format_duration(value: timedelta) -> str:
     """The shortest exact way to say a duration, for messages and for SET LOCAL."""
     milliseconds = round(value.total_seconds() * 1000)

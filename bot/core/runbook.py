@@ -19,7 +19,7 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.core.durations import parse_duration
+from bot.core.durations import coerce_timeout
 from bot.core.errors import RunbookError
 from bot.core.sql import Statement, parse_queries, parse_statements
 
@@ -42,8 +42,8 @@ class RunbookSettings(BaseModel):
 
     @field_validator("lock_timeout", "statement_timeout", mode="before")
     @classmethod
-    def _duration(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str | int | float) else value
+    def _timeout(cls, value: object) -> object:
+        return coerce_timeout(value)
 
 
 class HistoryRow(BaseModel):

@@ -28,6 +28,10 @@ def test_defaults_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("ROLLBOT_APPROVERS", "U012ABC,bob", "'bob' is not a Slack user ID"),
         ("ROLLBOT_LOCK_TIMEOUT", "soon", "is not a duration"),
+        ("ROLLBOT_LOCK_TIMEOUT", "0", "PostgreSQL reads 0 as 'wait forever'"),
+        ("ROLLBOT_LOCK_TIMEOUT", "0.0004s", "PostgreSQL reads 0 as 'wait forever'"),
+        ("ROLLBOT_STATEMENT_TIMEOUT", "0ms", "PostgreSQL reads 0 as 'wait forever'"),
+        ("ROLLBOT_CONNECT_TIMEOUT", "0s", "PostgreSQL reads 0 as 'wait forever'"),
         ("ROLLBOT_REQUIRED_APPROVALS", "0", "greater than or equal to 1"),
         ("ROLLBOT_LOG_LEVEL", "loud", "use debug, info"),
     ],

@@ -60,6 +60,16 @@ def test_front_matter_carries_settings() -> None:
     assert runbook.settings.lock_timeout == timedelta(milliseconds=500)
 
 
+@pytest.mark.parametrize("value", ["0", "0s", "0ms", "0.0001s"])
+@pytest.mark.parametrize("key", ["lock_timeout", "statement_timeout"])
+def test_a_zero_timeout_in_front_matter_is_refused_not_ignored(key: str, value: str) -> None:
+    """`lock_timeout: 0` means "wait forever" to PostgreSQL: refused, never silently defaulted."""
+    with pytest.raises(RunbookError) as caught:
+        parse_runbook(f"---\n{key}: {value}\n---\n" + GOOD, file="0024_brave_wolf.md")
+    assert key in caught.value.render()
+    assert "wait forever" in caught.value.render()
+
+
 def test_unknown_front_matter_key_is_named() -> None:
     """A typo in front matter is refused with the allowed keys listed."""
     with pytest.raises(RunbookError) as caught:
