@@ -7,8 +7,9 @@ cover exactly the inventory the decision was made on.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from bot.core.functions import Volatility
 from bot.core.sql import ObjectKind
 
 
@@ -105,6 +106,9 @@ class Facts(BaseModel):
     rows: tuple[RowCount, ...] = ()
     counted: tuple[Table, ...] = ()  # tables the runbook's front matter asks to count
     missing_counted: tuple[str, ...] = ()  # ... of which these do not exist
+    # Each function the statements call, by the name written: its volatility, or None when the
+    # database has no such function. Of several overloads, the most volatile counts.
+    functions: dict[str, Volatility | None] = Field(default_factory=dict)
 
     def found(self, statement: int, position: int) -> Found:
         """The facts for one object of one statement."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.durations import format_duration
 from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
+from bot.core.functions import call_problem
 from bot.core.journal import JournalPlan, LintReport
 from bot.core.sql import ObjectKind, Statement
 
@@ -127,6 +128,12 @@ def build_plan(
         if s.cascade
     ]
     blockers += _reference_blockers(runbook.statements, facts)
+    blockers += [
+        f"{runbook.file}:{s.line}: {problem}"
+        for s in runbook.statements
+        for name in s.functions
+        if (problem := call_problem(name, facts.functions.get(name))) is not None
+    ]
     existing = [f for f in facts.objects if f.exists]
     dropped = tuple(f for f in existing if f.kind is not ObjectKind.ROWS)
     rows = {r.table: r for r in facts.rows}

@@ -13,9 +13,11 @@ from typing import Any
 
 from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError
+from pglast.visitors import Visitor
 from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import RunbookError
+from bot.core.functions import denied_reason
 
 
 class ObjectKind(StrEnum):
@@ -66,6 +68,7 @@ class Statement(BaseModel):
     kind: str  # "DROP INDEX", "ALTER TABLE … DROP CONSTRAINT", "DELETE"
     objects: tuple[DbObject, ...]
     cascade: bool = False
+    functions: tuple[str, ...] = ()  # every function its expressions call, as written
 
 
 def _qualified(namespace: str | None, name: str | None) -> str:
@@ -137,6 +140,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
                 kind=kind,
                 objects=objects,
                 cascade=cascade,
+                functions=_calls(item.stmt, sql, start, source),
             )
         )
     if not statements:
@@ -147,6 +151,33 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
             todo="put the DROP/ALTER statements that undo the migration in the block",
         )
     return tuple(statements)
+
+
+class _Calls(Visitor):
+    """Every function call in a parse tree: WHERE, USING, subqueries, RETURNING, FROM."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def visit_FuncCall(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        self.names.append(".".join(part.sval for part in node.funcname))
+
+
+def _calls(node: Any, sql: str, offset: int, source: _Source) -> tuple[str, ...]:  # noqa: ANN401
+    """The functions a statement calls; one that reaches outside the transaction is refused."""
+    visitor = _Calls()
+    visitor(node)
+    for name in visitor.names:
+        reason = denied_reason(name)
+        if reason is not None:
+            raise source.refuse(
+                offset,
+                f"`{_short(sql)}` calls {name}(): {reason}",
+                todo="remove the call: rollbot runs only what stays inside its transaction; "
+                "do anything else by hand, outside rollbot",
+            )
+    return tuple(dict.fromkeys(visitor.names))
 
 
 def _strip_transaction(raw: tuple[Any, ...], source: _Source) -> list[Any]:
@@ -277,11 +308,18 @@ def parse_queries(text: str, *, file: str, first_line: int) -> tuple[tuple[int, 
         start = item.stmt_location or 0
         length = item.stmt_len or len(text) - start
         sql = text[start : start + length].strip().rstrip(";").strip()
-        if not isinstance(item.stmt, ast.SelectStmt) or item.stmt.withClause is not None:
+        node = item.stmt
+        if (
+            not isinstance(node, ast.SelectStmt)
+            or node.withClause is not None
+            or node.intoClause is not None  # SELECT … INTO creates a table
+            or node.lockingClause  # FOR UPDATE/SHARE takes row locks
+        ):
             raise source.refuse(
                 start,
                 f"`{_short(sql)}` in the verification block is not a plain SELECT",
-                todo="verification queries only read: use SELECT",
+                todo="verification queries only read: use SELECT, without INTO or FOR UPDATE",
             )
+        _calls(node, sql, start, source)
         queries.append((source.line_at(start), sql))
     return tuple(queries)

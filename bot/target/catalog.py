@@ -8,7 +8,7 @@ make the DROP fail (RESTRICT) unless the runbook removes it first.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from psycopg import sql
@@ -19,6 +19,7 @@ from bot.core.sql import DbObject, ObjectKind
 if TYPE_CHECKING:
     from datetime import timedelta
 
+    from bot.core.functions import Volatility
     from bot.core.runbook import Runbook
 
 _RELKINDS = {
@@ -159,7 +160,32 @@ def read_facts(
         rows=tuple(rows),
         counted=counted,
         missing_counted=missing,
+        functions=_volatility(conn, [n for s in runbook.statements for n in s.functions]),
     )
+
+
+_VOLATILITY = {"i": "immutable", "s": "stable", "v": "volatile"}
+
+
+def _volatility(conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Volatility | None]:
+    """What the catalog says of each called function; the most volatile overload counts.
+
+    An unqualified name is looked up where the server would look: the schemas of the search
+    path, pg_catalog included.
+    """
+    found: dict[str, Volatility | None] = {}
+    for name in dict.fromkeys(names):
+        schema, _, bare = name.rpartition(".")
+        row = conn.execute(
+            "SELECT max(p.provolatile) FROM pg_catalog.pg_proc AS p"
+            " JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace"
+            " WHERE p.proname = %s"
+            " AND (n.nspname = %s OR (%s = '' AND n.nspname = ANY (current_schemas(true))))",
+            (bare, schema, schema),  # the parser has already folded unquoted names
+        ).fetchone()
+        code = row[0] if row else None
+        found[name] = cast("Volatility", _VOLATILITY[code]) if code else None
+    return found
 
 
 def _resolve(conn: psycopg.Connection[Any], obj: DbObject, number: int, position: int) -> Found:
