@@ -200,11 +200,7 @@ class Settings(BaseSettings):
                 todo="with ROLLBOT_TARGETS and no DATABASE_URL, name the database that keeps "
                 "rollbot's runs",
             )
-        return self.target_conninfo(), "DATABASE_URL"
-
-    def target_conninfo(self, name: str | None = None) -> str:
-        """The connection string of a target (the default one without a name)."""
-        return self.target(name).url.get_secret_value()
+        return self.target().url.get_secret_value(), "DATABASE_URL"
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this configuration holds, for the log redactor."""

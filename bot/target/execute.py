@@ -29,7 +29,8 @@ from bot.core.results import BackupInfo, Blocker, NeighbourCount, Outcome, Table
 from bot.core.verify import verification_problems
 from bot.target.backup import take_backup
 from bot.target.catalog import read_facts, relations
-from bot.target.locks import BlockerWatch, advisory_holder
+from bot.target.database import TargetUnreachableError
+from bot.target.locks import BlockerWatch
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from bot.core.plan import Plan
     from bot.core.runbook import Runbook
     from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 
 class RetryPolicy(BaseModel):
@@ -72,7 +74,7 @@ def execute_plan(
     plan: Plan,
     runbook: Runbook,
     *,
-    conninfo: str,
+    target: TargetDatabase,
     tools: PgTools,
     backup_dir: Path,
     run_id: int,
@@ -95,7 +97,7 @@ def execute_plan(
             outcome = _attempt(
                 plan,
                 runbook,
-                conninfo=conninfo,
+                target=target,
                 tools=tools,
                 backup_dir=backup_dir,
                 run_id=run_id,
@@ -114,15 +116,10 @@ def execute_plan(
             return exc.outcome.model_copy(
                 update={"attempts": attempt, "duration_s": time.monotonic() - started}
             )
+        except TargetUnreachableError as exc:
+            return _connection_failed(exc.primary, exc.sqlstate, attempt, started)
         except psycopg.Error as exc:
-            return Outcome(
-                succeeded=False,
-                error=f"the database connection failed ({_pg_message(exc)}); the transaction "
-                "did not commit, nothing was changed",
-                sqlstate=exc.sqlstate,
-                attempts=attempt,
-                duration_s=time.monotonic() - started,
-            )
+            return _connection_failed(_pg_message(exc), exc.sqlstate, attempt, started)
     assert last is not None  # noqa: S101 - the loop ran at least once
     return Outcome(
         succeeded=False,
@@ -136,11 +133,22 @@ def execute_plan(
     )
 
 
+def _connection_failed(message: str, sqlstate: str | None, attempt: int, started: float) -> Outcome:
+    return Outcome(
+        succeeded=False,
+        error=f"the database connection failed ({message}); the transaction "
+        "did not commit, nothing was changed",
+        sqlstate=sqlstate,
+        attempts=attempt,
+        duration_s=time.monotonic() - started,
+    )
+
+
 def _attempt(
     plan: Plan,
     runbook: Runbook,
     *,
-    conninfo: str,
+    target: TargetDatabase,
     tools: PgTools,
     backup_dir: Path,
     run_id: int,
@@ -149,13 +157,13 @@ def _attempt(
 ) -> Outcome:
     script = plan.script
     final: BackupInfo | None = None
-    with psycopg.connect(conninfo, application_name=f"rollbot run {run_id}") as conn:
+    with target.connect(f"run {run_id}") as conn:
         try:
             for setting in script.settings:
                 conn.execute(setting.encode())
             row = conn.execute(script.advisory_lock.encode()).fetchone()
             if not (row and row[0]):
-                holder = advisory_holder(conninfo)
+                holder = target.advisory_holder()
                 _fail(
                     f"another rollback is running on this database ({holder}); nothing was changed",
                     holder=holder,
@@ -167,13 +175,13 @@ def _attempt(
             ]
             dropped_counts: list[int] = []
             if script.write_lock:
-                _lock(conn, conninfo, script.write_lock)
+                _lock(conn, target, script.write_lock)
                 snapshot = _scalar(conn, script.export_snapshot)
                 dropped_counts = [int(_scalar(conn, q)) for q in script.count_dropped]
                 final = _final_backup(
                     plan,
                     tools=tools,
-                    conninfo=conninfo,
+                    target=target,
                     backup_dir=backup_dir,
                     run_id=run_id,
                     snapshot=str(snapshot),
@@ -181,7 +189,7 @@ def _attempt(
                     exclude_schemas=exclude_schemas,
                 )
             if script.exclusive_lock:
-                _lock(conn, conninfo, script.exclusive_lock)
+                _lock(conn, target, script.exclusive_lock)
             before_relations = relations(conn, exclude_schemas)
             _check_binding(conn, plan, runbook)
             neighbours_before = [int(_scalar(conn, q)) for q in script.count_neighbours]
@@ -226,7 +234,7 @@ def _attempt(
                 restore_hint=_final_restore_hint(final),
             )
             on_commit_pending(outcome)
-            _commit(conn, conninfo, outcome)
+            _commit(conn, target, outcome)
         except BaseException:
             _quietly_rollback(conn)
             _discard(final)
@@ -257,12 +265,12 @@ def _final_restore_hint(final: BackupInfo | None) -> str | None:
     return f"{command}  # the dropped tables and their rows, without FKs to other tables"
 
 
-def _commit(conn: psycopg.Connection[Any], conninfo: str, outcome: Outcome) -> None:
+def _commit(conn: psycopg.Connection[Any], target: TargetDatabase, outcome: Outcome) -> None:
     """COMMIT; if the connection drops during it, ask the server whether it happened."""
     try:
         conn.commit()
     except psycopg.OperationalError:
-        status = xact_status(conninfo, outcome.xid or 0)
+        status = target.xact_status(outcome.xid or 0)
         if status != "committed":
             _fail(
                 f"the connection was lost during COMMIT and the server reports the "
@@ -272,16 +280,6 @@ def _commit(conn: psycopg.Connection[Any], conninfo: str, outcome: Outcome) -> N
                 "(rollbot will check again on restart)",
                 xid=outcome.xid,
             )
-
-
-def xact_status(conninfo: str, xid: int) -> str | None:
-    """`committed`, `aborted`, `in progress`, or None when the server no longer knows."""
-    try:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
-            row = conn.execute("SELECT pg_xact_status(%s::text::xid8)", (xid,)).fetchone()
-    except psycopg.Error:
-        return None
-    return str(row[0]) if row and row[0] else None
 
 
 def _quietly_rollback(conn: psycopg.Connection[Any]) -> None:
@@ -302,9 +300,9 @@ def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:  # noqa: ANN401
     return row[0] if row else None
 
 
-def _lock(conn: psycopg.Connection[Any], conninfo: str, statement: str) -> None:
+def _lock(conn: psycopg.Connection[Any], target: TargetDatabase, statement: str) -> None:
     """Take table locks under lock_timeout, noting who blocks us while we wait."""
-    with BlockerWatch(conninfo, conn.info.backend_pid) as watch:
+    with BlockerWatch(target, conn.info.backend_pid) as watch:
         try:
             conn.execute(statement.encode())
         except psycopg.errors.LockNotAvailable:
@@ -316,7 +314,7 @@ def _final_backup(
     plan: Plan,
     *,
     tools: PgTools,
-    conninfo: str,
+    target: TargetDatabase,
     backup_dir: Path,
     run_id: int,
     snapshot: str,
@@ -326,7 +324,7 @@ def _final_backup(
     try:
         return take_backup(
             tools,
-            conninfo,
+            target.conninfo,
             backup_dir,
             name=f"run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
             kind="final",

@@ -20,16 +20,15 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import structlog
 
-from bot.core.redact import secrets_of
 from bot.core.results import SKIPPED, Rehearsal, RowChange
 from bot.core.verify import verification_problems
 from bot.target.catalog import read_facts, relations
+from bot.target.database import postgres_message
 from bot.target.scratch import (
     DataMode,
     ScratchRefusedError,
     create_scratch,
     drop_scratch,
-    postgres_message,
     restore_scratch,
     scratch_name,
 )
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from bot.core.results import BackupInfo
     from bot.core.runbook import Runbook
     from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 log = structlog.get_logger()
 
@@ -94,13 +94,13 @@ def rehearse(
     *,
     backup: BackupInfo,
     tools: PgTools,
-    server_conninfo: str,
+    server: TargetDatabase,
     data: DataMode = "none",
     name_prefix: str = "rollbot_rehearsal",
 ) -> Rehearsal:
     """Run the plan's exact SQL on a scratch copy of `backup`, then drop the copy.
 
-    The scratch database is created on the server of `server_conninfo` (any database on it),
+    The scratch database is created on the server of `server` (the target, or any database),
     whose role needs CREATEDB, else the rehearsal is skipped. `data` chooses the rows restored:
     none (schema only), those of the tables the plan writes to or locks and of every table they
     reference, or all. A refused CREATE DATABASE, a failed restore, a failing statement or
@@ -108,9 +108,8 @@ def rehearse(
     """
     started = time.monotonic()
     name = scratch_name(name_prefix)
-    hidden = secrets_of([server_conninfo])
     try:
-        scratch = create_scratch(server_conninfo, name, hidden)
+        scratch = create_scratch(server, name)
     except ScratchRefusedError as exc:
         skipped = f"{exc.reason}{SKIPPED}"
         return Rehearsal(ok=False, skipped=skipped, data=data, total_s=time.monotonic() - started)
@@ -119,11 +118,11 @@ def rehearse(
             plan, runbook, backup=backup, tools=tools, scratch=scratch, data=data
         )
     except BaseException:
-        left = drop_scratch(server_conninfo, name, hidden)
+        left = drop_scratch(server, name)
         if left is not None:
             log.warning("rehearsal.scratch_left", database=name, problem=left)
         raise
-    left = drop_scratch(server_conninfo, name, hidden)
+    left = drop_scratch(server, name)
     return result.model_copy(
         update={
             "data": data,
@@ -140,7 +139,7 @@ def _restore_and_run(
     *,
     backup: BackupInfo,
     tools: PgTools,
-    scratch: str,
+    scratch: TargetDatabase,
     data: DataMode,
 ) -> Rehearsal:
     try:
@@ -149,7 +148,7 @@ def _restore_and_run(
         )
     except ScratchRefusedError as exc:
         return Rehearsal(ok=False, skipped=f"{exc.reason}{SKIPPED}")
-    with psycopg.connect(scratch, application_name="rollbot rehearsal") as conn:
+    with scratch.connect("rehearsal") as conn:
         try:
             _check_restored(conn, plan, runbook)
             conn.commit()

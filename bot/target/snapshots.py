@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import IsolationLevel, sql
 
-from bot.core.errors import BackupError
+from bot.core.errors import BackupError, DatabaseUnavailableError
 from bot.target.backup import take_backup
 
 if TYPE_CHECKING:
@@ -21,21 +21,25 @@ if TYPE_CHECKING:
 
     from bot.core.results import BackupInfo
     from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 
 def backup_with_counts(
     tools: PgTools,
-    conninfo: str,
+    target: TargetDatabase,
     directory: Path,
     *,
     name: str,
     tables: Sequence[str],
     exclude_schemas: Sequence[str] = (),
-    application_name: str = "rollbot backup",
+    purpose: str = "backup",
 ) -> tuple[BackupInfo, dict[str, int]]:
-    """Whole-database dump (verified) plus exact rows of `tables` at the dump's snapshot."""
+    """Whole-database dump (verified) plus exact rows of `tables` at the dump's snapshot.
+
+    `purpose` names both sessions, rollbot's and pg_dump's, as `rollbot <purpose>`.
+    """
     try:
-        with psycopg.connect(conninfo, application_name=application_name) as conn:
+        with target.connect(purpose) as conn:
             conn.isolation_level = IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
@@ -48,20 +52,21 @@ def backup_with_counts(
                 rows[table] = int(counted[0]) if counted else 0
             info = take_backup(
                 tools,
-                conninfo,
+                target.conninfo,
                 directory,
                 name=name,
                 kind="full",
                 required_tables=tables,
                 snapshot=snapshot,
                 exclude_schemas=exclude_schemas,
-                application_name=application_name,
+                application_name=f"rollbot {purpose}",
             )
             conn.rollback()
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, DatabaseUnavailableError) as exc:
         raise BackupError(
             "The backup could not start: the target database cannot be reached",
-            why=type(exc).__name__,
+            # The adapter's error keeps the driver's class name as its reason.
+            why=exc.why if isinstance(exc, DatabaseUnavailableError) else type(exc).__name__,
             todo="check DATABASE_URL and the server; approval stays blocked",
         ) from None
     return info, rows

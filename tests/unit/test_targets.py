@@ -18,7 +18,7 @@ def test_inline_targets_and_the_default(monkeypatch: pytest.MonkeyPatch) -> None
     settings = load_settings()
     assert sorted(settings.targets()) == ["default", "production", "staging"]
     assert settings.target().name == "default"
-    assert settings.target_conninfo("staging") == "postgresql://u:s3@stage/app"
+    assert settings.target("staging").url.get_secret_value() == "postgresql://u:s3@stage/app"
     assert "p4" not in repr(settings.target("production"))
     assert "postgresql://u:p4@prod/app" in settings.secrets()
 
