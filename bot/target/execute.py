@@ -16,7 +16,6 @@ backoff; when rollbot gives up it names the sessions that blocked it.
 from __future__ import annotations
 
 import random
-import shlex
 import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -25,11 +24,11 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import BackupError
 from bot.core.plan import plan_hash
-from bot.core.results import BackupInfo, Blocker, NeighbourCount, Outcome, TableCount
-from bot.target.backup import take_backup
+from bot.core.results import BackupInfo, NeighbourCount, Outcome, TableCount
 from bot.target.catalog import read_facts
 from bot.target.database import TargetUnreachableError, postgres_message
-from bot.target.locks import BlockerWatch
+from bot.target.locks import LockTimeoutError, take_locks
+from bot.target.snapshots import final_backup, final_restore_hint
 from bot.target.transaction import PlanTransaction, StatementFailedError
 
 if TYPE_CHECKING:
@@ -59,15 +58,6 @@ class ExecutionFailedError(Exception):
     def __init__(self, outcome: Outcome) -> None:
         super().__init__(outcome.error)
         self.outcome = outcome
-
-
-class LockTimeoutError(Exception):
-    """Internal: an attempt that could not get its locks in time."""
-
-    def __init__(self, blockers: tuple[Blocker, ...], statement: str) -> None:
-        super().__init__(statement)
-        self.blockers = blockers
-        self.statement = statement
 
 
 def execute_plan(
@@ -171,21 +161,24 @@ def _attempt(
             other_tables = [n for n in tx.relations().values() if n not in plan.write_locked]
             dropped_counts: list[int] = []
             if script.write_lock:
-                _lock(conn, target, script.write_lock)
+                take_locks(conn, target, script.write_lock)
                 snapshot = tx.scalar(script.export_snapshot)
                 dropped_counts = tx.counts(script.count_dropped)
-                final = _final_backup(
-                    plan,
-                    tools=tools,
-                    target=target,
-                    backup_dir=backup_dir,
-                    run_id=run_id,
-                    snapshot=str(snapshot),
-                    other_tables=other_tables,
-                    exclude_schemas=exclude_schemas,
-                )
+                try:
+                    final = final_backup(
+                        plan,
+                        tools=tools,
+                        target=target,
+                        backup_dir=backup_dir,
+                        run_id=run_id,
+                        snapshot=str(snapshot),
+                        other_tables=other_tables,
+                        exclude_schemas=exclude_schemas,
+                    )
+                except BackupError as exc:
+                    _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
             if script.exclusive_lock:
-                _lock(conn, target, script.exclusive_lock)
+                take_locks(conn, target, script.exclusive_lock)
             before = tx.relations()
             _check_binding(conn, plan, runbook)
             neighbours_before = tx.counts(script.count_neighbours)
@@ -248,7 +241,7 @@ def _succeeded(
         objects_gone=len(plan.dropped),
         final_backup=final,
         xid=xid,
-        restore_hint=_final_restore_hint(final),
+        restore_hint=final_restore_hint(final),
     )
 
 
@@ -256,23 +249,6 @@ def _forget_migration(tx: PlanTransaction, delete: str | None) -> None:
     """Delete the migration's journal row; exactly one row, or the journal moved under us."""
     if delete and tx.send(delete).rowcount != 1:
         _fail("the Drizzle journal row changed after the plan was made; nothing was changed")
-
-
-def _final_restore_hint(final: BackupInfo | None) -> str | None:
-    """The final backup holds rows of the dropped tables only: restore schema and data."""
-    if final is None:
-        return None
-    command = shlex.join(
-        [
-            "pg_restore",
-            "--dbname=EMPTY_DATABASE",
-            "--section=pre-data",
-            "--section=data",
-            "--exit-on-error",
-            str(final.path),
-        ]
-    )
-    return f"{command}  # the dropped tables and their rows, without FKs to other tables"
 
 
 def _commit(conn: psycopg.Connection[Any], target: TargetDatabase, outcome: Outcome) -> None:
@@ -303,45 +279,6 @@ def _quietly_rollback(conn: psycopg.Connection[Any]) -> None:
 def _pg_message(exc: psycopg.Error) -> str:
     message = exc.diag.message_primary if exc.diag else None
     return message or type(exc).__name__
-
-
-def _lock(conn: psycopg.Connection[Any], target: TargetDatabase, statement: str) -> None:
-    """Take table locks under lock_timeout, noting who blocks us while we wait."""
-    with BlockerWatch(target, conn.info.backend_pid) as watch:
-        try:
-            conn.execute(statement.encode())
-        except psycopg.errors.LockNotAvailable:
-            conn.rollback()
-            raise LockTimeoutError(watch.blockers(), statement) from None
-
-
-def _final_backup(
-    plan: Plan,
-    *,
-    tools: PgTools,
-    target: TargetDatabase,
-    backup_dir: Path,
-    run_id: int,
-    snapshot: str,
-    other_tables: list[str],
-    exclude_schemas: tuple[str, ...],
-) -> BackupInfo:
-    try:
-        return take_backup(
-            tools,
-            target.conninfo,
-            backup_dir,
-            name=f"run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
-            kind="final",
-            required_tables=plan.write_locked,
-            snapshot=snapshot,
-            exclude_table_data=other_tables,
-            exclude_schemas=exclude_schemas,
-            lock_wait_timeout_s=plan.lock_timeout.total_seconds(),
-            application_name=f"rollbot run {run_id} final backup",
-        )
-    except BackupError as exc:
-        _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
 
 
 def _check_binding(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) -> None:

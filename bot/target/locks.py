@@ -1,4 +1,4 @@
-"""Who is in the way: the sessions that block a lock we are waiting for.
+"""Taking the locks a rollback needs, and who is in the way when they do not come.
 
 When rollbot gives up on a lock the on-call engineer needs names, not "lock timeout": which
 session, which application, how long it has been open and what it is doing. PostgreSQL only
@@ -30,6 +30,15 @@ SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
 FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids(%s)) ORDER BY pid
 """
 _SECRET_LITERAL = re.compile(r"(?i)(password\s+)'(?:[^']|'')*'")
+
+
+class LockTimeoutError(Exception):
+    """An attempt that could not get its locks in time."""
+
+    def __init__(self, blockers: tuple[Blocker, ...], statement: str) -> None:
+        super().__init__(statement)
+        self.blockers = blockers
+        self.statement = statement
 
 
 class BlockerWatch:
@@ -69,6 +78,16 @@ class BlockerWatch:
                         self._seen = tuple(_blocker(row) for row in rows)
         except (psycopg.Error, DatabaseUnavailableError):
             return  # the watcher is best effort: the lock timeout still bounds the wait
+
+
+def take_locks(conn: psycopg.Connection[Any], target: TargetDatabase, statement: str) -> None:
+    """Take table locks under lock_timeout, noting who blocks us while we wait."""
+    with BlockerWatch(target, conn.info.backend_pid) as watch:
+        try:
+            conn.execute(statement.encode())
+        except psycopg.errors.LockNotAvailable:
+            conn.rollback()
+            raise LockTimeoutError(watch.blockers(), statement) from None
 
 
 def _blocker(row: tuple[Any, ...]) -> Blocker:

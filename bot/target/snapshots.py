@@ -1,12 +1,16 @@
-"""The pre-approval backup, with row counts taken from the very snapshot it dumps.
+"""Backups taken from an exported snapshot, so their row counts are exact.
 
 A count taken a moment before or after `pg_dump` can disagree with the dump on a busy database.
 Exporting a snapshot, counting in it and handing it to `pg_dump --snapshot` makes "rows in the
-backup" an exact number, which is what the approver and, later, a restore compare against.
+backup" an exact number, which is what the approver and, later, a restore compare against. The
+pre-approval backup exports its own; the final backup dumps the snapshot of the rollback's own
+transaction, taken while writes to the dropped tables wait.
 """
 
 from __future__ import annotations
 
+import shlex
+import time
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -19,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    from bot.core.plan import Plan
     from bot.core.results import BackupInfo
     from bot.pgclient.tools import PgTools
     from bot.target.database import TargetDatabase
@@ -70,3 +75,51 @@ def backup_with_counts(
             todo="check DATABASE_URL and the server; approval stays blocked",
         ) from None
     return info, rows
+
+
+def final_backup(
+    plan: Plan,
+    *,
+    tools: PgTools,
+    target: TargetDatabase,
+    backup_dir: Path,
+    run_id: int,
+    snapshot: str,
+    other_tables: list[str],
+    exclude_schemas: tuple[str, ...],
+) -> BackupInfo:
+    """The rows of the tables a rollback drops, dumped from its transaction's `snapshot`.
+
+    Only their data is kept (the rest of the schema comes along, for their types); lock waits
+    are bounded by the plan's lock_timeout, since the rollback's writers are waiting meanwhile.
+    """
+    return take_backup(
+        tools,
+        target.conninfo,
+        backup_dir,
+        name=f"run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
+        kind="final",
+        required_tables=plan.write_locked,
+        snapshot=snapshot,
+        exclude_table_data=other_tables,
+        exclude_schemas=exclude_schemas,
+        lock_wait_timeout_s=plan.lock_timeout.total_seconds(),
+        application_name=f"rollbot run {run_id} final backup",
+    )
+
+
+def final_restore_hint(final: BackupInfo | None) -> str | None:
+    """The final backup holds rows of the dropped tables only: restore schema and data."""
+    if final is None:
+        return None
+    command = shlex.join(
+        [
+            "pg_restore",
+            "--dbname=EMPTY_DATABASE",
+            "--section=pre-data",
+            "--section=data",
+            "--exit-on-error",
+            str(final.path),
+        ]
+    )
+    return f"{command}  # the dropped tables and their rows, without FKs to other tables"
