@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from bench.memory import ChildPeaks
 from bench.raw import run_pg_dump
 from bench.stats import median, ratio
+from bot.target.database import TargetDatabase
 from bot.target.snapshots import backup_with_counts
 from demo.sample import MIGRATION_0023_TABLES, expected_rows
 
@@ -140,7 +141,8 @@ def rollbot_backup(tools: PgTools, conninfo: str, directory: str, name: str) -> 
     """One `backup_with_counts` of the database, counting the tables 0023's rollback drops."""
     with ChildPeaks() as peaks:
         started = time.perf_counter()
-        info, _ = backup_with_counts(tools, conninfo, Path(directory), name=name, tables=DROPPED)
+        target = TargetDatabase.at(conninfo)
+        info, _ = backup_with_counts(tools, target, Path(directory), name=name, tables=DROPPED)
         wall_s = time.perf_counter() - started
     return _sample(wall_s, info.size_bytes, peaks)
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from bench.plans import plan_for, seed_runbook, tables_left
 from bench.raw import run_psql_file, seed_sql
 from bench.stats import Latencies, ratio
+from bot.target.database import TargetDatabase
 from bot.target.execute import RetryPolicy, execute_plan
 from demo.sample import MIGRATION_0023_TABLES, ROWS_AT_SCALE_1
 
@@ -113,7 +114,7 @@ def _rollbot_case(
         return execute_plan(
             plan,
             runbook,
-            conninfo=conninfo,
+            target=TargetDatabase.at(conninfo),
             tools=tools.pg,
             backup_dir=workdir / "lock-safety-backups",
             run_id=1,

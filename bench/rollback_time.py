@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from bench.plans import plan_for, seed_runbook, tables_left
 from bench.raw import run_psql_file, seed_sql
 from bench.stats import median, ratio
+from bot.target.database import TargetDatabase
 from bot.target.execute import execute_plan
 from demo.sample import MIGRATION_0023_TABLES, expected_rows
 
@@ -102,7 +103,7 @@ def _rollbot(
     outcome = execute_plan(
         plan,
         runbook,
-        conninfo=conninfo,
+        target=TargetDatabase.at(conninfo),
         tools=tools.pg,
         backup_dir=workdir / "rollback-time-backups",
         run_id=run_id,

@@ -11,7 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import coerce_timeout, parse_duration
@@ -46,7 +53,10 @@ class Settings(BaseSettings):
     lock_retries: int = _env("ROLLBOT_LOCK_RETRIES", default=3, ge=1, le=20)
     lock_retry_delay: timedelta = _env("ROLLBOT_LOCK_RETRY_DELAY", default=timedelta(seconds=1))
     count_budget: timedelta = _env("ROLLBOT_COUNT_BUDGET", default=timedelta(seconds=2))
-    targets_spec: str | None = _env("ROLLBOT_TARGETS", default=None)
+    # Parsed once, when the settings are read: a file named with @ is not read again.
+    targets_spec: Annotated[tuple[TargetConfig, ...], NoDecode] = _env(
+        "ROLLBOT_TARGETS", default=()
+    )
     rehearsal: Rehearsal = _env("ROLLBOT_REHEARSAL", default="schema")
     rehearsal_url: SecretStr | None = _env("ROLLBOT_REHEARSAL_URL", default=None)
     migrations_dir: Path | None = _env("ROLLBOT_MIGRATIONS_DIR", default=None)
@@ -67,6 +77,7 @@ class Settings(BaseSettings):
     orphan_grace: timedelta = _env("ROLLBOT_ORPHAN_GRACE", default=timedelta(seconds=30))
     startup_timeout: timedelta = _env("ROLLBOT_STARTUP_TIMEOUT", default=timedelta(seconds=60))
     log_level: str = _env("ROLLBOT_LOG_LEVEL", default="info")
+    _targets: dict[str, TargetConfig] = PrivateAttr(default_factory=dict)
 
     @field_validator(
         "approval_ttl", "lock_retry_delay", "count_budget", "orphan_grace", mode="before"
@@ -121,15 +132,16 @@ class Settings(BaseSettings):
         _require(re.match(r"^https?://[^\s/]+", value), f"{value!r} is not an http(s) URL")
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("targets_spec")
+    @field_validator("targets_spec", mode="before")
     @classmethod
-    def _targets(cls, value: str | None) -> str | None:
-        if value:
-            try:
-                parse_targets(value)
-            except TargetsError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+    def _parse_targets(cls, value: object) -> object:
+        """Read the variable (or its file) once, here, so every error names ROLLBOT_TARGETS."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_targets(value)
+        except TargetsError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("log_level")
     @classmethod
@@ -139,16 +151,17 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value.lower()
 
-    def targets(self) -> dict[str, TargetConfig]:
-        """Every target by name: `default` from DATABASE_URL, then ROLLBOT_TARGETS."""
+    def model_post_init(self, context: Any, /) -> None:  # noqa: ANN401, ARG002 - pydantic's hook
+        """Assemble the targets once: the settings are frozen, so they cannot change later."""
         named: dict[str, TargetConfig] = {}
         if self.database_url is not None:
             named[DEFAULT] = TargetConfig(name=DEFAULT, url=self.database_url)
-        try:
-            named |= {t.name: t for t in parse_targets(self.targets_spec or "")}
-        except TargetsError as exc:
-            raise ValueError(str(exc)) from None
-        return named
+        named |= {t.name: t for t in self.targets_spec}
+        self._targets = named
+
+    def targets(self) -> dict[str, TargetConfig]:
+        """Every target by name: `default` from DATABASE_URL, then ROLLBOT_TARGETS."""
+        return dict(self._targets)
 
     def target(self, name: str | None = None) -> TargetConfig:
         """The target a request is for (the default one without a name)."""
@@ -186,11 +199,7 @@ class Settings(BaseSettings):
                 todo="with ROLLBOT_TARGETS and no DATABASE_URL, name the database that keeps "
                 "rollbot's runs",
             )
-        return self.target_conninfo(), "DATABASE_URL"
-
-    def target_conninfo(self, name: str | None = None) -> str:
-        """The connection string of a target (the default one without a name)."""
-        return self.target(name).url.get_secret_value()
+        return self.target().url.get_secret_value(), "DATABASE_URL"
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this configuration holds, for the log redactor."""

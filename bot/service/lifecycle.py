@@ -20,6 +20,7 @@ from bot.core.errors import (
 from bot.core.library import RunbookLibrary, load_library
 from bot.core.plan import Plan, build_plan
 from bot.core.runbook import parse_runbook
+from bot.core.targets import TargetConfig
 from bot.drizzle.derive import derive_runbook
 from bot.drizzle.folder import Migration, read_migrations
 from bot.drizzle.history import HistoryEntry, history
@@ -29,13 +30,12 @@ from bot.state.store import STATE_SCHEMA, RunStore
 from bot.target.database import TargetDatabase
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from bot.config import Settings
     from bot.core.outbox import Message
     from bot.core.run import Run, RunEvent
     from bot.core.runbook import Runbook
-    from bot.core.targets import TargetConfig
 
 log = structlog.get_logger()
 
@@ -84,12 +84,22 @@ class Flow:
         notifier: Notifier | None = None,
         approvers: Callable[[tuple[str, ...]], frozenset[str]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        databases: Mapping[str, TargetDatabase] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.notifier = notifier or SilentNotifier()
         self._expand = approvers or _direct_ids
         self._now = clock
+        # One adapter per target for the life of the process: each keeps the client tools
+        # it probed, and no use case ever holds a connection string.
+        self._databases = dict(databases) if databases is not None else target_databases(settings)
+        rehearsal_url = settings.rehearsal_url
+        self._rehearsal_server = (
+            _database(settings, TargetConfig(name="rehearsal", url=rehearsal_url))
+            if rehearsal_url is not None
+            else None
+        )
 
     def library(self) -> RunbookLibrary:
         """Runbooks are read fresh each time: an edit takes effect (and voids old plans)."""
@@ -125,20 +135,19 @@ class Flow:
     ) -> list[HistoryEntry]:
         """The migration history of a target, live from its Drizzle journal and rollbot's runs."""
         config = self.settings.target(target)
-        rows = self.database(config).journal_rows()
+        rows = self.database(config.name).journal_rows()
         statuses = match_journal(self.migrations(), rows or [])
         return history(
             statuses, self.library(), self.store.recent(limit=500), config.name, person=person
         )
 
-    def database(self, config: TargetConfig) -> TargetDatabase:
-        """The adapter for a target: every connection to it goes through this."""
-        return TargetDatabase(
-            config,
-            connect_timeout=self.settings.connect_timeout,
-            journal_schema=self.settings.drizzle_schema,
-            journal_table=self.settings.drizzle_table,
-        )
+    def database(self, target: str | None = None) -> TargetDatabase:
+        """The adapter for a target (the default one without a name), built at start-up."""
+        return self._databases[self.settings.target(target).name]
+
+    def rehearsal_server(self, target: TargetDatabase) -> TargetDatabase:
+        """Where scratch copies are made: ROLLBOT_REHEARSAL_URL's server, else the target's."""
+        return self._rehearsal_server or target
 
     def refuse(self, run: Run, user: str, reason: str) -> None:
         """Record why `user`'s action did not count, and tell them once (not per retry)."""
@@ -152,7 +161,7 @@ class Flow:
     ) -> Plan:
         migrations = self.migrations()
         budget = self.settings.count_budget if count else None
-        facts, rows = self.database(target).plan_facts(runbook, count_budget=budget)
+        facts, rows = self.database(target.name).plan_facts(runbook, count_budget=budget)
         newer = newer_applied(runbook, migrations, rows)
         if latest_only and newer is not None:
             raise NotAllowedError(
@@ -203,6 +212,21 @@ class Flow:
         schema that is not there is harmless, so no target needs to know which one does.
         """
         return (STATE_SCHEMA,)
+
+
+def target_databases(settings: Settings) -> dict[str, TargetDatabase]:
+    """The adapter of every configured target, by name."""
+    return {name: _database(settings, config) for name, config in settings.targets().items()}
+
+
+def _database(settings: Settings, config: TargetConfig) -> TargetDatabase:
+    return TargetDatabase(
+        config,
+        connect_timeout=settings.connect_timeout,
+        journal_schema=settings.drizzle_schema,
+        journal_table=settings.drizzle_table,
+        pg_bin=settings.pg_bin,
+    )
 
 
 def _mention(user: str) -> str:

@@ -13,7 +13,6 @@ from bot.core.errors import (
 )
 from bot.core.run import Run, RunEvent, RunState
 from bot.service.lifecycle import Flow
-from bot.target.execute import xact_status
 
 log = structlog.get_logger()
 
@@ -58,7 +57,7 @@ class Recovery(Flow):
                 "nothing changed"
             )
             return self._move(run, RunEvent.FAILED, reason=why)
-        status = xact_status(self.settings.target_conninfo(run.target_name), run.xid)
+        status = self.database(run.target_name).xact_status(run.xid)
         if status == "in progress":
             return None  # its COMMIT is still being decided; look again at the next sweep
         if status == "committed":

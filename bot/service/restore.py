@@ -14,12 +14,12 @@ from bot.core.plan import Plan
 from bot.core.restore import RestorePlan
 from bot.core.results import Outcome, TableCount
 from bot.core.run import Run, RunEvent, RunState
-from bot.pgclient.tools import PgTools, find_pg_tools
 from bot.service.lifecycle import Flow
 from bot.target.restore import build_restore, run_restore, run_verify_queries, source_backup
 
 if TYPE_CHECKING:
-    from bot.core.targets import TargetConfig
+    from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 
 log = structlog.get_logger()
@@ -39,9 +39,10 @@ class Restores(Flow):
                 todo="name a succeeded rollback run (`rollbot runs` lists them)",
             )
         config = self.settings.target(source.target_name)
+        database = self.database(config.name)
         plan = Plan.model_validate(source.plan)
-        tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
-        restore, _ = self._restore_plan(source, config, tools)
+        tools = database.tools(plan.target.server_major)
+        restore, _ = self._restore_plan(source, database, tools)
         backup = source_backup(source)
         run = self.store.create(
             render=lambda created: self.notifier.messages(created, "requested"),
@@ -72,12 +73,12 @@ class Restores(Flow):
             )
 
     def _restore_plan(
-        self, source: Run, config: TargetConfig, tools: PgTools
+        self, source: Run, database: TargetDatabase, tools: PgTools
     ) -> tuple[RestorePlan, str]:
         return build_restore(
             source,
             tools=tools,
-            conninfo=config.url.get_secret_value(),
+            target=database,
             lock_timeout_s=self.settings.lock_timeout.total_seconds(),
         )
 
@@ -85,14 +86,12 @@ class Restores(Flow):
         """Recreate what the source rollback dropped, exactly as approved, in one transaction."""
         approved = RestorePlan.model_validate(run.plan)
         source = self.store.get(approved.source_run)
-        config = self.settings.target(run.target_name)
+        database = self.database(run.target_name)
         try:
-            tools = find_pg_tools(approved.target.server_major, pg_bin=self.settings.pg_bin)
-            current, script = self._restore_plan(source, config, tools)
+            tools = database.tools(approved.target.server_major)
+            current, script = self._restore_plan(source, database, tools)
             _same_as_approved(current, approved)
-            duration = run_restore(
-                script, tools=tools, conninfo=config.url.get_secret_value(), run_id=run.id
-            )
+            duration = run_restore(script, tools=tools, target=database, run_id=run.id)
         except RollbotError as exc:
             outcome = Outcome(succeeded=False, error=exc.render())
             return self._move(
@@ -103,7 +102,7 @@ class Restores(Flow):
             succeeded=True,
             changed=True,
             duration_s=duration,
-            notes=run_verify_queries(config.url.get_secret_value(), queries),
+            notes=run_verify_queries(database, queries),
             restored=tuple(
                 TableCount(table=table, rows=rows, backup_rows=rows) for table, rows in current.rows
             ),

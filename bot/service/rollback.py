@@ -22,7 +22,6 @@ from bot.core.plan import Plan
 from bot.core.policy import decide_approval
 from bot.core.results import BackupInfo, Outcome, Rehearsal, outcome_of
 from bot.core.run import Run, RunEvent, RunState
-from bot.pgclient.tools import PgTools, find_pg_tools
 from bot.service.lifecycle import Flow
 from bot.service.recover import Recovery
 from bot.service.restore import Restores
@@ -33,6 +32,8 @@ from bot.target.snapshots import backup_with_counts
 if TYPE_CHECKING:
     from bot.core.runbook import Runbook
     from bot.core.targets import TargetConfig
+    from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 
 log = structlog.get_logger()
@@ -117,31 +118,31 @@ class Rollbot(Restores, Recovery, Flow):
         """Block, or back up (and rehearse) and open the approval window."""
         if plan.blocked:
             return self._move(run, RunEvent.BLOCKED, reason="; ".join(plan.blockers))
+        database = self.database(target.name)
         try:
-            tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
+            tools = database.tools(plan.target.server_major)
         except BackupError as exc:
             return self._move(run, RunEvent.BLOCKED, reason=exc.render())
         with self.store.working_on(run.id):
-            return self._back_up(run, plan, runbook, target, tools)
+            return self._back_up(run, plan, runbook, database, tools)
 
     def _back_up(
-        self, run: Run, plan: Plan, runbook: Runbook, target: TargetConfig, tools: PgTools
+        self, run: Run, plan: Plan, runbook: Runbook, database: TargetDatabase, tools: PgTools
     ) -> Run:
         run = self._move(run, RunEvent.BACKUP_STARTED)
-        conninfo = target.url.get_secret_value()
         try:
             backup, rows = backup_with_counts(
                 tools,
-                conninfo,
+                database,
                 self.settings.backup_dir,
                 name=f"run-{run.id}-{self._now():%Y%m%d-%H%M%S}",
                 tables=plan.write_locked,
                 exclude_schemas=self._exclude(),
-                application_name=f"rollbot run {run.id} backup",
+                purpose=f"run {run.id} backup",
             )
         except BackupError as exc:
             return self._move(run, RunEvent.BLOCKED, reason=exc.render())
-        rehearsal = self._rehearse(plan, runbook, target, backup, tools)
+        rehearsal = self._rehearse(plan, runbook, database, backup, tools)
         if rehearsal is not None and not rehearsal.ok and rehearsal.skipped is None:
             return self._move(
                 run,
@@ -162,20 +163,19 @@ class Rollbot(Restores, Recovery, Flow):
         self,
         plan: Plan,
         runbook: Runbook,
-        target: TargetConfig,
+        database: TargetDatabase,
         backup: BackupInfo,
         tools: PgTools,
     ) -> Rehearsal | None:
-        mode = self.settings.rehearsal_for(target)
+        mode = self.settings.rehearsal_for(database.config)
         if mode == "off":
             return None
-        server = self.settings.rehearsal_url or target.url
         return rehearse(
             plan,
             runbook,
             backup=backup,
             tools=tools,
-            server_conninfo=server.get_secret_value(),
+            server=self.rehearsal_server(database),
             data="none" if mode == "schema" else mode,
         )
 
@@ -214,7 +214,8 @@ class Rollbot(Restores, Recovery, Flow):
         plan = Plan.model_validate(run.plan)
         try:
             runbook = self.runbook(run.runbook_name)
-            tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
+            database = self.database(run.target_name)
+            tools = database.tools(plan.target.server_major)
         except RollbotError as exc:
             return self._move(run, RunEvent.FAILED, reason=exc.render())
 
@@ -224,7 +225,7 @@ class Rollbot(Restores, Recovery, Flow):
         outcome = execute_plan(
             plan,
             runbook,
-            conninfo=self.settings.target_conninfo(run.target_name),
+            target=database,
             tools=tools,
             backup_dir=self.settings.backup_dir,
             run_id=run.id,

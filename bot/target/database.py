@@ -4,56 +4,153 @@ Every connection to a target goes through `TargetDatabase.connect`, so each one 
 configured connect timeout, an `application_name` that says what rollbot is doing (what a DBA
 sees in `pg_stat_activity`), and failures that name the target but never its password. The
 object is built once per target when rollbot starts and handed to the use cases, which never
-see a driver.
+see a driver. Scratch databases next to the target are reached through `sibling`, so they get
+the same timeout and the same client tools, which are probed once per server and kept.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
+from pydantic import SecretStr
 
 from bot.core.errors import DatabaseUnavailableError
+from bot.core.redact import redact, secrets_of
+from bot.core.targets import DEFAULT, TargetConfig
+from bot.drizzle.folder import JOURNAL_SCHEMA, JOURNAL_TABLE
+from bot.pgclient.conninfo import ChildConnection, child_connection
+from bot.pgclient.tools import PgTools, find_pg_tools
 from bot.target.catalog import describe_target, read_facts
 from bot.target.journal import read_journal
+from bot.target.locks import advisory_holder
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from datetime import timedelta
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
 
     from bot.core.facts import Facts, Target
     from bot.core.journal import JournalRow
     from bot.core.runbook import Runbook
-    from bot.core.targets import TargetConfig
+
+_TIMEOUT = timedelta(seconds=10)  # ROLLBOT_CONNECT_TIMEOUT's default
+
+
+def postgres_message(exc: psycopg.Error, hidden: Iterable[str] = ()) -> str:
+    """PostgreSQL's primary message (and detail), or the first line of a client-side error."""
+    diag = exc.diag
+    lines = str(exc).strip().splitlines()
+    text = diag.message_primary or (lines[0] if lines else type(exc).__name__)
+    if diag.message_detail:
+        text += f" ({diag.message_detail})"
+    return redact(text, hidden)
+
+
+class TargetUnreachableError(DatabaseUnavailableError):
+    """A connection to a target could not be opened.
+
+    Callers that report in their own words (an execution outcome, a skipped rehearsal) need
+    PostgreSQL's, so they are kept here, with the target's secrets already taken out.
+    """
+
+    def __init__(self, name: str, exc: psycopg.Error, hidden: Iterable[str]) -> None:
+        super().__init__(
+            f"Target {name} cannot be reached",
+            why=type(exc).__name__,
+            todo=f"check the connection of target {name} (DATABASE_URL or "
+            "ROLLBOT_TARGETS) and that the server is up; nothing was changed",
+        )
+        self.primary = redact(exc.diag.message_primary or type(exc).__name__, hidden)
+        self.message = postgres_message(exc, hidden)
+        self.sqlstate = exc.sqlstate
+
+
+class _ToolBox:
+    """The client tools found for a server, shared by a target and its scratch databases.
+
+    Probing runs every candidate's `--version`: once per server major is enough, and a
+    failure is not kept, so installing the tools takes effect without a restart.
+    """
+
+    def __init__(self, pg_bin: Path | None) -> None:
+        self._pg_bin = pg_bin
+        self._lock = threading.Lock()
+        self._found: dict[int, PgTools] = {}
+
+    def for_server(self, server_major: int) -> PgTools:
+        with self._lock:
+            if server_major not in self._found:
+                self._found[server_major] = find_pg_tools(server_major, pg_bin=self._pg_bin)
+            return self._found[server_major]
 
 
 class TargetDatabase:
-    """A configured target: its name, how to reach it, and the facts read from it."""
+    """A configured target: its name, how to reach it, its client tools and its facts."""
 
     def __init__(
         self,
         config: TargetConfig,
         *,
         connect_timeout: timedelta,
-        journal_schema: str,
-        journal_table: str,
+        journal_schema: str = JOURNAL_SCHEMA,
+        journal_table: str = JOURNAL_TABLE,
+        pg_bin: Path | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
+        self._connect_timeout = connect_timeout
         self._timeout = max(1, int(connect_timeout.total_seconds()))
         self._journal = (journal_schema, journal_table)
+        self._tools = _ToolBox(pg_bin)
+
+    @classmethod
+    def at(
+        cls, conninfo: str, *, name: str = DEFAULT, connect_timeout: timedelta = _TIMEOUT
+    ) -> TargetDatabase:
+        """A target known only by its connection string (tools, tests, benchmarks)."""
+        config = TargetConfig(name=name, url=SecretStr(conninfo))
+        return cls(config, connect_timeout=connect_timeout)
 
     @property
     def conninfo(self) -> str:
-        """The secret connection string, for the client tools' environment only."""
+        """The secret connection string, for a client tool's environment only (`child`)."""
         return self.config.url.get_secret_value()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never appear in a message about this database."""
+        return secrets_of([self.conninfo])
+
+    def sibling(self, dbname: str) -> TargetDatabase:
+        """Another database on the same server (a scratch copy): same timeout, same tools."""
+        url = SecretStr(make_conninfo(self.conninfo, dbname=dbname))
+        sibling = TargetDatabase(
+            TargetConfig(name=f"{self.name}/{dbname}", url=url),
+            connect_timeout=self._connect_timeout,
+            journal_schema=self._journal[0],
+            journal_table=self._journal[1],
+        )
+        sibling._tools = self._tools  # one server, one probe
+        return sibling
+
+    def tools(self, server_major: int) -> PgTools:
+        """pg_dump and pg_restore for this server, probed on first use and then kept."""
+        return self._tools.for_server(server_major)
+
+    def child(self, purpose: str) -> ChildConnection:
+        """How a client tool reaches this database: the password in its environment only."""
+        return child_connection(self.conninfo, f"rollbot {purpose}", os.environ)
 
     @contextmanager
     def connect(
         self, purpose: str, *, autocommit: bool = False, read_only: bool = False
     ) -> Iterator[psycopg.Connection[Any]]:
-        """A connection named `rollbot <purpose>`; unreachable becomes DatabaseUnavailableError."""
+        """A connection named `rollbot <purpose>`; unreachable becomes TargetUnreachableError."""
         try:
             conn = psycopg.connect(
                 self.conninfo,
@@ -61,13 +158,8 @@ class TargetDatabase:
                 application_name=f"rollbot {purpose}",
                 autocommit=autocommit,
             )
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailableError(
-                f"Target {self.name} cannot be reached",
-                why=type(exc).__name__,
-                todo=f"check the connection of target {self.name} (DATABASE_URL or "
-                "ROLLBOT_TARGETS) and that the server is up; nothing was changed",
-            ) from None
+        except psycopg.Error as exc:
+            raise TargetUnreachableError(self.name, exc, self.secrets) from None
         with conn:
             if read_only:
                 conn.read_only = True
@@ -87,6 +179,24 @@ class TargetDatabase:
             rows = self._read_journal(conn)
             facts = read_facts(conn, runbook, described, count_budget=count_budget)
         return facts, rows
+
+    def xact_status(self, xid: int) -> str | None:
+        """`committed`, `aborted`, `in progress`, or None when the server no longer knows.
+
+        Asked when a COMMIT's answer was lost (a dropped connection, a restart): None also
+        when the server cannot be asked, since "unknown" is all rollbot can then say.
+        """
+        try:
+            with self.connect("recovery", autocommit=True) as conn:
+                row = conn.execute("SELECT pg_xact_status(%s::text::xid8)", (xid,)).fetchone()
+        except (psycopg.Error, DatabaseUnavailableError):
+            return None
+        return str(row[0]) if row and row[0] else None
+
+    def advisory_holder(self) -> str:
+        """Which session holds rollbot's per-database advisory lock (its name says which run)."""
+        with self.connect("lock holder", autocommit=True) as conn:
+            return advisory_holder(conn)
 
     def _read_journal(self, conn: psycopg.Connection[Any]) -> list[JournalRow] | None:
         schema, table = self._journal

@@ -16,7 +16,6 @@ backoff; when rollbot gives up it names the sessions that blocked it.
 from __future__ import annotations
 
 import random
-import shlex
 import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -25,11 +24,12 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import BackupError
 from bot.core.plan import plan_hash
-from bot.core.results import BackupInfo, Blocker, NeighbourCount, Outcome, TableCount
-from bot.core.verify import verification_problems
-from bot.target.backup import take_backup
-from bot.target.catalog import read_facts, relations
-from bot.target.locks import BlockerWatch, advisory_holder
+from bot.core.results import BackupInfo, NeighbourCount, Outcome, TableCount
+from bot.target.catalog import read_facts
+from bot.target.database import TargetUnreachableError, postgres_message
+from bot.target.locks import LockTimeoutError, take_locks
+from bot.target.snapshots import final_backup, final_restore_hint
+from bot.target.transaction import PlanTransaction, StatementFailedError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bot.core.plan import Plan
     from bot.core.runbook import Runbook
     from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 
 class RetryPolicy(BaseModel):
@@ -59,20 +60,11 @@ class ExecutionFailedError(Exception):
         self.outcome = outcome
 
 
-class LockTimeoutError(Exception):
-    """Internal: an attempt that could not get its locks in time."""
-
-    def __init__(self, blockers: tuple[Blocker, ...], statement: str) -> None:
-        super().__init__(statement)
-        self.blockers = blockers
-        self.statement = statement
-
-
 def execute_plan(
     plan: Plan,
     runbook: Runbook,
     *,
-    conninfo: str,
+    target: TargetDatabase,
     tools: PgTools,
     backup_dir: Path,
     run_id: int,
@@ -95,7 +87,7 @@ def execute_plan(
             outcome = _attempt(
                 plan,
                 runbook,
-                conninfo=conninfo,
+                target=target,
                 tools=tools,
                 backup_dir=backup_dir,
                 run_id=run_id,
@@ -114,15 +106,12 @@ def execute_plan(
             return exc.outcome.model_copy(
                 update={"attempts": attempt, "duration_s": time.monotonic() - started}
             )
+        except TargetUnreachableError as exc:
+            return _connection_failed(exc.primary, exc.sqlstate, attempt, started)
+        except StatementFailedError as exc:  # rollbot's own queries: the connection failed
+            return _connection_failed(_pg_message(exc.error), exc.sqlstate, attempt, started)
         except psycopg.Error as exc:
-            return Outcome(
-                succeeded=False,
-                error=f"the database connection failed ({_pg_message(exc)}); the transaction "
-                "did not commit, nothing was changed",
-                sqlstate=exc.sqlstate,
-                attempts=attempt,
-                duration_s=time.monotonic() - started,
-            )
+            return _connection_failed(_pg_message(exc), exc.sqlstate, attempt, started)
     assert last is not None  # noqa: S101 - the loop ran at least once
     return Outcome(
         succeeded=False,
@@ -136,11 +125,22 @@ def execute_plan(
     )
 
 
+def _connection_failed(message: str, sqlstate: str | None, attempt: int, started: float) -> Outcome:
+    return Outcome(
+        succeeded=False,
+        error=f"the database connection failed ({message}); the transaction "
+        "did not commit, nothing was changed",
+        sqlstate=sqlstate,
+        attempts=attempt,
+        duration_s=time.monotonic() - started,
+    )
+
+
 def _attempt(
     plan: Plan,
     runbook: Runbook,
     *,
-    conninfo: str,
+    target: TargetDatabase,
     tools: PgTools,
     backup_dir: Path,
     run_id: int,
@@ -149,84 +149,58 @@ def _attempt(
 ) -> Outcome:
     script = plan.script
     final: BackupInfo | None = None
-    with psycopg.connect(conninfo, application_name=f"rollbot run {run_id}") as conn:
+    with target.connect(f"run {run_id}") as conn:
+        tx = PlanTransaction(conn, plan, runbook, exclude_schemas=exclude_schemas)
         try:
-            for setting in script.settings:
-                conn.execute(setting.encode())
-            row = conn.execute(script.advisory_lock.encode()).fetchone()
-            if not (row and row[0]):
-                holder = advisory_holder(conninfo)
+            if not tx.begin():
+                holder = target.advisory_holder()
                 _fail(
                     f"another rollback is running on this database ({holder}); nothing was changed",
                     holder=holder,
                 )
-            other_tables = [
-                name
-                for name in relations(conn, exclude_schemas).values()
-                if name not in plan.write_locked
-            ]
+            other_tables = [n for n in tx.relations().values() if n not in plan.write_locked]
             dropped_counts: list[int] = []
             if script.write_lock:
-                _lock(conn, conninfo, script.write_lock)
-                snapshot = _scalar(conn, script.export_snapshot)
-                dropped_counts = [int(_scalar(conn, q)) for q in script.count_dropped]
-                final = _final_backup(
-                    plan,
-                    tools=tools,
-                    conninfo=conninfo,
-                    backup_dir=backup_dir,
-                    run_id=run_id,
-                    snapshot=str(snapshot),
-                    other_tables=other_tables,
-                    exclude_schemas=exclude_schemas,
-                )
+                take_locks(conn, target, script.write_lock)
+                snapshot = tx.scalar(script.export_snapshot)
+                dropped_counts = tx.counts(script.count_dropped)
+                try:
+                    final = final_backup(
+                        plan,
+                        tools=tools,
+                        target=target,
+                        backup_dir=backup_dir,
+                        run_id=run_id,
+                        snapshot=str(snapshot),
+                        other_tables=other_tables,
+                        exclude_schemas=exclude_schemas,
+                    )
+                except BackupError as exc:
+                    _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
             if script.exclusive_lock:
-                _lock(conn, conninfo, script.exclusive_lock)
-            before_relations = relations(conn, exclude_schemas)
+                take_locks(conn, target, script.exclusive_lock)
+            before = tx.relations()
             _check_binding(conn, plan, runbook)
-            neighbours_before = [int(_scalar(conn, q)) for q in script.count_neighbours]
-            _run_statements(conn, runbook, script.statements)
-            _forget_migration(conn, script.journal_delete)
-            neighbours_after = [int(_scalar(conn, q)) for q in script.count_neighbours]
-            deleted_after = [int(_scalar(conn, q)) for q in script.count_deleted]
-            gone = _verify(
-                conn,
+            neighbours_before = tx.counts(script.count_neighbours)
+            _run_statements(tx)
+            _forget_migration(tx, script.journal_delete)
+            neighbours = (neighbours_before, tx.counts(script.count_neighbours))
+            deleted_after = tx.counts(script.count_deleted)
+            problems = tx.problems((before, tx.relations()), neighbours)
+            if problems:
+                _fail(
+                    f"verification failed ({'; '.join(problems)}); rolled back, nothing was changed"
+                )
+            outcome = _succeeded(
                 plan,
-                runbook,
-                before_relations=before_relations,
-                neighbours=(neighbours_before, neighbours_after),
-                exclude_schemas=exclude_schemas,
-            )
-            counts = dict(zip(plan.write_locked, dropped_counts, strict=False))
-            outcome = Outcome(
-                succeeded=True,
-                changed=True,
-                dropped=tuple(
-                    TableCount(
-                        table=t.table,
-                        rows=counts.get(t.table, 0),
-                        backup_rows=counts.get(t.table, 0),
-                    )
-                    for t in plan.drop_tables
-                ),
-                deleted=tuple(
-                    NeighbourCount(table=t.table, before=counts.get(t.table, 0), after=after)
-                    for t, after in zip(plan.delete_tables, deleted_after, strict=True)
-                ),
-                neighbours=tuple(
-                    NeighbourCount(table=name, before=b, after=a)
-                    for name, b, a in zip(
-                        plan.neighbours, neighbours_before, neighbours_after, strict=True
-                    )
-                ),
-                objects_expected=len(plan.dropped),
-                objects_gone=gone,
-                final_backup=final,
-                xid=int(_scalar(conn, "SELECT pg_current_xact_id()::text::bigint")),
-                restore_hint=_final_restore_hint(final),
+                counts=dict(zip(plan.write_locked, dropped_counts, strict=False)),
+                deleted_after=deleted_after,
+                neighbours=neighbours,
+                final=final,
+                xid=int(tx.scalar("SELECT pg_current_xact_id()::text::bigint")),
             )
             on_commit_pending(outcome)
-            _commit(conn, conninfo, outcome)
+            _commit(conn, target, outcome)
         except BaseException:
             _quietly_rollback(conn)
             _discard(final)
@@ -234,35 +208,55 @@ def _attempt(
     return outcome
 
 
-def _forget_migration(conn: psycopg.Connection[Any], delete: str | None) -> None:
+def _succeeded(
+    plan: Plan,
+    *,
+    counts: dict[str, int],
+    deleted_after: list[int],
+    neighbours: tuple[list[int], list[int]],
+    final: BackupInfo | None,
+    xid: int,
+) -> Outcome:
+    """The outcome as it will be once COMMIT returns: counted, checked, with its backup."""
+    return Outcome(
+        succeeded=True,
+        changed=True,
+        dropped=tuple(
+            TableCount(
+                table=t.table,
+                rows=counts.get(t.table, 0),
+                backup_rows=counts.get(t.table, 0),
+            )
+            for t in plan.drop_tables
+        ),
+        deleted=tuple(
+            NeighbourCount(table=t.table, before=counts.get(t.table, 0), after=after)
+            for t, after in zip(plan.delete_tables, deleted_after, strict=True)
+        ),
+        neighbours=tuple(
+            NeighbourCount(table=name, before=b, after=a)
+            for name, b, a in zip(plan.neighbours, *neighbours, strict=True)
+        ),
+        objects_expected=len(plan.dropped),
+        objects_gone=len(plan.dropped),
+        final_backup=final,
+        xid=xid,
+        restore_hint=final_restore_hint(final),
+    )
+
+
+def _forget_migration(tx: PlanTransaction, delete: str | None) -> None:
     """Delete the migration's journal row; exactly one row, or the journal moved under us."""
-    if delete and conn.execute(delete.encode()).rowcount != 1:
+    if delete and tx.send(delete).rowcount != 1:
         _fail("the Drizzle journal row changed after the plan was made; nothing was changed")
 
 
-def _final_restore_hint(final: BackupInfo | None) -> str | None:
-    """The final backup holds rows of the dropped tables only: restore schema and data."""
-    if final is None:
-        return None
-    command = shlex.join(
-        [
-            "pg_restore",
-            "--dbname=EMPTY_DATABASE",
-            "--section=pre-data",
-            "--section=data",
-            "--exit-on-error",
-            str(final.path),
-        ]
-    )
-    return f"{command}  # the dropped tables and their rows, without FKs to other tables"
-
-
-def _commit(conn: psycopg.Connection[Any], conninfo: str, outcome: Outcome) -> None:
+def _commit(conn: psycopg.Connection[Any], target: TargetDatabase, outcome: Outcome) -> None:
     """COMMIT; if the connection drops during it, ask the server whether it happened."""
     try:
         conn.commit()
     except psycopg.OperationalError:
-        status = xact_status(conninfo, outcome.xid or 0)
+        status = target.xact_status(outcome.xid or 0)
         if status != "committed":
             _fail(
                 f"the connection was lost during COMMIT and the server reports the "
@@ -272,16 +266,6 @@ def _commit(conn: psycopg.Connection[Any], conninfo: str, outcome: Outcome) -> N
                 "(rollbot will check again on restart)",
                 xid=outcome.xid,
             )
-
-
-def xact_status(conninfo: str, xid: int) -> str | None:
-    """`committed`, `aborted`, `in progress`, or None when the server no longer knows."""
-    try:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
-            row = conn.execute("SELECT pg_xact_status(%s::text::xid8)", (xid,)).fetchone()
-    except psycopg.Error:
-        return None
-    return str(row[0]) if row and row[0] else None
 
 
 def _quietly_rollback(conn: psycopg.Connection[Any]) -> None:
@@ -297,50 +281,6 @@ def _pg_message(exc: psycopg.Error) -> str:
     return message or type(exc).__name__
 
 
-def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:  # noqa: ANN401
-    row = conn.execute(query.encode()).fetchone()
-    return row[0] if row else None
-
-
-def _lock(conn: psycopg.Connection[Any], conninfo: str, statement: str) -> None:
-    """Take table locks under lock_timeout, noting who blocks us while we wait."""
-    with BlockerWatch(conninfo, conn.info.backend_pid) as watch:
-        try:
-            conn.execute(statement.encode())
-        except psycopg.errors.LockNotAvailable:
-            conn.rollback()
-            raise LockTimeoutError(watch.blockers(), statement) from None
-
-
-def _final_backup(
-    plan: Plan,
-    *,
-    tools: PgTools,
-    conninfo: str,
-    backup_dir: Path,
-    run_id: int,
-    snapshot: str,
-    other_tables: list[str],
-    exclude_schemas: tuple[str, ...],
-) -> BackupInfo:
-    try:
-        return take_backup(
-            tools,
-            conninfo,
-            backup_dir,
-            name=f"run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
-            kind="final",
-            required_tables=plan.write_locked,
-            snapshot=snapshot,
-            exclude_table_data=other_tables,
-            exclude_schemas=exclude_schemas,
-            lock_wait_timeout_s=plan.lock_timeout.total_seconds(),
-            application_name=f"rollbot run {run_id} final backup",
-        )
-    except BackupError as exc:
-        _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
-
-
 def _check_binding(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) -> None:
     """Under the exclusive locks, the inventory must still be the approved one."""
     facts = read_facts(conn, runbook, plan.target)
@@ -348,43 +288,19 @@ def _check_binding(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) 
         _fail("the schema changed after the plan was approved; nothing was changed")
 
 
-def _run_statements(
-    conn: psycopg.Connection[Any], runbook: Runbook, statements: tuple[str, ...]
-) -> None:
-    for statement, text in zip(runbook.statements, statements, strict=True):
-        try:
-            conn.execute(text.encode())
-        except psycopg.errors.LockNotAvailable:
-            raise LockTimeoutError((), text) from None
-        except psycopg.Error as exc:
-            diag = exc.diag
-            message = diag.message_primary or str(exc)
-            if diag.message_detail:
-                message += f" ({diag.message_detail})"
-            _fail(
-                f"statement {statement.number} failed: {message}; nothing was changed",
-                failed_statement=text,
-                failed_line=statement.line,
-                sqlstate=diag.sqlstate,
-            )
-
-
-def _verify(
-    conn: psycopg.Connection[Any],
-    plan: Plan,
-    runbook: Runbook,
-    *,
-    before_relations: dict[int, str],
-    neighbours: tuple[list[int], list[int]],
-    exclude_schemas: tuple[str, ...],
-) -> int:
-    """Every dropped object gone, nothing else gone, neighbours' counts unchanged."""
-    facts = read_facts(conn, runbook, plan.target)
-    after = relations(conn, exclude_schemas)
-    problems = verification_problems(plan, facts, (before_relations, after), neighbours)
-    if problems:
-        _fail(f"verification failed ({'; '.join(problems)}); rolled back, nothing was changed")
-    return len(plan.dropped)
+def _run_statements(tx: PlanTransaction) -> None:
+    """A lock timeout is retried like the others; any other failure names its statement."""
+    try:
+        tx.run_statements()
+    except StatementFailedError as exc:
+        if isinstance(exc.error, psycopg.errors.LockNotAvailable):
+            raise LockTimeoutError((), exc.text) from None
+        _fail(
+            f"statement {exc.number} failed: {postgres_message(exc.error)}; nothing was changed",
+            failed_statement=exc.text,
+            failed_line=exc.line,
+            sqlstate=exc.sqlstate,
+        )
 
 
 def _fail(error: str, **fields: Any) -> NoReturn:  # noqa: ANN401

@@ -1,4 +1,4 @@
-"""Who is in the way: the sessions that block a lock we are waiting for.
+"""Taking the locks a rollback needs, and who is in the way when they do not come.
 
 When rollbot gives up on a lock the on-call engineer needs names, not "lock timeout": which
 session, which application, how long it has been open and what it is doing. PostgreSQL only
@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
 
+from bot.core.errors import DatabaseUnavailableError
 from bot.core.plan import ADVISORY_CLASS, ADVISORY_KEY
 from bot.core.results import Blocker
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from bot.target.database import TargetDatabase
 
 _BLOCKERS = """
 SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
@@ -29,11 +32,20 @@ FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids(%s)) ORDER BY pid
 _SECRET_LITERAL = re.compile(r"(?i)(password\s+)'(?:[^']|'')*'")
 
 
+class LockTimeoutError(Exception):
+    """An attempt that could not get its locks in time."""
+
+    def __init__(self, blockers: tuple[Blocker, ...], statement: str) -> None:
+        super().__init__(statement)
+        self.blockers = blockers
+        self.statement = statement
+
+
 class BlockerWatch:
     """Samples the sessions blocking `pid` until the block ends."""
 
-    def __init__(self, conninfo: str, pid: int, interval_s: float = 0.05) -> None:
-        self._conninfo = conninfo
+    def __init__(self, target: TargetDatabase, pid: int, interval_s: float = 0.05) -> None:
+        self._target = target
         self._pid = pid
         self._interval = interval_s
         self._stop = threading.Event()
@@ -59,15 +71,23 @@ class BlockerWatch:
 
     def _watch(self) -> None:
         try:
-            with psycopg.connect(
-                self._conninfo, autocommit=True, application_name="rollbot lock watch"
-            ) as conn:
+            with self._target.connect("lock watch", autocommit=True) as conn:
                 while not self._stop.wait(self._interval):
                     rows = conn.execute(_BLOCKERS, (self._pid,)).fetchall()
                     if rows:
                         self._seen = tuple(_blocker(row) for row in rows)
-        except psycopg.Error:
+        except (psycopg.Error, DatabaseUnavailableError):
             return  # the watcher is best effort: the lock timeout still bounds the wait
+
+
+def take_locks(conn: psycopg.Connection[Any], target: TargetDatabase, statement: str) -> None:
+    """Take table locks under lock_timeout, noting who blocks us while we wait."""
+    with BlockerWatch(target, conn.info.backend_pid) as watch:
+        try:
+            conn.execute(statement.encode())
+        except psycopg.errors.LockNotAvailable:
+            conn.rollback()
+            raise LockTimeoutError(watch.blockers(), statement) from None
 
 
 def _blocker(row: tuple[Any, ...]) -> Blocker:
@@ -81,16 +101,15 @@ def _blocker(row: tuple[Any, ...]) -> Blocker:
     )
 
 
-def advisory_holder(conninfo: str) -> str:
+def advisory_holder(conn: psycopg.Connection[Any]) -> str:
     """Which session holds rollbot's per-database advisory lock (its application names the run)."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l"
-            " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s"
-            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (ADVISORY_CLASS, ADVISORY_KEY),
-        ).fetchone()
+    row = conn.execute(
+        "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l"
+        " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        (ADVISORY_CLASS, ADVISORY_KEY),
+    ).fetchone()
     if row is None:
         return "a session that has since finished"
     pid, application = row

@@ -20,19 +20,18 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import structlog
 
-from bot.core.redact import secrets_of
 from bot.core.results import SKIPPED, Rehearsal, RowChange
-from bot.core.verify import verification_problems
-from bot.target.catalog import read_facts, relations
+from bot.target.catalog import read_facts
+from bot.target.database import postgres_message
 from bot.target.scratch import (
     DataMode,
     ScratchRefusedError,
     create_scratch,
     drop_scratch,
-    postgres_message,
     restore_scratch,
     scratch_name,
 )
+from bot.target.transaction import PlanTransaction, StatementFailedError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from bot.core.results import BackupInfo
     from bot.core.runbook import Runbook
     from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 log = structlog.get_logger()
 
@@ -94,13 +94,13 @@ def rehearse(
     *,
     backup: BackupInfo,
     tools: PgTools,
-    server_conninfo: str,
+    server: TargetDatabase,
     data: DataMode = "none",
     name_prefix: str = "rollbot_rehearsal",
 ) -> Rehearsal:
     """Run the plan's exact SQL on a scratch copy of `backup`, then drop the copy.
 
-    The scratch database is created on the server of `server_conninfo` (any database on it),
+    The scratch database is created on the server of `server` (the target, or any database),
     whose role needs CREATEDB, else the rehearsal is skipped. `data` chooses the rows restored:
     none (schema only), those of the tables the plan writes to or locks and of every table they
     reference, or all. A refused CREATE DATABASE, a failed restore, a failing statement or
@@ -108,9 +108,8 @@ def rehearse(
     """
     started = time.monotonic()
     name = scratch_name(name_prefix)
-    hidden = secrets_of([server_conninfo])
     try:
-        scratch = create_scratch(server_conninfo, name, hidden)
+        scratch = create_scratch(server, name)
     except ScratchRefusedError as exc:
         skipped = f"{exc.reason}{SKIPPED}"
         return Rehearsal(ok=False, skipped=skipped, data=data, total_s=time.monotonic() - started)
@@ -119,11 +118,11 @@ def rehearse(
             plan, runbook, backup=backup, tools=tools, scratch=scratch, data=data
         )
     except BaseException:
-        left = drop_scratch(server_conninfo, name, hidden)
+        left = drop_scratch(server, name)
         if left is not None:
             log.warning("rehearsal.scratch_left", database=name, problem=left)
         raise
-    left = drop_scratch(server_conninfo, name, hidden)
+    left = drop_scratch(server, name)
     return result.model_copy(
         update={
             "data": data,
@@ -140,7 +139,7 @@ def _restore_and_run(
     *,
     backup: BackupInfo,
     tools: PgTools,
-    scratch: str,
+    scratch: TargetDatabase,
     data: DataMode,
 ) -> Rehearsal:
     try:
@@ -149,7 +148,7 @@ def _restore_and_run(
         )
     except ScratchRefusedError as exc:
         return Rehearsal(ok=False, skipped=f"{exc.reason}{SKIPPED}")
-    with psycopg.connect(scratch, application_name="rollbot rehearsal") as conn:
+    with scratch.connect("rehearsal") as conn:
         try:
             _check_restored(conn, plan, runbook)
             conn.commit()
@@ -169,42 +168,38 @@ def _transaction(
     conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook
 ) -> tuple[tuple[str, ...], tuple[RowChange, ...]]:
     """What execute_plan sends, minus the final backup, checked and committed."""
+    tx = PlanTransaction(conn, plan, runbook)
     script = plan.script
-    for setting in script.settings:
-        _step(conn, setting)
-    if not _scalar(conn, script.advisory_lock):
-        raise _FailedError(
-            failed_statement=script.advisory_lock,
-            error="the advisory lock was not granted in the scratch database",
-        )
-    rows_before: list[int] = []
-    if script.write_lock:
-        _step(conn, script.write_lock)
-        rows_before = [int(_scalar(conn, q)) for q in script.count_dropped]
-    if script.exclusive_lock:
-        _step(conn, script.exclusive_lock)
-    before = relations(conn)
-    neighbours_before = [int(_scalar(conn, q)) for q in script.count_neighbours]
-    for statement, text in zip(runbook.statements, script.statements, strict=True):
-        _step(conn, text, statement.line)
-    neighbours_after = [int(_scalar(conn, q)) for q in script.count_neighbours]
-    after = relations(conn)
-    rows = tuple(
-        RowChange(table=table, before=count, after=_rows_now(conn, table, query))
-        for table, query, count in zip(
-            plan.write_locked, script.count_dropped, rows_before, strict=True
-        )
-    )
     try:
-        _verify(
-            conn,
-            plan,
-            runbook,
-            tables=(before, after),
-            neighbours=(neighbours_before, neighbours_after),
+        if not tx.begin():
+            raise _FailedError(
+                failed_statement=script.advisory_lock,
+                error="the advisory lock was not granted in the scratch database",
+            )
+        rows_before: list[int] = []
+        if script.write_lock:
+            tx.send(script.write_lock)
+            rows_before = tx.counts(script.count_dropped)
+        if script.exclusive_lock:
+            tx.send(script.exclusive_lock)
+        before = tx.relations()
+        neighbours_before = tx.counts(script.count_neighbours)
+        tx.run_statements()
+        neighbours = (neighbours_before, tx.counts(script.count_neighbours))
+        after = tx.relations()
+        rows = tuple(
+            RowChange(table=table, before=count, after=_rows_now(tx, table, query))
+            for table, query, count in zip(
+                plan.write_locked, script.count_dropped, rows_before, strict=True
+            )
         )
-    except _FailedError as exc:
-        raise _FailedError(**exc.fields, rows=rows) from None
+    except StatementFailedError as exc:
+        raise _FailedError(
+            failed_statement=exc.text, failed_line=exc.line, error=postgres_message(exc.error)
+        ) from None
+    problems = tx.problems((before, after), neighbours)
+    if problems:
+        raise _FailedError(error=f"the check before COMMIT found: {'; '.join(problems)}", rows=rows)
     names = {**before, **after}
     held = conn.execute(_HELD_LOCKS).fetchall()
     locks = strongest_locks((names[oid], str(mode)) for oid, mode in held if oid in names)
@@ -227,40 +222,7 @@ def _check_restored(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook)
         )
 
 
-def _verify(
-    conn: psycopg.Connection[Any],
-    plan: Plan,
-    runbook: Runbook,
-    *,
-    tables: tuple[dict[int, str], dict[int, str]],
-    neighbours: tuple[list[int], list[int]],
-) -> None:
-    """Every dropped object gone, nothing else gone, neighbours' counts unchanged.
-
-    Oids differ from the target's here, so dropped objects are recognised by name.
-    """
-    facts = read_facts(conn, runbook, plan.target)
-    problems = verification_problems(plan, facts, tables, neighbours)
-    if problems:
-        raise _FailedError(error=f"the check before COMMIT found: {'; '.join(problems)}")
-
-
-def _rows_now(conn: psycopg.Connection[Any], table: str, count: str) -> int | None:
+def _rows_now(tx: PlanTransaction, table: str, count: str) -> int | None:
     """The plan's own count query again, unless the table is gone."""
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-    return int(_scalar(conn, count)) if exists and exists[0] else None
-
-
-def _step(conn: psycopg.Connection[Any], text: str, line: int | None = None) -> psycopg.Cursor[Any]:
-    """Send one statement exactly as planned; a failure names it, its line and the message."""
-    try:
-        return conn.execute(text.encode())
-    except psycopg.Error as exc:
-        raise _FailedError(
-            failed_statement=text, failed_line=line, error=postgres_message(exc)
-        ) from None
-
-
-def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:  # noqa: ANN401
-    row = _step(conn, query).fetchone()
-    return row[0] if row else None
+    exists = tx.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return int(tx.scalar(count)) if exists and exists[0] else None

@@ -31,11 +31,12 @@ from bot.core.restore import (
 )
 from bot.core.results import BackupInfo, backup_of, outcome_of
 from bot.core.sql import ObjectKind
-from bot.pgclient.conninfo import ChildConnection, child_connection, run_client
+from bot.pgclient.conninfo import ChildConnection, run_client
 
 if TYPE_CHECKING:
     from bot.core.run import Run
     from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 _HEADER = (
     "SET client_encoding = 'UTF8';\n"
@@ -49,7 +50,7 @@ def build_restore(
     source: Run,
     *,
     tools: PgTools,
-    conninfo: str,
+    target: TargetDatabase,
     lock_timeout_s: float,
 ) -> tuple[RestorePlan, str]:
     """The restore of a succeeded rollback: its plan and the full script."""
@@ -80,7 +81,7 @@ def build_restore(
         for f in dropped
         if f.kind is ObjectKind.COLUMN
     ]
-    child = child_connection(conninfo, "rollbot restore", os.environ)
+    child = target.child("restore")
     sections = {
         section: _pg_restore(tools, child, [f"--section={section}", str(backup.path)])
         for section in ("pre-data", "data", "post-data")
@@ -108,7 +109,7 @@ def build_restore(
     full = "\n".join(
         [_HEADER + timeouts, *pre, *(sql for _, sql, _ in data), *post, journal or "", verify]
     )
-    blockers += _existing(conninfo, tables | views | indexes, types)
+    blockers += _existing(target, tables | views | indexes, types)
     restore = RestorePlan(
         source_run=source.id,
         runbook_name=source.runbook_name,
@@ -128,12 +129,12 @@ def build_restore(
     return restore, full
 
 
-def run_restore(script: str, *, tools: PgTools, conninfo: str, run_id: int) -> float:
+def run_restore(script: str, *, tools: PgTools, target: TargetDatabase, run_id: int) -> float:
     """Run the script in one transaction; returns its duration. Errors roll it all back."""
     psql = tools.pg_restore.with_name("psql")
     if not psql.exists():
         raise RollbotError(f"No psql next to {tools.pg_restore}", todo="install the client tools")
-    child = child_connection(conninfo, f"rollbot run {run_id} restore", os.environ)
+    child = target.child(f"run {run_id} restore")
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
         os.chmod(handle.name, 0o600)  # noqa: PTH101 - the file holds rows of the backup
         handle.write(script)
@@ -255,10 +256,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _existing(conninfo: str, tables: set[str], types: set[str]) -> list[str]:
+def _existing(target: TargetDatabase, tables: set[str], types: set[str]) -> list[str]:
     """Objects that exist again: restoring over them is refused."""
     found: list[str] = []
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with target.connect("restore", autocommit=True) as conn:
         for table in sorted(tables):
             row = conn.execute("SELECT to_regclass(%s)", (_quoted(table),)).fetchone()
             if row and row[0] is not None:
@@ -270,11 +271,12 @@ def _existing(conninfo: str, tables: set[str], types: set[str]) -> list[str]:
     return found
 
 
-def run_verify_queries(conninfo: str, queries: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
+def run_verify_queries(
+    target: TargetDatabase, queries: tuple[tuple[int, str], ...]
+) -> tuple[str, ...]:
     """The runbook's "Verify data" queries, read-only, as `line: query → answer` notes."""
     notes: list[str] = []
-    with psycopg.connect(conninfo, application_name="rollbot verify") as conn:
-        conn.read_only = True
+    with target.connect("verify", read_only=True) as conn:
         for line, query in queries:
             try:
                 with conn.transaction():

@@ -8,7 +8,6 @@ with PostgreSQL's own words: the caller decides whether that blocks anything.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 import uuid
@@ -18,22 +17,22 @@ from typing import TYPE_CHECKING, Literal
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from bot.core.archive import data_list
 from bot.core.errors import BackupError
 from bot.core.names import split_qualified
-from bot.core.redact import redact
-from bot.pgclient.conninfo import ChildConnection, child_connection, run_client
+from bot.pgclient.conninfo import ChildConnection, run_client
+from bot.target.database import TargetUnreachableError, postgres_message
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from bot.core.results import BackupInfo
     from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 DataMode = Literal["none", "affected", "all"]
-APPLICATION = "rollbot scratch"
+PURPOSE = "scratch"
 _PREFIX_RE = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 _FOREIGN_KEYS = """
 SELECT format('%I.%I', cn.nspname, c.relname), format('%I.%I', pn.nspname, p.relname)
@@ -59,68 +58,57 @@ def scratch_name(prefix: str) -> str:
     return f"{prefix}_{datetime.now(UTC):%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
 
 
-def postgres_message(exc: psycopg.Error, hidden: Iterable[str] = ()) -> str:
-    """PostgreSQL's primary message (and detail), or the first line of a client-side error."""
-    diag = exc.diag
-    lines = str(exc).strip().splitlines()
-    text = diag.message_primary or (lines[0] if lines else type(exc).__name__)
-    if diag.message_detail:
-        text += f" ({diag.message_detail})"
-    return redact(text, hidden)
-
-
-def create_scratch(server: str, name: str, hidden: Iterable[str] = ()) -> str:
-    """Create an empty database `name` on the server of `server`; its conninfo."""
+def create_scratch(server: TargetDatabase, name: str) -> TargetDatabase:
+    """Create an empty database `name` on the server of `server`; the way to reach it."""
+    hidden = server.secrets
     try:
-        conn = psycopg.connect(server, autocommit=True, application_name=APPLICATION)
-    except psycopg.Error as exc:
-        reason = f"the server cannot be reached ({postgres_message(exc, hidden)})"
-        raise ScratchRefusedError(reason) from None
-    with conn:
-        try:
+        with server.connect(PURPOSE, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
             )
-        except psycopg.errors.InsufficientPrivilege as exc:
-            reason = f"the server refused CREATE DATABASE ({postgres_message(exc, hidden)})"
-            raise ScratchRefusedError(reason) from None
-        except psycopg.Error as exc:
-            reason = f"CREATE DATABASE failed ({postgres_message(exc, hidden)})"
-            raise ScratchRefusedError(reason) from None
-    return make_conninfo(server, dbname=name)
+    except TargetUnreachableError as exc:
+        raise ScratchRefusedError(f"the server cannot be reached ({exc.message})") from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        reason = f"the server refused CREATE DATABASE ({postgres_message(exc, hidden)})"
+        raise ScratchRefusedError(reason) from None
+    except psycopg.Error as exc:
+        reason = f"CREATE DATABASE failed ({postgres_message(exc, hidden)})"
+        raise ScratchRefusedError(reason) from None
+    return server.sibling(name)
 
 
-def drop_scratch(server: str, name: str, hidden: Iterable[str] = ()) -> str | None:
+def drop_scratch(server: TargetDatabase, name: str) -> str | None:
     """Drop `name`, sessions and all; what went wrong instead of raising, else None."""
     try:
-        with psycopg.connect(server, autocommit=True, application_name=APPLICATION) as conn:
+        with server.connect(PURPOSE, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+    except TargetUnreachableError as exc:
+        problem = exc.message
     except psycopg.Error as exc:
-        return (
-            f"the scratch database {name} could not be dropped "
-            f"({postgres_message(exc, hidden)}); drop it by hand"
-        )
-    return None
+        problem = postgres_message(exc, server.secrets)
+    else:
+        return None
+    return f"the scratch database {name} could not be dropped ({problem}); drop it by hand"
 
 
 def restore_scratch(
     tools: PgTools,
     backup: BackupInfo,
-    conninfo: str,
+    scratch: TargetDatabase,
     *,
     data: DataMode,
     tables: Iterable[str] = (),
 ) -> None:
-    """Restore `backup` into the empty database of `conninfo`: its schema, and rows per `data`.
+    """Restore `backup` into the empty database `scratch`: its schema, and rows per `data`.
 
     "none" restores the schema only; "all" everything; "affected" the schema plus the rows of
     `tables` and of every table they reference, transitively, parents first, so that each
     foreign key holds as the rows arrive.
     """
     try:
-        child = child_connection(conninfo, f"{APPLICATION} restore", os.environ)
+        child = scratch.child(f"{PURPOSE} restore")
     except BackupError as exc:
         raise ScratchRefusedError(exc.what) from None
     path = str(backup.path)
@@ -137,7 +125,7 @@ def restore_scratch(
     _pg_restore(tools, child, [*common, "--schema-only", path])
     if data == "none":
         return
-    with psycopg.connect(conninfo, application_name=APPLICATION) as conn:
+    with scratch.connect(PURPOSE) as conn:
         foreign_keys = [(str(c), str(p)) for c, p in conn.execute(_FOREIGN_KEYS).fetchall()]
     ordered = parents_first(tables, foreign_keys)
     listing = _pg_restore(tools, child, ["--list", path])

@@ -1,41 +1,50 @@
-"""The pre-approval backup, with row counts taken from the very snapshot it dumps.
+"""Backups taken from an exported snapshot, so their row counts are exact.
 
 A count taken a moment before or after `pg_dump` can disagree with the dump on a busy database.
 Exporting a snapshot, counting in it and handing it to `pg_dump --snapshot` makes "rows in the
-backup" an exact number, which is what the approver and, later, a restore compare against.
+backup" an exact number, which is what the approver and, later, a restore compare against. The
+pre-approval backup exports its own; the final backup dumps the snapshot of the rollback's own
+transaction, taken while writes to the dropped tables wait.
 """
 
 from __future__ import annotations
 
+import shlex
+import time
 from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import IsolationLevel, sql
 
-from bot.core.errors import BackupError
+from bot.core.errors import BackupError, DatabaseUnavailableError
 from bot.target.backup import take_backup
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    from bot.core.plan import Plan
     from bot.core.results import BackupInfo
     from bot.pgclient.tools import PgTools
+    from bot.target.database import TargetDatabase
 
 
 def backup_with_counts(
     tools: PgTools,
-    conninfo: str,
+    target: TargetDatabase,
     directory: Path,
     *,
     name: str,
     tables: Sequence[str],
     exclude_schemas: Sequence[str] = (),
-    application_name: str = "rollbot backup",
+    purpose: str = "backup",
 ) -> tuple[BackupInfo, dict[str, int]]:
-    """Whole-database dump (verified) plus exact rows of `tables` at the dump's snapshot."""
+    """Whole-database dump (verified) plus exact rows of `tables` at the dump's snapshot.
+
+    `purpose` names both sessions, rollbot's and pg_dump's, as `rollbot <purpose>`.
+    """
     try:
-        with psycopg.connect(conninfo, application_name=application_name) as conn:
+        with target.connect(purpose) as conn:
             conn.isolation_level = IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
@@ -48,20 +57,69 @@ def backup_with_counts(
                 rows[table] = int(counted[0]) if counted else 0
             info = take_backup(
                 tools,
-                conninfo,
+                target.conninfo,
                 directory,
                 name=name,
                 kind="full",
                 required_tables=tables,
                 snapshot=snapshot,
                 exclude_schemas=exclude_schemas,
-                application_name=application_name,
+                application_name=f"rollbot {purpose}",
             )
             conn.rollback()
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, DatabaseUnavailableError) as exc:
         raise BackupError(
             "The backup could not start: the target database cannot be reached",
-            why=type(exc).__name__,
+            # The adapter's error keeps the driver's class name as its reason.
+            why=exc.why if isinstance(exc, DatabaseUnavailableError) else type(exc).__name__,
             todo="check DATABASE_URL and the server; approval stays blocked",
         ) from None
     return info, rows
+
+
+def final_backup(
+    plan: Plan,
+    *,
+    tools: PgTools,
+    target: TargetDatabase,
+    backup_dir: Path,
+    run_id: int,
+    snapshot: str,
+    other_tables: list[str],
+    exclude_schemas: tuple[str, ...],
+) -> BackupInfo:
+    """The rows of the tables a rollback drops, dumped from its transaction's `snapshot`.
+
+    Only their data is kept (the rest of the schema comes along, for their types); lock waits
+    are bounded by the plan's lock_timeout, since the rollback's writers are waiting meanwhile.
+    """
+    return take_backup(
+        tools,
+        target.conninfo,
+        backup_dir,
+        name=f"run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
+        kind="final",
+        required_tables=plan.write_locked,
+        snapshot=snapshot,
+        exclude_table_data=other_tables,
+        exclude_schemas=exclude_schemas,
+        lock_wait_timeout_s=plan.lock_timeout.total_seconds(),
+        application_name=f"rollbot run {run_id} final backup",
+    )
+
+
+def final_restore_hint(final: BackupInfo | None) -> str | None:
+    """The final backup holds rows of the dropped tables only: restore schema and data."""
+    if final is None:
+        return None
+    command = shlex.join(
+        [
+            "pg_restore",
+            "--dbname=EMPTY_DATABASE",
+            "--section=pre-data",
+            "--section=data",
+            "--exit-on-error",
+            str(final.path),
+        ]
+    )
+    return f"{command}  # the dropped tables and their rows, without FKs to other tables"

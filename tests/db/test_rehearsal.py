@@ -19,6 +19,7 @@ from bot.core.runbook import Runbook, parse_runbook
 from bot.pgclient.tools import PgTools, find_pg_tools
 from bot.target import rehearsal as rehearsal_module
 from bot.target.catalog import describe_target, read_facts
+from bot.target.database import TargetDatabase
 from bot.target.rehearsal import rehearse
 from bot.target.scratch import drop_scratch
 from bot.target.snapshots import backup_with_counts
@@ -106,7 +107,7 @@ class Scene:
         assert not plan.blocked, plan.blockers
         backup, _ = backup_with_counts(
             self.tools,
-            self.target,
+            TargetDatabase.at(self.target),
             self.directory,
             name=f"full-{uuid.uuid4().hex[:8]}",
             tables=plan.write_locked,
@@ -123,7 +124,7 @@ class Scene:
             runbook,
             backup=backup,
             tools=self.tools,
-            server_conninfo=server or self.server,
+            server=TargetDatabase.at(server or self.server),
             data=data,
             name_prefix=self.prefix,
         )
@@ -269,8 +270,8 @@ def test_a_scratch_database_that_cannot_be_dropped_is_reported_not_raised(
 ) -> None:
     """A failed DROP DATABASE lands in the result and its summary; the rehearsal still passed."""
 
-    def drop_then_complain(server: str, name: str, hidden: tuple[str, ...]) -> str:
-        assert drop_scratch(server, name, hidden) is None
+    def drop_then_complain(server: TargetDatabase, name: str) -> str:
+        assert drop_scratch(server, name) is None
         return f"the scratch database {name} could not be dropped (simulated); drop it by hand"
 
     monkeypatch.setattr(rehearsal_module, "drop_scratch", drop_then_complain)

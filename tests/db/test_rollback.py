@@ -153,14 +153,14 @@ def test_concurrent_execution_is_told_who_holds_the_lock(
     plan = Plan.model_validate(run.plan)
     runbook = service.library().find("0023")
     tools = find_pg_tools(plan.target.server_major)
-    conninfo = service.settings.target_conninfo()
+    target = service.database()
     second: list[Outcome] = []
 
     def execute(run_id: int, pending: Callable[[Outcome], None]) -> Outcome:
         return execute_plan(
             plan,
             runbook,
-            conninfo=conninfo,
+            target=target,
             tools=tools,
             backup_dir=tmp_path / "b",
             run_id=run_id,

@@ -16,6 +16,7 @@ from bot.core.results import Outcome, outcome_of
 from bot.core.run import RunEvent, RunState
 from bot.pgclient.tools import find_pg_tools
 from bot.service.rollback import Rollbot, StalePlanError
+from bot.target.database import TargetDatabase
 from bot.target.execute import execute_plan
 from tests.fix_db import SAMPLE_COUNTS, create_database, drop_database, unique_name
 from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, runbooks_with, schema_of
@@ -134,7 +135,7 @@ def test_commit_then_crash_is_reconciled_as_succeeded(
     outcome = execute_plan(
         plan,
         service.library().find("0023"),
-        conninfo=db_0023,
+        target=TargetDatabase.at(db_0023),
         tools=find_pg_tools(plan.target.server_major),
         backup_dir=service.settings.backup_dir,
         run_id=run.id,

@@ -51,7 +51,7 @@ def test_missing_database_url_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -
     """Without DATABASE_URL the error names it and offers the demo."""
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(ConfigError, match="DATABASE_URL: is not set"):
-        load_settings().target_conninfo()
+        load_settings().target()
 
 
 def test_redact_masks_known_and_credential_shaped_secrets() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.core.errors import ConfigError, NotFoundError
+from bot.core.targets import TargetConfig, parse_targets
 
 
 def test_inline_targets_and_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,7 +19,7 @@ def test_inline_targets_and_the_default(monkeypatch: pytest.MonkeyPatch) -> None
     settings = load_settings()
     assert sorted(settings.targets()) == ["default", "production", "staging"]
     assert settings.target().name == "default"
-    assert settings.target_conninfo("staging") == "postgresql://u:s3@stage/app"
+    assert settings.target("staging").url.get_secret_value() == "postgresql://u:s3@stage/app"
     assert "p4" not in repr(settings.target("production"))
     assert "postgresql://u:p4@prod/app" in settings.secrets()
 
@@ -85,3 +86,27 @@ def test_state_needs_a_home_without_database_url(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ROLLBOT_TARGETS", "staging=postgresql://s/a")
     with pytest.raises(ConfigError, match="ROLLBOT_STATE_URL"):
         load_settings().state_conninfo()
+
+
+def test_targets_are_read_once_when_the_settings_are(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ROLLBOT_TARGETS (and the file it names) is parsed at start-up, not on every request."""
+    path = tmp_path / "targets.yaml"
+    path.write_text("staging: postgresql://u@stage/app\nproduction: postgresql://u@prod/app\n")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db/app")
+    monkeypatch.setenv("ROLLBOT_TARGETS", f"@{path}")
+    parsed: list[str] = []
+
+    def counting(value: str) -> tuple[TargetConfig, ...]:
+        parsed.append(value)
+        return parse_targets(value)
+
+    monkeypatch.setattr("bot.config.parse_targets", counting)
+    settings = load_settings()
+    path.unlink()  # a later read would fail: there must be none
+    for _ in range(3):
+        assert sorted(settings.targets()) == ["default", "production", "staging"]
+        assert settings.target("staging").url.get_secret_value() == "postgresql://u@stage/app"
+        assert "postgresql://u@prod/app" in settings.secrets()
+    assert parsed == [f"@{path}"]
