@@ -75,14 +75,19 @@ def mask_literals(query: str) -> str:
 
 
 def _masked(query: str) -> str:
-    parts: list[str] = []
+    """Tokens as written, literals numbered, comments dropped, any gap between tokens one space."""
+    text: list[str] = []
     literals = 0
+    after = 0  # where the previous kept token ended
     for token in scan(query):
         if token.name in _COMMENTS:
             continue
+        if text and token.start > after:
+            text.append(" ")
         if token.name in _LITERALS:
             literals += 1
-            parts.append(f"${literals}")
+            text.append(f"${literals}")
         else:
-            parts.append(query[token.start : token.end + 1])
-    return " ".join(parts)
+            text.append(query[token.start : token.end + 1])
+        after = token.end + 1
+    return "".join(text)

@@ -8,7 +8,6 @@ knows the blockers while we wait, so a watcher on its own connection samples
 
 from __future__ import annotations
 
-import re
 import threading
 from typing import TYPE_CHECKING, Any, Self
 
@@ -16,6 +15,7 @@ import psycopg
 
 from bot.core.errors import DatabaseUnavailableError
 from bot.core.plan import ADVISORY_CLASS, ADVISORY_KEY
+from bot.core.redact import mask_literals
 from bot.core.results import Blocker
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
        left(coalesce(query, ''), 300)
 FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids(%s)) ORDER BY pid
 """
-_SECRET_LITERAL = re.compile(r"(?i)(password\s+)'(?:[^']|'')*'")
 
 
 class LockTimeoutError(Exception):
@@ -97,7 +96,7 @@ def _blocker(row: tuple[Any, ...]) -> Blocker:
         application=application,
         state=state,
         age_s=age or 0.0,
-        query=_SECRET_LITERAL.sub(r"\1'***'", " ".join(str(query).split())),
+        query=mask_literals(str(query)),
     )
 
 
