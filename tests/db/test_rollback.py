@@ -1,5 +1,6 @@
 """The seed runbook, end to end on a real PostgreSQL: plan, backup, approval, one transaction."""
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -142,6 +143,28 @@ def test_lock_timeout_reports_the_blocking_session(
     assert outcome.blockers[0].application == "report-job"
     assert "SELECT count(*) FROM assets" in outcome.blockers[0].query
     assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
+
+
+def test_a_blocking_query_with_a_secret_is_stored_and_shown_masked(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """A blocker whose query holds a password literal: it is in no outcome, event or store."""
+    secret = "Tr0ub4dor-77x"
+    service = make_service(db_0023, lock_timeout="200ms", lock_retries=1)
+    run = service.request("0023", requested_by=REQUESTER)
+    with psycopg.connect(db_0023, application_name="admin-shell") as blocker:
+        # Holds ACCESS SHARE on assets; pg_stat_activity shows this query for the session.
+        blocker.execute(f"SELECT count(*), 'ALTER ROLE app PASSWORD E''{secret}''' FROM assets")
+        run = service.approve(run.id, APPROVER)
+    assert run.state is RunState.FAILED
+    outcome = outcome_of(run)
+    assert outcome is not None
+    assert outcome.blockers
+    assert outcome.blockers[0].query == "SELECT count(*), $1 FROM assets"
+    stored = service.store.get(run.id).model_dump_json()
+    events = json.dumps(service.store.events(run.id), default=str)
+    assert secret not in stored
+    assert secret not in events
 
 
 def test_concurrent_execution_is_told_who_holds_the_lock(
