@@ -10,15 +10,14 @@ from bot.core.errors import (
     NotAllowedError,
     RollbotError,
 )
-from bot.core.plan import Plan
-from bot.core.restore import RestorePlan
-from bot.core.results import Outcome, TableCount
-from bot.core.run import Run, RunEvent, RunState
+from bot.core.results import Backup, Outcome, TableCount
+from bot.core.run import Promotion, Run, RunEvent, RunState
 from bot.pgclient.tools import PgTools, find_pg_tools
 from bot.service.lifecycle import Flow
 from bot.target.restore import build_restore, run_restore, run_verify_queries, source_backup
 
 if TYPE_CHECKING:
+    from bot.core.restore import RestorePlan
     from bot.core.targets import TargetConfig
 
 
@@ -39,7 +38,7 @@ class Restores(Flow):
                 todo="name a succeeded rollback run (`rollbot runs` lists them)",
             )
         config = self.settings.target(source.target_name)
-        plan = Plan.model_validate(source.plan)
+        plan = source.rollback_plan()
         tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
         restore, _ = self._restore_plan(source, config, tools)
         backup = source_backup(source)
@@ -54,9 +53,9 @@ class Restores(Flow):
             requested_by=requested_by,
             channel=channel,
             required_approvals=self.settings.approvals_for(config),
-            plan=restore.model_dump(mode="json"),
+            plan=restore,
             plan_hash=restore.hash,
-            promoted_from={"run": source.id, "summary": f"restores run {source.id}"},
+            promoted_from=Promotion(run=source.id, summary=f"restores run {source.id}"),
         )
         with structlog.contextvars.bound_contextvars(run_id=run.id):
             log.info("run.restore_requested", source=source.id, requested_by=requested_by)
@@ -67,7 +66,7 @@ class Restores(Flow):
             return self._move(
                 run,
                 RunEvent.BACKUP_VERIFIED,
-                backup={"full": backup.model_dump(mode="json"), "rows": dict(restore.rows)},
+                backup=Backup(full=backup, rows=dict(restore.rows)),
                 expires_at=self._now() + self.settings.approval_ttl,
             )
 
@@ -83,7 +82,7 @@ class Restores(Flow):
 
     def _execute_restore(self, run: Run) -> Run:
         """Recreate what the source rollback dropped, exactly as approved, in one transaction."""
-        approved = RestorePlan.model_validate(run.plan)
+        approved = run.restore_plan()
         source = self.store.get(approved.source_run)
         config = self.settings.target(run.target_name)
         try:
@@ -95,9 +94,7 @@ class Restores(Flow):
             )
         except RollbotError as exc:
             outcome = Outcome(succeeded=False, error=exc.render())
-            return self._move(
-                run, RunEvent.FAILED, outcome=outcome.model_dump(mode="json"), reason=exc.render()
-            )
+            return self._move(run, RunEvent.FAILED, outcome=outcome, reason=exc.render())
         queries = self.runbook(run.runbook_name).verify_queries
         outcome = Outcome(
             succeeded=True,
@@ -111,7 +108,7 @@ class Restores(Flow):
             objects_gone=len(current.objects),
         )
         log.info("run.restored", duration_s=duration)
-        return self._move(run, RunEvent.SUCCEEDED, outcome=outcome.model_dump(mode="json"))
+        return self._move(run, RunEvent.SUCCEEDED, outcome=outcome)
 
 
 def _same_as_approved(current: RestorePlan, approved: RestorePlan) -> None:

@@ -8,7 +8,7 @@ crash or a lost Slack message never leaves anyone believing something that did n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -18,10 +18,9 @@ from bot.core.errors import (
     NotAllowedError,
     RollbotError,
 )
-from bot.core.plan import Plan
 from bot.core.policy import decide_approval
-from bot.core.results import BackupInfo, Outcome, Rehearsal, outcome_of
-from bot.core.run import Run, RunEvent, RunState
+from bot.core.results import Backup, BackupInfo, Outcome, Rehearsal
+from bot.core.run import Promotion, Run, RunEvent, RunState
 from bot.pgclient.tools import PgTools, find_pg_tools
 from bot.service.lifecycle import Flow
 from bot.service.recover import Recovery
@@ -31,6 +30,7 @@ from bot.target.rehearsal import rehearse
 from bot.target.snapshots import backup_with_counts
 
 if TYPE_CHECKING:
+    from bot.core.plan import Plan
     from bot.core.runbook import Runbook
     from bot.core.targets import TargetConfig
 
@@ -79,7 +79,7 @@ class Rollbot(Restores, Recovery, Flow):
             requested_by=requested_by,
             channel=channel,
             required_approvals=self.settings.approvals_for(config),
-            plan=plan.model_dump(mode="json"),
+            plan=plan,
             plan_hash=plan.hash,
             promoted_from=promoted,
         )
@@ -88,7 +88,7 @@ class Rollbot(Restores, Recovery, Flow):
             self._announce(run, "requested")
             return self._prepare(run, plan, runbook, config)
 
-    def _promotion(self, after: int, runbook_name: str, target: str) -> dict[str, Any]:
+    def _promotion(self, after: int, runbook_name: str, target: str) -> Promotion:
         """What an earlier run proved: it must have rolled back the same migration elsewhere."""
         earlier = self.store.get(after)
         problem = None
@@ -104,14 +104,14 @@ class Rollbot(Restores, Recovery, Flow):
                 why=problem,
                 todo="name a run that succeeded for this migration on another target",
             )
-        outcome = outcome_of(earlier)
+        outcome = earlier.outcome
         counts = ", ".join(f"{t.table} {t.rows:,}" for t in outcome.dropped) if outcome else ""
-        return {
-            "run": earlier.id,
-            "target": earlier.target_label,
-            "summary": f"run {earlier.id} succeeded on {earlier.target_label}"
+        return Promotion(
+            run=earlier.id,
+            target=earlier.target_label,
+            summary=f"run {earlier.id} succeeded on {earlier.target_label}"
             + (f" ({counts})" if counts else ""),
-        }
+        )
 
     def _prepare(self, run: Run, plan: Plan, runbook: Runbook, target: TargetConfig) -> Run:
         """Block, or back up (and rehearse) and open the approval window."""
@@ -146,15 +146,15 @@ class Rollbot(Restores, Recovery, Flow):
             return self._move(
                 run,
                 RunEvent.BLOCKED,
-                backup={"full": backup.model_dump(mode="json"), "rows": rows},
-                rehearsal=rehearsal.model_dump(mode="json"),
+                backup=Backup(full=backup, rows=rows),
+                rehearsal=rehearsal,
                 reason=rehearsal.summary(),
             )
         return self._move(
             run,
             RunEvent.BACKUP_VERIFIED,
-            backup={"full": backup.model_dump(mode="json"), "rows": rows},
-            rehearsal=rehearsal.model_dump(mode="json") if rehearsal else None,
+            backup=Backup(full=backup, rows=rows),
+            rehearsal=rehearsal,
             expires_at=self._now() + self.settings.approval_ttl,
         )
 
@@ -211,7 +211,7 @@ class Rollbot(Restores, Recovery, Flow):
         run = self._move(run, RunEvent.EXECUTION_STARTED)
         if run.kind == "restore":
             return self._execute_restore(run)
-        plan = Plan.model_validate(run.plan)
+        plan = run.rollback_plan()
         try:
             runbook = self.runbook(run.runbook_name)
             tools = find_pg_tools(plan.target.server_major, pg_bin=self.settings.pg_bin)
@@ -219,7 +219,7 @@ class Rollbot(Restores, Recovery, Flow):
             return self._move(run, RunEvent.FAILED, reason=exc.render())
 
         def remember(pending: Outcome) -> None:
-            self.store.update(run, xid=pending.xid, outcome=pending.model_dump(mode="json"))
+            self.store.update(run, xid=pending.xid, outcome=pending)
 
         outcome = execute_plan(
             plan,
@@ -239,7 +239,7 @@ class Rollbot(Restores, Recovery, Flow):
         if outcome.succeeded:
             outcome = outcome.model_copy(update={"notes": self._notes(run)})
         event = RunEvent.SUCCEEDED if outcome.succeeded else RunEvent.FAILED
-        return self._move(run, event, outcome=outcome.model_dump(mode="json"), reason=outcome.error)
+        return self._move(run, event, outcome=outcome, reason=outcome.error)
 
     def _notes(self, run: Run) -> tuple[str, ...]:
         """What to do next: a migration file left in the folder will be applied again."""
@@ -269,7 +269,7 @@ class Rollbot(Restores, Recovery, Flow):
         """The approval is for this plan: same runbook file, same schema, same SQL."""
         if run.kind == "restore":
             return  # a restore is re-built and compared at execution, under its transaction
-        approved = Plan.model_validate(run.plan)
+        approved = run.rollback_plan()
         try:
             runbook = self.runbook(run.runbook_name)
             current = self._plan(runbook, self.settings.target(run.target_name), count=False)

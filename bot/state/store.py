@@ -16,8 +16,11 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import BaseModel
 
 from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundError
+from bot.core.plan import Plan
+from bot.core.restore import RestorePlan
 from bot.core.run import ACTIVE, Run, RunEvent, RunState, next_state
 from bot.state.schema import MIGRATIONS
 
@@ -377,6 +380,8 @@ class RunStore:
 
 
 def _adapt(value: Any) -> Any:  # noqa: ANN401
+    if isinstance(value, BaseModel):
+        return Jsonb(value.model_dump(mode="json"))
     if isinstance(value, dict):
         return Jsonb(json.loads(json.dumps(value, default=str)))
     if isinstance(value, tuple):
@@ -387,8 +392,14 @@ def _adapt(value: Any) -> Any:  # noqa: ANN401
 
 
 def run_from_row(row: dict[str, Any] | None) -> Run:
-    """A run from a `runs` row (shared with the ledger, which joins on runs)."""
+    """A run from a `runs` row (shared with the ledger, which joins on runs).
+
+    The JSON columns become their models here and nowhere else. Which plan a row holds is
+    told by its kind, not guessed from the plan's keys: a restore plan and a rollback plan
+    must never be mistaken for each other.
+    """
     if row is None:
         msg = "expected a run row"
         raise NotFoundError(msg)
-    return Run.model_validate(row)
+    plan = RestorePlan if row.get("kind") == "restore" else Plan
+    return Run.model_validate({**row, "plan": plan.model_validate(row["plan"])})

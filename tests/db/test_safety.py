@@ -128,7 +128,7 @@ def test_commit_then_crash_is_reconciled_as_succeeded(
     executing = run
 
     def remember(pending: Outcome) -> None:
-        store.update(executing, xid=pending.xid, outcome=pending.model_dump(mode="json"))
+        store.update(executing, xid=pending.xid, outcome=pending)
 
     plan = Plan.model_validate(run.plan)
     outcome = execute_plan(

@@ -5,11 +5,21 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from bot.core.errors import ConflictError
-from bot.core.run import Run, RunEvent, RunState
+from bot.core.results import backup_of, outcome_of
+from bot.core.run import Promotion, Run, RunEvent, RunState
 from bot.state.schema import MIGRATIONS
 from bot.state.store import RunStore
+from tests.samples import (
+    a_backup,
+    a_backup_info,
+    a_plan,
+    a_rehearsal,
+    a_restore_plan,
+    an_outcome,
+)
 
 
 @pytest.fixture
@@ -28,7 +38,7 @@ def new_run(store: RunStore, migration: str = "0023") -> Run:
         target_label="db on host",
         target_identity="default|host|5432|db",
         requested_by="U0REQ",
-        plan={"sql": "DROP TABLE x;"},
+        plan=a_plan(),
         plan_hash="h1",
     )
 
@@ -106,3 +116,87 @@ def test_audit_trail_is_append_only(store: RunStore, scratch_db: str, statement:
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"),
     ):
         conn.execute(statement)
+
+
+def test_every_typed_field_round_trips(store: RunStore) -> None:
+    """Plan, backup, rehearsal, promotion and outcome come back as the models written."""
+    promotion = Promotion(run=3, target="staging: db on host", summary="run 3 succeeded")
+    run = store.create(
+        migration_id="0023",
+        runbook_name="0023_x",
+        target_name="default",
+        target_label="db on host",
+        target_identity="default|host|5432|db",
+        requested_by="U0REQ",
+        plan=a_plan(),
+        plan_hash="h1",
+        promoted_from=promotion,
+    )
+    run = store.apply(run, RunEvent.BACKUP_STARTED, actor="bot")
+    run = store.apply(
+        run,
+        RunEvent.BACKUP_VERIFIED,
+        actor="bot",
+        backup=a_backup(),
+        rehearsal=a_rehearsal(),
+    )
+    run = store.apply(store.add_approval(run, "U0BOB"), RunEvent.APPROVED, actor="U0BOB")
+    run = store.apply(run, RunEvent.EXECUTION_STARTED, actor="bot")
+    run = store.update(run, xid=4242, outcome=an_outcome())
+    stored = store.get(run.id)
+    assert stored == run
+    assert stored.plan == a_plan()
+    assert stored.backup == a_backup()
+    assert stored.rehearsal == a_rehearsal()
+    assert stored.promoted_from == promotion
+    assert stored.outcome == an_outcome()
+
+
+def test_a_restore_run_reads_back_a_restore_plan(store: RunStore) -> None:
+    """The kind decides which plan a row holds; the restore's promotion names no target."""
+    run = store.create(
+        kind="restore",
+        migration_id="0023",
+        runbook_name="0023_x",
+        target_name="default",
+        target_label="db on host",
+        target_identity="default|host|5432|db",
+        requested_by="U0REQ",
+        plan=a_restore_plan(),
+        plan_hash="r1",
+        promoted_from=Promotion(run=1, summary="restores run 1"),
+    )
+    stored = store.get(run.id)
+    assert stored.restore_plan() == a_restore_plan()
+    with pytest.raises(TypeError, match="no rollback plan"):
+        stored.rollback_plan()
+    assert stored.promoted_from is not None
+    assert stored.promoted_from.model_dump(mode="json") == {"run": 1, "summary": "restores run 1"}
+
+
+def test_a_run_stored_as_plain_dicts_still_loads(store: RunStore, scratch_db: str) -> None:
+    """Rows written before the fields were typed (the same JSON, by hand) load as models."""
+    promoted = {"run": 3, "target": "staging: db on host", "summary": "run 3 succeeded"}
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO rollbot.runs (migration_id, runbook_name, target_name, target_label,"
+            " target_identity, state, requested_by, plan, plan_hash, backup, rehearsal,"
+            " promoted_from, outcome) VALUES ('0023', '0023_x', 'default', 'db on host',"
+            " 'default|host|5432|db', 'succeeded', 'U0REQ', %s, 'h1', %s, %s, %s, %s)"
+            " RETURNING id",
+            (
+                Jsonb(a_plan().model_dump(mode="json")),
+                Jsonb({"full": a_backup_info().model_dump(mode="json"), "rows": {"public.x": 3}}),
+                Jsonb(a_rehearsal().model_dump(mode="json")),
+                Jsonb(promoted),
+                Jsonb(an_outcome().model_dump(mode="json")),
+            ),
+        ).fetchone()
+    assert row is not None
+    run = store.get(row[0])
+    assert run.rollback_plan() == a_plan()
+    assert run.backup == a_backup()
+    assert backup_of(run) == (a_backup_info(), {"public.x": 3})
+    assert run.rehearsal == a_rehearsal()
+    assert run.promoted_from == Promotion.model_validate(promoted)
+    assert run.outcome == outcome_of(run) == an_outcome()
