@@ -7,6 +7,8 @@ from bot.core.facts import Target
 from bot.core.plan import Plan, Script
 from bot.core.restore import RestorePlan
 from bot.core.results import Backup, BackupInfo, Outcome, Rehearsal, RowChange, TableCount
+from bot.service.lifecycle import Lifecycle, SilentNotifier
+from bot.state.store import RunStore
 
 AT = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 TARGET = Target(host="db", port=5432, dbname="asset_forge", server_version="15.4", server_major=15)
@@ -106,3 +108,8 @@ def an_outcome() -> Outcome:
         xid=4242,
         notes=("remove the migration file",),
     )
+
+
+def quietly(store: RunStore) -> Lifecycle:
+    """The service's way of creating and moving runs, announcing nothing: test set-up."""
+    return Lifecycle(store, SilentNotifier(), lambda: datetime.now(UTC))

@@ -160,3 +160,19 @@ def transition(run: Run, event: RunEvent, now: datetime, **changes: Any) -> Run:
     """The run after `event` at `now`; illegal moves raise and change nothing."""
     state = next_state(run.state, event)
     return run.model_copy(update={"state": state, "updated_at": now, **changes})
+
+
+_STAMPS = frozenset({"id", "created_at", "updated_at"})  # the store's to set, never a move's
+
+
+def changed_fields(before: Run, after: Run) -> dict[str, Any]:
+    """What a move changed, as the run's own values: the store writes these and nothing else.
+
+    Writing only the changes keeps a move from overwriting facts recorded since the caller
+    read the run (its transaction id, say) with the caller's older copy.
+    """
+    return {
+        name: getattr(after, name)
+        for name in Run.model_fields
+        if name not in _STAMPS and getattr(after, name) != getattr(before, name)
+    }

@@ -1,0 +1,133 @@
+"""What a plan is made from: runbooks, the Drizzle migrations folder and the live catalog.
+
+Rollbacks, restores and stale-plan checks all plan through here, so an approval is compared
+against a plan made exactly the way the approved one was.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.core.errors import NotAllowedError, NotFoundError
+from bot.core.library import RunbookLibrary, load_library
+from bot.core.plan import Plan, build_plan
+from bot.core.runbook import parse_runbook
+from bot.drizzle.derive import derive_runbook
+from bot.drizzle.folder import Migration, read_migrations
+from bot.drizzle.history import HistoryEntry, history
+from bot.drizzle.journal import match_journal
+from bot.drizzle.rules import find_by_query, journal_plan, lint, newer_applied, unexpected_drops
+from bot.state.store import STATE_SCHEMA
+from bot.target.database import TargetDatabase
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bot.config import Settings
+    from bot.core.runbook import Runbook
+    from bot.core.targets import TargetConfig
+    from bot.state.store import RunStore
+
+
+class Planner:
+    """Settings in, runbooks, approvers and plans out."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RunStore,
+        approvers: Callable[[tuple[str, ...]], frozenset[str]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._expand = approvers or _direct_ids
+
+    def library(self) -> RunbookLibrary:
+        """Runbooks are read fresh each time: an edit takes effect (and voids old plans)."""
+        return load_library(self.settings.runbooks_dir)
+
+    def approvers(self, target_name: str) -> frozenset[str]:
+        """User ids allowed to approve on a target (user groups expanded)."""
+        return self._expand(self.settings.approvers_for(self.settings.target(target_name)))
+
+    def runbook(self, query: str) -> Runbook:
+        """The runbook for a migration, or one derived from its forward migration file."""
+        try:
+            return self.library().find(query)
+        except NotFoundError:
+            migration = find_by_query(self.migrations(), query)
+            if migration is None:
+                raise
+        text = derive_runbook(migration)
+        derived = parse_runbook(text, file=f"derived from {migration.tag}.sql")
+        return derived.model_copy(update={"derived": True})
+
+    def migrations(self) -> list[Migration] | None:
+        """The project's Drizzle migrations folder (ROLLBOT_MIGRATIONS_DIR), when configured."""
+        folder = self.settings.migrations_dir
+        return read_migrations(folder) if folder is not None else None
+
+    def history(
+        self, target: str | None = None, person: Callable[[str], str] = str
+    ) -> list[HistoryEntry]:
+        """The migration history of a target, live from its Drizzle journal and rollbot's runs."""
+        config = self.settings.target(target)
+        rows = self.database(config).journal_rows()
+        statuses = match_journal(self.migrations(), rows or [])
+        return history(
+            statuses, self.library(), self._store.recent(limit=500), config.name, person=person
+        )
+
+    def database(self, config: TargetConfig) -> TargetDatabase:
+        """The adapter for a target: every connection to it goes through this."""
+        return TargetDatabase(
+            config,
+            connect_timeout=self.settings.connect_timeout,
+            journal_schema=self.settings.drizzle_schema,
+            journal_table=self.settings.drizzle_table,
+        )
+
+    def plan(
+        self, runbook: Runbook, target: TargetConfig, *, count: bool, latest_only: bool = False
+    ) -> Plan:
+        """The plan of a runbook on a target as it is now (row counts only when asked)."""
+        migrations = self.migrations()
+        budget = self.settings.count_budget if count else None
+        facts, rows = self.database(target).plan_facts(runbook, count_budget=budget)
+        newer = newer_applied(runbook, migrations, rows)
+        if latest_only and newer is not None:
+            raise NotAllowedError(
+                f"Only the newest applied migration can be rolled back, and that is {newer}",
+                why=f"{runbook.name} is older; rolling it back first would leave {newer} on top "
+                "of a schema it does not expect",
+                todo=f"roll back {newer} first (several migrations = several runs, newest first)",
+            )
+        return build_plan(
+            runbook,
+            facts,
+            lock_timeout=self.settings.lock_timeout,
+            statement_timeout=self.settings.statement_timeout,
+            journal=journal_plan(
+                runbook,
+                migrations,
+                rows,
+                schema=self.settings.drizzle_schema,
+                table=self.settings.drizzle_table,
+            ),
+            lint=lint(runbook, migrations),
+            more_blockers=unexpected_drops(runbook, facts, migrations)
+            + ([f"{newer} was applied after {runbook.name}: roll it back first"] if newer else []),
+        )
+
+    def exclude(self) -> tuple[str, ...]:
+        """Rollbot's own schema is never application data: not backed up, not checked.
+
+        It exists in a target only when that target also keeps the state; excluding a
+        schema that is not there is harmless, so no target needs to know which one does.
+        """
+        return (STATE_SCHEMA,)
+
+
+def _direct_ids(configured: tuple[str, ...]) -> frozenset[str]:
+    """Without Slack, user groups cannot be expanded: only user ids approve."""
+    return frozenset(i for i in configured if i[:1] in {"U", "W"})
