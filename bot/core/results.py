@@ -7,7 +7,7 @@ reports on a run (terminal, Slack), so they live apart from the I/O that makes t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -95,17 +95,26 @@ class Outcome(BaseModel):
     notes: tuple[str, ...] = ()  # what the person should know next (e.g. the migration file)
 
 
+class Backup(BaseModel, frozen=True):
+    """The verified pre-approval backup of a run, and the rows it holds per table.
+
+    The row counts are what the execution and a later restore compare against.
+    """
+
+    full: BackupInfo
+    rows: dict[str, int] = {}
+
+
 def outcome_of(run: Run) -> Outcome | None:
-    """The stored outcome of a finished run, as a model."""
-    return Outcome.model_validate(run.outcome) if run.outcome else None
+    """The outcome of a finished run (kept for the renderers, which read it this way)."""
+    return run.outcome
 
 
 def backup_of(run: Run) -> tuple[BackupInfo | None, dict[str, int]]:
     """The verified pre-approval backup of a run and the rows it holds per table."""
-    if not run.backup:
+    if run.backup is None:
         return None, {}
-    rows: dict[str, Any] = run.backup.get("rows", {})
-    return BackupInfo.model_validate(run.backup["full"]), {k: int(v) for k, v in rows.items()}
+    return run.backup.full, dict(run.backup.rows)
 
 
 SKIPPED = "; rehearsal skipped"

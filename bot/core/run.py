@@ -11,9 +11,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from bot.core.errors import ConflictError
+from bot.core.plan import Plan
+from bot.core.restore import RestorePlan
+from bot.core.results import Backup, Outcome, Rehearsal
 
 
 class RunState(StrEnum):
@@ -68,6 +71,27 @@ ACTIVE = frozenset({S.REQUESTED, S.BACKING_UP, S.AWAITING_APPROVAL, S.APPROVED, 
 FINAL = frozenset(set(RunState) - ACTIVE)
 
 
+class Promotion(BaseModel):
+    """The run a request builds on: a rollback proven elsewhere, or the rollback a restore undoes.
+
+    Kept on the run so the approver sees what was already shown to work, and where.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run: int
+    target: str | None = None  # the label of the target the earlier run was on
+    summary: str = ""
+
+    @model_serializer(mode="wrap")
+    def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A restore names no target: stored (and printed) without one, as it always was."""
+        data: dict[str, Any] = handler(self)
+        if data.get("target") is None:
+            data.pop("target", None)
+        return data
+
+
 class Run(BaseModel):
     """A request to roll back one migration on one target, from plan to outcome."""
 
@@ -85,12 +109,12 @@ class Run(BaseModel):
     channel: str | None = None
     approvers: tuple[str, ...] = ()
     required_approvals: int = 1
-    plan: dict[str, Any]
+    plan: Plan | RestorePlan  # a restore plan exactly when kind is "restore"
     plan_hash: str
-    backup: dict[str, Any] | None = None
-    rehearsal: dict[str, Any] | None = None
-    promoted_from: dict[str, Any] | None = None
-    outcome: dict[str, Any] | None = None
+    backup: Backup | None = None
+    rehearsal: Rehearsal | None = None
+    promoted_from: Promotion | None = None
+    outcome: Outcome | None = None
     reason: str | None = None
     xid: int | None = None
     created_at: datetime
@@ -105,6 +129,20 @@ class Run(BaseModel):
     def label(self) -> str:
         """`run 12 (0023_loud_shen on asset_forge on db:5432)`."""
         return f"run {self.id} ({self.runbook_name} on {self.target_label})"
+
+    def rollback_plan(self) -> Plan:
+        """The plan of a rollback; asking a restore for one is a bug, not a user error."""
+        if not isinstance(self.plan, Plan):
+            msg = f"{self.label()} is a {self.kind}: it has no rollback plan"
+            raise TypeError(msg)
+        return self.plan
+
+    def restore_plan(self) -> RestorePlan:
+        """The plan of a restore; asking a rollback for one is a bug, not a user error."""
+        if not isinstance(self.plan, RestorePlan):
+            msg = f"{self.label()} is a {self.kind}: it has no restore plan"
+            raise TypeError(msg)
+        return self.plan
 
 
 def next_state(state: RunState, event: RunEvent) -> RunState:
@@ -122,3 +160,19 @@ def transition(run: Run, event: RunEvent, now: datetime, **changes: Any) -> Run:
     """The run after `event` at `now`; illegal moves raise and change nothing."""
     state = next_state(run.state, event)
     return run.model_copy(update={"state": state, "updated_at": now, **changes})
+
+
+_STAMPS = frozenset({"id", "created_at", "updated_at"})  # the store's to set, never a move's
+
+
+def changed_fields(before: Run, after: Run) -> dict[str, Any]:
+    """What a move changed, as the run's own values: the store writes these and nothing else.
+
+    Writing only the changes keeps a move from overwriting facts recorded since the caller
+    read the run (its transaction id, say) with the caller's older copy.
+    """
+    return {
+        name: getattr(after, name)
+        for name in Run.model_fields
+        if name not in _STAMPS and getattr(after, name) != getattr(before, name)
+    }

@@ -161,7 +161,7 @@ def plan_text(run: Run, *, with_sql: bool = True) -> str:
     lines.append(f"Backup      {backup_line(run)}")
     lines.append(f"Rehearsal   {rehearsal_line(run)}")
     if run.promoted_from:
-        lines.append(f"Promoted    from {run.promoted_from.get('summary', '')}")
+        lines.append(f"Promoted    from {run.promoted_from.summary}")
     lines.append(f"Approval    {approval_line(run)}")
     lines.append(f"Plan hash   {plan.hash[:16]}")
     if with_sql:

@@ -1,43 +1,31 @@
-"""The shared ground of every run: settings, store, notifier, and the one way a run moves.
+"""The one way a run comes to be and moves: computed, rendered, written once, then announced.
 
-A run moves only through `_move`: a compare-and-set in the store, with its audit event and the
-messages announcing it in the same transaction, and only then the announcement. Planning reads
-the runbook, the Drizzle journal and the live catalog here too, so rollbacks, restores and
-recovery all plan and move the same way.
+A move is computed first by the pure `transition`, its messages are rendered from the moved
+run, and only then does the store write it: a compare-and-set with its audit event and those
+messages in one transaction. Losing the race raises ConflictError and leaves nothing behind,
+which is what keeps racing approvers, duplicate deliveries and a second replica from acting
+twice. Only after the commit is anyone told.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from bot.core.errors import (
-    NotAllowedError,
-    NotFoundError,
-)
-from bot.core.library import RunbookLibrary, load_library
-from bot.core.plan import Plan, build_plan
-from bot.core.runbook import parse_runbook
-from bot.core.targets import TargetConfig
-from bot.drizzle.derive import derive_runbook
-from bot.drizzle.folder import Migration, read_migrations
-from bot.drizzle.history import HistoryEntry, history
-from bot.drizzle.journal import match_journal
-from bot.drizzle.rules import find_by_query, journal_plan, lint, newer_applied, unexpected_drops
-from bot.state.store import STATE_SCHEMA, RunStore
-from bot.target.database import TargetDatabase
+from bot.core.errors import ConflictError
+from bot.core.run import Run, RunState, transition
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
+    from datetime import datetime
 
-    from bot.config import Settings
     from bot.core.outbox import Message
-    from bot.core.run import Run, RunEvent
-    from bot.core.runbook import Runbook
+    from bot.core.run import RunEvent
+    from bot.state.store import RunStore
 
 log = structlog.get_logger()
+_APPROVAL_ATTEMPTS = 20  # approvals racing on one run; each retry sees one more approver
 
 
 class Notifier(Protocol):
@@ -49,7 +37,7 @@ class Notifier(Protocol):
     """
 
     def messages(self, run: Run, event: str) -> list[Message]:
-        """Messages announcing `event`, rendered from the run as stored."""
+        """Messages announcing `event`, rendered from the run as it will be stored."""
 
     def notice(self, run: Run, text: str) -> list[Message]:
         """Messages carrying a note about the run (e.g. why an approval did not count)."""
@@ -73,167 +61,103 @@ class SilentNotifier:
         """Nothing to tell."""
 
 
-class Flow:
-    """Settings, store and notifier, and what every kind of run needs from them."""
+class Lifecycle:
+    """Store, notifier and clock: what every use case moves runs with."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: RunStore,
-        *,
-        notifier: Notifier | None = None,
-        approvers: Callable[[tuple[str, ...]], frozenset[str]] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        databases: Mapping[str, TargetDatabase] | None = None,
-    ) -> None:
-        self.settings = settings
+    def __init__(self, store: RunStore, notifier: Notifier, clock: Callable[[], datetime]) -> None:
         self.store = store
-        self.notifier = notifier or SilentNotifier()
-        self._expand = approvers or _direct_ids
-        self._now = clock
-        # One adapter per target for the life of the process: each keeps the client tools
-        # it probed, and no use case ever holds a connection string.
-        self._databases = dict(databases) if databases is not None else target_databases(settings)
-        rehearsal_url = settings.rehearsal_url
-        self._rehearsal_server = (
-            _database(settings, TargetConfig(name="rehearsal", url=rehearsal_url))
-            if rehearsal_url is not None
-            else None
-        )
+        self.notifier = notifier
+        self._clock = clock
 
-    def library(self) -> RunbookLibrary:
-        """Runbooks are read fresh each time: an edit takes effect (and voids old plans)."""
-        return load_library(self.settings.runbooks_dir)
+    def now(self) -> datetime:
+        """The service's clock (tests and expiry read the same one)."""
+        return self._clock()
 
-    def run(self, run_id: int) -> Run:
-        """One run by id."""
+    def get(self, run_id: int) -> Run:
+        """One run by id, as stored."""
         return self.store.get(run_id)
 
-    def approvers(self, target_name: str) -> frozenset[str]:
-        """User ids allowed to approve on a target (user groups expanded)."""
-        return self._expand(self.settings.approvers_for(self.settings.target(target_name)))
+    def create(self, **fields: Any) -> Run:  # noqa: ANN401
+        """A new run, stored with its announcement; the caller announces it once logged.
 
-    def runbook(self, query: str) -> Runbook:
-        """The runbook for a migration, or one derived from its forward migration file."""
-        try:
-            return self.library().find(query)
-        except NotFoundError:
-            migration = find_by_query(self.migrations(), query)
-            if migration is None:
-                raise
-        text = derive_runbook(migration)
-        derived = parse_runbook(text, file=f"derived from {migration.tag}.sql")
-        return derived.model_copy(update={"derived": True})
+        The id comes from the database before the insert, so the messages can name the run
+        without the store rendering anything inside its transaction.
+        """
+        now = self.now()
+        run = Run(
+            id=self.store.reserve_id(),
+            state=RunState.REQUESTED,
+            created_at=now,
+            updated_at=now,
+            **fields,
+        )
+        return self.store.create(run, messages=self.notifier.messages(run, "requested"))
 
-    def migrations(self) -> list[Migration] | None:
-        """The project's Drizzle migrations folder (ROLLBOT_MIGRATIONS_DIR), when configured."""
-        folder = self.settings.migrations_dir
-        return read_migrations(folder) if folder is not None else None
+    def move(self, run: Run, event: RunEvent, *, actor: str | None = None, **changes: Any) -> Run:  # noqa: ANN401
+        """Move a run by one event; ConflictError if it is not legal or someone moved first."""
+        moved = transition(run, event, self.now(), **changes)
+        stored = self.store.move(
+            run,
+            moved,
+            event,
+            actor=actor or "rollbot",
+            messages=self.notifier.messages(moved, event.value),
+        )
+        log.info("run.moved", to=stored.state.value, on=event.value)
+        self.announce(stored, event.value)
+        return stored
 
-    def history(
-        self, target: str | None = None, person: Callable[[str], str] = str
-    ) -> list[HistoryEntry]:
-        """The migration history of a target, live from its Drizzle journal and rollbot's runs."""
-        config = self.settings.target(target)
-        rows = self.database(config.name).journal_rows()
-        statuses = match_journal(self.migrations(), rows or [])
-        return history(
-            statuses, self.library(), self.store.recent(limit=500), config.name, person=person
+    def add_approval(self, run: Run, user: str) -> Run:
+        """Count one approver; not announced yet, as the approval may complete the run.
+
+        Another approval landing first changes what the messages say, so the write is
+        refused and retried on the run as it now is; anything else that moved is a conflict.
+        """
+        for _ in range(_APPROVAL_ATTEMPTS):
+            counted = run.model_copy(update={"approvers": (*run.approvers, user)})
+            messages = self.notifier.messages(counted, "approval_added")
+            try:
+                return self.store.add_approval(run, user, messages=messages)
+            except ConflictError:
+                fresh = self.store.get(run.id)
+                if not _another_approval_only(run, fresh, user):
+                    raise
+                run = fresh
+        raise ConflictError(
+            f"The approval by {user} of {run.label()} was not recorded",
+            why=f"{_APPROVAL_ATTEMPTS} other approvals landed first",
+            todo="check its status",
         )
 
-    def database(self, target: str | None = None) -> TargetDatabase:
-        """The adapter for a target (the default one without a name), built at start-up."""
-        return self._databases[self.settings.target(target).name]
-
-    def rehearsal_server(self, target: TargetDatabase) -> TargetDatabase:
-        """Where scratch copies are made: ROLLBOT_REHEARSAL_URL's server, else the target's."""
-        return self._rehearsal_server or target
+    def record(self, run: Run, **changes: Any) -> Run:  # noqa: ANN401
+        """Store facts about a run without moving it (its transaction id before COMMIT)."""
+        return self.store.update(run, **changes)
 
     def refuse(self, run: Run, user: str, reason: str) -> None:
         """Record why `user`'s action did not count, and tell them once (not per retry)."""
-        notice = self.notifier.notice(run, f"{_mention(user)}: {reason}.")
+        notice = self.notifier.notice(run, f"{mention(user)}: {reason}.")
         if self.store.record_refusal(run.id, user, reason, notice):
             log.info("run.approval_refused", user=user, why=reason)
-            self._announce(run, "approval_refused")
+            self.announce(run, "approval_refused")
 
-    def _plan(
-        self, runbook: Runbook, target: TargetConfig, *, count: bool, latest_only: bool = False
-    ) -> Plan:
-        migrations = self.migrations()
-        budget = self.settings.count_budget if count else None
-        facts, rows = self.database(target.name).plan_facts(runbook, count_budget=budget)
-        newer = newer_applied(runbook, migrations, rows)
-        if latest_only and newer is not None:
-            raise NotAllowedError(
-                f"Only the newest applied migration can be rolled back, and that is {newer}",
-                why=f"{runbook.name} is older; rolling it back first would leave {newer} on top "
-                "of a schema it does not expect",
-                todo=f"roll back {newer} first (several migrations = several runs, newest first)",
-            )
-        return build_plan(
-            runbook,
-            facts,
-            lock_timeout=self.settings.lock_timeout,
-            statement_timeout=self.settings.statement_timeout,
-            journal=journal_plan(
-                runbook,
-                migrations,
-                rows,
-                schema=self.settings.drizzle_schema,
-                table=self.settings.drizzle_table,
-            ),
-            lint=lint(runbook, migrations),
-            more_blockers=unexpected_drops(runbook, facts, migrations)
-            + ([f"{newer} was applied after {runbook.name}: roll it back first"] if newer else []),
-        )
-
-    def _move(self, run: Run, event: RunEvent, *, actor: str | None = None, **changes: Any) -> Run:  # noqa: ANN401
-        run = self.store.apply(
-            run,
-            event,
-            actor=actor or "rollbot",
-            render=lambda moved: self.notifier.messages(moved, event.value),
-            **changes,
-        )
-        log.info("run.moved", to=run.state.value, on=event.value)
-        self._announce(run, event.value)
-        return run
-
-    def _announce(self, run: Run, event: str) -> None:
+    def announce(self, run: Run, event: str) -> None:
+        """Tell the notifier a committed change happened; its failure changes nothing."""
         try:
             self.notifier.run_changed(run, event)
         except Exception:
             log.exception("notify.failed", on=event)
 
-    def _exclude(self) -> tuple[str, ...]:
-        """Rollbot's own schema is never application data: not backed up, not checked.
 
-        It exists in a target only when that target also keeps the state; excluding a
-        schema that is not there is harmless, so no target needs to know which one does.
-        """
-        return (STATE_SCHEMA,)
-
-
-def target_databases(settings: Settings) -> dict[str, TargetDatabase]:
-    """The adapter of every configured target, by name."""
-    return {name: _database(settings, config) for name, config in settings.targets().items()}
-
-
-def _database(settings: Settings, config: TargetConfig) -> TargetDatabase:
-    return TargetDatabase(
-        config,
-        connect_timeout=settings.connect_timeout,
-        journal_schema=settings.drizzle_schema,
-        journal_table=settings.drizzle_table,
-        pg_bin=settings.pg_bin,
+def _another_approval_only(before: Run, now: Run, user: str) -> bool:
+    """Only other approvers were added since `before`: this approval still counts."""
+    return (
+        now.state is RunState.AWAITING_APPROVAL
+        and now.plan_hash == before.plan_hash
+        and user not in now.approvers
+        and now.approvers != before.approvers
     )
 
 
-def _mention(user: str) -> str:
+def mention(user: str) -> str:
     """Slack mentions for Slack ids; other names (CLI users) as they are."""
     return f"<@{user}>" if user[:1] in {"U", "W"} and user.isalnum() else user
-
-
-def _direct_ids(configured: tuple[str, ...]) -> frozenset[str]:
-    """Without Slack, user groups cannot be expanded: only user ids approve."""
-    return frozenset(i for i in configured if i[:1] in {"U", "W"})

@@ -6,19 +6,29 @@ liveness lock, so a second replica starting up leaves the first one's work alone
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import structlog
 
 from bot.core.errors import (
     ConflictError,
 )
 from bot.core.run import Run, RunEvent, RunState
-from bot.service.lifecycle import Flow
+
+if TYPE_CHECKING:
+    from bot.service.lifecycle import Lifecycle
+    from bot.service.planner import Planner
 
 log = structlog.get_logger()
 
 
-class Recovery(Flow):
+class Recovery:
     """Start-up and periodic reconciliation of runs."""
+
+    def __init__(self, runs: Lifecycle, planner: Planner) -> None:
+        self._runs = runs
+        self._settings = planner.settings
+        self._planner = planner
 
     def reconcile(self) -> list[Run]:
         """Settle runs whose process died mid-way (kill -9, OOM); never re-run anything.
@@ -28,11 +38,11 @@ class Recovery(Flow):
         """
         settled: list[Run] = []
         in_flight = [RunState.REQUESTED, RunState.BACKING_UP, RunState.APPROVED, RunState.EXECUTING]
-        quiet_since = self._now() - self.settings.orphan_grace
-        for run in self.store.recent(limit=500, states=in_flight):
+        quiet_since = self._runs.now() - self._settings.orphan_grace
+        for run in self._runs.store.recent(limit=500, states=in_flight):
             # A run is picked up by its worker a moment after it moves: only runs quiet for
             # the grace period, whose liveness lock nobody holds, are orphans.
-            if run.updated_at > quiet_since or not self.store.orphaned(run.id):
+            if run.updated_at > quiet_since or not self._runs.store.orphaned(run.id):
                 continue
             with structlog.contextvars.bound_contextvars(run_id=run.id):
                 try:
@@ -47,40 +57,42 @@ class Recovery(Flow):
         restarted = "rollbot stopped while this run was"
         if run.state in {RunState.REQUESTED, RunState.BACKING_UP}:
             why = f"{restarted} backing up; nothing was run. Request a new plan"
-            return self._move(run, RunEvent.BLOCKED, reason=why)
+            return self._runs.move(run, RunEvent.BLOCKED, reason=why)
         if run.state is RunState.APPROVED:
             why = f"{restarted} about to execute; nothing was run. Request a new plan"
-            return self._move(run, RunEvent.CANCELLED, reason=why)
+            return self._runs.move(run, RunEvent.CANCELLED, reason=why)
         if run.xid is None:
             why = (
                 f"{restarted} executing, before COMMIT: the transaction rolled back, "
                 "nothing changed"
             )
-            return self._move(run, RunEvent.FAILED, reason=why)
-        status = self.database(run.target_name).xact_status(run.xid)
+            return self._runs.move(run, RunEvent.FAILED, reason=why)
+        status = self._planner.database(run.target_name).xact_status(run.xid)
         if status == "in progress":
             return None  # its COMMIT is still being decided; look again at the next sweep
         if status == "committed":
             log.info("run.reconciled", xid=run.xid, status=status)
-            return self._move(run, RunEvent.SUCCEEDED, reason=None)
+            return self._runs.move(run, RunEvent.SUCCEEDED, reason=None)
         why = (
             f"{restarted} executing; PostgreSQL reports its transaction {status}: nothing changed"
             if status == "aborted"
             else f"{restarted} executing and PostgreSQL no longer knows transaction {run.xid}: "
             "check the schema by hand"
         )
-        return self._move(run, RunEvent.FAILED, reason=why)
+        return self._runs.move(run, RunEvent.FAILED, reason=why)
 
     def expire_due(self) -> list[Run]:
         """Close the approval window of runs whose time is up (also after a restart)."""
-        now = self._now()
+        now = self._runs.now()
         expired: list[Run] = []
-        for run in self.store.recent(limit=200, states=[RunState.AWAITING_APPROVAL]):
+        for run in self._runs.store.recent(limit=200, states=[RunState.AWAITING_APPROVAL]):
             if run.expires_at is not None and run.expires_at <= now:
                 with structlog.contextvars.bound_contextvars(run_id=run.id):
                     try:
                         expired.append(
-                            self._move(run, RunEvent.EXPIRED, reason="the approval window closed")
+                            self._runs.move(
+                                run, RunEvent.EXPIRED, reason="the approval window closed"
+                            )
                         )
                     except ConflictError:
                         continue  # approved or cancelled in the meantime

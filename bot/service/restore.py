@@ -10,27 +10,32 @@ from bot.core.errors import (
     NotAllowedError,
     RollbotError,
 )
-from bot.core.plan import Plan
-from bot.core.restore import RestorePlan
-from bot.core.results import Outcome, TableCount
-from bot.core.run import Run, RunEvent, RunState
-from bot.service.lifecycle import Flow
+from bot.core.results import Backup, Outcome, TableCount
+from bot.core.run import Promotion, Run, RunEvent, RunState
 from bot.target.restore import build_restore, run_restore, run_verify_queries, source_backup
 
 if TYPE_CHECKING:
+    from bot.core.restore import RestorePlan
     from bot.pgclient.tools import PgTools
+    from bot.service.lifecycle import Lifecycle
+    from bot.service.planner import Planner
     from bot.target.database import TargetDatabase
 
 
 log = structlog.get_logger()
 
 
-class Restores(Flow):
+class Restore:
     """`rollbot restore RUN` and `/rollback restore RUN`."""
 
-    def request_restore(self, run_id: int, *, requested_by: str, channel: str | None = None) -> Run:
+    def __init__(self, runs: Lifecycle, planner: Planner) -> None:
+        self._runs = runs
+        self._planner = planner
+        self._settings = planner.settings
+
+    def request(self, run_id: int, *, requested_by: str, channel: str | None = None) -> Run:
         """Plan the restore of what a rollback dropped; it then awaits approval like a rollback."""
-        source = self.store.get(run_id)
+        source = self._runs.get(run_id)
         if source.kind != "rollback" or source.state is not RunState.SUCCEEDED:
             raise NotAllowedError(
                 f"Run {run_id} cannot be restored",
@@ -38,14 +43,13 @@ class Restores(Flow):
                 "succeeded rollback has something to restore",
                 todo="name a succeeded rollback run (`rollbot runs` lists them)",
             )
-        config = self.settings.target(source.target_name)
-        database = self.database(config.name)
-        plan = Plan.model_validate(source.plan)
+        config = self._settings.target(source.target_name)
+        database = self._planner.database(config.name)
+        plan = source.rollback_plan()
         tools = database.tools(plan.target.server_major)
         restore, _ = self._restore_plan(source, database, tools)
         backup = source_backup(source)
-        run = self.store.create(
-            render=lambda created: self.notifier.messages(created, "requested"),
+        run = self._runs.create(
             kind="restore",
             migration_id=source.migration_id,
             runbook_name=source.runbook_name,
@@ -54,22 +58,22 @@ class Restores(Flow):
             target_identity=source.target_identity,
             requested_by=requested_by,
             channel=channel,
-            required_approvals=self.settings.approvals_for(config),
-            plan=restore.model_dump(mode="json"),
+            required_approvals=self._settings.approvals_for(config),
+            plan=restore,
             plan_hash=restore.hash,
-            promoted_from={"run": source.id, "summary": f"restores run {source.id}"},
+            promoted_from=Promotion(run=source.id, summary=f"restores run {source.id}"),
         )
         with structlog.contextvars.bound_contextvars(run_id=run.id):
             log.info("run.restore_requested", source=source.id, requested_by=requested_by)
-            self._announce(run, "requested")
+            self._runs.announce(run, "requested")
             if restore.blocked:
-                return self._move(run, RunEvent.BLOCKED, reason="; ".join(restore.blockers))
-            run = self._move(run, RunEvent.BACKUP_STARTED)
-            return self._move(
+                return self._runs.move(run, RunEvent.BLOCKED, reason="; ".join(restore.blockers))
+            run = self._runs.move(run, RunEvent.BACKUP_STARTED)
+            return self._runs.move(
                 run,
                 RunEvent.BACKUP_VERIFIED,
-                backup={"full": backup.model_dump(mode="json"), "rows": dict(restore.rows)},
-                expires_at=self._now() + self.settings.approval_ttl,
+                backup=Backup(full=backup, rows=dict(restore.rows)),
+                expires_at=self._runs.now() + self._settings.approval_ttl,
             )
 
     def _restore_plan(
@@ -79,14 +83,14 @@ class Restores(Flow):
             source,
             tools=tools,
             target=database,
-            lock_timeout_s=self.settings.lock_timeout.total_seconds(),
+            lock_timeout_s=self._settings.lock_timeout.total_seconds(),
         )
 
-    def _execute_restore(self, run: Run) -> Run:
+    def execute(self, run: Run) -> Run:
         """Recreate what the source rollback dropped, exactly as approved, in one transaction."""
-        approved = RestorePlan.model_validate(run.plan)
-        source = self.store.get(approved.source_run)
-        database = self.database(run.target_name)
+        approved = run.restore_plan()
+        source = self._runs.get(approved.source_run)
+        database = self._planner.database(run.target_name)
         try:
             tools = database.tools(approved.target.server_major)
             current, script = self._restore_plan(source, database, tools)
@@ -94,10 +98,8 @@ class Restores(Flow):
             duration = run_restore(script, tools=tools, target=database, run_id=run.id)
         except RollbotError as exc:
             outcome = Outcome(succeeded=False, error=exc.render())
-            return self._move(
-                run, RunEvent.FAILED, outcome=outcome.model_dump(mode="json"), reason=exc.render()
-            )
-        queries = self.runbook(run.runbook_name).verify_queries
+            return self._runs.move(run, RunEvent.FAILED, outcome=outcome, reason=exc.render())
+        queries = self._planner.runbook(run.runbook_name).verify_queries
         outcome = Outcome(
             succeeded=True,
             changed=True,
@@ -110,7 +112,7 @@ class Restores(Flow):
             objects_gone=len(current.objects),
         )
         log.info("run.restored", duration_s=duration)
-        return self._move(run, RunEvent.SUCCEEDED, outcome=outcome.model_dump(mode="json"))
+        return self._runs.move(run, RunEvent.SUCCEEDED, outcome=outcome)
 
 
 def _same_as_approved(current: RestorePlan, approved: RestorePlan) -> None:

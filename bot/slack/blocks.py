@@ -121,7 +121,7 @@ def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tupl
     blocks.append(section(f"*Backup* {backup_line(run)}"))
     blocks.append(section(f"*Rehearsal* {rehearsal_line(run)}"))
     if run.promoted_from:
-        blocks.append(section(f"*Promoted from* {run.promoted_from.get('summary', '')}"))
+        blocks.append(section(f"*Promoted from* {run.promoted_from.summary}"))
     blocks.append(section(f"*Approval* {_approval(run, reaction, approvers)}"))
     if run.reason and run.state in {RunState.BLOCKED, RunState.CANCELLED, RunState.FAILED}:
         blocks.append(section(f"*Why* {run.reason}"))

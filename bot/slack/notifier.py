@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core.outbox import Message
-from bot.core.plan import Plan
 from bot.slack.blocks import incident_text, outcome_message, plan_message, snippet_name, sql_fits
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ class SlackNotifier:
             ]
             if run.kind == "restore":
                 return items + self._incident(run, event)
-            plan = Plan.model_validate(run.plan)
+            plan = run.rollback_plan()
             if not sql_fits(plan):
                 items.append(
                     Message(

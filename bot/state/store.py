@@ -1,8 +1,10 @@
 """Where runs live: PostgreSQL, so that nothing a run needs is held in memory.
 
 Every state change is a compare-and-set (`UPDATE … WHERE id = … AND state = …`) committed
-together with its audit event, before anyone is told about it. Zero rows updated means someone
-else moved the run first, and the caller gets a ConflictError instead of acting twice.
+together with its audit event and the messages announcing it, before anyone is told about it.
+The messages are rendered by the caller from the moved run before the write: nothing here
+calls back out while a transaction is open. Zero rows updated means someone else moved the
+run first, and the caller gets a ConflictError instead of acting twice.
 """
 
 from __future__ import annotations
@@ -16,23 +18,25 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import BaseModel
 
 from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundError
-from bot.core.run import ACTIVE, Run, RunEvent, RunState, next_state
+from bot.core.plan import Plan
+from bot.core.restore import RestorePlan
+from bot.core.run import ACTIVE, Run, RunEvent, RunState, changed_fields, next_state
 from bot.state.schema import MIGRATIONS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
+    from contextlib import AbstractContextManager
 
     from bot.core.outbox import Message
-
-    Render = Callable[[Run], Sequence[Message]]
-    from contextlib import AbstractContextManager
 
 STATE_SCHEMA = "rollbot"
 _LOCK_KEY = 0x526F6C6D  # serialises schema upgrades across replicas
 _RUN_LOCK_CLASS = 0x526F6C72  # pg_advisory_lock(class, run id): a live process works on the run
 _UNIQUE_VIOLATION = "23505"
+_STAMPED = frozenset({"created_at", "updated_at"})  # the database's clock, not the caller's
 
 
 class RunStore:
@@ -98,13 +102,30 @@ class RunStore:
                     current = version
         return current
 
-    def create(self, render: Render | None = None, **fields: Any) -> Run:  # noqa: ANN401
+    def reserve_id(self) -> int:
+        """A fresh run id, taken before the run exists so its announcement can name it.
+
+        An id reserved and never used leaves a gap, as a failed insert always did.
+        """
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS id", (f"{STATE_SCHEMA}.runs",)
+            ).fetchone()
+        if row is None:
+            msg = "nextval returned no row"
+            raise NotFoundError(msg)
+        return int(row["id"])
+
+    def create(self, run: Run, *, messages: Sequence[Message] = ()) -> Run:
         """Insert a new run in state `requested`, or point to the active one it duplicates.
 
-        `render(run)` gives the messages announcing it; they are stored in the same
-        transaction, so the run and its announcement exist together or not at all.
+        The run, its `requested` event and the messages announcing it are written in one
+        transaction, so they exist together or not at all. Timestamps are the database's.
         """
-        fields = {**fields, "state": RunState.REQUESTED.value}
+        if run.state is not RunState.REQUESTED:
+            msg = f"a new run starts as requested, not {run.state}"
+            raise ValueError(msg)
+        fields = {k: getattr(run, k) for k in Run.model_fields if k not in _STAMPED}
         columns = sql.SQL(", ").join(sql.Identifier(k) for k in fields)
         values = sql.SQL(", ").join(sql.Placeholder(k) for k in fields)
         query = sql.SQL("INSERT INTO {}.runs ({}) VALUES ({}) RETURNING *").format(
@@ -113,26 +134,26 @@ class RunStore:
         params = {k: _adapt(v) for k, v in fields.items()}
         try:
             with self._connection() as conn, conn.transaction():
-                run = run_from_row(conn.execute(query, params).fetchone())
+                created = run_from_row(conn.execute(query, params).fetchone())
                 self._event(
                     conn,
-                    run_id=run.id,
+                    run_id=created.id,
                     kind="requested",
                     from_state=None,
-                    to_state=run.state,
-                    actor=fields["requested_by"],
+                    to_state=created.state,
+                    actor=run.requested_by,
                     data={},
                 )
-                self._enqueue(conn, run, render)
+                self._insert_messages(conn, created.id, messages)
         except psycopg.errors.UniqueViolation:
-            active = self.active_for(fields["target_identity"], fields["migration_id"])
+            active = self.active_for(run.target_identity, run.migration_id)
             raise ConflictError(
-                f"Migration {fields['migration_id']} already has an active rollback on "
-                f"{fields['target_label']}"
+                f"Migration {run.migration_id} already has an active rollback on "
+                f"{run.target_label}"
                 + (f": {active.label()}, {active.state.replace('_', ' ')}" if active else ""),
                 todo="follow that run (status, approve or cancel it) instead of starting another",
             ) from None
-        return run
+        return created
 
     def get(self, run_id: int) -> Run:
         """One run, or NotFoundError naming it."""
@@ -169,22 +190,26 @@ class RunStore:
             ).fetchone()
         return run_from_row(row) if row else None
 
-    def apply(
+    def move(
         self,
         run: Run,
+        moved: Run,
         event: RunEvent,
         *,
         actor: str | None,
         data: dict[str, Any] | None = None,
-        render: Render | None = None,
-        **changes: Any,  # noqa: ANN401
+        messages: Sequence[Message] = (),
     ) -> Run:
-        """Move a run by one event: compare-and-set, audit row and messages in one transaction.
+        """Write a move computed by `transition`: compare-and-set, audit row and messages.
 
-        `render(new_run)` gives the messages announcing the move (stored in the outbox).
+        Only what the move changed is written, and only if the run is still in the state the
+        move started from; otherwise ConflictError, and neither the event nor the messages
+        are stored. The database stamps `updated_at`, as for every write.
         """
-        to_state = next_state(run.state, event)
-        updates = {**changes, "state": to_state.value}
+        if moved.id != run.id or moved.state is not next_state(run.state, event):
+            msg = f"{moved.label()} as {moved.state} is not {run.label()} after {event}"
+            raise ValueError(msg)
+        updates = changed_fields(run, moved) | {"state": moved.state}
         assignments = sql.SQL(", ").join(
             sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in updates
         )
@@ -207,25 +232,27 @@ class RunStore:
                 run_id=run.id,
                 kind=event.value,
                 from_state=run.state,
-                to_state=to_state,
+                to_state=moved.state,
                 actor=actor,
                 data=data or {},
             )
-            moved = run_from_row(row)
-            self._enqueue(conn, moved, render)
-        return moved
+            self._insert_messages(conn, run.id, messages)
+        return run_from_row(row)
 
-    def add_approval(self, run: Run, user: str, render: Render | None = None) -> Run:
-        """Record one approver, atomically: same state, same plan, not already counted."""
+    def add_approval(self, run: Run, user: str, *, messages: Sequence[Message] = ()) -> Run:
+        """Record one approver, atomically: same state, same plan, same approvers so far.
+
+        The approvers are compared too, because the messages were rendered from them: an
+        approval racing another one is refused here and retried by the caller on the new run.
+        """
         query = sql.SQL(
             "UPDATE {}.runs SET approvers = array_append(approvers, %(user)s), updated_at = now()"
             " WHERE id = %(id)s AND state = 'awaiting_approval' AND plan_hash = %(hash)s"
-            " AND NOT %(user)s = ANY (approvers) RETURNING *"
+            " AND approvers = %(before)s::text[] AND NOT %(user)s = ANY (approvers) RETURNING *"
         ).format(sql.Identifier(STATE_SCHEMA))
+        params = {"user": user, "id": run.id, "hash": run.plan_hash, "before": list(run.approvers)}
         with self._connection() as conn, conn.transaction():
-            row = conn.execute(
-                query, {"user": user, "id": run.id, "hash": run.plan_hash}
-            ).fetchone()
+            row = conn.execute(query, params).fetchone()
             if row is None:
                 raise ConflictError(
                     f"The approval by {user} of {run.label()} was not recorded",
@@ -241,9 +268,8 @@ class RunStore:
                 actor=user,
                 data={},
             )
-            approved = run_from_row(row)
-            self._enqueue(conn, approved, render)
-        return approved
+            self._insert_messages(conn, run.id, messages)
+        return run_from_row(row)
 
     def record_refusal(
         self, run_id: int, actor: str, why: str, messages: Sequence[Message] = ()
@@ -296,10 +322,6 @@ class RunStore:
                 ).format(sql.Identifier(STATE_SCHEMA)),
                 (run_id,),
             ).fetchall()
-
-    def _enqueue(self, conn: psycopg.Connection[Any], run: Run, render: Render | None) -> None:
-        if render is not None:
-            self._insert_messages(conn, run.id, render(run))
 
     def _insert_messages(
         self, conn: psycopg.Connection[Any], run_id: int, messages: Sequence[Message]
@@ -377,6 +399,8 @@ class RunStore:
 
 
 def _adapt(value: Any) -> Any:  # noqa: ANN401
+    if isinstance(value, BaseModel):
+        return Jsonb(value.model_dump(mode="json"))
     if isinstance(value, dict):
         return Jsonb(json.loads(json.dumps(value, default=str)))
     if isinstance(value, tuple):
@@ -387,8 +411,14 @@ def _adapt(value: Any) -> Any:  # noqa: ANN401
 
 
 def run_from_row(row: dict[str, Any] | None) -> Run:
-    """A run from a `runs` row (shared with the ledger, which joins on runs)."""
+    """A run from a `runs` row (shared with the ledger, which joins on runs).
+
+    The JSON columns become their models here and nowhere else. Which plan a row holds is
+    told by its kind, not guessed from the plan's keys: a restore plan and a rollback plan
+    must never be mistaken for each other.
+    """
     if row is None:
         msg = "expected a run row"
         raise NotFoundError(msg)
-    return Run.model_validate(row)
+    plan = RestorePlan if row.get("kind") == "restore" else Plan
+    return Run.model_validate({**row, "plan": plan.model_validate(row["plan"])})

@@ -21,7 +21,6 @@ import psycopg
 
 from bot.core.errors import BackupError, RollbotError
 from bot.core.names import always_quoted
-from bot.core.plan import Plan
 from bot.core.restore import (
     RestorePlan,
     owned_sequences,
@@ -34,6 +33,7 @@ from bot.core.sql import ObjectKind
 from bot.pgclient.conninfo import ChildConnection, run_client
 
 if TYPE_CHECKING:
+    from bot.core.plan import Plan
     from bot.core.run import Run
     from bot.pgclient.tools import PgTools
     from bot.target.database import TargetDatabase
@@ -54,7 +54,7 @@ def build_restore(
     lock_timeout_s: float,
 ) -> tuple[RestorePlan, str]:
     """The restore of a succeeded rollback: its plan and the full script."""
-    plan = Plan.model_validate(source.plan)
+    plan = source.rollback_plan()
     backup = source_backup(source)
     _check_file(backup)
     tables = {unquote(t.table) for t in plan.drop_tables}

@@ -48,7 +48,7 @@ def test_rollback_then_restore_gives_back_schema_journal_rows_and_content(
     restore = service.request_restore(rolled.id, requested_by=REQUESTER)
     assert restore.kind == "restore"
     assert restore.state is RunState.AWAITING_APPROVAL, restore.reason
-    assert "COPY public.api_errors: 900 rows" in restore.plan["sql"]
+    assert "COPY public.api_errors: 900 rows" in restore.restore_plan().sql
     with pytest.raises(NotAllowedError, match="you cannot approve it"):
         service.approve(restore.id, REQUESTER)
     done = service.approve(restore.id, APPROVER)

@@ -176,7 +176,7 @@ def test_concurrent_execution_is_told_who_holds_the_lock(
     plan = Plan.model_validate(run.plan)
     runbook = service.library().find("0023")
     tools = find_pg_tools(plan.target.server_major)
-    target = service.database()
+    target = service.planner.database()
     second: list[Outcome] = []
 
     def execute(run_id: int, pending: Callable[[Outcome], None]) -> Outcome:

@@ -20,6 +20,7 @@ from bot.target.database import TargetDatabase
 from bot.target.execute import execute_plan
 from tests.fix_db import SAMPLE_COUNTS, create_database, drop_database, unique_name
 from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, runbooks_with, schema_of
+from tests.samples import quietly
 
 INSERT_ERROR = (
     "INSERT INTO api_errors (endpoint, method, status_code, message)"
@@ -123,13 +124,14 @@ def test_commit_then_crash_is_reconciled_as_succeeded(
     service = make_service(db_0023, orphan_grace="0s")
     run = service.request("0023", requested_by=REQUESTER)
     store = service.store
-    run = store.add_approval(run, APPROVER)
-    run = store.apply(run, RunEvent.APPROVED, actor=APPROVER)
-    run = store.apply(run, RunEvent.EXECUTION_STARTED, actor="rollbot")
+    runs = quietly(store)
+    run = runs.add_approval(run, APPROVER)
+    run = runs.move(run, RunEvent.APPROVED, actor=APPROVER)
+    run = runs.move(run, RunEvent.EXECUTION_STARTED, actor="rollbot")
     executing = run
 
     def remember(pending: Outcome) -> None:
-        store.update(executing, xid=pending.xid, outcome=pending.model_dump(mode="json"))
+        store.update(executing, xid=pending.xid, outcome=pending)
 
     plan = Plan.model_validate(run.plan)
     outcome = execute_plan(
@@ -156,9 +158,10 @@ def test_interrupted_execution_before_commit_is_failed_not_rerun(
     """A run left executing without a transaction id failed before COMMIT: marked, not re-run."""
     service = make_service(db_0023, orphan_grace="0s")
     run = service.request("0023", requested_by=REQUESTER)
-    run = service.store.add_approval(run, APPROVER)
-    run = service.store.apply(run, RunEvent.APPROVED, actor=APPROVER)
-    service.store.apply(run, RunEvent.EXECUTION_STARTED, actor="rollbot")
+    runs = quietly(service.store)
+    run = runs.add_approval(run, APPROVER)
+    run = runs.move(run, RunEvent.APPROVED, actor=APPROVER)
+    runs.move(run, RunEvent.EXECUTION_STARTED, actor="rollbot")
     (settled,) = service.reconcile()
     assert settled.state is RunState.FAILED
     assert "before COMMIT" in (settled.reason or "")
@@ -169,8 +172,9 @@ def test_live_worker_is_not_reconciled(db_0023: str, make_service: Callable[...,
     """A run whose worker still holds its liveness lock is left alone by another replica."""
     service = make_service(db_0023, orphan_grace="0s")
     run = service.request("0023", requested_by=REQUESTER)
-    run = service.store.add_approval(run, APPROVER)
-    run = service.store.apply(run, RunEvent.APPROVED, actor=APPROVER)
+    runs = quietly(service.store)
+    run = runs.add_approval(run, APPROVER)
+    run = runs.move(run, RunEvent.APPROVED, actor=APPROVER)
     with service.store.working_on(run.id):
         other = make_service(db_0023, orphan_grace="0s")
         assert other.reconcile() == []

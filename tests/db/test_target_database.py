@@ -88,7 +88,7 @@ def test_an_unreachable_target_fails_the_execution_without_the_password(
         plan,
         load_library(RUNBOOKS).find("0023"),
         target=unreachable(closed_port),
-        tools=service.database().tools(plan.target.server_major),
+        tools=service.planner.database().tools(plan.target.server_major),
         backup_dir=tmp_path / "b",
         run_id=run.id,
         on_commit_pending=lambda _: None,
@@ -153,7 +153,7 @@ def test_the_service_builds_one_adapter_per_target_once(
 ) -> None:
     """Every use of a target gets the adapter made at start-up, with the configured timeout."""
     service = make_service(db_0023, connect_timeout="4s")
-    first = service.database()
-    assert service.database("default") is first
+    first = service.planner.database()
+    assert service.planner.database("default") is first
     assert first._timeout == 4
-    assert service.rehearsal_server(first) is first
+    assert service.planner.rehearsal_server(first) is first

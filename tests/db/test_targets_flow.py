@@ -162,9 +162,9 @@ def test_promotion_shows_the_staging_result(
     assert staged.state is RunState.SUCCEEDED
     run = service.request("0023", requested_by=REQUESTER, target="production", after=staged.id)
     assert run.promoted_from is not None
-    assert run.promoted_from["run"] == staged.id
-    assert f"run {staged.id} succeeded on staging" in run.promoted_from["summary"]
-    assert "public.api_errors 900" in run.promoted_from["summary"]
+    assert run.promoted_from.run == staged.id
+    assert f"run {staged.id} succeeded on staging" in run.promoted_from.summary
+    assert "public.api_errors 900" in run.promoted_from.summary
     with pytest.raises(NotAllowedError, match="ran on production itself"):
         service.request("0023", requested_by=REQUESTER, target="production", after=run.id)
 

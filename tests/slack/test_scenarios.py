@@ -10,6 +10,7 @@ from bot.core.run import Run, RunEvent, RunState
 from demo.standin.model import Call
 from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER, runbooks_with
 from tests.fix_slackbot import BYSTANDER, INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot
+from tests.samples import quietly
 
 SHORT = """---
 journal: false  # not a Drizzle migration of this project
@@ -150,8 +151,9 @@ def test_reaction_before_the_backup_is_verified_is_refused(
     bot = make_slackbot(db_0023)
     run, _channel, _ts = planned(bot)
     store = bot.components.store
-    store.apply(run, RunEvent.CANCELLED, actor="test")
-    backing_up = store.create(
+    runs = quietly(store)
+    runs.move(run, RunEvent.CANCELLED, actor="test")
+    backing_up = runs.create(
         migration_id="0024",
         runbook_name="0024_x",
         target_name=run.target_name,
@@ -162,7 +164,7 @@ def test_reaction_before_the_backup_is_verified_is_refused(
         plan=run.plan,
         plan_hash=run.plan_hash,
     )
-    backing_up = store.apply(backing_up, RunEvent.BACKUP_STARTED, actor="test")
+    backing_up = runs.move(backing_up, RunEvent.BACKUP_STARTED, actor="test")
     ts2 = bot.standin.add_user_message(REQUEST_CHANNEL, "U0ROLLBOT", "plan of run 2")
     bot.components.ledger.remember_message(backing_up.id, "plan", REQUEST_CHANNEL, ts2)
     bot.sender.reaction_added(APPROVER, "white_check_mark", REQUEST_CHANNEL, ts2)

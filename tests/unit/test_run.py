@@ -7,6 +7,7 @@ import pytest
 from bot.core.errors import ConflictError
 from bot.core.policy import decide_approval
 from bot.core.run import TRANSITIONS, Run, RunEvent, RunState, transition
+from tests.samples import a_plan
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 
@@ -21,7 +22,7 @@ def a_run(state: RunState = RunState.AWAITING_APPROVAL, **changes: object) -> Ru
         target_identity="default|db|5432|asset_forge",
         state=state,
         requested_by="U0REQ",
-        plan={},
+        plan=a_plan(),
         plan_hash="abc",
         created_at=NOW,
         updated_at=NOW,

@@ -1,0 +1,110 @@
+"""Approvals and cancellations: who may, for which plan, and what happens once enough came.
+
+An approval is bound to the plan it was given for: the runbook is re-planned against the live
+schema first, and a plan that changed is cancelled and re-requested instead of executed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bot.core.errors import ConflictError, NotAllowedError, RollbotError
+from bot.core.policy import decide_approval
+from bot.core.run import Run, RunEvent
+
+if TYPE_CHECKING:
+    from bot.service.execution import Execution
+    from bot.service.lifecycle import Lifecycle
+    from bot.service.planner import Planner
+    from bot.service.planning import Planning
+
+log = structlog.get_logger()
+
+
+class StalePlanError(RollbotError):
+    """An approval arrived for a plan that no longer matches the runbook or the schema."""
+
+    def __init__(self, old: Run, new: Run | None, why: str) -> None:
+        todo = (
+            f"a new plan was made: approve {new.label()} instead"
+            if new is not None
+            else "request a new plan"
+        )
+        super().__init__(f"The approval of {old.label()} was refused", why=why, todo=todo)
+        self.old = old
+        self.new = new
+
+
+class Approval:
+    """`rollbot approve`, the approval reaction, and cancelling a run not yet executing."""
+
+    def __init__(
+        self, runs: Lifecycle, planner: Planner, planning: Planning, execution: Execution
+    ) -> None:
+        self._runs = runs
+        self._planner = planner
+        self._planning = planning
+        self._execution = execution
+
+    def approve(self, run_id: int, user: str) -> Run:
+        """Count `user`'s approval if the policy allows it; execute once enough have come."""
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            return self._approve(self._runs.get(run_id), user)
+
+    def _approve(self, run: Run, user: str) -> Run:
+        decision = decide_approval(
+            run, user, approvers=self._planner.approvers(run.target_name), now=self._runs.now()
+        )
+        if not decision.counts:
+            self._runs.refuse(run, user, decision.reason)
+            raise NotAllowedError(decision.reason, todo="nothing was changed")
+        self._check_binding(run)
+        run = self._runs.add_approval(run, user)
+        log.info("run.approval_added", user=user)
+        if len(run.approvers) < run.required_approvals:
+            self._runs.announce(run, "approval_added")
+            return run
+        run = self._runs.move(run, RunEvent.APPROVED, actor=user)
+        return self._execution.execute(run)
+
+    def cancel(self, run_id: int, user: str) -> Run:
+        """The requester or an approver may cancel a run that has not started executing."""
+        run = self._runs.get(run_id)
+        if user != run.requested_by and user not in self._planner.approvers(run.target_name):
+            raise NotAllowedError(
+                f"{user} may not cancel {run.label()}",
+                why="only its requester or an approver can",
+                todo="ask them, or let it expire",
+            )
+        return self._runs.move(run, RunEvent.CANCELLED, actor=user, reason=f"cancelled by {user}")
+
+    def _check_binding(self, run: Run) -> None:
+        """The approval is for this plan: same runbook file, same schema, same SQL."""
+        if run.kind == "restore":
+            return  # a restore is re-built and compared at execution, under its transaction
+        approved = run.rollback_plan()
+        try:
+            runbook = self._planner.runbook(run.runbook_name)
+            target = self._planner.settings.target(run.target_name)
+            current = self._planner.plan(runbook, target, count=False)
+        except RollbotError as exc:
+            why = f"the runbook can no longer be planned: {exc.render()}"
+            self._runs.move(run, RunEvent.CANCELLED, reason=why)
+            raise StalePlanError(run, None, why) from None
+        if current.hash == approved.hash and not current.blocked:
+            return
+        why = (
+            "the runbook file changed since the plan was made"
+            if runbook.sha256 != approved.runbook_sha256
+            else "the live schema changed since the plan was made"
+        )
+        self._runs.move(run, RunEvent.CANCELLED, reason=f"stale plan: {why}")
+        try:
+            new = self._planning.request(
+                run.runbook_name, requested_by=run.requested_by, channel=run.channel
+            )
+        except (RollbotError, ConflictError):
+            new = None
+        raise StalePlanError(run, new, why)

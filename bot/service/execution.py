@@ -1,0 +1,90 @@
+"""Running an approved run: the outcome is stored before anyone is told.
+
+The transaction id is recorded before COMMIT, so a crash between COMMIT and the outcome being
+stored can be settled from PostgreSQL's own record instead of guessed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bot.core.errors import RollbotError
+from bot.core.run import Run, RunEvent
+from bot.target.execute import RetryPolicy, execute_plan
+
+if TYPE_CHECKING:
+    from bot.core.results import Outcome
+    from bot.service.lifecycle import Lifecycle
+    from bot.service.planner import Planner
+    from bot.service.restore import Restore
+
+log = structlog.get_logger()
+
+
+class Execution:
+    """Approved runs, rollbacks and restores alike, executed once under the liveness lock."""
+
+    def __init__(self, runs: Lifecycle, planner: Planner, restore: Restore) -> None:
+        self._runs = runs
+        self._planner = planner
+        self._restore = restore
+        self._settings = planner.settings
+
+    def execute(self, run: Run) -> Run:
+        """Run an approved plan; the outcome is stored before anyone is told."""
+        with (
+            structlog.contextvars.bound_contextvars(run_id=run.id),
+            self._runs.store.working_on(run.id),
+        ):
+            return self._execute(run)
+
+    def _execute(self, run: Run) -> Run:
+        run = self._runs.move(run, RunEvent.EXECUTION_STARTED)
+        if run.kind == "restore":
+            return self._restore.execute(run)
+        plan = run.rollback_plan()
+        try:
+            runbook = self._planner.runbook(run.runbook_name)
+            database = self._planner.database(run.target_name)
+            tools = database.tools(plan.target.server_major)
+        except RollbotError as exc:
+            return self._runs.move(run, RunEvent.FAILED, reason=exc.render())
+        latest = [run]  # what `remember` stored: the final move starts from it
+
+        def remember(pending: Outcome) -> None:
+            latest.append(self._runs.record(run, xid=pending.xid, outcome=pending))
+
+        outcome = execute_plan(
+            plan,
+            runbook,
+            target=database,
+            tools=tools,
+            backup_dir=self._settings.backup_dir,
+            run_id=run.id,
+            on_commit_pending=remember,
+            retry=RetryPolicy(
+                attempts=self._settings.lock_retries,
+                base_delay_s=self._settings.lock_retry_delay.total_seconds(),
+            ),
+            exclude_schemas=self._planner.exclude(),
+        )
+        log.info("run.executed", succeeded=outcome.succeeded, duration_s=outcome.duration_s)
+        if outcome.succeeded:
+            outcome = outcome.model_copy(update={"notes": self._notes(run)})
+        event = RunEvent.SUCCEEDED if outcome.succeeded else RunEvent.FAILED
+        return self._runs.move(latest[-1], event, outcome=outcome, reason=outcome.error)
+
+    def _notes(self, run: Run) -> tuple[str, ...]:
+        """What to do next: a migration file left in the folder will be applied again."""
+        folder = self._settings.migrations_dir
+        if folder is None or not (folder / f"{run.runbook_name}.sql").is_file():
+            return ()
+        return (
+            (
+                f"{run.runbook_name}.sql is still in {folder}: the next `drizzle-kit migrate` will "
+                "apply it again. Remove it and its meta/_journal.json entry if it should stay "
+                "rolled back."
+            ),
+        )

@@ -1,0 +1,157 @@
+"""What a plan is made from: runbooks, the Drizzle migrations folder and the live catalog.
+
+Rollbacks, restores and stale-plan checks all plan through here, so an approval is compared
+against a plan made exactly the way the approved one was.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.core.errors import NotAllowedError, NotFoundError
+from bot.core.library import RunbookLibrary, load_library
+from bot.core.plan import Plan, build_plan
+from bot.core.runbook import parse_runbook
+from bot.core.targets import TargetConfig
+from bot.drizzle.derive import derive_runbook
+from bot.drizzle.folder import Migration, read_migrations
+from bot.drizzle.history import HistoryEntry, history
+from bot.drizzle.journal import match_journal
+from bot.drizzle.rules import find_by_query, journal_plan, lint, newer_applied, unexpected_drops
+from bot.state.store import STATE_SCHEMA
+from bot.target.database import TargetDatabase
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from bot.config import Settings
+    from bot.core.runbook import Runbook
+    from bot.state.store import RunStore
+
+
+class Planner:
+    """Settings in, runbooks, approvers and plans out."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RunStore,
+        approvers: Callable[[tuple[str, ...]], frozenset[str]] | None = None,
+        databases: Mapping[str, TargetDatabase] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._expand = approvers or _direct_ids
+        # One adapter per target for the life of the process: each keeps the client tools
+        # it probed, and no use case ever holds a connection string.
+        self._databases = dict(databases) if databases is not None else target_databases(settings)
+        rehearsal_url = settings.rehearsal_url
+        self._rehearsal_server = (
+            _database(settings, TargetConfig(name="rehearsal", url=rehearsal_url))
+            if rehearsal_url is not None
+            else None
+        )
+
+    def library(self) -> RunbookLibrary:
+        """Runbooks are read fresh each time: an edit takes effect (and voids old plans)."""
+        return load_library(self.settings.runbooks_dir)
+
+    def approvers(self, target_name: str) -> frozenset[str]:
+        """User ids allowed to approve on a target (user groups expanded)."""
+        return self._expand(self.settings.approvers_for(self.settings.target(target_name)))
+
+    def runbook(self, query: str) -> Runbook:
+        """The runbook for a migration, or one derived from its forward migration file."""
+        try:
+            return self.library().find(query)
+        except NotFoundError:
+            migration = find_by_query(self.migrations(), query)
+            if migration is None:
+                raise
+        text = derive_runbook(migration)
+        derived = parse_runbook(text, file=f"derived from {migration.tag}.sql")
+        return derived.model_copy(update={"derived": True})
+
+    def migrations(self) -> list[Migration] | None:
+        """The project's Drizzle migrations folder (ROLLBOT_MIGRATIONS_DIR), when configured."""
+        folder = self.settings.migrations_dir
+        return read_migrations(folder) if folder is not None else None
+
+    def history(
+        self, target: str | None = None, person: Callable[[str], str] = str
+    ) -> list[HistoryEntry]:
+        """The migration history of a target, live from its Drizzle journal and rollbot's runs."""
+        config = self.settings.target(target)
+        rows = self.database(config.name).journal_rows()
+        statuses = match_journal(self.migrations(), rows or [])
+        return history(
+            statuses, self.library(), self._store.recent(limit=500), config.name, person=person
+        )
+
+    def database(self, target: str | None = None) -> TargetDatabase:
+        """The adapter for a target (the default one without a name), built at start-up."""
+        return self._databases[self.settings.target(target).name]
+
+    def rehearsal_server(self, target: TargetDatabase) -> TargetDatabase:
+        """Where scratch copies are made: ROLLBOT_REHEARSAL_URL's server, else the target's."""
+        return self._rehearsal_server or target
+
+    def plan(
+        self, runbook: Runbook, target: TargetConfig, *, count: bool, latest_only: bool = False
+    ) -> Plan:
+        """The plan of a runbook on a target as it is now (row counts only when asked)."""
+        migrations = self.migrations()
+        budget = self.settings.count_budget if count else None
+        facts, rows = self.database(target.name).plan_facts(runbook, count_budget=budget)
+        newer = newer_applied(runbook, migrations, rows)
+        if latest_only and newer is not None:
+            raise NotAllowedError(
+                f"Only the newest applied migration can be rolled back, and that is {newer}",
+                why=f"{runbook.name} is older; rolling it back first would leave {newer} on top "
+                "of a schema it does not expect",
+                todo=f"roll back {newer} first (several migrations = several runs, newest first)",
+            )
+        return build_plan(
+            runbook,
+            facts,
+            lock_timeout=self.settings.lock_timeout,
+            statement_timeout=self.settings.statement_timeout,
+            journal=journal_plan(
+                runbook,
+                migrations,
+                rows,
+                schema=self.settings.drizzle_schema,
+                table=self.settings.drizzle_table,
+            ),
+            lint=lint(runbook, migrations),
+            more_blockers=unexpected_drops(runbook, facts, migrations)
+            + ([f"{newer} was applied after {runbook.name}: roll it back first"] if newer else []),
+        )
+
+    def exclude(self) -> tuple[str, ...]:
+        """Rollbot's own schema is never application data: not backed up, not checked.
+
+        It exists in a target only when that target also keeps the state; excluding a
+        schema that is not there is harmless, so no target needs to know which one does.
+        """
+        return (STATE_SCHEMA,)
+
+
+def target_databases(settings: Settings) -> dict[str, TargetDatabase]:
+    """The adapter of every configured target, by name."""
+    return {name: _database(settings, config) for name, config in settings.targets().items()}
+
+
+def _database(settings: Settings, config: TargetConfig) -> TargetDatabase:
+    return TargetDatabase(
+        config,
+        connect_timeout=settings.connect_timeout,
+        journal_schema=settings.drizzle_schema,
+        journal_table=settings.drizzle_table,
+        pg_bin=settings.pg_bin,
+    )
+
+
+def _direct_ids(configured: tuple[str, ...]) -> frozenset[str]:
+    """Without Slack, user groups cannot be expanded: only user ids approve."""
+    return frozenset(i for i in configured if i[:1] in {"U", "W"})
