@@ -8,7 +8,7 @@ lives in PostgreSQL so that a restart, a second replica or a Slack outage loses 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, LiteralString
 
 from psycopg import sql
 
@@ -30,106 +30,86 @@ class Deliveries:
 
     def first_time(self, event_id: str) -> bool:
         """True the first time an event id is seen (Slack delivers at least once)."""
-        with self._store.connection() as conn:
-            row = conn.execute(
-                sql.SQL(
-                    "INSERT INTO {}.seen_events (event_id) VALUES (%s)"
-                    " ON CONFLICT DO NOTHING RETURNING event_id"
-                ).format(sql.Identifier(STATE_SCHEMA)),
+        return bool(
+            self._rows(
+                "INSERT INTO {schema}.seen_events (event_id) VALUES (%s)"
+                " ON CONFLICT DO NOTHING RETURNING event_id",
                 (event_id,),
-            ).fetchone()
-        return row is not None
+            )
+        )
 
     def forget_seen(self, prefix: str, *, older_than_s: float) -> int:
         """Drop seen ids starting with `prefix` older than `older_than_s`; how many went."""
-        with self._store.connection() as conn:
-            cursor = conn.execute(
-                sql.SQL(
-                    "DELETE FROM {}.seen_events WHERE starts_with(event_id, %s)"
-                    " AND seen_at < now() - make_interval(secs => %s)"
-                ).format(sql.Identifier(STATE_SCHEMA)),
-                (prefix, older_than_s),
-            )
-        return cursor.rowcount
+        return self._write(
+            "DELETE FROM {schema}.seen_events WHERE starts_with(event_id, %s)"
+            " AND seen_at < now() - make_interval(secs => %s)",
+            (prefix, older_than_s),
+        )
 
     def run_for_message(self, channel: str, ts: str) -> Run | None:
         """The run whose plan message this is, if any."""
-        with self._store.connection() as conn:
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT r.* FROM {0}.slack_messages m JOIN {0}.runs r ON r.id = m.run_id"
-                    " WHERE m.channel = %s AND m.ts = %s AND m.role = 'plan'"
-                ).format(sql.Identifier(STATE_SCHEMA)),
-                (channel, ts),
-            ).fetchone()
-        return run_from_row(row) if row else None
+        rows = self._rows(
+            "SELECT r.* FROM {schema}.slack_messages m JOIN {schema}.runs r ON r.id = m.run_id"
+            " WHERE m.channel = %s AND m.ts = %s AND m.role = 'plan'",
+            (channel, ts),
+        )
+        return run_from_row(rows[0]) if rows else None
 
     def slack_message(self, run_id: int, role: Role) -> tuple[str, str] | None:
         """(channel, ts) of a run's message in a role, once it has been posted."""
-        with self._store.connection() as conn:
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT channel, ts FROM {}.slack_messages WHERE run_id = %s AND role = %s"
-                ).format(sql.Identifier(STATE_SCHEMA)),
-                (run_id, role),
-            ).fetchone()
-        return (str(row["channel"]), str(row["ts"])) if row else None
+        rows = self._rows(
+            "SELECT channel, ts FROM {schema}.slack_messages WHERE run_id = %s AND role = %s",
+            (run_id, role),
+        )
+        return (str(rows[0]["channel"]), str(rows[0]["ts"])) if rows else None
 
     def remember_message(self, run_id: int, role: Role, channel: str, ts: str) -> None:
         """Note where a run's message was posted."""
-        with self._store.connection() as conn:
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {}.slack_messages (run_id, role, channel, ts)"
-                    " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
-                ).format(sql.Identifier(STATE_SCHEMA)),
-                (run_id, role, channel, ts),
-            )
+        self._write(
+            "INSERT INTO {schema}.slack_messages (run_id, role, channel, ts)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (run_id, role, channel, ts),
+        )
 
     def pending(self, *, limit: int = 100) -> list[Pending]:
         """Messages due for delivery, oldest first."""
-        with self._store.connection() as conn:
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT id, run_id, message, attempts, next_attempt_at <= now() AS due"
-                    " FROM {}.outbox"
-                    " WHERE delivered_at IS NULL AND gave_up_at IS NULL"
-                    " ORDER BY id LIMIT %s"
-                ).format(sql.Identifier(STATE_SCHEMA)),
-                (limit,),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT id, run_id, message, attempts, next_attempt_at <= now() AS due"
+            " FROM {schema}.outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL"
+            " ORDER BY id LIMIT %s",
+            (limit,),
+        )
         return [Pending.model_validate(row) for row in rows]
 
     def delivered(self, message_id: int) -> None:
         """Slack accepted the message (or a newer one made it pointless)."""
-        with self._store.connection() as conn:
-            conn.execute(
-                sql.SQL("UPDATE {}.outbox SET delivered_at = now() WHERE id = %s").format(
-                    sql.Identifier(STATE_SCHEMA)
-                ),
-                (message_id,),
-            )
+        self._write("UPDATE {schema}.outbox SET delivered_at = now() WHERE id = %s", (message_id,))
 
     def retry_later(self, message_id: int, error: str, delay_s: float) -> None:
         """Slack failed in a way that may pass: try again after `delay_s`."""
-        with self._store.connection() as conn:
-            conn.execute(
-                sql.SQL(
-                    "UPDATE {}.outbox SET attempts = attempts + 1, last_error = %s,"
-                    " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s"
-                ).format(sql.Identifier(STATE_SCHEMA)),
-                (error, delay_s, message_id),
-            )
+        self._write(
+            "UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = %s,"
+            " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
+            (error, delay_s, message_id),
+        )
 
     def give_up(self, message_id: int, error: str) -> None:
         """Slack refused the message for good (e.g. channel_not_found)."""
+        self._write(
+            "UPDATE {schema}.outbox SET gave_up_at = now(), last_error = %s WHERE id = %s",
+            (error, message_id),
+        )
+
+    def _rows(self, query: LiteralString, params: tuple[object, ...]) -> list[dict[str, Any]]:
+        """Run one statement on rollbot's schema; its rows (if it returns any)."""
         with self._store.connection() as conn:
-            conn.execute(
-                sql.SQL(
-                    "UPDATE {}.outbox SET gave_up_at = now(), last_error = %s WHERE id = %s"
-                ).format(sql.Identifier(STATE_SCHEMA)),
-                (error, message_id),
-            )
+            cursor = conn.execute(_in_schema(query), params)
+            return cursor.fetchall() if cursor.description else []
+
+    def _write(self, query: LiteralString, params: tuple[object, ...]) -> int:
+        """Run one statement on rollbot's schema; how many rows it changed."""
+        with self._store.connection() as conn:
+            return conn.execute(_in_schema(query), params).rowcount
 
     @contextmanager
     def exclusive(self, key: int) -> Iterator[bool]:
@@ -142,3 +122,7 @@ class Deliveries:
             finally:
                 if mine:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def _in_schema(query: LiteralString) -> sql.Composed:
+    return sql.SQL(query).format(schema=sql.Identifier(STATE_SCHEMA))

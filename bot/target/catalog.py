@@ -8,7 +8,7 @@ make the DROP fail (RESTRICT) unless the runbook removes it first.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
@@ -208,51 +208,30 @@ def _resolve(conn: psycopg.Connection[Any], obj: DbObject, number: int, position
         return absent.model_copy(
             update={"exists": True, "oid": owner.oid, "name": owner.name, "table": owner}
         )
-    if obj.kind is ObjectKind.CONSTRAINT:
-        return _resolve_constraint(conn, obj, owner, absent)
-    return _resolve_column(conn, obj, owner, absent)
+    return _resolve_part(conn, obj, owner, absent)
 
 
-def _resolve_constraint(
+_PART_QUERIES: dict[ObjectKind, LiteralString] = {
+    ObjectKind.CONSTRAINT: "SELECT oid FROM pg_constraint WHERE conrelid = %s AND conname = %s",
+    ObjectKind.COLUMN: "SELECT attnum FROM pg_attribute WHERE attrelid = %s AND attname = %s"
+    " AND attnum > 0 AND NOT attisdropped",
+}
+
+
+def _resolve_part(
     conn: psycopg.Connection[Any], obj: DbObject, owner: Table, absent: Found
 ) -> Found:
-    named = absent.model_copy(update={"name": f"{obj.name} on {owner.name}"})
-    row = conn.execute(
-        "SELECT oid FROM pg_constraint WHERE conrelid = %s AND conname = %s",
-        (owner.oid, obj.name),
-    ).fetchone()
+    """A constraint or column of `owner`, with the tables whose foreign keys go with it."""
+    constraint = obj.kind is ObjectKind.CONSTRAINT
+    label = f"{obj.name} on {owner.name}" if constraint else f"{owner.name}.{obj.name}"
+    named = absent.model_copy(update={"name": label})
+    row = conn.execute(_PART_QUERIES[obj.kind], (owner.oid, obj.name)).fetchone()
     if row is None:
         return named
-    return named.model_copy(
-        update={
-            "exists": True,
-            "oid": row[0],
-            "table": owner,
-            "fk_parents": _fk_parents(conn, owner.oid, constraint=row[0]),
-        }
-    )
-
-
-def _resolve_column(
-    conn: psycopg.Connection[Any], obj: DbObject, owner: Table, absent: Found
-) -> Found:
-    named = absent.model_copy(update={"name": f"{owner.name}.{obj.name}"})
-    row = conn.execute(
-        "SELECT attnum FROM pg_attribute WHERE attrelid = %s AND attname = %s"
-        " AND attnum > 0 AND NOT attisdropped",
-        (owner.oid, obj.name),
-    ).fetchone()
-    if row is None:
-        return named
-    return named.model_copy(
-        update={
-            "exists": True,
-            "oid": owner.oid,
-            "attnum": row[0],
-            "table": owner,
-            "fk_parents": _fk_parents(conn, owner.oid, attnum=row[0]),
-        }
-    )
+    which = {"constraint": row[0]} if constraint else {"attnum": row[0]}
+    update: dict[str, Any] = {"exists": True, "table": owner, "oid": owner.oid}
+    update |= {"oid": row[0]} if constraint else {"attnum": row[0]}
+    return named.model_copy(update={**update, "fk_parents": _fk_parents(conn, owner.oid, **which)})
 
 
 def _relation(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
@@ -80,20 +81,12 @@ def execute_plan(
     commit succeeds (transaction id included), so a crash at that moment can be reconciled.
     """
     retry = retry or RetryPolicy()
+    job = _Job(plan, runbook, target, tools, backup_dir, run_id, on_commit_pending, exclude_schemas)
     started = time.monotonic()
     last: LockTimeoutError | None = None
     for attempt in range(1, retry.attempts + 1):
         try:
-            outcome = _attempt(
-                plan,
-                runbook,
-                target=target,
-                tools=tools,
-                backup_dir=backup_dir,
-                run_id=run_id,
-                on_commit_pending=on_commit_pending,
-                exclude_schemas=exclude_schemas,
-            )
+            outcome = _attempt(job)
             return outcome.model_copy(
                 update={"attempts": attempt, "duration_s": time.monotonic() - started}
             )
@@ -136,21 +129,26 @@ def _connection_failed(message: str, sqlstate: str | None, attempt: int, started
     )
 
 
-def _attempt(
-    plan: Plan,
-    runbook: Runbook,
-    *,
-    target: TargetDatabase,
-    tools: PgTools,
-    backup_dir: Path,
-    run_id: int,
-    on_commit_pending: Callable[[Outcome], None],
-    exclude_schemas: tuple[str, ...],
-) -> Outcome:
+@dataclass(frozen=True)
+class _Job:
+    """What every lock attempt of one execution is given: the same each time."""
+
+    plan: Plan
+    runbook: Runbook
+    target: TargetDatabase
+    tools: PgTools
+    backup_dir: Path
+    run_id: int
+    on_commit_pending: Callable[[Outcome], None]
+    exclude_schemas: tuple[str, ...]
+
+
+def _attempt(job: _Job) -> Outcome:
+    plan, runbook, target, run_id = job.plan, job.runbook, job.target, job.run_id
     script = plan.script
     final: BackupInfo | None = None
     with target.connect(f"run {run_id}") as conn:
-        tx = PlanTransaction(conn, plan, runbook, exclude_schemas=exclude_schemas)
+        tx = PlanTransaction(conn, plan, runbook, exclude_schemas=job.exclude_schemas)
         try:
             if not tx.begin():
                 holder = target.advisory_holder()
@@ -167,13 +165,13 @@ def _attempt(
                 try:
                     final = final_backup(
                         plan,
-                        tools=tools,
+                        tools=job.tools,
                         target=target,
-                        backup_dir=backup_dir,
+                        backup_dir=job.backup_dir,
                         run_id=run_id,
                         snapshot=str(snapshot),
                         other_tables=other_tables,
-                        exclude_schemas=exclude_schemas,
+                        exclude_schemas=job.exclude_schemas,
                     )
                 except BackupError as exc:
                     _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
@@ -199,7 +197,7 @@ def _attempt(
                 final=final,
                 xid=int(tx.scalar("SELECT pg_current_xact_id()::text::bigint")),
             )
-            on_commit_pending(outcome)
+            job.on_commit_pending(outcome)
             _commit(conn, target, outcome)
         except BaseException:
             _quietly_rollback(conn)
