@@ -57,8 +57,8 @@ class Components:
                 ConnectionErrorRetryHandler(max_retry_count=2),
             ],
         )
-        self.ledger = Deliveries(store)
-        self.courier = Courier(self.ledger, self.client)
+        self.deliveries = Deliveries(store)
+        self.courier = Courier(self.deliveries, self.client)
         self.notifier = SlackNotifier(
             reaction=settings.approval_reaction,
             approvers=lambda name: settings.approvers_for(settings.target(name)),
@@ -69,7 +69,7 @@ class Components:
         self.service = Rollbot(
             settings, store, notifier=self.notifier, approvers=self.directory.approvers
         )
-        self.chatops = ChatOps(self.service, self.ledger, self.directory, settings)
+        self.chatops = ChatOps(self.service, self.deliveries, self.directory, settings)
         secret = settings.slack_signing_secret
         self.bolt = App(
             client=self.client,
@@ -103,7 +103,7 @@ class Components:
                 self.service.expire_due()
                 # A replay is refused only inside the signature window; older ones fail the
                 # timestamp check, so their signatures need not be kept.
-                self.ledger.forget_seen(REPLAY_PREFIX, older_than_s=2 * SIGNATURE_WINDOW_S)
+                self.deliveries.forget_seen(REPLAY_PREFIX, older_than_s=2 * SIGNATURE_WINDOW_S)
             except Exception:
                 log.exception("sweeper.failed")
 
@@ -113,7 +113,7 @@ class Components:
         slack = RequestGate(
             SlackRequestHandler(self.bolt, path=EVENTS_PATH),
             secret.get_secret_value() if secret else "",
-            first_time=self.ledger.first_time,
+            first_time=self.deliveries.first_time,
             path=EVENTS_PATH,
         )
 

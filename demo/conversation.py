@@ -90,7 +90,7 @@ def _conversation(
             slack.wait_for("response_url", timeout=120)
             run = components.store.recent()[0]
             _drain(components)
-            where = components.ledger.slack_message(run.id, "plan")
+            where = components.deliveries.slack_message(run.id, "plan")
             if where is None:
                 raise RollbotError("The plan message was not posted")
             sender.reaction_added(ALICE, settings.approval_reaction, *where)
@@ -117,7 +117,7 @@ def _finished(components: Components, run_id: int, timeout: float = 300.0) -> Ru
 def _drain(components: Components, timeout: float = 30.0) -> None:
     """Wait for the courier to deliver everything due, so the transcript is complete."""
     deadline = time.monotonic() + timeout
-    while any(p.due for p in components.ledger.pending()) and time.monotonic() < deadline:
+    while any(p.due for p in components.deliveries.pending()) and time.monotonic() < deadline:
         components.courier.wake()
         time.sleep(0.05)
 

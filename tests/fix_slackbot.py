@@ -36,16 +36,16 @@ class SlackBot:
     def plan_message(self, run_id: int) -> tuple[str, str]:
         """(channel, ts) of a run's plan message, once everything pending is delivered."""
         self.deliver()
-        where = self.components.ledger.slack_message(run_id, "plan")
+        where = self.components.deliveries.slack_message(run_id, "plan")
         assert where is not None, "the plan message was not posted"
         return where
 
     def deliver(self, timeout: float = 10.0) -> None:
         """Wait until the outbox holds nothing due (the courier delivers in the background)."""
         deadline = time.monotonic() + timeout
-        while any(p.due for p in self.components.ledger.pending()):
+        while any(p.due for p in self.components.deliveries.pending()):
             if time.monotonic() > deadline:
-                pending = self.components.ledger.pending()
+                pending = self.components.deliveries.pending()
                 raise AssertionError(f"outbox not drained: {pending}")
             self.components.courier.wake()
             time.sleep(0.05)

@@ -1,7 +1,7 @@
 """Drizzle's migrations folder, read the way Drizzle's PostgreSQL migrator reads it.
 
 The databases rollbot works on were migrated by Drizzle, and a rollback must leave Drizzle's
-ledger (`drizzle.__drizzle_migrations`) in a state Drizzle itself understands. So the test and
+journal (`drizzle.__drizzle_migrations`) in a state Drizzle itself understands. So the test and
 demo databases are built the way Drizzle builds them: the same journal, the same statement
 splitting, the same hash and the same "newer than the last row" rule. Reading the folder is
 separate from applying it (`bot.target.migrator`) so the plan can look at migrations without a
@@ -37,7 +37,7 @@ class Migration:
 
     @property
     def hash(self) -> str:
-        """What Drizzle stores in the ledger: hex sha256 of the whole file."""
+        """What Drizzle stores in the journal: hex sha256 of the whole file."""
         return hashlib.sha256(self.text.encode()).hexdigest()
 
     @property

@@ -62,10 +62,10 @@ class ChatOps:
     """Commands and reactions, turned into calls on the rollback service."""
 
     def __init__(
-        self, service: Rollbot, ledger: Deliveries, directory: Directory, settings: Settings
+        self, service: Rollbot, deliveries: Deliveries, directory: Directory, settings: Settings
     ) -> None:
         self.service = service
-        self.ledger = ledger
+        self.deliveries = deliveries
         self.directory = directory
         self.settings = settings
 
@@ -86,10 +86,10 @@ class ChatOps:
         """An emoji on a message: approve the run it shows, if it is the approval emoji."""
         if reaction != self.settings.approval_reaction:
             return
-        if not self.ledger.first_time(event_id):
+        if not self.deliveries.first_time(event_id):
             log.info("slack.duplicate_event", event_id=event_id)
             return
-        run = self.ledger.run_for_message(channel, ts)
+        run = self.deliveries.run_for_message(channel, ts)
         if run is None:
             return
         with structlog.contextvars.bound_contextvars(run_id=run.id):

@@ -49,8 +49,10 @@ class NotPostedError(RollbotError):
 class Courier:
     """A background thread draining the outbox; `deliver_pending()` is one round."""
 
-    def __init__(self, ledger: Deliveries, client: WebClient, *, interval_s: float = 2.0) -> None:
-        self._ledger = ledger
+    def __init__(
+        self, deliveries: Deliveries, client: WebClient, *, interval_s: float = 2.0
+    ) -> None:
+        self._deliveries = deliveries
         self._client = client
         self._interval = interval_s
         self._wake = threading.Event()
@@ -83,13 +85,13 @@ class Courier:
 
     def deliver_pending(self) -> int:
         """One round over the outbox; returns how many messages Slack accepted."""
-        with self._ledger.exclusive(_COURIER_LOCK) as mine:
+        with self._deliveries.exclusive(_COURIER_LOCK) as mine:
             if not mine:
                 return 0
             return self._round()
 
     def _round(self) -> int:
-        pending = self._ledger.pending()
+        pending = self._deliveries.pending()
         held: set[int] = set()
         delivered = 0
         for index, item in enumerate(pending):
@@ -99,7 +101,7 @@ class Courier:
                 held.add(item.run_id)
                 continue
             if _superseded(item, pending[index + 1 :]):
-                self._ledger.delivered(item.id)
+                self._deliveries.delivered(item.id)
                 continue
             if self._attempt(item):
                 delivered += 1
@@ -114,28 +116,28 @@ class Courier:
             error = str(exc.response.get("error", "unknown_error"))
             if error in PERMANENT:
                 log.exception("courier.gave_up", run_id=item.run_id, error=error)
-                self._ledger.give_up(item.id, error)
+                self._deliveries.give_up(item.id, error)
                 return True
             retry_after = exc.response.headers.get("Retry-After") if exc.response else None
             delay = float(retry_after) if retry_after else _backoff(item.attempts)
             log.warning("courier.retry_later", run_id=item.run_id, error=error, delay_s=delay)
-            self._ledger.retry_later(item.id, error, delay)
+            self._deliveries.retry_later(item.id, error, delay)
             return False
         except NotPostedError as exc:
-            self._ledger.give_up(item.id, exc.what)
+            self._deliveries.give_up(item.id, exc.what)
             return True
         except (SlackClientError, OSError) as exc:
             log.warning("courier.unreachable", run_id=item.run_id, error=type(exc).__name__)
-            self._ledger.retry_later(item.id, type(exc).__name__, _backoff(item.attempts))
+            self._deliveries.retry_later(item.id, type(exc).__name__, _backoff(item.attempts))
             return False
-        self._ledger.delivered(item.id)
+        self._deliveries.delivered(item.id)
         return True
 
     def _send(self, run_id: int, message: Message) -> None:
         if message.action == "post":
             self._post(run_id, message)
             return
-        where = self._ledger.slack_message(run_id, message.role)
+        where = self._deliveries.slack_message(run_id, message.role)
         if where is None:
             raise NotPostedError(f"run {run_id} has no {message.role} message to act on")
         channel, ts = where
@@ -158,7 +160,7 @@ class Courier:
             )
 
     def _post(self, run_id: int, message: Message) -> None:
-        if self._ledger.slack_message(run_id, message.role) is not None:
+        if self._deliveries.slack_message(run_id, message.role) is not None:
             return  # posted before a crash, not yet marked delivered: do not post twice
         blocks: list[dict[str, Any]] | None = message.blocks
         if message.link_to is not None:
@@ -170,12 +172,12 @@ class Courier:
         response = self._client.chat_postMessage(
             channel=message.channel or "", text=message.text, blocks=blocks
         )
-        self._ledger.remember_message(
+        self._deliveries.remember_message(
             run_id, message.role, str(response["channel"]), str(response["ts"])
         )
 
     def _permalink(self, run_id: int, message: Message) -> str:
-        where = self._ledger.slack_message(run_id, message.link_to or "plan")
+        where = self._deliveries.slack_message(run_id, message.link_to or "plan")
         if where is None:
             return "request thread: not posted"
         answer = self._client.chat_getPermalink(channel=where[0], message_ts=where[1])

@@ -411,7 +411,7 @@ def _adapt(value: Any) -> Any:  # noqa: ANN401
 
 
 def run_from_row(row: dict[str, Any] | None) -> Run:
-    """A run from a `runs` row (shared with the ledger, which joins on runs).
+    """A run from a `runs` row (shared with the deliveries, which join on runs).
 
     The JSON columns become their models here and nowhere else. Which plan a row holds is
     told by its kind, not guessed from the plan's keys: a restore plan and a rollback plan

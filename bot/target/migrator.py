@@ -25,9 +25,9 @@ def _journal_table() -> sql.Composed:
 def migrate(conn: psycopg.Connection[Any], migrations: list[Migration]) -> list[str]:
     """Apply what Drizzle would apply, in one transaction; return the tags applied.
 
-    Drizzle compares each migration's `when` with the `created_at` of the newest ledger row
+    Drizzle compares each migration's `when` with the `created_at` of the newest journal row
     only, read once before applying. That rule (not "is this hash recorded?") decides what is
-    pending, and a rollback that forgets to delete the ledger row makes Drizzle skip the
+    pending, and a rollback that forgets to delete the journal row makes Drizzle skip the
     migration forever; mirroring the rule exactly is what lets tests catch that.
     """
     with conn.transaction():

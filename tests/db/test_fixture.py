@@ -69,7 +69,7 @@ FOREIGN_KEYS = """
 """
 TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
 ENUMS = "SELECT typname FROM pg_type WHERE typtype = 'e' AND typnamespace = 'public'::regnamespace"
-LEDGER = "SELECT hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id"
+JOURNAL = "SELECT hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id"
 
 
 def _column(conninfo: str, query: LiteralString, params: list[Any] | None = None) -> set[str]:
@@ -102,7 +102,7 @@ def _journal() -> list[dict[str, Any]]:
     return entries
 
 
-def _expected_ledger(upto: int) -> list[tuple[str, int]]:
+def _expected_journal(upto: int) -> list[tuple[str, int]]:
     return [
         (hashlib.sha256((MIGRATIONS_DIR / f"{e['tag']}.sql").read_bytes()).hexdigest(), e["when"])
         for e in _journal()[:upto]
@@ -153,25 +153,25 @@ def test_0022_has_none_of_0023(readonly_db_0022: str) -> None:
 
 
 @pytest.mark.parametrize(("fixture", "entries"), [("readonly_db_0022", 1), ("readonly_db_0023", 2)])
-def test_ledger_rows_are_drizzles(
+def test_journal_rows_are_drizzles(
     fixture: str, entries: int, request: pytest.FixtureRequest
 ) -> None:
-    """The ledger holds one row per applied migration: sha256 of its file and its `when`."""
+    """The journal holds one row per applied migration: sha256 of its file and its `when`."""
     conninfo: str = request.getfixturevalue(fixture)
     with psycopg.connect(conninfo) as conn:
-        rows = [(str(h), int(c)) for h, c in conn.execute(LEDGER).fetchall()]
-    assert rows == _expected_ledger(entries)
+        rows = [(str(h), int(c)) for h, c in conn.execute(JOURNAL).fetchall()]
+    assert rows == _expected_journal(entries)
 
 
 def test_reapplying_applies_nothing(db_0023: str) -> None:
-    """A second migrate run finds nothing newer than the newest ledger row."""
+    """A second migrate run finds nothing newer than the newest journal row."""
     with psycopg.connect(db_0023, autocommit=True) as conn:
         assert apply_migrations(conn) == []
-        assert len(conn.execute(LEDGER).fetchall()) == 2
+        assert len(conn.execute(JOURNAL).fetchall()) == 2
 
 
 def test_0022_migrates_forward_to_0023(db_0022: str, readonly_db_0023: str) -> None:
-    """Migrating a 0022 database applies 0023 alone and yields 0023's schema and ledger."""
+    """Migrating a 0022 database applies 0023 alone and yields 0023's schema and journal."""
     with psycopg.connect(db_0022, autocommit=True) as conn:
         assert apply_migrations(conn) == ["0023_loud_shen"]
     assert _column(db_0022, TABLES) == _column(readonly_db_0023, TABLES)
@@ -204,7 +204,7 @@ def test_clones_are_isolated(
     assert _counts(second, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
 
 
-def test_seed_sql_rolls_0023_back_but_keeps_its_ledger_row(
+def test_seed_sql_rolls_0023_back_but_keeps_its_journal_row(
     db_0023: str, readonly_db_0022: str
 ) -> None:
     """The runbook's SQL leaves 0022's schema and rows, yet Drizzle still records 0023."""
@@ -212,10 +212,10 @@ def test_seed_sql_rolls_0023_back_but_keeps_its_ledger_row(
     assert block is not None
     with psycopg.connect(db_0023, autocommit=True) as conn:
         conn.execute(block.group(1).encode())
-        ledger = conn.execute(LEDGER).fetchall()
+        journal = conn.execute(JOURNAL).fetchall()
     assert _column(db_0023, TABLES) == _column(readonly_db_0022, TABLES)
     assert _column(db_0023, ENUMS) == _column(readonly_db_0022, ENUMS)
     assert _column(db_0023, INDEXES) == _column(readonly_db_0022, INDEXES)
     assert _foreign_keys(db_0023) == _foreign_keys(readonly_db_0022)
     assert _counts(db_0023, list(BASELINE_TABLES)) == SAMPLE_COUNTS_0022
-    assert len(ledger) == 2
+    assert len(journal) == 2

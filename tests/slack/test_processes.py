@@ -120,9 +120,9 @@ def plan_via(served: Served, standin: SlackStandIn, store: RunStore) -> Run:
     return store.recent()[0]
 
 
-def plan_message(ledger: Deliveries, run_id: int) -> tuple[str, str]:
+def plan_message(deliveries: Deliveries, run_id: int) -> tuple[str, str]:
     deadline = time.monotonic() + 20
-    while (where := ledger.slack_message(run_id, "plan")) is None:
+    while (where := deliveries.slack_message(run_id, "plan")) is None:
         assert time.monotonic() < deadline, "the plan message was never posted"
         time.sleep(0.05)
     return where
@@ -142,10 +142,10 @@ def test_kill_during_approval_wait_then_restart_approves(
     state: tuple[RunStore, Deliveries],
 ) -> None:
     """Kill -9 while a run awaits approval: after a restart the reaction still approves it."""
-    store, ledger = state
+    store, deliveries = state
     first = Served(serve_env, slack_workspace)
     run = plan_via(first, slack_workspace, store)
-    where = plan_message(ledger, run.id)
+    where = plan_message(deliveries, run.id)
     first.kill()
     second = Served(serve_env, slack_workspace)
     try:
@@ -162,11 +162,11 @@ def test_kill_during_execution_is_reconciled_and_announced(
     db_0023: str,
 ) -> None:
     """Kill -9 mid-execution: on restart the run is marked failed, Slack is told, no re-run."""
-    store, ledger = state
+    store, deliveries = state
     env = {**serve_env, "ROLLBOT_LOCK_TIMEOUT": "20s"}
     first = Served(env, slack_workspace)
     run = plan_via(first, slack_workspace, store)
-    where = plan_message(ledger, run.id)
+    where = plan_message(deliveries, run.id)
     with psycopg.connect(db_0023) as blocker:
         blocker.execute("SELECT count(*) FROM assets")  # execution waits here
         first.sender.reaction_added(APPROVER, "white_check_mark", *where)
@@ -197,11 +197,11 @@ def test_two_replicas_execute_a_run_once(
     state: tuple[RunStore, Deliveries],
 ) -> None:
     """Two serve processes each get an approval for the same run: one execution, one result."""
-    store, ledger = state
+    store, deliveries = state
     one, two = Served(serve_env, slack_workspace), Served(serve_env, slack_workspace)
     try:
         run = plan_via(one, slack_workspace, store)
-        channel, ts = plan_message(ledger, run.id)
+        channel, ts = plan_message(deliveries, run.id)
         one.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
         two.sender.reaction_added(SECOND_APPROVER, "white_check_mark", channel, ts)
         wait_state(store, run.id, RunState.SUCCEEDED)
@@ -223,11 +223,11 @@ def test_run_that_expired_while_down_is_expired_on_start(
     state: tuple[RunStore, Deliveries],
 ) -> None:
     """The approval window closes while rollbot is down: expired at start-up, and announced."""
-    store, ledger = state
+    store, deliveries = state
     env = {**serve_env, "ROLLBOT_APPROVAL_TTL": "2s"}
     first = Served(env, slack_workspace)
     run = plan_via(first, slack_workspace, store)
-    plan_message(ledger, run.id)
+    plan_message(deliveries, run.id)
     first.kill()
     time.sleep(2.5)
     second = Served(env, slack_workspace)

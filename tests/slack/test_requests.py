@@ -135,6 +135,6 @@ def test_signatures_older_than_the_window_are_forgotten(
     bot = make_slackbot(db_0023)
     body = _command_body(bot, "help")
     assert _replay(bot, body, _signed(body)).status == 200
-    deliveries = bot.components.ledger
+    deliveries = bot.components.deliveries
     assert deliveries.forget_seen("signature:", older_than_s=3600) == 0
     assert deliveries.forget_seen("signature:", older_than_s=0) == 1

@@ -85,7 +85,7 @@ def test_result_is_kept_while_slack_is_down_and_delivered_after(
         bot.standin.set_unavailable(True, how="503")
     wait_state(bot, run.id, RunState.SUCCEEDED)
     bot.components.courier.deliver_pending()
-    assert any(p.message.action == "reply" for p in bot.components.ledger.pending())
+    assert any(p.message.action == "reply" for p in bot.components.deliveries.pending())
     bot.standin.set_unavailable(False)
     with bot.components.store.connection() as conn:
         conn.execute("UPDATE rollbot.outbox SET next_attempt_at = now()")  # skip the backoff

@@ -166,7 +166,7 @@ def test_reaction_before_the_backup_is_verified_is_refused(
     )
     backing_up = runs.move(backing_up, RunEvent.BACKUP_STARTED, actor="test")
     ts2 = bot.standin.add_user_message(REQUEST_CHANNEL, "U0ROLLBOT", "plan of run 2")
-    bot.components.ledger.remember_message(backing_up.id, "plan", REQUEST_CHANNEL, ts2)
+    bot.components.deliveries.remember_message(backing_up.id, "plan", REQUEST_CHANNEL, ts2)
     bot.sender.reaction_added(APPROVER, "white_check_mark", REQUEST_CHANNEL, ts2)
     bot.standin.wait_for(
         "chat.postMessage", lambda c: "not verified yet" in str(c.params.get("text")), timeout=10

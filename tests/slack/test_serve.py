@@ -117,7 +117,7 @@ def test_socket_mode_runs_the_whole_flow(
             standin.wait_for("response_url", timeout=30)
             (run,) = components.store.recent()
             components.courier.deliver_pending()
-            where = components.ledger.slack_message(run.id, "plan")
+            where = components.deliveries.slack_message(run.id, "plan")
             assert where is not None
             server.wait_for_ack(server.reaction_added(APPROVER, "white_check_mark", *where))
             deadline = time.monotonic() + 30

@@ -45,7 +45,7 @@ def test_journal_order_and_timestamps_are_read() -> None:
 
 
 def test_hash_is_sha256_of_the_file_bytes() -> None:
-    """The ledger hash is Drizzle's: hex sha256 of the whole file as stored."""
+    """The journal hash is Drizzle's: hex sha256 of the whole file as stored."""
     for migration in drizzle.read_migrations(MIGRATIONS_DIR):
         raw = (MIGRATIONS_DIR / f"{migration.tag}.sql").read_bytes()
         assert migration.hash == hashlib.sha256(raw).hexdigest()
