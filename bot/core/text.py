@@ -81,7 +81,11 @@ def approval_line(view: RunView) -> str:
     approval = view.approval
     if approval.status == "open":
         expires = f"{approval.expires_at:%Y-%m-%d %H:%M} UTC" if approval.expires_at else "never"
-        got = f" (approved so far by {', '.join(approval.approvers)})" if approval.approvers else ""
+        got = (
+            f" ({texts.APPROVED_SO_FAR} {', '.join(approval.approvers)})"
+            if approval.approvers
+            else ""
+        )
         return (
             f"waiting for {approval.needed} approval(s) from an approver other than "
             f"{view.requested_by}{got}; expires {expires}"
@@ -103,11 +107,11 @@ def outcome_text(run: Run) -> str:
         return _failure_text(view, outcome.failure)
     if view.kind == "restore":
         restored = [f"  {table}: {texts.restored_rows(rows)}" for table, rows in outcome.restored]
-        headline = f"Run {view.id} succeeded in {outcome.duration_s:.1f} s: restored"
+        headline = f"{texts.succeeded(view.id)} in {outcome.duration_s:.1f} s: {texts.RESTORED}"
         return "\n".join([headline, *restored, *outcome.notes])
     lines = [
         (
-            f"Run {view.id} succeeded {texts.took(outcome.duration_s, outcome.attempts)}: "
+            f"{texts.succeeded(view.id)} {texts.took(outcome.duration_s, outcome.attempts)}: "
             f"{view.runbook_name} rolled back on {view.target_label}"
         ),
         *_counts(outcome),
@@ -128,8 +132,8 @@ def outcome_text(run: Run) -> str:
 def _counts(outcome: OutcomeView) -> list[str]:
     lines = [
         (
-            "Rows per dropped table (counted in the rollback transaction / in the final backup / "
-            "in the pre-approval backup):"
+            f"{texts.ROWS_PER_DROPPED_TABLE} (counted in the rollback transaction / in the final "
+            "backup / in the pre-approval backup):"
         )
         if outcome.dropped
         else texts.NO_TABLES_DROPPED
@@ -139,7 +143,8 @@ def _counts(outcome: OutcomeView) -> list[str]:
         for t in outcome.dropped
     ]
     lines += [
-        f"Rows deleted from {d.table}: {d.before - d.after:,} {texts.change(d.before, d.after)}"
+        f"{texts.ROWS_DELETED} from {d.table}: {d.before - d.after:,} "
+        + texts.change(d.before, d.after)
         for d in outcome.deleted
     ]
     return lines
@@ -150,7 +155,7 @@ def _objects(outcome: OutcomeView) -> str:
 
 
 def _failure_text(view: RunView, failure: Failure) -> str:
-    lines = [f"Run {view.id} failed: {failure.error}"]
+    lines = [f"{texts.failed(view.id)}: {failure.error}"]
     lines += [f"{label}: {value}" for label, value in failure.facts()]
     if failure.blockers:
         lines.append(f"{texts.BLOCKING_SESSIONS}:")

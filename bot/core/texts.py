@@ -42,6 +42,10 @@ BLOCKING_SESSIONS = "Blocking sessions"
 NOTHING_CHANGED = "Nothing was changed"
 ROLLED_BACK = "the transaction was rolled back."
 OBJECTS_DROPPED = "Objects dropped"
+ROWS_PER_DROPPED_TABLE = "Rows per dropped table"
+ROWS_DELETED = "Rows deleted"
+RESTORED = "restored"
+APPROVED_SO_FAR = "approved so far by"
 NO_TABLES_DROPPED = "No tables dropped"
 FINAL_BACKUP = "Final backup"
 BY_HAND = "By hand"
@@ -162,6 +166,16 @@ def approved_by(names: list[str]) -> str:
 def closed(state: str) -> str:
     """Why nobody can approve any more: `closed (cancelled)`."""
     return f"closed ({state_label(state)})"
+
+
+def succeeded(run_id: int) -> str:
+    """`Run 3 succeeded`: the headline of every success, before its details."""
+    return f"Run {run_id} succeeded"
+
+
+def failed(run_id: int) -> str:
+    """`Run 3 failed`: the headline of every failure, before PostgreSQL's message."""
+    return f"Run {run_id} failed"
 
 
 def at_line(line: int | None) -> str:

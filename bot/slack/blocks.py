@@ -130,7 +130,9 @@ def _approval(view: RunView, reaction: str, approvers: tuple[str, ...]) -> str:
         stamp = int(approval.expires_at.timestamp())
         fallback = f"{approval.expires_at:%Y-%m-%d %H:%M} UTC"
         expires = f" before <!date^{stamp}^{{date_short_pretty}} {{time}}|{fallback}>"
-    got = f" Approved so far by {people(approval.approvers)}." if approval.approvers else ""
+    got = ""
+    if approval.approvers:
+        got = f" {texts.APPROVED_SO_FAR.capitalize()} {people(approval.approvers)}."
     return (
         f"React with :{reaction}: on this message to approve{expires}. "
         f"{approval.needed} more approval(s) needed from {who}, "
@@ -163,23 +165,23 @@ def _outcome_message(view: RunView) -> tuple[str, list[Block]]:
         return text, [section(text)]
     if outcome.failure is not None:
         text = _failure(view, outcome.failure)
-        return f"Run {view.id} failed; nothing was changed", [section(text)]
+        return f"{texts.failed(view.id)}; nothing was changed", [section(text)]
     if view.kind == "restore":
         restored = "\n".join(
             f"• `{table}`: {texts.restored_rows(rows)}" for table, rows in outcome.restored
         )
         notes = "".join(f"\n:information_source: {note}" for note in outcome.notes)
         text = (
-            f":large_green_circle: *Run {view.id} succeeded* in {outcome.duration_s:.1f} s: "
-            f"restored\n{restored}{notes}"
+            f":large_green_circle: *{texts.succeeded(view.id)}* in {outcome.duration_s:.1f} s: "
+            f"{texts.RESTORED}\n{restored}{notes}"
         )
-        return f"Run {view.id} succeeded: restored", [section(text)]
-    text = f"Run {view.id} succeeded: {view.runbook_name} rolled back"
+        return f"{texts.succeeded(view.id)}: {texts.RESTORED}", [section(text)]
+    text = f"{texts.succeeded(view.id)}: {view.runbook_name} rolled back"
     return text, [section(line) for line in _success(view, outcome)]
 
 
 def _failure(view: RunView, failure: Failure) -> str:
-    lines = [f":red_circle: *Run {view.id} failed.* {failure.error}"]
+    lines = [f":red_circle: *{texts.failed(view.id)}.* {failure.error}"]
     lines += [f"*{label}*: `{inert(value, FACT_LIMIT)}`" for label, value in failure.facts()]
     if failure.blockers:
         lines.append(f"*{texts.BLOCKING_SESSIONS}*")
@@ -203,16 +205,16 @@ def _success(view: RunView, outcome: OutcomeView) -> list[str]:
     )
     lines = [
         (
-            f":large_green_circle: *Run {view.id} succeeded* "
+            f":large_green_circle: *{texts.succeeded(view.id)}* "
             f"{texts.took(outcome.duration_s, outcome.attempts)}: "
             f"`{view.runbook_name}` rolled back on {view.target_label}."
         ),
-        f"*Rows per dropped table*\n{rows}" if rows else f"*{texts.NO_TABLES_DROPPED}*",
+        f"*{texts.ROWS_PER_DROPPED_TABLE}*\n{rows}" if rows else f"*{texts.NO_TABLES_DROPPED}*",
         f"*{texts.OBJECTS_DROPPED}* "
         + texts.objects_dropped(outcome.objects_gone, outcome.objects_expected),
     ]
     if deleted:
-        lines.append(f"*Rows deleted*\n{deleted}")
+        lines.append(f"*{texts.ROWS_DELETED}*\n{deleted}")
     if neighbours:
         lines.append(f"*Neighbouring tables*\n{neighbours}")
     lines += [f":information_source: {note}" for note in outcome.notes]
