@@ -1,29 +1,30 @@
-"""Slack messages (Block Kit) built from stored runs: pure, so tests read them as data.
+"""Slack's rendering of a run (Block Kit), laid out from the same view as the terminal's.
 
-Slack limits a section's text to 3,000 characters; the plan's SQL is never cut to fit. When it
-does not fit it goes to the thread as a `.sql` snippet, and the message says so.
+Pure, so tests read messages as data. The facts come from `view_of` and the wording from
+`texts`; this module adds only Slack's markup, mentions and limits. Slack limits a section's
+text to 3,000 characters: sections are cut to fit, and so are the database's own words (failed
+statements, lock holders, blocking sessions) before they share a section. The plan's SQL is
+never cut: when it does not fit it goes to the thread as a `.sql` snippet, and the message says
+so.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from bot.core import texts
 from bot.core.commands import USAGE
-from bot.core.plan import Plan
-from bot.core.restore import RestorePlan
-from bot.core.results import backup_of, outcome_of
-from bot.core.run import Run, RunState
-from bot.core.text import (
-    approval_line,
-    backup_line,
-    drizzle_lines,
-    lock_line,
-    preflight_lines,
-    rehearsal_line,
-)
+from bot.core.run import RunState
+from bot.core.views import RestoreView, view_of
+from bot.slack.mrkdwn import SECTION_LIMIT, Block, context, inert, people, section, user
 
-Block = dict[str, Any]
-SECTION_LIMIT = 3000
+if TYPE_CHECKING:
+    from bot.core.run import Run
+    from bot.core.views import Failure, OutcomeView, PlanView, RunView
+
+FACT_LIMIT = 500  # a failed statement, SQLSTATE or lock holder, in a code span
+SESSION_LIMIT = 300  # one blocking session
+SESSIONS_SHOWN = 10
 _STATE_ICON = {
     RunState.REQUESTED: ":hourglass_flowing_sand:",
     RunState.BACKING_UP: ":floppy_disk:",
@@ -38,206 +39,221 @@ _STATE_ICON = {
 }
 
 
-def section(text: str) -> Block:
-    """A mrkdwn section; callers keep text under Slack's limit."""
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
-
-
-def context(text: str) -> Block:
-    """Small grey text under a message."""
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
-def sql_fits(plan: Plan) -> bool:
+def sql_fits(sql: str) -> bool:
     """Whether the exact SQL fits in one code block of the plan message."""
-    return len(plan.sql) + 8 <= SECTION_LIMIT
+    return len(sql) + 8 <= SECTION_LIMIT
 
 
-def user(ident: str) -> str:
-    """A Slack mention for user ids (U…/W…), a group mention for S…, else the name."""
-    if ident[:1] in {"U", "W"} and ident.isalnum():
-        return f"<@{ident}>"
-    if ident[:1] == "S" and ident.isalnum():
-        return f"<!subteam^{ident}>"
-    return ident
-
-
-def title(run: Run) -> str:
+def title(view: RunView) -> str:
     """`:eyes: Rollback run 12 · 0023_loud_shen · awaiting approval`."""
-    state = run.state.replace("_", " ")
-    return f"{_STATE_ICON[run.state]} *Rollback run {run.id}* · `{run.runbook_name}` · {state}"
-
-
-def restore_message(
-    run: Run, *, reaction: str, approvers: tuple[str, ...]
-) -> tuple[str, list[Block]]:
-    """A restore's message: what comes back, from which backup, and the approval."""
-    plan = RestorePlan.model_validate(run.plan)
-    rows = "\n".join(f"• `{table}`: {count:,} rows" for table, count in plan.rows)
-    blocks = [
-        section(title(run).replace("Rollback run", "Restore run")),
-        section(
-            f"*Restores* what run {plan.source_run} rolled back on {plan.target.label()}, from "
-            f"the {plan.backup_kind} backup `{plan.backup_path}` (sha256 "
-            f"{plan.backup_sha256[:12]}…, checked)\n*Requested by* {user(run.requested_by)}"
-        ),
-        section(f"*Recreates* {len(plan.objects)} objects\n{rows}"),
-    ]
-    if plan.blockers:
-        blocks.append(section("*Blocked*\n" + "\n".join(f"• {b}" for b in plan.blockers)))
-    blocks.append(section(f"*Approval* {_approval(run, reaction, approvers)}"))
-    blocks.append(context(f"run {run.id} · restore · {run.target_label}"))
-    return f"Restore run {run.id} of {run.runbook_name} is {run.state.replace('_', ' ')}", blocks
+    kind = "Restore run" if view.kind == "restore" else "Rollback run"
+    return (
+        f"{_STATE_ICON[view.state]} *{kind} {view.id}* · `{view.runbook_name}` · {view.state_label}"
+    )
 
 
 def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tuple[str, list[Block]]:
-    """The message in the request channel, updated in place as the run moves."""
-    if run.kind == "restore":
-        return restore_message(run, reaction=reaction, approvers=approvers)
-    plan = Plan.model_validate(run.plan)
+    """The request channel's message for a run, edited in place as the run moves."""
+    view = view_of(run)
+    if isinstance(view.plan, RestoreView):
+        return _restore_message(view, view.plan, reaction, approvers)
+    plan = view.plan
     when = f" ({plan.date})" if plan.date else ""
     facts = (
-        f"*Migration* `{plan.runbook_name}.sql`{when}: {plan.description or 'no description'}\n"
-        f"*Target* {plan.target.label()} (PostgreSQL {plan.target.server_version})\n"
-        f"*Requested by* {user(run.requested_by)}"
+        f"*{texts.MIGRATION}* `{view.runbook_name}.sql`{when}: {plan.description}\n"
+        f"*{texts.RUNBOOK}* `{plan.runbook_file}`\n"
+        f"*{texts.TARGET}* {plan.target} (PostgreSQL {plan.server_version})\n"
+        f"*{texts.REQUESTED_BY}* {user(view.requested_by)}"
     )
-    blocks = [section(title(run)), section(facts)]
-    blocks.append(
-        section("*Preflight*\n" + "\n".join(f"• {line}" for line in preflight_lines(plan)))
-    )
-    drizzle = drizzle_lines(plan)
-    if drizzle:
-        blocks.append(section("*Drizzle*\n" + "\n".join(f"• {line}" for line in drizzle)))
-    blocks.append(section(f"*Locks* {lock_line(plan)}"))
-    if sql_fits(plan):
-        blocks.append(section(f"*SQL (exactly what will run)*\n```{plan.sql}```"))
-    else:
-        blocks.append(
-            section(
-                f"*SQL* {len(plan.sql):,} characters, too long for a message: the exact SQL "
-                f"is attached in the thread as `{snippet_name(run)}`."
-            )
-        )
-    blocks.append(section(f"*Backup* {backup_line(run)}"))
-    blocks.append(section(f"*Rehearsal* {rehearsal_line(run)}"))
-    if run.promoted_from:
-        blocks.append(section(f"*Promoted from* {run.promoted_from.summary}"))
-    blocks.append(section(f"*Approval* {_approval(run, reaction, approvers)}"))
-    if run.reason and run.state in {RunState.BLOCKED, RunState.CANCELLED, RunState.FAILED}:
-        blocks.append(section(f"*Why* {run.reason}"))
-    blocks.append(context(f"run {run.id} · plan {plan.hash[:12]} · {run.target_label}"))
-    return f"Rollback run {run.id}: {run.runbook_name} is {run.state.replace('_', ' ')}", blocks
+    blocks = [section(title(view)), section(facts), _listed(texts.PREFLIGHT, plan.preflight)]
+    if plan.drizzle:
+        blocks.append(_listed(texts.DRIZZLE, plan.drizzle))
+    blocks.append(section(f"*{texts.LOCKS}* {plan.locks}"))
+    blocks.append(_sql(view, plan))
+    blocks.append(section(f"*{texts.BACKUP}* {view.backup}"))
+    blocks.append(section(f"*{texts.REHEARSAL}* {view.rehearsal}"))
+    if view.promoted_from is not None:
+        blocks.append(section(f"*{texts.PROMOTED}* {view.promoted_from}"))
+    blocks.append(section(f"*{texts.APPROVAL}* {_approval(view, reaction, approvers)}"))
+    if view.why is not None:
+        blocks.append(section(f"*{texts.WHY}* {view.why}"))
+    blocks.append(context(f"run {view.id} · plan {plan.hash} · {view.target_label}"))
+    return f"Rollback run {view.id}: {view.runbook_name} is {view.state_label}", blocks
 
 
-def _approval(run: Run, reaction: str, approvers: tuple[str, ...]) -> str:
-    if run.state is not RunState.AWAITING_APPROVAL and run.approvers:
-        return f"approved by {', '.join(user(a) for a in run.approvers)}"
-    if run.state is not RunState.AWAITING_APPROVAL:
-        return approval_line(run)
-    who = ", ".join(user(a) for a in approvers) or "nobody (set ROLLBOT_APPROVERS)"
-    needed = run.required_approvals - len(run.approvers)
+def _sql(view: RunView, plan: PlanView) -> Block:
+    if sql_fits(plan.sql):
+        return section(f"*{texts.SQL_EXACT}*\n```{plan.sql}```")
+    return section(
+        f"*SQL* {len(plan.sql):,} characters, too long for a message: the exact SQL "
+        f"is attached in the thread as `{snippet_name(view)}`."
+    )
+
+
+def _restore_message(
+    view: RunView, plan: RestoreView, reaction: str, approvers: tuple[str, ...]
+) -> tuple[str, list[Block]]:
+    """A restore's message: what comes back, from which backup, and the approval."""
+    rows = "\n".join(f"• `{table}`: {count:,} rows" for table, count in plan.rows)
+    blocks = [
+        section(title(view)),
+        section(
+            f"*Restores* what run {plan.source_run} rolled back on {plan.target}, from "
+            f"the {plan.backup_kind} backup `{plan.backup_path}` (sha256 "
+            f"{plan.backup_sha256}…, checked)\n*{texts.REQUESTED_BY}* {user(view.requested_by)}"
+            f"\n*{texts.JOURNAL}* {texts.journal_line(restored=plan.journal_restored)}"
+        ),
+        section(f"*{texts.RECREATES}* {len(plan.objects)} objects\n{rows}"),
+    ]
+    if plan.blockers:
+        blocks.append(_listed("Blocked", plan.blockers))
+    blocks.append(section(f"*{texts.APPROVAL}* {_approval(view, reaction, approvers)}"))
+    blocks.append(context(f"run {view.id} · restore · {view.target_label}"))
+    return f"Restore run {view.id} of {view.runbook_name} is {view.state_label}", blocks
+
+
+def _listed(label: str, lines: tuple[str, ...]) -> Block:
+    return section(f"*{label}*\n" + "\n".join(f"• {line}" for line in lines))
+
+
+def _approval(view: RunView, reaction: str, approvers: tuple[str, ...]) -> str:
+    approval = view.approval
+    if approval.status == "pending":
+        return texts.OPENS_AFTER_BACKUP
+    if approval.status == "approved":
+        return texts.approved_by([user(a) for a in approval.approvers])
+    if approval.status == "closed":
+        return texts.closed(view.state)
+    who = people(approvers) or "nobody (set ROLLBOT_APPROVERS)"
     expires = ""
-    if run.expires_at is not None:
-        stamp = int(run.expires_at.timestamp())
-        fallback = f"{run.expires_at:%Y-%m-%d %H:%M} UTC"
+    if approval.expires_at is not None:
+        stamp = int(approval.expires_at.timestamp())
+        fallback = f"{approval.expires_at:%Y-%m-%d %H:%M} UTC"
         expires = f" before <!date^{stamp}^{{date_short_pretty}} {{time}}|{fallback}>"
-    got = (
-        f" Approved so far by {', '.join(user(a) for a in run.approvers)}." if run.approvers else ""
-    )
+    got = ""
+    if approval.approvers:
+        got = f" {texts.APPROVED_SO_FAR.capitalize()} {people(approval.approvers)}."
     return (
         f"React with :{reaction}: on this message to approve{expires}. "
-        f"{needed} more approval(s) needed from {who}, not {user(run.requested_by)}.{got}"
+        f"{approval.needed} more approval(s) needed from {who}, "
+        f"not {user(view.requested_by)}.{got}"
     )
 
 
-def snippet_name(run: Run) -> str:
+def snippet_name(view: RunView) -> str:
     """The file name of the SQL snippet for a run."""
-    return f"rollback-run-{run.id}-{run.runbook_name}.sql"
+    return f"rollback-run-{view.id}-{view.runbook_name}.sql"
+
+
+def sql_snippet(run: Run) -> tuple[str, str] | None:
+    """The file name and exact SQL to attach when a rollback's SQL is too long for its message."""
+    view = view_of(run)
+    if isinstance(view.plan, RestoreView) or sql_fits(view.plan.sql):
+        return None
+    return snippet_name(view), view.plan.sql
 
 
 def outcome_message(run: Run) -> tuple[str, list[Block]]:
     """The thread reply with the verification counts, or the failure and "nothing changed"."""
-    outcome = outcome_of(run)
+    return _outcome_message(view_of(run))
+
+
+def _outcome_message(view: RunView) -> tuple[str, list[Block]]:
+    outcome = view.outcome
     if outcome is None:
-        text = f"Run {run.id} is {run.state.replace('_', ' ')}: {run.reason or 'no reason given'}"
+        text = texts.is_state(view.id, view.state, view.reason)
         return text, [section(text)]
-    if outcome.succeeded and run.kind == "restore":
+    if outcome.failure is not None:
+        text = _failure(view, outcome.failure)
+        return f"{texts.failed(view.id)}; nothing was changed", [section(text)]
+    if view.kind == "restore":
         restored = "\n".join(
-            f"• `{t.table}`: {t.rows:,} rows, as in the backup" for t in outcome.restored
+            f"• `{table}`: {texts.restored_rows(rows)}" for table, rows in outcome.restored
         )
         notes = "".join(f"\n:information_source: {note}" for note in outcome.notes)
-        text = f":large_green_circle: *Run {run.id} succeeded*: restored\n{restored}{notes}"
-        return f"Run {run.id} succeeded: restored", [section(text)]
-    if not outcome.succeeded:
-        lines = [f":red_circle: *Run {run.id} failed.* {outcome.error}"]
-        if outcome.failed_statement:
-            where = f" (runbook line {outcome.failed_line})" if outcome.failed_line else ""
-            lines.append(f"*Statement*{where}: `{outcome.failed_statement[:500]}`")
-        if outcome.blockers:
-            lines.append("*Blocking sessions*")
-            lines += [f"• {b.label()[:300]}" for b in outcome.blockers[:10]]
-        lines.append("*Nothing was changed*: the transaction was rolled back.")
-        return f"Run {run.id} failed; nothing was changed", [section("\n".join(lines))]
-    _, backup_rows = backup_of(run)
+        text = (
+            f":large_green_circle: *{texts.succeeded(view.id)}* in {outcome.duration_s:.1f} s: "
+            f"{texts.RESTORED}\n{restored}{notes}"
+        )
+        return f"{texts.succeeded(view.id)}: {texts.RESTORED}", [section(text)]
+    text = f"{texts.succeeded(view.id)}: {view.runbook_name} rolled back"
+    return text, [section(line) for line in _success(view, outcome)]
+
+
+def _failure(view: RunView, failure: Failure) -> str:
+    lines = [f":red_circle: *{texts.failed(view.id)}.* {failure.error}"]
+    lines += [f"*{label}*: `{inert(value, FACT_LIMIT)}`" for label, value in failure.facts()]
+    if failure.blockers:
+        lines.append(f"*{texts.BLOCKING_SESSIONS}*")
+        lines += [f"• {inert(b, SESSION_LIMIT)}" for b in failure.blockers[:SESSIONS_SHOWN]]
+    lines.append(f"*{texts.NOTHING_CHANGED}*: {texts.ROLLED_BACK}")
+    return "\n".join(lines)
+
+
+def _success(view: RunView, outcome: OutcomeView) -> list[str]:
     rows = "\n".join(
-        f"• `{t.table}`: {t.rows:,} rows dropped · {t.backup_rows:,} in the final backup · "
-        f"{backup_rows.get(t.table, 0):,} in the pre-approval backup"
+        f"• `{t.table}`: {t.rows:,} rows dropped · {t.final_backup_rows:,} in the final backup · "
+        f"{t.backup_rows:,} in the pre-approval backup"
         for t in outcome.dropped
     )
     deleted = "\n".join(
-        f"• `{d.table}`: {d.before - d.after:,} rows deleted ({d.before:,} → {d.after:,})"
+        f"• `{d.table}`: {d.before - d.after:,} rows deleted {texts.change(d.before, d.after)}"
         for d in outcome.deleted
     )
     neighbours = "\n".join(
         f"• `{n.table}`: {n.before:,} → {n.after:,} rows (unchanged)" for n in outcome.neighbours
     )
-    headline = (
-        f":large_green_circle: *Run {run.id} succeeded* in {outcome.duration_s:.1f} s: "
-        f"`{run.runbook_name}` rolled back on {run.target_label}."
-    )
     lines = [
-        headline,
-        f"*Rows per dropped table*\n{rows}" if rows else "*No tables dropped*",
-        f"*Objects dropped* {outcome.objects_gone} of {outcome.objects_expected} expected",
+        (
+            f":large_green_circle: *{texts.succeeded(view.id)}* "
+            f"{texts.took(outcome.duration_s, outcome.attempts)}: "
+            f"`{view.runbook_name}` rolled back on {view.target_label}."
+        ),
+        f"*{texts.ROWS_PER_DROPPED_TABLE}*\n{rows}" if rows else f"*{texts.NO_TABLES_DROPPED}*",
+        f"*{texts.OBJECTS_DROPPED}* "
+        + texts.objects_dropped(outcome.objects_gone, outcome.objects_expected),
     ]
     if deleted:
-        lines.append(f"*Rows deleted*\n{deleted}")
+        lines.append(f"*{texts.ROWS_DELETED}*\n{deleted}")
     if neighbours:
         lines.append(f"*Neighbouring tables*\n{neighbours}")
     lines += [f":information_source: {note}" for note in outcome.notes]
-    if outcome.final_backup is not None:
+    if outcome.final_backup_path is not None:
         lines.append(
-            f"*To undo it* `/rollback restore {run.id}` (needs approval too); the final "
-            f"backup is `{outcome.final_backup.path}`"
+            f"*To undo it* `{texts.slash_restore(view.id)}` (needs approval too); the final "
+            f"backup is `{outcome.final_backup_path}` ({outcome.final_backup_details})"
         )
-    text = f"Run {run.id} succeeded: {run.runbook_name} rolled back"
-    return text, [section(line) for line in lines]
+        if outcome.restore_hint:
+            lines.append(f"*{texts.BY_HAND}* `{outcome.restore_hint}`")
+    return lines
 
 
 def incident_text(run: Run, event: str) -> str:
     """One line per transition for the incident channel's thread."""
-    who = user(run.requested_by)
+    view = view_of(run)
     lines = {
-        "requested": f"{run.kind.capitalize()} run {run.id} of `{run.runbook_name}` on "
-        f"{run.target_label} requested by {who}",
+        "requested": f"{view.kind.capitalize()} run {view.id} of `{view.runbook_name}` on "
+        f"{view.target_label} requested by {user(view.requested_by)}",
         "backup_started": "Backup started",
-        "backup_verified": f"Backup {backup_line(run)}",
-        "blocked": f"Blocked: {run.reason}",
-        "approval_added": f"Approval recorded ({len(run.approvers)} of {run.required_approvals})",
-        "approved": f"Approved by {', '.join(user(a) for a in run.approvers)}",
+        "backup_verified": f"Backup {view.backup}",
+        "blocked": f"Blocked: {view.reason}",
+        "approval_added": (
+            f"Approval recorded ({len(view.approval.approvers)} of {view.approval.required})"
+        ),
+        "approved": f"Approved by {people(view.approval.approvers)}",
         "execution_started": "Executing",
-        "cancelled": f"Cancelled: {run.reason}",
+        "cancelled": f"Cancelled: {view.reason}",
         "expired": "Expired: the approval window closed",
     }
     if event in {"succeeded", "failed"}:
-        return outcome_message(run)[0] + _counts(run)
-    return f"{_STATE_ICON[run.state]} {lines.get(event, event.replace('_', ' '))}"
+        return _outcome_message(view)[0] + _counts(view)
+    return f"{_STATE_ICON[view.state]} {lines.get(event, event.replace('_', ' '))}"
 
 
-def _counts(run: Run) -> str:
-    outcome = outcome_of(run)
-    if outcome is None or not outcome.succeeded:
-        return f": {run.reason}" if run.reason else ""
+def _counts(view: RunView) -> str:
+    outcome = view.outcome
+    if outcome is None or outcome.failure is not None:
+        return f": {view.reason}" if view.reason else ""
     return " (" + ", ".join(f"{t.table} {t.rows:,}" for t in outcome.dropped) + ")"
 
 

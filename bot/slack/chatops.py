@@ -17,7 +17,8 @@ from bot.core.run import ACTIVE
 from bot.core.text import runbooks_text
 from bot.drizzle.history import history_text
 from bot.service.rollback import StalePlanError
-from bot.slack.blocks import help_message, refusal, user
+from bot.slack.blocks import help_message, refusal
+from bot.slack.mrkdwn import user
 
 if TYPE_CHECKING:
     from bot.config import Settings

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.core import texts
 from bot.core.outbox import Message
-from bot.slack.blocks import incident_text, outcome_message, plan_message, snippet_name, sql_fits
+from bot.slack.blocks import incident_text, outcome_message, plan_message, sql_snippet
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,15 +63,16 @@ class SlackNotifier:
             ]
             if run.kind == "restore":
                 return items + self._incident(run, event)
-            plan = run.rollback_plan()
-            if not sql_fits(plan):
+            snippet = sql_snippet(run)
+            if snippet is not None:
+                filename, sql = snippet
                 items.append(
                     Message(
                         action="upload",
                         role="plan",
                         text=f"The exact SQL of rollback run {run.id}",
-                        filename=snippet_name(run),
-                        content=plan.sql,
+                        filename=filename,
+                        content=sql,
                     )
                 )
             return items + self._incident(run, event)
@@ -98,8 +100,7 @@ class SlackNotifier:
         if event in {"succeeded", "failed"}:
             text, blocks = outcome_message(run)
             return text, list(blocks)
-        label = run.state.replace("_", " ")
-        return f"Run {run.id} is {label}: {run.reason or 'no reason given'}", None
+        return texts.is_state(run.id, run.state, run.reason), None
 
     def _incident(self, run: Run, event: str) -> list[Message]:
         if self.incident_channel is None:

@@ -1,0 +1,226 @@
+"""The words people read about a run, written once for the terminal and for Slack.
+
+Both renderers show the same view of a run; when they say the same thing, the sentence or the
+label comes from here, so a wording change is one edit and the two cannot drift apart. Markup
+(bold, code spans, bullets, mentions) is each renderer's business, never this module's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.core.plan import Plan, StepStatus
+from bot.core.run import RunState
+
+if TYPE_CHECKING:
+    from bot.core.results import BackupInfo
+
+# Labels: the name of a part of a message, as both renderers title it.
+MIGRATION = "Migration"
+RUNBOOK = "Runbook"
+TARGET = "Target"
+REQUESTED_BY = "Requested by"
+PLAN_HASH = "Plan hash"
+ROWS = "Rows"
+PREFLIGHT = "Preflight"
+DRIZZLE = "Drizzle"
+LOCKS = "Locks"
+BACKUP = "Backup"
+REHEARSAL = "Rehearsal"
+PROMOTED = "Promoted from"
+APPROVAL = "Approval"
+WHY = "Why"
+RECREATES = "Recreates"
+JOURNAL = "Journal"
+BLOCKED = "BLOCKED"
+SQL_EXACT = "SQL (exactly what will run)"
+SQL_RESTORE = "SQL (runs in one transaction; each table's rows summarised)"
+STATEMENT = "Statement"
+SQLSTATE = "SQLSTATE"
+HELD_BY = "Held by"
+BLOCKING_SESSIONS = "Blocking sessions"
+NOTHING_CHANGED = "Nothing was changed"
+ROLLED_BACK = "the transaction was rolled back."
+OBJECTS_DROPPED = "Objects dropped"
+ROWS_PER_DROPPED_TABLE = "Rows per dropped table"
+ROWS_DELETED = "Rows deleted"
+RESTORED = "restored"
+APPROVED_SO_FAR = "approved so far by"
+NO_TABLES_DROPPED = "No tables dropped"
+FINAL_BACKUP = "Final backup"
+BY_HAND = "By hand"
+NO_DESCRIPTION = "no description"
+NO_REASON = "no reason given"
+OPENS_AFTER_BACKUP = "opens once the backup is verified"
+
+
+def state_label(state: str) -> str:
+    """`awaiting approval`: a state as a person says it."""
+    return state.replace("_", " ")
+
+
+def size(num_bytes: int) -> str:
+    """`1.2 MB`: enough precision to compare two backups at a glance."""
+    value = float(num_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":  # noqa: PLR2004
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def backup_facts(backup: BackupInfo) -> str:
+    """`backups/run-3.dump, 1.2 MB, sha256 ab12cd34…, 0.4 s`."""
+    return f"{backup.path}, {backup_details(backup)}"
+
+
+def backup_details(backup: BackupInfo) -> str:
+    """`1.2 MB, sha256 ab12cd34…, 0.4 s`: enough to tell a backup from another, and to trust it."""
+    return f"{size(backup.size_bytes)}, sha256 {backup.sha256[:16]}…, {backup.duration_s:.1f} s"
+
+
+def preflight_lines(plan: Plan) -> list[str]:
+    """Objects present, no-ops, rows per dropped table, anything blocking."""
+    runs = sum(1 for s in plan.steps if s.status is StepStatus.RUNS)
+    lines = [
+        (
+            f"{len(plan.steps)} statements: {runs} will run, {len(plan.no_ops())} no-op, "
+            f"{len(plan.blockers)} blocking; {len(plan.dropped)} objects will be dropped"
+        )
+    ]
+    lines += [
+        f"no-op (line {step.statement.line}): {note}"
+        for step in plan.no_ops()
+        for note in step.notes
+    ]
+    lines += [f"{count.table}: {count.label()}" for count in plan.drop_tables]
+    lines += [f"deletes rows from {c.table} ({c.label()} now)" for c in plan.delete_tables]
+    lines += [f"{BLOCKED}: {blocker}" for blocker in plan.blockers]
+    return lines
+
+
+def lock_line(plan: Plan) -> str:
+    """Which tables are locked, how, and for how long at most per attempt."""
+    timeout = f"{plan.lock_timeout.total_seconds():g} s"
+    parts = []
+    if plan.write_locked:
+        parts.append(
+            f"writes to {len(plan.write_locked)} tables wait while the final backup is taken"
+        )
+    if plan.locked:
+        parents = [t for t in plan.locked if t not in plan.write_locked]
+        extra = f" (including {', '.join(parents)})" if parents else ""
+        parts.append(
+            f"then ACCESS EXCLUSIVE on {len(plan.locked)} tables{extra}, "
+            f"waiting at most {timeout} per attempt"
+        )
+    return "; ".join(parts) or "no table locks"
+
+
+def drizzle_lines(plan: Plan) -> list[str]:
+    """What happens to Drizzle's journal, and what the forward migration says of the runbook."""
+    lines = []
+    if plan.derived:
+        lines.append(
+            "DERIVED: no runbook exists; this rollback was derived from the forward migration"
+        )
+    journal = plan.journal
+    if journal is not None and journal.row is not None:
+        lines.append(
+            f"journal: row {journal.row.id} of {journal.schema_name}.{journal.table} is deleted "
+            "in the same transaction"
+        )
+    elif journal is not None and journal.note:
+        lines.append(f"journal: {journal.note}")
+    if plan.lint is not None:
+        lines += [f"lint: created but not dropped: {x}" for x in plan.lint.created_not_dropped]
+        lines += [f"lint: dropped but never created: {x}" for x in plan.lint.dropped_not_created]
+    return lines
+
+
+def backup_line(backup: BackupInfo | None, held: int, state: RunState, reason: str | None) -> str:
+    """Backup status: running, verified with its facts, or why it failed."""
+    if backup is not None:
+        return f"verified: {backup_facts(backup)}; holds {held:,} rows of the tables to drop"
+    if state is RunState.BACKING_UP:
+        return "running (pg_dump of the whole database, then read back whole)"
+    if state is RunState.REQUESTED:
+        return "not started"
+    return f"none: {reason}" if reason else "none"
+
+
+def rehearsal_line(summary: str | None, state: RunState, *, backed_up: bool) -> str:
+    """`rehearsed: ok in 0.4 s (…)`, the failure, the skip, or why there is none yet."""
+    if summary is not None:
+        return summary
+    if state in {RunState.REQUESTED, RunState.BACKING_UP}:
+        return "after the backup, on a scratch copy"
+    return "off for this target" if backed_up else "not run"
+
+
+def approved_by(names: list[str]) -> str:
+    """`approved by alice, bob`: who approved a run that is past approval."""
+    return f"approved by {', '.join(names)}"
+
+
+def closed(state: str) -> str:
+    """Why nobody can approve any more: `closed (cancelled)`."""
+    return f"closed ({state_label(state)})"
+
+
+def succeeded(run_id: int) -> str:
+    """`Run 3 succeeded`: the headline of every success, before its details."""
+    return f"Run {run_id} succeeded"
+
+
+def failed(run_id: int) -> str:
+    """`Run 3 failed`: the headline of every failure, before PostgreSQL's message."""
+    return f"Run {run_id} failed"
+
+
+def at_line(line: int | None) -> str:
+    """` (runbook line 16)`, or nothing when the failure has no line."""
+    return f" (runbook line {line})" if line else ""
+
+
+def took(duration_s: float, attempts: int) -> str:
+    """`in 1.2 s (2 attempts)`: how long a successful run took, and how many lock attempts."""
+    return f"in {duration_s:.1f} s ({attempts} attempt{'s' if attempts != 1 else ''})"
+
+
+def change(before: int, after: int) -> str:
+    """`(1,200 → 0)`: a count before and after the statements."""
+    return f"({before:,} → {after:,})"
+
+
+def objects_dropped(gone: int, expected: int) -> str:
+    """`53 of 53 expected`: the objects the check before COMMIT found gone."""
+    return f"{gone} of {expected} expected"
+
+
+def restored_rows(rows: int) -> str:
+    """`1,200 rows, as in the backup`: what a restore put back into a table."""
+    return f"{rows:,} rows, as in the backup"
+
+
+def is_state(run_id: int, state: str, reason: str | None) -> str:
+    """`Run 3 is cancelled: …`: a run that has no outcome to report."""
+    return f"Run {run_id} is {state_label(state)}: {reason or NO_REASON}"
+
+
+def journal_line(*, restored: bool) -> str:
+    """What a restore does to Drizzle's journal."""
+    return "listed again" if restored else "unchanged"
+
+
+def slash_restore(run_id: int) -> str:
+    """The Slack command that restores what a rollback dropped."""
+    return f"/rollback restore {run_id}"
+
+
+def undo_cli(run_id: int) -> str:
+    """How to undo a rollback from the terminal, with the Slack command beside it."""
+    return (
+        f"rollbot restore {run_id} --requested-by NAME (or {slash_restore(run_id)}), "
+        "approved like a rollback"
+    )

@@ -1,0 +1,193 @@
+"""One view of a run, rendered for the terminal and for Slack: the same facts either way."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.core.facts import Facts, Found, Target
+from bot.core.plan import build_plan
+from bot.core.results import BackupInfo, Blocker, NeighbourCount, Outcome, TableCount
+from bot.core.run import Run, RunState
+from bot.core.runbook import parse_runbook
+from bot.core.text import outcome_text, plan_text
+from bot.slack.blocks import outcome_message, plan_message
+from bot.slack.mrkdwn import SECTION_LIMIT
+
+NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
+RUNBOOK = """---
+journal: false
+---
+# Drop the wolves index
+
+**Migration File**: `0030_wolves.sql`
+
+## Quick Rollback
+
+```sql
+DROP INDEX IF EXISTS idx_sessions_expires;
+```
+"""
+HOLDER = "rollbot run 1 (pid 4242)"
+BLOCKER = Blocker(
+    pid=4243, application="psql", state="idle in transaction", age_s=63, query="UPDATE assets"
+)
+FAILED = Outcome(
+    succeeded=False,
+    error="canceling statement due to lock timeout; nothing was changed",
+    failed_statement="DROP INDEX IF EXISTS idx_sessions_expires;",
+    failed_line=11,
+    sqlstate="55P03",
+    holder=HOLDER,
+    blockers=(BLOCKER,),
+    attempts=3,
+)
+FINAL = BackupInfo(
+    kind="final",
+    path=Path("backups/run-7-final.dump"),
+    size_bytes=1_234_567,
+    sha256="ab" * 32,
+    duration_s=0.4,
+    pg_dump_version="15.4",
+    tables=("public.wolves",),
+    verified=True,
+    created_at=NOW,
+)
+SUCCEEDED = Outcome(
+    succeeded=True,
+    changed=True,
+    dropped=(TableCount(table="public.wolves", rows=1200, backup_rows=1200),),
+    deleted=(NeighbourCount(table="public.sessions", before=90, after=30),),
+    neighbours=(NeighbourCount(table="public.users", before=5, after=5),),
+    objects_expected=4,
+    objects_gone=4,
+    final_backup=FINAL,
+    duration_s=1.25,
+    attempts=2,
+    restore_hint="pg_restore -d asset_forge backups/run-7-final.dump",
+    notes=("Delete migrations/0030_wolves.sql too.",),
+)
+
+
+def a_run(state: RunState, outcome: Outcome | None = None, **changes: object) -> Run:
+    runbook = parse_runbook(RUNBOOK, file="runbooks/0030_wolves.md")
+    (statement,) = runbook.statements
+    found = Found(
+        statement=statement.number,
+        position=0,
+        kind=statement.objects[0].kind,
+        name="public.idx_sessions_expires",
+        exists=True,
+        oid=1,
+    )
+    facts = Facts(target=Target(host="db", dbname="asset_forge"), objects=(found,))
+    plan = build_plan(
+        runbook, facts, lock_timeout=timedelta(seconds=2), statement_timeout=timedelta(seconds=30)
+    )
+    run = Run(
+        id=7,
+        migration_id="0030",
+        runbook_name=plan.runbook_name,
+        target_name="default",
+        target_label="asset_forge on db",
+        target_identity="default|db|5432|asset_forge",
+        state=state,
+        requested_by="U0REQ",
+        approvers=("U0APP",),
+        plan=plan.model_dump(mode="json"),
+        plan_hash=plan.hash,
+        outcome=outcome.model_dump(mode="json") if outcome is not None else None,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    return run.model_copy(update=changes)
+
+
+def slack_text(run: Run) -> str:
+    """Every section of the outcome message, as one string with Slack's escapes undone."""
+    _, blocks = outcome_message(run)
+    text = "\n".join(block["text"]["text"] for block in blocks)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def test_a_failed_run_shows_the_same_facts_in_the_terminal_and_in_slack() -> None:
+    """SQLSTATE, failing line and statement, lock holder and blocking sessions: both ways."""
+    run = a_run(RunState.FAILED, FAILED, reason="the lock was held")
+    terminal, slack = outcome_text(run), slack_text(run)
+    facts = [
+        "Run 7 failed",
+        FAILED.error or "",
+        "55P03",
+        "runbook line 11",
+        "DROP INDEX IF EXISTS idx_sessions_expires;",
+        HOLDER,
+        BLOCKER.label(),
+        "Nothing was changed",
+    ]
+    for fact in facts:
+        assert fact in terminal, fact
+        assert fact in slack, fact
+
+
+def test_a_succeeded_run_shows_the_same_counts_in_the_terminal_and_in_slack() -> None:
+    """Rows per table, deleted rows, objects, attempts, the final backup and how to undo it."""
+    run = a_run(RunState.SUCCEEDED, SUCCEEDED)
+    terminal, slack = outcome_text(run), slack_text(run)
+    facts = [
+        "Run 7 succeeded in 1.2 s (2 attempts)",
+        "public.wolves",
+        "1,200",
+        "public.sessions",
+        "(90 → 30)",
+        "4 of 4 expected",
+        "public.users",
+        "Delete migrations/0030_wolves.sql too.",
+        "backups/run-7-final.dump",
+        "1.2 MB, sha256 abababababababab…, 0.4 s",
+        "/rollback restore 7",
+        SUCCEEDED.restore_hint or "",
+    ]
+    for fact in facts:
+        assert fact in terminal.replace("*", ""), fact
+        assert fact in slack.replace("*", ""), fact
+
+
+def test_the_plan_shows_the_same_sections_in_the_terminal_and_in_slack() -> None:
+    """Migration, runbook file, target, preflight, locks, approval, reason and the SQL."""
+    run = a_run(RunState.BLOCKED, reason="an unexpected dependent object appeared")
+    terminal = plan_text(run)
+    _, blocks = plan_message(run, reaction="white_check_mark", approvers=("U0APP",))
+    slack = "\n".join(
+        b["text"]["text"] if b["type"] == "section" else b["elements"][0]["text"] for b in blocks
+    )
+    for fact in [
+        "0030_wolves.sql",
+        "runbooks/0030_wolves.md",
+        "PostgreSQL",
+        "1 statements: 1 will run",
+        "no table locks",
+        "an unexpected dependent object appeared",
+        "DROP INDEX IF EXISTS idx_sessions_expires;",
+        "approved by",
+        run.plan_hash[:16],
+    ]:
+        assert fact in terminal, fact
+        assert fact in slack, fact
+
+
+def test_slack_keeps_database_text_inert_and_within_its_limits() -> None:
+    """A holder naming `<!channel>` pings nobody; a huge statement is cut to fit the section."""
+    outcome = FAILED.model_copy(
+        update={
+            "holder": "<!channel> & co",
+            "failed_statement": "SELECT `x` " + "x" * 10_000,
+            "blockers": (BLOCKER,) * 50,
+        }
+    )
+    _, blocks = outcome_message(a_run(RunState.FAILED, outcome))
+    text = blocks[0]["text"]["text"]
+    assert len(text) <= SECTION_LIMIT
+    assert "&lt;!channel&gt; &amp; co" in text
+    assert "<!channel>" not in text
+    assert re.search(r"`SELECT 'x' x{400,500}`", text)
+    assert text.count("• pid 4243") == 10
+    assert "*SQLSTATE*: `55P03`" in text
