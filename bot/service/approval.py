@@ -60,7 +60,7 @@ class Approval:
         if not decision.counts:
             self._runs.refuse(run, user, decision.reason)
             raise NotAllowedError(decision.reason, todo="nothing was changed")
-        self._check_binding(run)
+        self._still_the_approved_plan(run)
         run = self._runs.add_approval(run, user)
         log.info("run.approval_added", user=user)
         if len(run.approvers) < run.required_approvals:
@@ -80,7 +80,7 @@ class Approval:
             )
         return self._runs.move(run, RunEvent.CANCELLED, actor=user, reason=f"cancelled by {user}")
 
-    def _check_binding(self, run: Run) -> None:
+    def _still_the_approved_plan(self, run: Run) -> None:
         """The approval is for this plan: same runbook file, same schema, same SQL."""
         if run.kind == "restore":
             return  # a restore is re-built and compared at execution, under its transaction

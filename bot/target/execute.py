@@ -178,7 +178,7 @@ def _attempt(job: _Job) -> Outcome:
             if script.exclusive_lock:
                 take_locks(conn, target, script.exclusive_lock)
             before = tx.relations()
-            _check_binding(conn, plan, runbook)
+            _inventory_unchanged(conn, plan, runbook)
             neighbours_before = tx.counts(script.count_neighbours)
             _run_statements(tx)
             _forget_migration(tx, script.journal_delete)
@@ -279,7 +279,7 @@ def _pg_message(exc: psycopg.Error) -> str:
     return message or type(exc).__name__
 
 
-def _check_binding(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) -> None:
+def _inventory_unchanged(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) -> None:
     """Under the exclusive locks, the inventory must still be the approved one."""
     facts = read_facts(conn, runbook, plan.target)
     if plan_hash(plan.sql, facts, runbook.sha256) != plan.hash:
