@@ -52,20 +52,8 @@ class Rollbot:
         self.execution = Execution(self.runs, self.planner, self.restores)
         self.approval = Approval(self.runs, self.planner, self.planning, self.execution)
         self.recovery = Recovery(self.runs, self.planner)
-
-    def request(
-        self,
-        query: str,
-        *,
-        requested_by: str,
-        channel: str | None = None,
-        target: str | None = None,
-        after: int | None = None,
-    ) -> Run:
-        """Plan a rollback, take and verify the backup, and leave it awaiting approval."""
-        return self.planning.request(
-            query, requested_by=requested_by, channel=channel, target=target, after=after
-        )
+        # Plan a rollback, take and verify the backup, and leave it awaiting approval.
+        self.request = self.planning.request
 
     def approve(self, run_id: int, user: str) -> Run:
         """Count `user`'s approval if the policy allows it; execute once enough have come."""

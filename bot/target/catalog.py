@@ -248,16 +248,7 @@ def _resolve_relation(conn: psycopg.Connection[Any], obj: DbObject, absent: Foun
     actual = _RELKINDS.get(relkind, relkind)
     table = Table(oid=table_oid, name=table_name) if table_oid and table_name else None
     parents = _fk_parents(conn, oid) if obj.kind is ObjectKind.TABLE else ()
-    return absent.model_copy(
-        update={
-            "exists": True,
-            "oid": oid,
-            "name": name,
-            "actual_kind": None if actual == obj.kind else str(actual),
-            "table": table,
-            "fk_parents": parents,
-        }
-    )
+    return _found(absent, obj, oid, name, actual, table=table, fk_parents=parents)
 
 
 def _resolve_type(conn: psycopg.Connection[Any], obj: DbObject, absent: Found) -> Found:
@@ -270,13 +261,21 @@ def _resolve_type(conn: psycopg.Connection[Any], obj: DbObject, absent: Found) -
         actual = ObjectKind.DOMAIN
     elif typtype == "c" and relkind != "c":
         actual = "table row type"
+    return _found(absent, obj, oid, name, actual)
+
+
+def _found(
+    absent: Found,
+    obj: DbObject,
+    oid: int,
+    name: str,
+    actual: str,
+    **more: object,
+) -> Found:
+    """The object as the catalog has it; `actual_kind` only when it is not what was named."""
+    kind = None if actual == obj.kind else str(actual)
     return absent.model_copy(
-        update={
-            "exists": True,
-            "oid": oid,
-            "name": name,
-            "actual_kind": None if actual == obj.kind else str(actual),
-        }
+        update={"exists": True, "oid": oid, "name": name, "actual_kind": kind, **more}
     )
 
 
