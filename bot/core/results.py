@@ -14,8 +14,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from bot.core.run import Run
-
 
 class BackupInfo(BaseModel, frozen=True):
     """A verified backup: where it is, what it holds, and how to prove it was not altered."""
@@ -103,18 +101,6 @@ class Backup(BaseModel, frozen=True):
 
     full: BackupInfo
     rows: dict[str, int] = {}
-
-
-def outcome_of(run: Run) -> Outcome | None:
-    """The outcome of a finished run (kept for the renderers, which read it this way)."""
-    return run.outcome
-
-
-def backup_of(run: Run) -> tuple[BackupInfo | None, dict[str, int]]:
-    """The verified pre-approval backup of a run and the rows it holds per table."""
-    if run.backup is None:
-        return None, {}
-    return run.backup.full, dict(run.backup.rows)
 
 
 SKIPPED = "; rehearsal skipped"

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model
 from bot.core.errors import ConflictError
 from bot.core.plan import Plan
 from bot.core.restore import RestorePlan
-from bot.core.results import Backup, Outcome, Rehearsal
+from bot.core.results import Backup, BackupInfo, Outcome, Rehearsal
 
 
 class RunState(StrEnum):
@@ -176,3 +176,15 @@ def changed_fields(before: Run, after: Run) -> dict[str, Any]:
         for name in Run.model_fields
         if name not in _STAMPS and getattr(after, name) != getattr(before, name)
     }
+
+
+def outcome_of(run: Run) -> Outcome | None:
+    """The outcome of a finished run, or None while it has none."""
+    return run.outcome
+
+
+def backup_of(run: Run) -> tuple[BackupInfo | None, dict[str, int]]:
+    """The verified pre-approval backup of a run and the rows it holds per table."""
+    if run.backup is None:
+        return None, {}
+    return run.backup.full, dict(run.backup.rows)

@@ -28,12 +28,13 @@ from bot.core.restore import (
     select_statements,
     unquote,
 )
-from bot.core.results import BackupInfo, backup_of, outcome_of
+from bot.core.run import backup_of, outcome_of
 from bot.core.sql import ObjectKind
 from bot.pgclient.conninfo import ChildConnection, run_client
 
 if TYPE_CHECKING:
     from bot.core.plan import Plan
+    from bot.core.results import BackupInfo
     from bot.core.run import Run
     from bot.pgclient.tools import PgTools
     from bot.target.database import TargetDatabase

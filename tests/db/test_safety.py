@@ -12,8 +12,8 @@ import pytest
 
 from bot.core.errors import NotAllowedError
 from bot.core.plan import Plan
-from bot.core.results import Outcome, outcome_of
-from bot.core.run import RunEvent, RunState
+from bot.core.results import Outcome
+from bot.core.run import RunEvent, RunState, outcome_of
 from bot.pgclient.tools import find_pg_tools
 from bot.service.rollback import Rollbot, StalePlanError
 from bot.target.database import TargetDatabase

@@ -10,8 +10,7 @@ from psycopg.types.json import Jsonb
 
 from bot.core.errors import ConflictError
 from bot.core.outbox import Message
-from bot.core.results import backup_of, outcome_of
-from bot.core.run import Promotion, Run, RunEvent, RunState, transition
+from bot.core.run import Promotion, Run, RunEvent, RunState, backup_of, outcome_of, transition
 from bot.service.lifecycle import Lifecycle
 from bot.state.schema import MIGRATIONS
 from bot.state.store import RunStore
