@@ -16,7 +16,17 @@ from bot.core import texts
 from bot.core.commands import USAGE
 from bot.core.run import RunState
 from bot.core.views import RestoreView, view_of
-from bot.slack.mrkdwn import SECTION_LIMIT, Block, context, inert, people, section, user
+from bot.slack.mrkdwn import (
+    SECTION_LIMIT,
+    Block,
+    context,
+    escape,
+    escaped,
+    inert,
+    people,
+    section,
+    user,
+)
 
 if TYPE_CHECKING:
     from bot.core.run import Run
@@ -40,8 +50,11 @@ _STATE_ICON = {
 
 
 def sql_fits(sql: str) -> bool:
-    """Whether the exact SQL fits in one code block of the plan message."""
-    return len(sql) + 8 <= SECTION_LIMIT
+    """Whether the exact SQL fits in one code block of the plan message.
+
+    SQL holding ``` would close the code block early, so it goes to the thread as a file too.
+    """
+    return len(escape(sql)) + 8 <= SECTION_LIMIT and "```" not in sql
 
 
 def title(view: RunView) -> str:
@@ -54,10 +67,12 @@ def title(view: RunView) -> str:
 
 def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tuple[str, list[Block]]:
     """The request channel's message for a run, edited in place as the run moves."""
-    view = view_of(run)
+    raw = view_of(run)
+    view = escaped(raw)
     if isinstance(view.plan, RestoreView):
         return _restore_message(view, view.plan, reaction, approvers)
     plan = view.plan
+    fits = not isinstance(raw.plan, RestoreView) and sql_fits(raw.plan.sql)
     when = f" ({plan.date})" if plan.date else ""
     facts = (
         f"*{texts.MIGRATION}* `{view.runbook_name}.sql`{when}: {plan.description}\n"
@@ -69,7 +84,7 @@ def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tupl
     if plan.drizzle:
         blocks.append(_listed(texts.DRIZZLE, plan.drizzle))
     blocks.append(section(f"*{texts.LOCKS}* {plan.locks}"))
-    blocks.append(_sql(view, plan))
+    blocks.append(_sql(view, plan, fits=fits))
     blocks.append(section(f"*{texts.BACKUP}* {view.backup}"))
     blocks.append(section(f"*{texts.REHEARSAL}* {view.rehearsal}"))
     if view.promoted_from is not None:
@@ -81,8 +96,8 @@ def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tupl
     return f"Rollback run {view.id}: {view.runbook_name} is {view.state_label}", blocks
 
 
-def _sql(view: RunView, plan: PlanView) -> Block:
-    if sql_fits(plan.sql):
+def _sql(view: RunView, plan: PlanView, *, fits: bool) -> Block:
+    if fits:
         return section(f"*{texts.SQL_EXACT}*\n```{plan.sql}```")
     return section(
         f"*SQL* {len(plan.sql):,} characters, too long for a message: the exact SQL "
@@ -155,7 +170,7 @@ def sql_snippet(run: Run) -> tuple[str, str] | None:
 
 def outcome_message(run: Run) -> tuple[str, list[Block]]:
     """The thread reply with the verification counts, or the failure and "nothing changed"."""
-    return _outcome_message(view_of(run))
+    return _outcome_message(escaped(view_of(run)))
 
 
 def _outcome_message(view: RunView) -> tuple[str, list[Block]]:
@@ -230,7 +245,7 @@ def _success(view: RunView, outcome: OutcomeView) -> list[str]:
 
 def incident_text(run: Run, event: str) -> str:
     """One line per transition for the incident channel's thread."""
-    view = view_of(run)
+    view = escaped(view_of(run))
     lines = {
         "requested": f"{view.kind.capitalize()} run {view.id} of `{view.runbook_name}` on "
         f"{view.target_label} requested by {user(view.requested_by)}",
@@ -269,7 +284,7 @@ def help_message() -> list[Block]:
 
 def refusal(what: str, usage: str | None = None) -> list[Block]:
     """An ephemeral reply to a bad command: what is wrong, then the usage."""
-    blocks = [section(f":warning: {what}")]
+    blocks = [section(f":warning: {escape(what)}")]
     if usage:
         blocks.append(context(usage.replace("\n", " · ")))
     return blocks

@@ -18,7 +18,7 @@ from bot.core.text import runbooks_text
 from bot.drizzle.history import history_text
 from bot.service.rollback import StalePlanError
 from bot.slack.blocks import help_message, refusal
-from bot.slack.mrkdwn import user
+from bot.slack.mrkdwn import escape, user
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -77,9 +77,9 @@ class ChatOps:
             self._check_channel(channel_id)
             return self._dispatch(command, user_id, channel_id)
         except CommandError as exc:
-            return Reply(text=exc.render(), blocks=refusal(exc.render(), exc.usage))
+            return Reply(text=escape(exc.render()), blocks=refusal(exc.render(), exc.usage))
         except RollbotError as exc:
-            return Reply(text=exc.render(), blocks=refusal(exc.render()))
+            return Reply(text=escape(exc.render()), blocks=refusal(exc.render()))
 
     def reaction(
         self, *, event_id: str, user_id: str, reaction: str, channel: str, ts: str
@@ -122,7 +122,7 @@ class ChatOps:
         return Reply(text=USAGE, blocks=help_message())
 
     def _list(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
-        return Reply(text=runbooks_text(self.service.library()))
+        return Reply(text=escape(runbooks_text(self.service.library())))
 
     def _history(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
         return Reply(text=history_text(self.service.history(person=user)))

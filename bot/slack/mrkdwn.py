@@ -5,7 +5,12 @@ The few rules every Slack message of rollbot obeys, kept apart from what the mes
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import re
+from enum import Enum
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
@@ -35,12 +40,38 @@ def people(idents: tuple[str, ...]) -> str:
     return ", ".join(user(a) for a in idents)
 
 
-def inert(text: str, limit: int) -> str:
-    """Text from the database (statements, application names, queries), cut, shown as typed.
+def escape(text: str) -> str:
+    """Slack's own rule for literal text: `&`, `<` and `>` as entities, so nothing is markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
-    Escaping `&`, `<` and `>` is Slack's own rule for literal text: a query or application name
-    holding `<!channel>` then reads as written instead of pinging anyone. Backticks would end
-    the code span around it, so they become quotes, as `quoted` does for user input.
+
+def escaped(value: T) -> T:
+    """A view with every string in it escaped: what it holds is data, never Slack markup.
+
+    Every text a run's view carries comes from outside rollbot's own wording at some point (a
+    runbook's description and SQL, object and table names, PostgreSQL's messages, lock holders,
+    application names), so the whole view is escaped once, before any markup is added, and a
+    `<!channel>` anywhere in it reads as written instead of notifying anyone.
     """
-    text = text[:limit].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("`", "'")
+    if isinstance(value, Enum):
+        return value
+    if isinstance(value, str):
+        return escape(value)  # type: ignore[return-value]
+    if isinstance(value, tuple):
+        return tuple(escaped(item) for item in value)  # type: ignore[return-value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: escaped(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return dataclasses.replace(value, **changes)
+    return value
+
+
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
+
+def inert(text: str, limit: int) -> str:
+    """Escaped database text (a statement, a holder, a query) cut to `limit` for a code span.
+
+    A cut never leaves half an entity behind, and backticks, which would end the code span,
+    become quotes, as `quoted` does for user input.
+    """
+    return _PARTIAL_ENTITY.sub("", text[:limit]).replace("`", "'")

@@ -1,5 +1,6 @@
 """One view of a run, rendered for the terminal and for Slack: the same facts either way."""
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from bot.core.results import BackupInfo, Blocker, NeighbourCount, Outcome, Table
 from bot.core.run import Run, RunState
 from bot.core.runbook import parse_runbook
 from bot.core.text import outcome_text, plan_text
-from bot.slack.blocks import outcome_message, plan_message
+from bot.slack.blocks import incident_text, outcome_message, plan_message, sql_snippet
 from bot.slack.mrkdwn import SECTION_LIMIT
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
@@ -191,3 +192,39 @@ def test_slack_keeps_database_text_inert_and_within_its_limits() -> None:
     assert re.search(r"`SELECT 'x' x{400,500}`", text)
     assert text.count("• pid 4243") == 10
     assert "*SQLSTATE*: `55P03`" in text
+
+
+HOSTILE = "<!channel> <!here|here> <@U0EVIL> <https://evil.example|click> & ```"
+
+
+def _all_text(blocks: list[dict[str, object]]) -> str:
+    return json.dumps(blocks)
+
+
+def test_text_from_runbooks_and_the_database_never_becomes_slack_markup() -> None:
+    """Description, SQL, errors, reasons, holders: none pings, links or ends a code block."""
+    run = a_run(RunState.BLOCKED, reason=f"the statement failed: {HOSTILE}")
+    plan = run.rollback_plan().model_copy(
+        update={"description": HOSTILE, "sql": f"DROP TABLE x; -- {HOSTILE}"}
+    )
+    run = run.model_copy(update={"plan": plan})
+    failed = a_run(
+        RunState.FAILED,
+        FAILED.model_copy(update={"error": HOSTILE, "holder": HOSTILE, "notes": (HOSTILE,)}),
+        reason=HOSTILE,
+    )
+    texts_seen = [
+        _all_text(plan_message(run, reaction="white_check_mark", approvers=("U0APP",))[1]),
+        _all_text(outcome_message(failed)[1]),
+        incident_text(run, "blocked"),
+        incident_text(failed, "failed"),
+    ]
+    for text in texts_seen:
+        assert "<!channel>" not in text
+        assert "<!here" not in text
+        assert "<@U0EVIL>" not in text
+        assert "<https://evil" not in text
+        assert "&lt;!channel&gt;" in text
+    plan_text_ = texts_seen[0]
+    assert "```DROP TABLE" not in plan_text_, "SQL holding ``` goes to a file, not a code block"
+    assert sql_snippet(run) is not None
