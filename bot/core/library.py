@@ -7,18 +7,16 @@ must explain what is wrong with it rather than claim it does not exist.
 from __future__ import annotations
 
 import difflib
-import re
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import NotFoundError, RollbotError, RunbookError, quoted
+from bot.core.names import migration_id_of, migration_query
 from bot.core.runbook import Runbook, parse_runbook
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-_QUERY = re.compile(r"^(?P<number>\d{1,6})(?P<rest>_[A-Za-z0-9_]+)?(?:\.(?:sql|md))?$")
 
 
 class BrokenRunbook(BaseModel):
@@ -42,19 +40,19 @@ class RunbookLibrary(BaseModel):
 
     def find(self, query: str) -> Runbook:
         """Look a runbook up by `0023`, `23` or `0023_loud_shen`; explain a miss."""
-        match = _QUERY.match(query.strip())
-        if match is None:
+        parsed = migration_query(query)
+        if parsed is None:
             raise NotFoundError(
                 f"{quoted(query)} is not a migration id",
                 why="a migration is named by its number (0023, 23) or its file name "
                 "(0023_loud_shen)",
                 todo=self._suggestion(query),
             )
-        number = int(match["number"])
-        rest = match["rest"]
+        digits, rest = parsed
+        number = int(digits)
         for runbook in self.runbooks:
             if int(runbook.migration_id) == number and (
-                rest is None or runbook.name == f"{match['number']}{rest}"
+                rest is None or runbook.name == f"{digits}{rest}"
             ):
                 return runbook
         for broken in self.broken:
@@ -94,11 +92,10 @@ def load_library(directory: Path) -> RunbookLibrary:
         try:
             runbooks.append(parse_runbook(path.read_text(encoding="utf-8"), file=display))
         except RunbookError as exc:
-            number = re.match(r"^(\d+)_", path.name)
             broken.append(
                 BrokenRunbook(
                     file=display,
-                    migration_id=number.group(1) if number else None,
+                    migration_id=migration_id_of(path.name),
                     error=exc.render(),
                 )
             )

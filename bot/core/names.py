@@ -1,4 +1,4 @@
-"""Table names as text: parsing, quoting, and pg_dump's pattern syntax.
+"""Names as text: tables (parsing, quoting, pg_dump's pattern syntax) and migration ids.
 
 Names cross three notations here: the `schema.table` text callers pass, pg_dump's `-t`-style
 patterns (where `*`, `?` and `.` mean something and letters are folded), and the unquoted
@@ -20,6 +20,22 @@ _QUALIFIED_RE = re.compile(rf"(?P<schema>{_PART})\.(?P<table>{_PART})")
 _NEEDS_QUOTES = frozenset(COL_NAME_KEYWORDS | RESERVED_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS)
 
 QualifiedName = tuple[str, str]
+
+# How people name a migration: `0023`, `23`, `0023_loud_shen`, `0023_loud_shen.sql` or `.md`.
+_MIGRATION_QUERY = re.compile(r"^(?P<number>\d{1,6})(?P<rest>_[A-Za-z0-9_]+)?(?:\.(?:sql|md))?$")
+_TAG_ID = re.compile(r"^(?P<id>\d+)_")
+
+
+def migration_query(text: str) -> tuple[str, str | None] | None:
+    """(digits as typed, `_rest` of the tag or None) for `0023`, `23`, `0023_loud_shen.sql`."""
+    match = _MIGRATION_QUERY.match(text.strip())
+    return (match["number"], match["rest"]) if match else None
+
+
+def migration_id_of(tag: str) -> str | None:
+    """The number a drizzle-kit tag or file name starts with ("0023"); None for any other."""
+    match = _TAG_ID.match(tag)
+    return match["id"] if match else None
 
 
 def _fold(text: str) -> str:

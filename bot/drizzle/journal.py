@@ -10,17 +10,18 @@ undoes. Reading the rows is `bot.target.journal`'s; here they are only matched.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from bot.core.names import migration_id_of
+
 if TYPE_CHECKING:
     from bot.core.journal import JournalRow
     from bot.drizzle.folder import Migration
 
-_TAG = re.compile(r"^(?P<id>\d+)_")
+
 Status = Literal["applied", "current", "pending", "unknown"]
 
 
@@ -91,12 +92,6 @@ def _chronological(rows: list[JournalRow]) -> list[JournalRow]:
     return sorted(rows, key=lambda row: (row.created_at is None, row.created_at or 0, row.id))
 
 
-def _migration_id(tag: str) -> str | None:
-    """The number a drizzle-kit tag starts with ("0023"); None for any other name."""
-    match = _TAG.match(tag)
-    return match["id"] if match else None
-
-
 def _unknown_tag(row: JournalRow) -> str:
     when = "null" if row.created_at is None else str(row.created_at)
     return f"unknown (created_at {when})"
@@ -123,7 +118,7 @@ def _row_only(row: JournalRow, newest: JournalRow | None, status: Status) -> Mig
         status = "current"
     return MigrationStatus(
         tag=row.name or _unknown_tag(row),
-        migration_id=_migration_id(row.name) if row.name else None,
+        migration_id=migration_id_of(row.name) if row.name else None,
         when=row.created_at,
         date=None if row.created_at is None else iso_date(row.created_at),
         status=status,
@@ -163,7 +158,7 @@ def _migration_status(
             problems.append(f"journal rows {ids} all record {file} (created_at {migration.when})")
     return MigrationStatus(
         tag=migration.tag,
-        migration_id=_migration_id(migration.tag) or migration.tag,
+        migration_id=migration_id_of(migration.tag) or migration.tag,
         when=migration.when,
         date=iso_date(migration.when),
         status=status,

@@ -9,10 +9,10 @@ migrations folder and the runbook.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from bot.core.journal import JournalPlan, JournalRow, LintReport
+from bot.core.names import migration_id_of, migration_query
 from bot.core.sql import ObjectKind
 from bot.drizzle.forward import object_label
 from bot.drizzle.journal import journal_row_for, latest_applied, match_journal
@@ -23,19 +23,17 @@ if TYPE_CHECKING:
     from bot.core.runbook import Runbook
     from bot.drizzle.folder import Migration
 
-_QUERY = re.compile(r"^(?P<number>\d{1,6})(?P<rest>_[A-Za-z0-9_]+)?(?:\.sql)?$")
-
 
 def find_by_query(migrations: list[Migration] | None, query: str) -> Migration | None:
     """A migration by `0024`, `24` or `0024_brave_wolf`, like runbook lookup."""
-    match = _QUERY.match(query.strip())
-    if match is None:
+    parsed = migration_query(query)
+    if parsed is None:
         return None
-    number, rest = int(match["number"]), match["rest"]
+    digits, rest = parsed
     for migration in migrations or ():
-        head, _, _ = migration.tag.partition("_")
-        same_number = head.isdigit() and int(head) == number
-        if same_number and (rest is None or migration.tag == f"{match['number']}{rest}"):
+        head = migration_id_of(migration.tag)
+        same_number = head is not None and int(head) == int(digits)
+        if same_number and (rest is None or migration.tag == f"{digits}{rest}"):
             return migration
     return None
 
