@@ -7,7 +7,6 @@ only, the rest into `--dbname`, and a short description of the target is kept fo
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -17,6 +16,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from bot.core.errors import BackupError
 from bot.core.redact import redact
 from bot.pgclient.failures import summarise
+from bot.pgclient.process import run_tool
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -85,14 +85,6 @@ class ClientResult(NamedTuple):
 
 def run_client(binary: Path, args: list[str], child: ChildConnection) -> ClientResult:
     """Run psql, pg_dump or pg_restore with the password in its environment only."""
-    done = subprocess.run(
-        [str(binary), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=child.env,
-        encoding="utf-8",
-        errors="replace",
-        check=False,
-    )
+    done = run_tool(binary, args, env=child.env)
     said = summarise(redact(done.stderr, child.secrets), binary.name)
     return ClientResult(done.returncode, done.stdout, said)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from bot.core.errors import BackupError
 from bot.pgclient.embedded import embedded_bin_dir
+from bot.pgclient.process import ToolError, run_tool
 
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 _PROBE_TIMEOUT_S = 10.0
@@ -57,14 +57,8 @@ def major_of(version: str) -> int:
 def probe_version(binary: Path, tool: str) -> str:
     """Ask a binary for its version; BackupError if it cannot run or is not `tool`."""
     try:
-        done = subprocess.run(
-            [str(binary), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=_PROBE_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        done = run_tool(binary, ["--version"], timeout=_PROBE_TIMEOUT_S)
+    except ToolError as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise BackupError(
             f"Cannot run {tool} ({binary}): {reason}",

@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import stat
-import subprocess
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
@@ -25,6 +24,7 @@ from bot.core.redact import redact
 from bot.core.results import BackupInfo
 from bot.pgclient.conninfo import child_connection
 from bot.pgclient.failures import dump_failure, summarise
+from bot.pgclient.process import run_tool
 from bot.pgclient.tools import probe_version
 
 if TYPE_CHECKING:
@@ -67,16 +67,7 @@ def _create_private(path: Path) -> None:
 def _run(binary: Path, args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run a client tool without a shell or a terminal; (exit status, stdout, stderr)."""
     try:
-        done = subprocess.run(
-            [str(binary), *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=env,
-            umask=0o077,
-            encoding="utf-8",
-            errors="replace",
-            check=False,
-        )
+        done = run_tool(binary, args, env=env)
     except OSError as exc:
         raise BackupError(
             f"Cannot run {binary}: {exc.strerror}",
@@ -85,7 +76,8 @@ def _run(binary: Path, args: list[str], env: dict[str, str] | None = None) -> tu
     return done.returncode, done.stdout, done.stderr
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in chunks: backups are far larger than memory should hold."""
     digest = hashlib.sha256()
     with path.open("rb") as file:
         while chunk := file.read(_CHUNK):
@@ -194,7 +186,7 @@ def take_backup(
             )
         # The partial file is deleted on failure, so errors name the database instead.
         tables = _verify(tools, partial, required, f"The new backup of {target.where}")
-        size, digest = partial.stat().st_size, _sha256(partial)
+        size, digest = partial.stat().st_size, file_sha256(partial)
         partial.replace(final)
         _sync_directory(directory)
         published = True

@@ -31,6 +31,7 @@ from bot.core.restore import (
 from bot.core.run import backup_of, outcome_of
 from bot.core.sql import ObjectKind
 from bot.pgclient.conninfo import ChildConnection, run_client
+from bot.target.backup import file_sha256
 
 if TYPE_CHECKING:
     from bot.core.plan import Plan
@@ -180,16 +181,13 @@ def source_backup(source: Run) -> BackupInfo:
 def _check_file(backup: BackupInfo) -> None:
     """The file must be the one that was verified: same size, same sha256."""
     try:
-        digest = hashlib.sha256()
-        with backup.path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        digest = file_sha256(backup.path)
     except OSError as exc:
         raise BackupError(
             f"The backup {backup.path} cannot be read ({exc.strerror})",
             todo="restore it to that path from wherever backups are kept, then try again",
         ) from None
-    if digest.hexdigest() != backup.sha256:
+    if digest != backup.sha256:
         raise BackupError(
             f"The backup {backup.path} is not the file that was verified (its sha256 differs)",
             todo="find the original file; rollbot will not restore from an altered backup",
