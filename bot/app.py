@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 EVENTS_PATH = "/slack/events"
+SWEEP_INTERVAL_S = 5.0
 HEALTH_PATH = "/healthz"
 
 
@@ -98,8 +99,15 @@ class Components:
         self.store.close()
 
     def _sweep(self) -> None:
-        while not self._stopping.wait(10.0):
+        """Every few seconds: settle runs whose process died, close expired approval windows.
+
+        Settling runs here, not only at start-up, is what lets a surviving replica (or a
+        process restarted within the grace period) finish the truth about a run another
+        process left mid-way: within ROLLBOT_ORPHAN_GRACE plus one sweep.
+        """
+        while not self._stopping.wait(SWEEP_INTERVAL_S):
             try:
+                self.service.reconcile()
                 self.service.expire_due()
                 # A replay is refused only inside the signature window; older ones fail the
                 # timestamp check, so their signatures need not be kept.

@@ -191,6 +191,40 @@ def test_kill_during_execution_is_reconciled_and_announced(
         second.stop()
 
 
+def test_a_surviving_replica_settles_a_killed_replicas_run_without_a_restart(
+    serve_env: dict[str, str],
+    slack_workspace: SlackStandIn,
+    state: tuple[RunStore, Deliveries],
+    db_0023: str,
+) -> None:
+    """Two replicas; the executing one gets kill -9: the other settles and announces the run."""
+    store, deliveries = state
+    env = {**serve_env, "ROLLBOT_LOCK_TIMEOUT": "20s"}
+    first, survivor = Served(env, slack_workspace), Served(env, slack_workspace)
+    try:
+        run = plan_via(first, slack_workspace, store)
+        where = plan_message(deliveries, run.id)
+        with psycopg.connect(db_0023) as blocker:
+            blocker.execute("SELECT count(*) FROM assets")  # execution waits here
+            first.sender.reaction_added(APPROVER, "white_check_mark", *where)
+            wait_state(store, run.id, RunState.EXECUTING)
+            first.kill()
+            killed_at = time.monotonic()
+            # Nobody restarts anything: the survivor's sweep finds the orphan.
+            failed = wait_state(store, run.id, RunState.FAILED, timeout=30)
+        assert time.monotonic() - killed_at < 20
+        assert "before COMMIT" in (failed.reason or "")
+        slack_workspace.wait_for(
+            "chat.postMessage",
+            lambda c: "before COMMIT" in str(c.params.get("text")),
+            timeout=20,
+        )
+        kinds = [e["kind"] for e in store.events(run.id)]
+        assert kinds.count("execution_started") == 1
+    finally:
+        survivor.stop()
+
+
 def test_two_replicas_execute_a_run_once(
     serve_env: dict[str, str],
     slack_workspace: SlackStandIn,
