@@ -159,7 +159,7 @@ def _attempt(job: _Job) -> Outcome:
             other_tables = [n for n in tx.relations().values() if n not in plan.write_locked]
             dropped_counts: list[int] = []
             if script.write_lock:
-                take_locks(conn, target, script.write_lock)
+                _take(conn, target, script.write_lock, plan)
                 snapshot = tx.scalar(script.export_snapshot)
                 dropped_counts = tx.counts(script.count_dropped)
                 try:
@@ -176,7 +176,7 @@ def _attempt(job: _Job) -> Outcome:
                 except BackupError as exc:
                     _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
             if script.exclusive_lock:
-                take_locks(conn, target, script.exclusive_lock)
+                _take(conn, target, script.exclusive_lock, plan)
             before = tx.relations()
             _inventory_unchanged(conn, plan, runbook)
             neighbours_before = tx.counts(script.count_neighbours)
@@ -277,6 +277,13 @@ def _quietly_rollback(conn: psycopg.Connection[Any]) -> None:
 def _pg_message(exc: psycopg.Error) -> str:
     message = exc.diag.message_primary if exc.diag else None
     return message or type(exc).__name__
+
+
+def _take(conn: psycopg.Connection[Any], target: TargetDatabase, lock: str, plan: Plan) -> None:
+    """Take a plan's locks within its lock_timeout as a whole, whatever the number of tables."""
+    take_locks(
+        conn, target, lock, bound=plan.lock_timeout, statement_timeout=plan.statement_timeout
+    )
 
 
 def _inventory_unchanged(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) -> None:

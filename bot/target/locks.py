@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
 
+from bot.core.durations import format_duration
 from bot.core.errors import DatabaseUnavailableError
 from bot.core.plan import ADVISORY_CLASS, ADVISORY_KEY
 from bot.core.redact import mask_literals
 from bot.core.results import Blocker
 
 if TYPE_CHECKING:
+    from datetime import timedelta
     from types import TracebackType
 
     from bot.target.database import TargetDatabase
@@ -79,14 +81,34 @@ class BlockerWatch:
             return  # the watcher is best effort: the lock timeout still bounds the wait
 
 
-def take_locks(conn: psycopg.Connection[Any], target: TargetDatabase, statement: str) -> None:
-    """Take table locks under lock_timeout, noting who blocks us while we wait."""
+def take_locks(
+    conn: psycopg.Connection[Any],
+    target: TargetDatabase,
+    statement: str,
+    *,
+    bound: timedelta,
+    statement_timeout: timedelta,
+) -> None:
+    """Take table locks within `bound` in all, noting who blocks us while we wait.
+
+    PostgreSQL applies lock_timeout to each lock: a LOCK of eight tables whose holders let go
+    in turn can wait eight times as long, and every application query queued behind it waits
+    too. A statement_timeout of the same length around the LOCK bounds the whole acquisition;
+    the plan's own statement_timeout is put back once the locks are held.
+    """
+    conn.execute(_set_statement_timeout(bound))
     with BlockerWatch(target, conn.info.backend_pid) as watch:
         try:
             conn.execute(statement.encode())
-        except psycopg.errors.LockNotAvailable:
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
             conn.rollback()
             raise LockTimeoutError(watch.blockers(), statement) from None
+    conn.execute(_set_statement_timeout(statement_timeout))
+
+
+def _set_statement_timeout(value: timedelta) -> bytes:
+    # format_duration gives digits and a unit only, never a quote: safe to inline.
+    return f"SET LOCAL statement_timeout = '{format_duration(value)}'".encode()
 
 
 def _blocker(row: tuple[Any, ...]) -> Blocker:

@@ -216,6 +216,45 @@ def test_schema_change_voids_the_approval(
     assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
 
 
+def test_tables_released_in_turn_cannot_stretch_the_lock_wait(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """Six holders letting go one by one, each within lock_timeout: still one timeout in all."""
+    service = make_service(db_0023, lock_timeout="1s", lock_retries=1)
+    run = service.request("0023", requested_by=REQUESTER)
+    plan = run.rollback_plan()
+    lock = plan.script.write_lock
+    assert lock is not None
+    # The tables in the order the LOCK statement takes them, each held by its own session.
+    tables = lock.removeprefix("LOCK TABLE ").split(" IN ")[0].split(", ")
+    assert len(tables) == 6
+    holders = [psycopg.connect(db_0023, application_name=f"writer {i}") for i in range(6)]
+    for conn, table in zip(holders, tables, strict=True):
+        conn.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
+    released = threading.Event()
+
+    def let_go_in_turn() -> None:
+        for conn in holders:  # each wait alone is 0.6 s, under the 1 s lock_timeout
+            time.sleep(0.6)
+            conn.rollback()
+        released.set()
+
+    thread = threading.Thread(target=let_go_in_turn)
+    thread.start()
+    try:
+        run = service.approve(run.id, APPROVER)
+    finally:
+        thread.join()
+        for conn in holders:
+            conn.close()
+    outcome = outcome_of(run)
+    assert outcome is not None
+    assert run.state is RunState.FAILED, "the LOCK waited 3.6 s in all and went through"
+    assert outcome.sqlstate == "55P03"
+    assert outcome.duration_s < 2.0
+    assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
+
+
 def test_reads_never_wait_longer_than_the_lock_timeout(
     db_0023: str, make_service: Callable[..., Rollbot]
 ) -> None:
