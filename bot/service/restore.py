@@ -104,7 +104,7 @@ class Restore:
             succeeded=True,
             changed=True,
             duration_s=duration,
-            notes=run_verify_queries(database, queries),
+            notes=run_verify_queries(database, queries, timeout=self._settings.statement_timeout),
             restored=tuple(
                 TableCount(table=table, rows=rows, backup_rows=rows) for table, rows in current.rows
             ),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from bot.core.durations import format_duration
 from bot.core.errors import BackupError, RollbotError
 from bot.core.names import always_quoted
 from bot.core.restore import (
@@ -34,6 +35,8 @@ from bot.pgclient.conninfo import ChildConnection, run_client
 from bot.target.backup import file_sha256
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from bot.core.plan import Plan
     from bot.core.results import BackupInfo
     from bot.core.run import Run
@@ -271,11 +274,16 @@ def _existing(target: TargetDatabase, tables: set[str], types: set[str]) -> list
 
 
 def run_verify_queries(
-    target: TargetDatabase, queries: tuple[tuple[int, str], ...]
+    target: TargetDatabase, queries: tuple[tuple[int, str], ...], *, timeout: timedelta
 ) -> tuple[str, ...]:
-    """The runbook's "Verify data" queries, read-only, as `line: query → answer` notes."""
+    """The runbook's "Verify data" queries as `line: query → answer` notes.
+
+    They run after the restore has committed, so they must not be able to change anything or
+    hold anything up: a READ ONLY session, and each query cut off at `timeout`.
+    """
     notes: list[str] = []
     with target.connect("verify", read_only=True) as conn:
+        conn.execute(f"SET statement_timeout = '{format_duration(timeout)}'".encode())
         for line, query in queries:
             try:
                 with conn.transaction():

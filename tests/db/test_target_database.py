@@ -16,6 +16,7 @@ from bot.pgclient.tools import PgTools
 from bot.target import database as database_module
 from bot.target.database import TargetDatabase, TargetUnreachableError
 from bot.target.execute import execute_plan
+from bot.target.restore import run_verify_queries
 from tests.fix_rollbot import REQUESTER, RUNBOOKS
 
 if TYPE_CHECKING:
@@ -157,3 +158,22 @@ def test_the_service_builds_one_adapter_per_target_once(
     assert service.planner.database("default") is first
     assert first._timeout == 4
     assert service.planner.rehearsal_server(first) is first
+
+
+def test_verify_queries_run_read_only_and_are_cut_off_at_the_timeout(db_0023: str) -> None:
+    """A "Verify data" query that would write fails, and one that runs on is stopped in time."""
+    target = TargetDatabase.at(db_0023)
+    started = time.monotonic()
+    notes = run_verify_queries(
+        target,
+        (
+            (10, "SELECT count(*) FROM users"),
+            (11, "SELECT count(*) FROM generate_series(1, 100000000000)"),
+            (12, "SELECT id FROM users LIMIT 1 FOR UPDATE"),
+        ),
+        timeout=timedelta(milliseconds=500),
+    )
+    assert time.monotonic() - started < 10
+    assert notes[0].endswith("→ 200")
+    assert "canceling statement due to statement timeout" in notes[1]
+    assert "failed" in notes[2]
