@@ -104,6 +104,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RollbotError as exc:
         print(f"rollbot: {exc.render()}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # psycopg cancels the query on Ctrl-C and closing the connection rolls back; a run
+        # left mid-way loses its liveness lock with this process and is settled by serve.
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+
+
+INTERRUPTED = (
+    "rollbot: interrupted; any open transaction was rolled back. A run left mid-way is settled "
+    "by a running `rollbot serve` within seconds; `rollbot show RUN` tells how it ended."
+)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,10 +2,13 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from demo.sample import MIGRATIONS_DIR
@@ -128,3 +131,38 @@ def test_history_lint_derive_and_restore(db_0023: str, tmp_path: Path) -> None:
     assert rollbot("approve", str(restore["id"]), "--as", APPROVER, env=env).returncode == 0
     line = next(x for x in rollbot("history", env=env).stdout.splitlines() if "0023_loud" in x)
     assert line.endswith("| current |")
+
+
+def test_ctrl_c_during_approve_rolls_back_and_says_one_line(db_0023: str, tmp_path: Path) -> None:
+    """Ctrl-C while the execution waits for a lock: one line, exit 130, nothing dropped."""
+    env = {**env_for(db_0023, tmp_path), "ROLLBOT_LOCK_TIMEOUT": "20s"}
+    planned = rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env)
+    run_id = json.loads(planned.stdout)["id"]
+    with psycopg.connect(db_0023) as blocker:
+        blocker.execute("SELECT count(*) FROM assets")  # the execution waits for this
+        approving = subprocess.Popen(
+            [sys.executable, "-m", "bot", "approve", str(run_id), "--as", APPROVER],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while _state(db_0023, run_id) != "executing":
+            assert time.monotonic() < deadline, "the approval never started executing"
+            time.sleep(0.1)
+        time.sleep(0.5)  # inside the LOCK wait
+        approving.send_signal(signal.SIGINT)
+        _, stderr = approving.communicate(timeout=30)
+    assert approving.returncode == 130
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("rollbot: interrupted")
+    with psycopg.connect(db_0023) as conn:
+        row = conn.execute("SELECT count(*) FROM api_errors").fetchone()
+    assert row == (900,)
+
+
+def _state(conninfo: str, run_id: int) -> str:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT state FROM rollbot.runs WHERE id = %s", (run_id,)).fetchone()
+    return str(row[0]) if row else ""
