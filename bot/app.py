@@ -89,6 +89,8 @@ class Components:
         self.service.expire_due()
         self.courier.start()
         self._sweeper.start()
+        # Approvals Slack holds but rollbot never acted on; may execute, so not on this thread.
+        threading.Thread(target=self._reread, name="rollbot-reread", daemon=True).start()
 
     def stop(self) -> None:
         """Stop background work and release connections."""
@@ -97,6 +99,14 @@ class Components:
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=5)
         self.store.close()
+
+    def _reread(self) -> None:
+        try:
+            seen = self.chatops.reread_approvals()
+        except Exception:
+            log.exception("reread.failed")
+        else:
+            log.info("reread.done", reactions=seen)
 
     def _sweep(self) -> None:
         """Every few seconds: settle runs whose process died, close expired approval windows.

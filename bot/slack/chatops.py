@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.commands import USAGE, Command, CommandError, parse_command
 from bot.core.errors import ConflictError, NotAllowedError, RollbotError
-from bot.core.run import ACTIVE
+from bot.core.run import ACTIVE, RunState
 from bot.core.text import runbooks_text
 from bot.drizzle.history import history_text
 from bot.service.rollback import StalePlanError
@@ -57,6 +57,9 @@ class Directory(Protocol):
 
     def person(self, user_id: str) -> Person:
         """A user's bot and deactivation flags."""
+
+    def reacted(self, channel: str, ts: str, name: str) -> tuple[str, ...]:
+        """Who has reacted to a message with the emoji `name`."""
 
 
 class ChatOps:
@@ -105,6 +108,34 @@ class ChatOps:
                 return  # recorded and answered in the thread by the service
             except ConflictError:
                 log.info("slack.approval_lost_race", user=user_id)
+
+    def reread_approvals(self) -> int:
+        """Act on approval reactions Slack holds but rollbot never handled; how many it saw.
+
+        A reaction acknowledged just before a crash (or made while rollbot was down, when Slack
+        gives up retrying) is still on the plan message. At start-up every run awaiting
+        approval has its message's reactions read again, and each approver not yet counted goes
+        through the same path as a live reaction: same policy, same audit, exactly once.
+        """
+        seen = 0
+        for run in self.service.store.recent(limit=100, states=[RunState.AWAITING_APPROVAL]):
+            where = self.deliveries.slack_message(run.id, "plan")
+            if where is None:
+                continue
+            channel, ts = where
+            reaction = self.settings.approval_reaction
+            for user_id in self.directory.reacted(channel, ts, reaction):
+                if user_id in run.approvers:
+                    continue
+                seen += 1
+                self.reaction(
+                    event_id=f"reread:{run.id}:{user_id}",
+                    user_id=user_id,
+                    reaction=reaction,
+                    channel=channel,
+                    ts=ts,
+                )
+        return seen
 
     def _dispatch(self, command: Command, user_id: str, channel_id: str) -> Reply:
         handlers = {

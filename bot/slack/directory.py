@@ -50,6 +50,19 @@ class SlackDirectory:
             self._cached[configured] = (time.monotonic(), result)
         return result
 
+    def reacted(self, channel: str, ts: str, name: str) -> tuple[str, ...]:
+        """Who has reacted with `name` to a message; nobody when Slack does not answer."""
+        try:
+            answer = self._client.reactions_get(channel=channel, timestamp=ts, full=True)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("slack.reactions_unavailable", error=type(exc).__name__)
+            return ()
+        message = answer.get("message") or {}
+        for reaction in message.get("reactions") or []:
+            if reaction.get("name") == name:
+                return tuple(str(user) for user in reaction.get("users") or [])
+        return ()
+
     def person(self, user_id: str) -> Person:
         """Bot and deactivation flags; unknown (fail closed) when Slack does not answer."""
         try:

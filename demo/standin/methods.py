@@ -60,6 +60,7 @@ class WebApi:
             "chat.postEphemeral": self._post_ephemeral,
             "chat.getPermalink": self._permalink,
             "reactions.add": self._react,
+            "reactions.get": self._reactions_get,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroup_users,
             "files.getUploadURLExternal": self._upload_url,
@@ -179,6 +180,19 @@ class WebApi:
             raise SlackError("invalid_name")
         self.workspace.react(self._channel(params), text_arg(params, "timestamp"), self._bot, name)
         return ok()
+
+    def _reactions_get(self, params: JSON) -> Reply:
+        """Slack's shape: the message, with `reactions` as name, users and count per emoji."""
+        message = self.workspace.message(self._channel(params), text_arg(params, "timestamp"))
+        users: dict[str, list[str]] = {}
+        for reaction in message.reactions:
+            users.setdefault(reaction.name, []).append(reaction.user)
+        body = message.to_api(self.workspace.identity.team_id)
+        if users:
+            body["reactions"] = [
+                {"name": name, "users": who, "count": len(who)} for name, who in users.items()
+            ]
+        return ok(type="message", channel=message.channel, message=body)
 
     def _users_info(self, params: JSON) -> Reply:
         user = self.workspace.user(text_arg(params, "user"))

@@ -20,7 +20,7 @@ from bot.state.store import RunStore
 from demo.sample import MIGRATIONS_DIR
 from demo.standin import SlackSender, SlackStandIn
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
-from tests.fix_slackbot import REQUEST_CHANNEL, SIGNING_SECRET
+from tests.fix_slackbot import BYSTANDER, REQUEST_CHANNEL, SIGNING_SECRET
 
 pytestmark = pytest.mark.slow
 
@@ -189,6 +189,34 @@ def test_kill_during_execution_is_reconciled_and_announced(
         assert kinds.count("execution_started") == 1
     finally:
         second.stop()
+
+
+def test_an_approval_made_while_rollbot_was_down_is_acted_on_once_after_restart(
+    serve_env: dict[str, str],
+    slack_workspace: SlackStandIn,
+    state: tuple[RunStore, Deliveries],
+) -> None:
+    """A ✅ that never reached rollbot (down, or killed after the ack) is read back at start-up."""
+    store, deliveries = state
+    first = Served(serve_env, slack_workspace)
+    run = plan_via(first, slack_workspace, store)
+    channel, ts = plan_message(deliveries, run.id)
+    first.kill()
+    # The reaction is on the message in Slack, but no event for it ever reached rollbot.
+    slack_workspace.workspace.react(channel, ts, APPROVER, "white_check_mark")
+    slack_workspace.workspace.react(channel, ts, BYSTANDER, "white_check_mark")
+    second = Served(serve_env, slack_workspace)
+    try:
+        wait_state(store, run.id, RunState.SUCCEEDED)
+        second.stop()
+        third = Served(serve_env, slack_workspace)  # a further restart acts on nothing again
+        time.sleep(3)
+        third.stop()
+    finally:
+        second.stop()
+    kinds = [e["kind"] for e in store.events(run.id)]
+    assert kinds.count("execution_started") == 1
+    assert store.get(run.id).approvers == (APPROVER,)
 
 
 def test_a_surviving_replica_settles_a_killed_replicas_run_without_a_restart(
