@@ -23,10 +23,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 import bot.slack.listeners as handlers
 from bot.service.rollback import Rollbot
-from bot.slack.chatops import ChatOps
+from bot.slack.chatops import TRIGGER_PREFIX, ChatOps
 from bot.slack.courier import Courier
 from bot.slack.directory import SlackDirectory
-from bot.slack.gate import REPLAY_PREFIX, SIGNATURE_WINDOW_S, RequestGate
+from bot.slack.gate import SIGNATURE_WINDOW_S, RequestGate
 from bot.slack.notifier import SlackNotifier
 from bot.state.deliveries import Deliveries
 from bot.state.store import RunStore
@@ -119,9 +119,9 @@ class Components:
             try:
                 self.service.reconcile()
                 self.service.expire_due()
-                # A replay is refused only inside the signature window; older ones fail the
-                # timestamp check, so their signatures need not be kept.
-                self.deliveries.forget_seen(REPLAY_PREFIX, older_than_s=2 * SIGNATURE_WINDOW_S)
+                # A replayed command is caught by its trigger id only inside the signature
+                # window; older ones fail the timestamp check, so their ids need not be kept.
+                self.deliveries.forget_seen(TRIGGER_PREFIX, older_than_s=2 * SIGNATURE_WINDOW_S)
             except Exception:
                 log.exception("sweeper.failed")
 
@@ -131,7 +131,6 @@ class Components:
         slack = RequestGate(
             SlackRequestHandler(self.bolt, path=EVENTS_PATH),
             secret.get_secret_value() if secret else "",
-            first_time=self.deliveries.first_time,
             path=EVENTS_PATH,
         )
 

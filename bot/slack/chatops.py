@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bot.state.deliveries import Deliveries
 
 log = structlog.get_logger()
+TRIGGER_PREFIX = "trigger:"  # slash commands' trigger ids, kept with the events' ids
 
 
 class Reply(BaseModel):
@@ -73,8 +74,17 @@ class ChatOps:
         self.directory = directory
         self.settings = settings
 
-    def command(self, text: str, *, user_id: str, channel_id: str) -> Reply:
-        """Answer one `/rollback …`; the ack has already been sent."""
+    def command(
+        self, text: str, *, user_id: str, channel_id: str, trigger_id: str | None = None
+    ) -> Reply | None:
+        """Answer one `/rollback …`; the ack has already been sent.
+
+        Slack gives every invocation its own trigger id, so a request replayed inside the
+        signature window carries one already seen: it is answered with nothing (None).
+        """
+        if trigger_id is not None and not self.deliveries.first_time(TRIGGER_PREFIX + trigger_id):
+            log.warning("slack.command_replayed")
+            return None
         try:
             command = parse_command(text)
             self._check_channel(channel_id)

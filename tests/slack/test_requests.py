@@ -128,13 +128,13 @@ def test_a_replayed_reaction_event_approves_nothing_twice(
     assert len(bot.components.store.events(run.id)) == events
 
 
-def test_signatures_older_than_the_window_are_forgotten(
+def test_trigger_ids_older_than_the_window_are_forgotten(
     db_0023: str, make_slackbot: Callable[..., SlackBot]
 ) -> None:
-    """Remembered signatures are pruned once a replay would fail the timestamp check anyway."""
+    """Remembered trigger ids are pruned once a replay would fail the timestamp check anyway."""
     bot = make_slackbot(db_0023)
     body = _command_body(bot, "help")
     assert _replay(bot, body, _signed(body)).status == 200
     deliveries = bot.components.deliveries
-    assert deliveries.forget_seen("signature:", older_than_s=3600) == 0
-    assert deliveries.forget_seen("signature:", older_than_s=0) == 1
+    assert deliveries.forget_seen("trigger:", older_than_s=3600) == 0
+    assert deliveries.forget_seen("trigger:", older_than_s=0) == 1

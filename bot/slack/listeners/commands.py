@@ -20,5 +20,8 @@ def register(app: App, chatops: ChatOps) -> None:
             str(command.get("text", "")),
             user_id=str(command["user_id"]),
             channel_id=str(command["channel_id"]),
+            trigger_id=str(command.get("trigger_id") or "") or None,
         )
+        if reply is None:
+            return  # the same command again (a replayed request): answered the first time
         respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
