@@ -112,8 +112,8 @@ class Components:
         """Every few seconds: settle runs whose process died, close expired approval windows.
 
         Settling runs here, not only at start-up, is what lets a surviving replica (or a
-        process restarted within the grace period) finish the truth about a run another
-        process left mid-way: within ROLLBOT_ORPHAN_GRACE plus one sweep.
+        promptly restarted process) tell the truth about a run another process left mid-way:
+        within one sweep (5 s) of its death.
         """
         while not self._stopping.wait(SWEEP_INTERVAL_S):
             try:

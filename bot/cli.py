@@ -12,6 +12,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+import structlog
+
 from bot import __version__
 from bot.config import Settings, load_settings
 from bot.core.errors import ConfigError, NotFoundError, RollbotError, quoted
@@ -25,6 +27,8 @@ from bot.state.store import RunStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+log = structlog.get_logger()
 
 _FAILED = {RunState.FAILED, RunState.BLOCKED, RunState.CANCELLED, RunState.EXPIRED}
 
@@ -106,14 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         # psycopg cancels the query on Ctrl-C and closing the connection rolls back; a run
-        # left mid-way loses its liveness lock with this process and is settled by serve.
+        # left mid-way was settled on the way out (see `_dispatch`).
         print(INTERRUPTED, file=sys.stderr)
         return 130
 
 
 INTERRUPTED = (
-    "rollbot: interrupted; any open transaction was rolled back. A run left mid-way is settled "
-    "by a running `rollbot serve` within seconds; `rollbot show RUN` tells how it ended."
+    "rollbot: interrupted; any open transaction was rolled back and a run left mid-way was "
+    "settled; `rollbot show RUN` tells how it ended."
 )
 
 
@@ -135,9 +139,28 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     try:
         store.migrate()
         service = Rollbot(settings, store, notifier=TerminalNotifier(sys.stderr))
-        return _run_command(args, service)
+        _settle(service)
+        try:
+            return _run_command(args, service)
+        except KeyboardInterrupt:
+            # The locks of a run this process was on are released by now: settle it at once,
+            # so the migration is not left blocked until some other process looks.
+            _settle(service)
+            raise
     finally:
         store.close()
+
+
+def _settle(service: Rollbot) -> None:
+    """Before acting (and after Ctrl-C): settle what dead processes left, expire old plans.
+
+    This needs no `rollbot serve`: the truth about a run never waits for a server. A failure
+    here is logged and does not stop the command; the sweepers of `serve` look again.
+    """
+    try:
+        service.settle()
+    except RollbotError as exc:
+        log.warning("settle.failed", error=exc.render())
 
 
 def _run_command(args: argparse.Namespace, service: Rollbot) -> int:

@@ -74,14 +74,11 @@ class Settings(BaseSettings):
     requesters: Annotated[tuple[str, ...], NoDecode] = _env("ROLLBOT_REQUESTERS", default=())
     port: int = _env("PORT", default=3000, ge=1, le=65535)
     connect_timeout: timedelta = _env("ROLLBOT_CONNECT_TIMEOUT", default=timedelta(seconds=10))
-    orphan_grace: timedelta = _env("ROLLBOT_ORPHAN_GRACE", default=timedelta(seconds=10))
     startup_timeout: timedelta = _env("ROLLBOT_STARTUP_TIMEOUT", default=timedelta(seconds=60))
     log_level: str = _env("ROLLBOT_LOG_LEVEL", default="info")
     _targets: dict[str, TargetConfig] = PrivateAttr(default_factory=dict)
 
-    @field_validator(
-        "approval_ttl", "lock_retry_delay", "count_budget", "orphan_grace", mode="before"
-    )
+    @field_validator("approval_ttl", "lock_retry_delay", "count_budget", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str | int | float) else value

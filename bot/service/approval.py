@@ -66,8 +66,7 @@ class Approval:
         if len(run.approvers) < run.required_approvals:
             self._runs.announce(run, "approval_added")
             return run
-        run = self._runs.move(run, RunEvent.APPROVED, actor=user)
-        return self._execution.execute(run)
+        return self._execution.approve_and_execute(run, user)
 
     def cancel(self, run_id: int, user: str) -> Run:
         """The requester or an approver may cancel a run that has not started executing."""

@@ -32,12 +32,17 @@ class Execution:
         self._restore = restore
         self._settings = planner.settings
 
-    def execute(self, run: Run) -> Run:
-        """Run an approved plan; the outcome is stored before anyone is told."""
+    def approve_and_execute(self, run: Run, approver: str) -> Run:
+        """Move a fully approved run to approved and run it; the outcome is stored first.
+
+        The liveness lock is taken before the move, so an approved run nobody holds is one
+        whose process died: no moment exists in which a live run looks orphaned.
+        """
         with (
             structlog.contextvars.bound_contextvars(run_id=run.id),
             self._runs.store.working_on(run.id),
         ):
+            run = self._runs.move(run, RunEvent.APPROVED, actor=approver)
             return self._execute(run)
 
     def _execute(self, run: Run) -> Run:

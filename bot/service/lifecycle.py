@@ -73,19 +73,24 @@ class Lifecycle:
         """The service's clock (tests and expiry read the same one)."""
         return self._clock()
 
+    def reserve_id(self) -> int:
+        """A run id for a run about to be created; its liveness lock can be taken first."""
+        return self.store.reserve_id()
+
     def get(self, run_id: int) -> Run:
         """One run by id, as stored."""
         return self.store.get(run_id)
 
-    def create(self, **fields: Any) -> Run:  # noqa: ANN401
-        """A new run, stored with its announcement; the caller announces it once logged.
+    def create(self, run_id: int, **fields: Any) -> Run:  # noqa: ANN401
+        """A new run under an id from `reserve_id`, stored with its announcement.
 
         The id comes from the database before the insert, so the messages can name the run
-        without the store rendering anything inside its transaction.
+        without the store rendering anything inside its transaction, and so the caller can
+        hold the run's liveness lock before the run exists. The caller announces it.
         """
         now = self.now()
         run = Run(
-            id=self.store.reserve_id(),
+            id=run_id,
             state=RunState.REQUESTED,
             created_at=now,
             updated_at=now,

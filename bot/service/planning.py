@@ -51,20 +51,26 @@ class Planning:
         runbook = self._planner.runbook(query)
         promoted = self._promotion(after, runbook.name, config.name) if after else None
         plan = self._planner.plan(runbook, config, count=True, latest_only=True)
-        run = self._runs.create(
-            migration_id=runbook.migration_id,
-            runbook_name=runbook.name,
-            target_name=plan.target.name,
-            target_label=plan.target.label(),
-            target_identity=plan.target.identity(),
-            requested_by=requested_by,
-            channel=channel,
-            required_approvals=self._settings.approvals_for(config),
-            plan=plan,
-            plan_hash=plan.hash,
-            promoted_from=promoted,
-        )
-        with structlog.contextvars.bound_contextvars(run_id=run.id):
+        run_id = self._runs.reserve_id()
+        # Held from before the row exists until the run awaits approval (or has ended).
+        with (
+            self._runs.store.working_on(run_id),
+            structlog.contextvars.bound_contextvars(run_id=run_id),
+        ):
+            run = self._runs.create(
+                run_id,
+                migration_id=runbook.migration_id,
+                runbook_name=runbook.name,
+                target_name=plan.target.name,
+                target_label=plan.target.label(),
+                target_identity=plan.target.identity(),
+                requested_by=requested_by,
+                channel=channel,
+                required_approvals=self._settings.approvals_for(config),
+                plan=plan,
+                plan_hash=plan.hash,
+                promoted_from=promoted,
+            )
             log.info("run.requested", migration=runbook.name, requested_by=requested_by)
             self._runs.announce(run, "requested")
             return self._prepare(run, plan, runbook, config)
@@ -103,8 +109,7 @@ class Planning:
             tools = database.tools(plan.target.server_major)
         except BackupError as exc:
             return self._runs.move(run, RunEvent.BLOCKED, reason=exc.render())
-        with self._runs.store.working_on(run.id):
-            return self._back_up(run, plan, runbook, database, tools)
+        return self._back_up(run, plan, runbook, database, tools)
 
     def _back_up(
         self, run: Run, plan: Plan, runbook: Runbook, database: TargetDatabase, tools: PgTools

@@ -38,17 +38,16 @@ class Recovery:
         """
         settled: list[Run] = []
         in_flight = [RunState.REQUESTED, RunState.BACKING_UP, RunState.APPROVED, RunState.EXECUTING]
-        quiet_since = self._runs.now() - self._settings.orphan_grace
         for run in self._runs.store.recent(limit=500, states=in_flight):
-            # A run is picked up by its worker a moment after it moves: only runs quiet for
-            # the grace period, whose liveness lock nobody holds, are orphans.
-            if run.updated_at > quiet_since or not self._runs.store.orphaned(run.id):
-                continue
+            # Every live worker holds its run's liveness lock from before the run enters an
+            # in-flight state until after it leaves it: a lock we can take is an orphan's.
+            # Holding it while settling keeps a second sweeper (another replica) off it.
             with structlog.contextvars.bound_contextvars(run_id=run.id):
                 try:
-                    moved = self._settle(run)
+                    with self._runs.store.working_on(run.id):
+                        moved = self._settle(run)
                 except ConflictError:
-                    continue
+                    continue  # alive elsewhere, or moved on since it was read
             if moved is not None:
                 settled.append(moved)
         return settled

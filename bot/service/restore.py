@@ -49,21 +49,26 @@ class Restore:
         tools = database.tools(plan.target.server_major)
         restore, _ = self._restore_plan(source, database, tools)
         backup = source_backup(source)
-        run = self._runs.create(
-            kind="restore",
-            migration_id=source.migration_id,
-            runbook_name=source.runbook_name,
-            target_name=source.target_name,
-            target_label=source.target_label,
-            target_identity=source.target_identity,
-            requested_by=requested_by,
-            channel=channel,
-            required_approvals=self._settings.approvals_for(config),
-            plan=restore,
-            plan_hash=restore.hash,
-            promoted_from=Promotion(run=source.id, summary=f"restores run {source.id}"),
-        )
-        with structlog.contextvars.bound_contextvars(run_id=run.id):
+        run_id = self._runs.reserve_id()
+        with (
+            self._runs.store.working_on(run_id),
+            structlog.contextvars.bound_contextvars(run_id=run_id),
+        ):
+            run = self._runs.create(
+                run_id,
+                kind="restore",
+                migration_id=source.migration_id,
+                runbook_name=source.runbook_name,
+                target_name=source.target_name,
+                target_label=source.target_label,
+                target_identity=source.target_identity,
+                requested_by=requested_by,
+                channel=channel,
+                required_approvals=self._settings.approvals_for(config),
+                plan=restore,
+                plan_hash=restore.hash,
+                promoted_from=Promotion(run=source.id, summary=f"restores run {source.id}"),
+            )
             log.info("run.restore_requested", source=source.id, requested_by=requested_by)
             self._runs.announce(run, "requested")
             if restore.blocked:

@@ -52,8 +52,29 @@ class Rollbot:
         self.execution = Execution(self.runs, self.planner, self.restores)
         self.approval = Approval(self.runs, self.planner, self.planning, self.execution)
         self.recovery = Recovery(self.runs, self.planner)
-        # Plan a rollback, take and verify the backup, and leave it awaiting approval.
-        self.request = self.planning.request
+
+    def request(
+        self,
+        query: str,
+        *,
+        requested_by: str,
+        channel: str | None = None,
+        target: str | None = None,
+        after: int | None = None,
+    ) -> Run:
+        """Plan a rollback, take and verify the backup, and leave it awaiting approval.
+
+        Runs whose approval window has closed are expired first, so a forgotten plan never
+        blocks a new one for the same migration, whether or not a sweeper is running.
+        """
+        self.recovery.expire_due()
+        return self.planning.request(
+            query, requested_by=requested_by, channel=channel, target=target, after=after
+        )
+
+    def settle(self) -> list[Run]:
+        """Settle runs whose process is gone and expire closed approval windows."""
+        return [*self.recovery.reconcile(), *self.recovery.expire_due()]
 
     def approve(self, run_id: int, user: str) -> Run:
         """Count `user`'s approval if the policy allows it; execute once enough have come."""
@@ -66,10 +87,6 @@ class Rollbot:
     def refuse(self, run: Run, user: str, reason: str) -> None:
         """Record why `user`'s action did not count, and tell them once (not per retry)."""
         self.runs.refuse(run, user, reason)
-
-    def execute(self, run: Run) -> Run:
-        """Run an approved plan; the outcome is stored before anyone is told."""
-        return self.execution.execute(run)
 
     def request_restore(self, run_id: int, *, requested_by: str, channel: str | None = None) -> Run:
         """Plan the restore of what a rollback dropped; it then awaits approval like a rollback."""

@@ -336,24 +336,26 @@ class RunStore:
 
     @contextmanager
     def working_on(self, run_id: int) -> Iterator[None]:
-        """Hold the run's liveness lock while this process backs it up or executes it."""
+        """Hold the run's liveness lock while this process moves, backs up or executes it.
+
+        It is taken before the run enters an in-flight state (even before its row exists)
+        and released after it leaves one, so a free lock on an in-flight run always means
+        its process is gone: recovery needs no grace period. Never waits: a lock held by
+        someone else means another process is already on this run.
+        """
         with self._connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s::int) AS mine", (_RUN_LOCK_CLASS, run_id)
+            ).fetchone()
+            if not (row and row["mine"]):
+                raise ConflictError(
+                    f"Run {run_id} is being worked on by another rollbot process",
+                    todo="nothing was done twice; check its status",
+                )
             try:
                 yield
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
-
-    def orphaned(self, run_id: int) -> bool:
-        """True when no live process holds the run's liveness lock (its worker died)."""
-        with self._connection() as conn:
-            row = conn.execute(
-                "SELECT pg_try_advisory_lock(%s, %s::int) AS free", (_RUN_LOCK_CLASS, run_id)
-            ).fetchone()
-            free = bool(row and row["free"])
-            if free:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
-        return free
 
     def connection(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
         """A pooled autocommit connection (rows as dicts), for adapters sharing this store."""

@@ -160,6 +160,51 @@ def test_ctrl_c_during_approve_rolls_back_and_says_one_line(db_0023: str, tmp_pa
     with psycopg.connect(db_0023) as conn:
         row = conn.execute("SELECT count(*) FROM api_errors").fetchone()
     assert row == (900,)
+    # Settled on the way out, with no server running: the migration is free again at once.
+    assert _state(db_0023, run_id) == "failed"
+    again = rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["state"] == "awaiting_approval"
+
+
+def test_a_killed_cli_run_is_settled_by_the_next_cli_command(db_0023: str, tmp_path: Path) -> None:
+    """`approve` killed mid-execution: the very next command, not a server, tells the truth."""
+    env = {**env_for(db_0023, tmp_path), "ROLLBOT_LOCK_TIMEOUT": "20s"}
+    planned = rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env)
+    run_id = json.loads(planned.stdout)["id"]
+    with psycopg.connect(db_0023) as blocker:
+        blocker.execute("SELECT count(*) FROM assets")
+        approving = subprocess.Popen(
+            [sys.executable, "-m", "bot", "approve", str(run_id), "--as", APPROVER],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while _state(db_0023, run_id) != "executing":
+            assert time.monotonic() < deadline, "the approval never started executing"
+            time.sleep(0.1)
+        approving.kill()
+        approving.wait(timeout=30)
+    shown = rollbot("show", str(run_id), "--json", env=env)
+    run = json.loads(shown.stdout)
+    assert run["state"] == "failed"
+    assert "nothing changed" in run["reason"]
+    again = rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env)
+    assert json.loads(again.stdout)["state"] == "awaiting_approval", again.stderr
+
+
+def test_an_expired_plan_does_not_block_a_new_one(db_0023: str, tmp_path: Path) -> None:
+    """Nobody cancels a forgotten plan: once its window closes, a new plan simply goes ahead."""
+    env = {**env_for(db_0023, tmp_path), "ROLLBOT_APPROVAL_TTL": "1s"}
+    first = json.loads(
+        rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout
+    )
+    time.sleep(1.5)
+    second = rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["state"] == "awaiting_approval"
+    assert _state(db_0023, first["id"]) == "expired"
 
 
 def _state(conninfo: str, run_id: int) -> str:

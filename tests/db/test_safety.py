@@ -121,7 +121,7 @@ def test_commit_then_crash_is_reconciled_as_succeeded(
     db_0023: str, make_service: Callable[..., Rollbot]
 ) -> None:
     """If rollbot dies after COMMIT but before recording it, start-up marks the run succeeded."""
-    service = make_service(db_0023, orphan_grace="0s")
+    service = make_service(db_0023)
     run = service.request("0023", requested_by=REQUESTER)
     store = service.store
     runs = quietly(store)
@@ -156,7 +156,7 @@ def test_interrupted_execution_before_commit_is_failed_not_rerun(
     db_0023: str, make_service: Callable[..., Rollbot]
 ) -> None:
     """A run left executing without a transaction id failed before COMMIT: marked, not re-run."""
-    service = make_service(db_0023, orphan_grace="0s")
+    service = make_service(db_0023)
     run = service.request("0023", requested_by=REQUESTER)
     runs = quietly(service.store)
     run = runs.add_approval(run, APPROVER)
@@ -170,15 +170,46 @@ def test_interrupted_execution_before_commit_is_failed_not_rerun(
 
 def test_live_worker_is_not_reconciled(db_0023: str, make_service: Callable[..., Rollbot]) -> None:
     """A run whose worker still holds its liveness lock is left alone by another replica."""
-    service = make_service(db_0023, orphan_grace="0s")
+    service = make_service(db_0023)
     run = service.request("0023", requested_by=REQUESTER)
     runs = quietly(service.store)
     run = runs.add_approval(run, APPROVER)
     run = runs.move(run, RunEvent.APPROVED, actor=APPROVER)
     with service.store.working_on(run.id):
-        other = make_service(db_0023, orphan_grace="0s")
+        other = make_service(db_0023)
         assert other.reconcile() == []
     assert service.run(run.id).state is RunState.APPROVED
+
+
+def test_a_replica_sweeping_nonstop_never_settles_a_live_run(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """With no grace period, every in-flight moment of a live run must hold its lock.
+
+    A second replica reconciles in a tight loop while the first plans and executes: had any
+    step (the insert, the backup, the move to approved, execution) run unlocked, the sweeper
+    would have settled the run under the worker's feet and the run would not succeed.
+    """
+    service = make_service(db_0023)
+    replica = make_service(db_0023)
+    stop = threading.Event()
+    settled: list[object] = []
+
+    def sweep() -> None:
+        while not stop.is_set():
+            settled.extend(replica.settle())
+
+    sweeper = threading.Thread(target=sweep)
+    sweeper.start()
+    try:
+        run = service.request("0023", requested_by=REQUESTER)
+        assert run.state is RunState.AWAITING_APPROVAL
+        run = service.approve(run.id, APPROVER)
+    finally:
+        stop.set()
+        sweeper.join(timeout=30)
+    assert run.state is RunState.SUCCEEDED, run.reason
+    assert settled == []
 
 
 def test_runbook_change_voids_the_approval_and_offers_a_new_plan(

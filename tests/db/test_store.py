@@ -35,6 +35,7 @@ def store(scratch_db: str) -> Iterator[RunStore]:
 
 def new_run(store: RunStore, migration: str = "0023") -> Run:
     return quietly(store).create(
+        store.reserve_id(),
         migration_id=migration,
         runbook_name=f"{migration}_x",
         target_name="default",
@@ -126,6 +127,7 @@ def test_every_typed_field_round_trips(store: RunStore) -> None:
     promotion = Promotion(run=3, target="staging: db on host", summary="run 3 succeeded")
     runs = quietly(store)
     run = runs.create(
+        runs.reserve_id(),
         migration_id="0023",
         runbook_name="0023_x",
         target_name="default",
@@ -159,6 +161,7 @@ def test_every_typed_field_round_trips(store: RunStore) -> None:
 def test_a_restore_run_reads_back_a_restore_plan(store: RunStore) -> None:
     """The kind decides which plan a row holds; the restore's promotion names no target."""
     run = quietly(store).create(
+        store.reserve_id(),
         kind="restore",
         migration_id="0023",
         runbook_name="0023_x",
@@ -238,6 +241,7 @@ def test_a_new_run_is_announced_under_the_id_it_is_stored_with(
     """The id is reserved before rendering; a duplicate request stores no announcement."""
     runs = recording(store)
     run = runs.create(
+        runs.reserve_id(),
         migration_id="0023",
         runbook_name="0023_x",
         target_name="default",

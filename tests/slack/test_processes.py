@@ -98,7 +98,6 @@ def serve_env(db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path) -> di
         "ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS),
         "ROLLBOT_BACKUP_DIR": str(tmp_path / "backups"),
         "ROLLBOT_APPROVERS": f"{APPROVER},{SECOND_APPROVER}",
-        "ROLLBOT_ORPHAN_GRACE": "0s",
         "ROLLBOT_LOG_LEVEL": "info",
         "ROLLBOT_MIGRATIONS_DIR": str(MIGRATIONS_DIR),
     }

@@ -154,6 +154,7 @@ def test_reaction_before_the_backup_is_verified_is_refused(
     runs = quietly(store)
     runs.move(run, RunEvent.CANCELLED, actor="test")
     backing_up = runs.create(
+        runs.reserve_id(),
         migration_id="0024",
         runbook_name="0024_x",
         target_name=run.target_name,
