@@ -129,6 +129,8 @@ class Rehearsal(BaseModel, frozen=True):
     rows: tuple[RowChange, ...] = ()  # the tables the plan writes to (empty ones with "none")
     cleanup_error: str | None = None  # the scratch database could not be dropped
     scratch: str | None = None  # the scratch database it used (and dropped), for the record
+    ran_as: str | None = None  # the role the runbook ran as in the copy
+    privilege_note: str | None = None  # why it ran as rollbot's own role, not a throwaway one
 
     def summary(self) -> str:
         """One line for the approver: `rehearsed: ok in 0.4 s (ACCESS EXCLUSIVE on 8 tables)`."""
@@ -141,9 +143,17 @@ class Rehearsal(BaseModel, frozen=True):
             text = f"rehearsed: ok in {_seconds(self.duration_s)}"
             if self.locks:
                 text += f" ({lock_counts(self.locks)})"
+        if self.skipped is None and self.ran_as:
+            text += f"; {self.privileges()}"
         if self.cleanup_error is not None:
             text += f"; {self.cleanup_error}"
         return text
+
+    def privileges(self) -> str:
+        """What the runbook could reach in the copy: the approver's answer to "ran as whom?"."""
+        if self.privilege_note is None:
+            return "ran as a throwaway role owning only the copy"
+        return f"ran as rollbot's own role {self.ran_as}: {self.privilege_note}"
 
 
 def _seconds(value: float) -> str:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
+from psycopg import sql
 
 from bot.core.results import SKIPPED, Rehearsal, RowChange
 from bot.target.catalog import read_facts
@@ -26,7 +28,9 @@ from bot.target.database import postgres_message
 from bot.target.scratch import (
     DataMode,
     ScratchRefusedError,
+    create_role,
     create_scratch,
+    drop_role,
     drop_scratch,
     restore_scratch,
     scratch_name,
@@ -88,6 +92,10 @@ class _FailedError(Exception):
         self.fields = fields
 
 
+class _AsRoleRefusedError(Exception):
+    """Internal: the copy could not be restored as the throwaway role; try as rollbot's own."""
+
+
 def rehearse(
     plan: Plan,
     runbook: Runbook,
@@ -108,14 +116,51 @@ def rehearse(
     """
     started = time.monotonic()
     name = scratch_name(name_prefix)
+    refused = create_role(server, name)
+    role = None if refused else name
+    attempt = partial(
+        _in_scratch, plan, runbook, backup=backup, tools=tools, server=server, data=data, name=name
+    )
     try:
-        scratch = create_scratch(server, name)
+        try:
+            result = attempt(role=role)
+        except _AsRoleRefusedError as exc:
+            # e.g. an extension only a superuser may create: rehearse as rollbot, and say so
+            refused = f"restoring the copy as a throwaway role failed ({exc})"
+            result = attempt(role=None)
+    finally:
+        role_left = drop_role(server, name) if role is not None else None
+    if role_left is not None:
+        log.warning("rehearsal.role_left", role=name, problem=role_left)
+    left = "; ".join(x for x in (result.cleanup_error, role_left) if x) or None
+    return result.model_copy(
+        update={
+            "total_s": time.monotonic() - started,
+            "cleanup_error": left,
+            "privilege_note": refused if result.skipped is None else None,
+        }
+    )
+
+
+def _in_scratch(
+    plan: Plan,
+    runbook: Runbook,
+    *,
+    backup: BackupInfo,
+    tools: PgTools,
+    server: TargetDatabase,
+    data: DataMode,
+    name: str,
+    role: str | None,
+) -> Rehearsal:
+    """Create the copy (owned by `role` when there is one), restore, run, and drop it."""
+    try:
+        scratch = create_scratch(server, name, owner=role)
     except ScratchRefusedError as exc:
-        skipped = f"{exc.reason}{SKIPPED}"
-        return Rehearsal(ok=False, skipped=skipped, data=data, total_s=time.monotonic() - started)
+        return Rehearsal(ok=False, skipped=f"{exc.reason}{SKIPPED}", data=data)
     try:
         result = _restore_and_run(
-            plan, runbook, backup=backup, tools=tools, scratch=scratch, data=data
+            plan, runbook, backup=backup, tools=tools, scratch=scratch, data=data, role=role
         )
     except BaseException:
         left = drop_scratch(server, name)
@@ -123,14 +168,7 @@ def rehearse(
             log.warning("rehearsal.scratch_left", database=name, problem=left)
         raise
     left = drop_scratch(server, name)
-    return result.model_copy(
-        update={
-            "data": data,
-            "total_s": time.monotonic() - started,
-            "cleanup_error": left,
-            "scratch": name,
-        }
-    )
+    return result.model_copy(update={"data": data, "cleanup_error": left, "scratch": name})
 
 
 def _restore_and_run(
@@ -141,27 +179,44 @@ def _restore_and_run(
     tools: PgTools,
     scratch: TargetDatabase,
     data: DataMode,
+    role: str | None,
 ) -> Rehearsal:
     try:
         restore_scratch(
-            tools, backup, scratch, data=data, tables=(*plan.write_locked, *plan.locked)
+            tools, backup, scratch, data=data, tables=(*plan.write_locked, *plan.locked), role=role
         )
     except ScratchRefusedError as exc:
+        if role is not None:
+            raise _AsRoleRefusedError(exc.reason) from None
         return Rehearsal(ok=False, skipped=f"{exc.reason}{SKIPPED}")
     with scratch.connect("rehearsal") as conn:
+        ran_as = _become(conn, role)
         try:
             _check_restored(conn, plan, runbook)
             conn.commit()
         except _FailedError as exc:
-            return Rehearsal(ok=False, **exc.fields)
+            return Rehearsal(ok=False, ran_as=ran_as, **exc.fields)
         started = time.monotonic()
         try:
             locks, rows = _transaction(conn, plan, runbook)
         except _FailedError as exc:
             conn.rollback()
-            return Rehearsal(ok=False, duration_s=time.monotonic() - started, **exc.fields)
+            duration = time.monotonic() - started
+            return Rehearsal(ok=False, duration_s=duration, ran_as=ran_as, **exc.fields)
         duration = time.monotonic() - started
-    return Rehearsal(ok=True, duration_s=duration, locks=locks, rows=rows)
+    return Rehearsal(ok=True, duration_s=duration, locks=locks, rows=rows, ran_as=ran_as)
+
+
+def _become(conn: psycopg.Connection[Any], role: str | None) -> str:
+    """Act as the throwaway role for the rest of the session; the role the runbook runs as.
+
+    A runbook cannot undo it: SET and RESET are not statements a runbook may contain.
+    """
+    if role is not None:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    row = conn.execute("SELECT current_user").fetchone()
+    conn.commit()
+    return str(row[0]) if row else ""
 
 
 def _transaction(

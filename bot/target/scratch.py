@@ -1,9 +1,13 @@
 """Scratch databases: created next to the target, filled from a verified backup, then dropped.
 
-A scratch copy is restored as the role that created it (`--no-owner --no-privileges`), so it
-needs nothing but CREATEDB. The password, as for pg_dump, reaches pg_restore through its
-environment only. What the server or pg_restore refuses is raised as `ScratchRefusedError`
-with PostgreSQL's own words: the caller decides whether that blocks anything.
+A scratch copy is restored as a throwaway role made for it when rollbot's role may create roles
+(CREATEROLE): that role owns the copy and nothing else, has no attribute or membership, and is
+dropped with the copy, so a runbook rehearsed as it cannot reach past the copy even if a
+dangerous call slipped past the function checks. Without CREATEROLE the copy is restored as the
+role that created it (`--no-owner --no-privileges`), which needs nothing but CREATEDB. The
+password, as for pg_dump, reaches pg_restore through its environment only. What the server or
+pg_restore refuses is raised as `ScratchRefusedError` with PostgreSQL's own words: the caller
+decides whether that blocks anything.
 """
 
 from __future__ import annotations
@@ -58,14 +62,58 @@ def scratch_name(prefix: str) -> str:
     return f"{prefix}_{datetime.now(UTC):%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
 
 
-def create_scratch(server: TargetDatabase, name: str) -> TargetDatabase:
-    """Create an empty database `name` on the server of `server`; the way to reach it."""
-    hidden = server.secrets
+def create_role(server: TargetDatabase, name: str) -> str | None:
+    """Create the throwaway role `name` for one scratch copy; None, or why it could not be.
+
+    No attribute and no grants: the role has PUBLIC's privileges, what it will own, and (as
+    the copy's owner) `pg_database_owner` there. rollbot's own role is made a member so it
+    can restore and rehearse as it, and drop what it owns.
+    """
+    role = sql.Identifier(name)
     try:
         with server.connect(PURPOSE, autocommit=True) as conn:
             conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+                sql.SQL(
+                    "CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+                    " NOREPLICATION NOBYPASSRLS"
+                ).format(role)
             )
+            conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role))
+    except TargetUnreachableError as exc:
+        return f"the server cannot be reached ({exc.message})"
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return "rollbot's role may not create roles (grant it CREATEROLE to rehearse as one)"
+        drop_role(server, name)
+        return f"CREATE ROLE failed ({postgres_message(exc, server.secrets)})"
+    return None
+
+
+def drop_role(server: TargetDatabase, name: str) -> str | None:
+    """Drop the throwaway role once its copy is gone; what went wrong instead of raising."""
+    try:
+        with server.connect(PURPOSE, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+    except TargetUnreachableError as exc:
+        problem = exc.message
+    except psycopg.Error as exc:
+        problem = postgres_message(exc, server.secrets)
+    else:
+        return None
+    return f"the rehearsal role {name} could not be dropped ({problem}); drop it by hand"
+
+
+def create_scratch(
+    server: TargetDatabase, name: str, *, owner: str | None = None
+) -> TargetDatabase:
+    """Create an empty database `name` (owned by `owner`) on `server`'s server; how to reach it."""
+    hidden = server.secrets
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+    if owner is not None:
+        statement += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+    try:
+        with server.connect(PURPOSE, autocommit=True) as conn:
+            conn.execute(statement)
     except TargetUnreachableError as exc:
         raise ScratchRefusedError(f"the server cannot be reached ({exc.message})") from None
     except psycopg.errors.InsufficientPrivilege as exc:
@@ -100,12 +148,14 @@ def restore_scratch(
     *,
     data: DataMode,
     tables: Iterable[str] = (),
+    role: str | None = None,
 ) -> None:
     """Restore `backup` into the empty database `scratch`: its schema, and rows per `data`.
 
     "none" restores the schema only; "all" everything; "affected" the schema plus the rows of
     `tables` and of every table they reference, transitively, parents first, so that each
-    foreign key holds as the rows arrive.
+    foreign key holds as the rows arrive. With `role`, everything is created as, and owned
+    by, that role.
     """
     try:
         child = scratch.child(f"{PURPOSE} restore")
@@ -118,6 +168,7 @@ def restore_scratch(
         "--exit-on-error",
         "--no-password",
         f"--dbname={child.dbname_arg}",
+        *([f"--role={role}"] if role is not None else []),
     ]
     if data == "all":
         _pg_restore(tools, child, [*common, path])

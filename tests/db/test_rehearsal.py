@@ -160,7 +160,9 @@ def test_seed_rehearsal_passes_and_leaves_the_target_alone(scene: Scene) -> None
     assert "ACCESS EXCLUSIVE on public.assets" in result.locks
     assert {f"ACCESS EXCLUSIVE on public.{t}" for t in DROPPED} <= set(result.locks)
     assert result.summary().startswith("rehearsed: ok in ")
-    assert result.summary().endswith(" s (ACCESS EXCLUSIVE on 8 tables)")
+    assert result.summary().endswith(
+        " s (ACCESS EXCLUSIVE on 8 tables); ran as a throwaway role owning only the copy"
+    )
     assert result.rows == tuple(
         RowChange(table=f"public.{t}", before=0, after=None) for t in sorted(DROPPED)
     )
@@ -180,7 +182,8 @@ def test_statement_that_fails_against_the_real_schema_is_named_with_its_line(
     assert result.failed_line == 13
     assert result.error == 'invalid input syntax for type uuid: "not-a-uuid"'
     assert result.summary() == (
-        'rehearsal failed at line 13: invalid input syntax for type uuid: "not-a-uuid"'
+        'rehearsal failed at line 13: invalid input syntax for type uuid: "not-a-uuid"; '
+        "ran as a throwaway role owning only the copy"
     )
     assert scene.scratch_databases() == []
     tables = ["sessions", "variant_statistics"]
@@ -280,3 +283,87 @@ def test_a_scratch_database_that_cannot_be_dropped_is_reported_not_raised(
     assert result.cleanup_error is not None
     assert result.cleanup_error.startswith(f"the scratch database {scene.prefix}_")
     assert result.summary().endswith("could not be dropped (simulated); drop it by hand")
+
+
+LYING_FUNCTION = """
+CREATE FUNCTION public.is_stale(pid int) RETURNS boolean STABLE LANGUAGE sql
+AS $$ SELECT pg_terminate_backend(pid) $$
+"""
+
+KILLS_A_SESSION = """---
+journal: false
+---
+# Delete stale sessions through a function that lies about its volatility
+
+**Migration File**: `0024_stale_sessions.sql`
+
+## Quick Rollback
+
+```sql
+DELETE FROM sessions WHERE public.is_stale({pid});
+```
+"""
+
+
+def rehearsal_roles(server: str, prefix: str) -> list[str]:
+    with psycopg.connect(server) as conn:
+        rows = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (prefix,)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_the_rehearsal_runs_as_a_throwaway_role_that_cannot_reach_past_the_copy(
+    scene: Scene,
+) -> None:
+    """A STABLE function that really kills sessions: rehearsed, it cannot touch a live one.
+
+    The volatility check trusts the catalog, so only the rehearsal's role stands between such
+    a function and the application: the copy's owner, with no attribute or membership, may
+    not signal another role's session. The role is gone afterwards, like the copy.
+    """
+    with psycopg.connect(scene.target, autocommit=True) as conn:
+        conn.execute(LYING_FUNCTION)
+    with psycopg.connect(scene.target, application_name="asset-forge-api", autocommit=True) as app:
+        pid = app.info.backend_pid
+        runbook = parse_runbook(KILLS_A_SESSION.format(pid=pid), file="0024_stale_sessions.md")
+        result = scene.rehearse(runbook, data="all")
+        assert app.execute("SELECT 1").fetchone() == (1,)  # still alive
+    assert not result.ok
+    assert result.failed_line == 11
+    assert "to terminate" in (result.error or ""), result.error  # refused, not done
+    assert result.ran_as == result.scratch
+    assert result.privilege_note is None
+    assert result.summary().endswith("; ran as a throwaway role owning only the copy")
+    assert rehearsal_roles(scene.server, scene.prefix) == []
+    assert scene.scratch_databases() == []
+
+
+def test_a_role_without_createrole_rehearses_as_itself_and_says_so(
+    scene: Scene, role_with_createdb_only: str
+) -> None:
+    """No CREATEROLE: the rehearsal still runs, as rollbot's own role, and the summary says so."""
+    result = scene.rehearse(seed_runbook(), server=role_with_createdb_only)
+    assert result.ok, result.summary()
+    user = conninfo_to_dict(role_with_createdb_only)["user"]
+    assert result.ran_as == user
+    assert result.summary().endswith(
+        f"ran as rollbot's own role {user}: rollbot's role may not create roles "
+        "(grant it CREATEROLE to rehearse as one)"
+    )
+    assert scene.scratch_databases() == []
+
+
+@pytest.fixture
+def role_with_createdb_only(pg_server: str) -> Iterator[str]:
+    """Conninfo of the test server as a LOGIN CREATEDB role without CREATEROLE."""
+    role = f"rollbot_createdb_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(role)))
+    params = {k: str(v) for k, v in conninfo_to_dict(pg_server).items() if v is not None}
+    params["user"] = role
+    try:
+        yield make_conninfo(**params)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
