@@ -160,6 +160,9 @@ class RestorePlan(BaseModel):
     blockers: tuple[str, ...]
     sql: str  # as it runs, with each table's rows summarised instead of listed
     hash: str
+    # The runbook's "Verify data" queries (line, SQL), run read-only after COMMIT; shown in
+    # `sql` and so covered by the hash: what runs is what the approver saw.
+    verify_queries: tuple[tuple[int, str], ...] = ()
 
     @property
     def blocked(self) -> bool:

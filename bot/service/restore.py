@@ -89,6 +89,7 @@ class Restore:
             tools=tools,
             target=database,
             lock_timeout_s=self._settings.lock_timeout.total_seconds(),
+            verify_queries=self._planner.runbook(source.runbook_name).verify_queries,
         )
 
     def execute(self, run: Run) -> Run:
@@ -104,7 +105,7 @@ class Restore:
         except RollbotError as exc:
             outcome = Outcome(succeeded=False, error=exc.render())
             return self._runs.move(run, RunEvent.FAILED, outcome=outcome, reason=exc.render())
-        queries = self._planner.runbook(run.runbook_name).verify_queries
+        queries = approved.verify_queries  # as approved: the hash above covers them
         outcome = Outcome(
             succeeded=True,
             changed=True,
@@ -124,7 +125,8 @@ def _same_as_approved(current: RestorePlan, approved: RestorePlan) -> None:
     """The restore about to run must be the one approved, and must still be possible."""
     if current.hash != approved.hash or current.blocked:
         raise RollbotError(
-            "The backup or the schema changed after the restore was approved",
+            "The backup, the schema or the runbook's verify queries changed after the restore "
+            "was approved",
             why="; ".join(current.blockers) or "the restore SQL is no longer the same",
             todo="request the restore again",
         )

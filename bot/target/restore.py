@@ -57,6 +57,7 @@ def build_restore(
     tools: PgTools,
     target: TargetDatabase,
     lock_timeout_s: float,
+    verify_queries: tuple[tuple[int, str], ...] = (),
 ) -> tuple[RestorePlan, str]:
     """The restore of a succeeded rollback: its plan and the full script."""
     plan = source.rollback_plan()
@@ -110,7 +111,17 @@ def build_restore(
         f"-- COPY {table}: {rows:,} rows from {backup.path.name}" if rows or "COPY" in sql else sql
         for table, sql, rows in data
     ]
-    shown = "\n".join([_HEADER + timeouts, *pre, *shown_data, *post, journal or "", verify])
+    shown = "\n".join(
+        [
+            _HEADER + timeouts,
+            *pre,
+            *shown_data,
+            *post,
+            journal or "",
+            verify,
+            *_verify_shown(verify_queries),
+        ]
+    )
     full = "\n".join(
         [_HEADER + timeouts, *pre, *(sql for _, sql, _ in data), *post, journal or "", verify]
     )
@@ -127,6 +138,7 @@ def build_restore(
         journal_restored=journal is not None,
         blockers=tuple(blockers),
         sql=shown,
+        verify_queries=verify_queries,
         hash=hashlib.sha256(
             f"{shown}|{backup.sha256}|{plan.target.identity()}".encode()
         ).hexdigest(),
@@ -271,6 +283,17 @@ def _existing(target: TargetDatabase, tables: set[str], types: set[str]) -> list
             if row and row[0] is not None:
                 found.append(f"type {type_name} exists again; restoring over it is refused")
     return found
+
+
+def _verify_shown(queries: tuple[tuple[int, str], ...]) -> list[str]:
+    """The "Verify data" queries as the approver reads them: after COMMIT, read only."""
+    if not queries:
+        return []
+    return [
+        "",
+        "-- then, after COMMIT, in a READ ONLY session, each cut off at the statement timeout:",
+        *(f'{query};  -- "Verify data", runbook line {line}' for line, query in queries),
+    ]
 
 
 def run_verify_queries(

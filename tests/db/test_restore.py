@@ -1,6 +1,7 @@
 """Restore (the guide's "Data Recovery"): a rollback and its restore give back what was there."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -10,7 +11,7 @@ from bot.core.run import RunState, outcome_of
 from bot.service.rollback import Rollbot
 from tests.db.test_rollback import journal_of
 from tests.fix_db import SAMPLE_COUNTS
-from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, schema_of
+from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, counts_of, schema_of
 
 TABLES = [
     "api_errors",
@@ -87,3 +88,32 @@ def test_only_succeeded_rollbacks_can_be_restored(
     run = service.request("0023", requested_by=REQUESTER)
     with pytest.raises(NotAllowedError, match="only a succeeded rollback"):
         service.request_restore(run.id, requested_by=REQUESTER)
+
+
+def test_the_verify_queries_that_run_are_the_ones_approved(
+    db_0023: str, tmp_path: Path, make_service: Callable[..., Rollbot]
+) -> None:
+    """The restore plan shows its "Verify data" queries; editing them after the plan voids it.
+
+    A runbook author who swaps the query once the restore awaits approval must not get a
+    query run that nobody saw: the queries are part of the approved plan and of its hash.
+    """
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    seed = (RUNBOOKS / "0023_loud_shen.md").read_text()
+    (runbooks / "0023_loud_shen.md").write_text(seed)
+    service = make_service(db_0023, runbooks_dir=runbooks)
+    rolled = service.approve(service.request("0023", requested_by=REQUESTER).id, APPROVER)
+    restore = service.request_restore(rolled.id, requested_by=REQUESTER)
+    shown = restore.restore_plan().sql
+    assert "in a READ ONLY session, each cut off at the statement timeout" in shown
+    assert 'SELECT COUNT(*) FROM generation_pipelines;  -- "Verify data", runbook line 152' in shown
+    swapped = "SELECT COUNT(*) FROM generation_pipelines WHERE id IS NOT NULL"
+    (runbooks / "0023_loud_shen.md").write_text(
+        seed.replace("SELECT COUNT(*) FROM generation_pipelines;", f"{swapped};")
+    )
+    done = service.approve(restore.id, APPROVER)
+    assert done.state is RunState.FAILED
+    assert "verify queries changed after the restore was approved" in (done.reason or "")
+    with psycopg.connect(db_0023) as conn:
+        assert conn.execute("SELECT to_regclass('public.api_errors')").fetchone() == (None,)
