@@ -82,6 +82,10 @@ class BackupError(RollbotError):
     """A backup could not be taken or verified; approval stays blocked."""
 
 
+class LockWaitError(BackupError):
+    """A backup gave up waiting for a table lock: another session holds a conflicting one."""
+
+
 class DatabaseUnavailableError(RollbotError):
     """The target or state database cannot be reached."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from bot.core.errors import BackupError
+from bot.core.errors import BackupError, LockWaitError
 
 _SUMMARY_LIMIT = 400
 _RETRY = "retry; if it fails again, take a manual pg_dump and investigate before any rollback"
@@ -33,6 +33,7 @@ class _Rule(NamedTuple):
     what: str
     todo: str
     why: str = "pg_dump said: {said}"
+    error: type[BackupError] = BackupError
 
 
 # First match wins: a refused login also mentions "connection to server".
@@ -75,6 +76,7 @@ _RULES = (
         "find the blocking session in pg_locks and retry when it has finished, "
         "or allow a longer lock wait",
         why="another session holds a conflicting lock; pg_dump said: {said}",
+        error=LockWaitError,
     ),
     _Rule(
         ("permission denied",),
@@ -96,7 +98,7 @@ def dump_failure(stderr: str, returncode: int, *, where: str, directory: str) ->
     lowered = stderr.lower()
     for rule in _RULES:
         if any(needle in lowered for needle in rule.needles):
-            return BackupError(
+            return rule.error(
                 rule.what.format(**fields),
                 why=rule.why.format(**fields),
                 todo=rule.todo.format(**fields),

@@ -124,6 +124,7 @@ class Planning:
                 tables=plan.write_locked,
                 exclude_schemas=self._planner.exclude(),
                 purpose=f"run {run.id} backup",
+                lock_wait=plan.lock_timeout,
             )
         except BackupError as exc:
             return self._runs.move(run, RunEvent.BLOCKED, reason=exc.render())

@@ -42,12 +42,36 @@ class LockTimeoutError(Exception):
         self.statement = statement
 
 
-class BlockerWatch:
-    """Samples the sessions blocking `pid` until the block ends."""
+_BLOCKERS_OF_APPLICATION = """
+SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
+       extract(epoch FROM now() - coalesce(xact_start, query_start))::float8,
+       left(coalesce(query, ''), 300)
+FROM pg_stat_activity
+WHERE pid IN (SELECT unnest(pg_blocking_pids(w.pid)) FROM pg_stat_activity w
+              WHERE w.application_name = %s AND w.datname = current_database())
+  AND application_name IS DISTINCT FROM %s
+ORDER BY pid
+"""
 
-    def __init__(self, target: TargetDatabase, pid: int, interval_s: float = 0.05) -> None:
+
+class BlockerWatch:
+    """Samples the sessions blocking `pid` (or every session named `application`) meanwhile.
+
+    By name, because a backup's waits happen in pg_dump's own session, whose pid rollbot
+    never learns; rollbot names all sessions of one task alike.
+    """
+
+    def __init__(
+        self,
+        target: TargetDatabase,
+        pid: int | None = None,
+        interval_s: float = 0.05,
+        *,
+        application: str | None = None,
+    ) -> None:
         self._target = target
-        self._pid = pid
+        self._query = _BLOCKERS if pid is not None else _BLOCKERS_OF_APPLICATION
+        self._params: tuple[object, ...] = (pid,) if pid is not None else (application,) * 2
         self._interval = interval_s
         self._stop = threading.Event()
         self._seen: tuple[Blocker, ...] = ()
@@ -74,7 +98,7 @@ class BlockerWatch:
         try:
             with self._target.connect("lock watch", autocommit=True) as conn:
                 while not self._stop.wait(self._interval):
-                    rows = conn.execute(_BLOCKERS, (self._pid,)).fetchall()
+                    rows = conn.execute(self._query, self._params).fetchall()
                     if rows:
                         self._seen = tuple(_blocker(row) for row in rows)
         except (psycopg.Error, DatabaseUnavailableError):

@@ -16,15 +16,18 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import IsolationLevel, sql
 
-from bot.core.errors import BackupError, DatabaseUnavailableError
+from bot.core.durations import format_duration
+from bot.core.errors import BackupError, DatabaseUnavailableError, LockWaitError
 from bot.target.backup import take_backup
+from bot.target.locks import BlockerWatch
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import timedelta
     from pathlib import Path
 
     from bot.core.plan import Plan
-    from bot.core.results import BackupInfo
+    from bot.core.results import BackupInfo, Blocker
     from bot.pgclient.tools import PgTools
     from bot.target.database import TargetDatabase
 
@@ -38,34 +41,48 @@ def backup_with_counts(
     tables: Sequence[str],
     exclude_schemas: Sequence[str] = (),
     purpose: str = "backup",
+    lock_wait: timedelta | None = None,
 ) -> tuple[BackupInfo, dict[str, int]]:
     """Whole-database dump (verified) plus exact rows of `tables` at the dump's snapshot.
 
-    `purpose` names both sessions, rollbot's and pg_dump's, as `rollbot <purpose>`.
+    `purpose` names both sessions, rollbot's and pg_dump's, as `rollbot <purpose>`. With
+    `lock_wait`, each lock either session needs is waited for at most that long: a table held
+    by another session's ACCESS EXCLUSIVE lock ends the backup with that session named,
+    instead of parking the request (and whoever waits for its answer) behind it for good.
     """
+    application = f"rollbot {purpose}"
     try:
-        with target.connect(purpose) as conn:
+        with (
+            target.connect(purpose) as conn,
+            BlockerWatch(target, application=application) as watch,
+        ):
             conn.isolation_level = IsolationLevel.REPEATABLE_READ
             conn.read_only = True
+            if lock_wait is not None:
+                conn.execute(f"SET lock_timeout = '{format_duration(lock_wait)}'".encode())
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
             snapshot = str(row[0]) if row else ""
             rows: dict[str, int] = {}
-            for table in tables:
-                counted = conn.execute(
-                    sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))
-                ).fetchone()
-                rows[table] = int(counted[0]) if counted else 0
-            info = take_backup(
-                tools,
-                target.conninfo,
-                directory,
-                name=name,
-                kind="full",
-                required_tables=tables,
-                snapshot=snapshot,
-                exclude_schemas=exclude_schemas,
-                application_name=f"rollbot {purpose}",
-            )
+            try:
+                for table in tables:
+                    counted = conn.execute(
+                        sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))
+                    ).fetchone()
+                    rows[table] = int(counted[0]) if counted else 0
+                info = take_backup(
+                    tools,
+                    target.conninfo,
+                    directory,
+                    name=name,
+                    kind="full",
+                    required_tables=tables,
+                    snapshot=snapshot,
+                    exclude_schemas=exclude_schemas,
+                    lock_wait_timeout_s=lock_wait.total_seconds() if lock_wait else None,
+                    application_name=application,
+                )
+            except (psycopg.errors.LockNotAvailable, LockWaitError):
+                raise _blocked(target, lock_wait, watch.blockers()) from None
             conn.rollback()
     except (psycopg.OperationalError, DatabaseUnavailableError) as exc:
         raise BackupError(
@@ -75,6 +92,19 @@ def backup_with_counts(
             todo="check DATABASE_URL and the server; approval stays blocked",
         ) from None
     return info, rows
+
+
+def _blocked(
+    target: TargetDatabase, lock_wait: timedelta | None, blockers: tuple[Blocker, ...]
+) -> LockWaitError:
+    """The backup's lock wait ran out: who held the lock, as execution reports it."""
+    waited = format_duration(lock_wait) if lock_wait else "its lock timeout"
+    held = "; ".join(b.label() for b in blockers) or "a session that has since finished"
+    return LockWaitError(
+        f"The backup of {target.name} waited {waited} for a table lock and gave up",
+        why=f"held by {held}",
+        todo="plan again once that session has finished (or end it); nothing was changed",
+    )
 
 
 def final_backup(

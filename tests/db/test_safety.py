@@ -324,6 +324,27 @@ def test_reads_never_wait_longer_than_the_lock_timeout(
     assert max(latencies) < timeout_s + 0.4
 
 
+@pytest.mark.parametrize("table", ["api_errors", "users"])
+def test_a_table_held_exclusively_ends_the_backup_in_time_naming_the_holder(
+    db_0023: str, make_service: Callable[..., Rollbot], table: str
+) -> None:
+    """pg_dump used to wait for good behind an ACCESS EXCLUSIVE lock, parking the request.
+
+    Whether the table is one the rollback counts (the count waits) or any other (pg_dump's
+    own lock waits), the plan ends blocked within the lock timeout, naming the session.
+    """
+    service = make_service(db_0023, lock_timeout="500ms")
+    with psycopg.connect(db_0023, application_name="migration-in-progress") as holder:
+        holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        run = service.request("0023", requested_by=REQUESTER)  # used to never return
+    assert run.state is RunState.BLOCKED
+    reason = run.reason or ""
+    assert "waited 500ms for a table lock and gave up" in reason
+    assert "migration-in-progress" in reason
+    assert f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE" in reason
+    assert run.backup is None
+
+
 def test_wrong_pg_dump_binary_blocks_the_plan(
     db_0023: str, make_service: Callable[..., Rollbot], tmp_path: Path
 ) -> None:
