@@ -28,6 +28,7 @@ from bot.slack.courier import Courier
 from bot.slack.directory import SlackDirectory
 from bot.slack.gate import SIGNATURE_WINDOW_S, RequestGate
 from bot.slack.notifier import SlackNotifier
+from bot.slack.workers import Workers
 from bot.state.deliveries import Deliveries
 from bot.state.store import RunStore
 
@@ -70,7 +71,10 @@ class Components:
         self.service = Rollbot(
             settings, store, notifier=self.notifier, approvers=self.directory.approvers
         )
-        self.chatops = ChatOps(self.service, self.deliveries, self.directory, settings)
+        self.workers = Workers(threads=settings.workers, queue_size=settings.queue_size)
+        self.chatops = ChatOps(
+            self.service, self.deliveries, self.directory, settings, workers=self.workers
+        )
         secret = settings.slack_signing_secret
         self.bolt = App(
             client=self.client,
@@ -87,6 +91,7 @@ class Components:
         """Settle what a crash left behind, then deliver the outbox and expire runs."""
         self.service.reconcile()
         self.service.expire_due()
+        self.workers.start()
         self.courier.start()
         self._sweeper.start()
         # Approvals Slack holds but rollbot never acted on; may execute, so not on this thread.
@@ -95,6 +100,7 @@ class Components:
     def stop(self) -> None:
         """Stop background work and release connections."""
         self._stopping.set()
+        self.workers.stop()
         self.courier.stop()
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=5)

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     )
     requesters: Annotated[tuple[str, ...], NoDecode] = _env("ROLLBOT_REQUESTERS", default=())
     port: int = _env("PORT", default=3000, ge=1, le=65535)
+    workers: int = _env("ROLLBOT_WORKERS", default=2, ge=1, le=32)
+    queue_size: int = _env("ROLLBOT_QUEUE_SIZE", default=10, ge=1, le=1000)
     connect_timeout: timedelta = _env("ROLLBOT_CONNECT_TIMEOUT", default=timedelta(seconds=10))
     startup_timeout: timedelta = _env("ROLLBOT_STARTUP_TIMEOUT", default=timedelta(seconds=60))
     log_level: str = _env("ROLLBOT_LOG_LEVEL", default="info")

@@ -224,3 +224,26 @@ def undo_cli(run_id: int) -> str:
         f"rollbot restore {run_id} --requested-by NAME (or {slash_restore(run_id)}), "
         "approved like a rollback"
     )
+
+
+def queued(what: str, ahead: int) -> str:
+    """The immediate answer to a slow command: it is taken, and when to expect more."""
+    wait = f" ({ahead} ahead of it)" if ahead else ""
+    return f"{what}{wait}: backing up first. The answer comes here when it is ready."
+
+
+def busy(ahead: int, consequence: str) -> str:
+    """A full queue, said plainly: how much is ahead and that nothing happened."""
+    plural = "s" if ahead != 1 else ""
+    return (
+        f"rollbot is busy: {ahead} request{plural} running or waiting; {consequence}. "
+        "Try again in a few minutes"
+    )
+
+
+def unexpected(reference: str) -> str:
+    """An error nobody expected: a reference into the logs, and what to check first."""
+    return (
+        f"rollbot hit an unexpected error (reference {reference}). "
+        "Check `/rollback status` before retrying."
+    )

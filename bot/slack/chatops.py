@@ -6,11 +6,13 @@ refusal says why; nothing is planned from a request that did not pass every chec
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from bot.core import texts
 from bot.core.commands import USAGE, Command, CommandError, parse_command
 from bot.core.errors import ConflictError, NotAllowedError, RollbotError
 from bot.core.run import ACTIVE, RunState
@@ -21,9 +23,12 @@ from bot.slack.blocks import help_message, refusal
 from bot.slack.mrkdwn import escape, user
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bot.config import Settings
     from bot.core.run import Run
     from bot.service.rollback import Rollbot
+    from bot.slack.workers import Workers
     from bot.state.deliveries import Deliveries
 
 log = structlog.get_logger()
@@ -67,12 +72,57 @@ class ChatOps:
     """Commands and reactions, turned into calls on the rollback service."""
 
     def __init__(
-        self, service: Rollbot, deliveries: Deliveries, directory: Directory, settings: Settings
+        self,
+        service: Rollbot,
+        deliveries: Deliveries,
+        directory: Directory,
+        settings: Settings,
+        workers: Workers | None = None,
     ) -> None:
         self.service = service
         self.deliveries = deliveries
         self.directory = directory
         self.settings = settings
+        self.workers = workers  # without: slow work runs on the caller's thread
+
+    def enqueue(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str,
+        trigger_id: str | None,
+        respond: Callable[[Reply], None],
+    ) -> Reply | None:
+        """Queue a slow command (plan, restore); the immediate answer, or None if not slow.
+
+        Costs one indexed insert (the replay check) besides parsing, so the ack it goes into
+        is not delayed. The queued job answers through `respond` when it is done; a full
+        queue is said at once; a replayed request is acked with nothing (an empty text).
+        """
+        if self.workers is None:
+            return None
+        try:
+            command = parse_command(text)
+        except CommandError:
+            return None  # `command` renders the refusal, after the ack
+        if command.action not in _SLOW:
+            return None
+        if not self._first_time(trigger_id):
+            return Reply(text="")
+
+        def job() -> None:
+            try:
+                reply = self.command(text, user_id=user_id, channel_id=channel_id)
+            except Exception as exc:  # noqa: BLE001 - the person is told; the traceback is logged
+                reply = _unexpected(exc)
+            if reply is not None:
+                respond(reply)
+
+        ahead = self.workers.submit(f"/rollback {command.action}", job)
+        if ahead is None:
+            return Reply(text=texts.busy(self.workers.ahead(), "nothing was planned"))
+        return Reply(text=texts.queued(_WHAT[command.action], ahead))
 
     def command(
         self, text: str, *, user_id: str, channel_id: str, trigger_id: str | None = None
@@ -82,8 +132,7 @@ class ChatOps:
         Slack gives every invocation its own trigger id, so a request replayed inside the
         signature window carries one already seen: it is answered with nothing (None).
         """
-        if trigger_id is not None and not self.deliveries.first_time(TRIGGER_PREFIX + trigger_id):
-            log.warning("slack.command_replayed")
+        if not self._first_time(trigger_id):
             return None
         try:
             command = parse_command(text)
@@ -93,6 +142,13 @@ class ChatOps:
             return Reply(text=escape(exc.render()), blocks=refusal(exc.render(), exc.usage))
         except RollbotError as exc:
             return Reply(text=escape(exc.render()), blocks=refusal(exc.render()))
+
+    def _first_time(self, trigger_id: str | None) -> bool:
+        """False for a trigger id already seen: the same signed request, replayed."""
+        if trigger_id is not None and not self.deliveries.first_time(TRIGGER_PREFIX + trigger_id):
+            log.warning("slack.command_replayed")
+            return False
+        return True
 
     def reaction(
         self, *, event_id: str, user_id: str, reaction: str, channel: str, ts: str
@@ -106,6 +162,15 @@ class ChatOps:
         run = self.deliveries.run_for_message(channel, ts)
         if run is None:
             return
+        if self.workers is None:
+            self._approve(run, user_id)
+            return
+        if self.workers.submit("approval", lambda: self._approve(run, user_id)) is None:
+            why = texts.busy(self.workers.ahead(), "your approval was not counted")
+            self.service.refuse(run, user_id, f"{why}; add the reaction again then")
+
+    def _approve(self, run: Run, user_id: str) -> None:
+        """Who reacted, checked with Slack, then the same approval path as everywhere."""
         with structlog.contextvars.bound_contextvars(run_id=run.id):
             person = self.directory.person(user_id)
             why = _not_a_person(person)
@@ -222,6 +287,18 @@ class ChatOps:
                 why=f"ROLLBOT_ALLOWED_CHANNELS allows {channels}",
                 todo="ask there",
             )
+
+
+_SLOW = {"plan", "restore"}  # a backup (and a rehearsal) each: minutes on a big database
+_WHAT = {"plan": "Planning the rollback", "restore": "Planning the restore"}
+
+
+def _unexpected(error: Exception) -> Reply:
+    """What the person sees of an error nobody expected: a reference into the logs."""
+    reference = uuid.uuid4().hex[:8]
+    log.error("slack.unhandled_error", reference=reference, exc_info=error)
+    text = texts.unexpected(reference)
+    return Reply(text=text, blocks=refusal(text))
 
 
 def _run_id(command: Command) -> int:

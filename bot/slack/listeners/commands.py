@@ -1,4 +1,8 @@
-"""`/rollback`: ack at once (Slack's 3 seconds), then answer the person who typed it."""
+"""`/rollback`: ack at once (Slack's 3 seconds), then answer the person who typed it.
+
+Slow commands are queued for rollbot's workers and acked with what happens next; the rest are
+answered on this thread, which they hold only for a moment.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from slack_bolt import Ack, App, Respond
 
-    from bot.slack.chatops import ChatOps
+    from bot.slack.chatops import ChatOps, Reply
 
 
 def register(app: App, chatops: ChatOps) -> None:
@@ -15,13 +19,23 @@ def register(app: App, chatops: ChatOps) -> None:
 
     @app.command("/rollback")
     def rollback(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-        ack()
-        reply = chatops.command(
-            str(command.get("text", "")),
-            user_id=str(command["user_id"]),
-            channel_id=str(command["channel_id"]),
-            trigger_id=str(command.get("trigger_id") or "") or None,
+        def answer(reply: Reply) -> None:
+            respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
+
+        text = str(command.get("text", ""))
+        user_id, channel_id = str(command["user_id"]), str(command["channel_id"])
+        trigger_id = str(command.get("trigger_id") or "") or None
+        queued = chatops.enqueue(
+            text, user_id=user_id, channel_id=channel_id, trigger_id=trigger_id, respond=answer
         )
+        if queued is not None:  # slow work went to rollbot's workers: say so in the ack
+            if queued.text:
+                ack(text=queued.text, blocks=queued.blocks)
+            else:
+                ack()  # a replayed request: nothing to say
+            return
+        ack()
+        reply = chatops.command(text, user_id=user_id, channel_id=channel_id, trigger_id=trigger_id)
         if reply is None:
             return  # the same command again (a replayed request): answered the first time
-        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
+        answer(reply)

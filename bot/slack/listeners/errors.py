@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bot.core import texts
 from bot.slack.blocks import refusal
 
 if TYPE_CHECKING:
@@ -23,8 +24,5 @@ def register(app: App) -> None:
         reference = uuid.uuid4().hex[:8]
         log.error("slack.unhandled_error", reference=reference, exc_info=error)
         if respond is not None and body.get("response_url"):
-            text = (
-                f"rollbot hit an unexpected error (reference {reference}). "
-                "Check `/rollback status` before retrying."
-            )
+            text = texts.unexpected(reference)
             respond(text=text, blocks=refusal(text), response_type="ephemeral")
