@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.core.run import Run
     from bot.service.rollback import Rollbot
+    from bot.slack.undelivered import Responders
     from bot.state.deliveries import Deliveries
 
 log = structlog.get_logger()
@@ -67,24 +68,41 @@ class ChatOps:
     """Commands and reactions, turned into calls on the rollback service."""
 
     def __init__(
-        self, service: Rollbot, deliveries: Deliveries, directory: Directory, settings: Settings
+        self,
+        service: Rollbot,
+        deliveries: Deliveries,
+        directory: Directory,
+        settings: Settings,
+        *,
+        responders: Responders | None = None,
     ) -> None:
         self.service = service
         self.deliveries = deliveries
         self.directory = directory
         self.settings = settings
+        self.responders = responders
 
     def command(
-        self, text: str, *, user_id: str, channel_id: str, trigger_id: str | None = None
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str,
+        trigger_id: str | None = None,
+        response_url: str | None = None,
     ) -> Reply | None:
         """Answer one `/rollback …`; the ack has already been sent.
 
         Slack gives every invocation its own trigger id, so a request replayed inside the
-        signature window carries one already seen: it is answered with nothing (None).
+        signature window carries one already seen: it is answered with nothing (None). The
+        response URL is kept (in memory) so that the requester can still be told if Slack
+        later refuses to let rollbot post in the channel.
         """
         if trigger_id is not None and not self.deliveries.first_time(TRIGGER_PREFIX + trigger_id):
             log.warning("slack.command_replayed")
             return None
+        if response_url and self.responders is not None:
+            self.responders.remember(channel_id, user_id, response_url)
         try:
             command = parse_command(text)
             self._check_channel(channel_id)
@@ -180,7 +198,7 @@ class ChatOps:
         run = self.service.request_restore(
             _run_id(command), requested_by=user_id, channel=channel_id
         )
-        return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")
+        return _requested(run)
 
     def _may_request(self, user_id: str) -> None:
         if self.settings.requesters and user_id not in self.settings.requesters:
@@ -203,7 +221,7 @@ class ChatOps:
             )
         except ConflictError as exc:
             return Reply(text=exc.render(), blocks=refusal(exc.render()))
-        return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")
+        return _requested(run)
 
     def _status(self, run_id: int | None) -> Reply:
         if run_id is not None:
@@ -222,6 +240,13 @@ class ChatOps:
                 why=f"ROLLBOT_ALLOWED_CHANNELS allows {channels}",
                 todo="ask there",
             )
+
+
+def _requested(run: Run) -> Reply:
+    """The answer to a request: where it stands; a run cancelled meanwhile says why."""
+    if run.state is RunState.CANCELLED:
+        return Reply(text=escape(f"Run {run.id}: cancelled — {run.reason or 'no reason given'}"))
+    return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")
 
 
 def _run_id(command: Command) -> int:

@@ -21,6 +21,7 @@ def register(app: App, chatops: ChatOps) -> None:
             user_id=str(command["user_id"]),
             channel_id=str(command["channel_id"]),
             trigger_id=str(command.get("trigger_id") or "") or None,
+            response_url=str(command.get("response_url") or "") or None,
         )
         if reply is None:
             return  # the same command again (a replayed request): answered the first time
