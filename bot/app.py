@@ -24,10 +24,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 import bot.slack.listeners as handlers
 from bot.service.rollback import Rollbot
 from bot.slack.chatops import TRIGGER_PREFIX, ChatOps
-from bot.slack.courier import Courier
+from bot.slack.courier import Courier, GivenUp
 from bot.slack.directory import SlackDirectory
 from bot.slack.gate import SIGNATURE_WINDOW_S, RequestGate
 from bot.slack.notifier import SlackNotifier
+from bot.slack.undelivered import Responders, Undelivered
 from bot.slack.workers import Workers
 from bot.state.deliveries import Deliveries
 from bot.state.store import RunStore
@@ -60,7 +61,12 @@ class Components:
             ],
         )
         self.deliveries = Deliveries(store)
-        self.courier = Courier(self.deliveries, self.client)
+        self.courier = Courier(
+            self.deliveries,
+            self.client,
+            deadline_s=settings.delivery_deadline.total_seconds(),
+            on_given_up=self._given_up,
+        )
         self.notifier = SlackNotifier(
             reaction=settings.approval_reaction,
             approvers=lambda name: settings.approvers_for(settings.target(name)),
@@ -72,8 +78,21 @@ class Components:
             settings, store, notifier=self.notifier, approvers=self.directory.approvers
         )
         self.workers = Workers(threads=settings.workers, queue_size=settings.queue_size)
+        self.responders = Responders()
         self.chatops = ChatOps(
-            self.service, self.deliveries, self.directory, settings, workers=self.workers
+            self.service,
+            self.deliveries,
+            self.directory,
+            settings,
+            workers=self.workers,
+            responders=self.responders,
+        )
+        self.undelivered = Undelivered(
+            self.service,
+            self.deliveries,
+            self.client,
+            self.responders,
+            incident_channel=settings.incident_channel,
         )
         secret = settings.slack_signing_secret
         self.bolt = App(
@@ -105,6 +124,9 @@ class Components:
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=5)
         self.store.close()
+
+    def _given_up(self, given_up: GivenUp) -> None:
+        self.undelivered(given_up)
 
     def _reread(self) -> None:
         try:

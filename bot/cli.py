@@ -18,11 +18,12 @@ from bot import __version__
 from bot.config import Settings, load_settings
 from bot.core.errors import ConfigError, NotFoundError, RollbotError, quoted
 from bot.core.run import Run, RunState
-from bot.core.text import outcome_text, plan_text, runbooks_text, runs_text
+from bot.core.text import outcome_text, plan_text, runbooks_text, runs_text, undelivered_text
 from bot.drizzle.history import history_text
 from bot.logs import configure_logging
 from bot.service.lifecycle import SilentNotifier
 from bot.service.rollback import Rollbot, StalePlanError
+from bot.state.deliveries import Deliveries
 from bot.state.store import RunStore
 
 if TYPE_CHECKING:
@@ -177,13 +178,18 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
     except StalePlanError as exc:
         print(f"rollbot: {exc.render()}", file=sys.stderr)
         return 1
+    undelivered = Deliveries(service.store).undelivered(run.id) if args.command == "show" else []
     if args.json:
-        _json(_public(run))
+        extra = {"undelivered": [u.model_dump() for u in undelivered]} if undelivered else {}
+        _json(_public(run) | extra)
     else:
         print(plan_text(run, with_sql=args.command != "approve"))
         if run.outcome or run.state in _FAILED:
             print()
             print(outcome_text(run))
+        if undelivered:
+            print()
+            print(undelivered_text(undelivered))
     return 1 if run.state in _FAILED else 0
 
 

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     queue_size: int = _env("ROLLBOT_QUEUE_SIZE", default=10, ge=1, le=1000)
     connect_timeout: timedelta = _env("ROLLBOT_CONNECT_TIMEOUT", default=timedelta(seconds=10))
     startup_timeout: timedelta = _env("ROLLBOT_STARTUP_TIMEOUT", default=timedelta(seconds=60))
+    # A Slack message not accepted this long after it was written is given up (and reported).
+    delivery_deadline: timedelta = _env("ROLLBOT_DELIVERY_DEADLINE", default=timedelta(hours=1))
     log_level: str = _env("ROLLBOT_LOG_LEVEL", default="info")
     _targets: dict[str, TargetConfig] = PrivateAttr(default_factory=dict)
 
@@ -86,7 +88,12 @@ class Settings(BaseSettings):
         return parse_duration(value) if isinstance(value, str | int | float) else value
 
     @field_validator(
-        "lock_timeout", "statement_timeout", "connect_timeout", "startup_timeout", mode="before"
+        "lock_timeout",
+        "statement_timeout",
+        "connect_timeout",
+        "startup_timeout",
+        "delivery_deadline",
+        mode="before",
     )
     @classmethod
     def _timeout(cls, value: object) -> object:

@@ -27,6 +27,7 @@ class Message(BaseModel):
     filename: str | None = None  # `upload`: a snippet in the role's thread
     content: str | None = None
     link_to: Role | None = None  # `post`: add a permalink to that role's message
+    about: int | None = None  # a notice that the outbox message with this id was given up
 
 
 class Pending(BaseModel):
@@ -39,3 +40,17 @@ class Pending(BaseModel):
     message: Message
     attempts: int
     due: bool = True  # its backoff has passed
+    # An earlier attempt may have reached Slack and its answer was never recorded.
+    uncertain: bool = False
+
+
+class Undelivered(BaseModel):
+    """A message Slack has not (yet) accepted, and why: what `rollbot show` reports."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    role: Role
+    attempts: int
+    error: str
+    given_up: bool

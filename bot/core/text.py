@@ -14,6 +14,7 @@ from bot.core.views import PlanView, RestoreView, view_of
 
 if TYPE_CHECKING:
     from bot.core.library import RunbookLibrary
+    from bot.core.outbox import Undelivered
     from bot.core.run import Run
     from bot.core.views import Failure, OutcomeView, RunView
 
@@ -173,6 +174,15 @@ def runs_text(runs: list[Run]) -> str:
         f"by {r.requested_by}  {r.created_at:%Y-%m-%d %H:%M}"
         for r in runs
     )
+
+
+def undelivered_text(undelivered: list[Undelivered]) -> str:
+    """The run's Slack messages that did not arrive, and why (the thread may lack them)."""
+    lines = [
+        texts.undelivered_line(u.action, u.role, u.attempts, u.error, given_up=u.given_up)
+        for u in undelivered
+    ]
+    return "\n".join(_block(texts.SLACK_UNDELIVERED, lines))
 
 
 def runbooks_text(library: RunbookLibrary) -> str:

@@ -247,3 +247,48 @@ def unexpected(reference: str) -> str:
         f"rollbot hit an unexpected error (reference {reference}). "
         "Check `/rollback status` before retrying."
     )
+
+
+# -- Slack deliveries ------------------------------------------------------------------------
+
+SLACK_UNDELIVERED = "Slack messages not delivered"
+DELIVERY_UNCERTAIN = (
+    "an earlier attempt may have reached Slack and its answer was lost; "
+    "not posted again, to avoid a duplicate"
+)
+DELIVERY_NOT_REPEATED = "Slack may have posted it: not posted again, to avoid a duplicate"
+
+
+def answer_without(method: str, fields: list[str]) -> str:
+    """Slack said `ok` but not where the message went."""
+    return f"Slack accepted {method} but its answer had no {' or '.join(fields)}"
+
+
+def delivery_given_up(run_id: int, what: str, error: str) -> str:
+    """The thread's note that one of the run's messages will not arrive."""
+    return f"Run {run_id}: rollbot gave up delivering the {what} to Slack ({error})."
+
+
+def channel_refused(channel: str, error: str) -> str:
+    """Why a run was cancelled: Slack would not let rollbot post where the run is announced."""
+    return (
+        f"Slack refused rollbot's messages in channel {channel} ({error}), so the run cannot be "
+        "announced and approved there: invite rollbot with `/invite @rollbot` in that channel, "
+        "then request again"
+    )
+
+
+def announcement_lost(role: str, error: str) -> str:
+    """Why a run was cancelled: its plan or incident message could not be delivered."""
+    where = "plan message" if role == "plan" else "incident channel message"
+    return (
+        f"its {where} could not be delivered to Slack ({error}); "
+        "it cannot be approved without it: request again"
+    )
+
+
+def undelivered_line(action: str, role: str, attempts: int, error: str, *, given_up: bool) -> str:
+    """One message Slack has not accepted, for `rollbot show`."""
+    state = "given up" if given_up else "not delivered yet"
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    return f"{action} ({role}): {state} after {tries}: {error}"

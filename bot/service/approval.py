@@ -12,7 +12,7 @@ import structlog
 
 from bot.core.errors import ConflictError, NotAllowedError, RollbotError
 from bot.core.policy import decide_approval
-from bot.core.run import Run, RunEvent
+from bot.core.run import TRANSITIONS, Run, RunEvent
 
 if TYPE_CHECKING:
     from bot.service.execution import Execution
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.service.planning import Planning
 
 log = structlog.get_logger()
+_WITHDRAW_ATTEMPTS = 3
 
 
 class StalePlanError(RollbotError):
@@ -78,6 +79,21 @@ class Approval:
                 todo="ask them, or let it expire",
             )
         return self._runs.move(run, RunEvent.CANCELLED, actor=user, reason=f"cancelled by {user}")
+
+    def withdraw(self, run_id: int, reason: str) -> Run | None:
+        """Rollbot cancels a run it cannot announce; None if it is past cancelling.
+
+        A run executing or finished is left as it is: the caller says so instead.
+        """
+        for _ in range(_WITHDRAW_ATTEMPTS):
+            run = self._runs.get(run_id)
+            if (run.state, RunEvent.CANCELLED) not in TRANSITIONS:
+                return None
+            try:
+                return self._runs.move(run, RunEvent.CANCELLED, reason=reason)
+            except ConflictError:
+                continue  # it moved on meanwhile (its backup finished): look again
+        return None
 
     def _still_the_approved_plan(self, run: Run) -> None:
         """The approval is for this plan: same runbook file, same schema, same SQL."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from bot.core.errors import BackupError, NotAllowedError
+from bot.core.errors import BackupError, ConflictError, NotAllowedError
 from bot.core.results import Backup
 from bot.core.run import Promotion, Run, RunEvent, RunState
 from bot.target.rehearsal import rehearse
@@ -73,7 +73,15 @@ class Planning:
             )
             log.info("run.requested", migration=runbook.name, requested_by=requested_by)
             self._runs.announce(run, "requested")
-            return self._prepare(run, plan, runbook, config)
+            try:
+                return self._prepare(run, plan, runbook, config)
+            except ConflictError:
+                # Cancelled while it was being prepared (by a person, or by rollbot when Slack
+                # refused its channel): that is the answer, not a conflict.
+                current = self._runs.get(run.id)
+                if current.state is RunState.CANCELLED:
+                    return current
+                raise
 
     def _promotion(self, after: int, runbook_name: str, target: str) -> Promotion:
         """What an earlier run proved: it must have rolled back the same migration elsewhere."""

@@ -84,6 +84,10 @@ class Rollbot:
         """The requester or an approver may cancel a run that has not started executing."""
         return self.approval.cancel(run_id, user)
 
+    def withdraw(self, run_id: int, reason: str) -> Run | None:
+        """Rollbot cancels a run it cannot announce (None if it already executes or ended)."""
+        return self.approval.withdraw(run_id, reason)
+
     def refuse(self, run: Run, user: str, reason: str) -> None:
         """Record why `user`'s action did not count, and tell them once (not per retry)."""
         self.runs.refuse(run, user, reason)

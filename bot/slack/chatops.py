@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.core.run import Run
     from bot.service.rollback import Rollbot
+    from bot.slack.undelivered import Responders
     from bot.slack.workers import Workers
     from bot.state.deliveries import Deliveries
 
@@ -77,13 +78,16 @@ class ChatOps:
         deliveries: Deliveries,
         directory: Directory,
         settings: Settings,
+        *,
         workers: Workers | None = None,
+        responders: Responders | None = None,
     ) -> None:
         self.service = service
         self.deliveries = deliveries
         self.directory = directory
         self.settings = settings
         self.workers = workers  # without: slow work runs on the caller's thread
+        self.responders = responders
 
     def enqueue(
         self,
@@ -93,6 +97,7 @@ class ChatOps:
         channel_id: str,
         trigger_id: str | None,
         respond: Callable[[Reply], None],
+        response_url: str | None = None,
     ) -> Reply | None:
         """Queue a slow command (plan, restore); the immediate answer, or None if not slow.
 
@@ -113,7 +118,9 @@ class ChatOps:
 
         def job() -> None:
             try:
-                reply = self.command(text, user_id=user_id, channel_id=channel_id)
+                reply = self.command(
+                    text, user_id=user_id, channel_id=channel_id, response_url=response_url
+                )
             except Exception as exc:  # noqa: BLE001 - the person is told; the traceback is logged
                 reply = _unexpected(exc)
             if reply is not None:
@@ -125,15 +132,25 @@ class ChatOps:
         return Reply(text=texts.queued(_WHAT[command.action], ahead))
 
     def command(
-        self, text: str, *, user_id: str, channel_id: str, trigger_id: str | None = None
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str,
+        trigger_id: str | None = None,
+        response_url: str | None = None,
     ) -> Reply | None:
         """Answer one `/rollback …`; the ack has already been sent.
 
         Slack gives every invocation its own trigger id, so a request replayed inside the
-        signature window carries one already seen: it is answered with nothing (None).
+        signature window carries one already seen: it is answered with nothing (None). The
+        response URL is kept (in memory) so that the requester can still be told if Slack
+        later refuses to let rollbot post in the channel.
         """
         if not self._first_time(trigger_id):
             return None
+        if response_url and self.responders is not None:
+            self.responders.remember(channel_id, user_id, response_url)
         try:
             command = parse_command(text)
             self._check_channel(channel_id)
@@ -245,7 +262,7 @@ class ChatOps:
         run = self.service.request_restore(
             _run_id(command), requested_by=user_id, channel=channel_id
         )
-        return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")
+        return _requested(run)
 
     def _may_request(self, user_id: str) -> None:
         if self.settings.requesters and user_id not in self.settings.requesters:
@@ -268,7 +285,7 @@ class ChatOps:
             )
         except ConflictError as exc:
             return Reply(text=exc.render(), blocks=refusal(exc.render()))
-        return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")
+        return _requested(run)
 
     def _status(self, run_id: int | None) -> Reply:
         if run_id is not None:
@@ -299,6 +316,13 @@ def _unexpected(error: Exception) -> Reply:
     log.error("slack.unhandled_error", reference=reference, exc_info=error)
     text = texts.unexpected(reference)
     return Reply(text=text, blocks=refusal(text))
+
+
+def _requested(run: Run) -> Reply:
+    """The answer to a request: where it stands; a run cancelled meanwhile says why."""
+    if run.state is RunState.CANCELLED:
+        return Reply(text=escape(f"Run {run.id}: cancelled — {run.reason or 'no reason given'}"))
+    return Reply(text=f"Run {run.id}: {run.state.replace('_', ' ')}. Details in its message.")
 
 
 def _run_id(command: Command) -> int:

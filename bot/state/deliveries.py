@@ -11,13 +11,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, LiteralString
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
-from bot.core.outbox import Pending, Role
+from bot.core.outbox import Pending, Role, Undelivered
 from bot.state.store import STATE_SCHEMA, run_from_row
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from bot.core.outbox import Message
     from bot.core.run import Run
     from bot.state.store import RunStore
 
@@ -71,36 +73,108 @@ class Deliveries:
             (run_id, role, channel, ts),
         )
 
-    def pending(self, *, limit: int = 100) -> list[Pending]:
-        """Messages due for delivery, oldest first."""
+    def pending(self, *, limit: int = 500) -> list[Pending]:
+        """Messages not yet delivered nor given up, oldest first (due or still backing off).
+
+        Those backing off are returned too: a later message of the same thread must wait for
+        them, so the courier needs to see them to keep the order.
+        """
         rows = self._rows(
-            "SELECT id, run_id, message, attempts, next_attempt_at <= now() AS due"
+            "SELECT id, run_id, message, attempts, next_attempt_at <= now() AS due,"
+            " sending_since IS NOT NULL AS uncertain"
             " FROM {schema}.outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL"
             " ORDER BY id LIMIT %s",
             (limit,),
         )
         return [Pending.model_validate(row) for row in rows]
 
+    def sending(self, message_id: int) -> None:
+        """Note, before the call, that Slack may be about to accept this message."""
+        self._write("UPDATE {schema}.outbox SET sending_since = now() WHERE id = %s", (message_id,))
+
+    def accepted(self, item: Pending, channel: str, ts: str) -> None:
+        """Slack accepted the message at (channel, ts): one transaction, the first thing done.
+
+        A post also becomes the run's message in its role, which later edits and replies (and
+        reactions) are matched to.
+        """
+        with self._store.connection() as conn, conn.transaction():
+            if item.message.action == "post":
+                conn.execute(
+                    _in_schema(
+                        "INSERT INTO {schema}.slack_messages (run_id, role, channel, ts)"
+                        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                    ),
+                    (item.run_id, item.message.role, channel, ts),
+                )
+            conn.execute(
+                _in_schema(
+                    "UPDATE {schema}.outbox SET delivered_at = now(), channel = %s, ts = %s,"
+                    " sending_since = NULL WHERE id = %s"
+                ),
+                (channel, ts, item.id),
+            )
+
     def delivered(self, message_id: int) -> None:
-        """Slack accepted the message (or a newer one made it pointless)."""
+        """A newer message made this one pointless (an edit overtaken by a later edit)."""
         self._write("UPDATE {schema}.outbox SET delivered_at = now() WHERE id = %s", (message_id,))
 
-    def retry_later(self, message_id: int, error: str, delay_s: float) -> None:
-        """Slack failed in a way that may pass: try again after `delay_s`."""
-        self._write(
-            "UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = %s,"
-            " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
-            (error, delay_s, message_id),
+    def failed(
+        self, message_id: int, error: str, *, delay_s: float, deadline_s: float, sent: bool
+    ) -> bool:
+        """One failed attempt: retry after `delay_s`, or give up once `deadline_s` has passed.
+
+        The deadline counts from when the message was written, so however it fails, a message
+        is given up after a bounded time; the last attempt is made at the deadline itself.
+        `sent` keeps the mark that Slack may have accepted it. True when it was given up.
+        """
+        rows = self._rows(
+            "UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = %(error)s,"
+            " sending_since = CASE WHEN %(sent)s THEN sending_since END,"
+            " gave_up_at = CASE WHEN now() >= created_at + make_interval(secs => %(deadline)s)"
+            "   THEN now() END,"
+            " next_attempt_at = least(now() + make_interval(secs => %(delay)s),"
+            "   created_at + make_interval(secs => %(deadline)s))"
+            " WHERE id = %(id)s RETURNING gave_up_at IS NOT NULL AS gave_up",
+            {
+                "error": error,
+                "sent": sent,
+                "deadline": deadline_s,
+                "delay": delay_s,
+                "id": message_id,
+            },
         )
+        return bool(rows and rows[0]["gave_up"])
 
     def give_up(self, message_id: int, error: str) -> None:
-        """Slack refused the message for good (e.g. channel_not_found)."""
+        """Slack refused the message for good (e.g. channel_not_found), or it may be there."""
         self._write(
-            "UPDATE {schema}.outbox SET gave_up_at = now(), last_error = %s WHERE id = %s",
+            "UPDATE {schema}.outbox SET gave_up_at = now(), attempts = attempts + 1,"
+            " last_error = %s WHERE id = %s",
             (error, message_id),
         )
 
-    def _rows(self, query: LiteralString, params: tuple[object, ...]) -> list[dict[str, Any]]:
+    def add(self, run_id: int, message: Message) -> None:
+        """A message that announces no change of the run (a delivery that was given up)."""
+        self._write(
+            "INSERT INTO {schema}.outbox (run_id, message) VALUES (%s, %s)",
+            (run_id, Jsonb(message.model_dump(mode="json", exclude_none=True))),
+        )
+
+    def undelivered(self, run_id: int) -> list[Undelivered]:
+        """A run's messages Slack has not accepted that failed at least once, oldest first."""
+        rows = self._rows(
+            "SELECT message ->> 'action' AS action, message ->> 'role' AS role, attempts,"
+            " coalesce(last_error, 'unknown') AS error, gave_up_at IS NOT NULL AS given_up"
+            " FROM {schema}.outbox WHERE run_id = %s AND delivered_at IS NULL"
+            " AND (attempts > 0 OR gave_up_at IS NOT NULL) ORDER BY id",
+            (run_id,),
+        )
+        return [Undelivered.model_validate(row) for row in rows]
+
+    def _rows(
+        self, query: LiteralString, params: tuple[object, ...] | dict[str, object]
+    ) -> list[dict[str, Any]]:
         """Run one statement on rollbot's schema; its rows (if it returns any)."""
         with self._store.connection() as conn:
             cursor = conn.execute(_in_schema(query), params)

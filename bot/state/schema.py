@@ -115,4 +115,17 @@ ALTER TABLE {schema}.runs ADD COLUMN rehearsal jsonb;
 ALTER TABLE {schema}.runs ADD COLUMN promoted_from jsonb;
 """,
     ),
+    (
+        5,
+        """
+-- The courier's receipt and intent per message. `sending_since` is set before each call that
+-- could make Slack post it and cleared when Slack's answer proves nothing was posted: a message
+-- found with it set may already be in Slack, so it is never posted blindly again. `channel` and
+-- `ts` are where Slack put a delivered message.
+ALTER TABLE {schema}.outbox ADD COLUMN sending_since timestamptz;
+ALTER TABLE {schema}.outbox ADD COLUMN channel text;
+ALTER TABLE {schema}.outbox ADD COLUMN ts text;
+CREATE INDEX outbox_by_run ON {schema}.outbox (run_id, id);
+""",
+    ),
 )

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+
 from demo.standin.uploads import Uploads
 from demo.standin.wire import flag, list_arg, text_arg
 from demo.standin.workspace import SlackError, Workspace
@@ -29,6 +32,7 @@ class Reply:
     status: int
     body: JSON | str
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str | None = None  # None: JSON for objects, plain text for strings
 
 
 def ok(**fields: object) -> Reply:
@@ -39,6 +43,28 @@ def ok(**fields: object) -> Reply:
 def failed(code: str) -> Reply:
     """A failed Web API answer; Slack says so with HTTP 200 and `ok: false`."""
     return Reply(200, {"ok": False, "error": code})
+
+
+# Slack's documented limits: chat.postMessage truncates past 40,000 characters (rollbot must
+# never get there) and a message holds at most 50 blocks.
+MAX_TEXT = 40_000
+MAX_BLOCKS = 50
+
+
+def check_blocks(blocks: object) -> None:
+    """Refuse blocks Slack refuses: not a list, too many, or one slack_sdk's models reject."""
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise SlackError("invalid_blocks_format")
+    if len(blocks) > MAX_BLOCKS:
+        raise SlackError("invalid_blocks")
+    for raw in blocks:
+        block = Block.parse(raw)
+        if block is None:
+            raise SlackError("invalid_blocks")
+        try:
+            block.validate_json()
+        except SlackObjectFormationError as exc:
+            raise SlackError("invalid_blocks") from exc
 
 
 class WebApi:
@@ -112,6 +138,10 @@ class WebApi:
         blocks, attachments = list_arg(params, "blocks"), list_arg(params, "attachments")
         if not (text or blocks or attachments):
             raise SlackError("no_text")
+        if len(text) > MAX_TEXT:
+            raise SlackError("msg_too_long")
+        if "blocks" in params and params["blocks"] not in (None, "", []):
+            check_blocks(params["blocks"])
         return text, blocks, attachments
 
     def _channel(self, params: JSON, key: str = "channel") -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -104,17 +105,35 @@ class HttpFront:
                 _answer(handler, Reply(503, {"ok": False, "error": "service_unavailable"}))
             return
         params: JSON = {}
-        scripted = self.faults.take(label, as_json=kind == "api")
         try:
             if kind != UPLOAD:
                 params = parse_params(headers.get("content-type", ""), raw, url.query)
         except SlackError as error:
-            reply = Reply(200, {"ok": False, "error": error.code})
+            reply, fault = Reply(200, {"ok": False, "error": error.code}), None
         else:
-            reply = scripted or self._dispatch(kind, name, params, headers, raw)
-        fault = "scripted" if scripted is not None else None
+            reply, fault = self._answer(kind, name, params, headers, raw)
         self.calls.add(label, params, headers, reply.status, reply.body, fault=fault, raw=raw)
         _answer(handler, reply)
+
+    def _answer(
+        self, kind: str, name: str, params: JSON, headers: dict[str, str], raw: bytes
+    ) -> tuple[Reply, str | None]:
+        """The answer, and which fault (if any) shaped it."""
+        label = name if kind == "api" else kind
+        script = self.faults.take(label, params)
+        if script is not None and script.kind in {"error", "garbage"}:
+            return script.reply(as_json=kind == "api"), (
+                "scripted" if script.kind == "error" else script.kind
+            )
+        refusal = self.faults.refusal(params) if kind == "api" else None
+        if refusal is not None:
+            return refusal, "refused_channel"
+        if script is not None and script.kind == "slow":
+            time.sleep(script.delay_s)
+        reply = self._dispatch(kind, name, params, headers, raw)
+        if script is not None and script.kind == "malformed":
+            return script.spoil(reply), "malformed"
+        return reply, script.kind if script is not None else None
 
     def _dispatch(
         self, kind: str, name: str, params: JSON, headers: dict[str, str], raw: bytes
@@ -130,6 +149,7 @@ class HttpFront:
 
 def _answer(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
     payload, content_type = encode(reply.body)
+    content_type = reply.content_type or content_type
     handler.send_response(reply.status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(payload)))

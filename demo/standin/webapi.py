@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Self
 
 from slack_sdk import WebClient
 
-from demo.standin.faults import Faults
+from demo.standin.faults import Faults, Script
 from demo.standin.methods import WebApi
 from demo.standin.model import Identity, User
 from demo.standin.recording import CallLog
@@ -231,17 +231,55 @@ class SlackStandIn:
         status: int = 200,
         retry_after: int | None = None,
         times: int = 1,
+        match: Callable[[JSON], bool] | None = None,
     ) -> None:
         """Fail the next `times` calls of `method` with Slack's `error` (and HTTP `status`).
 
-        `method` is a Web API method name, or `UPLOAD` / `RESPONSE_URL` for those endpoints.
+        `method` is a Web API method name, or `UPLOAD` / `RESPONSE_URL` for those endpoints;
+        `match` limits the fault to calls whose decoded arguments satisfy it. The answer is
+        what Slack sends on errors: `{"ok": false, "error": ...}` and nothing else.
         """
-        self.faults.script(method, error, status=status, retry_after=retry_after, times=times)
+        self.faults.add(method, Script("error", times, error, status, retry_after, match=match))
+
+    def script_garbage(
+        self, method: str, *, times: int = 1, match: Callable[[JSON], bool] | None = None
+    ) -> None:
+        """Answer the next `times` calls with HTTP 200 and an HTML page, as a broken proxy does."""
+        self.faults.add(method, Script("garbage", times, match=match))
+
+    def script_malformed(
+        self,
+        method: str,
+        *,
+        drop: tuple[str, ...] = ("ts",),
+        times: int = 1,
+        match: Callable[[JSON], bool] | None = None,
+    ) -> None:
+        """Do the call, then answer `ok: true` without the `drop` fields (e.g. no `ts`)."""
+        self.faults.add(method, Script("malformed", times, drop=drop, match=match))
+
+    def script_slow(
+        self,
+        method: str,
+        seconds: float,
+        *,
+        times: int = 1,
+        match: Callable[[JSON], bool] | None = None,
+    ) -> None:
+        """Answer the next `times` calls as usual, but only after `seconds`."""
+        self.faults.add(method, Script("slow", times, delay_s=seconds, match=match))
+
+    def refuse_channel(self, channel: str, error: str | None = "not_in_channel") -> None:
+        """Answer every call into `channel` with `error` (`not_in_channel`, `channel_not_found`).
+
+        That is what Slack does while the bot is not a member; None lets it in again.
+        """
+        self.faults.refuse_channel(channel, error)
 
     def set_unavailable(self, unavailable: bool = True, *, how: Outage = "disconnect") -> None:
         """Make every request fail: the connection drops without an answer, or HTTP 503."""
         self.faults.set_outage(how if unavailable else None)
 
     def clear_faults(self) -> None:
-        """Forget scripted errors and unavailability."""
+        """Forget scripted faults, refused channels and unavailability."""
         self.faults.clear()

@@ -27,7 +27,7 @@ from demo.standin import SlackSender, SlackStandIn, serve_wsgi
 from demo.standin.socket import SocketModeServer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
@@ -217,6 +217,66 @@ def test_scripted_error_surfaces_and_has_no_effect(workspace: SlackStandIn) -> N
     client.chat_postMessage(channel=OPS, text="delivered")
     assert [m.text for m in workspace.messages(OPS)] == ["delivered"]
     assert [c.fault for c in workspace.calls("chat.postMessage")] == ["scripted", "scripted", None]
+
+
+def test_a_refused_channel_answers_like_slack_ok_false_and_error_only(
+    workspace: SlackStandIn,
+) -> None:
+    """A channel the bot is not in refuses every call into it with `{ok, error}` and no more."""
+    client = workspace.client()
+    workspace.refuse_channel(OPS, "not_in_channel")
+    calls: list[Callable[[], object]] = [
+        lambda: client.chat_postMessage(channel=OPS, text="x"),
+        lambda: client.chat_postEphemeral(channel=OPS, user=ALICE, text="x"),
+        lambda: client.files_upload_v2(channel=OPS, content="x", filename="a.sql"),
+    ]
+    for call in calls:
+        with pytest.raises(SlackApiError) as error:
+            call()
+        assert error.value.response.data == {"ok": False, "error": "not_in_channel"}
+    assert workspace.messages() == []
+    assert workspace.files() == []
+    workspace.refuse_channel(OPS, None)
+    client.chat_postMessage(channel=OPS, text="let in")
+    assert [m.text for m in workspace.messages(OPS)] == ["let in"]
+
+
+def test_garbage_malformed_and_slow_answers_hit_only_the_calls_they_match(
+    workspace: SlackStandIn,
+) -> None:
+    """HTML instead of JSON, `ok` without a ts, a slow answer: each for the matching call only."""
+    client = workspace.client()
+    workspace.script_garbage("chat.postMessage", match=lambda p: p.get("text") == "garbage")
+    workspace.script_malformed("chat.postMessage", match=lambda p: p.get("text") == "no ts")
+    workspace.script_slow("chat.postMessage", 0.5, match=lambda p: p.get("text") == "slow")
+    with pytest.raises(SlackApiError) as error:
+        client.chat_postMessage(channel=OPS, text="garbage")
+    assert "non-JSON" in str(error.value.response["error"])
+    answer = client.chat_postMessage(channel=OPS, text="no ts")
+    assert answer["ok"] is True
+    assert "ts" not in answer.data
+    started = time.monotonic()
+    client.chat_postMessage(channel=OPS, text="slow")
+    assert time.monotonic() - started >= 0.5
+    client.chat_postMessage(channel=OPS, text="garbage")  # the fault was used up
+    assert [m.text for m in workspace.messages(OPS)] == ["no ts", "slow", "garbage"]
+    faults = [c.fault for c in workspace.calls("chat.postMessage")]
+    assert faults == ["garbage", "malformed", "slow", None]
+
+
+def test_blocks_slack_refuses_are_refused(workspace: SlackStandIn) -> None:
+    """Blocks slack_sdk's models reject, or past Slack's 50, are `invalid_blocks`; nothing posts."""
+    client = workspace.client()
+    too_long = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
+    too_many = [{"type": "divider"}] * 51
+    for blocks in (too_long, too_many, [{"type": "section"}], [{"type": "no_such_block"}]):
+        with pytest.raises(SlackApiError) as error:
+            client.chat_postMessage(channel=OPS, text="x", blocks=blocks)
+        assert error.value.response["error"] == "invalid_blocks"
+    with pytest.raises(SlackApiError) as error:
+        client.chat_postMessage(channel=OPS, text="x" * 40_001)
+    assert error.value.response["error"] == "msg_too_long"
+    assert workspace.messages() == []
 
 
 def test_unavailable_fails_until_cleared(workspace: SlackStandIn) -> None:

@@ -25,8 +25,14 @@ def register(app: App, chatops: ChatOps) -> None:
         text = str(command.get("text", ""))
         user_id, channel_id = str(command["user_id"]), str(command["channel_id"])
         trigger_id = str(command.get("trigger_id") or "") or None
+        response_url = str(command.get("response_url") or "") or None
         queued = chatops.enqueue(
-            text, user_id=user_id, channel_id=channel_id, trigger_id=trigger_id, respond=answer
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            trigger_id=trigger_id,
+            respond=answer,
+            response_url=response_url,
         )
         if queued is not None:  # slow work went to rollbot's workers: say so in the ack
             if queued.text:
@@ -35,7 +41,13 @@ def register(app: App, chatops: ChatOps) -> None:
                 ack()  # a replayed request: nothing to say
             return
         ack()
-        reply = chatops.command(text, user_id=user_id, channel_id=channel_id, trigger_id=trigger_id)
+        reply = chatops.command(
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            trigger_id=trigger_id,
+            response_url=response_url,
+        )
         if reply is None:
             return  # the same command again (a replayed request): answered the first time
         answer(reply)
