@@ -25,6 +25,8 @@ from bot.core.text import outcome_text, plan_text
 from bot.pgclient.tools import find_pg_tools
 from bot.slack.blocks import outcome_message, plan_message
 from bot.target.catalog import describe_target, read_facts
+from bot.target.database import TargetDatabase
+from bot.target.execute import execute_plan
 from tests.fix_db import create_database, drop_database, unique_name
 from tests.fix_rollbot import APPROVER, REQUESTER, counts_of
 
@@ -302,16 +304,25 @@ def test_a_rule_on_a_cascaded_table_blocks_the_plan(shop_db: str) -> None:
 def test_a_trigger_created_after_approval_is_caught_under_the_locks(
     shop_db: str, tmp_path: Path, make_service: Callable[..., Rollbot]
 ) -> None:
-    """The hash covers the triggers: one added after approval stops the run, nothing changes."""
+    """The hash covers the triggers: one added after the plan stops execution, nothing changes."""
     service = service_for(make_service, shop_db, tmp_path, DELETE_USERS)
     run = service.request("0031", requested_by=REQUESTER)
     assert run.state is RunState.AWAITING_APPROVAL, run.reason
     with psycopg.connect(shop_db, autocommit=True) as conn:
         conn.execute(TRIGGER)
     before = counts_of(shop_db, TABLES)
-    with contextlib.suppress(Exception):
-        run = service.approve(run.id, APPROVER)
-    assert service.run(run.id).state is not RunState.SUCCEEDED
+    plan = Plan.model_validate(run.plan)
+    outcome = execute_plan(
+        plan,
+        service.library().find("0031"),
+        target=TargetDatabase.at(shop_db),
+        tools=find_pg_tools(plan.target.server_major),
+        backup_dir=service.settings.backup_dir,
+        run_id=run.id,
+        on_commit_pending=lambda _: None,
+    )
+    assert not outcome.succeeded
+    assert outcome.error == "the schema changed after the plan was approved; nothing was changed"
     assert counts_of(shop_db, TABLES) == before
 
 
