@@ -7,6 +7,8 @@ cover exactly the inventory the decision was made on.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.core.functions import Volatility
@@ -95,6 +97,80 @@ class RowCount(BaseModel):
         return f"~{self.rows:,} rows (estimate)"
 
 
+# pg_constraint's confdeltype/confupdtype: NO ACTION, RESTRICT, CASCADE, SET NULL, SET DEFAULT.
+FkAction = Literal["a", "r", "c", "n", "d"]
+RowEvent = Literal["DELETE", "UPDATE", "INSERT", "TRUNCATE"]
+
+
+class ForeignKey(BaseModel):
+    """A foreign key whose actions can change the rows of `child` when `parent` changes.
+
+    Columns are named, not numbered: a partition's attribute numbers can differ from its
+    parent's, its column names cannot.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    child: Table  # the referencing table, whose rows the action changes
+    parent: Table  # the referenced table
+    columns: tuple[str, ...]  # the child's referencing columns
+    referenced: tuple[str, ...]  # the parent's referenced columns, in the same order
+    on_delete: FkAction
+    on_update: FkAction
+    delete_sets: tuple[str, ...] = ()  # ON DELETE SET NULL/DEFAULT (columns): only those
+
+    def identity(self) -> str:
+        """What the plan hash covers: any change to the key or its actions changes it."""
+        return (
+            f"{self.name}|{self.child.oid}|{self.parent.oid}|{','.join(self.columns)}|"
+            f"{','.join(self.referenced)}|{self.on_delete}{self.on_update}|"
+            f"{','.join(self.delete_sets)}"
+        )
+
+
+class Descendant(BaseModel):
+    """A table whose rows a statement on `parent` reaches: a partition or an inheritance child."""
+
+    model_config = ConfigDict(frozen=True)
+
+    parent: Table
+    child: Table
+    partition: bool  # partitions are reached by foreign-key actions too, inheritance children not
+
+
+class Trigger(BaseModel):
+    """An enabled, user-defined trigger (foreign keys' own internal triggers are not listed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    table: Table
+    events: tuple[RowEvent, ...]
+    function: str  # the function it calls, for the message
+
+
+class Rule(BaseModel):
+    """An enabled rewrite rule (`CREATE RULE … ON DELETE`), other than a view's own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    table: Table
+    event: RowEvent
+
+
+class EventTrigger(BaseModel):
+    """An enabled event trigger: it runs code on DDL, whatever table it touches."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    event: str  # ddl_command_start, ddl_command_end, sql_drop, table_rewrite
+    tags: tuple[str, ...] = ()  # WHEN TAG IN (…); empty: every command
+    function: str = ""
+
+
 class Facts(BaseModel):
     """Everything the planner needs from the live database."""
 
@@ -109,6 +185,14 @@ class Facts(BaseModel):
     # Each function the statements call, by the name written: its volatility, or None when the
     # database has no such function. Of several overloads, the most volatile counts.
     functions: dict[str, Volatility | None] = Field(default_factory=dict)
+    # What changes rows besides the statements themselves, around the tables they change:
+    # foreign-key actions and descendants reachable from them, the triggers and rules on every
+    # table reached, and the database's event triggers.
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    descendants: tuple[Descendant, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    event_triggers: tuple[EventTrigger, ...] = ()
 
     def found(self, statement: int, position: int) -> Found:
         """The facts for one object of one statement."""

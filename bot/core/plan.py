@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from bot.core.cascade import Effect, code_blockers, column_tables, effects
 from bot.core.durations import format_duration
 from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
 from bot.core.functions import call_problem
@@ -63,8 +64,26 @@ class Script(BaseModel):
     exclusive_lock: str | None
     count_neighbours: tuple[str, ...]
     statements: tuple[str, ...]
-    count_deleted: tuple[str, ...] = ()  # rows left after the runbook's DELETEs
+    count_deleted: tuple[str, ...] = ()  # rows left after the statements, tables that stay
     journal_delete: str | None = None  # the migration's Drizzle journal row, same transaction
+    # What each count above measures, for the reviewer (same order); empty in older plans.
+    count_dropped_notes: tuple[str, ...] = ()
+    count_deleted_notes: tuple[str, ...] = ()
+
+
+class Affected(BaseModel):
+    """A table whose rows change although no statement names it for that, and why.
+
+    Foreign-key actions, partitions and inheritance reach it from a DELETE, or a column of it
+    is dropped. It is locked, counted and kept in the final backup like the tables named.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    why: str  # "ON DELETE CASCADE from public.users (orders_user_id_fkey)"
+    rows: RowCount
+    deletes: bool  # rows can go; otherwise only values change and the count must hold
 
 
 class Plan(BaseModel):
@@ -95,11 +114,19 @@ class Plan(BaseModel):
     journal: JournalPlan | None = None
     lint: LintReport | None = None
     derived: bool = False  # the rollback was derived from the forward migration
+    affected: tuple[Affected, ...] = ()  # tables changed through cascades and dropped columns
+    # The write-locked tables whose rows a dump holds: a partitioned table holds none itself,
+    # its partitions do (and are write-locked too). Empty in plans stored before it existed.
+    backup_tables: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> bool:
         """A blocked plan is never backed up for approval, let alone run."""
         return bool(self.blockers)
+
+    def kept_tables(self) -> tuple[str, ...]:
+        """The tables both backups must hold the rows of."""
+        return self.backup_tables or self.write_locked
 
     def no_ops(self) -> tuple[Step, ...]:
         """Statements that will change nothing, as the plan says they will."""
@@ -139,16 +166,21 @@ def build_plan(
     rows = {r.table: r for r in facts.rows}
     drop_tables = _tables(f.table for f in existing if f.kind is ObjectKind.TABLE)
     delete_tables = _tables(f.table for f in existing if f.kind is ObjectKind.ROWS)
-    write_locked = _tables([*drop_tables, *delete_tables])
+    changes = effects(facts)
+    blockers += code_blockers(changes, facts, runbook.statements, runbook.file)
+    named = {t.oid for t in [*drop_tables, *delete_tables]}
+    affected = _affected(changes, column_tables(facts), named, runbook.statements)
+    write_locked = _tables([*drop_tables, *delete_tables, *(t for t, _, _ in affected)])
     locked = _tables(
         [
             *(f.table for f in existing if f.table is not None),
             *(p for f in existing for p in f.fk_parents),
         ]
     )
-    # Neighbours must keep their row count; tables the runbook deletes from change by design
-    # and are counted before and after instead.
-    changing = {t.name for t in drop_tables} | {t.name for t in delete_tables}
+    # Neighbours must keep their row count; tables whose rows the statements change (named,
+    # or reached through foreign-key actions) change by design and are counted before and
+    # after instead.
+    changing = {t.name for t in write_locked}
     neighbours = sorted(
         {t.name for t in locked if t.name not in changing}
         | {t.name for t in facts.counted if t.name not in changing}
@@ -159,6 +191,11 @@ def build_plan(
     blockers += list(more_blockers)
     if journal is not None and journal.blocker:
         blockers.append(journal.blocker)
+    partitioned = {d.parent.oid for d in facts.descendants if d.partition}
+    counted_after = [*delete_tables, *(t for t, _, _ in affected)]
+    notes = {t.name: "rows dropped" for t in drop_tables}
+    notes |= {t.name: "rows before the DELETE" for t in delete_tables}
+    notes |= {t.name: f"rows before: {why}" for t, why, _ in affected}
     script = Script(
         settings=(
             f"SET LOCAL lock_timeout = '{format_duration(lock_timeout)}'",
@@ -170,8 +207,13 @@ def build_plan(
         exclusive_lock=_lock(locked, "ACCESS EXCLUSIVE"),
         count_neighbours=tuple(f"SELECT count(*) FROM {name}" for name in neighbours),
         statements=tuple(s.sql for s in runbook.statements),
-        count_deleted=tuple(f"SELECT count(*) FROM {t.name}" for t in delete_tables),
+        count_deleted=tuple(f"SELECT count(*) FROM {t.name}" for t in counted_after),
         journal_delete=journal.delete_sql() if journal is not None else None,
+        count_dropped_notes=tuple(notes[t.name] for t in write_locked),
+        count_deleted_notes=(
+            *("rows left after the DELETEs" for _ in delete_tables),
+            *(f"rows after: {why}" for _, why, _ in affected),
+        ),
     )
     sql = render_sql(script)
     return Plan(
@@ -192,6 +234,7 @@ def build_plan(
         ),
         neighbours=tuple(neighbours),
         write_locked=tuple(t.name for t in write_locked),
+        backup_tables=tuple(t.name for t in write_locked if t.oid not in partitioned),
         locked=tuple(t.name for t in locked),
         blockers=tuple(blockers),
         lock_timeout=lock_timeout,
@@ -202,6 +245,42 @@ def build_plan(
         journal=journal,
         lint=lint,
         derived=runbook.derived,
+        affected=tuple(
+            Affected(
+                table=t.name,
+                why=why,
+                rows=rows.get(t.name, RowCount(table=t.name, rows=None, exact=False)),
+                deletes=deletes,
+            )
+            for t, why, deletes in affected
+        ),
+    )
+
+
+def _affected(
+    changes: tuple[Effect, ...],
+    columns: list[tuple[Table, int, str]],
+    named: set[int],
+    statements: tuple[Statement, ...],
+) -> list[tuple[Table, str, bool]]:
+    """(table, why, rows can go) for tables changed but not named by a DROP TABLE or DELETE."""
+    lines = {s.number: s.line for s in statements}
+    found: dict[int, tuple[Table, list[str], bool]] = {}
+    for change in changes:
+        if change.table.oid in named:
+            continue
+        table, whys, deletes = found.get(change.table.oid, (change.table, [], False))
+        whys.append(change.why)
+        found[change.table.oid] = (table, whys, deletes or change.event == "DELETE")
+    for changed, statement, why in columns:
+        if changed.oid in named:
+            continue
+        table, whys, deletes = found.get(changed.oid, (changed, [], False))
+        whys.append(f"{why} at line {lines.get(statement, 0)}")
+        found[changed.oid] = (table, whys, deletes)
+    return sorted(
+        ((table, "; ".join(whys), deletes) for table, whys, deletes in found.values()),
+        key=lambda item: item[0].name,
     )
 
 
@@ -293,13 +372,21 @@ def render_sql(script: Script) -> str:
         lines.append(
             f"{script.export_snapshot};  -- final backup: pg_dump --snapshot of these tables"
         )
-        lines += [f"{c};  -- rows dropped" for c in script.count_dropped]
+        lines += [
+            f"{c};  -- {note}"
+            for c, note in _noted(script.count_dropped, script.count_dropped_notes, "rows dropped")
+        ]
     if script.exclusive_lock:
         lines.append(f"{script.exclusive_lock};")
     lines += [f"{c};  -- must not change" for c in script.count_neighbours]
     lines.append("")
     lines += [f"{s};" for s in script.statements]
-    lines += [f"{c};  -- rows left after the DELETEs" for c in script.count_deleted]
+    lines += [
+        f"{c};  -- {note}"
+        for c, note in _noted(
+            script.count_deleted, script.count_deleted_notes, "rows left after the DELETEs"
+        )
+    ]
     if script.journal_delete:
         lines.append(f"{script.journal_delete};  -- Drizzle's journal forgets the migration")
     lines.append("")
@@ -307,6 +394,11 @@ def render_sql(script: Script) -> str:
     lines.append("-- and the counts above are unchanged; otherwise ROLLBACK")
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
+
+
+def _noted(queries: tuple[str, ...], notes: tuple[str, ...], default: str) -> list[tuple[str, str]]:
+    """Each count with what it measures; plans stored before the notes existed get `default`."""
+    return [(q, notes[i] if i < len(notes) else default) for i, q in enumerate(queries)]
 
 
 def plan_hash(sql: str, facts: Facts, runbook_sha256: str) -> str:
@@ -321,4 +413,18 @@ def plan_hash(sql: str, facts: Facts, runbook_sha256: str) -> str:
         ],
         "references": sorted(r.identity for r in facts.references),
     }
+    # What can change rows besides the statements; absent when empty, so that plans without
+    # any keep the hash they had before these facts were read.
+    code = {
+        "foreign_keys": sorted(k.identity() for k in facts.foreign_keys),
+        "descendants": sorted(f"{d.parent.oid}>{d.child.oid}" for d in facts.descendants),
+        "triggers": sorted(
+            f"{t.name}|{t.table.oid}|{','.join(t.events)}|{t.function}" for t in facts.triggers
+        ),
+        "rules": sorted(f"{r.name}|{r.table.oid}|{r.event}" for r in facts.rules),
+        "event_triggers": sorted(
+            f"{e.name}|{e.event}|{','.join(e.tags)}|{e.function}" for e in facts.event_triggers
+        ),
+    }
+    inventory |= {key: value for key, value in code.items() if value}
     return hashlib.sha256(json.dumps(inventory, sort_keys=True).encode()).hexdigest()

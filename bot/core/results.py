@@ -66,6 +66,17 @@ class NeighbourCount(BaseModel):
     after: int
 
 
+class AffectedCount(BaseModel):
+    """A table changed through foreign-key actions or a dropped column: its rows, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    why: str
+    before: int  # also the rows the final backup holds: the same snapshot
+    after: int
+
+
 class Outcome(BaseModel):
     """What an execution did, or why it changed nothing."""
 
@@ -75,6 +86,7 @@ class Outcome(BaseModel):
     changed: bool = False
     dropped: tuple[TableCount, ...] = ()
     deleted: tuple[NeighbourCount, ...] = ()  # tables the runbook deleted rows from
+    affected: tuple[AffectedCount, ...] = ()  # tables changed through cascades, dropped columns
     restored: tuple[TableCount, ...] = ()  # a restore: rows now in each table / in the backup
     neighbours: tuple[NeighbourCount, ...] = ()
     objects_expected: int = 0

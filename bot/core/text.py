@@ -148,6 +148,11 @@ def _counts(outcome: OutcomeView) -> list[str]:
         + texts.change(d.before, d.after)
         for d in outcome.deleted
     ]
+    if outcome.affected:
+        lines.append(f"{texts.ALSO_CHANGED} (before → after, before is in the final backup):")
+        lines += [
+            f"  {a.table}: {a.before:,} → {a.after:,} rows ({a.why})" for a in outcome.affected
+        ]
     return lines
 
 

@@ -44,6 +44,7 @@ ROLLED_BACK = "the transaction was rolled back."
 OBJECTS_DROPPED = "Objects dropped"
 ROWS_PER_DROPPED_TABLE = "Rows per dropped table"
 ROWS_DELETED = "Rows deleted"
+ALSO_CHANGED = "Also changed (foreign-key actions, dropped columns)"
 RESTORED = "restored"
 APPROVED_SO_FAR = "approved so far by"
 NO_TABLES_DROPPED = "No tables dropped"
@@ -95,6 +96,7 @@ def preflight_lines(plan: Plan) -> list[str]:
     ]
     lines += [f"{count.table}: {count.label()}" for count in plan.drop_tables]
     lines += [f"deletes rows from {c.table} ({c.label()} now)" for c in plan.delete_tables]
+    lines += [f"also changes {a.table} ({a.rows.label()} now): {a.why}" for a in plan.affected]
     lines += [f"{BLOCKED}: {blocker}" for blocker in plan.blockers]
     return lines
 
@@ -141,7 +143,7 @@ def drizzle_lines(plan: Plan) -> list[str]:
 def backup_line(backup: BackupInfo | None, held: int, state: RunState, reason: str | None) -> str:
     """Backup status: running, verified with its facts, or why it failed."""
     if backup is not None:
-        return f"verified: {backup_facts(backup)}; holds {held:,} rows of the tables to drop"
+        return f"verified: {backup_facts(backup)}; holds {held:,} rows of the tables it changes"
     if state is RunState.BACKING_UP:
         return "running (pg_dump of the whole database, then read back whole)"
     if state is RunState.REQUESTED:

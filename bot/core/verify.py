@@ -1,7 +1,8 @@
 """What the check before COMMIT looks for, in one place for the real run and the rehearsal.
 
 Every object the plan drops must be gone, no other table, view or materialized view may have
-disappeared, and the neighbouring tables must hold the rows they held. Objects are compared by
+disappeared, the neighbouring tables must hold the rows they held, and the tables whose rows
+the statements change may only have lost rows. Objects are compared by
 name, which is what stays the same between the target and a scratch copy of it.
 """
 
@@ -43,4 +44,26 @@ def verification_problems(
         problems.append(f"dropped although the runbook does not name them: {', '.join(vanished)}")
     if changed:
         problems.append(f"row counts changed: {', '.join(changed)}")
+    return problems
+
+
+def change_problems(plan: Plan, before: dict[str, int], after: list[int]) -> list[str]:
+    """Tables the statements change may only lose rows; where only values change, none.
+
+    Writes to them wait on rollbot's lock and the runbook inserts nothing, so a row more means
+    something the plan did not foresee wrote to the table (a trigger, a rule).
+    `after` is the plan's `count_deleted`: the deleted-from tables, then the affected ones.
+    """
+    named = [(t.table, True) for t in plan.delete_tables]
+    expected = named + [(a.table, a.deletes) for a in plan.affected]
+    problems = []
+    for (table, deletes), now in zip(expected, after, strict=True):
+        was = before.get(table)
+        if was is None:
+            continue
+        if now > was or (not deletes and now != was):
+            problems.append(
+                f"{table}: {was} → {now} rows, but the plan "
+                + ("only deletes from it" if deletes else "only changes values in it")
+            )
     return problems

@@ -86,6 +86,16 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Affected:
+    """A table changed through foreign-key actions or a dropped column: why, before, after."""
+
+    table: str
+    why: str
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
 class Failure:
     """Why a run changed nothing: the statement, PostgreSQL's code, and who was in the way."""
 
@@ -123,6 +133,7 @@ class OutcomeView:
     final_backup_path: str | None  # when a final backup was taken
     final_backup_details: str | None  # its size, checksum and duration
     restore_hint: str | None
+    affected: tuple[Affected, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -251,4 +262,5 @@ def _outcome(outcome: Outcome, backup_rows: dict[str, int]) -> OutcomeView:
         final_backup_path=str(final.path) if final is not None else None,
         final_backup_details=texts.backup_details(final) if final is not None else None,
         restore_hint=outcome.restore_hint,
+        affected=tuple(Affected(a.table, a.why, a.before, a.after) for a in outcome.affected),
     )

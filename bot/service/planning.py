@@ -129,7 +129,7 @@ class Planning:
                 database,
                 self._settings.backup_dir,
                 name=f"run-{run.id}-{self._runs.now():%Y%m%d-%H%M%S}",
-                tables=plan.write_locked,
+                tables=plan.kept_tables(),
                 exclude_schemas=self._planner.exclude(),
                 purpose=f"run {run.id} backup",
                 lock_wait=plan.lock_timeout,

@@ -215,6 +215,9 @@ def _success(view: RunView, outcome: OutcomeView) -> list[str]:
         f"• `{d.table}`: {d.before - d.after:,} rows deleted {texts.change(d.before, d.after)}"
         for d in outcome.deleted
     )
+    affected = "\n".join(
+        f"• `{a.table}`: {a.before:,} → {a.after:,} rows ({a.why})" for a in outcome.affected
+    )
     neighbours = "\n".join(
         f"• `{n.table}`: {n.before:,} → {n.after:,} rows (unchanged)" for n in outcome.neighbours
     )
@@ -230,6 +233,8 @@ def _success(view: RunView, outcome: OutcomeView) -> list[str]:
     ]
     if deleted:
         lines.append(f"*{texts.ROWS_DELETED}*\n{deleted}")
+    if affected:
+        lines.append(f"*{texts.ALSO_CHANGED}*\n{affected}")
     if neighbours:
         lines.append(f"*Neighbouring tables*\n{neighbours}")
     lines += [f":information_source: {note}" for note in outcome.notes]

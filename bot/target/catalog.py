@@ -8,12 +8,25 @@ make the DROP fail (RESTRICT) unless the runbook removes it first.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, LiteralString, cast
+from typing import TYPE_CHECKING, Any, Literal, LiteralString, cast
 
 import psycopg
 from psycopg import sql
 
-from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
+from bot.core.cascade import changed_tables
+from bot.core.facts import (
+    Descendant,
+    EventTrigger,
+    Facts,
+    ForeignKey,
+    Found,
+    Reference,
+    RowCount,
+    Rule,
+    Table,
+    Target,
+    Trigger,
+)
 from bot.core.sql import DbObject, ObjectKind
 
 if TYPE_CHECKING:
@@ -108,6 +121,81 @@ WHERE %(class)s::text = 'pg_class' AND k.conindid = %(oid)s AND k.contype IN ('p
 """
 
 
+# Tables a DELETE on `start` can reach: through foreign keys whose actions change rows, and to
+# partitions and inheritance children. UNION (not ALL) ends the recursion on cycles.
+_REACHABLE = """
+WITH RECURSIVE edge (parent, child) AS (
+    SELECT confrelid, conrelid FROM pg_constraint
+    WHERE contype = 'f' AND (confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd'))
+    UNION ALL
+    SELECT inhparent, inhrelid FROM pg_inherits
+), reach (oid) AS (
+    SELECT unnest(%(start)s::oid[])
+    UNION
+    SELECT e.child FROM edge e JOIN reach r ON e.parent = r.oid
+)
+SELECT array_agg(oid) FROM reach
+"""
+_NAME = "format('%%I.%%I', {ns}.nspname, {rel}.relname)"
+_COLUMNS = """ARRAY(SELECT a.attname::text FROM unnest({keys}) WITH ORDINALITY AS u (n, i)
+    JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = u.n ORDER BY u.i)"""
+_FOREIGN_KEYS = f"""
+SELECT k.conname, k.conrelid, {_NAME.format(ns="cn", rel="c")},
+       k.confrelid, {_NAME.format(ns="pn", rel="p")},
+       {_COLUMNS.format(keys="k.conkey", rel="k.conrelid")},
+       {_COLUMNS.format(keys="k.confkey", rel="k.confrelid")},
+       k.confdeltype, k.confupdtype, {{delete_sets}}
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+WHERE k.contype = 'f' AND k.confrelid = ANY (%(tables)s::oid[])
+  AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+ORDER BY 3, 1
+"""
+_DELETE_SETS = _COLUMNS.format(keys="k.confdelsetcols", rel="k.conrelid")  # PostgreSQL 15+
+_DESCENDANTS = f"""
+SELECT i.inhparent, {_NAME.format(ns="pn", rel="p")}, i.inhrelid,
+       {_NAME.format(ns="cn", rel="c")}, p.relkind = 'p'
+FROM pg_inherits i
+JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace
+JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+WHERE i.inhparent = ANY (%(tables)s::oid[])
+ORDER BY 4
+"""
+# User-defined triggers that fire (tgenabled 'D' is disabled); foreign keys' own are internal.
+_TRIGGERS = f"""
+SELECT t.tgname, t.tgrelid, {_NAME.format(ns="n", rel="c")}, t.tgtype::int,
+       t.tgfoid::regprocedure::text
+FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgrelid = ANY (%(tables)s::oid[])
+ORDER BY 3, 1
+"""
+_RULES = f"""
+SELECT r.rulename, r.ev_class, {_NAME.format(ns="n", rel="c")}, r.ev_type
+FROM pg_rewrite r
+JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE r.rulename <> '_RETURN' AND r.ev_enabled <> 'D' AND r.ev_class = ANY (%(tables)s::oid[])
+ORDER BY 3, 1
+"""
+_EVENT_TRIGGERS = """
+SELECT evtname, evtevent, coalesce(evttags, '{}')::text[], evtfoid::regprocedure::text
+FROM pg_event_trigger WHERE evtenabled <> 'D' ORDER BY 1
+"""
+# pg_trigger.tgtype bits, from PostgreSQL's trigger.h.
+_TRIGGER_EVENTS: tuple[tuple[int, Literal["INSERT", "DELETE", "UPDATE", "TRUNCATE"]], ...] = (
+    (1 << 2, "INSERT"),
+    (1 << 3, "DELETE"),
+    (1 << 4, "UPDATE"),
+    (1 << 5, "TRUNCATE"),
+)
+_RULE_EVENTS: dict[str, Literal["INSERT", "DELETE", "UPDATE"]] = {
+    "2": "UPDATE",
+    "3": "INSERT",
+    "4": "DELETE",
+}
+
+
 def describe_target(conn: psycopg.Connection[Any], name: str = "default") -> Target:
     """Host, database and server version of a connection, without its password."""
     row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
@@ -145,23 +233,92 @@ def read_facts(
             if item.exists and item.actual_kind is None:
                 references += _references(conn, item)
     counted, missing = _counted(conn, runbook.settings.count)
-    rows: list[RowCount] = []
-    if count_budget is not None:
-        tables = {
-            f.table.name: f.table
-            for f in found
-            if f.exists and f.table and f.kind in {ObjectKind.TABLE, ObjectKind.ROWS}
-        }
-        rows = [_count(conn, table, count_budget) for table in tables.values()]
-    return Facts(
+    facts = Facts(
         target=target,
         objects=tuple(found),
         references=tuple(references),
-        rows=tuple(rows),
         counted=counted,
         missing_counted=missing,
         functions=_volatility(conn, [n for s in runbook.statements for n in s.functions]),
+        **_cascade_facts(conn, found),
     )
+    if count_budget is None:
+        return facts
+    tables = {
+        f.table.name: f.table
+        for f in found
+        if f.exists and f.table and f.kind in {ObjectKind.TABLE, ObjectKind.ROWS}
+    }
+    tables |= {t.name: t for t in changed_tables(facts)}
+    rows = [_count(conn, table, count_budget) for table in tables.values()]
+    return facts.model_copy(update={"rows": tuple(rows)})
+
+
+def _cascade_facts(conn: psycopg.Connection[Any], found: list[Found]) -> dict[str, Any]:
+    """Foreign-key actions, descendants, triggers and rules around the tables the rows change of.
+
+    Only what a DELETE of theirs can reach is read (the walk itself is the core's), so a
+    foreign key elsewhere in the database neither costs a query nor voids an approval.
+    """
+    changes = {ObjectKind.ROWS, ObjectKind.COLUMN}  # a dropped column leaves descendants too
+    start = sorted({f.table.oid for f in found if f.exists and f.kind in changes and f.table})
+    row = conn.execute(_REACHABLE, {"start": start}).fetchone() if start else None
+    tables = {"tables": [int(oid) for oid in (row[0] if row and row[0] else [])]}
+    fks: list[ForeignKey] = []
+    descendants: list[Descendant] = []
+    triggers: list[Trigger] = []
+    rules: list[Rule] = []
+    if tables["tables"]:
+        newer = conn.info.server_version >= 150000  # noqa: PLR2004 - ON DELETE SET NULL (cols)
+        query = _FOREIGN_KEYS.format(delete_sets=_DELETE_SETS if newer else "'{}'::text[]")
+        for name, coid, cname, poid, pname, cols, refs, on_delete, on_update, sets in conn.execute(
+            query, tables
+        ).fetchall():
+            fks.append(
+                ForeignKey(
+                    name=name,
+                    child=Table(oid=coid, name=cname),
+                    parent=Table(oid=poid, name=pname),
+                    columns=tuple(cols),
+                    referenced=tuple(refs),
+                    on_delete=on_delete,
+                    on_update=on_update,
+                    delete_sets=tuple(sets),
+                )
+            )
+        descendants = [
+            Descendant(
+                parent=Table(oid=poid, name=pname),
+                child=Table(oid=coid, name=cname),
+                partition=partition,
+            )
+            for poid, pname, coid, cname, partition in conn.execute(_DESCENDANTS, tables)
+        ]
+        triggers = [
+            Trigger(
+                name=name,
+                table=Table(oid=oid, name=table),
+                events=tuple(event for bit, event in _TRIGGER_EVENTS if tgtype & bit),
+                function=function,
+            )
+            for name, oid, table, tgtype, function in conn.execute(_TRIGGERS, tables)
+        ]
+        rules = [
+            Rule(name=name, table=Table(oid=oid, name=table), event=_RULE_EVENTS[ev_type])
+            for name, oid, table, ev_type in conn.execute(_RULES, tables)
+            if ev_type in _RULE_EVENTS
+        ]
+    event_triggers = [
+        EventTrigger(name=name, event=event, tags=tuple(tags), function=function)
+        for name, event, tags, function in conn.execute(_EVENT_TRIGGERS)
+    ]
+    return {
+        "foreign_keys": tuple(fks),
+        "descendants": tuple(descendants),
+        "triggers": tuple(triggers),
+        "rules": tuple(rules),
+        "event_triggers": tuple(event_triggers),
+    }
 
 
 _VOLATILITY = {"i": "immutable", "s": "stable", "v": "volatile"}

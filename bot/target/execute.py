@@ -2,13 +2,15 @@
 
 Order matters, and is what makes the rollback safe on a live database:
 1. advisory lock: one rollback per database at a time;
-2. lock the tables to be dropped against writes only (reads go on), export the snapshot,
-   count their rows and take the final backup from that same snapshot, so "rows dropped"
+2. lock every table whose rows change against writes only (reads go on): those dropped,
+   deleted from, reached by foreign-key actions, or losing a column; export the snapshot,
+   count their rows and take the final backup from that same snapshot, so "rows before"
    equals "rows in the final backup" by construction;
 3. only then take ACCESS EXCLUSIVE on everything the DDL touches, in one statement, under
    lock_timeout; re-check the inventory the plan was approved on;
 4. run the statements; verify before COMMIT that every dropped object is gone, nothing else
-   disappeared and the neighbouring tables' counts did not move.
+   disappeared, the neighbouring tables' counts did not move and the tables the statements
+   change (foreign-key actions included) only lost rows, or none where only values change.
 Any error rolls back: the database is unchanged. Lock timeouts are retried with jittered
 backoff; when rollbot gives up it names the sessions that blocked it.
 """
@@ -25,7 +27,8 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import BackupError
 from bot.core.plan import plan_hash
-from bot.core.results import BackupInfo, NeighbourCount, Outcome, TableCount
+from bot.core.results import AffectedCount, BackupInfo, NeighbourCount, Outcome, TableCount
+from bot.core.verify import change_problems
 from bot.target.catalog import read_facts
 from bot.target.database import TargetUnreachableError, postgres_message
 from bot.target.locks import LockTimeoutError, take_locks
@@ -184,14 +187,16 @@ def _attempt(job: _Job) -> Outcome:
             _forget_migration(tx, script.journal_delete)
             neighbours = (neighbours_before, tx.counts(script.count_neighbours))
             deleted_after = tx.counts(script.count_deleted)
+            counts = dict(zip(plan.write_locked, dropped_counts, strict=False))
             problems = tx.problems((before, tx.relations()), neighbours)
+            problems += change_problems(plan, counts, deleted_after)
             if problems:
                 _fail(
                     f"verification failed ({'; '.join(problems)}); rolled back, nothing was changed"
                 )
             outcome = _succeeded(
                 plan,
-                counts=dict(zip(plan.write_locked, dropped_counts, strict=False)),
+                counts=counts,
                 deleted_after=deleted_after,
                 neighbours=neighbours,
                 final=final,
@@ -216,6 +221,7 @@ def _succeeded(
     xid: int,
 ) -> Outcome:
     """The outcome as it will be once COMMIT returns: counted, checked, with its backup."""
+    cut = len(plan.delete_tables)
     return Outcome(
         succeeded=True,
         changed=True,
@@ -229,7 +235,11 @@ def _succeeded(
         ),
         deleted=tuple(
             NeighbourCount(table=t.table, before=counts.get(t.table, 0), after=after)
-            for t, after in zip(plan.delete_tables, deleted_after, strict=True)
+            for t, after in zip(plan.delete_tables, deleted_after[:cut], strict=True)
+        ),
+        affected=tuple(
+            AffectedCount(table=a.table, why=a.why, before=counts.get(a.table, 0), after=after)
+            for a, after in zip(plan.affected, deleted_after[cut:], strict=True)
         ),
         neighbours=tuple(
             NeighbourCount(table=name, before=b, after=a)

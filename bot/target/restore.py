@@ -83,7 +83,7 @@ def build_restore(
     }
     blockers = [
         f"line {f.statement}: restoring a dropped column ({f.name}) is not supported; "
-        "restore it by hand from the backup"
+        "its values are in the final backup: restore them by hand from it"
         for f in dropped
         if f.kind is ObjectKind.COLUMN
     ]

@@ -4,7 +4,7 @@ A count taken a moment before or after `pg_dump` can disagree with the dump on a
 Exporting a snapshot, counting in it and handing it to `pg_dump --snapshot` makes "rows in the
 backup" an exact number, which is what the approver and, later, a restore compare against. The
 pre-approval backup exports its own; the final backup dumps the snapshot of the rollback's own
-transaction, taken while writes to the dropped tables wait.
+transaction, taken while writes to every table it changes wait.
 """
 
 from __future__ import annotations
@@ -118,10 +118,12 @@ def final_backup(
     other_tables: list[str],
     exclude_schemas: tuple[str, ...],
 ) -> BackupInfo:
-    """The rows of the tables a rollback drops, dumped from its transaction's `snapshot`.
+    """The rows of every table a rollback changes, dumped from its transaction's `snapshot`.
 
-    Only their data is kept (the rest of the schema comes along, for their types); lock waits
-    are bounded by the plan's lock_timeout, since the rollback's writers are waiting meanwhile.
+    That is the tables it drops, deletes from, reaches through foreign-key actions or drops a
+    column of (`plan.write_locked`), as they are at the moment of the change. Only their data
+    is kept (the rest of the schema comes along, for their types); lock waits are bounded by
+    the plan's lock_timeout, since the rollback's writers are waiting meanwhile.
     """
     return take_backup(
         tools,
@@ -129,7 +131,7 @@ def final_backup(
         backup_dir,
         name=f"run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
         kind="final",
-        required_tables=plan.write_locked,
+        required_tables=plan.kept_tables(),
         snapshot=snapshot,
         exclude_table_data=other_tables,
         exclude_schemas=exclude_schemas,
@@ -139,7 +141,7 @@ def final_backup(
 
 
 def final_restore_hint(final: BackupInfo | None) -> str | None:
-    """The final backup holds rows of the dropped tables only: restore schema and data."""
+    """The final backup holds rows of the changed tables only: restore schema and data."""
     if final is None:
         return None
     command = shlex.join(
@@ -152,4 +154,4 @@ def final_restore_hint(final: BackupInfo | None) -> str | None:
             str(final.path),
         ]
     )
-    return f"{command}  # the dropped tables and their rows, without FKs to other tables"
+    return f"{command}  # the changed tables' rows as they were, without FKs to other tables"
