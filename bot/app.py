@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -42,6 +43,8 @@ log = structlog.get_logger()
 EVENTS_PATH = "/slack/events"
 SWEEP_INTERVAL_S = 5.0
 HEALTH_PATH = "/healthz"
+COURIER_STALE_S = 60.0  # a due message undelivered this long: the courier is not working
+SWEEPER_STALE_S = 6 * SWEEP_INTERVAL_S  # the sweeper thread has stopped or hangs
 
 
 class Components:
@@ -105,6 +108,9 @@ class Components:
         handlers.register(self.bolt, self.chatops)
         self._sweeper = threading.Thread(target=self._sweep, name="rollbot-sweeper", daemon=True)
         self._stopping = threading.Event()
+        self._last_sweep = time.monotonic()
+        # Set by `serve` in Socket Mode: whether the websocket to Slack is up.
+        self.socket_connected: Callable[[], bool] | None = None
 
     def start(self) -> None:
         """Settle what a crash left behind, then deliver the outbox and expire runs."""
@@ -145,6 +151,7 @@ class Components:
         """
         while not self._stopping.wait(SWEEP_INTERVAL_S):
             try:
+                self._last_sweep = time.monotonic()
                 self.service.reconcile()
                 self.service.expire_due()
                 # A replayed command is caught by its trigger id only inside the signature
@@ -171,13 +178,47 @@ class Components:
 
         return application
 
-    def _health(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def health(self) -> dict[str, Any]:
+        """Whether this rollbot can hear Slack and act on it, part by part.
+
+        Each part is "ok" or says what is wrong; `ok` is false when any part is not. A
+        rollbot whose websocket is down, or whose courier has stopped delivering, answers
+        nobody: it must not look healthy.
+        """
+        body: dict[str, Any] = {}
         try:
             with self.store.connection() as conn:
                 conn.execute("SELECT 1")
-            status, body = "200 OK", {"ok": True, "state_db": "ok"}
+            body["state_db"] = "ok"
+            age = self.deliveries.backlog_age_s()
+            body["courier"] = (
+                "ok" if age < COURIER_STALE_S else f"a message has waited {age:.0f} s for delivery"
+            )
         except Exception:  # noqa: BLE001 - any failure means not healthy
-            status, body = "503 Service Unavailable", {"ok": False, "state_db": "unreachable"}
+            body["state_db"] = "unreachable"
+        if self.socket_connected is not None:
+            body["socket_mode"] = "ok" if self.socket_connected() else "disconnected"
+        quiet = time.monotonic() - self._last_sweep
+        body["sweeper"] = "ok" if quiet < SWEEPER_STALE_S else f"no sweep for {quiet:.0f} s"
+        body["ok"] = all(v == "ok" for v in body.values())
+        return body
+
+    def health_wsgi(self) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+        """Only /healthz (Socket Mode: events come over the websocket, unsigned by HTTP)."""
+
+        def application(
+            environ: dict[str, Any], start_response: Callable[..., Any]
+        ) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == HEALTH_PATH:
+                return self._health(start_response)
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"Socket Mode: Slack events arrive over the websocket, not here\n"]
+
+        return application
+
+    def _health(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        body = self.health()
+        status = "200 OK" if body["ok"] else "503 Service Unavailable"
         payload = json.dumps(body).encode()
         start_response(
             status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from waitress.server import create_server
 
-from bot.app import HEALTH_PATH, build
+from bot.app import build
 from bot.core.errors import DatabaseUnavailableError
 from bot.logs import configure_logging
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-
     from bot.app import Components
     from bot.config import Settings
 
@@ -41,7 +39,8 @@ def serve(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 - 
             token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
             socket_handler = SocketModeHandler(components.bolt, app_token=token)
             socket_handler.connect()  # type: ignore[no-untyped-call]
-            app = _health_only(components)
+            components.socket_connected = socket_handler.client.is_connected
+            app = components.health_wsgi()
         else:
             app = components.wsgi()
         server = create_server(app, host=host, port=settings.port, threads=8)
@@ -79,17 +78,3 @@ def _build_with_retries(settings: Settings) -> Components:
             time.sleep(delay)
             delay = min(delay * 2, 15.0)
             attempt += 1
-
-
-def _health_only(
-    components: Components,
-) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
-    wsgi = components.wsgi()
-
-    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == HEALTH_PATH:
-            return wsgi(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"Socket Mode: Slack events arrive over the websocket, not here\n"]
-
-    return application

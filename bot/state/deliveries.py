@@ -154,6 +154,20 @@ class Deliveries:
             (error, message_id),
         )
 
+    def backlog_age_s(self) -> float:
+        """Seconds the longest-due message has waited for the courier; 0 when none is due.
+
+        Messages backing off after a failure are not due, so a rate-limited Slack does not
+        count; a due message left waiting means the courier is not delivering.
+        """
+        rows = self._rows(
+            "SELECT coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS age"
+            " FROM {schema}.outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL"
+            " AND next_attempt_at <= now()",
+            (),
+        )
+        return float(rows[0]["age"]) if rows else 0.0
+
     def add(self, run_id: int, message: Message) -> None:
         """A message that announces no change of the run (a delivery that was given up)."""
         self._write(

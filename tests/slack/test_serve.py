@@ -7,9 +7,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -17,10 +21,10 @@ from bot.app import build
 from bot.config import load_settings
 from bot.core.run import RunState
 from demo.sample import MIGRATIONS_DIR
-from demo.standin import SlackSender, SlackStandIn
+from demo.standin import SlackSender, SlackStandIn, serve_wsgi
 from demo.standin.socket import SocketModeServer
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
-from tests.fix_slackbot import REQUEST_CHANNEL, SIGNING_SECRET
+from tests.fix_slackbot import REQUEST_CHANNEL, SIGNING_SECRET, SlackBot
 
 
 def free_port() -> int:
@@ -67,7 +71,7 @@ def test_http_mode_process_answers_health_commands_and_sigterm(
     )
     try:
         health = wait_healthy(f"http://127.0.0.1:{port}/healthz")
-        assert health == {"ok": True, "state_db": "ok"}
+        assert health == {"ok": True, "state_db": "ok", "courier": "ok", "sweeper": "ok"}
         sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, standin)
         mark = standin.mark()
         assert (
@@ -85,6 +89,42 @@ def test_http_mode_process_answers_health_commands_and_sigterm(
     assert all("run_id" in line for line in lines)
     assert standin.bot_token not in stderr
     assert SIGNING_SECRET not in stderr
+
+
+@pytest.mark.slow
+def test_socket_mode_process_needs_no_signing_secret_and_reports_its_websocket(
+    db_0023: str, standin: SlackStandIn, tmp_path: Path
+) -> None:
+    """`rollbot serve` in Socket Mode, as deployed: no signing secret, /healthz sees the socket."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_0023,
+        "SLACK_BOT_TOKEN": standin.bot_token,
+        "SLACK_APP_TOKEN": standin.app_token,
+        "SLACK_API_URL": standin.api_url,
+        "ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS),
+        "ROLLBOT_BACKUP_DIR": str(tmp_path / "backups"),
+        "PORT": str(port),
+    }
+    env.pop("SLACK_SIGNING_SECRET", None)
+    with SocketModeServer(standin) as server:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            server.wait_for_connection(timeout=30)
+            health = wait_healthy(f"http://127.0.0.1:{port}/healthz")
+            assert health["socket_mode"] == "ok", health
+            assert health["ok"] is True
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
 
 
 def test_socket_mode_runs_the_whole_flow(
@@ -128,3 +168,66 @@ def test_socket_mode_runs_the_whole_flow(
             server.stop()
             handler.close()  # type: ignore[no-untyped-call]
             components.stop()
+
+
+def test_health_is_503_while_the_websocket_is_down(
+    db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path
+) -> None:
+    """A Socket Mode rollbot whose websocket is down hears nobody: /healthz must say so."""
+    standin = slack_workspace
+    settings = load_settings(
+        database_url=db_0023,
+        runbooks_dir=RUNBOOKS,
+        backup_dir=tmp_path / "backups",
+        slack_bot_token=standin.bot_token,
+        slack_app_token=standin.app_token,
+        slack_api_url=standin.api_url,
+    )
+    components = build(settings)
+    components.start()
+    handler = SocketModeHandler(components.bolt, app_token=standin.app_token)
+    try:
+        with serve_wsgi(components.health_wsgi()) as url:
+            server = SocketModeServer(standin)
+            server.__enter__()
+            handler.connect()  # type: ignore[no-untyped-call]
+            server.wait_for_connection()
+            components.socket_connected = handler.client.is_connected
+            assert wait_healthy(f"{url}/healthz")["socket_mode"] == "ok"
+            server.__exit__(None, None, None)  # Slack's end goes away
+            deadline = time.monotonic() + 20
+            while (status := _status(f"{url}/healthz"))[0] != 503:
+                assert time.monotonic() < deadline, status
+                time.sleep(0.1)
+            assert status[1]["socket_mode"] == "disconnected"
+            assert status[1]["ok"] is False
+    finally:
+        handler.close()  # type: ignore[no-untyped-call]
+        components.stop()
+
+
+def test_health_is_503_when_the_courier_stops_delivering(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """A message due for a minute and not delivered: the courier is wedged, not healthy."""
+    bot = make_slackbot(db_0023)
+    assert _status(f"{bot.url}/healthz") == (
+        200,
+        {"ok": True, "state_db": "ok", "courier": "ok", "sweeper": "ok"},
+    )
+    bot.components.courier.stop()
+    bot.components.service.request("0023", requested_by=REQUESTER)  # its messages wait
+    with psycopg.connect(db_0023, autocommit=True) as conn:  # ... as if for two minutes
+        conn.execute("UPDATE rollbot.outbox SET next_attempt_at = now() - interval '2 minutes'")
+    status, body = _status(f"{bot.url}/healthz")
+    assert status == 503
+    assert body["courier"].startswith("a message has waited 1")
+    assert body["state_db"] == "ok"
+
+
+def _status(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - loopback
+            return answer.status, dict(json.loads(answer.read()))
+    except urllib.error.HTTPError as error:
+        return error.code, dict(json.loads(error.read()))
