@@ -6,7 +6,7 @@ refusal says why; nothing is planned from a request that did not pass every chec
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +22,7 @@ from bot.slack.mrkdwn import escape, user
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.core.redact import Redactor
     from bot.core.run import Run
     from bot.service.rollback import Rollbot
     from bot.state.deliveries import Deliveries
@@ -67,12 +68,19 @@ class ChatOps:
     """Commands and reactions, turned into calls on the rollback service."""
 
     def __init__(
-        self, service: Rollbot, deliveries: Deliveries, directory: Directory, settings: Settings
+        self,
+        service: Rollbot,
+        deliveries: Deliveries,
+        directory: Directory,
+        settings: Settings,
+        *,
+        redactor: Redactor | None = None,
     ) -> None:
         self.service = service
         self.deliveries = deliveries
         self.directory = directory
         self.settings = settings
+        self.redactor = redactor or settings.redactor()
 
     def command(
         self, text: str, *, user_id: str, channel_id: str, trigger_id: str | None = None
@@ -85,6 +93,14 @@ class ChatOps:
         if trigger_id is not None and not self.deliveries.first_time(TRIGGER_PREFIX + trigger_id):
             log.warning("slack.command_replayed")
             return None
+        reply = self._answer(text, user_id, channel_id)
+        # The reply goes to a response URL, not through the Web API client: cleaned here.
+        return Reply(
+            text=self.redactor.text(reply.text),
+            blocks=cast("list[dict[str, Any]] | None", self.redactor.value(reply.blocks)),
+        )
+
+    def _answer(self, text: str, user_id: str, channel_id: str) -> Reply:
         try:
             command = parse_command(text)
             self._check_channel(channel_id)

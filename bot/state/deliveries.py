@@ -90,14 +90,14 @@ class Deliveries:
         self._write(
             "UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = %s,"
             " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
-            (error, delay_s, message_id),
+            (self._store.redact(error), delay_s, message_id),
         )
 
     def give_up(self, message_id: int, error: str) -> None:
         """Slack refused the message for good (e.g. channel_not_found)."""
         self._write(
             "UPDATE {schema}.outbox SET gave_up_at = now(), last_error = %s WHERE id = %s",
-            (error, message_id),
+            (self._store.redact(error), message_id),
         )
 
     def _rows(self, query: LiteralString, params: tuple[object, ...]) -> list[dict[str, Any]]:
