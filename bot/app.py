@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -25,6 +24,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 import bot.slack.listeners as handlers
 from bot.service.rollback import Rollbot
 from bot.slack.chatops import TRIGGER_PREFIX, ChatOps
+from bot.slack.client import RedactingWebClient
 from bot.slack.courier import Courier, GivenUp
 from bot.slack.directory import SlackDirectory
 from bot.slack.gate import SIGNATURE_WINDOW_S, RequestGate
@@ -53,8 +53,12 @@ class Components:
     def __init__(self, settings: Settings, store: RunStore) -> None:
         self.settings = settings
         self.store = store
+        # The secrets are registered once, here, and every channel out is handed the same
+        # redactor: the store (runs, events, outbox), Slack's client and the replies to commands.
+        self.redactor = settings.redactor()
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-        self.client = WebClient(
+        self.client = RedactingWebClient(
+            self.redactor,
             token=token,
             base_url=settings.slack_api_url,
             timeout=15,
@@ -89,6 +93,7 @@ class Components:
             settings,
             workers=self.workers,
             responders=self.responders,
+            redactor=self.redactor,
         )
         self.undelivered = Undelivered(
             self.service,
@@ -231,7 +236,10 @@ def build(settings: Settings, *, store: RunStore | None = None) -> Components:
     if store is None:
         conninfo, variable = settings.state_conninfo()
         store = RunStore(
-            conninfo, variable=variable, timeout=settings.connect_timeout.total_seconds()
+            conninfo,
+            variable=variable,
+            timeout=settings.connect_timeout.total_seconds(),
+            redactor=settings.redactor(),
         )
     store.migrate()
     return Components(settings, store)

@@ -17,10 +17,11 @@ import structlog
 from bot import __version__
 from bot.config import Settings, load_settings
 from bot.core.errors import ConfigError, NotFoundError, RollbotError, quoted
+from bot.core.redact import Redactor
 from bot.core.run import Run, RunState
 from bot.core.text import outcome_text, plan_text, runbooks_text, runs_text, undelivered_text
 from bot.drizzle.history import history_text
-from bot.logs import configure_logging
+from bot.logs import MaskedStream, configure_logging
 from bot.service.lifecycle import SilentNotifier
 from bot.service.rollback import Rollbot, StalePlanError
 from bot.state.deliveries import Deliveries
@@ -95,16 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rollbot` console script."""
     args = build_parser().parse_args(argv)
+    _mask_output(Redactor())  # until the settings name the known secrets: shapes only
     try:
         settings = load_settings()
         if args.command == "serve":
             from bot.serve import serve  # noqa: PLC0415 - only the server needs Slack's stack
 
             return serve(settings)
+        redactor = settings.redactor()
+        _mask_output(redactor)
         quiet = "ROLLBOT_LOG_LEVEL" not in os.environ
-        configure_logging(
-            secrets=settings.secrets(), level="warning" if quiet else settings.log_level
-        )
+        configure_logging(secrets=redactor, level="warning" if quiet else settings.log_level)
         return _dispatch(args, settings)
     except RollbotError as exc:
         print(f"rollbot: {exc.render()}", file=sys.stderr)
@@ -114,6 +116,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # left mid-way was settled on the way out (see `_dispatch`).
         print(INTERRUPTED, file=sys.stderr)
         return 130
+
+
+def _mask_output(redactor: Redactor) -> None:
+    """Everything the command prints, on stdout or stderr, goes through the redactor."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        setattr(
+            sys,
+            name,
+            MaskedStream(stream.stream, redactor)
+            if isinstance(stream, MaskedStream)
+            else MaskedStream(stream, redactor),
+        )
 
 
 INTERRUPTED = (
@@ -136,7 +151,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(runbooks_text(library))
         return 0
     conninfo, variable = settings.state_conninfo()
-    store = RunStore(conninfo, variable=variable, timeout=settings.connect_timeout.total_seconds())
+    store = RunStore(
+        conninfo,
+        variable=variable,
+        timeout=settings.connect_timeout.total_seconds(),
+        redactor=settings.redactor(),
+    )
     try:
         store.migrate()
         service = Rollbot(settings, store, notifier=TerminalNotifier(sys.stderr))

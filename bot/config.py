@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import coerce_timeout, parse_duration
 from bot.core.errors import ConfigError
+from bot.core.redact import Redactor
 from bot.core.targets import DEFAULT, Rehearsal, TargetConfig, TargetsError, choose, parse_targets
 
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -80,6 +81,9 @@ class Settings(BaseSettings):
     # A Slack message not accepted this long after it was written is given up (and reported).
     delivery_deadline: timedelta = _env("ROLLBOT_DELIVERY_DEADLINE", default=timedelta(hours=1))
     log_level: str = _env("ROLLBOT_LOG_LEVEL", default="info")
+    # Not a setting of rollbot's: libpq (and so pg_dump and psql) reads it from the same
+    # environment, so its value is a secret rollbot holds and must never repeat.
+    pgpassword: SecretStr | None = _env("PGPASSWORD", default=None)
     _targets: dict[str, TargetConfig] = PrivateAttr(default_factory=dict)
 
     @field_validator("approval_ttl", "lock_retry_delay", "count_budget", mode="before")
@@ -208,17 +212,19 @@ class Settings(BaseSettings):
         return self.target().url.get_secret_value(), "DATABASE_URL"
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value this configuration holds, for the log redactor."""
-        held = (
-            self.database_url,
-            self.state_url,
-            self.rehearsal_url,
-            *(t.url for t in self.targets().values()),
-            self.slack_bot_token,
-            self.slack_signing_secret,
-            self.slack_app_token,
+        """Every secret value this configuration holds: each SecretStr, each target's URL.
+
+        Found by type, not listed by name, so a secret setting added later is covered too.
+        """
+        held = [getattr(self, name) for name in type(self).model_fields]
+        held += [t.url for t in self.targets().values()]
+        return tuple(
+            v for v in (s.get_secret_value() for s in held if isinstance(s, SecretStr)) if v
         )
-        return tuple(v for v in (s.get_secret_value() for s in held if s) if v)
+
+    def redactor(self) -> Redactor:
+        """What cleans every text rollbot writes out; built once by each entry point."""
+        return Redactor(self.secrets())
 
     def slack_mode(self) -> str:
         """`socket` with an app-level token, else `http`; checks the tokens each mode needs."""

@@ -12,32 +12,56 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
-from bot.core.redact import redact, secrets_of
+from bot.core.redact import Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, MutableMapping
 
 
-class Redactor:
-    """A structlog processor that masks secrets in every value of the event."""
+class RedactingProcessor:
+    """A structlog processor that masks secrets in every value of the event.
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = secrets_of(secrets)
+    It runs after the traceback is formatted, so an exception's text (a driver's error
+    quoting a connection string) is cleaned like any other value.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
 
     def __call__(
         self, _logger: object, _method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         """Mask every string value, nested ones included."""
-        return {key: self._clean(value) for key, value in event.items()}
+        return {key: self.redactor.value(value) for key, value in event.items()}
 
-    def _clean(self, value: object) -> object:
-        if isinstance(value, str):
-            return redact(value, self.secrets)
-        if isinstance(value, dict):
-            return {k: self._clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._clean(v) for v in value]
-        return value
+
+class MaskedStream:
+    """A text stream that masks secrets in everything written to it: the terminal's choke point.
+
+    Every line the command line prints (results, `--json`, progress, errors) goes through
+    one of these, so no print needs to remember to clean what it prints. A secret split
+    across two writes would pass; `print` writes each formatted string whole.
+    """
+
+    def __init__(self, stream: TextIO, redactor: Redactor) -> None:
+        self.stream = stream
+        self.redactor = redactor
+
+    def write(self, text: str) -> int:
+        """Write `text` cleaned; returns the length of what was asked, as files do."""
+        self.stream.write(self.redactor.text(text))
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the stream underneath."""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        """Whether the stream underneath is a terminal (the log format depends on it)."""
+        return self.stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - whatever the stream has
+        return getattr(self.stream, name)
 
 
 def with_run_id(
@@ -50,7 +74,7 @@ def with_run_id(
 
 def configure_logging(
     *,
-    secrets: Iterable[str] = (),
+    secrets: Iterable[str] | Redactor = (),
     level: str = "info",
     stream: TextIO | None = None,
     json: bool | None = None,
@@ -63,7 +87,7 @@ def configure_logging(
         if render_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    redactor = Redactor(secrets)
+    redactor = RedactingProcessor(secrets if isinstance(secrets, Redactor) else Redactor(secrets))
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

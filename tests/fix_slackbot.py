@@ -54,6 +54,11 @@ class SlackBot:
 @pytest.fixture
 def slack_workspace(standin: SlackStandIn) -> SlackStandIn:
     """The stand-in with the people and channels the scenarios use."""
+    return populated(standin)
+
+
+def populated(standin: SlackStandIn) -> SlackStandIn:
+    """Add the people and channels the scenarios use to a stand-in."""
     for user_id, name in (
         (REQUESTER, "alice"),
         (APPROVER, "bob"),

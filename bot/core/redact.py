@@ -28,7 +28,11 @@ _SLACK_TOKEN = re.compile(r"\bxox[abpsre]-[A-Za-z0-9-]+|\bxapp-[A-Za-z0-9-]+")
 
 
 def secrets_of(values: Iterable[str]) -> tuple[str, ...]:
-    """The values themselves plus any password they embed (DSNs), longest first."""
+    """The values themselves plus any password they embed (DSNs), longest first.
+
+    A URL libpq cannot parse is still searched: libpq quotes such a URL whole in its error, and
+    a part of it (the password) may be all that survives a cut.
+    """
     found: set[str] = set()
     for value in values:
         if not value:
@@ -38,22 +42,72 @@ def secrets_of(values: Iterable[str]) -> tuple[str, ...]:
             password = urlsplit(value).password
         except ValueError:
             password = None
-        if password:
-            found.update({password, unquote(password)})
-        match = _KV_PASSWORD.search(value)
-        if match:
-            found.add(match["secret"].strip("'"))
+        passwords = {password} if password else set()
+        passwords |= {m["secret"] for m in _URI_PASSWORD.finditer(value) if m["secret"]}
+        passwords |= {m["secret"].strip("'") for m in _KV_PASSWORD.finditer(value)}
+        found.update(p for secret in passwords for p in (secret, unquote(secret)))
     return tuple(sorted((s for s in found if len(s) >= 3), key=len, reverse=True))  # noqa: PLR2004
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with every known secret (also URL-encoded) and credential-shaped strings masked."""
-    variants = {v for s in secrets if s for v in (s, quote(s, safe=""))}
-    for secret in sorted(variants, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+    text = _known(text, secrets)
     text = _URI_PASSWORD.sub(lambda m: m["head"] + MASK if m["secret"] else m[0], text)
     text = _KV_PASSWORD.sub(lambda m: m["head"] + MASK, text)
     return _SLACK_TOKEN.sub(lambda m: m[0][:5] + MASK, text)
+
+
+class Redactor:
+    """rollbot's known secrets, and the one way text it writes anywhere is cleaned of them.
+
+    Built once from the configuration by the composition root and handed to each channel
+    (the store, Slack, the terminal, the logs), so no channel depends on its callers having
+    cleaned what they pass. It holds values only: the core stays pure.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = secrets_of(secrets)
+
+    def text(self, text: str) -> str:
+        """`text` with every known secret and credential-shaped string masked."""
+        return redact(text, self.secrets)
+
+    def value(
+        self, value: object, *, keep: frozenset[str] = frozenset(), shapes: bool = True
+    ) -> object:
+        """A JSON-like value with every string in it cleaned; keys in `keep` stay as they are.
+
+        With `shapes=False` only the known secrets are masked (see `known`).
+        """
+        if isinstance(value, str):
+            return self.text(value) if shapes else self.known(value)
+        if isinstance(value, dict):
+            return {
+                k: v if k in keep else self.value(v, keep=keep, shapes=shapes)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.value(v, keep=keep, shapes=shapes) for v in value]
+        return value
+
+    def known(self, text: str) -> str:
+        """`text` with the known secrets masked and nothing else touched.
+
+        For text that must stay exactly as written where it holds no secret (SQL that will
+        run): the credential shapes would also mask an innocent `password = $1`.
+        """
+        return _known(text, self.secrets)
+
+    def holds(self, text: str) -> bool:
+        """Whether a known secret is in `text`."""
+        return self.known(text) != text
+
+
+def _known(text: str, secrets: Iterable[str]) -> str:
+    variants = {v for s in secrets if s for v in (s, quote(s, safe=""))}
+    for secret in sorted(variants, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def mask_literals(query: str) -> str:

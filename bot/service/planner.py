@@ -41,6 +41,7 @@ class Planner:
     ) -> None:
         self.settings = settings
         self._store = store
+        self._redactor = settings.redactor()
         self._expand = approvers or _direct_ids
         # One adapter per target for the life of the process: each keeps the client tools
         # it probed, and no use case ever holds a connection string.
@@ -125,8 +126,22 @@ class Planner:
             ),
             lint=lint(runbook, migrations),
             more_blockers=unexpected_drops(runbook, facts, migrations)
-            + ([f"{newer} was applied after {runbook.name}: roll it back first"] if newer else []),
+            + ([f"{newer} was applied after {runbook.name}: roll it back first"] if newer else [])
+            + self._secret_statements(runbook),
         )
+
+    def _secret_statements(self, runbook: Runbook) -> list[str]:
+        """Statements holding a known secret: such a plan is blocked, never run.
+
+        A secret is masked wherever it is shown (and stored), so nobody could see what they
+        would approve, and the stored plan would no longer be the SQL that runs.
+        """
+        return [
+            f"statement {s.number} ({runbook.file}:{s.line}) holds one of rollbot's secrets "
+            "(a password or token); it would be shown masked, so it cannot be approved"
+            for s in runbook.statements
+            if self._redactor.holds(s.sql)
+        ]
 
     def exclude(self) -> tuple[str, ...]:
         """Rollbot's own schema is never application data: not backed up, not checked.

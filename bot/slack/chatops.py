@@ -7,7 +7,7 @@ refusal says why; nothing is planned from a request that did not pass every chec
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bot.config import Settings
+    from bot.core.redact import Redactor
     from bot.core.run import Run
     from bot.service.rollback import Rollbot
     from bot.slack.undelivered import Responders
@@ -81,11 +82,13 @@ class ChatOps:
         *,
         workers: Workers | None = None,
         responders: Responders | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.service = service
         self.deliveries = deliveries
         self.directory = directory
         self.settings = settings
+        self.redactor = redactor or settings.redactor()
         self.workers = workers  # without: slow work runs on the caller's thread
         self.responders = responders
 
@@ -151,6 +154,14 @@ class ChatOps:
             return None
         if response_url and self.responders is not None:
             self.responders.remember(channel_id, user_id, response_url)
+        reply = self._answer(text, user_id, channel_id)
+        # The reply goes to a response URL, not through the Web API client: cleaned here.
+        return Reply(
+            text=self.redactor.text(reply.text),
+            blocks=cast("list[dict[str, Any]] | None", self.redactor.value(reply.blocks)),
+        )
+
+    def _answer(self, text: str, user_id: str, channel_id: str) -> Reply:
         try:
             command = parse_command(text)
             self._check_channel(channel_id)

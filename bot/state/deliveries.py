@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, LiteralString
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from bot.core.outbox import Pending, Role, Undelivered
 from bot.state.store import STATE_SCHEMA, run_from_row
@@ -137,7 +136,7 @@ class Deliveries:
             "   created_at + make_interval(secs => %(deadline)s))"
             " WHERE id = %(id)s RETURNING gave_up_at IS NOT NULL AS gave_up",
             {
-                "error": error,
+                "error": self._store.redact(error),
                 "sent": sent,
                 "deadline": deadline_s,
                 "delay": delay_s,
@@ -151,7 +150,7 @@ class Deliveries:
         self._write(
             "UPDATE {schema}.outbox SET gave_up_at = now(), attempts = attempts + 1,"
             " last_error = %s WHERE id = %s",
-            (error, message_id),
+            (self._store.redact(error), message_id),
         )
 
     def backlog_age_s(self) -> float:
@@ -170,10 +169,7 @@ class Deliveries:
 
     def add(self, run_id: int, message: Message) -> None:
         """A message that announces no change of the run (a delivery that was given up)."""
-        self._write(
-            "INSERT INTO {schema}.outbox (run_id, message) VALUES (%s, %s)",
-            (run_id, Jsonb(message.model_dump(mode="json", exclude_none=True))),
-        )
+        self._store.add_message(run_id, message)
 
     def undelivered(self, run_id: int) -> list[Undelivered]:
         """A run's messages Slack has not accepted that failed at least once, oldest first."""

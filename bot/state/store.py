@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundError
 from bot.core.plan import Plan
+from bot.core.redact import Redactor
 from bot.core.restore import RestorePlan
 from bot.core.run import ACTIVE, Run, RunEvent, RunState, changed_fields, next_state
 from bot.state.schema import MIGRATIONS
@@ -37,15 +38,33 @@ _LOCK_KEY = 0x526F6C6D  # serialises schema upgrades across replicas
 _RUN_LOCK_CLASS = 0x526F6C72  # pg_advisory_lock(class, run id): a live process works on the run
 _UNIQUE_VIOLATION = "23505"
 _STAMPED = frozenset({"created_at", "updated_at"})  # the database's clock, not the caller's
+# Columns written as given: keys that find runs again must never be rewritten, and a plan's SQL
+# must be stored exactly as it will run (the planner blocks a plan holding a known secret, so
+# masking the known secrets in it changes only plans that never run).
+_KEYS = frozenset(
+    {
+        "id", "kind", "migration_id", "runbook_name", "target_name", "target_identity",
+        "state", "requested_by", "channel", "approvers", "plan_hash", "xid", "expires_at",
+    }
+)  # fmt: skip
+_MESSAGE_KEYS = frozenset({"action", "role", "channel", "link_to"})
 
 
 class RunStore:
     """Runs and their audit trail, in the `rollbot` schema of the state database."""
 
     def __init__(
-        self, conninfo: str, *, variable: str = "DATABASE_URL", timeout: float = 10.0
+        self,
+        conninfo: str,
+        *,
+        variable: str = "DATABASE_URL",
+        timeout: float = 10.0,
+        redactor: Redactor | None = None,
     ) -> None:
         self._variable = variable
+        # Every run, event and message is cleaned as it is written: whatever a target, a
+        # tool or Slack said, no secret is stored, so none can be shown from the store.
+        self.redactor = redactor or Redactor([conninfo])
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -131,7 +150,7 @@ class RunStore:
         query = sql.SQL("INSERT INTO {}.runs ({}) VALUES ({}) RETURNING *").format(
             sql.Identifier(STATE_SCHEMA), columns, values
         )
-        params = {k: _adapt(v) for k, v in fields.items()}
+        params = {k: self._column(k, v) for k, v in fields.items()}
         try:
             with self._connection() as conn, conn.transaction():
                 created = run_from_row(conn.execute(query, params).fetchone())
@@ -217,7 +236,7 @@ class RunStore:
             "UPDATE {}.runs SET {}, updated_at = now()"
             " WHERE id = %(_id)s AND state = %(_from)s RETURNING *"
         ).format(sql.Identifier(STATE_SCHEMA), assignments)
-        params = {k: _adapt(v) for k, v in updates.items()}
+        params = {k: self._column(k, v) for k, v in updates.items()}
         params |= {"_id": run.id, "_from": run.state.value}
         with self._connection() as conn, conn.transaction():
             row = conn.execute(query, params).fetchone()
@@ -286,7 +305,7 @@ class RunStore:
                     " ON CONFLICT (run_id, actor, (data ->> 'why'))"
                     " WHERE kind = 'approval_refused' DO NOTHING RETURNING id"
                 ).format(sql.Identifier(STATE_SCHEMA)),
-                (run_id, actor, Jsonb({"why": why})),
+                (run_id, actor, Jsonb({"why": self.redactor.text(why)})),
             ).fetchone()
             if row is None:
                 return False
@@ -302,7 +321,7 @@ class RunStore:
             "UPDATE {}.runs SET {}, updated_at = now() WHERE id = %(_id)s AND state = %(_from)s"
             " RETURNING *"
         ).format(sql.Identifier(STATE_SCHEMA), assignments)
-        params = {k: _adapt(v) for k, v in changes.items()} | {
+        params = {k: self._column(k, v) for k, v in changes.items()} | {
             "_id": run.id,
             "_from": run.state.value,
         }
@@ -323,6 +342,11 @@ class RunStore:
                 (run_id,),
             ).fetchall()
 
+    def add_message(self, run_id: int, message: Message) -> None:
+        """One outbox message for a run that does not move (a delivery given up), cleaned."""
+        with self._connection() as conn:
+            self._insert_messages(conn, run_id, [message])
+
     def _insert_messages(
         self, conn: psycopg.Connection[Any], run_id: int, messages: Sequence[Message]
     ) -> None:
@@ -331,7 +355,7 @@ class RunStore:
                 sql.SQL("INSERT INTO {}.outbox (run_id, message) VALUES (%s, %s)").format(
                     sql.Identifier(STATE_SCHEMA)
                 ),
-                (run_id, Jsonb(message.model_dump(mode="json", exclude_none=True))),
+                (run_id, Jsonb(self._clean(message.model_dump(mode="json", exclude_none=True)))),
             )
 
     @contextmanager
@@ -395,9 +419,32 @@ class RunStore:
                 from_state.value if from_state else None,
                 to_state.value if to_state else None,
                 actor,
-                Jsonb(data),
+                Jsonb(self._clean(json.loads(json.dumps(data, default=str)))),
             ),
         )
+
+    def redact(self, text: str) -> str:
+        """`text` as the store would keep it, for adapters writing to rollbot's schema."""
+        return self.redactor.text(text)
+
+    def _clean(self, value: dict[str, Any]) -> Any:  # noqa: ANN401 - JSON
+        return self.redactor.value(value, keep=_MESSAGE_KEYS)
+
+    def _column(self, name: str, value: Any) -> Any:  # noqa: ANN401
+        """A run's column as stored: keys as given, the plan's known secrets masked.
+
+        The rest (reasons, outcomes, rehearsals, backups) is cleaned whole.
+        """
+        adapted = _adapt(value)
+        if name in _KEYS:
+            return adapted
+        if name == "plan":
+            return Jsonb(self.redactor.value(adapted.obj, shapes=False))
+        if isinstance(adapted, Jsonb):
+            return Jsonb(self.redactor.value(adapted.obj))
+        if isinstance(adapted, str):
+            return self.redactor.text(adapted)
+        return adapted
 
 
 def _adapt(value: Any) -> Any:  # noqa: ANN401

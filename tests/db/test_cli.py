@@ -9,10 +9,20 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from demo.sample import MIGRATIONS_DIR
-from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS
+from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, runbooks_with
+from tests.secrets import (
+    VAULT_LOG_RUNBOOK,
+    VAULT_RUNBOOK,
+    Secrets,
+    leaks,
+    secret_roles,
+    share_the_vault,
+    state_tables_text,
+)
 
 SECRET = "s3cret-pa55word"
 
@@ -211,3 +221,65 @@ def _state(conninfo: str, run_id: int) -> str:
     with psycopg.connect(conninfo) as conn:
         row = conn.execute("SELECT state FROM rollbot.runs WHERE id = %s", (run_id,)).fetchone()
     return str(row[0]) if row else ""
+
+
+def test_no_secret_or_literal_reaches_the_terminal_or_the_store(
+    db_0023: str, tmp_path: Path
+) -> None:
+    """The CLI through the failures that echo secrets: none in any output, `--json` or state row.
+
+    A DBA's password change holds the lock; a trigger's error quotes a password, at execution
+    and at rehearsal; targets that do not answer, cannot be parsed, or cannot be dumped.
+    """
+    secrets = Secrets()
+    runbooks = runbooks_with(tmp_path, "0031_vault.md", VAULT_RUNBOOK)
+    (runbooks / "0032_vault_log.md").write_text(VAULT_LOG_RUNBOOK)
+    env = {
+        **env_for(db_0023, tmp_path),
+        **secrets.urls(db_0023),
+        "ROLLBOT_RUNBOOKS_DIR": str(runbooks),
+        "ROLLBOT_LOCK_TIMEOUT": "300ms",
+        "ROLLBOT_LOCK_RETRIES": "1",
+        "ROLLBOT_REHEARSAL": "affected",
+        "ROLLBOT_CONNECT_TIMEOUT": "2s",
+        "ROLLBOT_LOG_LEVEL": "debug",
+    }
+    outputs: list[subprocess.CompletedProcess[str]] = []
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        done = rollbot(*args, env=env)
+        outputs.append(done)
+        return done
+
+    with secret_roles(db_0023, secrets):
+        blocked = json.loads(cli("plan", "0023", "--requested-by", REQUESTER, "--json").stdout)
+        with psycopg.connect(db_0023, application_name="admin-shell") as blocker:
+            blocker.execute("SELECT count(*) FROM assets")  # the rollback waits for this
+            blocker.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(secrets.victim_role), sql.Literal(secrets.literal)
+                )
+            )
+            assert cli("approve", str(blocked["id"]), "--as", APPROVER, "--json").returncode == 1
+        echoed = json.loads(cli("plan", "0031", "--requested-by", REQUESTER, "--json").stdout)
+        share_the_vault(db_0023, secrets)
+        echo = cli("approve", str(echoed["id"]), "--as", APPROVER, "--json")
+        assert echo.returncode == 1
+        assert "violates not-null constraint" in json.loads(echo.stdout)["reason"]
+        assert cli("plan", "0032", "--requested-by", REQUESTER).returncode == 1
+        for target in ("gone", "bad", "reader"):
+            cli("plan", "0023", "--requested-by", REQUESTER, "--target", target, "--json")
+            cli("history", "--target", target)
+        for run in (blocked, echoed):
+            cli("show", str(run["id"]))
+            cli("show", str(run["id"]), "--json")
+        cli("runs", "--json")
+        shown = json.loads(cli("show", str(blocked["id"]), "--json").stdout)
+        assert shown["outcome"]["blockers"], "the blocking session was not named"
+        channels = {
+            "stdout": "\n".join(o.stdout for o in outputs),
+            "stderr": "\n".join(o.stderr for o in outputs),
+            "state": state_tables_text(db_0023),
+        }
+    assert "Traceback" not in channels["stderr"]
+    assert leaks(channels, secrets.values()) == []

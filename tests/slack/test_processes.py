@@ -6,9 +6,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -28,19 +29,23 @@ pytestmark = pytest.mark.slow
 class Served:
     """One `rollbot serve` process and a signed sender pointed at it."""
 
-    def __init__(self, env: dict[str, str], standin: SlackStandIn) -> None:
+    def __init__(
+        self, env: dict[str, str], standin: SlackStandIn, signing_secret: str = SIGNING_SECRET
+    ) -> None:
         self.port = _free_port()
+        # A file, not a pipe: a pipe nobody reads fills up and stalls a chatty server.
+        self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve"],
             env={**env, "PORT": str(self.port)},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             text=True,
         )
         self.sender = SlackSender(
-            f"http://127.0.0.1:{self.port}/slack/events", SIGNING_SECRET, standin
+            f"http://127.0.0.1:{self.port}/slack/events", signing_secret, standin
         )
-        _wait_healthy(self.port, self.process)
+        _wait_healthy(self.port, self.process, self.logged)
 
     def kill(self) -> None:
         """Kill -9: no cleanup of any kind."""
@@ -51,8 +56,14 @@ class Served:
         """SIGTERM; returns what it logged."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        _, stderr = self.process.communicate(timeout=30)
-        return stderr
+        self.process.wait(timeout=30)
+        return self.logged()
+
+    def logged(self) -> str:
+        """Everything the process has written to stderr so far."""
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()
 
 
 def serve_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -73,11 +84,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_healthy(port: int, process: subprocess.Popen[str], timeout: float = 30) -> None:
+def _wait_healthy(
+    port: int, process: subprocess.Popen[str], logged: Callable[[], str], timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise AssertionError(f"rollbot serve exited: {process.communicate()[1]}")
+            raise AssertionError(f"rollbot serve exited: {logged()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
                 return

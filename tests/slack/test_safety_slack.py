@@ -2,18 +2,36 @@
 
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bot.core.run import RunState
+from bot.core.run import Run, RunState
 from bot.logs import configure_logging
-from tests.fix_rollbot import APPROVER, SECOND_APPROVER, runbooks_with
-from tests.fix_slackbot import SlackBot
+from bot.state.deliveries import Deliveries
+from bot.state.store import RunStore
+from demo.sample import MIGRATIONS_DIR
+from demo.standin import SlackStandIn
+from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER, runbooks_with
+from tests.fix_slackbot import REQUEST_CHANNEL, SlackBot, populated
+from tests.secrets import (
+    VAULT_LOG_RUNBOOK,
+    VAULT_RUNBOOK,
+    Secrets,
+    leaks,
+    runbook_holding,
+    secret_roles,
+    share_the_vault,
+    state_tables_text,
+)
+from tests.slack.test_processes import Served, plan_message
+from tests.slack.test_processes import wait_state as wait_for_state
 from tests.slack.test_scenarios import planned, request, thread_texts, wait_state
 
 
@@ -169,3 +187,110 @@ def test_no_secret_reaches_logs_or_slack(
         assert secret not in text
     stored = json.dumps([r.model_dump(mode="json") for r in bot.components.store.recent()])
     assert "pw-7f1c9e-secret" not in stored
+
+
+def test_no_secret_or_literal_leaves_a_served_rollbot_through_its_failures(
+    db_0023: str, tmp_path: Path
+) -> None:
+    """A real `rollbot serve` with distinctive secrets, driven through the failures that echo them.
+
+    A DBA's session changing a password holds the lock the rollback needs; an application
+    trigger's error quotes a connection string and a password; one target does not answer, one
+    has a URL libpq quotes whole in its error, one may connect but pg_dump is refused. Not one
+    secret, and not the DBA's literal, is in any Slack request, log line or state row.
+    """
+    secrets = Secrets()
+    runbooks = runbooks_with(tmp_path, "0031_vault.md", VAULT_RUNBOOK)
+    (runbooks / "0032_vault_log.md").write_text(VAULT_LOG_RUNBOOK)
+    (runbooks / "0033_vault_note.md").write_text(runbook_holding(secrets.db_password))
+    env = {
+        **os.environ,
+        **secrets.urls(db_0023),
+        "ROLLBOT_RUNBOOKS_DIR": str(runbooks),
+        "ROLLBOT_BACKUP_DIR": str(tmp_path / "backups"),
+        "ROLLBOT_APPROVERS": APPROVER,
+        "ROLLBOT_LOCK_TIMEOUT": "300ms",
+        "ROLLBOT_LOCK_RETRIES": "1",
+        "ROLLBOT_REHEARSAL": "affected",
+        "ROLLBOT_CONNECT_TIMEOUT": "2s",
+        "ROLLBOT_LOG_LEVEL": "debug",
+        "ROLLBOT_MIGRATIONS_DIR": str(MIGRATIONS_DIR),
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    with (
+        secret_roles(db_0023, secrets),
+        SlackStandIn(bot_token=secrets.bot_token, app_token=secrets.app_token) as standin,
+    ):
+        populated(standin)
+        env["SLACK_API_URL"] = standin.api_url
+        store = RunStore(db_0023)
+        served = Served(env, standin, signing_secret=secrets.signing_secret)
+        try:
+            blocked = _served_request(served, standin, store, "0023")
+            with psycopg.connect(db_0023, application_name="admin-shell") as blocker:
+                blocker.execute("SELECT count(*) FROM assets")  # the rollback waits for this
+                blocker.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(secrets.victim_role), sql.Literal(secrets.literal)
+                    )
+                )
+                _served_approve(served, store, blocked)
+                failed = wait_for_state(store, blocked.id, RunState.FAILED)
+            assert failed.outcome is not None
+            assert failed.outcome.blockers, "the blocking session was not named"
+            echoed = _served_request(served, standin, store, "0031")
+            share_the_vault(db_0023, secrets)
+            _served_approve(served, store, echoed)
+            echo = wait_for_state(store, echoed.id, RunState.FAILED)
+            assert "violates not-null constraint" in (echo.reason or "")  # the attack landed
+            rehearsed = _served_request(served, standin, store, "0032", RunState.BLOCKED)
+            assert rehearsed.rehearsal is not None
+            assert not rehearsed.rehearsal.ok
+            assert "violates not-null constraint" in (rehearsed.rehearsal.error or "")
+            holding = _served_request(served, standin, store, "0033", RunState.BLOCKED)
+            assert "holds one of rollbot's secrets" in (holding.reason or "")
+            for text in ("0023 --target gone", "0023 --target bad", "0023 --target reader", "list"):
+                mark = standin.mark()
+                served.sender.slash_command(text, user_id=REQUESTER, channel_id=REQUEST_CHANNEL)
+                standin.wait_for("response_url", since=mark, timeout=60)
+            _drained(Deliveries(store))
+        finally:
+            logs = served.stop()
+            store.close()
+        calls = standin.calls()
+        channels = {
+            "slack": json.dumps([c.params for c in calls], default=str)
+            + b"\n".join(c.raw for c in calls).decode(errors="replace"),
+            "logs": logs,
+            "state": state_tables_text(db_0023),
+        }
+    assert leaks(channels, secrets.values()) == []
+
+
+def _served_request(
+    served: Served,
+    standin: SlackStandIn,
+    store: RunStore,
+    text: str,
+    state: RunState = RunState.AWAITING_APPROVAL,
+) -> Run:
+    """`/rollback text` on a served rollbot; the run once it reaches `state`."""
+    mark = standin.mark()
+    served.sender.slash_command(text, user_id=REQUESTER, channel_id=REQUEST_CHANNEL)
+    standin.wait_for("response_url", since=mark, timeout=60)
+    run = store.recent()[0]
+    return wait_for_state(store, run.id, state)
+
+
+def _served_approve(served: Served, store: RunStore, run: Run) -> None:
+    deliveries = Deliveries(store)
+    where = plan_message(deliveries, run.id)
+    served.sender.reaction_added(APPROVER, "white_check_mark", *where)
+
+
+def _drained(deliveries: Deliveries, timeout: float = 30) -> None:
+    """Wait until the served rollbot's courier has nothing left to deliver."""
+    deadline = time.monotonic() + timeout
+    while deliveries.pending():
+        assert time.monotonic() < deadline, "the outbox was never drained"
+        time.sleep(0.1)

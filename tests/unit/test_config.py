@@ -9,8 +9,8 @@ import structlog
 
 from bot.config import load_settings
 from bot.core.errors import ConfigError
-from bot.core.redact import redact, secrets_of
-from bot.logs import configure_logging
+from bot.core.redact import Redactor, redact, secrets_of
+from bot.logs import MaskedStream, configure_logging
 
 
 def test_defaults_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,3 +77,43 @@ def test_logs_are_json_with_run_id_and_no_secret() -> None:
     assert line["run_id"] is None
     assert "pw-123" not in stream.getvalue()
     assert line["event"] == "connecting"
+
+
+def test_every_secret_setting_is_registered_however_it_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """URL userinfo, `password=` conninfo, a URL libpq cannot parse, PGPASSWORD and the tokens."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:pw-url-1@db/app")
+    monkeypatch.setenv("ROLLBOT_STATE_URL", "host=db dbname=rb password='pw kv 2' user=rb")
+    monkeypatch.setenv("ROLLBOT_TARGETS", "bad=postgresql://app:pw-bad-3@[db/app")
+    monkeypatch.setenv("PGPASSWORD", "pw-env-4")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-tok-5")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "sig-6")
+    redactor = load_settings().redactor()
+    said = (
+        "pw-url-1 / pw kv 2 / libpq: invalid URI app:pw-bad-3@[db / pw-env-4 / tok-5 "
+        "xoxb-tok-5 / sig-6"
+    )
+    assert (
+        redactor.text(said) == "*** / *** / libpq: invalid URI app:***@[db / *** / tok-5 *** / ***"
+    )
+
+
+def test_the_known_secrets_alone_leave_sql_as_written() -> None:
+    """A plan's SQL keeps `password = $1`; only a known value is masked, and that is detectable."""
+    redactor = Redactor(["postgresql://app:pw-9@db/app"])
+    sql = "DELETE FROM users WHERE password = 'x'"
+    assert redactor.known(sql) == sql
+    assert redactor.text(sql) != sql
+    assert redactor.holds("... 'pw-9' ...")
+    assert not redactor.holds(sql)
+    nested = redactor.value({"action": "pw-9", "text": ["pw-9"]}, keep=frozenset({"action"}))
+    assert nested == {"action": "pw-9", "text": ["***"]}
+
+
+def test_the_terminal_stream_masks_what_is_printed() -> None:
+    """Whatever the command line prints goes through one masked stream."""
+    out = io.StringIO()
+    stream = MaskedStream(out, Redactor(["pw-9"]))
+    print(json.dumps({"why": "auth pw-9 refused"}), file=stream)
+    assert out.getvalue() == '{"why": "auth *** refused"}\n'
