@@ -41,7 +41,7 @@ class Restore:
                 f"Run {run_id} cannot be restored",
                 why=f"it is a {source.kind} that is {source.state.replace('_', ' ')}; only a "
                 "succeeded rollback has something to restore",
-                todo="name a succeeded rollback run (`rollbot runs` lists them)",
+                todo="name a rollback run that succeeded on this target",
             )
         config = self._settings.target(source.target_name)
         database = self._planner.database(config.name)

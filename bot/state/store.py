@@ -182,7 +182,10 @@ class RunStore:
                 (run_id,),
             ).fetchone()
         if row is None:
-            raise NotFoundError(f"There is no run {run_id}", todo="list runs with `rollbot runs`")
+            raise NotFoundError(
+                f"There is no run {run_id}",
+                todo="check the run number: each run's message and the list of runs show it",
+            )
         return run_from_row(row)
 
     def recent(self, *, limit: int = 20, states: Sequence[RunState] | None = None) -> list[Run]:

@@ -1,5 +1,7 @@
 """Slack scenarios: refusals, idempotency, expiry, cancel, rate limits, concurrency."""
 
+import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -357,3 +359,30 @@ def test_target_from_slack_is_named_in_every_message(
     assert "staging: " in str(message.blocks)
     incident = [m for m in bot.standin.messages(INCIDENT_CHANNEL) if not m.is_reply]
     assert "staging: " in incident[-1].text
+
+
+CLI_COMMAND = re.compile(
+    r"\brollbot (plan|approve|restore|cancel|runs|show|history|lint|derive|runbooks|serve)\b"
+)
+
+
+def test_slack_replies_never_point_to_cli_commands(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """Someone in Slack may have no terminal: every reply and message speaks Slack's commands.
+
+    The refusals are driven the way a person stumbles on them: a run that does not exist, a
+    restore of a run that rolled nothing back, an unknown migration, a bystander's cancel,
+    then a whole rollback with its outcome.
+    """
+    bot = make_slackbot(db_0023)
+    run, channel, ts = planned(bot)
+    for text in ("status 999", "restore 999", f"restore {run.id}", "9999", "list", "history"):
+        request(bot, text)
+    request(bot, f"cancel {run.id}", user=BYSTANDER)
+    bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+    wait_state(bot, run.id, RunState.SUCCEEDED)
+    bot.deliver()
+    said = [json.dumps(c.params) for c in bot.standin.calls()]
+    assert [m.group(0) for text in said for m in CLI_COMMAND.finditer(text)] == []
+    assert any("/rollback restore" in text for text in said)  # the outcome's undo, in Slack's words
