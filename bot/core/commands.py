@@ -23,10 +23,12 @@ _FLAGS = ("--target", "--after")
 
 USAGE = """\
 `/rollback 0023` plan a rollback of migration 0023 (also `23` or `0023_loud_shen`)
+`/rollback 0023 --target NAME` the same on a named target
+`/rollback 0023 --target NAME --after RUN` promote: RUN did it on another target first
 `/rollback list` the runbooks rollbot can run
 `/rollback status [RUN]` one run, or the active ones
 `/rollback cancel RUN` cancel a run that has not started (requester or an approver)
-`/rollback history` migration history, live from the Drizzle journal
+`/rollback history [--target NAME]` migration history, live from the Drizzle journal
 `/rollback restore RUN` put back what rollback run RUN dropped (needs approval too)
 `/rollback help` this text"""
 
@@ -76,6 +78,11 @@ def parse_command(text: str) -> Command:
 
 
 def _subcommand(head: str, rest: list[str]) -> Command:
+    if head == "history" and rest[:1] == ["--target"]:
+        if len(rest) < 2:  # noqa: PLR2004 - the flag and its value
+            raise CommandError("`--target` needs a value", todo="see `/rollback help`")
+        _no_more(head, rest[2:])
+        return Command(action="history", target=_target(rest[1]))
     if head in {"help", "list", "history"}:
         _no_more(head, rest)
         return Command.model_validate({"action": head})
@@ -107,13 +114,17 @@ def _plan(migration: str, rest: list[str]) -> Command:
         if value is None or value.startswith("--"):
             raise CommandError(f"`{flag}` needs a value", todo="see `/rollback help`")
         options[flag] = value
-    target = options.get("--target")
-    if target is not None and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", target):
-        raise CommandError(
-            f"{quoted(target)} is not a target name", todo="use a name from ROLLBOT_TARGETS"
-        )
+    target = _target(options["--target"]) if "--target" in options else None
     after = _run_id("--after", options["--after"]) if "--after" in options else None
     return Command(action="plan", migration=migration, target=target, after=after)
+
+
+def _target(name: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+        raise CommandError(
+            f"{quoted(name)} is not a target name", todo="use a name from ROLLBOT_TARGETS"
+        )
+    return name
 
 
 def _run_id(context: str, word: str) -> int:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from bot.core.results import BackupInfo
 
 # Labels: the name of a part of a message, as both renderers title it.
+HISTORY = "Migration history"
+WARNINGS = "Warnings"
 MIGRATION = "Migration"
 RUNBOOK = "Runbook"
 TARGET = "Target"

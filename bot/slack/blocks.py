@@ -16,6 +16,7 @@ from bot.core import texts
 from bot.core.commands import USAGE
 from bot.core.run import RunState
 from bot.core.views import RestoreView, view_of
+from bot.drizzle.history import history_text
 from bot.slack.mrkdwn import (
     SECTION_LIMIT,
     Block,
@@ -23,6 +24,7 @@ from bot.slack.mrkdwn import (
     escape,
     escaped,
     inert,
+    listed,
     people,
     section,
     user,
@@ -31,6 +33,7 @@ from bot.slack.mrkdwn import (
 if TYPE_CHECKING:
     from bot.core.run import Run
     from bot.core.views import Failure, OutcomeView, PlanView, RunView
+    from bot.drizzle.history import HistoryEntry
 
 FACT_LIMIT = 500  # a failed statement, SQLSTATE or lock holder, in a code span
 SESSION_LIMIT = 300  # one blocking session
@@ -128,7 +131,7 @@ def _restore_message(
 
 
 def _listed(label: str, lines: tuple[str, ...]) -> Block:
-    return section(f"*{label}*\n" + "\n".join(f"• {line}" for line in lines))
+    return listed(f"*{label}*", lines)
 
 
 def _approval(view: RunView, reaction: str, approvers: tuple[str, ...]) -> str:
@@ -275,6 +278,30 @@ def _counts(view: RunView) -> str:
     if outcome is None or outcome.failure is not None:
         return f": {view.reason}" if view.reason else ""
     return " (" + ", ".join(f"{t.table} {t.rows:,}" for t in outcome.dropped) + ")"
+
+
+def history_message(entries: list[HistoryEntry]) -> tuple[str, list[Block]]:
+    """`/rollback history` as Slack can show it: one line per migration, newest first.
+
+    Slack renders no Markdown tables. Names, dates and descriptions come from the migrations
+    folder and the runbooks, so they are escaped; the status is rollbot's own words, with
+    people already rendered (and escaped) by the caller.
+    """
+    if not entries:
+        text = escape(history_text(entries))
+        return text, [section(text)]
+    lines = [
+        f"`{inert(escape(e.migration), FACT_LIMIT)}` · {escape(e.date)} · *{e.status}*"
+        + (f" — {escape(e.description)}" if e.description != "-" else "")
+        for e in entries
+    ]
+    blocks = [listed(f"*{texts.HISTORY}* (newest first)", lines, more="older migrations")]
+    problems = [escape(p) for e in entries for p in e.problems]
+    if problems:
+        blocks.append(listed(f"*{texts.WARNINGS}*", problems))
+    newest = entries[0]
+    text = f"{texts.HISTORY}: {escape(newest.migration)} is {newest.status}"
+    return text, blocks
 
 
 def help_message() -> list[Block]:

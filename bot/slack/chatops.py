@@ -17,9 +17,8 @@ from bot.core.commands import USAGE, Command, CommandError, parse_command
 from bot.core.errors import ConflictError, NotAllowedError, RollbotError
 from bot.core.run import ACTIVE, RunState
 from bot.core.text import runbooks_text
-from bot.drizzle.history import history_text
 from bot.service.rollback import StalePlanError
-from bot.slack.blocks import help_message, refusal
+from bot.slack.blocks import help_message, history_message, refusal
 from bot.slack.mrkdwn import escape, user
 
 if TYPE_CHECKING:
@@ -258,8 +257,10 @@ class ChatOps:
     def _list(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
         return Reply(text=escape(runbooks_text(self.service.library())))
 
-    def _history(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
-        return Reply(text=history_text(self.service.history(person=user)))
+    def _history(self, command: Command, _user_id: str, _channel_id: str) -> Reply:
+        entries = self.service.history(command.target, person=lambda who: user(escape(who)))
+        text, blocks = history_message(entries)
+        return Reply(text=text, blocks=blocks)
 
     def _status_command(self, command: Command, _user_id: str, _channel_id: str) -> Reply:
         return self._status(command.run_id)

@@ -21,6 +21,27 @@ def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
 
 
+def listed(head: str, lines: list[str] | tuple[str, ...], *, more: str = "more") -> Block:
+    """`head` and one bullet per line, as many as fit; the rest counted, never cut silently.
+
+    What does not fit ends as `… and 12 more`, so a reader knows the list goes on; a first
+    line too long for a section on its own is shortened, with an ellipsis.
+    """
+    text = head
+    for shown, line in enumerate(lines):
+        after = len(lines) - shown - 1
+        reserve = len(f"\n… and {after} {more}") if after else 0
+        bullet = f"\n• {line}"
+        if len(text) + len(bullet) + reserve > SECTION_LIMIT:
+            if shown == 0:
+                room = SECTION_LIMIT - len(text) - reserve - 1
+                text += _PARTIAL_ENTITY.sub("", bullet[:room]) + "…"
+                return section(text + (f"\n… and {after} {more}" if after else ""))
+            return section(f"{text}\n… and {len(lines) - shown} {more}")
+        text += bullet
+    return section(text)
+
+
 def context(text: str) -> Block:
     """Small grey text under a message."""
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}

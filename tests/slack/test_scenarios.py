@@ -306,9 +306,11 @@ def test_history_and_restore_from_slack(
     run, channel, ts = planned(bot)
     bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
     wait_state(bot, run.id, RunState.SUCCEEDED)
-    history = request(bot, "history").params["text"]
-    assert "| 0023_loud_shen.sql | 2025-11-13 |" in history
+    answer = request(bot, "history")
+    history = json.dumps(answer.params["blocks"], ensure_ascii=False)
+    assert "`0023_loud_shen.sql` · 2025-11-13 · *rolled back by run" in history
     assert f"rolled back by run {run.id} (requested by <@{REQUESTER}>" in history
+    assert "| --- |" not in history  # Slack renders no Markdown tables
 
     answer = request(bot, f"restore {run.id}").params["text"]
     restore = bot.components.store.recent()[0]

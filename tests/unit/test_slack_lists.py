@@ -1,0 +1,58 @@
+"""Slack lists and the history: nothing cut silently, nothing from data becomes markup."""
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.drizzle.history import HistoryEntry
+from bot.slack.blocks import history_message
+from bot.slack.mrkdwn import SECTION_LIMIT, escape, listed
+
+
+def test_a_list_too_long_for_one_section_says_how_many_it_left_out() -> None:
+    lines = [f"no-op (line {n}): index idx_{n} does not exist" for n in range(200)]
+    text = listed("*Preflight*", lines)["text"]["text"]
+    assert len(text) <= SECTION_LIMIT
+    shown = text.count("\n• ")
+    assert 0 < shown < len(lines)
+    assert text.endswith(f"\n… and {len(lines) - shown} more")
+
+
+def test_a_list_that_fits_is_shown_whole() -> None:
+    text = listed("*Head*", ["one", "two"])["text"]["text"]
+    assert text == "*Head*\n• one\n• two"
+
+
+@given(st.lists(st.text(min_size=0, max_size=4000), max_size=40))
+def test_a_list_always_fits_and_always_accounts_for_every_line(lines: list[str]) -> None:
+    escaped = [escape(line) for line in lines]
+    text = listed("*Head*", escaped)["text"]["text"]
+    assert len(text) <= SECTION_LIMIT
+    shown = text.count("\n• ")
+    if shown < len(lines):
+        assert text.endswith(f"… and {len(lines) - shown} more") or (
+            shown == 1 and len(lines) == 1 and text.endswith("…")
+        )
+
+
+def test_history_is_block_kit_and_its_data_stays_inert() -> None:
+    entries = [
+        HistoryEntry(
+            migration="0024_<!channel>.sql",
+            date="2025-11-20",
+            description="drops <@U0BOSS> & <https://evil.example|click>",
+            status="current",
+            problems=("journal row <!here> has no file",),
+        ),
+        HistoryEntry(
+            migration="0023_loud_shen.sql", date="2025-11-13", description="-", status="applied"
+        ),
+    ]
+    text, blocks = history_message(entries)
+    rendered = json.dumps(blocks, ensure_ascii=False) + text
+    for raw in ("<!channel>", "<@U0BOSS>", "<https://", "<!here>"):
+        assert raw not in rendered
+    assert "&lt;!channel&gt;" in rendered
+    assert "`0023_loud_shen.sql` · 2025-11-13 · *applied*" in rendered
+    assert "|" not in blocks[0]["text"]["text"].replace("&lt;https://evil.example|click&gt;", "")
