@@ -39,8 +39,8 @@ class Notifier(Protocol):
     def messages(self, run: Run, event: str) -> list[Message]:
         """Messages announcing `event`, rendered from the run as it will be stored."""
 
-    def notice(self, run: Run, text: str) -> list[Message]:
-        """Messages carrying a note about the run (e.g. why an approval did not count)."""
+    def notice(self, run: Run, user: str, reason: str) -> list[Message]:
+        """Messages telling `user` why their action on the run did not count."""
 
     def run_changed(self, run: Run, event: str) -> None:
         """Called once the change (and its messages) are committed."""
@@ -53,7 +53,7 @@ class SilentNotifier:
         """Nothing to send."""
         return []
 
-    def notice(self, run: Run, text: str) -> list[Message]:  # noqa: ARG002 - protocol
+    def notice(self, run: Run, user: str, reason: str) -> list[Message]:  # noqa: ARG002 - protocol
         """Nothing to send."""
         return []
 
@@ -140,7 +140,7 @@ class Lifecycle:
 
     def refuse(self, run: Run, user: str, reason: str) -> None:
         """Record why `user`'s action did not count, and tell them once (not per retry)."""
-        notice = self.notifier.notice(run, f"{mention(user)}: {reason}.")
+        notice = self.notifier.notice(run, user, reason)
         if self.store.record_refusal(run.id, user, reason, notice):
             log.info("run.approval_refused", user=user, why=reason)
             self.announce(run, "approval_refused")
@@ -161,8 +161,3 @@ def _another_approval_only(before: Run, now: Run, user: str) -> bool:
         and user not in now.approvers
         and now.approvers != before.approvers
     )
-
-
-def mention(user: str) -> str:
-    """Slack mentions for Slack ids; other names (CLI users) as they are."""
-    return f"<@{user}>" if user[:1] in {"U", "W"} and user.isalnum() else user

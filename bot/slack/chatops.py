@@ -19,7 +19,7 @@ from bot.core.run import ACTIVE, RunState
 from bot.core.text import runbooks_text
 from bot.service.rollback import StalePlanError
 from bot.slack.blocks import help_message, history_message, refusal
-from bot.slack.mrkdwn import escape, user
+from bot.slack.mrkdwn import escape, inert, user
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -296,7 +296,7 @@ class ChatOps:
                 after=command.after,
             )
         except ConflictError as exc:
-            return Reply(text=exc.render(), blocks=refusal(exc.render()))
+            return Reply(text=escape(exc.render()), blocks=refusal(exc.render()))
         return _requested(run)
 
     def _status(self, run_id: int | None) -> Reply:
@@ -353,9 +353,11 @@ def _not_a_person(person: Person) -> str | None:
 
 
 def _status_line(run: Run) -> str:
-    reason = f" — {run.reason}" if run.reason else ""
+    """One run in a status reply; its reason and labels may quote the database: escaped."""
+    reason = f" — {escape(run.reason)}" if run.reason else ""
     approvals = f", approvals {len(run.approvers)}/{run.required_approvals}" if run.active else ""
     return (
-        f"Run {run.id}: `{run.runbook_name}` on {run.target_label}, "
-        f"{run.state.replace('_', ' ')}{approvals}, requested by {user(run.requested_by)}{reason}"
+        f"Run {run.id}: `{inert(escape(run.runbook_name), 200)}` on {escape(run.target_label)}, "
+        f"{run.state.replace('_', ' ')}{approvals}, requested by "
+        f"{user(escape(run.requested_by))}{reason}"
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from bot.core import texts
 from bot.core.outbox import Message
 from bot.slack.blocks import incident_text, outcome_message, plan_message, sql_snippet
+from bot.slack.mrkdwn import escape, user
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,10 +83,15 @@ class SlackNotifier:
             items.append(Message(action="reply", role="plan", text=reply_text, blocks=reply_blocks))
         return items + self._incident(run, event)
 
-    def notice(self, run: Run, text: str) -> list[Message]:
-        """A reply in the request thread (or nothing for runs not started from Slack)."""
+    def notice(self, run: Run, user_id: str, reason: str) -> list[Message]:
+        """A reply in the request thread (or nothing for runs not started from Slack).
+
+        The person is mentioned by rollbot; the reason may quote data, so it is escaped, and
+        a name that is not a Slack id (a CLI user) is shown as text, never as markup.
+        """
         if run.channel is None:
             return []
+        text = f"{user(escape(user_id))}: {escape(reason)}."
         return [Message(action="reply", role="plan", text=text)]
 
     def run_changed(self, run: Run, event: str) -> None:  # noqa: ARG002 - protocol
@@ -95,12 +101,13 @@ class SlackNotifier:
     def _thread_reply(self, run: Run, event: str) -> tuple[str, list[dict[str, object]] | None]:
         if event == "approval_added":
             needed = run.required_approvals - len(run.approvers)
-            who = ", ".join(f"<@{a}>" for a in run.approvers)
+            who = ", ".join(user(escape(a)) for a in run.approvers)
             return f"Approval recorded from {who}; {needed} more needed.", None
         if event in {"succeeded", "failed"}:
             text, blocks = outcome_message(run)
             return text, list(blocks)
-        return texts.is_state(run.id, run.state, run.reason), None
+        reason = escape(run.reason) if run.reason else None
+        return texts.is_state(run.id, run.state, reason), None
 
     def _incident(self, run: Run, event: str) -> list[Message]:
         if self.incident_channel is None:

@@ -217,9 +217,9 @@ class Recorder:
         text = f"{run.id} {run.state} {event} {','.join(run.approvers)}"
         return [Message(action="reply", role="plan", text=text)]
 
-    def notice(self, run: Run, text: str) -> list[Message]:
+    def notice(self, run: Run, user: str, reason: str) -> list[Message]:
         """One reply carrying the note."""
-        return [Message(action="reply", role="plan", text=f"{run.id} {text}")]
+        return [Message(action="reply", role="plan", text=f"{run.id} {user}: {reason}.")]
 
     def run_changed(self, run: Run, event: str) -> None:
         """Nothing to deliver."""

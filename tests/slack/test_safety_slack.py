@@ -294,3 +294,33 @@ def _drained(deliveries: Deliveries, timeout: float = 30) -> None:
     while deliveries.pending():
         assert time.monotonic() < deadline, "the outbox was never drained"
         time.sleep(0.1)
+
+
+HOSTILE = "<!channel> <https://evil.example|click here> <@U0BOSS>"
+RAW_MARKUP = ("<!channel>", "<https://evil.example", "<@U0BOSS>")
+
+
+def test_database_text_in_a_blocked_plan_notifies_nobody_anywhere(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """An object named like Slack markup: every reply, status line and edit shows it as text.
+
+    A view on a table the rollback drops blocks the plan, and the reason quotes the view's
+    name. The plan message escaped it, but the thread reply and `/rollback status` did not,
+    and Slack rendered an @channel in the request channel.
+    """
+    with psycopg.connect(db_0023, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE VIEW {} AS SELECT * FROM api_errors").format(sql.Identifier(HOSTILE))
+        )
+    bot = make_slackbot(db_0023)
+    request(bot, "0023")
+    (run,) = bot.components.store.recent()
+    run = wait_state(bot, run.id, RunState.BLOCKED)
+    assert HOSTILE in (run.reason or "")  # the attack reached the reason
+    request(bot, f"status {run.id}")
+    request(bot, "status")
+    bot.deliver()
+    said = json.dumps([c.params for c in bot.standin.calls()], ensure_ascii=False)
+    assert [raw for raw in RAW_MARKUP if raw in said] == []
+    assert "&lt;!channel&gt;" in said
