@@ -145,3 +145,20 @@ def _masked(query: str) -> str:
             text.append(query[token.start : token.end + 1])
         after = token.end + 1
     return "".join(text)
+
+
+_FAILING_ROW = re.compile(r"Failing row contains \(.*\)", re.DOTALL)
+_KEY_VALUES = re.compile(
+    r"Key \((?P<columns>[^()]*)\)=\(.*?\)(?= is | already | conflicts |$)", re.DOTALL
+)
+
+
+def mask_row_values(detail: str) -> str:
+    """PostgreSQL's DETAIL with the row values it quotes withheld, the column names kept.
+
+    A constraint error quotes the failing row whole, or the key's values, and those are the
+    application's data (tokens, emails) from tables rollbot only happens to touch: not for a
+    Slack thread or a stored run. Which constraint and which columns is what the on-call needs.
+    """
+    masked = _FAILING_ROW.sub("Failing row contains (values withheld)", detail)
+    return _KEY_VALUES.sub(lambda m: f"Key ({m['columns']})=(values withheld)", masked)

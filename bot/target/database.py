@@ -21,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from bot.core.errors import DatabaseUnavailableError
-from bot.core.redact import redact, secrets_of
+from bot.core.redact import mask_row_values, redact, secrets_of
 from bot.core.targets import DEFAULT, TargetConfig
 from bot.drizzle.folder import JOURNAL_SCHEMA, JOURNAL_TABLE
 from bot.pgclient.conninfo import ChildConnection, child_connection
@@ -47,7 +47,7 @@ def postgres_message(exc: psycopg.Error, hidden: Iterable[str] = ()) -> str:
     lines = str(exc).strip().splitlines()
     text = diag.message_primary or (lines[0] if lines else type(exc).__name__)
     if diag.message_detail:
-        text += f" ({diag.message_detail})"
+        text += f" ({mask_row_values(diag.message_detail)})"
     return redact(text, hidden)
 
 

@@ -1,5 +1,6 @@
 """Safety guarantees on a real PostgreSQL: each test provokes the fault and checks the outcome."""
 
+import json
 import stat
 import subprocess
 import threading
@@ -414,3 +415,47 @@ def test_dropping_an_object_the_migration_never_created_blocks(
     )
     with psycopg.connect(db_0023) as conn:
         assert conn.execute("SELECT to_regclass('idx_assets_owner')").fetchone() != (None,)
+
+
+def test_application_rows_an_error_quotes_never_reach_the_run(
+    db_0023: str, tmp_path: Path, make_service: Callable[..., Rollbot]
+) -> None:
+    """A constraint error quotes the failing row: another table's token must not be stored.
+
+    Deleting a user sets an API key's NOT NULL user_id to NULL through ON DELETE SET NULL;
+    PostgreSQL's DETAIL quotes the key's row, token and all. The run names the constraint and
+    the columns, withholds the values, and changes nothing.
+    """
+    token = "sk_live_TOPSECRET_123"
+    with psycopg.connect(db_0023, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE api_keys (id int PRIMARY KEY, secret_token text NOT NULL,"
+            " user_id uuid NOT NULL REFERENCES users ON DELETE SET NULL)"
+        )
+        conn.execute(
+            "INSERT INTO api_keys SELECT 1, %s, id FROM users ORDER BY id LIMIT 1", (token,)
+        )
+    runbook = RUNBOOK_DELETING_USERS
+    service = make_service(db_0023, runbooks_dir=runbooks_with(tmp_path, "0025_users.md", runbook))
+    run = service.approve(service.request("25", requested_by=REQUESTER).id, APPROVER)
+    assert run.state is RunState.FAILED
+    assert "violates not-null constraint" in (run.reason or "")
+    assert "Failing row contains (values withheld)" in (run.reason or "")
+    stored = json.dumps([run.model_dump(mode="json"), service.store.events(run.id)], default=str)
+    assert token not in stored
+    assert counts_of(db_0023, ["api_keys"]) == {"api_keys": 1}
+
+
+RUNBOOK_DELETING_USERS = """---
+journal: false  # not a Drizzle migration of this project
+---
+# Remove the users of a bad import
+
+**Migration File**: `0025_users.sql`
+
+## Quick Rollback
+
+```sql
+DELETE FROM users WHERE id IN (SELECT user_id FROM api_keys);
+```
+"""

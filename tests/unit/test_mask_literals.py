@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.redact import mask_literals
+from bot.core.redact import mask_literals, mask_row_values
 
 SECRET = "hunter2-Zq9"
 
@@ -47,3 +47,34 @@ def test_any_quoted_text_is_masked(secret: str) -> None:
         "ALTER ROLE app PASSWORD $1 VALID UNTIL $2",
         "(query withheld: it could not be read safely)",
     } or masked.endswith("…(rest withheld)")
+
+
+@pytest.mark.parametrize(
+    ("detail", "shown"),
+    [
+        (
+            "Failing row contains (1, null, sk_live_TOPSECRET_123).",
+            "Failing row contains (values withheld).",
+        ),
+        (
+            "Key (email)=(bob@example.com) already exists.",
+            "Key (email)=(values withheld) already exists.",
+        ),
+        (
+            'Key (user_id)=(42) is not present in table "users".',
+            'Key (user_id)=(values withheld) is not present in table "users".',
+        ),
+        (
+            'Key (a, b)=(1, x)) is still referenced from table "t".',
+            'Key (a, b)=(values withheld) is still referenced from table "t".',
+        ),
+        (
+            "Process 4242 waits for ShareLock on transaction 7.",
+            "Process 4242 waits for ShareLock on transaction 7.",
+        ),
+    ],
+)
+def test_the_rows_an_error_quotes_are_withheld_and_its_columns_kept(
+    detail: str, shown: str
+) -> None:
+    assert mask_row_values(detail) == shown
