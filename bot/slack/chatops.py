@@ -201,7 +201,7 @@ class ChatOps:
         """Who reacted, checked with Slack, then the same approval path as everywhere."""
         with structlog.contextvars.bound_contextvars(run_id=run.id):
             person = self.directory.person(user_id)
-            why = _not_a_person(person)
+            why = not_a_person(person)
             if why is not None:
                 self.service.refuse(run, user_id, why)
                 return
@@ -341,7 +341,8 @@ def _run_id(command: Command) -> int:
     return command.run_id
 
 
-def _not_a_person(person: Person) -> str | None:
+def not_a_person(person: Person) -> str | None:
+    """Why this account cannot approve (a bot, deactivated, unknown to Slack), or None."""
     if not person.known:
         return "rollbot could not check who you are with Slack; add the reaction again shortly"
     if person.is_bot:
