@@ -5,14 +5,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+from bot.app import build
+from bot.config import load_settings
 from bot.core.run import RunState
 from bot.slack.buttons import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION
-from demo.standin import interactive
+from demo.sample import MIGRATIONS_DIR
+from demo.standin import SlackStandIn, interactive
 from demo.standin.interactive import NoSuchButtonError
+from demo.standin.socket import SocketModeServer
 from tests.db.test_cli import env_for, rollbot
-from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER
-from tests.fix_slackbot import BYSTANDER, SlackBot
+from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
+from tests.fix_slackbot import BYSTANDER, REQUEST_CHANNEL, SlackBot
 from tests.slack.test_safety_slack import together
 from tests.slack.test_scenarios import planned, thread_texts, wait_state
 
@@ -137,7 +142,9 @@ def test_reject_asks_for_a_reason_and_cancels_the_run_with_it(
     assert [e["actor"] for e in events if e["kind"] == "cancelled"] == [SECOND_APPROVER]
 
     replies = thread_texts(bot, channel, ts)
-    assert any("the &lt;!channel&gt; index is still read by billing &amp; reports" in t for t in replies)
+    assert any(
+        "the &lt;!channel&gt; index is still read by billing &amp; reports" in t for t in replies
+    )
     assert not any("<!channel>" in t for t in replies)
     assert actions_shown(bot, channel, ts) == []
     shown = rollbot("show", str(run.id), env=env_for(db_0023, tmp_path))
@@ -176,3 +183,60 @@ def test_a_form_sent_after_the_run_was_approved_changes_nothing(
     bot.standin.wait_for("chat.postEphemeral")
     assert "can no longer be rejected" in private_answers(bot, SECOND_APPROVER)[-1]
     assert bot.components.store.get(run.id).state is RunState.SUCCEEDED
+
+
+def test_buttons_over_socket_mode_ack_at_once_and_approve(
+    db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path
+) -> None:
+    """Over the websocket: a blank reason keeps the form open in the ack; Approve executes."""
+    standin = slack_workspace
+    settings = load_settings(
+        database_url=db_0023,
+        runbooks_dir=RUNBOOKS,
+        backup_dir=tmp_path / "backups",
+        approvers=(APPROVER, SECOND_APPROVER),
+        slack_bot_token=standin.bot_token,
+        slack_app_token=standin.app_token,
+        slack_api_url=standin.api_url,
+        migrations_dir=MIGRATIONS_DIR,
+        rehearsal="off",
+    )
+    components = build(settings)
+    components.start()
+    with SocketModeServer(standin) as server:
+        handler = SocketModeHandler(components.bolt, app_token=standin.app_token)
+        handler.connect()  # type: ignore[no-untyped-call]
+        try:
+            server.wait_for_connection()
+            server.wait_for_ack(
+                server.send_slash_command("0023", user_id=REQUESTER, channel_id=REQUEST_CHANNEL)
+            )
+            standin.wait_for("response_url", timeout=30)
+            (run,) = components.store.recent()
+            components.courier.deliver_pending()
+            where = components.deliveries.slack_message(run.id, "plan")
+            assert where is not None
+
+            server.wait_for_ack(server.press(SECOND_APPROVER, *where, REJECT_ACTION))
+            standin.wait_for("views.open", timeout=10)
+            (form,) = standin.forms_opened()
+            blank = interactive.view_submission(
+                standin, SECOND_APPROVER, form.id, {REASON_BLOCK: {REASON_INPUT: ""}}
+            )
+            ack = server.wait_for_ack(server.send_interactive(blank))
+            assert ack.payload is not None
+            assert ack.payload["response_action"] == "errors"
+
+            sent = time.time()
+            ack = server.wait_for_ack(server.press(APPROVER, *where, APPROVE_ACTION))
+            assert ack.at - sent < 3
+            deadline = time.monotonic() + 30
+            while components.store.get(run.id).state is not RunState.SUCCEEDED:
+                assert time.monotonic() < deadline, components.store.get(run.id)
+                time.sleep(0.1)
+            kinds = [e["kind"] for e in components.store.events(run.id)]
+            assert kinds.count("execution_started") == 1
+        finally:
+            server.stop()
+            handler.close()  # type: ignore[no-untyped-call]
+            components.stop()
