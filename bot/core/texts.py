@@ -53,6 +53,11 @@ BY_HAND = "By hand"
 NO_DESCRIPTION = "no description"
 NO_REASON = "no reason given"
 OPENS_AFTER_BACKUP = "opens once the backup is verified"
+HOW_TO_APPROVE = (
+    "To approve a plan, an approver other than the requester adds the approval reaction "
+    "(✅ unless configured otherwise) to its message, or presses its Approve button. Reject… "
+    "cancels the plan with a reason, which is kept with the run (an approver or the requester)."
+)
 APPROVE = "Approve"
 REJECT = "Reject…"
 NOT_YET = "Not yet"

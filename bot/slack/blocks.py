@@ -283,7 +283,8 @@ def help_message() -> list[Block]:
         section(
             "*rollbot* rolls back a migration safely: plan, backup, approval, one "
             f"transaction, verification.\n{USAGE}"
-        )
+        ),
+        section(texts.HOW_TO_APPROVE),
     ]
 
 

@@ -253,7 +253,7 @@ class ChatOps:
         return handlers[command.action](command, user_id, channel_id)
 
     def _help(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
-        return Reply(text=USAGE, blocks=help_message())
+        return Reply(text=f"{USAGE}\n{texts.HOW_TO_APPROVE}", blocks=help_message())
 
     def _list(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
         return Reply(text=escape(runbooks_text(self.service.library())))
