@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from bot.core import texts
 from bot.core.errors import ConflictError, NotFoundError
 from bot.core.policy import reason_problem
 from bot.service.rollback import RefusedError, StalePlanError
@@ -21,9 +22,12 @@ from bot.slack.chatops import TRIGGER_PREFIX, Reply, not_a_person
 from bot.slack.mrkdwn import escape
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bot.core.run import Run
     from bot.service.rollback import Rollbot
     from bot.slack.chatops import Directory
+    from bot.slack.workers import Workers
     from bot.state.deliveries import Deliveries
 
 log = structlog.get_logger()
@@ -40,21 +44,51 @@ class Form(BaseModel):
 class Interactions:
     """Approve and Reject presses, and rejection forms, turned into calls on the service."""
 
-    def __init__(self, service: Rollbot, deliveries: Deliveries, directory: Directory) -> None:
+    def __init__(
+        self,
+        service: Rollbot,
+        deliveries: Deliveries,
+        directory: Directory,
+        workers: Workers | None = None,
+    ) -> None:
         self.service = service
         self.deliveries = deliveries
         self.directory = directory
+        self.workers = workers  # without: the approval runs on the caller's thread
 
-    def approve(self, *, trigger_id: str, user_id: str, channel: str, ts: str) -> Reply | None:
+    def approve(
+        self,
+        *,
+        trigger_id: str,
+        user_id: str,
+        channel: str,
+        ts: str,
+        respond: Callable[[Reply], None],
+    ) -> None:
         """An Approve press (after Slack's confirmation dialog); the ack has been sent.
 
         A press replayed by Slack carries a trigger id already seen and is ignored; a double
         click is two presses, and the second is refused like a second reaction (or loses the
-        compare-and-set): either way the run executes once.
+        compare-and-set): either way the run executes once. The approval may execute the run,
+        so it is a job for rollbot's workers, as a reaction's is; `respond` tells the presser.
         """
         run = self._run_pressed(trigger_id, channel, ts)
         if run is None:
-            return None
+            return
+
+        def job() -> None:
+            reply = self._approve(run, user_id)
+            if reply is not None:
+                respond(reply)
+
+        if self.workers is None:
+            job()
+        elif self.workers.submit("approval", job) is None:
+            why = texts.busy(self.workers.ahead(), "your approval was not counted")
+            if self.service.refuse(run, user_id, f"{why}; press Approve again then", public=False):
+                respond(Reply(text=f":warning: {escape(why)}; press Approve again then."))
+
+    def _approve(self, run: Run, user_id: str) -> Reply | None:
         with structlog.contextvars.bound_contextvars(run_id=run.id):
             try:
                 self._check_person(run, user_id)

@@ -39,11 +39,18 @@ def actions_shown(bot: SlackBot, channel: str, ts: str) -> list[str]:
     ]
 
 
-def private_answers(bot: SlackBot, user: str, since: int = 0) -> list[str]:
-    """What rollbot said to `user` alone (through response URLs or chat.postEphemeral)."""
-    bot.deliver()
-    time.sleep(0.3)  # the listener answers after its ack
-    return [m.text for m in bot.standin.ephemerals(user=user)][since:]
+def private_answers(bot: SlackBot, user: str, *, at_least: int = 1) -> list[str]:
+    """What rollbot said to `user` alone (response URLs, chat.postEphemeral), oldest first.
+
+    Answers come after the ack (an approval's from a worker), so this waits for `at_least`
+    of them, then a little longer for any that should not come.
+    """
+    deadline = time.monotonic() + 10
+    while len(found := [m.text for m in bot.standin.ephemerals(user=user)]) < at_least:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return [m.text for m in bot.standin.ephemerals(user=user)]
 
 
 def test_approve_button_replayed_executes_once_and_its_buttons_go(
@@ -107,7 +114,7 @@ def test_a_bystanders_press_is_refused_once_privately_and_changes_nothing(
     assert stored.state is RunState.AWAITING_APPROVAL
     assert stored.approvers == ()
     assert bot.sender.press(BYSTANDER, channel, ts, REJECT_ACTION).status == 200
-    assert "you may not reject" in private_answers(bot, BYSTANDER)[-1]
+    assert "you may not reject" in private_answers(bot, BYSTANDER, at_least=2)[-1]
     assert bot.standin.forms_opened() == []
     assert bot.components.store.get(run.id).state is RunState.AWAITING_APPROVAL
 
@@ -213,9 +220,11 @@ def test_buttons_over_socket_mode_ack_at_once_and_approve(
             )
             standin.wait_for("response_url", timeout=30)
             (run,) = components.store.recent()
-            components.courier.deliver_pending()
-            where = components.deliveries.slack_message(run.id, "plan")
-            assert where is not None
+            deadline = time.monotonic() + 30
+            while (where := components.deliveries.slack_message(run.id, "plan")) is None:
+                assert time.monotonic() < deadline, "the plan message was never posted"
+                components.courier.wake()
+                time.sleep(0.05)
 
             server.wait_for_ack(server.press(SECOND_APPROVER, *where, REJECT_ACTION))
             standin.wait_for("views.open", timeout=10)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from slack_bolt import Ack, App, Respond
     from slack_sdk import WebClient
 
-    from bot.slack.chatops import ChatOps
+    from bot.slack.chatops import ChatOps, Reply
 
 log = structlog.get_logger()
 FORM_NOT_OPENED = "Slack did not open the rejection form in time; press Reject again."
@@ -34,14 +34,18 @@ FORM_NOT_OPENED = "Slack did not open the rejection form in time; press Reject a
 
 def register(app: App, chatops: ChatOps) -> None:
     """The button and form listeners."""
-    buttons = Interactions(chatops.service, chatops.deliveries, chatops.directory)
+    buttons = Interactions(
+        chatops.service, chatops.deliveries, chatops.directory, workers=chatops.workers
+    )
 
     @app.action(APPROVE_ACTION)
     def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        reply = buttons.approve(**_pressed(body))
-        if reply is not None:
+
+        def answer(reply: Reply) -> None:
             respond(text=reply.text, response_type="ephemeral", replace_original=False)
+
+        buttons.approve(**_pressed(body), respond=answer)
 
     @app.action(REJECT_ACTION)
     def reject(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
