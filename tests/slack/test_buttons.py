@@ -39,6 +39,13 @@ def actions_shown(bot: SlackBot, channel: str, ts: str) -> list[str]:
     ]
 
 
+def _buttons(standin: SlackStandIn, channel: str, ts: str) -> list[str]:
+    """The action ids of the buttons a message shows now, read from the stand-in."""
+    message = standin.message(channel, ts)
+    blocks = message.blocks if message is not None else ()
+    return [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
 def private_answers(bot: SlackBot, user: str, *, at_least: int = 1) -> list[str]:
     """What rollbot said to `user` alone (response URLs, chat.postEphemeral), oldest first.
 
@@ -221,8 +228,10 @@ def test_buttons_over_socket_mode_ack_at_once_and_approve(
             standin.wait_for("response_url", timeout=30)
             (run,) = components.store.recent()
             deadline = time.monotonic() + 30
-            while (where := components.deliveries.slack_message(run.id, "plan")) is None:
-                assert time.monotonic() < deadline, "the plan message was never posted"
+            while (where := components.deliveries.slack_message(run.id, "plan")) is None or (
+                REJECT_ACTION not in _buttons(standin, *where)
+            ):
+                assert time.monotonic() < deadline, "the plan message never showed its buttons"
                 components.courier.wake()
                 time.sleep(0.05)
 
