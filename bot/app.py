@@ -159,6 +159,7 @@ class Components:
                 self._last_sweep = time.monotonic()
                 self.service.reconcile()
                 self.service.expire_due()
+                self.service.remind_due()
                 # A replayed command is caught by its trigger id only inside the signature
                 # window; older ones fail the timestamp check, so their ids need not be kept.
                 self.deliveries.forget_seen(TRIGGER_PREFIX, older_than_s=2 * SIGNATURE_WINDOW_S)

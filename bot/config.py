@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     approvers: Annotated[tuple[str, ...], NoDecode] = _env("ROLLBOT_APPROVERS", default=())
     required_approvals: int = _env("ROLLBOT_REQUIRED_APPROVALS", default=1, ge=1, le=10)
     approval_ttl: timedelta = _env("ROLLBOT_APPROVAL_TTL", default=timedelta(minutes=30))
+    # None is `off`: no reminder before the approval window closes.
+    approval_reminder: timedelta | None = _env(
+        "ROLLBOT_APPROVAL_REMINDER", default=timedelta(minutes=5)
+    )
     lock_timeout: timedelta = _env("ROLLBOT_LOCK_TIMEOUT", default=timedelta(seconds=3))
     statement_timeout: timedelta = _env("ROLLBOT_STATEMENT_TIMEOUT", default=timedelta(seconds=60))
     lock_retries: int = _env("ROLLBOT_LOCK_RETRIES", default=3, ge=1, le=20)
@@ -90,6 +94,20 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str | int | float) else value
+
+    @field_validator("approval_reminder", mode="before")
+    @classmethod
+    def _reminder(cls, value: object) -> object:
+        """`off`, or how long before the window closes; 0 is refused, not read as off."""
+        if isinstance(value, str) and value.strip().lower() == "off":
+            return None
+        lead = parse_duration(value) if isinstance(value, str | int | float) else value
+        _require(
+            not isinstance(lead, timedelta) or lead > timedelta(0),
+            f"{value!r} is no time before the window closes; write e.g. 5min, or off for no "
+            "reminder",
+        )
+        return lead
 
     @field_validator(
         "lock_timeout",
@@ -193,6 +211,15 @@ class Settings(BaseSettings):
     def approvals_for(self, target: TargetConfig) -> int:
         """Distinct approvals a target needs."""
         return target.required_approvals or self.required_approvals
+
+    def reminder_lead(self) -> timedelta | None:
+        """How long before expiry approvers are reminded; None when there is no reminder.
+
+        A lead not shorter than the window itself sends none: the call sent when the window
+        opened is still fresh then.
+        """
+        lead = self.approval_reminder
+        return lead if lead is not None and lead < self.approval_ttl else None
 
     def rehearsal_for(self, target: TargetConfig) -> Rehearsal:
         """Whether and how rollbot rehearses on a scratch copy of this target."""

@@ -3,8 +3,9 @@
 It never touches a configured database or Slack: an embedded PostgreSQL (pgserver) holds the
 asset_forge schema as it stands after migration 0023 with a few thousand rows; rollbot runs in
 HTTP mode on loopback; a stand-in for Slack's Web API records what the bot says. Alice types
-`/rollback 0023`, tries to approve her own request, Bob approves; the transcript ends with the
-verification counts.
+`/rollback 0023`; rollbot calls Bob, the approver, in the plan's thread; Alice tries to approve
+her own request with the ✅ reaction and is refused; Bob presses the plan's Approve button
+(after Slack's confirmation); the transcript ends with the verification counts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bot.core.run import FINAL, Run
 from bot.core.text import outcome_text
 from bot.logs import configure_logging
 from bot.pgclient.embedded import embedded_server
+from bot.slack.buttons import APPROVE_ACTION
 from demo.sample import MIGRATIONS_DIR, build_asset_forge
 from demo.standin import SlackSender, SlackStandIn, serve_wsgi
 
@@ -94,7 +96,7 @@ def _conversation(
             if where is None:
                 raise RollbotError("The plan message was not posted")
             sender.reaction_added(ALICE, settings.approval_reaction, *where)
-            sender.reaction_added(BOB, settings.approval_reaction, *where)
+            sender.press(BOB, *where, APPROVE_ACTION)
             run = _finished(components, run.id)
             _drain(components)
         print(slack.transcript(), file=out)

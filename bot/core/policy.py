@@ -6,7 +6,7 @@ ask someone else, or request a new plan.
 
 from __future__ import annotations
 
-from datetime import datetime  # noqa: TC003 - pydantic needs it at runtime
+from datetime import datetime, timedelta  # noqa: TC003 - pydantic needs it at runtime
 
 from pydantic import BaseModel, ConfigDict
 
@@ -67,3 +67,59 @@ def decide_approval(  # noqa: PLR0911 - one guard per reason reads best
     remaining = run.required_approvals - len(run.approvers) - 1
     reason = "approved" if complete else f"approval recorded; {remaining} more needed"
     return Decision(counts=True, reason=reason, complete=complete)
+
+
+REASON_LIMIT = 500  # a rejection's reason, as stored and shown
+
+
+def decide_rejection(
+    run: Run, user: str, *, approvers: frozenset[str], reason: str | None = None
+) -> Decision:
+    """Whether `user` may reject `run` now: cancel it before approval, with a reason.
+
+    A rejection is the approver's "no": only an approver or the requester may give it, and
+    only while the plan awaits approval, so it can never race an execution that has begun.
+    `reason` is checked when given; the form asks for it before anything is decided.
+    """
+    name = f"run {run.id}"
+    if run.state is not RunState.AWAITING_APPROVAL:
+        return Decision(
+            counts=False,
+            reason=f"{name} is {run.state.replace('_', ' ')}: it can no longer be rejected",
+        )
+    if user != run.requested_by and user not in approvers:
+        return Decision(
+            counts=False,
+            reason=f"you may not reject {name}: only its requester or an approver can "
+            "(ROLLBOT_APPROVERS lists who may approve)",
+        )
+    if reason is not None:
+        problem = reason_problem(reason)
+        if problem is not None:
+            return Decision(counts=False, reason=problem)
+    return Decision(counts=True, reason="rejected", complete=True)
+
+
+def reason_problem(reason: str) -> str | None:
+    """What is wrong with a rejection's reason, or None: the people who come next need it."""
+    flat = " ".join(reason.split())
+    if not flat:
+        return "Say why the plan is rejected: the reason is kept with the run and shown to all"
+    if len(flat) > REASON_LIMIT:
+        return f"Keep the reason under {REASON_LIMIT} characters"
+    return None
+
+
+def one_line(reason: str) -> str:
+    """A reason as stored: one line, its whitespace collapsed."""
+    return " ".join(reason.split())
+
+
+def reminder_due(run: Run, *, before: timedelta | None, now: datetime) -> bool:
+    """Whether the approvers should now be reminded that `run`'s approval window is closing.
+
+    Pure, so every replica decides the same; the store makes sure only one of them sends it.
+    """
+    if before is None or run.state is not RunState.AWAITING_APPROVAL or run.expires_at is None:
+        return False
+    return run.expires_at - before <= now < run.expires_at

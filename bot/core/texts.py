@@ -55,6 +55,16 @@ BY_HAND = "By hand"
 NO_DESCRIPTION = "no description"
 NO_REASON = "no reason given"
 OPENS_AFTER_BACKUP = "opens once the backup is verified"
+HOW_TO_APPROVE = (
+    "To approve a plan, an approver other than the requester adds the approval reaction "
+    "(✅ unless configured otherwise) to its message, or presses its Approve button. Reject… "
+    "cancels the plan with a reason, which is kept with the run (an approver or the requester)."
+)
+APPROVE = "Approve"
+REJECT = "Reject…"
+NOT_YET = "Not yet"
+REASON = "Reason"
+KEEP_IT = "Keep it"
 
 
 def state_label(state: str) -> str:
@@ -296,3 +306,51 @@ def undelivered_line(action: str, role: str, attempts: int, error: str, *, given
     state = "given up" if given_up else "not delivered yet"
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
     return f"{action} ({role}): {state} after {tries}: {error}"
+
+
+def confirm_title(run_id: int) -> str:
+    """The title of the dialog Slack shows before an approval by button counts."""
+    return f"Approve run {run_id}?"
+
+
+def confirm_approval(name: str, target: str) -> str:
+    """What the approver confirms: the rollback runs at once when this approval completes it."""
+    return (
+        f"Your approval of {name} on {target} is recorded; once enough have come, the "
+        "rollback runs at once in one transaction."
+    )
+
+
+def reject_title(run_id: int) -> str:
+    """The title of the form that rejects a run (Slack allows 24 characters)."""
+    return f"Reject run {run_id}"[:24]
+
+
+def reject_intro(run_id: int, name: str, target: str) -> str:
+    """What rejecting does, said before the reason is asked."""
+    return (
+        f"Rejecting cancels run {run_id} ({name} on {target}); nothing is run. The reason is "
+        "kept with the run and posted in its thread."
+    )
+
+
+def rejected(user: str, reason: str) -> str:
+    """The stored reason of a rejected run: who, and why in their words."""
+    return f"rejected by {user}: {reason}"
+
+
+def awaits_approval(kind: str, run_id: int, name: str, target: str) -> str:
+    """The call to the approvers once a plan can be approved."""
+    return f"{kind.capitalize()} run {run_id} of {name} on {target} awaits your approval"
+
+
+def reminder(run_id: int) -> str:
+    """The reminder before the approval window closes; expiry runs nothing."""
+    return (
+        f"Reminder: run {run_id} still awaits approval; without it, it expires and nothing is run"
+    )
+
+
+def expired_unapproved(run_id: int) -> str:
+    """The incident channel's note that a plan nobody approved in time has expired."""
+    return f"Run {run_id} expired unapproved: nobody approved it in time; nothing was run"

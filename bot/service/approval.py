@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bot.core.errors import ConflictError, NotAllowedError, RollbotError
-from bot.core.policy import decide_approval
+from bot.core.policy import decide_approval, decide_rejection, one_line
 from bot.core.run import TRANSITIONS, Run, RunEvent
+from bot.core.texts import rejected
 
 if TYPE_CHECKING:
     from bot.service.execution import Execution
@@ -38,6 +39,19 @@ class StalePlanError(RollbotError):
         self.new = new
 
 
+class RefusedError(NotAllowedError):
+    """An approval or rejection that did not count; `first` says whether to tell the person.
+
+    The refusal is recorded either way; a person is told once per run and reason, however
+    often they press or react.
+    """
+
+    def __init__(self, reason: str, *, first: bool) -> None:
+        super().__init__(reason, todo="nothing was changed")
+        self.reason = reason
+        self.first = first
+
+
 class Approval:
     """`rollbot approve`, the approval reaction, and cancelling a run not yet executing."""
 
@@ -49,18 +63,22 @@ class Approval:
         self._planning = planning
         self._execution = execution
 
-    def approve(self, run_id: int, user: str) -> Run:
-        """Count `user`'s approval if the policy allows it; execute once enough have come."""
-        with structlog.contextvars.bound_contextvars(run_id=run_id):
-            return self._approve(self._runs.get(run_id), user)
+    def approve(self, run_id: int, user: str, *, privately: bool = False) -> Run:
+        """Count `user`'s approval if the policy allows it; execute once enough have come.
 
-    def _approve(self, run: Run, user: str) -> Run:
+        `privately`: a refusal is for the caller to tell the person (a button press), not
+        posted in the thread (a reaction, which everyone saw).
+        """
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            return self._approve(self._runs.get(run_id), user, privately=privately)
+
+    def _approve(self, run: Run, user: str, *, privately: bool) -> Run:
         decision = decide_approval(
             run, user, approvers=self._planner.approvers(run.target_name), now=self._runs.now()
         )
         if not decision.counts:
-            self._runs.refuse(run, user, decision.reason)
-            raise NotAllowedError(decision.reason, todo="nothing was changed")
+            first = self._runs.refuse(run, user, decision.reason, public=not privately)
+            raise RefusedError(decision.reason, first=first)
         self._still_the_approved_plan(run)
         run = self._runs.add_approval(run, user)
         log.info("run.approval_added", user=user)
@@ -94,6 +112,38 @@ class Approval:
             except ConflictError:
                 continue  # it moved on meanwhile (its backup finished): look again
         return None
+
+    def may_reject(self, run: Run, user: str) -> None:
+        """Refuse (RefusedError) a rejection `user` may not give, before they write a reason."""
+        decision = decide_rejection(run, user, approvers=self._planner.approvers(run.target_name))
+        if not decision.counts:
+            first = self._runs.refuse(run, user, decision.reason, public=False)
+            raise RefusedError(decision.reason, first=first)
+
+    def reject(self, run_id: int, user: str, reason: str) -> Run:
+        """Cancel a plan awaiting approval, with the reason in the rejecter's own words.
+
+        The same policy decides as for the button that asked for the reason (the run may have
+        moved on since), and the move is a compare-and-set from awaiting approval, so a
+        rejection can never cancel a run that has begun executing.
+        """
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            run = self._runs.get(run_id)
+            decision = decide_rejection(
+                run, user, approvers=self._planner.approvers(run.target_name), reason=reason
+            )
+            if not decision.counts:
+                first = self._runs.refuse(run, user, decision.reason, public=False)
+                raise RefusedError(decision.reason, first=first)
+            said = one_line(reason)
+            log.info("run.rejected", user=user)
+            return self._runs.move(
+                run,
+                RunEvent.CANCELLED,
+                actor=user,
+                data={"reason": said},
+                reason=rejected(user, said),
+            )
 
     def _still_the_approved_plan(self, run: Run) -> None:
         """The approval is for this plan: same runbook file, same schema, same SQL."""

@@ -98,14 +98,26 @@ class Lifecycle:
         )
         return self.store.create(run, messages=self.notifier.messages(run, "requested"))
 
-    def move(self, run: Run, event: RunEvent, *, actor: str | None = None, **changes: Any) -> Run:  # noqa: ANN401
-        """Move a run by one event; ConflictError if it is not legal or someone moved first."""
+    def move(
+        self,
+        run: Run,
+        event: RunEvent,
+        *,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+        **changes: Any,  # noqa: ANN401
+    ) -> Run:
+        """Move a run by one event; ConflictError if it is not legal or someone moved first.
+
+        `data` goes into the audit event only (a rejection's reason in the person's words).
+        """
         moved = transition(run, event, self.now(), **changes)
         stored = self.store.move(
             run,
             moved,
             event,
             actor=actor or "rollbot",
+            data=data,
             messages=self.notifier.messages(moved, event.value),
         )
         log.info("run.moved", to=stored.state.value, on=event.value)
@@ -138,12 +150,29 @@ class Lifecycle:
         """Store facts about a run without moving it (its transaction id before COMMIT)."""
         return self.store.update(run, **changes)
 
-    def refuse(self, run: Run, user: str, reason: str) -> None:
-        """Record why `user`'s action did not count, and tell them once (not per retry)."""
-        notice = self.notifier.notice(run, user, reason)
-        if self.store.record_refusal(run.id, user, reason, notice):
-            log.info("run.approval_refused", user=user, why=reason)
-            self.announce(run, "approval_refused")
+    def refuse(self, run: Run, user: str, reason: str, *, public: bool = True) -> bool:
+        """Record why `user`'s action did not count; True the first time they are told so.
+
+        A reaction is answered in the thread (`public`); a button press is answered to the
+        presser alone by the caller, so nothing is stored to post. Either way the refusal is
+        recorded, and given once per person and reason, whichever way they asked.
+        """
+        notice = self.notifier.notice(run, user, reason) if public else []
+        if not self.store.record_refusal(run.id, user, reason, notice):
+            return False
+        log.info("run.approval_refused", user=user, why=reason)
+        self.announce(run, "approval_refused")
+        return True
+
+    def note_once(self, run: Run, kind: str) -> bool:
+        """Store a one-off note about a run with its messages; False if it already was."""
+        if not self.store.record_once(
+            run, kind, actor="rollbot", messages=self.notifier.messages(run, kind)
+        ):
+            return False
+        log.info("run.noted", kind=kind)
+        self.announce(run, kind)
+        return True
 
     def announce(self, run: Run, event: str) -> None:
         """Tell the notifier a committed change happened; its failure changes nothing."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from bot.service.approval import Approval, StalePlanError
+from bot.service.approval import Approval, RefusedError, StalePlanError
 from bot.service.execution import Execution
 from bot.service.lifecycle import Lifecycle, SilentNotifier
 from bot.service.planner import Planner
 from bot.service.planning import Planning
 from bot.service.recover import Recovery
+from bot.service.reminders import Reminders
 from bot.service.restore import Restore
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from bot.service.lifecycle import Notifier
     from bot.state.store import RunStore
 
-__all__ = ["Rollbot", "StalePlanError"]
+__all__ = ["RefusedError", "Rollbot", "StalePlanError"]
 
 
 class Rollbot:
@@ -52,6 +53,7 @@ class Rollbot:
         self.execution = Execution(self.runs, self.planner, self.restores)
         self.approval = Approval(self.runs, self.planner, self.planning, self.execution)
         self.recovery = Recovery(self.runs, self.planner)
+        self.reminders = Reminders(self.runs, settings)
 
     def request(
         self,
@@ -76,9 +78,21 @@ class Rollbot:
         """Settle runs whose process is gone and expire closed approval windows."""
         return [*self.recovery.reconcile(), *self.recovery.expire_due()]
 
-    def approve(self, run_id: int, user: str) -> Run:
+    def approve(self, run_id: int, user: str, *, privately: bool = False) -> Run:
         """Count `user`'s approval if the policy allows it; execute once enough have come."""
-        return self.approval.approve(run_id, user)
+        return self.approval.approve(run_id, user, privately=privately)
+
+    def may_reject(self, run: Run, user: str) -> None:
+        """Refuse, before a reason is asked, a rejection `user` may not give."""
+        self.approval.may_reject(run, user)
+
+    def reject(self, run_id: int, user: str, reason: str) -> Run:
+        """Cancel a plan awaiting approval, with the rejecter's reason."""
+        return self.approval.reject(run_id, user, reason)
+
+    def remind_due(self) -> list[Run]:
+        """Remind approvers, once per run, that an approval window closes soon."""
+        return self.reminders.remind_due()
 
     def cancel(self, run_id: int, user: str) -> Run:
         """The requester or an approver may cancel a run that has not started executing."""
@@ -88,9 +102,9 @@ class Rollbot:
         """Rollbot cancels a run it cannot announce (None if it already executes or ended)."""
         return self.approval.withdraw(run_id, reason)
 
-    def refuse(self, run: Run, user: str, reason: str) -> None:
-        """Record why `user`'s action did not count, and tell them once (not per retry)."""
-        self.runs.refuse(run, user, reason)
+    def refuse(self, run: Run, user: str, reason: str, *, public: bool = True) -> bool:
+        """Record why `user`'s action did not count; True the first time they are told so."""
+        return self.runs.refuse(run, user, reason, public=public)
 
     def request_restore(self, run_id: int, *, requested_by: str, channel: str | None = None) -> Run:
         """Plan the restore of what a rollback dropped; it then awaits approval like a rollback."""

@@ -17,6 +17,7 @@ from bot.core.commands import USAGE
 from bot.core.run import RunState
 from bot.core.views import RestoreView, view_of
 from bot.drizzle.history import history_text
+from bot.slack.buttons import approval_sections, when
 from bot.slack.mrkdwn import (
     SECTION_LIMIT,
     Block,
@@ -93,6 +94,7 @@ def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tupl
     if view.promoted_from is not None:
         blocks.append(section(f"*{texts.PROMOTED}* {view.promoted_from}"))
     blocks.append(section(f"*{texts.APPROVAL}* {_approval(view, reaction, approvers)}"))
+    blocks += approval_sections(view)
     if view.why is not None:
         blocks.append(section(f"*{texts.WHY}* {view.why}"))
     blocks.append(context(f"run {view.id} · plan {plan.hash} · {view.target_label}"))
@@ -126,6 +128,7 @@ def _restore_message(
     if plan.blockers:
         blocks.append(_listed("Blocked", plan.blockers))
     blocks.append(section(f"*{texts.APPROVAL}* {_approval(view, reaction, approvers)}"))
+    blocks += approval_sections(view)
     blocks.append(context(f"run {view.id} · restore · {view.target_label}"))
     return f"Restore run {view.id} of {view.runbook_name} is {view.state_label}", blocks
 
@@ -143,16 +146,13 @@ def _approval(view: RunView, reaction: str, approvers: tuple[str, ...]) -> str:
     if approval.status == "closed":
         return texts.closed(view.state)
     who = people(approvers) or "nobody (set ROLLBOT_APPROVERS)"
-    expires = ""
-    if approval.expires_at is not None:
-        stamp = int(approval.expires_at.timestamp())
-        fallback = f"{approval.expires_at:%Y-%m-%d %H:%M} UTC"
-        expires = f" before <!date^{stamp}^{{date_short_pretty}} {{time}}|{fallback}>"
+    expires = f" before {when(approval.expires_at)}" if approval.expires_at else ""
     got = ""
     if approval.approvers:
         got = f" {texts.APPROVED_SO_FAR.capitalize()} {people(approval.approvers)}."
     return (
-        f"React with :{reaction}: on this message to approve{expires}. "
+        f"React with :{reaction}: on this message or press *{texts.APPROVE}* to "
+        f"approve{expires}. "
         f"{approval.needed} more approval(s) needed from {who}, "
         f"not {user(view.requested_by)}.{got}"
     )
@@ -266,7 +266,7 @@ def incident_text(run: Run, event: str) -> str:
         "approved": f"Approved by {people(view.approval.approvers)}",
         "execution_started": "Executing",
         "cancelled": f"Cancelled: {view.reason}",
-        "expired": "Expired: the approval window closed",
+        "expired": texts.expired_unapproved(view.id),
     }
     if event in {"succeeded", "failed"}:
         return _outcome_message(view)[0] + _counts(view)
@@ -310,7 +310,8 @@ def help_message() -> list[Block]:
         section(
             "*rollbot* rolls back a migration safely: plan, backup, approval, one "
             f"transaction, verification.\n{USAGE}"
-        )
+        ),
+        section(texts.HOW_TO_APPROVE),
     ]
 
 

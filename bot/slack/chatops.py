@@ -200,7 +200,7 @@ class ChatOps:
         """Who reacted, checked with Slack, then the same approval path as everywhere."""
         with structlog.contextvars.bound_contextvars(run_id=run.id):
             person = self.directory.person(user_id)
-            why = _not_a_person(person)
+            why = not_a_person(person)
             if why is not None:
                 self.service.refuse(run, user_id, why)
                 return
@@ -252,7 +252,7 @@ class ChatOps:
         return handlers[command.action](command, user_id, channel_id)
 
     def _help(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
-        return Reply(text=USAGE, blocks=help_message())
+        return Reply(text=f"{USAGE}\n{texts.HOW_TO_APPROVE}", blocks=help_message())
 
     def _list(self, _command: Command, _user_id: str, _channel_id: str) -> Reply:
         return Reply(text=escape(runbooks_text(self.service.library())))
@@ -342,7 +342,8 @@ def _run_id(command: Command) -> int:
     return command.run_id
 
 
-def _not_a_person(person: Person) -> str | None:
+def not_a_person(person: Person) -> str | None:
+    """Why this account cannot approve (a bot, deactivated, unknown to Slack), or None."""
     if not person.known:
         return "rollbot could not check who you are with Slack; add the reaction again shortly"
     if person.is_bot:

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 
 from bot.core import texts
 from bot.core.outbox import Message
+from bot.core.run import RunState
+from bot.service.reminders import REMINDED
 from bot.slack.blocks import incident_text, outcome_message, plan_message, sql_snippet
+from bot.slack.buttons import approvers_call
 from bot.slack.mrkdwn import escape, user
 
 if TYPE_CHECKING:
@@ -55,6 +58,9 @@ class SlackNotifier:
         """The posts, edits and replies that announce `event`."""
         if run.channel is None:
             return self._incident(run, event)
+        if event == REMINDED:
+            text = approvers_call(run, self.approvers(run.target_name), reminder=True)
+            return [Message(action="reply", role="plan", text=text)]
         text, blocks = plan_message(
             run, reaction=self.reaction, approvers=self.approvers(run.target_name)
         )
@@ -78,6 +84,10 @@ class SlackNotifier:
                 )
             return items + self._incident(run, event)
         items = [Message(action="update", role="plan", text=text, blocks=blocks)]
+        if event == "backup_verified" and run.state is RunState.AWAITING_APPROVAL:
+            # A new message, not the edit above: only a new message notifies who it mentions.
+            call = approvers_call(run, self.approvers(run.target_name))
+            items.append(Message(action="reply", role="plan", text=call))
         if event in _THREAD_EVENTS and not _approval_complete(run, event):
             reply_text, reply_blocks = self._thread_reply(run, event)
             items.append(Message(action="reply", role="plan", text=reply_text, blocks=reply_blocks))

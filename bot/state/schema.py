@@ -128,4 +128,13 @@ ALTER TABLE {schema}.outbox ADD COLUMN ts text;
 CREATE INDEX outbox_by_run ON {schema}.outbox (run_id, id);
 """,
     ),
+    (
+        6,
+        """
+-- Notes sent at most once per run (the reminder before the approval window closes), however
+-- many replicas decide at the same moment that it is due.
+CREATE UNIQUE INDEX run_events_once ON {schema}.run_events (run_id, kind)
+    WHERE kind = 'approval_reminded';
+""",
+    ),
 )

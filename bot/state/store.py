@@ -37,6 +37,7 @@ STATE_SCHEMA = "rollbot"
 _LOCK_KEY = 0x526F6C6D  # serialises schema upgrades across replicas
 _RUN_LOCK_CLASS = 0x526F6C72  # pg_advisory_lock(class, run id): a live process works on the run
 _UNIQUE_VIOLATION = "23505"
+ONCE_KINDS = frozenset({"approval_reminded"})  # run_events_once makes these once per run
 _STAMPED = frozenset({"created_at", "updated_at"})  # the database's clock, not the caller's
 # Columns written as given: keys that find runs again must never be rewritten, and a plan's SQL
 # must be stored exactly as it will run (the planner blocks a plan holding a known secret, so
@@ -313,6 +314,34 @@ class RunStore:
             if row is None:
                 return False
             self._insert_messages(conn, run_id, messages)
+        return True
+
+    def record_once(
+        self, run: Run, kind: str, *, actor: str, messages: Sequence[Message] = ()
+    ) -> bool:
+        """Record a one-off note about a run and its messages, if none was recorded before.
+
+        Only while the run is still in the state it was read in (a compare-and-set on the
+        run), and only once per run and kind (a unique index): two replicas deciding at the
+        same moment, or a restart deciding again, store it and its messages once.
+        """
+        if kind not in ONCE_KINDS:
+            msg = f"{kind} is not a once-per-run note (the unique index covers {ONCE_KINDS})"
+            raise ValueError(msg)
+        with self._connection() as conn, conn.transaction():
+            row = conn.execute(
+                sql.SQL(
+                    "INSERT INTO {schema}.run_events (run_id, kind, from_state, to_state, actor)"
+                    " SELECT id, %(kind)s, NULL, NULL, %(actor)s FROM {schema}.runs"
+                    " WHERE id = %(id)s AND state = %(state)s"
+                    " ON CONFLICT (run_id, kind) WHERE kind = 'approval_reminded' DO NOTHING"
+                    " RETURNING id"
+                ).format(schema=sql.Identifier(STATE_SCHEMA)),
+                {"kind": kind, "actor": actor, "id": run.id, "state": run.state.value},
+            ).fetchone()
+            if row is None:
+                return False
+            self._insert_messages(conn, run.id, messages)
         return True
 
     def update(self, run: Run, **changes: Any) -> Run:  # noqa: ANN401

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
+from demo.standin.forms import Forms
 from demo.standin.uploads import Uploads
 from demo.standin.wire import flag, list_arg, text_arg
 from demo.standin.workspace import SlackError, Workspace
@@ -71,9 +72,16 @@ class WebApi:
     """Slack's Web API over one workspace, for a bot token and an app-level token."""
 
     def __init__(
-        self, workspace: Workspace, *, bot_token: str, app_token: str, base_url: str
+        self,
+        workspace: Workspace,
+        *,
+        bot_token: str,
+        app_token: str,
+        base_url: str,
+        forms: Forms | None = None,
     ) -> None:
         self.workspace = workspace
+        self.forms = forms or Forms(workspace.new_id)
         self.uploads = Uploads(workspace.new_id)
         self.base_url = base_url
         self._tokens: dict[str, Caller] = {bot_token: "bot", app_token: "app"}
@@ -91,6 +99,7 @@ class WebApi:
             "usergroups.users.list": self._usergroup_users,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
+            "views.open": self._views_open,
         }
 
     def call(self, method: str, params: JSON, token: str | None) -> Reply:
@@ -259,6 +268,12 @@ class WebApi:
                 via="files.completeUploadExternal",
             )
         return ok(files=[f.to_api() for f in files])
+
+    def _views_open(self, params: JSON) -> Reply:
+        """A modal in front of the person whose press handed out the trigger id."""
+        me = self.workspace.identity
+        form = self.forms.open(params)
+        return ok(view=form.to_api(me.team_id, me.app_id, me.bot_id))
 
     def _connections_open(self, caller: Caller) -> Reply:
         if caller != "app":

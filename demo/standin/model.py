@@ -216,4 +216,15 @@ class EventSent:
     type: str
 
 
-Entry: TypeAlias = Posted | CommandTyped | Reacted | EventSent
+@dataclass(frozen=True)
+class Pressed:
+    """Timeline entry: someone pressed a button on a message, or sent a form opened from one."""
+
+    seq: int
+    channel: str
+    ts: str
+    user: str
+    what: str  # `pressed [Approve]`, `sent "Reject run 3": …`
+
+
+Entry: TypeAlias = Posted | CommandTyped | Reacted | EventSent | Pressed

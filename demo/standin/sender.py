@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
-from demo.standin import payloads
+from demo.standin import interactive, payloads
 
 if TYPE_CHECKING:
     from demo.standin.model import JSON
@@ -148,6 +148,26 @@ class SlackSender:
         )
         return self.event(event, event_id=event_id)
 
+    def press(self, user: str, channel: str, ts: str, action_id: str) -> Delivery:
+        """`user` presses the button `action_id` on the message at `ts` (and confirms it)."""
+        return self.interaction(
+            interactive.block_actions(self.standin, user, channel, ts, action_id)
+        )
+
+    def submit_form(self, user: str, view_id: str, values: JSON) -> Delivery:
+        """`user` sends the modal `view_id`; it closes unless the app answers with errors."""
+        delivery = self.interaction(
+            interactive.view_submission(self.standin, user, view_id, values)
+        )
+        if delivery.status == 200 and not _kept_open(delivery):  # noqa: PLR2004 - HTTP OK
+            self.standin.forms.close(view_id)
+        return delivery
+
+    def interaction(self, payload: JSON) -> Delivery:
+        """Deliver an interaction payload as Slack does: the form field `payload`, as JSON."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return self.deliver(body, "application/x-www-form-urlencoded", payload=payload)
+
     def url_verification(self, challenge: str) -> Delivery:
         """The handshake Slack sends when the Request URL is saved; the app echoes the challenge."""
         payload = payloads.url_verification(self.standin.identity, challenge)
@@ -190,3 +210,10 @@ class SlackSender:
         finally:
             connection.close()
         return Delivery(response.status, answer, answer_headers, payload or {})
+
+
+def _kept_open(delivery: Delivery) -> bool:
+    """Whether the app's answer to a view submission keeps the modal open (errors, update)."""
+    if not delivery.body.strip() or not delivery.body.lstrip().startswith("{"):
+        return False
+    return delivery.json().get("response_action") in {"errors", "update", "push"}

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from demo.standin import payloads
+from demo.standin import interactive, payloads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -186,6 +186,16 @@ class SocketModeServer:
         return self.send_event(
             payloads.reaction_added(self.standin, user, reaction, channel, ts, item_user=item_user)
         )
+
+    def press(self, user: str, channel: str, ts: str, action_id: str) -> str:
+        """`user` presses a button on a message, delivered through the socket."""
+        return self.send_interactive(
+            interactive.block_actions(self.standin, user, channel, ts, action_id)
+        )
+
+    def send_interactive(self, payload: JSON) -> str:
+        """Deliver an interaction payload (a press, a sent modal); returns the envelope id."""
+        return self.send_envelope("interactive", payload, accepts_response_payload=True)
 
     def send_envelope(
         self,

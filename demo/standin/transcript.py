@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from demo.standin.blocks import render_blocks, render_mrkdwn
-from demo.standin.model import CommandTyped, EventSent, Message, Posted, Reacted
+from demo.standin.model import CommandTyped, EventSent, Message, Posted, Pressed, Reacted
 
 if TYPE_CHECKING:
     from demo.standin.model import Entry, SharedFile
@@ -60,11 +60,11 @@ class _Transcript:
         return "\n".join(lines) + "\n" if lines else ""
 
     def _root_of(self, entry: Entry) -> tuple[str, str] | None:
-        if isinstance(entry, Posted | Reacted):
+        if isinstance(entry, Posted | Reacted | Pressed):
             message = self.snap.messages.get((entry.channel, entry.ts))
             if message is None:
                 return None
-            if isinstance(entry, Reacted):
+            if isinstance(entry, Reacted | Pressed):
                 return entry.channel, message.thread_ts or message.ts
             if message.thread_ts is not None and message.is_reply:
                 return entry.channel, message.thread_ts
@@ -78,6 +78,8 @@ class _Transcript:
             head, body = f"{self._who(entry.user)}: {entry.command} {entry.text}".rstrip(), []
         elif isinstance(entry, Reacted):
             head, body = self._reaction(entry, nested=nested), []
+        elif isinstance(entry, Pressed):
+            head, body = f"{self._who(entry.user)} {entry.what}", []
         else:
             head, body = self._event(entry), []
         return [prefix + head, *(indent + line for line in body)]

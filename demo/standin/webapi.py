@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Self
 from slack_sdk import WebClient
 
 from demo.standin.faults import Faults, Script
+from demo.standin.forms import Forms
 from demo.standin.methods import WebApi
 from demo.standin.model import Identity, User
 from demo.standin.recording import CallLog
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from demo.standin.faults import Outage
+    from demo.standin.forms import OpenForm
     from demo.standin.model import JSON, Call, Message, SharedFile
 
 __all__ = ["RESPONSE_URL", "UPLOAD", "SlackStandIn"]
@@ -46,6 +48,7 @@ class SlackStandIn:
         self.workspace = Workspace(self.identity)
         self.call_log = CallLog()
         self.faults = Faults()
+        self.forms = Forms(self.workspace.new_id)
         self._server: LoopbackHttpServer | None = None
         self._api: WebApi | None = None
         self._socket_url: Callable[[], str] | None = None
@@ -62,6 +65,7 @@ class SlackStandIn:
             bot_token=self.bot_token,
             app_token=self.app_token,
             base_url=self._server.base_url,
+            forms=self.forms,
         )
         self._api.socket_url = self._socket_url
         self._server.start(HttpFront(self._api, self.faults, self.call_log).handle)
@@ -185,6 +189,10 @@ class SlackStandIn:
             return self.workspace.message(channel, ts)
         except SlackError:
             return None
+
+    def forms_opened(self) -> list[OpenForm]:
+        """Every modal the app opened (views.open), oldest first."""
+        return self.forms.opened()
 
     def files(self) -> list[SharedFile]:
         """Files shared into conversations, oldest first."""

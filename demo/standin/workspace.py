@@ -22,6 +22,7 @@ from demo.standin.model import (
     Identity,
     Message,
     Posted,
+    Pressed,
     Reacted,
     Reaction,
     SharedFile,
@@ -267,6 +268,11 @@ class Workspace:
             seq = next(self._seq)
             self._timeline.append(CommandTyped(seq, channel, user, command, text))
             return seq
+
+    def note_press(self, channel: str, ts: str, user: str, what: str) -> None:
+        """Put a button press (or a form sent from one) on a message into the timeline."""
+        with self._lock:
+            self._timeline.append(Pressed(next(self._seq), channel, ts, user, what))
 
     def note_event(self, channel: str | None, user: str | None, event_type: str) -> None:
         """Put any other delivered event into the timeline."""

@@ -1,4 +1,4 @@
-"""The Slack app manifest asks for what rollbot uses: one command, one event, seven scopes."""
+"""The Slack app manifest asks for what rollbot uses: a command, an event, buttons, 7 scopes."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_manifest_declares_the_rollback_command(manifest: dict[str, Any]) -> Non
 
 
 def test_manifest_subscribes_to_reactions_over_socket_mode(manifest: dict[str, Any]) -> None:
-    """Approvals arrive as reaction_added; Socket Mode is on and nothing else is enabled."""
+    """Approvals arrive as reaction_added or button presses; Socket Mode is on, nothing else."""
     settings = manifest["settings"]
     assert settings["event_subscriptions"] == {
         "request_url": EVENTS_URL,
@@ -61,4 +61,4 @@ def test_manifest_subscribes_to_reactions_over_socket_mode(manifest: dict[str, A
     assert settings["socket_mode_enabled"] is True
     assert settings["org_deploy_enabled"] is False
     assert settings["token_rotation_enabled"] is False
-    assert "interactivity" not in settings
+    assert settings["interactivity"] == {"is_enabled": True, "request_url": EVENTS_URL}

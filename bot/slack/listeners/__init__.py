@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.slack.listeners import commands, errors, events
+from bot.slack.listeners import commands, errors, events, interactions
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -16,4 +16,5 @@ def register(app: App, chatops: ChatOps) -> None:
     """Wire every listener to the app; the one place that says what rollbot listens to."""
     commands.register(app, chatops)
     events.register(app, chatops)
+    interactions.register(app, chatops)
     errors.register(app)
