@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.ack_latency import AckOptions, run_ack_latency
 from bench.backup_overhead import run_backup_overhead
 from bench.lock_safety import LockOptions, run_lock_safety
 from bench.report import Machine, Report, render, write_report
@@ -27,7 +28,7 @@ from bench.server import Server, Tools, open_server
 from bot.logs import configure_logging
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ("lock", "backup", "rollback")
+SCENARIOS = ("lock", "backup", "rollback", "ack")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--scale", type=int, default=50, help="data for backup and rollback (x sample rows)"
     )
-    parser.add_argument("--lock-scale", type=int, default=1, help="data for the lock scenario")
+    parser.add_argument(
+        "--lock-scale", type=int, default=1, help="data for the lock and ack scenarios"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="samples per timed side")
     defaults = LockOptions()
     parser.add_argument("--blocker-seconds", type=float, default=defaults.blocker_s)
@@ -50,6 +53,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--attempts", type=int, default=defaults.attempts)
     parser.add_argument("--retry-delay", type=float, default=defaults.retry_delay_s)
     parser.add_argument("--readers", type=int, default=defaults.readers)
+    ack = AckOptions()
+    parser.add_argument(
+        "--ack-requests", type=int, default=ack.requests, help="per side and phase (ack)"
+    )
+    parser.add_argument("--concurrency", type=int, default=ack.concurrency, help="senders (ack)")
+    parser.add_argument("--workers", type=int, default=ack.workers, help="rollbot's pool (ack)")
+    parser.add_argument(
+        "--queue-size", type=int, default=ack.queue_size, help="rollbot's queue (ack)"
+    )
     parser.add_argument(
         "--output", type=Path, default=RESULTS / "latest.json", help="where to write the JSON"
     )
@@ -155,6 +167,21 @@ class _Bench:
                 repeat=args.repeat,
             )
             report = report.model_copy(update={"rollback_time": rollback})
+        if "ack" in only:
+            ack = AckOptions(
+                requests=args.ack_requests,
+                concurrency=args.concurrency,
+                workers=args.workers,
+                queue_size=args.queue_size,
+                scale=args.lock_scale,
+            )
+            _progress(
+                f"ack latency: {ack.requests} requests per side, idle and with "
+                f"{2 * ack.workers} plans in flight"
+            )
+            template = self.template(ack.scale)
+            latency = run_ack_latency(self.server, template, self.workdir, options=ack)
+            report = report.model_copy(update={"ack_latency": latency})
         return report
 
 

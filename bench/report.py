@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from bench.ack_latency import AckLatency, AckPhase, AckSide
 from bench.backup_overhead import BackupOverhead, BackupSide
 from bench.lock_safety import LockCase, LockSafety
 from bench.rollback_time import RollbackTime
@@ -39,6 +40,7 @@ class Report(BaseModel):
     lock_safety: LockSafety | None = None
     backup_overhead: BackupOverhead | None = None
     rollback_time: RollbackTime | None = None
+    ack_latency: AckLatency | None = None
 
 
 def write_report(report: Report, path: Path) -> None:
@@ -61,6 +63,8 @@ def render(report: Report) -> str:
         parts.append(render_backup_overhead(report.backup_overhead))
     if report.rollback_time is not None:
         parts.append(render_rollback_time(report.rollback_time))
+    if report.ack_latency is not None:
+        parts.append(render_ack_latency(report.ack_latency))
     return "\n\n".join(parts) + "\n"
 
 
@@ -147,6 +151,58 @@ def render_rollback_time(result: RollbackTime) -> str:
         f"({result.samples[0].rows_dropped:,} rows dropped and backed up per rollback)"
     )
     return "\n".join([title, table(headers, rows), footer])
+
+
+def render_ack_latency(result: AckLatency) -> str:
+    """Both servers' response times in each phase, rollbot's over the bare app's, the plans."""
+    o = result.options
+    title = (
+        f"4. Ack latency (scale {result.scale}): signed /rollback help and status, "
+        f"{o.concurrency} senders at once, {o.requests} per server and phase, the servers "
+        f"alternating {o.rounds} times; rollbot workers {o.workers}, queue {o.queue_size}"
+    )
+    headers = ["phase", "server", "answered", "failed", "timed out", "p50", "p99", "max"]
+    rows: list[list[str]] = []
+    for label, phase in (
+        ("idle (N=0)", result.idle),
+        (f"{result.loaded.in_flight} plans in flight", result.loaded),
+    ):
+        rows.append([label, *_ack_cells(phase.rollbot)])
+        rows.append(["", *_ack_cells(phase.bare)])
+    lines = [title, table(headers, rows)]
+    for label, phase in (("idle", result.idle), ("loaded", result.loaded)):
+        lines.append(f"rollbot / bare, {label}: {_ratios(phase)}")
+    lines.append(_plans_line(result.loaded))
+    return "\n".join(lines)
+
+
+def _ack_cells(side: AckSide) -> list[str]:
+    lat = side.latency
+    return [
+        side.side,
+        f"{side.answered:,}/{side.requests:,}",
+        str(side.failed),
+        str(side.timeouts),
+        duration(lat.p50_s),
+        duration(lat.p99_s),
+        duration(lat.max_s),
+    ]
+
+
+def _ratios(phase: AckPhase) -> str:
+    return f"p50 {phase.p50_ratio:.2f}x, p99 {phase.p99_ratio:.2f}x, max {phase.max_ratio:.2f}x"
+
+
+def _plans_line(phase: AckPhase) -> str:
+    acks = [p.answer for p in phase.plans]
+    said = ", ".join(f"{acks.count(k)} {k}" for k in ("queued", "busy", "silent", "other"))
+    slowest = max((p.seconds for p in phase.plans), default=0.0)
+    runs = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in phase.runs_after.items())
+    return (
+        f"the {len(acks)} plan requests were acked: {said} (slowest ack {duration(slowest)}); "
+        f"plans waiting for the blockers' locks: {phase.parked_before} when timing began, "
+        f"{phase.parked_after} when it ended; once the locks went: {runs or 'no runs'}"
+    )
 
 
 def duration(seconds: float) -> str:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 log = structlog.get_logger()
+# waitress's request threads: how many Slack requests can be read and answered at once.
+HTTP_THREADS = 8
 
 
 def serve(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 - a server binds all
@@ -43,7 +45,7 @@ def serve(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 - 
             app = components.health_wsgi()
         else:
             app = components.wsgi()
-        server = create_server(app, host=host, port=settings.port, threads=8)
+        server = create_server(app, host=host, port=settings.port, threads=HTTP_THREADS)
         signal.signal(signal.SIGTERM, _stop)
         try:
             server.run()

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from bench.ack_latency import AckOptions, run_ack_latency
 from bench.backup_overhead import run_backup_overhead
 from bench.lock_safety import LockOptions, run_lock_safety
 from bench.report import Machine, Report, render
 from bench.rollback_time import expected_dropped_rows, run_rollback_time
 from bench.server import Server, Tools
 
+TINY_ACK = AckOptions(requests=12, concurrency=3, rounds=2, warmup=2, workers=2, queue_size=1)
 TINY_LOCK = LockOptions(
     blocker_s=1.0,
     lock_timeout_s=0.2,
@@ -100,4 +102,45 @@ def test_rollback_time_reports_both_runners_and_renders(
     text = render(report)
     assert "3. Rollback execution" in text
     assert "psql -f" in text
+    assert Report.model_validate_json(report.model_dump_json()) == report
+
+
+def test_ack_latency_answers_every_request_and_says_busy_when_the_queue_is_full(
+    server: Server, asset_forge_0023_template: str, tmp_path: Path
+) -> None:
+    """Both servers answer every request in both phases; plans beyond the queue hear "busy"."""
+    result = run_ack_latency(server, asset_forge_0023_template, tmp_path, options=TINY_ACK)
+    assert (result.idle.in_flight, result.loaded.in_flight) == (0, 2 * TINY_ACK.workers)
+    for phase in (result.idle, result.loaded):
+        for side in (phase.rollbot, phase.bare):
+            assert side.requests == side.answered == len(side.samples) == TINY_ACK.requests
+            assert (side.failed, side.timeouts) == (0, 0)
+            lat = side.latency
+            assert 0 < lat.p50_s <= lat.p99_s <= lat.max_s
+            assert sum(p.requests for p in side.by_command.values()) == side.answered
+        assert min(phase.p50_ratio, phase.p99_ratio, phase.max_ratio) > 0
+    answers = [plan.answer for plan in result.loaded.plans]
+    assert len(answers) == result.loaded.in_flight
+    assert all(plan.status == 200 for plan in result.loaded.plans)
+    assert set(answers) <= {"queued", "busy"}, result.loaded.plans
+    capacity = TINY_ACK.workers + TINY_ACK.queue_size
+    assert answers.count("busy") >= len(answers) - capacity
+    queued = answers.count("queued")
+    assert queued >= 1
+    parked = min(queued, TINY_ACK.workers)
+    assert (result.loaded.parked_before, result.loaded.parked_after) == (parked, parked)
+    assert result.loaded.runs_after == {"awaiting_approval": queued}
+    report = Report.model_validate(
+        {
+            "started_at": "2025-11-13T00:00:00Z",
+            "command": "python -m bench --only ack",
+            "machine": Machine(
+                cpus=2, platform="test", python="3.11", server_version="15", pg_dump_version="15"
+            ),
+            "ack_latency": result,
+        }
+    )
+    text = render(report)
+    assert "4. Ack latency" in text
+    assert "busy" in text
     assert Report.model_validate_json(report.model_dump_json()) == report
