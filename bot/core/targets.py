@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from bot.core.errors import NotFoundError
+from bot.core.redact import redact
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _INLINE_SPLIT = re.compile(r",\s*(?=[a-z0-9][a-z0-9_-]{0,62}\s*=\s*[a-z]+://)")
@@ -34,7 +35,14 @@ class TargetConfig(BaseModel):
 
 
 class TargetsError(ValueError):
-    """ROLLBOT_TARGETS cannot be read; the message says where and what to write."""
+    """ROLLBOT_TARGETS cannot be read; the message says where and what to write.
+
+    The message may quote what was written, which holds connection strings: their passwords
+    are masked here, once, whichever check failed.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 def parse_targets(value: str) -> tuple[TargetConfig, ...]:

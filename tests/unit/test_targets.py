@@ -110,3 +110,38 @@ def test_targets_are_read_once_when_the_settings_are(
         assert settings.target("staging").url.get_secret_value() == "postgresql://u@stage/app"
         assert "postgresql://u@prod/app" in settings.secrets()
     assert parsed == [f"@{path}"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "staging postgresql://u:Sup3rSecret@127.0.0.1/db",  # no '=': the entry is quoted
+        "staging postgresql://u:Sup3rSecret@h/db?sslmode=require",  # '=' inside the URL
+        "staging=host=h password=Sup3rSecret port=notaport",
+    ],
+)
+def test_a_malformed_target_is_refused_without_quoting_its_password(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """The refusal quotes what was written, to say where it is wrong, with the password masked."""
+    monkeypatch.setenv("ROLLBOT_TARGETS", value)
+    try:
+        load_settings()
+    except ConfigError as exc:
+        assert "Sup3rSecret" not in exc.render()
+    else:
+        settings = load_settings()
+        assert "Sup3rSecret" not in repr(settings)
+
+
+def test_a_yaml_file_that_does_not_parse_is_refused_without_quoting_its_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """YAML's own error quotes the line it stopped at: a URL with its password."""
+    file = tmp_path / "targets.yaml"
+    file.write_text("staging:\n  url: postgresql://u:Sup3rSecret@h/db\n  approvers: [U1\n")
+    monkeypatch.setenv("ROLLBOT_TARGETS", f"@{file}")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "is not valid YAML" in caught.value.render()
+    assert "Sup3rSecret" not in caught.value.render()
