@@ -117,7 +117,6 @@ def test_targets_are_read_once_when_the_settings_are(
     [
         "staging postgresql://u:Sup3rSecret@127.0.0.1/db",  # no '=': the entry is quoted
         "staging postgresql://u:Sup3rSecret@h/db?sslmode=require",  # '=' inside the URL
-        "staging=host=h password=Sup3rSecret port=notaport",
     ],
 )
 def test_a_malformed_target_is_refused_without_quoting_its_password(
@@ -125,13 +124,10 @@ def test_a_malformed_target_is_refused_without_quoting_its_password(
 ) -> None:
     """The refusal quotes what was written, to say where it is wrong, with the password masked."""
     monkeypatch.setenv("ROLLBOT_TARGETS", value)
-    try:
+    with pytest.raises(ConfigError) as caught:
         load_settings()
-    except ConfigError as exc:
-        assert "Sup3rSecret" not in exc.render()
-    else:
-        settings = load_settings()
-        assert "Sup3rSecret" not in repr(settings)
+    assert "Sup3rSecret" not in caught.value.render()
+    assert "u:***@" in caught.value.render()
 
 
 def test_a_yaml_file_that_does_not_parse_is_refused_without_quoting_its_password(
