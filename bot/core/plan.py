@@ -171,9 +171,11 @@ def build_plan(
     named = {t.oid for t in [*drop_tables, *delete_tables]}
     affected = _affected(changes, column_tables(facts), named, runbook.statements)
     write_locked = _tables([*drop_tables, *delete_tables, *(t for t, _, _ in affected)])
+    # ACCESS EXCLUSIVE only where the schema changes. A DELETE needs no more than the write
+    # lock above, which already keeps the counts exact; readers of its tables go on meanwhile.
     locked = _tables(
         [
-            *(f.table for f in existing if f.table is not None),
+            *(f.table for f in existing if f.table is not None and f.kind is not ObjectKind.ROWS),
             *(p for f in existing for p in f.fk_parents),
         ]
     )

@@ -72,6 +72,26 @@ def test_rows_locks_and_sql(jobs_db: str) -> None:
     assert "DROP TYPE IF EXISTS job_status;" in plan.sql
 
 
+def test_a_delete_keeps_writers_out_and_lets_readers_in(jobs_db: str) -> None:
+    """A DELETE takes the write lock only: its table's readers never queue behind it.
+
+    ACCESS EXCLUSIVE on a table rollbot only deletes from would stall every reader for the
+    whole DELETE and the counts around it; SHARE ROW EXCLUSIVE already keeps the counts exact.
+    """
+    plan = plan_for(jobs_db, "DELETE FROM jobs WHERE status = 'done';\n")
+    assert plan.write_locked == ("public.jobs",)
+    assert plan.locked == ()
+    assert plan.script.exclusive_lock is None
+    assert "ACCESS EXCLUSIVE" not in plan.sql
+    with psycopg.connect(jobs_db) as rollback, psycopg.connect(jobs_db) as reader:
+        rollback.execute(plan.script.write_lock or "")
+        rollback.execute(plan.script.statements[0])
+        reader.execute("SET lock_timeout = '100ms'")
+        assert reader.execute("SELECT count(*) FROM jobs").fetchone() == (42,)  # not waiting
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            reader.execute("INSERT INTO jobs VALUES (999, 1, 'new')")  # writers wait
+
+
 @pytest.mark.parametrize(
     ("ddl", "dependent"),
     [
