@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from bot.core.errors import RollbotError
+from bot.core.errors import ConflictError, RollbotError
 from bot.core.run import Run, RunEvent
 from bot.target.execute import RetryPolicy, execute_plan
 
@@ -79,7 +79,13 @@ class Execution:
         if outcome.succeeded:
             outcome = outcome.model_copy(update={"notes": self._notes(run)})
         event = RunEvent.SUCCEEDED if outcome.succeeded else RunEvent.FAILED
-        return self._runs.move(latest[-1], event, outcome=outcome, reason=outcome.error)
+        try:
+            return self._runs.move(latest[-1], event, outcome=outcome, reason=outcome.error)
+        except ConflictError:
+            # This process lost its liveness lock (its state connection dropped) and another
+            # settled the run from PostgreSQL's own answer meanwhile: that record stands.
+            log.warning("run.settled_elsewhere", succeeded=outcome.succeeded)
+            return self._runs.get(run.id)
 
     def _notes(self, run: Run) -> tuple[str, ...]:
         """What to do next: a migration file left in the folder will be applied again."""

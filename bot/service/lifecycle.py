@@ -105,11 +105,14 @@ class Lifecycle:
         *,
         actor: str | None = None,
         data: dict[str, Any] | None = None,
+        exact: bool = False,
         **changes: Any,  # noqa: ANN401
     ) -> Run:
         """Move a run by one event; ConflictError if it is not legal or someone moved first.
 
         `data` goes into the audit event only (a rejection's reason in the person's words).
+        `exact` refuses the move if anything about the run was stored since it was read, not
+        only its state: recovery decides from the transaction id, which is stored mid-state.
         """
         moved = transition(run, event, self.now(), **changes)
         stored = self.store.move(
@@ -119,6 +122,7 @@ class Lifecycle:
             actor=actor or "rollbot",
             data=data,
             messages=self.notifier.messages(moved, event.value),
+            exact=exact,
         )
         log.info("run.moved", to=stored.state.value, on=event.value)
         self.announce(stored, event.value)

@@ -45,7 +45,10 @@ class Recovery:
             with structlog.contextvars.bound_contextvars(run_id=run.id):
                 try:
                     with self._runs.store.working_on(run.id):
-                        moved = self._settle(run)
+                        # Read again under the lock: a process that lost its lock (its state
+                        # connection dropped) may still have stored its transaction id.
+                        fresh = self._runs.get(run.id)
+                        moved = self._settle(fresh) if fresh.state in in_flight else None
                 except ConflictError:
                     continue  # alive elsewhere, or moved on since it was read
             if moved is not None:
@@ -56,29 +59,29 @@ class Recovery:
         restarted = "rollbot stopped while this run was"
         if run.state in {RunState.REQUESTED, RunState.BACKING_UP}:
             why = f"{restarted} backing up; nothing was run. Request a new plan"
-            return self._runs.move(run, RunEvent.BLOCKED, reason=why)
+            return self._runs.move(run, RunEvent.BLOCKED, reason=why, exact=True)
         if run.state is RunState.APPROVED:
             why = f"{restarted} about to execute; nothing was run. Request a new plan"
-            return self._runs.move(run, RunEvent.CANCELLED, reason=why)
+            return self._runs.move(run, RunEvent.CANCELLED, reason=why, exact=True)
         if run.xid is None:
             why = (
                 f"{restarted} executing, before COMMIT: the transaction rolled back, "
                 "nothing changed"
             )
-            return self._runs.move(run, RunEvent.FAILED, reason=why)
+            return self._runs.move(run, RunEvent.FAILED, reason=why, exact=True)
         status = self._planner.database(run.target_name).xact_status(run.xid)
         if status == "in progress":
             return None  # its COMMIT is still being decided; look again at the next sweep
         if status == "committed":
             log.info("run.reconciled", xid=run.xid, status=status)
-            return self._runs.move(run, RunEvent.SUCCEEDED, reason=None)
+            return self._runs.move(run, RunEvent.SUCCEEDED, reason=None, exact=True)
         why = (
             f"{restarted} executing; PostgreSQL reports its transaction {status}: nothing changed"
             if status == "aborted"
             else f"{restarted} executing and PostgreSQL no longer knows transaction {run.xid}: "
             "check the schema by hand"
         )
-        return self._runs.move(run, RunEvent.FAILED, reason=why)
+        return self._runs.move(run, RunEvent.FAILED, reason=why, exact=True)
 
     def expire_due(self) -> list[Run]:
         """Close the approval window of runs whose time is up (also after a restart)."""

@@ -222,8 +222,12 @@ class RunStore:
         actor: str | None,
         data: dict[str, Any] | None = None,
         messages: Sequence[Message] = (),
+        exact: bool = False,
     ) -> Run:
         """Write a move computed by `transition`: compare-and-set, audit row and messages.
+
+        With `exact`, the compare is on the whole run as read (its `updated_at`), not only on
+        its state.
 
         Only what the move changed is written, and only if the run is still in the state the
         move started from; otherwise ConflictError, and neither the event nor the messages
@@ -238,10 +242,16 @@ class RunStore:
         )
         query = sql.SQL(
             "UPDATE {}.runs SET {}, updated_at = now()"
-            " WHERE id = %(_id)s AND state = %(_from)s RETURNING *"
+            " WHERE id = %(_id)s AND state = %(_from)s"
+            " AND (NOT %(_exact)s OR updated_at = %(_at)s) RETURNING *"
         ).format(sql.Identifier(STATE_SCHEMA), assignments)
         params = {k: self._column(k, v) for k, v in updates.items()}
-        params |= {"_id": run.id, "_from": run.state.value}
+        params |= {
+            "_id": run.id,
+            "_from": run.state.value,
+            "_exact": exact,
+            "_at": run.updated_at,
+        }
         with self._connection() as conn, conn.transaction():
             row = conn.execute(query, params).fetchone()
             if row is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.core.errors import NotAllowedError
+from bot.core.errors import ConflictError, NotAllowedError
 from bot.core.plan import Plan
 from bot.core.results import Outcome
 from bot.core.run import RunEvent, RunState, outcome_of
@@ -211,6 +211,32 @@ def test_a_replica_sweeping_nonstop_never_settles_a_live_run(
         sweeper.join(timeout=30)
     assert run.state is RunState.SUCCEEDED, run.reason
     assert settled == []
+
+
+def test_a_settlement_decided_on_a_stale_read_never_overwrites_a_stored_transaction_id(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """A worker whose state connection dropped lost its liveness lock but may still commit.
+
+    A sweeper that read the run before the worker stored its transaction id would call it
+    "nothing changed". The settlement is a compare-and-set on the whole run as read, and the
+    sweeper reads the run again under the lock, so it decides from the transaction id.
+    """
+    service = make_service(db_0023)
+    run = service.request("0023", requested_by=REQUESTER)
+    runs = quietly(service.store)
+    run = runs.add_approval(run, APPROVER)
+    run = runs.move(run, RunEvent.APPROVED, actor=APPROVER)
+    stale = runs.move(run, RunEvent.EXECUTION_STARTED, actor="rollbot")
+    with psycopg.connect(db_0023, autocommit=True) as conn:  # a transaction that committed
+        conn.execute("BEGIN")
+        xid = int(conn.execute("SELECT txid_current()").fetchone()[0])  # type: ignore[index]
+        conn.execute("COMMIT")
+    service.store.update(stale, xid=xid)  # the worker, still alive, records it
+    with pytest.raises(ConflictError):
+        runs.move(stale, RunEvent.FAILED, reason="nothing changed", exact=True)
+    (settled,) = service.reconcile()
+    assert settled.state is RunState.SUCCEEDED  # from pg_xact_status, not from the stale read
 
 
 def test_runbook_change_voids_the_approval_and_offers_a_new_plan(
