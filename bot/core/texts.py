@@ -25,6 +25,7 @@ REQUESTED_BY = "Requested by"
 PLAN_HASH = "Plan hash"
 ROWS = "Rows"
 PREFLIGHT = "Preflight"
+RUNS = "Runs"
 DRIZZLE = "Drizzle"
 LOCKS = "Locks"
 BACKUP = "Backup"
@@ -93,7 +94,11 @@ def backup_details(backup: BackupInfo) -> str:
 
 
 def preflight_lines(plan: Plan) -> list[str]:
-    """Objects present, no-ops, rows per dropped table, anything blocking."""
+    """What blocks first, then the rows at stake, then the no-ops, which can be many.
+
+    A rollback of a migration already rolled back is fifty no-ops; the one line that says
+    why it cannot run must not come after them.
+    """
     runs = sum(1 for s in plan.steps if s.status is StepStatus.RUNS)
     lines = [
         (
@@ -101,16 +106,51 @@ def preflight_lines(plan: Plan) -> list[str]:
             f"{len(plan.blockers)} blocking; {len(plan.dropped)} objects will be dropped"
         )
     ]
+    lines += [f"{BLOCKED}: {blocker}" for blocker in plan.blockers]
+    lines += [f"{count.table}: {count.label()}" for count in plan.drop_tables]
+    lines += [f"deletes rows from {c.table} ({c.label()} now)" for c in plan.delete_tables]
+    lines += [f"also changes {a.table} ({a.rows.label()} now): {a.why}" for a in plan.affected]
     lines += [
         f"no-op (line {step.statement.line}): {note}"
         for step in plan.no_ops()
         for note in step.notes
     ]
-    lines += [f"{count.table}: {count.label()}" for count in plan.drop_tables]
-    lines += [f"deletes rows from {c.table} ({c.label()} now)" for c in plan.delete_tables]
-    lines += [f"also changes {a.table} ({a.rows.label()} now): {a.why}" for a in plan.affected]
-    lines += [f"{BLOCKED}: {blocker}" for blocker in plan.blockers]
     return lines
+
+
+_LOSES_DATA = ("DROP TABLE", "DELETE", "ALTER TABLE … DROP COLUMN")
+
+
+def statement_summary(plan: Plan) -> str:
+    """`24 statements run: 6 DROP TABLE, 12 DROP INDEX, …`, the kinds in runbook order."""
+    kinds: dict[str, int] = {}
+    for step in plan.steps:
+        if step.status is StepStatus.RUNS:
+            kinds[step.statement.kind] = kinds.get(step.statement.kind, 0) + 1
+    if not kinds:
+        return "no statement will run"
+    total = sum(kinds.values())
+    counted = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    return f"{total} statement{'s' if total != 1 else ''} run: {counted}"
+
+
+def data_statements(plan: Plan) -> list[str]:
+    """The statements that will remove rows or values, as written: what an approver must see."""
+    return [
+        step.statement.sql
+        for step in plan.steps
+        if step.status is StepStatus.RUNS and step.statement.kind.startswith(_LOSES_DATA)
+    ]
+
+
+def nothing_to_do(plan: Plan) -> str | None:
+    """The one line first when the plan changes nothing at all, else None."""
+    if plan.blockers or any(s.status is not StepStatus.NO_OP for s in plan.steps):
+        return None
+    return (
+        f"Nothing to do: all {len(plan.steps)} statements are no-ops, as nothing they drop "
+        "exists. The migration looks rolled back already."
+    )
 
 
 def lock_line(plan: Plan) -> str:

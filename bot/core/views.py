@@ -48,6 +48,9 @@ class PlanView:
     locks: str
     sql: str
     hash: str  # shortened: enough to tell two plans apart by eye
+    statements: str = ""  # "24 statements run: 6 DROP TABLE, …"
+    data_statements: tuple[str, ...] = ()  # those that remove rows or values, as written
+    nothing_to_do: str | None = None  # the one line first when nothing would change
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,9 @@ def _plan(run: Run) -> PlanView:
         locks=texts.lock_line(plan),
         sql=plan.sql,
         hash=plan.hash[:16],
+        statements=texts.statement_summary(plan),
+        data_statements=tuple(texts.data_statements(plan)),
+        nothing_to_do=texts.nothing_to_do(plan),
     )
 
 

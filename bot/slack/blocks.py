@@ -84,7 +84,10 @@ def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tupl
         f"*{texts.TARGET}* {plan.target} (PostgreSQL {plan.server_version})\n"
         f"*{texts.REQUESTED_BY}* {user(view.requested_by)}"
     )
-    blocks = [section(title(view)), section(facts), _listed(texts.PREFLIGHT, plan.preflight)]
+    blocks = [section(title(view))]
+    if plan.nothing_to_do is not None:
+        blocks.append(section(f":information_source: *{plan.nothing_to_do}*"))
+    blocks += [section(facts), _runs(plan), _listed(texts.PREFLIGHT, plan.preflight)]
     if plan.drizzle:
         blocks.append(_listed(texts.DRIZZLE, plan.drizzle))
     blocks.append(section(f"*{texts.LOCKS}* {plan.locks}"))
@@ -99,6 +102,15 @@ def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tupl
         blocks.append(section(f"*{texts.WHY}* {view.why}"))
     blocks.append(context(f"run {view.id} · plan {plan.hash} · {view.target_label}"))
     return f"Rollback run {view.id}: {view.runbook_name} is {view.state_label}", blocks
+
+
+def _runs(plan: PlanView) -> Block:
+    """The runbook's own statements at a glance, before any of rollbot's wrapper.
+
+    How many of each kind, and every one that removes rows or values, as written.
+    """
+    lines = tuple(f"`{inert(sql, FACT_LIMIT)}`" for sql in plan.data_statements)
+    return listed(f"*{texts.RUNS}* {plan.statements}", lines, more="more that remove data")
 
 
 def _sql(view: RunView, plan: PlanView, *, fits: bool) -> Block:

@@ -228,3 +228,69 @@ def test_text_from_runbooks_and_the_database_never_becomes_slack_markup() -> Non
     plan_text_ = texts_seen[0]
     assert "```DROP TABLE" not in plan_text_, "SQL holding ``` goes to a file, not a code block"
     assert sql_snippet(run) is not None
+
+
+def _plan_run(sql: str, *, exists: bool) -> Run:
+    text = RUNBOOK.replace("DROP INDEX IF EXISTS idx_sessions_expires;", sql)
+    runbook = parse_runbook(text, file="runbooks/0030_wolves.md")
+    found = tuple(
+        Found(
+            statement=s.number,
+            position=i,
+            kind=o.kind,
+            name=f"public.{o.name}",
+            exists=exists,
+            oid=100 + s.number * 10 + i if exists else None,
+        )
+        for s in runbook.statements
+        for i, o in enumerate(s.objects)
+    )
+    facts = Facts(target=Target(host="db", dbname="asset_forge"), objects=found)
+    plan = build_plan(
+        runbook, facts, lock_timeout=timedelta(seconds=2), statement_timeout=timedelta(seconds=30)
+    )
+    base = a_run(RunState.AWAITING_APPROVAL).model_dump(mode="json")
+    return Run.model_validate(base | {"plan": plan.model_dump(mode="json"), "plan_hash": plan.hash})
+
+
+def test_the_plan_shows_its_own_statements_before_the_wrapper() -> None:
+    """Counts by kind and every statement that removes data, near the top, as written."""
+    sql = (
+        "DROP INDEX IF EXISTS idx_a;\nDROP INDEX IF EXISTS idx_b;\n"
+        "DROP TABLE IF EXISTS wolves;\nDELETE FROM sessions WHERE user_agent = 'curl';"
+    )
+    _, blocks = plan_message(_plan_run(sql, exists=True), reaction="white_check_mark", approvers=())
+    texts = [b["text"]["text"] for b in blocks if b.get("type") == "section"]
+    runs = next(t for t in texts if t.startswith("*Runs*"))
+    assert runs.startswith("*Runs* 4 statements run: 2 DROP INDEX, 1 DROP TABLE, 1 DELETE")
+    assert "`DROP TABLE IF EXISTS wolves`" in runs
+    assert "`DELETE FROM sessions WHERE user_agent = 'curl'`" in runs
+    assert "DROP INDEX" not in runs.split("\n", 1)[1]  # only what removes data is listed
+    sql_at = next(i for i, t in enumerate(texts) if "BEGIN" in t)
+    assert texts.index(runs) < sql_at
+
+
+def test_a_plan_with_nothing_to_do_says_so_first() -> None:
+    """An already rolled-back migration: one line first, not fifty no-ops then the reason."""
+    sql = "\n".join(f"DROP INDEX IF EXISTS idx_{n};" for n in range(54))
+    run = _plan_run(sql, exists=False)
+    _, blocks = plan_message(run, reaction="white_check_mark", approvers=())
+    second = blocks[1]["text"]["text"]
+    assert second.startswith(":information_source: *Nothing to do: all 54 statements are no-ops")
+    preflight = next(b["text"]["text"] for b in blocks if "*Preflight*" in str(b))
+    assert len(preflight) <= SECTION_LIMIT
+    assert re.search(r"… and \d+ more$", preflight)
+    assert plan_text(run).splitlines()[5].startswith("Nothing to do: all 54 statements")
+
+
+def test_what_blocks_comes_before_the_no_ops() -> None:
+    """The reason a plan cannot run is the first thing under Preflight, whatever else it lists."""
+    sql = "\n".join(f"DROP INDEX IF EXISTS idx_{n};" for n in range(30)) + "\nDROP INDEX idx_gone;"
+    run = _plan_run(sql, exists=False)
+    assert run.rollback_plan().blockers
+    lines = next(
+        b["text"]["text"]
+        for b in plan_message(run, reaction="x", approvers=())[1]
+        if "*Preflight*" in str(b)
+    ).split("\n")
+    assert lines[2] == "• BLOCKED: line 41: index idx_gone does not exist and there is no IF EXISTS"
