@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from bot.core import texts
 from bot.core.commands import USAGE
 from bot.core.run import RunState
+from bot.core.text import plan_text
 from bot.core.views import RestoreView, view_of
 from bot.drizzle.history import history_text
 from bot.slack.buttons import approval_sections, when
@@ -24,6 +25,7 @@ from bot.slack.mrkdwn import (
     context,
     escape,
     escaped,
+    fits,
     inert,
     listed,
     people,
@@ -110,7 +112,9 @@ def _runs(plan: PlanView) -> Block:
     How many of each kind, and every one that removes rows or values, as written.
     """
     lines = tuple(f"`{inert(sql, FACT_LIMIT)}`" for sql in plan.data_statements)
-    return listed(f"*{texts.RUNS}* {plan.statements}", lines, more="more that remove data")
+    head = f"*{texts.RUNS}* {plan.statements}"
+    where = "" if fits(head, lines) else f" in {texts.DETAILS_FILE}"
+    return listed(head, lines, more=f"more that remove data{where}")
 
 
 def _sql(view: RunView, plan: PlanView, *, fits: bool) -> Block:
@@ -146,7 +150,32 @@ def _restore_message(
 
 
 def _listed(label: str, lines: tuple[str, ...]) -> Block:
-    return listed(f"*{label}*", lines)
+    head = f"*{label}*"
+    more = "more" if fits(head, lines) else f"more in {texts.DETAILS_FILE}"
+    return listed(head, lines, more=more)
+
+
+def details_snippet(run: Run) -> tuple[str, str] | None:
+    """The whole plan as text, to attach when the message had to leave some of it out.
+
+    Every list in the message ends with "… and N more in the attached plan"; this is that
+    attachment, with every line the message could not hold.
+    """
+    view = escaped(view_of(run))
+    if isinstance(view.plan, RestoreView):
+        return None
+    plan = view.plan
+    lists = (
+        (f"*{texts.PREFLIGHT}*", plan.preflight),
+        (f"*{texts.DRIZZLE}*", plan.drizzle),
+        (
+            f"*{texts.RUNS}* {plan.statements}",
+            tuple(f"`{inert(sql, FACT_LIMIT)}`" for sql in plan.data_statements),
+        ),
+    )
+    if all(fits(head, lines) for head, lines in lists):
+        return None
+    return f"rollback-run-{view.id}-plan.txt", plan_text(run, with_sql=False)
 
 
 def _approval(view: RunView, reaction: str, approvers: tuple[str, ...]) -> str:

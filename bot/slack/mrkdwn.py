@@ -42,6 +42,11 @@ def listed(head: str, lines: list[str] | tuple[str, ...], *, more: str = "more")
     return section(text)
 
 
+def fits(head: str, lines: list[str] | tuple[str, ...]) -> bool:
+    """Whether `listed` would show every line."""
+    return len(head) + sum(len(line) + 3 for line in lines) <= SECTION_LIMIT
+
+
 def context(text: str) -> Block:
     """Small grey text under a message."""
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}

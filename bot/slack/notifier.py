@@ -14,7 +14,13 @@ from bot.core import texts
 from bot.core.outbox import Message
 from bot.core.run import RunState
 from bot.service.reminders import REMINDED
-from bot.slack.blocks import incident_text, outcome_message, plan_message, sql_snippet
+from bot.slack.blocks import (
+    details_snippet,
+    incident_text,
+    outcome_message,
+    plan_message,
+    sql_snippet,
+)
 from bot.slack.buttons import approvers_call
 from bot.slack.mrkdwn import escape, user
 
@@ -80,6 +86,18 @@ class SlackNotifier:
                         text=f"The exact SQL of rollback run {run.id}",
                         filename=filename,
                         content=sql,
+                    )
+                )
+            details = details_snippet(run)
+            if details is not None:
+                filename, content = details
+                items.append(
+                    Message(
+                        action="upload",
+                        role="plan",
+                        text=f"The whole plan of rollback run {run.id}",
+                        filename=filename,
+                        content=content,
                     )
                 )
             return items + self._incident(run, event)

@@ -11,7 +11,13 @@ from bot.core.results import BackupInfo, Blocker, NeighbourCount, Outcome, Table
 from bot.core.run import Run, RunState
 from bot.core.runbook import parse_runbook
 from bot.core.text import outcome_text, plan_text
-from bot.slack.blocks import incident_text, outcome_message, plan_message, sql_snippet
+from bot.slack.blocks import (
+    details_snippet,
+    incident_text,
+    outcome_message,
+    plan_message,
+    sql_snippet,
+)
 from bot.slack.mrkdwn import SECTION_LIMIT
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
@@ -279,8 +285,13 @@ def test_a_plan_with_nothing_to_do_says_so_first() -> None:
     assert second.startswith(":information_source: *Nothing to do: all 54 statements are no-ops")
     preflight = next(b["text"]["text"] for b in blocks if "*Preflight*" in str(b))
     assert len(preflight) <= SECTION_LIMIT
-    assert re.search(r"… and \d+ more$", preflight)
+    assert re.search(r"… and \d+ more in the plan attached in the thread$", preflight)
     assert plan_text(run).splitlines()[5].startswith("Nothing to do: all 54 statements")
+    attached = details_snippet(run)
+    assert attached is not None
+    name, content = attached
+    assert name == "rollback-run-7-plan.txt"
+    assert "no-op (line 64): index idx_53 does not exist" in content  # the last one, too
 
 
 def test_what_blocks_comes_before_the_no_ops() -> None:
