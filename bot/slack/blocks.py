@@ -60,7 +60,16 @@ def sql_fits(sql: str) -> bool:
 
     SQL holding ``` would close the code block early, so it goes to the thread as a file too.
     """
-    return len(escape(sql)) + 8 <= SECTION_LIMIT and "```" not in sql
+    return len(_sql_section_text(escape(sql))) <= SECTION_LIMIT and "```" not in sql
+
+
+def _sql_section_text(sql: str) -> str:
+    """The SQL section as sent.
+
+    Its heading counts against the limit too, or a cut would land inside the code block and
+    leave it open.
+    """
+    return f"*{texts.SQL_EXACT}*\n```{sql}```"
 
 
 def title(view: RunView) -> str:
@@ -119,7 +128,7 @@ def _runs(plan: PlanView) -> Block:
 
 def _sql(view: RunView, plan: PlanView, *, fits: bool) -> Block:
     if fits:
-        return section(f"*{texts.SQL_EXACT}*\n```{plan.sql}```")
+        return section(_sql_section_text(plan.sql))
     return section(
         f"*SQL* {len(plan.sql):,} characters, too long for a message: the exact SQL "
         f"is attached in the thread as `{snippet_name(view)}`."

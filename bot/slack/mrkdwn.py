@@ -17,8 +17,12 @@ SECTION_LIMIT = 3000
 
 
 def section(text: str) -> Block:
-    """A mrkdwn section, cut to Slack's limit."""
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
+    """A mrkdwn section within Slack's limit; a cut says how much it left out."""
+    if len(text) > SECTION_LIMIT:
+        left = f"… ({len(text) - SECTION_LIMIT + 40:,} more characters)"
+        cut = _PARTIAL_ENTITY.sub("", text[: SECTION_LIMIT - 40])
+        text = cut + left
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 def listed(head: str, lines: list[str] | tuple[str, ...], *, more: str = "more") -> Block:

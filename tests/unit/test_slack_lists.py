@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.drizzle.history import HistoryEntry
-from bot.slack.blocks import history_message
-from bot.slack.mrkdwn import SECTION_LIMIT, escape, listed
+from bot.slack.blocks import _sql_section_text, history_message, sql_fits
+from bot.slack.mrkdwn import SECTION_LIMIT, escape, listed, section
 
 
 def test_a_list_too_long_for_one_section_says_how_many_it_left_out() -> None:
@@ -56,3 +56,15 @@ def test_history_is_block_kit_and_its_data_stays_inert() -> None:
     assert "&lt;!channel&gt;" in rendered
     assert "`0023_loud_shen.sql` · 2025-11-13 · *applied*" in rendered
     assert "|" not in blocks[0]["text"]["text"].replace("&lt;https://evil.example|click&gt;", "")
+
+
+@given(st.integers(min_value=2900, max_value=3100))
+def test_sql_near_the_limit_is_shown_whole_or_attached_never_cut(length: int) -> None:
+    """SQL of 2,965 to 2,992 characters used to be cut with its code fence left open."""
+    sql = "DROP TABLE IF EXISTS t;\n" + "-" * (length - 24)
+    if not sql_fits(sql):
+        return  # attached in the thread instead, whole
+    text = section(_sql_section_text(escape(sql)))["text"]["text"]
+    assert len(text) <= SECTION_LIMIT
+    assert text.count("```") == 2
+    assert "more characters" not in text
