@@ -76,30 +76,18 @@ class SlackNotifier:
             ]
             if run.kind == "restore":
                 return items + self._incident(run, event)
-            snippet = sql_snippet(run)
-            if snippet is not None:
-                filename, sql = snippet
-                items.append(
-                    Message(
-                        action="upload",
-                        role="plan",
-                        text=f"The exact SQL of rollback run {run.id}",
-                        filename=filename,
-                        content=sql,
+            attachments = (
+                (f"The exact SQL of rollback run {run.id}", sql_snippet(run)),
+                (f"The whole plan of rollback run {run.id}", details_snippet(run)),
+            )
+            for what, attached in attachments:
+                if attached is not None:
+                    file, content = attached
+                    items.append(
+                        Message(
+                            action="upload", role="plan", text=what, filename=file, content=content
+                        )
                     )
-                )
-            details = details_snippet(run)
-            if details is not None:
-                filename, content = details
-                items.append(
-                    Message(
-                        action="upload",
-                        role="plan",
-                        text=f"The whole plan of rollback run {run.id}",
-                        filename=filename,
-                        content=content,
-                    )
-                )
             return items + self._incident(run, event)
         items = [Message(action="update", role="plan", text=text, blocks=blocks)]
         if event == "backup_verified" and run.state is RunState.AWAITING_APPROVAL:

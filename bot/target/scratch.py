@@ -91,16 +91,22 @@ def create_role(server: TargetDatabase, name: str) -> str | None:
 
 def drop_role(server: TargetDatabase, name: str) -> str | None:
     """Drop the throwaway role once its copy is gone; what went wrong instead of raising."""
-    try:
-        with server.connect(PURPOSE, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-    except TargetUnreachableError as exc:
-        problem = exc.message
-    except psycopg.Error as exc:
-        problem = postgres_message(exc, server.secrets)
-    else:
+    problem = _quietly(server, sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+    if problem is None:
         return None
     return f"the rehearsal role {name} could not be dropped ({problem}); drop it by hand"
+
+
+def _quietly(server: TargetDatabase, statement: sql.Composed) -> str | None:
+    """Run one clean-up statement; PostgreSQL's words if it failed, else None."""
+    try:
+        with server.connect(PURPOSE, autocommit=True) as conn:
+            conn.execute(statement)
+    except TargetUnreachableError as exc:
+        return exc.message
+    except psycopg.Error as exc:
+        return postgres_message(exc, server.secrets)
+    return None
 
 
 def create_scratch(
@@ -127,16 +133,9 @@ def create_scratch(
 
 def drop_scratch(server: TargetDatabase, name: str) -> str | None:
     """Drop `name`, sessions and all; what went wrong instead of raising, else None."""
-    try:
-        with server.connect(PURPOSE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-    except TargetUnreachableError as exc:
-        problem = exc.message
-    except psycopg.Error as exc:
-        problem = postgres_message(exc, server.secrets)
-    else:
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    problem = _quietly(server, statement)
+    if problem is None:
         return None
     return f"the scratch database {name} could not be dropped ({problem}); drop it by hand"
 
