@@ -145,11 +145,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         library = load_library(settings.runbooks_dir)
         if args.json:
-            return _json(
+            _json(
                 library.model_dump(mode="json", exclude={"runbooks": {"__all__": {"statements"}}})
             )
-        print(runbooks_text(library))
-        return 0
+        else:
+            print(runbooks_text(library))
+        return 1 if library.broken else 0  # a script checking runbooks in CI must see it
     conninfo, variable = settings.state_conninfo()
     store = RunStore(
         conninfo,
@@ -210,6 +211,8 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
         if undelivered:
             print()
             print(undelivered_text(undelivered))
+    if args.command == "cancel" and run.state is RunState.CANCELLED:
+        return 0  # what was asked for happened
     return 1 if run.state in _FAILED else 0
 
 

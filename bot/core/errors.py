@@ -44,7 +44,7 @@ def _sentence(text: str) -> str:
     first = text.split(" ", 1)[0]
     if first.isalpha() and first.islower():
         text = text[:1].upper() + text[1:]
-    return text + "."
+    return text if text.endswith(("?", "!")) else text + "."
 
 
 class ConfigError(RollbotError):

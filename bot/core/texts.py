@@ -258,8 +258,13 @@ def restored_rows(rows: int) -> str:
     return f"{rows:,} rows, as in the backup"
 
 
+_ENDED = {"succeeded": "has succeeded", "failed": "has failed"}
+
+
 def is_state(run_id: int, state: str, reason: str | None) -> str:
-    """`Run 3 is cancelled: …`: a run that has no outcome to report."""
+    """`Run 3 is cancelled: …`, `Run 4 has succeeded`: a run with no outcome to report."""
+    if state in _ENDED:
+        return f"Run {run_id} {_ENDED[state]}" + (f": {reason}" if reason else "")
     return f"Run {run_id} is {state_label(state)}: {reason or NO_REASON}"
 
 

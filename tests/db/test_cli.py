@@ -283,3 +283,22 @@ def test_no_secret_or_literal_reaches_the_terminal_or_the_store(
         }
     assert "Traceback" not in channels["stderr"]
     assert leaks(channels, secrets.values()) == []
+
+
+def test_exit_statuses_and_words_say_what_happened(db_0023: str, tmp_path: Path) -> None:
+    """A cancel that cancels exits 0; broken runbooks exit 1; sentences end once."""
+    env = env_for(db_0023, tmp_path)
+    planned = json.loads(
+        rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout
+    )
+    cancelled = rollbot("cancel", str(planned["id"]), "--as", REQUESTER, env=env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "cancelled" in cancelled.stdout
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "0099_broken.md").write_text("# Broken\n\nno migration file, no SQL\n")
+    listed = rollbot("runbooks", env={**env, "ROLLBOT_RUNBOOKS_DIR": str(broken)})
+    assert listed.returncode == 1
+    assert "0099_broken.md" in listed.stdout
+    empty = rollbot("plan", "", "--requested-by", REQUESTER, env=env)
+    assert "?." not in empty.stderr
