@@ -78,9 +78,7 @@ DENIED: dict[str, str] = {
 }
 
 # Volatile in the catalog, but they only compute a value: nothing outside the expression moves.
-HARMLESS_VOLATILE = frozenset(
-    {"random", "gen_random_uuid", "clock_timestamp", "timeofday", "uuid_generate_v4"}
-)
+HARMLESS_VOLATILE = frozenset({"random", "gen_random_uuid", "clock_timestamp", "timeofday"})
 
 
 def bare_name(name: str) -> str:
