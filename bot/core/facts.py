@@ -171,6 +171,92 @@ class EventTrigger(BaseModel):
     function: str = ""
 
 
+class Code(BaseModel):
+    """A function PostgreSQL would run for the rollback, as the catalog has it.
+
+    `builtin` is the catalog's answer to "does this code ship with PostgreSQL?": a function of
+    pg_catalog created with the server itself (an oid below 16384, FirstNormalObjectId), so
+    neither a function added to pg_catalog later nor an extension's function counts.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    function: str  # schema-qualified with its argument types: public.safe_pick()
+    builtin: bool
+    volatility: Volatility
+
+    def identity(self) -> str:
+        """What the plan hash covers of it."""
+        return f"{self.function}|{self.builtin}|{self.volatility}"
+
+
+class Via(BaseModel):
+    """How a name in an expression can lead to code: `operator public.===(integer, integer)`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    what: str
+    code: Code
+
+    def identity(self) -> str:
+        """What the plan hash covers of it."""
+        return f"{self.what}|{self.code.identity()}"
+
+
+RelKind = Literal["r", "p", "m", "v", "f", "S", "c", "i", "I", "t"]
+HookKind = Literal[
+    "column default",
+    "generated column",
+    "CHECK constraint",
+    "domain constraint",
+    "index",
+    "policy",
+    "foreign table",
+]
+
+
+class Relation(BaseModel):
+    """A relation a statement's expressions read (FROM, USING, subqueries, joins)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: int  # Statement.number
+    written: str  # as the statement names it
+    oid: int | None = None  # None: the database has no such relation
+    name: str | None = None
+    kind: RelKind | None = None  # pg_class.relkind
+    code: tuple[Code, ...] = ()  # what a view's query calls that PostgreSQL does not ship
+    foreign: tuple[str, ...] = ()  # foreign tables among its partitions and inheritance children
+
+    def identity(self) -> str:
+        """What the plan hash covers of it."""
+        code = ",".join(c.identity() for c in self.code)
+        return f"{self.statement}|{self.written}|{self.oid}|{self.kind}|{code}|{self.foreign}"
+
+
+class Hook(BaseModel):
+    """Code PostgreSQL runs on a table's rows besides triggers and rules, with what it calls.
+
+    Only hooks that call something other than PostgreSQL's own IMMUTABLE or STABLE functions
+    are read (and foreign tables, whose wrapper is code): the rest cannot reach outside the
+    transaction.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    table: Table
+    kind: HookKind
+    name: str  # the constraint, index, policy or column
+    column: str | None = None  # defaults, generated columns, domain constraints: the column
+    applies: bool = True  # policies: row-level security is active for rollbot's role there
+    code: tuple[Code, ...] = ()
+
+    def identity(self) -> str:
+        """What the plan hash covers of it."""
+        code = ",".join(c.identity() for c in self.code)
+        return f"{self.table.oid}|{self.kind}|{self.name}|{self.column}|{self.applies}|{code}"
+
+
 class Facts(BaseModel):
     """Everything the planner needs from the live database."""
 
@@ -193,6 +279,18 @@ class Facts(BaseModel):
     triggers: tuple[Trigger, ...] = ()
     rules: tuple[Rule, ...] = ()
     event_triggers: tuple[EventTrigger, ...] = ()
+    # Code PostgreSQL would run that the runbook does not spell out as a call: for each function
+    # name, the user-defined functions it may resolve to; the relations the expressions read;
+    # for each operator name and cast target, the user-defined code they may run; casts the
+    # server applies by itself; and the hooks (defaults, constraints, indexes, policies) on the
+    # tables whose rows change and those the expressions read.
+    user_functions: dict[str, tuple[Code, ...]] = Field(default_factory=dict)
+    relations: tuple[Relation, ...] = ()
+    operators: dict[str, tuple[Via, ...]] = Field(default_factory=dict)
+    casts: dict[str, tuple[Via, ...]] = Field(default_factory=dict)
+    implicit_casts: tuple[Via, ...] = ()
+    hooks: tuple[Hook, ...] = ()
+    counted_not_tables: tuple[str, ...] = ()  # front matter `count` names: "public.v (view)"
 
     def found(self, statement: int, position: int) -> Found:
         """The facts for one object of one statement."""

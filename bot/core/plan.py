@@ -22,6 +22,7 @@ from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
 from bot.core.functions import call_problem
 from bot.core.journal import JournalPlan, LintReport
 from bot.core.sql import ObjectKind, Statement
+from bot.core.usercode import expression_blockers, hook_blockers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -159,8 +160,10 @@ def build_plan(
         f"{runbook.file}:{s.line}: {problem}"
         for s in runbook.statements
         for name in s.functions
-        if (problem := call_problem(name, facts.functions.get(name))) is not None
+        if not facts.user_functions.get(name)  # user-defined: expression_blockers says why
+        and (problem := call_problem(name, facts.functions.get(name))) is not None
     ]
+    blockers += expression_blockers(runbook.statements, facts, runbook.file)
     existing = [f for f in facts.objects if f.exists]
     dropped = tuple(f for f in existing if f.kind is not ObjectKind.ROWS)
     rows = {r.table: r for r in facts.rows}
@@ -168,6 +171,7 @@ def build_plan(
     delete_tables = _tables(f.table for f in existing if f.kind is ObjectKind.ROWS)
     changes = effects(facts)
     blockers += code_blockers(changes, facts, runbook.statements, runbook.file)
+    blockers += hook_blockers(changes, facts, runbook.statements, runbook.file)
     named = {t.oid for t in [*drop_tables, *delete_tables]}
     affected = _affected(changes, column_tables(facts), named, runbook.statements)
     write_locked = _tables([*drop_tables, *delete_tables, *(t for t, _, _ in affected)])
@@ -189,6 +193,11 @@ def build_plan(
     )
     blockers += [
         f"front matter `count`: table {name} does not exist" for name in facts.missing_counted
+    ]
+    blockers += [
+        f"front matter `count`: {name} is not a table, and counting it would run its code; "
+        "name only tables"
+        for name in facts.counted_not_tables
     ]
     blockers += list(more_blockers)
     if journal is not None and journal.blocker:
@@ -417,7 +426,7 @@ def plan_hash(sql: str, facts: Facts, runbook_sha256: str) -> str:
     }
     # What can change rows besides the statements; absent when empty, so that plans without
     # any keep the hash they had before these facts were read.
-    code = {
+    code: dict[str, list[str]] = {
         "foreign_keys": sorted(k.identity() for k in facts.foreign_keys),
         "descendants": sorted(f"{d.parent.oid}>{d.child.oid}" for d in facts.descendants),
         "triggers": sorted(
@@ -427,6 +436,23 @@ def plan_hash(sql: str, facts: Facts, runbook_sha256: str) -> str:
         "event_triggers": sorted(
             f"{e.name}|{e.event}|{','.join(e.tags)}|{e.function}" for e in facts.event_triggers
         ),
+    }
+    # Code PostgreSQL would run for the statements' expressions and on the changed rows.
+    code |= {
+        "functions": sorted(f"{name}|{v}" for name, v in facts.functions.items()),
+        "user_functions": sorted(
+            f"{name}|{c.identity()}" for name, codes in facts.user_functions.items() for c in codes
+        ),
+        "relations": sorted(r.identity() for r in facts.relations),
+        "operators": sorted(
+            f"{name}|{v.identity()}" for name, vias in facts.operators.items() for v in vias
+        ),
+        "casts": sorted(
+            f"{name}|{v.identity()}" for name, vias in facts.casts.items() for v in vias
+        ),
+        "implicit_casts": sorted(v.identity() for v in facts.implicit_casts),
+        "hooks": sorted(h.identity() for h in facts.hooks),
+        "counted_not_tables": sorted(facts.counted_not_tables),
     }
     inventory |= {key: value for key, value in code.items() if value}
     return hashlib.sha256(json.dumps(inventory, sort_keys=True).encode()).hexdigest()

@@ -69,6 +69,14 @@ class Statement(BaseModel):
     objects: tuple[DbObject, ...]
     cascade: bool = False
     functions: tuple[str, ...] = ()  # every function its expressions call, as written
+    # What else its expressions make PostgreSQL run, as written: the relations they read
+    # (FROM, USING, subqueries, joins), the operators they apply (explicit, and those IN,
+    # BETWEEN, CASE, DISTINCT, ORDER BY… imply) and the types they cast to. `ctes` are the
+    # names WITH queries define, which a relation name may mean instead of a table.
+    relations: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    ctes: tuple[str, ...] = ()
 
 
 def _qualified(namespace: str | None, name: str | None) -> str:
@@ -132,6 +140,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
         length = item.stmt_len or len(text) - start
         sql = text[start : start + length].strip().rstrip(";").strip()
         kind, objects, cascade = _classify(item.stmt, sql, start, source)
+        reads = _reads(item.stmt, sql, start, source)
         statements.append(
             Statement(
                 number=len(statements) + 1,
@@ -140,7 +149,11 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
                 kind=kind,
                 objects=objects,
                 cascade=cascade,
-                functions=_calls(item.stmt, sql, start, source),
+                functions=reads.functions(),
+                relations=reads.relations(),
+                operators=tuple(dict.fromkeys(reads.operators)),
+                types=tuple(dict.fromkeys(reads.types)),
+                ctes=tuple(dict.fromkeys(reads.ctes)),
             )
         )
     if not statements:
@@ -153,20 +166,107 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
     return tuple(statements)
 
 
-class _Calls(Visitor):
-    """Every function call in a parse tree: WHERE, USING, subqueries, RETURNING, FROM."""
+def _dotted(names: tuple[Any, ...] | None) -> str:
+    return ".".join(part.sval for part in names or ())
 
-    def __init__(self) -> None:
+
+# What an A_Expr keyword stands for: the operators PostgreSQL applies for it.
+_KEYWORD_OPERATORS = {
+    "BETWEEN": (">=", "<="),
+    "BETWEEN SYMMETRIC": (">=", "<="),
+    "NOT BETWEEN": ("<", ">"),
+    "NOT BETWEEN SYMMETRIC": ("<", ">"),
+}
+# Sorting, grouping, DISTINCT, set operations and USING joins compare with the type's default
+# operators; which ones depends on types rollbot does not resolve, so their names stand in.
+_ORDERING = ("=", "<", ">")
+
+
+class _Reads(Visitor):
+    """What a statement's expressions make PostgreSQL run: calls, reads, operators and casts.
+
+    The target of a DELETE or DROP is not a read: its rows and its code are the plan's own
+    business (cascade.py); everything else a statement names in an expression is.
+    """
+
+    def __init__(self, target: Any) -> None:  # noqa: ANN401 - pglast node
         super().__init__()
+        self.target = target
         self.names: list[str] = []
+        self.ranges: list[str] = []
+        self.operators: list[str] = []
+        self.types: list[str] = []
+        self.ctes: list[str] = []
+        self.sampled = False
+
+    def functions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.names))
+
+    def relations(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.ranges))
 
     def visit_FuncCall(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
-        self.names.append(".".join(part.sval for part in node.funcname))
+        self.names.append(_dotted(node.funcname))
+        if node.agg_order:
+            self.operators.extend(_ORDERING)
+        if node.agg_distinct:
+            self.operators.extend(_ORDERING)
+
+    def visit_RangeVar(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        if node is self.target:
+            return
+        parts = [node.catalogname, node.schemaname, node.relname]
+        self.ranges.append(".".join(p for p in parts if p))
+
+    def visit_A_Expr(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        name = _dotted(node.name)
+        self.operators.extend(_KEYWORD_OPERATORS.get(name, (name,)))
+
+    def visit_SubLink(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        if node.subLinkType in {enums.SubLinkType.ANY_SUBLINK, enums.SubLinkType.ALL_SUBLINK}:
+            self.operators.append(_dotted(node.operName) or "=")
+        elif node.subLinkType is enums.SubLinkType.ROWCOMPARE_SUBLINK:
+            self.operators.append(_dotted(node.operName))
+
+    def visit_CaseExpr(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        if node.arg is not None:
+            self.operators.append("=")  # CASE x WHEN v compares x = v
+
+    def visit_SelectStmt(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        if (
+            node.sortClause
+            or node.distinctClause
+            or node.groupClause
+            or node.op is not enums.SetOperation.SETOP_NONE
+        ):
+            self.operators.extend(_ORDERING)
+
+    def visit_JoinExpr(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        if node.usingClause or node.isNatural:
+            self.operators.append("=")
+
+    def visit_WindowDef(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        if node.orderClause or node.partitionClause:
+            self.operators.extend(_ORDERING)
+
+    def visit_TypeCast(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        self.types.append(_dotted(node.typeName.names))
+
+    def visit_CommonTableExpr(self, _ancestors: Any, node: Any) -> None:  # noqa: ANN401, N802
+        self.ctes.append(node.ctename)
+
+    def visit_RangeTableSample(self, _ancestors: Any, _node: Any) -> None:  # noqa: ANN401, N802
+        self.sampled = True
 
 
-def _calls(node: Any, sql: str, offset: int, source: _Source) -> tuple[str, ...]:  # noqa: ANN401
-    """The functions a statement calls; one that reaches outside the transaction is refused."""
-    visitor = _Calls()
+def _reads(node: Any, sql: str, offset: int, source: _Source) -> _Reads:  # noqa: ANN401
+    """What a statement's expressions run.
+
+    A call that reaches outside the transaction, or a sample whose rows no one can review, is
+    refused.
+    """
+    target = node.relation if isinstance(node, ast.DeleteStmt | ast.AlterTableStmt) else None
+    visitor = _Reads(target)
     visitor(node)
     for name in visitor.names:
         reason = denied_reason(name)
@@ -177,7 +277,14 @@ def _calls(node: Any, sql: str, offset: int, source: _Source) -> tuple[str, ...]
                 todo="remove the call: rollbot runs only what stays inside its transaction; "
                 "do anything else by hand, outside rollbot",
             )
-    return tuple(dict.fromkeys(visitor.names))
+    if visitor.sampled:
+        raise source.refuse(
+            offset,
+            f"`{_short(sql)}` uses TABLESAMPLE: the rows it picks differ from run to run, "
+            "and its sampling method is code of its own",
+            todo="name the rows to remove with a WHERE condition",
+        )
+    return visitor
 
 
 def _strip_transaction(raw: tuple[Any, ...], source: _Source) -> list[Any]:
@@ -320,6 +427,6 @@ def parse_queries(text: str, *, file: str, first_line: int) -> tuple[tuple[int, 
                 f"`{_short(sql)}` in the verification block is not a plain SELECT",
                 todo="verification queries only read: use SELECT, without INTO or FOR UPDATE",
             )
-        _calls(node, sql, start, source)
+        _reads(node, sql, start, source)
         queries.append((source.line_at(start), sql))
     return tuple(queries)

@@ -15,17 +15,21 @@ from psycopg import sql
 
 from bot.core.cascade import changed_tables
 from bot.core.facts import (
+    Code,
     Descendant,
     EventTrigger,
     Facts,
     ForeignKey,
     Found,
+    Hook,
     Reference,
+    Relation,
     RowCount,
     Rule,
     Table,
     Target,
     Trigger,
+    Via,
 )
 from bot.core.sql import DbObject, ObjectKind
 
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 
     from bot.core.functions import Volatility
     from bot.core.runbook import Runbook
+    from bot.core.sql import Statement
 
 _RELKINDS = {
     "r": ObjectKind.TABLE,
@@ -196,6 +201,188 @@ _RULE_EVENTS: dict[str, Literal["INSERT", "DELETE", "UPDATE"]] = {
 }
 
 
+# Code PostgreSQL ships: pg_catalog's functions created with the server (FirstNormalObjectId).
+_BUILTIN = "({p}.pronamespace = 'pg_catalog'::regnamespace AND {p}.oid < 16384)"
+_CODE = (
+    "format('%%I.%%I(%%s)', {n}.nspname, {p}.proname, pg_get_function_identity_arguments({p}.oid)),"
+    f" {_BUILTIN}, {{p}}.provolatile"
+)
+_CODE_TEXT = (
+    "format('%%I.%%I(%%s)', {n}.nspname, {p}.proname, pg_get_function_identity_arguments({p}.oid)),"
+    f" {_BUILTIN}::text, {{p}}.provolatile::text"
+)
+_VISIBLE = (
+    "({n}.nspname = %(schema)s OR (%(schema)s = '' AND {n}.nspname = ANY (current_schemas(true))))"
+)
+_USER_FUNCTIONS = f"""
+SELECT {_CODE.format(p="p", n="n")}
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE p.proname = %(name)s AND {_VISIBLE.format(n="n")} AND NOT {_BUILTIN.format(p="p")}
+ORDER BY 1
+"""
+_OPERATORS = f"""
+SELECT format('operator %%I.%%s(%%s, %%s)', n.nspname, o.oprname,
+              CASE WHEN o.oprleft = 0 THEN 'NONE' ELSE format_type(o.oprleft, NULL) END,
+              format_type(o.oprright, NULL)),
+       {_CODE.format(p="p", n="pn")}
+FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
+JOIN pg_namespace pn ON pn.oid = p.pronamespace
+WHERE o.oprname = %(name)s AND {_VISIBLE.format(n="n")} AND NOT {_BUILTIN.format(p="p")}
+ORDER BY 1, 2
+"""
+
+
+def _calls_in(tree: str, depender: str, objid: str) -> str:
+    """The functions a stored expression calls: its node tree's function and operator ids.
+
+    pg_depend alone would miss PostgreSQL's own functions (dependencies on pinned objects are
+    not recorded), and nextval() in a default matters as much as a user's function.
+    """
+    return f"""
+    SELECT CASE WHEN m[1] = 'opno' THEN (SELECT oprcode::oid FROM pg_operator
+                                         WHERE oid = m[2]::oid)
+                ELSE m[2]::oid END
+    FROM regexp_matches(coalesce({tree}, ''), ':(funcid|opfuncid|opno) ([0-9]+)', 'g') AS m
+    UNION
+    SELECT refobjid FROM pg_depend
+    WHERE classid = '{depender}'::regclass AND objid = {objid} AND refclassid = 'pg_proc'::regclass
+    """
+
+
+# What a cast to a type may run: a cast function into it (from whatever the value's type is:
+# rollbot does not resolve expression types), its input and typmod functions, and the CHECK
+# constraints of a domain, down its base types.
+_CASTS = f"""
+WITH RECURSIVE target (oid) AS (
+    SELECT to_regtype(%(type)s)
+), base (oid) AS (
+    SELECT oid FROM target WHERE oid IS NOT NULL
+    UNION
+    SELECT t.typbasetype FROM pg_type t JOIN base b ON t.oid = b.oid WHERE t.typtype = 'd'
+), via (what, fn) AS (
+    SELECT format('the cast (%%s AS %%s)', format_type(c.castsource, NULL),
+                  format_type(c.casttarget, NULL)), c.castfunc
+    FROM pg_cast c WHERE c.casttarget = (SELECT oid FROM target) AND c.castfunc <> 0
+    UNION ALL
+    SELECT format('the input function of %%s', format_type(t.oid, NULL)), t.typinput::oid
+    FROM pg_type t WHERE t.oid = (SELECT oid FROM target)
+    UNION ALL
+    SELECT format('the type modifier function of %%s', format_type(t.oid, NULL)), t.typmodin::oid
+    FROM pg_type t WHERE t.oid = (SELECT oid FROM target) AND t.typmodin <> 0
+    UNION ALL
+    SELECT format('domain constraint %%I of %%s', k.conname, format_type(k.contypid, NULL)), f.fn
+    FROM pg_constraint k JOIN base b ON k.contypid = b.oid
+    CROSS JOIN LATERAL ({_calls_in("k.conbin::text", "pg_constraint", "k.oid")}) AS f (fn)
+)
+SELECT via.what, {_CODE.format(p="p", n="n")}
+FROM via JOIN pg_proc p ON p.oid = via.fn JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE NOT {_BUILTIN.format(p="p")} OR p.provolatile = 'v'
+ORDER BY 1, 2
+"""
+_IMPLICIT_CASTS = f"""
+SELECT format('the implicit cast (%%s AS %%s)', format_type(c.castsource, NULL),
+              format_type(c.casttarget, NULL)),
+       {_CODE.format(p="p", n="n")}
+FROM pg_cast c JOIN pg_proc p ON p.oid = c.castfunc JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE c.castcontext = 'i' AND NOT {_BUILTIN.format(p="p")}
+ORDER BY 1
+"""
+
+
+_HOOKS = f"""
+WITH RECURSIVE domain_of (relid, col, typ) AS (
+    SELECT a.attrelid, a.attname::text, a.atttypid
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = ANY (%(tables)s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+      AND t.typtype = 'd'
+    UNION
+    SELECT d.relid, d.col, t.typbasetype FROM domain_of d JOIN pg_type t ON t.oid = d.typ
+    WHERE t.typtype = 'd'
+), hook (relid, kind, name, col, applies, fn) AS (
+    SELECT d.adrelid, CASE WHEN a.attgenerated = '' THEN 'column default'
+                           ELSE 'generated column' END,
+           a.attname::text, a.attname::text, true, f.fn
+    FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+    CROSS JOIN LATERAL ({_calls_in("d.adbin::text", "pg_attrdef", "d.oid")}) AS f (fn)
+    WHERE d.adrelid = ANY (%(tables)s::oid[])
+    UNION ALL
+    SELECT k.conrelid, 'CHECK constraint', k.conname::text, NULL, true, f.fn
+    FROM pg_constraint k
+    CROSS JOIN LATERAL ({_calls_in("k.conbin::text", "pg_constraint", "k.oid")}) AS f (fn)
+    WHERE k.contype = 'c' AND k.conrelid = ANY (%(tables)s::oid[])
+    UNION ALL
+    SELECT d.relid, 'domain constraint', format('%%I of %%s', k.conname,
+           format_type(k.contypid, NULL)), d.col, true, f.fn
+    FROM domain_of d JOIN pg_constraint k ON k.contypid = d.typ
+    CROSS JOIN LATERAL ({_calls_in("k.conbin::text", "pg_constraint", "k.oid")}) AS f (fn)
+    UNION ALL
+    SELECT i.indrelid, 'index', format('%%I.%%I', n.nspname, c.relname), NULL, true, f.fn
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (
+        {
+    _calls_in(
+        "coalesce(i.indexprs::text, '') || ' ' || coalesce(i.indpred::text, '')",
+        "pg_class",
+        "i.indexrelid",
+    )
+}
+        UNION  -- the operator classes' support functions, and an exclusion constraint's operators
+        SELECT ap.amproc::oid FROM unnest(i.indclass::oid[]) AS oc (oid)
+        JOIN pg_opclass o ON o.oid = oc.oid JOIN pg_amproc ap ON ap.amprocfamily = o.opcfamily
+        UNION
+        SELECT op.oprcode::oid FROM pg_constraint k, unnest(k.conexclop) AS x (oid)
+        JOIN pg_operator op ON op.oid = x.oid WHERE k.conindid = i.indexrelid
+    ) AS f (fn)
+    WHERE i.indrelid = ANY (%(tables)s::oid[])
+    UNION ALL
+    SELECT p.polrelid, 'policy', p.polname::text, NULL, row_security_active(p.polrelid), f.fn
+    FROM pg_policy p
+    CROSS JOIN LATERAL ({
+    _calls_in(
+        "coalesce(p.polqual::text, '') || ' ' || coalesce(p.polwithcheck::text, '')",
+        "pg_policy",
+        "p.oid",
+    )
+}) AS f (fn)
+    WHERE p.polrelid = ANY (%(tables)s::oid[])
+)
+SELECT h.relid, {_NAME.format(ns="cn", rel="c")}, h.kind, h.name, h.col, h.applies,
+       array_agg(ARRAY[{_CODE_TEXT.format(p="p", n="n")}] ORDER BY p.oid)
+FROM hook h JOIN pg_proc p ON p.oid = h.fn JOIN pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_class c ON c.oid = h.relid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+WHERE NOT {_BUILTIN.format(p="p")} OR p.provolatile = 'v'
+GROUP BY 1, 2, 3, 4, 5, 6
+UNION ALL
+SELECT c.oid, {_NAME.format(ns="cn", rel="c")}, 'foreign table', {_NAME.format(ns="cn", rel="c")},
+       NULL, true, NULL
+FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
+WHERE c.relkind = 'f' AND c.oid = ANY (%(tables)s::oid[])
+ORDER BY 2, 3, 4, 5
+"""
+_VIEW_CODE = f"""
+SELECT DISTINCT {_CODE.format(p="p", n="n")}
+FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+LEFT JOIN pg_operator o ON d.refclassid = 'pg_operator'::regclass AND o.oid = d.refobjid
+JOIN pg_proc p ON (d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid)
+    OR p.oid = o.oprcode
+JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE r.ev_class = %(oid)s AND NOT {_BUILTIN.format(p="p")}
+ORDER BY 1
+"""
+_FOREIGN_DESCENDANTS = """
+WITH RECURSIVE down (oid) AS (
+    SELECT inhrelid FROM pg_inherits WHERE inhparent = %(oid)s
+    UNION
+    SELECT i.inhrelid FROM pg_inherits i JOIN down d ON i.inhparent = d.oid
+)
+SELECT format('%%I.%%I', n.nspname, c.relname)
+FROM down JOIN pg_class c ON c.oid = down.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'f' ORDER BY 1
+"""
+
+
 def describe_target(conn: psycopg.Connection[Any], name: str = "default") -> Target:
     """Host, database and server version of a connection, without its password."""
     row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
@@ -232,15 +419,26 @@ def read_facts(
             found.append(item)
             if item.exists and item.actual_kind is None:
                 references += _references(conn, item)
-    counted, missing = _counted(conn, runbook.settings.count)
+    counted, missing, not_tables = _counted(conn, runbook.settings.count)
+    cascade, reach = _cascade_facts(conn, found)
+    relations = _relations(conn, runbook.statements)
+    names = [n for s in runbook.statements for n in s.functions]
+    read = {r.oid for r in relations if r.oid is not None and r.kind in {"r", "p"}}
     facts = Facts(
         target=target,
         objects=tuple(found),
         references=tuple(references),
         counted=counted,
         missing_counted=missing,
-        functions=_volatility(conn, [n for s in runbook.statements for n in s.functions]),
-        **_cascade_facts(conn, found),
+        counted_not_tables=not_tables,
+        functions=_volatility(conn, names),
+        user_functions=_named(conn, _USER_FUNCTIONS, names, _codes),
+        relations=relations,
+        operators=_named(conn, _OPERATORS, [o for s in runbook.statements for o in s.operators]),
+        casts=_casts(conn, [t for s in runbook.statements for t in s.types]),
+        implicit_casts=tuple(_via(row) for row in conn.execute(_IMPLICIT_CASTS)),
+        hooks=_hooks(conn, sorted(set(reach) | read)),
+        **cascade,
     )
     if count_budget is None:
         return facts
@@ -254,7 +452,9 @@ def read_facts(
     return facts.model_copy(update={"rows": tuple(rows)})
 
 
-def _cascade_facts(conn: psycopg.Connection[Any], found: list[Found]) -> dict[str, Any]:
+def _cascade_facts(
+    conn: psycopg.Connection[Any], found: list[Found]
+) -> tuple[dict[str, Any], list[int]]:
     """Foreign-key actions, descendants, triggers and rules around the tables the rows change of.
 
     Only what a DELETE of theirs can reach is read (the walk itself is the core's), so a
@@ -318,10 +518,113 @@ def _cascade_facts(conn: psycopg.Connection[Any], found: list[Found]) -> dict[st
         "triggers": tuple(triggers),
         "rules": tuple(rules),
         "event_triggers": tuple(event_triggers),
-    }
+    }, tables["tables"]
 
 
 _VOLATILITY = {"i": "immutable", "s": "stable", "v": "volatile"}
+
+
+def _code(function: str, builtin: bool | str, volatility: str) -> Code:
+    return Code(
+        function=function,
+        builtin=builtin in {True, "true"},
+        volatility=cast("Volatility", _VOLATILITY[volatility]),
+    )
+
+
+def _codes(row: tuple[Any, ...]) -> Code:
+    return _code(*row)
+
+
+def _via(row: tuple[Any, ...]) -> Via:
+    what, *code = row
+    return Via(what=what, code=_code(*code))
+
+
+def _named(
+    conn: psycopg.Connection[Any],
+    query: LiteralString,
+    names: list[str],
+    make: Any = _via,  # noqa: ANN401 - a row factory: _via or _codes
+) -> dict[str, Any]:
+    """For each name as written, what it may resolve to that PostgreSQL does not ship.
+
+    An unqualified name is looked up along the search path. Names that resolve to nothing of the
+    kind are left out, so the facts and the hash only grow where user code is.
+    """
+    found: dict[str, Any] = {}
+    for name in dict.fromkeys(names):
+        schema, _, bare = name.rpartition(".")
+        rows = conn.execute(query, {"schema": schema, "name": bare}).fetchall()
+        if rows:
+            found[name] = tuple(make(row) for row in rows)
+    return found
+
+
+def _casts(conn: psycopg.Connection[Any], types: list[str]) -> dict[str, tuple[Via, ...]]:
+    """For each type a statement casts to, the code the cast may run that is not built-in."""
+    found: dict[str, tuple[Via, ...]] = {}
+    for name in dict.fromkeys(types):
+        schema, _, bare = name.rpartition(".")
+        qualified = conn.execute(
+            "SELECT " + _QUALIFY, {"ns": schema or None, "name": bare}
+        ).fetchone()
+        rows = conn.execute(_CASTS, {"type": qualified[0] if qualified else name}).fetchall()
+        if rows:
+            found[name] = tuple(_via(row) for row in rows)
+    return found
+
+
+def _relations(
+    conn: psycopg.Connection[Any], statements: tuple[Statement, ...]
+) -> tuple[Relation, ...]:
+    """Each relation a statement's expressions read, with what reading it would run."""
+    relations: list[Relation] = []
+    for statement in statements:
+        for written in statement.relations:
+            schema, _, bare = written.rpartition(".")
+            row = _relation(conn, schema or None, bare)
+            if row is None:
+                relations.append(Relation(statement=statement.number, written=written))
+                continue
+            oid, name, relkind = row[0], row[1], row[2]
+            code = conn.execute(_VIEW_CODE, {"oid": oid}).fetchall() if relkind == "v" else []
+            foreign = conn.execute(_FOREIGN_DESCENDANTS, {"oid": oid}).fetchall()
+            relations.append(
+                Relation(
+                    statement=statement.number,
+                    written=written,
+                    oid=oid,
+                    name=name,
+                    kind=relkind,
+                    code=tuple(_codes(r) for r in code),
+                    foreign=tuple(r[0] for r in foreign),
+                )
+            )
+    return tuple(relations)
+
+
+def _hooks(conn: psycopg.Connection[Any], tables: list[int]) -> tuple[Hook, ...]:
+    """What runs on these tables' rows besides triggers and rules, and is not harmless.
+
+    Defaults, constraints, indexes and policies calling anything but PostgreSQL's own IMMUTABLE
+    or STABLE functions, and which of the tables are foreign.
+    """
+    if not tables:
+        return ()
+    return tuple(
+        Hook(
+            table=Table(oid=oid, name=name),
+            kind=kind,
+            name=label,
+            column=column,
+            applies=applies,
+            code=tuple(_code(*code) for code in codes or ()),
+        )
+        for oid, name, kind, label, column, applies, codes in conn.execute(
+            _HOOKS, {"tables": tables}
+        )
+    )
 
 
 def _volatility(conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Volatility | None]:
@@ -474,25 +777,35 @@ def _references(conn: psycopg.Connection[Any], found: Found) -> list[Reference]:
 
 def _counted(
     conn: psycopg.Connection[Any], names: tuple[str, ...]
-) -> tuple[tuple[Table, ...], tuple[str, ...]]:
+) -> tuple[tuple[Table, ...], tuple[str, ...], tuple[str, ...]]:
+    """The front matter's `count` tables; a view or foreign table there would run its code."""
     tables: list[Table] = []
     missing: list[str] = []
+    not_tables: list[str] = []
     for name in names:
         row = conn.execute(
-            "SELECT c.oid, format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
+            "SELECT c.oid, format('%%I.%%I', n.nspname, c.relname), c.relkind FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
             (name,),
         ).fetchone()
         if row is None:
             missing.append(name)
+        elif row[2] not in {"r", "p"}:
+            not_tables.append(f"{row[1]} ({_RELKINDS.get(row[2], row[2])})")
         else:
             tables.append(Table(oid=row[0], name=row[1]))
-    return tuple(tables), tuple(missing)
+    return tuple(tables), tuple(missing), tuple(not_tables)
 
 
 def _count(conn: psycopg.Connection[Any], table: Table, budget: timedelta) -> RowCount:
     """Exact count if it finishes within the budget, else the planner's estimate."""
     milliseconds = max(int(budget.total_seconds() * 1000), 1)
+    runs_code = conn.execute(
+        "SELECT relkind = 'f' OR row_security_active(oid) FROM pg_class WHERE oid = %s",
+        (table.oid,),
+    ).fetchone()
+    if runs_code is None or runs_code[0]:
+        return _estimate(conn, table)  # a policy's or a wrapper's code would run to count it
     try:
         with conn.transaction():
             previous = conn.execute("SELECT current_setting('statement_timeout')").fetchone()
@@ -506,10 +819,14 @@ def _count(conn: psycopg.Connection[Any], table: Table, budget: timedelta) -> Ro
             )
         return RowCount(table=table.name, rows=row[0] if row else 0, exact=True)
     except psycopg.errors.QueryCanceled:
-        row = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s", (table.oid,))
-        estimate = row.fetchone()
-        rows = estimate[0] if estimate and estimate[0] >= 0 else None
-        return RowCount(table=table.name, rows=rows, exact=False)
+        return _estimate(conn, table)
+
+
+def _estimate(conn: psycopg.Connection[Any], table: Table) -> RowCount:
+    row = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s", (table.oid,))
+    estimate = row.fetchone()
+    rows = estimate[0] if estimate and estimate[0] >= 0 else None
+    return RowCount(table=table.name, rows=rows, exact=False)
 
 
 def relations(

@@ -92,12 +92,18 @@ class Scene:
     directory: Path
     prefix: str
 
-    def prepare(self, runbook: Runbook) -> tuple[Plan, BackupInfo]:
-        """Plan the runbook against the target and take its verified full backup."""
+    def prepare(self, runbook: Runbook, *, miss_user_code: bool = False) -> tuple[Plan, BackupInfo]:
+        """Plan the runbook against the target and take its verified full backup.
+
+        `miss_user_code` plans as if the catalog check had not seen the runbook's user-defined
+        functions, to attack what stands behind it.
+        """
         with psycopg.connect(self.target) as conn:
             conn.read_only = True
             target = describe_target(conn)
             facts = read_facts(conn, runbook, target, count_budget=timedelta(seconds=2))
+        if miss_user_code:
+            facts = facts.model_copy(update={"user_functions": {}})
         plan = build_plan(
             runbook,
             facts,
@@ -115,10 +121,15 @@ class Scene:
         return plan, backup
 
     def rehearse(
-        self, runbook: Runbook, *, server: str | None = None, data: DataMode = "none"
+        self,
+        runbook: Runbook,
+        *,
+        server: str | None = None,
+        data: DataMode = "none",
+        miss_user_code: bool = False,
     ) -> Rehearsal:
         """Plan, back up and rehearse the runbook."""
-        plan, backup = self.prepare(runbook)
+        plan, backup = self.prepare(runbook, miss_user_code=miss_user_code)
         return rehearse(
             plan,
             runbook,
@@ -318,16 +329,17 @@ def test_the_rehearsal_runs_as_a_throwaway_role_that_cannot_reach_past_the_copy(
 ) -> None:
     """A STABLE function that really kills sessions: rehearsed, it cannot touch a live one.
 
-    The volatility check trusts the catalog, so only the rehearsal's role stands between such
-    a function and the application: the copy's owner, with no attribute or membership, may
-    not signal another role's session. The role is gone afterwards, like the copy.
+    The plan blocks a user-defined function whatever its label; should that check miss one,
+    the rehearsal's role still stands between it and the application: the copy's owner, with
+    no attribute or membership, may not signal another role's session. The role is gone
+    afterwards, like the copy.
     """
     with psycopg.connect(scene.target, autocommit=True) as conn:
         conn.execute(LYING_FUNCTION)
     with psycopg.connect(scene.target, application_name="asset-forge-api", autocommit=True) as app:
         pid = app.info.backend_pid
         runbook = parse_runbook(KILLS_A_SESSION.format(pid=pid), file="0024_stale_sessions.md")
-        result = scene.rehearse(runbook, data="all")
+        result = scene.rehearse(runbook, data="all", miss_user_code=True)
         assert app.execute("SELECT 1").fetchone() == (1,)  # still alive
     assert not result.ok
     assert result.failed_line == 11

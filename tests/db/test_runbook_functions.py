@@ -45,7 +45,7 @@ def test_a_volatile_function_blocks_the_plan_and_never_runs(
     service = make_service(db_0023, runbooks_dir=runbooks, rehearsal="schema")
     run = service.request("25", requested_by=REQUESTER)
     assert run.state is RunState.BLOCKED
-    assert "0025_curl_sessions.md:11: public.note_it() is VOLATILE" in (run.reason or "")
+    assert "0025_curl_sessions.md:11: public.note_it() is user-defined code" in (run.reason or "")
     assert counts_of(db_0023, ["side_effects", "sessions"]) == {"side_effects": 0, **before}
 
 
