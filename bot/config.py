@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     pgpassword: SecretStr | None = _env("PGPASSWORD", default=None)
     _targets: dict[str, TargetConfig] = PrivateAttr(default_factory=dict)
 
+    @field_validator("backup_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Absolute: each run stores its backups' paths, read later from any directory."""
+        return value.expanduser().absolute()
+
     @field_validator("approval_ttl", "lock_retry_delay", "count_budget", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:

@@ -14,7 +14,7 @@ from bot.core.errors import BackupError, ConflictError, NotAllowedError
 from bot.core.results import Backup
 from bot.core.run import Promotion, Run, RunEvent, RunState
 from bot.target.rehearsal import rehearse
-from bot.target.snapshots import backup_with_counts
+from bot.target.snapshots import backup_name, backup_with_counts
 
 if TYPE_CHECKING:
     from bot.core.plan import Plan
@@ -128,7 +128,7 @@ class Planning:
                 tools,
                 database,
                 self._settings.backup_dir,
-                name=f"run-{run.id}-{self._runs.now():%Y%m%d-%H%M%S}",
+                name=backup_name(database, run.id, f"{self._runs.now():%Y%m%d-%H%M%S}"),
                 tables=plan.kept_tables(),
                 exclude_schemas=self._planner.exclude(),
                 purpose=f"run {run.id} backup",

@@ -129,7 +129,7 @@ def final_backup(
         tools,
         target.conninfo,
         backup_dir,
-        name=f"run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
+        name=f"{_file_name(target)}-run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
         kind="final",
         required_tables=plan.kept_tables(),
         snapshot=snapshot,
@@ -155,3 +155,13 @@ def final_restore_hint(final: BackupInfo | None) -> str | None:
         ]
     )
     return f"{command}  # the changed tables' rows as they were, without FKs to other tables"
+
+
+def backup_name(target: TargetDatabase, run_id: int, stamp: str) -> str:
+    """`staging-run-12-20261202-030405`: two targets' backups side by side never collide."""
+    return f"{_file_name(target)}-run-{run_id}-{stamp}"
+
+
+def _file_name(target: TargetDatabase) -> str:
+    """The target's name as a file name; target names are plain identifiers already."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in target.name)

@@ -302,3 +302,27 @@ def test_exit_statuses_and_words_say_what_happened(db_0023: str, tmp_path: Path)
     assert "0099_broken.md" in listed.stdout
     empty = rollbot("plan", "", "--requested-by", REQUESTER, env=env)
     assert "?." not in empty.stderr
+
+
+def test_backups_are_named_by_target_and_found_from_any_directory(
+    db_0023: str, tmp_path: Path
+) -> None:
+    """A relative ROLLBOT_BACKUP_DIR is stored as an absolute path; files name their target."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**env_for(db_0023, tmp_path), "ROLLBOT_BACKUP_DIR": "backups"}
+    planned = subprocess.run(
+        [sys.executable, "-m", "bot", "plan", "0023", "--requested-by", REQUESTER, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=work,
+        timeout=120,
+        check=False,
+    )
+    run = json.loads(planned.stdout)
+    path = Path(run["backup"]["full"]["path"])
+    assert path.is_absolute()
+    assert path.parent == work / "backups"
+    assert path.name.startswith(f"default-run-{run['id']}-")
+    assert path.is_file()
