@@ -19,7 +19,14 @@ from bot.config import Settings, load_settings
 from bot.core.errors import ConfigError, NotFoundError, RollbotError, quoted
 from bot.core.redact import Redactor
 from bot.core.run import Run, RunState
-from bot.core.text import outcome_text, plan_text, runbooks_text, runs_text, undelivered_text
+from bot.core.text import (
+    log_text,
+    outcome_text,
+    plan_text,
+    runbooks_text,
+    runs_text,
+    undelivered_text,
+)
 from bot.drizzle.history import history_text
 from bot.logs import MaskedStream, configure_logging
 from bot.service.lifecycle import SilentNotifier
@@ -85,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("migration")
     derive = command("derive", "print the rollback rollbot derives from a forward migration")
     derive.add_argument("migration")
+    log_ = command("log", "a run's audit trail: who did what, when, from which process")
+    log_.add_argument("run", type=int)
     show = command("show", "show one run: plan, backup, approvals and outcome")
     show.add_argument("run", type=int)
     commands.add_parser(
@@ -189,11 +198,8 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
     if args.command == "runs":
         runs = service.store.recent(limit=50)
         return _json([_public(r) for r in runs]) if args.json else _print(runs_text(runs))
-    if args.command == "history":
-        entries = service.history(args.target)
-        if args.json:
-            return _json([e.model_dump(mode="json") for e in entries])
-        return _print(history_text(entries))
+    if args.command in {"log", "history"}:
+        return _report(args, service)
     try:
         run = _act(args, service)
     except StalePlanError as exc:
@@ -214,6 +220,19 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
     if args.command == "cancel" and run.state is RunState.CANCELLED:
         return 0  # what was asked for happened
     return 1 if run.state in _FAILED else 0
+
+
+def _report(args: argparse.Namespace, service: Rollbot) -> int:
+    """The read-only reports: a run's audit trail, a target's migration history."""
+    if args.command == "log":
+        events = service.store.audit(args.run)
+        if args.json:
+            return _json([e.model_dump(mode="json") for e in events])
+        return _print(log_text(service.run(args.run), events))
+    entries = service.history(args.target)
+    if args.json:
+        return _json([e.model_dump(mode="json") for e in entries])
+    return _print(history_text(entries))
 
 
 def _act(args: argparse.Namespace, service: Rollbot) -> Run:

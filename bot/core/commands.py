@@ -15,8 +15,16 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import RollbotError, quoted
 
-Action = Literal["plan", "help", "list", "status", "cancel", "history", "restore"]
-SUBCOMMANDS: tuple[str, ...] = ("help", "list", "status", "cancel", "history", "restore")
+Action = Literal["plan", "help", "list", "status", "cancel", "history", "restore", "log"]
+SUBCOMMANDS: tuple[str, ...] = (
+    "help",
+    "list",
+    "status",
+    "cancel",
+    "history",
+    "restore",
+    "log",
+)
 _MIGRATION = re.compile(r"^\d{1,6}(?:_[A-Za-z0-9_]{1,100})?$")
 _RUN = re.compile(r"^#?(\d{1,12})$")
 _FLAGS = ("--target", "--after")
@@ -30,6 +38,7 @@ USAGE = """\
 `/rollback cancel RUN` cancel a run that has not started (requester or an approver)
 `/rollback history [--target NAME]` migration history, live from the Drizzle journal
 `/rollback restore RUN` put back what rollback run RUN dropped (needs approval too)
+`/rollback log RUN` run RUN's audit trail: who did what, when, from where
 `/rollback help` this text"""
 
 

@@ -11,7 +11,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from bot.core.errors import ConflictError
 from bot.core.plan import Plan
@@ -188,3 +194,16 @@ def backup_of(run: Run) -> tuple[BackupInfo | None, dict[str, int]]:
     if run.backup is None:
         return None, {}
     return run.backup.full, dict(run.backup.rows)
+
+
+class AuditEvent(BaseModel):
+    """One line of a run's audit trail, as stored (append-only)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    kind: str
+    from_state: str | None = None
+    to_state: str | None = None
+    actor: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)

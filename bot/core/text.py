@@ -7,6 +7,7 @@ column, indented lists), the way Slack's `blocks` decides its own.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 from bot.core import texts
@@ -15,7 +16,7 @@ from bot.core.views import PlanView, RestoreView, view_of
 if TYPE_CHECKING:
     from bot.core.library import RunbookLibrary
     from bot.core.outbox import Undelivered
-    from bot.core.run import Run
+    from bot.core.run import AuditEvent, Run
     from bot.core.views import Failure, OutcomeView, RunView
 
 
@@ -182,6 +183,29 @@ def runs_text(runs: list[Run]) -> str:
         f"by {r.requested_by}  {r.created_at:%Y-%m-%d %H:%M}"
         for r in runs
     )
+
+
+def log_text(run: Run, events: list[AuditEvent]) -> str:
+    """`rollbot log RUN`: the run's audit trail as a timeline, one line per event.
+
+    When, what, who (a person, or rollbot), from which process, and why where it was said;
+    the plan hash the approvals were bound to heads it.
+    """
+    head = (
+        f"Run {run.id}: {run.kind} of {run.runbook_name} on {run.target_label}, "
+        f"now {texts.state_label(run.state)}; plan {run.plan_hash[:16]}"
+    )
+    lines = [head]
+    for event in events:
+        move = f"{event.from_state or '-'} → {event.to_state}" if event.to_state else ""
+        process = event.data.get("process", "")
+        why = event.data.get("why") or event.data.get("reason") or ""
+        when = f"{event.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+        lines.append(
+            f"{when}  {event.kind:<18} {event.actor or '-':<14} {move:<34} {process}"
+            + (f"  ({why})" if why else "")
+        )
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def undelivered_text(undelivered: list[Undelivered]) -> str:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 # Labels: the name of a part of a message, as both renderers title it.
 HISTORY = "Migration history"
+AUDIT = "Audit trail, oldest first"
 WARNINGS = "Warnings"
 MIGRATION = "Migration"
 RUNBOOK = "Runbook"

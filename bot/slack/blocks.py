@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from bot.core import texts
 from bot.core.commands import USAGE
 from bot.core.run import RunState
-from bot.core.text import plan_text
+from bot.core.text import log_text, plan_text
 from bot.core.views import RestoreView, view_of
 from bot.drizzle.history import history_text
 from bot.slack.buttons import approval_sections, when
@@ -34,7 +34,7 @@ from bot.slack.mrkdwn import (
 )
 
 if TYPE_CHECKING:
-    from bot.core.run import Run
+    from bot.core.run import AuditEvent, Run
     from bot.core.views import Failure, OutcomeView, PlanView, RunView
     from bot.drizzle.history import HistoryEntry
 
@@ -352,6 +352,16 @@ def history_message(entries: list[HistoryEntry]) -> tuple[str, list[Block]]:
     newest = entries[0]
     text = f"{texts.HISTORY}: {escape(newest.migration)} is {newest.status}"
     return text, blocks
+
+
+def log_message(run: Run, events: list[AuditEvent]) -> tuple[str, list[Block]]:
+    """`/rollback log RUN`: the audit timeline, one escaped line per event.
+
+    None is left out silently: a long trail ends with how many more, as every list does.
+    """
+    head, *lines = log_text(run, events).splitlines()
+    rows = [f"`{inert(escape(line), FACT_LIMIT)}`" for line in lines]
+    return escape(head), [section(escape(head)), listed(f"*{texts.AUDIT}*", rows)]
 
 
 def help_message() -> list[Block]:

@@ -18,7 +18,7 @@ from bot.core.errors import ConflictError, NotAllowedError, RollbotError
 from bot.core.run import ACTIVE, RunState
 from bot.core.text import runbooks_text
 from bot.service.rollback import StalePlanError
-from bot.slack.blocks import help_message, history_message, refusal
+from bot.slack.blocks import help_message, history_message, log_message, refusal
 from bot.slack.mrkdwn import escape, inert, user
 
 if TYPE_CHECKING:
@@ -248,6 +248,7 @@ class ChatOps:
             "cancel": self._cancel,
             "plan": self._plan,
             "restore": self._restore,
+            "log": self._log,
         }
         return handlers[command.action](command, user_id, channel_id)
 
@@ -260,6 +261,11 @@ class ChatOps:
     def _history(self, command: Command, _user_id: str, _channel_id: str) -> Reply:
         entries = self.service.history(command.target, person=lambda who: user(escape(who)))
         text, blocks = history_message(entries)
+        return Reply(text=text, blocks=blocks)
+
+    def _log(self, command: Command, _user_id: str, _channel_id: str) -> Reply:
+        run_id = _run_id(command)
+        text, blocks = log_message(self.service.run(run_id), self.service.store.audit(run_id))
         return Reply(text=text, blocks=blocks)
 
     def _status_command(self, command: Command, _user_id: str, _channel_id: str) -> Reply:

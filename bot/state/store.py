@@ -10,6 +10,8 @@ run first, and the caller gets a ConflictError instead of acting twice.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,7 +26,7 @@ from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundErr
 from bot.core.plan import Plan
 from bot.core.redact import Redactor
 from bot.core.restore import RestorePlan
-from bot.core.run import ACTIVE, Run, RunEvent, RunState, changed_fields, next_state
+from bot.core.run import ACTIVE, AuditEvent, Run, RunEvent, RunState, changed_fields, next_state
 from bot.state.schema import MIGRATIONS
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from bot.core.outbox import Message
 
 STATE_SCHEMA = "rollbot"
+# Which process wrote an event: with replicas and CLI commands, who acted is half the story.
+PROCESS = {"process": f"{socket.gethostname()}:{os.getpid()}"}
 _LOCK_KEY = 0x526F6C6D  # serialises schema upgrades across replicas
 _RUN_LOCK_CLASS = 0x526F6C72  # pg_advisory_lock(class, run id): a live process works on the run
 _UNIQUE_VIOLATION = "23505"
@@ -319,7 +323,7 @@ class RunStore:
                     " ON CONFLICT (run_id, actor, (data ->> 'why'))"
                     " WHERE kind = 'approval_refused' DO NOTHING RETURNING id"
                 ).format(sql.Identifier(STATE_SCHEMA)),
-                (run_id, actor, Jsonb({"why": self.redactor.text(why)})),
+                (run_id, actor, Jsonb({"why": self.redactor.text(why)} | PROCESS)),
             ).fetchone()
             if row is None:
                 return False
@@ -341,13 +345,20 @@ class RunStore:
         with self._connection() as conn, conn.transaction():
             row = conn.execute(
                 sql.SQL(
-                    "INSERT INTO {schema}.run_events (run_id, kind, from_state, to_state, actor)"
-                    " SELECT id, %(kind)s, NULL, NULL, %(actor)s FROM {schema}.runs"
+                    "INSERT INTO {schema}.run_events"
+                    " (run_id, kind, from_state, to_state, actor, data)"
+                    " SELECT id, %(kind)s, NULL, NULL, %(actor)s, %(data)s FROM {schema}.runs"
                     " WHERE id = %(id)s AND state = %(state)s"
                     " ON CONFLICT (run_id, kind) WHERE kind = 'approval_reminded' DO NOTHING"
                     " RETURNING id"
                 ).format(schema=sql.Identifier(STATE_SCHEMA)),
-                {"kind": kind, "actor": actor, "id": run.id, "state": run.state.value},
+                {
+                    "kind": kind,
+                    "actor": actor,
+                    "id": run.id,
+                    "state": run.state.value,
+                    "data": Jsonb(PROCESS),
+                },
             ).fetchone()
             if row is None:
                 return False
@@ -383,6 +394,11 @@ class RunStore:
                 ).format(sql.Identifier(STATE_SCHEMA)),
                 (run_id,),
             ).fetchall()
+
+    def audit(self, run_id: int) -> list[AuditEvent]:
+        """The audit trail of one run as typed events, oldest first (NotFound if no run)."""
+        self.get(run_id)
+        return [AuditEvent.model_validate(row) for row in self.events(run_id)]
 
     def add_message(self, run_id: int, message: Message) -> None:
         """One outbox message for a run that does not move (a delivery given up), cleaned."""
@@ -461,7 +477,7 @@ class RunStore:
                 from_state.value if from_state else None,
                 to_state.value if to_state else None,
                 actor,
-                Jsonb(self._clean(json.loads(json.dumps(data, default=str)))),
+                Jsonb(self._clean(json.loads(json.dumps(data | PROCESS, default=str)))),
             ),
         )
 

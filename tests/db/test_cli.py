@@ -326,3 +326,28 @@ def test_backups_are_named_by_target_and_found_from_any_directory(
     assert path.parent == work / "backups"
     assert path.name.startswith(f"default-run-{run['id']}-")
     assert path.is_file()
+
+
+def test_the_audit_trail_names_who_did_what_from_where(db_0023: str, tmp_path: Path) -> None:
+    """`rollbot log RUN`: every step with its actor and process, the refusal with its reason."""
+    env = env_for(db_0023, tmp_path)
+    run = json.loads(rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout)
+    refused = rollbot("approve", str(run["id"]), "--as", REQUESTER, env=env)
+    assert refused.returncode == 2
+    assert rollbot("approve", str(run["id"]), "--as", APPROVER, env=env).returncode == 0
+    shown = rollbot("log", str(run["id"]), env=env)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith(f"Run {run['id']}: rollback of 0023_loud_shen")
+    assert f"plan {run['plan_hash'][:16]}" in lines[0]
+    kinds = [line.split()[2] for line in lines[1:]]
+    assert kinds[0] == "requested"
+    assert "approval_refused" in kinds
+    assert kinds[-1] == "succeeded"
+    assert any(REQUESTER in line and "approval_refused" in line for line in lines)
+    events = json.loads(rollbot("log", str(run["id"]), "--json", env=env).stdout)
+    assert all(":" in e["data"]["process"] for e in events)  # host:pid of the process
+    assert len({e["data"]["process"] for e in events}) >= 2  # plan and approve: two processes
+    missing = rollbot("log", "999", env=env)
+    assert missing.returncode == 2
+    assert "There is no run 999" in missing.stderr

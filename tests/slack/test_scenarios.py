@@ -388,3 +388,20 @@ def test_slack_replies_never_point_to_cli_commands(
     said = [json.dumps(c.params) for c in bot.standin.calls()]
     assert [m.group(0) for text in said for m in CLI_COMMAND.finditer(text)] == []
     assert any("/rollback restore" in text for text in said)  # the outcome's undo, in Slack's words
+
+
+def test_the_audit_trail_in_slack_is_escaped_and_complete(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """/rollback log RUN: each step, in order, as inert text, with who did it."""
+    bot = make_slackbot(db_0023)
+    run, channel, ts = planned(bot)
+    bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+    wait_state(bot, run.id, RunState.SUCCEEDED)
+    answer = request(bot, f"log {run.id}")
+    trail = answer.params["blocks"][1]["text"]["text"]
+    kinds = [line.split()[3] for line in trail.splitlines()[1:]]
+    assert kinds[0] == "requested"
+    assert kinds[-1] == "succeeded"
+    assert APPROVER in trail
+    assert "<@" not in trail  # people are named, not mentioned, in an audit
