@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
@@ -85,7 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = command("cancel", "cancel a run that has not started executing")
     cancel.add_argument("run", type=int)
     cancel.add_argument("--as", dest="user", required=True, metavar="NAME")
-    command("runs", "list recent runs")
+    runs = command("runs", "list recent runs: kind, state, target, requester, approvers")
+    runs.add_argument("--target", metavar="NAME", help="only this target's runs")
+    runs.add_argument(
+        "--state",
+        action="append",
+        type=RunState,
+        choices=list(RunState),
+        metavar="STATE",
+        help="only runs in this state (repeatable): " + ", ".join(s.value for s in RunState),
+    )
+    runs.add_argument("--since", type=_date, metavar="DATE", help="created on or after (UTC)")
+    runs.add_argument("--limit", type=int, default=50, metavar="N", help="at most N runs (50)")
     history = command("history", "migration history, live from the Drizzle journal")
     history.add_argument("--target", metavar="NAME")
     lint = command("lint", "compare a runbook with the migration it undoes")
@@ -196,7 +208,9 @@ def _settle(service: Rollbot) -> None:
 
 def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
     if args.command == "runs":
-        runs = service.store.recent(limit=50)
+        runs = service.store.recent(
+            limit=args.limit, states=args.state, target=args.target, since=args.since
+        )
         return _json([_public(r) for r in runs]) if args.json else _print(runs_text(runs))
     if args.command in {"log", "history"}:
         return _report(args, service)
@@ -285,6 +299,16 @@ def _migration_tool(args: argparse.Namespace, settings: Settings) -> int:
         "\n".join(lines) or f"{migration.tag}: the runbook drops exactly what the migration created"
     )
     return 1 if report.created_not_dropped else 0
+
+
+def _date(text: str) -> datetime:
+    """`2026-12-01` or `2026-12-01T03:00`, read as UTC unless it says otherwise."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        msg = f"{text!r} is not a date (use 2026-12-01 or 2026-12-01T03:00)"
+        raise argparse.ArgumentTypeError(msg) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _public(run: Run) -> dict[str, Any]:

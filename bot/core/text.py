@@ -178,11 +178,18 @@ def runs_text(runs: list[Run]) -> str:
     """One line per run, newest first."""
     if not runs:
         return "No runs yet."
-    return "\n".join(
-        f"{r.id:>5}  {r.state.value:<18} {r.runbook_name:<28} {r.target_label}  "
-        f"by {r.requested_by}  {r.created_at:%Y-%m-%d %H:%M}"
-        for r in runs
+    header = (
+        f"{'RUN':>5}  {'KIND':<8} {'STATE':<18} {'MIGRATION':<28} {'TARGET':<12} "
+        f"{'REQUESTED BY':<14} {'APPROVED BY':<20} CREATED (UTC)"
     )
+    lines = [header]
+    lines += [
+        f"{r.id:>5}  {r.kind:<8} {r.state.value:<18} {r.runbook_name:<28} {r.target_name:<12} "
+        f"{r.requested_by:<14} {', '.join(r.approvers) or '-':<20} "
+        f"{r.created_at.astimezone(UTC):%Y-%m-%d %H:%M}"
+        for r in runs
+    ]
+    return "\n".join(lines)
 
 
 def log_text(run: Run, events: list[AuditEvent]) -> str:

@@ -32,6 +32,7 @@ from bot.state.schema import MIGRATIONS
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from contextlib import AbstractContextManager
+    from datetime import datetime
 
     from bot.core.outbox import Message
 
@@ -193,15 +194,30 @@ class RunStore:
             )
         return run_from_row(row)
 
-    def recent(self, *, limit: int = 20, states: Sequence[RunState] | None = None) -> list[Run]:
-        """Newest runs first, optionally only those in some states."""
+    def recent(
+        self,
+        *,
+        limit: int = 20,
+        states: Sequence[RunState] | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+    ) -> list[Run]:
+        """Newest runs first, optionally only some states, one target, or created since."""
         with self._connection() as conn:
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT * FROM {}.runs WHERE %(states)s::text[] IS NULL"
-                    " OR state = ANY (%(states)s) ORDER BY id DESC LIMIT %(limit)s"
+                    "SELECT * FROM {}.runs"
+                    " WHERE (%(states)s::text[] IS NULL OR state = ANY (%(states)s))"
+                    " AND (%(target)s::text IS NULL OR target_name = %(target)s)"
+                    " AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)"
+                    " ORDER BY id DESC LIMIT %(limit)s"
                 ).format(sql.Identifier(STATE_SCHEMA)),
-                {"states": [s.value for s in states] if states else None, "limit": limit},
+                {
+                    "states": [s.value for s in states] if states else None,
+                    "target": target,
+                    "since": since,
+                    "limit": limit,
+                },
             ).fetchall()
         return [run_from_row(row) for row in rows]
 

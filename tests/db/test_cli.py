@@ -351,3 +351,26 @@ def test_the_audit_trail_names_who_did_what_from_where(db_0023: str, tmp_path: P
     missing = rollbot("log", "999", env=env)
     assert missing.returncode == 2
     assert "There is no run 999" in missing.stderr
+
+
+def test_runs_say_kind_target_and_who_and_filter(db_0023: str, tmp_path: Path) -> None:
+    """`rollbot runs` tells restores from rollbacks and filters by state, target and date."""
+    env = env_for(db_0023, tmp_path)
+    run = json.loads(rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout)
+    assert rollbot("approve", str(run["id"]), "--as", APPROVER, env=env).returncode == 0
+    restore = json.loads(
+        rollbot("restore", str(run["id"]), "--requested-by", REQUESTER, "--json", env=env).stdout
+    )
+    table = rollbot("runs", env=env).stdout.splitlines()
+    assert table[0].split()[:3] == ["RUN", "KIND", "STATE"]
+    assert table[1].split()[:3] == [str(restore["id"]), "restore", "awaiting_approval"]
+    assert table[2].split()[:3] == [str(run["id"]), "rollback", "succeeded"]
+    assert APPROVER in table[2]
+    waiting = json.loads(rollbot("runs", "--state", "awaiting_approval", "--json", env=env).stdout)
+    assert [r["id"] for r in waiting] == [restore["id"]]
+    assert json.loads(rollbot("runs", "--target", "nowhere", "--json", env=env).stdout) == []
+    future = json.loads(rollbot("runs", "--since", "2999-01-01", "--json", env=env).stdout)
+    assert future == []
+    bad = rollbot("runs", "--since", "yesterday", env=env)
+    assert bad.returncode == 2
+    assert "is not a date" in bad.stderr
