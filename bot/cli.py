@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -132,11 +133,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RollbotError as exc:
         print(f"rollbot: {exc.render()}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # The adapters translate every failure whose cause they know; this is the last line:
+        # one sentence for the person, the traceback in the (masked) log under a reference.
+        reference = uuid.uuid4().hex[:8]
+        log.error("cli.unexpected_error", reference=reference, exc_info=exc)  # noqa: TRY400
+        print(f"rollbot: {_unexpected(exc, reference)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         # psycopg cancels the query on Ctrl-C and closing the connection rolls back; a run
         # left mid-way was settled on the way out (see `_dispatch`).
         print(INTERRUPTED, file=sys.stderr)
         return 130
+
+
+def _unexpected(exc: Exception, reference: str) -> str:
+    said = (str(exc).strip().splitlines() or [""])[0]
+    return RollbotError(
+        f"Unexpected error (reference {reference}): {type(exc).__name__}",
+        why=said,
+        todo="the log has the details under that reference; `rollbot runs` shows where any "
+        "run stands",
+    ).render()
 
 
 def _mask_output(redactor: Redactor) -> None:

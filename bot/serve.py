@@ -72,8 +72,8 @@ def _build_with_retries(settings: Settings) -> Components:
         try:
             return build(settings)
         except DatabaseUnavailableError as exc:
-            if time.monotonic() + delay > deadline:
-                raise
+            if exc.lasting or time.monotonic() + delay > deadline:
+                raise  # a wrong setting does not fix itself: say so at once
             log.warning(
                 "serve.state_db_unavailable", attempt=attempt, retry_in_s=delay, why=exc.why
             )

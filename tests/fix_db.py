@@ -169,3 +169,58 @@ def readonly_db_0023(pg_server: str, asset_forge_0023_template: str) -> Iterator
 def readonly_db_0022(pg_server: str, asset_forge_0022_template: str) -> Iterator[str]:
     """Conninfo of a 0022 clone shared by a module's tests; writing to it is a test bug."""
     yield from _shared_clone(pg_server, asset_forge_0022_template, "rollbot_ro0022")
+
+
+class Role:
+    """A login role made for one test, with only the privileges the test grants it."""
+
+    def __init__(self, server: str, name: str) -> None:
+        self.server = server
+        self.name = name
+        self._databases: set[str] = set()
+
+    def conninfo(self, conninfo: str, password: str | None = None) -> str:
+        """The same database, reached as this role (the password, if any, is for show)."""
+        params = conninfo_to_dict(conninfo)
+        params["user"] = self.name
+        if password is not None:
+            params["password"] = password
+        return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+
+    def run(self, conninfo: str, *statements: str) -> None:
+        """Run statements as the server's superuser in that database; `{role}` is this role."""
+        dbname = str(conninfo_to_dict(conninfo).get("dbname") or "")
+        self._databases.add(dbname)
+        role = sql.Identifier(self.name).as_string()
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement.replace("{role}", role).encode())
+
+    def drop(self) -> None:
+        """Take back every grant (in each database it was given in), then drop the role."""
+        role = sql.Identifier(self.name)
+        for dbname in self._databases:
+            with (
+                contextlib.suppress(psycopg.Error),
+                psycopg.connect(with_dbname(self.server, dbname), autocommit=True) as conn,
+            ):
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+
+@pytest.fixture
+def make_role(pg_server: str) -> Iterator[Callable[[], Role]]:
+    """Factory: a fresh LOGIN role with a unique name and no privileges; dropped after."""
+    made: list[Role] = []
+
+    def make() -> Role:
+        role = Role(pg_server, unique_name("rollbot_role"))
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role.name)))
+        made.append(role)
+        return role
+
+    yield make
+    for role in made:
+        role.drop()

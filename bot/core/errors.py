@@ -87,7 +87,23 @@ class LockWaitError(BackupError):
 
 
 class DatabaseUnavailableError(RollbotError):
-    """The target or state database cannot be reached."""
+    """The target or state database cannot be reached.
+
+    `lasting` when the cause is a wrong setting (a bad URL, no such database, a refused
+    password): waiting and retrying, as `serve` does for a server still starting, cannot help.
+    """
+
+    def __init__(self, what: str, *, why: str = "", todo: str = "", lasting: bool = False) -> None:
+        super().__init__(what, why=why, todo=todo)
+        self.lasting = lasting
+
+
+class PrivilegeError(RollbotError):
+    """A database refused rollbot's role a privilege; carries the GRANT that fixes it."""
+
+    def __init__(self, what: str, *, why: str = "", todo: str = "", grant: str = "") -> None:
+        super().__init__(what, why=why, todo=todo)
+        self.grant = grant
 
 
 class MigrationFileError(RollbotError):

@@ -16,13 +16,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
+import structlog
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import BaseModel
 
-from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundError
+from bot.core.dbfailures import connection_cause, denied_object, privilege_error
+from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundError, PrivilegeError
 from bot.core.plan import Plan
 from bot.core.redact import Redactor
 from bot.core.restore import RestorePlan
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from bot.core.outbox import Message
+
+log = structlog.get_logger()
 
 STATE_SCHEMA = "rollbot"
 # Which process wrote an event: with replicas and CLI commands, who acted is half the story.
@@ -68,6 +72,7 @@ class RunStore:
         redactor: Redactor | None = None,
     ) -> None:
         self._variable = variable
+        self._conninfo = conninfo
         # Every run, event and message is cleaned as it is written: whatever a target, a
         # tool or Slack said, no secret is stored, so none can be shown from the store.
         self.redactor = redactor or Redactor([conninfo])
@@ -82,7 +87,11 @@ class RunStore:
                 "row_factory": dict_row,
             },
             name="rollbot-store",
+            # A session the server ended while idle in the pool (a restart, an administrator's
+            # pg_terminate_backend) is replaced on checkout instead of failing the next command.
+            check=ConnectionPool.check_connection,
         )
+        self._probe(timeout)
         try:
             self._pool.open(wait=True, timeout=timeout)
         except PoolTimeout as exc:
@@ -93,6 +102,26 @@ class RunStore:
                 todo=f"check {variable} (host, port, credentials) and that the server is up",
             ) from exc
 
+    def _probe(self, timeout: float) -> None:
+        """One direct connection first: the pool only says "no connection within 10 s".
+
+        A wrong port, a bad URL, a missing database or a refused password is named at once.
+        """
+        try:
+            psycopg.connect(
+                self._conninfo,
+                connect_timeout=max(1, int(timeout)),
+                application_name="rollbot store",
+            ).close()
+        except psycopg.Error as exc:
+            cause = connection_cause(self.redactor.text(str(exc)), self._conninfo)
+            raise DatabaseUnavailableError(
+                f"The state database ({self._variable}) cannot be reached",
+                why=cause.why,
+                todo=f"{cause.todo}; nothing was changed",
+                lasting=cause.lasting,
+            ) from None
+
     def close(self) -> None:
         """Release every connection."""
         self._pool.close()
@@ -102,13 +131,23 @@ class RunStore:
         schema = sql.Identifier(STATE_SCHEMA)
         with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {}.schema_version "
-                    "(version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-                ).format(schema)
-            )
+            # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+            # exists: a schema an administrator made for rollbot must not need that.
+            exists = conn.execute(
+                "SELECT to_regnamespace(%s) IS NOT NULL AS e", (STATE_SCHEMA,)
+            ).fetchone()
+            if not (exists and exists["e"]):
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+            versioned = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS e", (f"{STATE_SCHEMA}.schema_version",)
+            ).fetchone()
+            if not (versioned and versioned["e"]):
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {}.schema_version "
+                        "(version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                    ).format(schema)
+                )
             row = conn.execute(
                 sql.SQL("SELECT coalesce(max(version), 0) AS v FROM {}.schema_version").format(
                     schema
@@ -453,15 +492,81 @@ class RunStore:
             try:
                 yield
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id))
+                try:
+                    conn.execute(
+                        "SELECT pg_advisory_unlock(%s, %s::int)", (_RUN_LOCK_CLASS, run_id)
+                    )
+                except psycopg.OperationalError:
+                    # The session is gone, and a session's advisory locks go with it.
+                    log.warning("store.liveness_lock_lost", run_id=run_id)
 
     def connection(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
         """A pooled autocommit connection (rows as dicts), for adapters sharing this store."""
         return self._connection()
 
-    def _connection(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
-        return cast(
-            "AbstractContextManager[psycopg.Connection[dict[str, Any]]]", self._pool.connection()
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A pooled connection whose lost session or refused privilege explains itself.
+
+        Every read and write of the state goes through here, so this is where the driver's
+        errors become messages that name the state database, the object and the fix.
+        """
+        try:
+            with self._pool.connection() as conn:
+                try:
+                    yield cast("psycopg.Connection[dict[str, Any]]", conn)
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise self._refused(conn, exc) from None
+        except psycopg.OperationalError as exc:
+            cause = connection_cause(self.redactor.text(str(exc)), self._conninfo)
+            raise DatabaseUnavailableError(
+                f"The connection to the state database ({self._variable}) was lost",
+                why=cause.why,
+                todo=f"{cause.todo}; a run this command was on is "
+                "settled by the next rollbot command or sweep, and `rollbot runs` shows it",
+                lasting=cause.lasting,
+            ) from None
+        except PoolTimeout as exc:
+            raise DatabaseUnavailableError(
+                "The state database cannot be reached",
+                why=str(exc),
+                todo=f"check {self._variable} and that the server is up",
+            ) from None
+
+    def _refused(self, conn: psycopg.Connection[Any], exc: psycopg.Error) -> PrivilegeError:
+        message = self.redactor.text(exc.diag.message_primary or str(exc).strip())
+        kind, name = denied_object(message) or ("schema", STATE_SCHEMA)
+        row = conn.execute(
+            "SELECT quote_ident(current_user) AS role, quote_ident(current_database()) AS db"
+        ).fetchone()
+        role, db = (str(row["role"]), str(row["db"])) if row else ("rollbot", name)
+        also = (
+            f"; rollbot keeps its runs in schema {STATE_SCHEMA} of {self._variable}'s database "
+            f"and reads and writes every table in it (`GRANT SELECT, INSERT, UPDATE, DELETE ON "
+            f"ALL TABLES IN SCHEMA {STATE_SCHEMA} TO {role};` and `GRANT USAGE ON ALL "
+            f"SEQUENCES IN SCHEMA {STATE_SCHEMA} TO {role};`), or let role {role} own it"
+        )
+        if kind == "database":
+            kind, objects, privileges = "database", [db], "CREATE"
+            also = (
+                f" (rollbot creates its schema {STATE_SCHEMA} on first use), or create it for "
+                f"rollbot: `CREATE SCHEMA {STATE_SCHEMA} AUTHORIZATION {role};`"
+            )
+        elif kind == "schema":
+            objects, privileges = [STATE_SCHEMA], "USAGE, CREATE"
+        elif kind == "sequence":
+            objects, privileges = [f"{STATE_SCHEMA}.{name}"], "USAGE"
+        else:
+            objects, privileges = [f"{STATE_SCHEMA}.{name}"], "SELECT, INSERT, UPDATE, DELETE"
+        return privilege_error(
+            f"The state database ({self._variable})",
+            message,
+            role=role,
+            kind=kind,
+            objects=objects,
+            privileges=privileges,
+            needed_for="rollbot keeps its runs there",
+            also=also,
         )
 
     def _state(self, conn: psycopg.Connection[Any], run_id: int) -> str:

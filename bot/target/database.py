@@ -20,7 +20,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
-from bot.core.errors import DatabaseUnavailableError
+from bot.core.dbfailures import connection_cause, denied_object, privilege_error
+from bot.core.errors import DatabaseUnavailableError, PrivilegeError
 from bot.core.redact import mask_row_values, redact, secrets_of
 from bot.core.targets import DEFAULT, TargetConfig
 from bot.drizzle.folder import JOURNAL_SCHEMA, JOURNAL_TABLE
@@ -58,12 +59,16 @@ class TargetUnreachableError(DatabaseUnavailableError):
     PostgreSQL's, so they are kept here, with the target's secrets already taken out.
     """
 
-    def __init__(self, name: str, exc: psycopg.Error, hidden: Iterable[str]) -> None:
+    def __init__(
+        self, name: str, exc: psycopg.Error, hidden: Iterable[str], conninfo: str = ""
+    ) -> None:
+        cause = connection_cause(redact(str(exc), hidden), conninfo)
         super().__init__(
             f"Target {name} cannot be reached",
-            why=type(exc).__name__,
-            todo=f"check the connection of target {name} (DATABASE_URL or "
-            "ROLLBOT_TARGETS) and that the server is up; nothing was changed",
+            why=cause.why,
+            todo=f"{cause.todo}; target {name}'s URL is set in DATABASE_URL or "
+            "ROLLBOT_TARGETS; nothing was changed",
+            lasting=cause.lasting,
         )
         self.primary = redact(exc.diag.message_primary or type(exc).__name__, hidden)
         self.message = postgres_message(exc, hidden)
@@ -159,22 +164,36 @@ class TargetDatabase:
                 autocommit=autocommit,
             )
         except psycopg.Error as exc:
-            raise TargetUnreachableError(self.name, exc, self.secrets) from None
+            raise TargetUnreachableError(self.name, exc, self.secrets, self.conninfo) from None
         with conn:
             if read_only:
                 conn.read_only = True
             yield conn
 
+    @contextmanager
+    def reading(self, purpose: str) -> Iterator[psycopg.Connection[Any]]:
+        """A read-only connection whose refused reads name the object and the GRANT.
+
+        Reading needs only SELECT on tables and USAGE on schemas, so a "permission denied"
+        here always has one fix, which the error spells out (for the requester in Slack too)
+        instead of a driver traceback.
+        """
+        with self.connect(purpose, read_only=True) as conn:
+            try:
+                yield conn
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise self._refused_read(conn, exc, purpose) from None
+
     def journal_rows(self) -> list[JournalRow] | None:
         """Drizzle's journal rows, or None when the target has no journal table."""
-        with self.connect("history", read_only=True) as conn:
+        with self.reading("history") as conn:
             return self._read_journal(conn)
 
     def plan_facts(
         self, runbook: Runbook, *, count_budget: timedelta | None
     ) -> tuple[Facts, list[JournalRow] | None]:
         """What a plan is built on, read in one read-only connection: catalog facts and journal."""
-        with self.connect("plan", read_only=True) as conn:
+        with self.reading("plan") as conn:
             described: Target = describe_target(conn, name=self.name)
             rows = self._read_journal(conn)
             facts = read_facts(conn, runbook, described, count_budget=count_budget)
@@ -198,6 +217,58 @@ class TargetDatabase:
         with self.connect("lock holder", autocommit=True) as conn:
             return advisory_holder(conn)
 
+    def _refused_read(
+        self, conn: psycopg.Connection[Any], exc: psycopg.Error, purpose: str
+    ) -> PrivilegeError:
+        message = postgres_message(exc, self.secrets)
+        kind, name = denied_object(message) or ("table", "?")
+        conn.rollback()  # the failed statement aborted the transaction; the catalog is readable
+        role = _scalar(conn, "SELECT quote_ident(current_user)", ())
+        if kind == "schema":
+            objects, privileges = [quote_ident(conn, name)], "USAGE"
+        else:
+            objects, privileges = _unreadable(conn, name, kind), "SELECT"
+        return privilege_error(
+            f"Target {self.name}",
+            message,
+            role=role,
+            kind=kind,
+            objects=objects or [name],
+            privileges=privileges,
+            needed_for=f"rollbot's {purpose} reads the catalog, Drizzle's journal and the "
+            "row counts of every table the runbook changes",
+        )
+
     def _read_journal(self, conn: psycopg.Connection[Any]) -> list[JournalRow] | None:
         schema, table = self._journal
         return read_journal(conn, schema=schema, table=table)
+
+
+def quote_ident(conn: psycopg.Connection[Any], name: str) -> str:
+    """A name as SQL needs it (the server's own quoting rules)."""
+    return _scalar(conn, "SELECT quote_ident(%s)", (name,)) or name
+
+
+def _scalar(conn: psycopg.Connection[Any], query: str, params: tuple[str, ...]) -> str:
+    row = conn.execute(query.encode(), params).fetchone()
+    return str(row[0]) if row and row[0] is not None else ""
+
+
+def _unreadable(conn: psycopg.Connection[Any], name: str, kind: str) -> list[str]:
+    """The qualified relations called `name` that the current role may not read.
+
+    PostgreSQL names the refused relation without its schema; the catalog (readable by
+    every role) says which schema's is meant.
+    """
+    query = (
+        "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = %s AND NOT"
+        + (
+            " has_sequence_privilege(c.oid, 'SELECT')"
+            if kind == "sequence"
+            else " has_table_privilege(c.oid, 'SELECT')"
+        )
+        + " ORDER BY 1"
+    )
+    rows = conn.execute(query.encode(), (name,)).fetchall()
+    return [str(r[0]) for r in rows]

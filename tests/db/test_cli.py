@@ -107,7 +107,8 @@ def test_unreachable_state_database_is_a_clear_error() -> None:
     }
     done = rollbot("runs", env=env)
     assert done.returncode == 2
-    assert "Check DATABASE_URL" in done.stderr
+    assert "The state database (DATABASE_URL) cannot be reached" in done.stderr
+    assert "port 1 (connection refused)" in done.stderr
     assert "Traceback" not in done.stderr
     assert SECRET not in done.stderr
 

@@ -328,7 +328,7 @@ def test_unreachable_state_database_fails_start_naming_the_variable(
     }
     done = serve_once(env)
     assert done.returncode == 2
-    assert "Check DATABASE_URL" in done.stderr
+    assert "The state database (DATABASE_URL) cannot be reached" in done.stderr
     assert "serve.state_db_unavailable" in done.stderr
     assert "hunter2" not in done.stderr
 
