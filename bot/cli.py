@@ -1,7 +1,8 @@
 """`rollbot`: the command line, for scripts and for break-glass use.
 
 Every command can print JSON (`--json`) for scripts. Errors are rendered, never tracebacks:
-exit 1 when a run ends blocked or failed, 2 when the request itself is wrong.
+exit 1 when a run ends blocked or failed, 2 when the request or the setup is wrong (a setting, a
+connection detail, a missing privilege) or rollbot failed unexpectedly (with a log reference).
 """
 
 from __future__ import annotations

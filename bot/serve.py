@@ -12,12 +12,12 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
-from slack_bolt.adapter.socket_mode import SocketModeHandler
 from waitress.server import create_server
 
 from bot.app import build
 from bot.core.errors import DatabaseUnavailableError
 from bot.logs import configure_logging
+from bot.slack.socket_mode import CheckedSocketModeHandler
 
 if TYPE_CHECKING:
     from bot.app import Components
@@ -35,11 +35,11 @@ def serve(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 - 
     components = _build_with_retries(settings)
     components.start()
     log.info("serve.started", mode=mode, port=settings.port)
-    socket_handler: SocketModeHandler | None = None
+    socket_handler: CheckedSocketModeHandler | None = None
     try:
         if mode == "socket":
             token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
-            socket_handler = SocketModeHandler(components.bolt, app_token=token)
+            socket_handler = CheckedSocketModeHandler(components.bolt, app_token=token)
             socket_handler.connect()  # type: ignore[no-untyped-call]
             components.socket_connected = socket_handler.client.is_connected
             app = components.health_wsgi()

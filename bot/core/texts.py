@@ -302,6 +302,11 @@ def busy(ahead: int, consequence: str) -> str:
     )
 
 
+def unhandled_request(reference: str) -> str:
+    """A signed request rollbot could not make sense of: the HTTP answer, a log reference."""
+    return f"rollbot could not handle this request (reference {reference})"
+
+
 def unexpected(reference: str) -> str:
     """An error nobody expected: a reference into the logs, and what to check first."""
     return (

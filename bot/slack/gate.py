@@ -4,7 +4,10 @@ Anyone who can reach `/slack/events` can send it anything. Bolt verifies signatu
 timestamp that is not a number or a body that is not UTF-8 makes it raise (a 500), and a refused
 request is logged with its whole body. So before Bolt sees a request, the gate checks its size,
 its timestamp and signature (logging a refusal by length and hash, never by content) and its
-encoding. It touches no database: the ack must not wait for one. A signed request replayed
+encoding, then that the body has a shape Slack sends (`bot/slack/shapes.py`): anything signed
+but malformed is a 400 with a short reason, never a 500. Whatever still makes Bolt raise is
+caught here too, logged with a reference (never with the body) and answered 400. It touches
+no database: the ack must not wait for one. A signed request replayed
 inside the signature window is caught after the ack, by the ids Slack puts in it (an event's
 `event_id`, a slash command's `trigger_id`).
 """
@@ -14,10 +17,14 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from slack_sdk.signature import SignatureVerifier
+
+from bot.core import texts
+from bot.slack.shapes import http_refusal
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -63,16 +70,17 @@ class RequestGate:
         refusal = self._refusal(environ, body)
         if refusal is not None:
             status, why = refusal
-            log.warning(
-                "slack.request_refused",
-                why=why,
-                body_bytes=len(body),
-                body_sha256=hashlib.sha256(body).hexdigest()[:16],
-            )
+            log.warning("slack.request_refused", why=why, **_fingerprint(body))
             return _answer(start_response, status, why)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        return self._app(environ, start_response)
+        try:
+            # Bolt's adapter answers only once it has a response, so nothing was sent yet.
+            return self._app(environ, start_response)
+        except Exception:  # a signed request Bolt cannot handle is not a 500
+            reference = uuid.uuid4().hex[:8]
+            log.exception("slack.request_failed", reference=reference, **_fingerprint(body))
+            return _answer(start_response, "400 Bad Request", texts.unhandled_request(reference))
 
     def _refusal(self, environ: dict[str, Any], body: bytes) -> tuple[str, str] | None:
         timestamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""))
@@ -87,7 +95,17 @@ class RequestGate:
             return "400 Bad Request", "the body is not UTF-8"
         if not self._verifier.is_valid(body, timestamp, signature):
             return "401 Unauthorized", "the signature does not match the signing secret"
+        # Only a signed body is worth reading; Bolt compares the content type the same way.
+        content_type = str(environ.get("CONTENT_TYPE") or "").split(";")[0] or None
+        malformed = http_refusal(body.decode("utf-8"), content_type)
+        if malformed is not None:
+            return "400 Bad Request", malformed
         return None
+
+
+def _fingerprint(body: bytes) -> dict[str, Any]:
+    """A body in a log line: its size and hash, never its content (it may carry anything)."""
+    return {"body_bytes": len(body), "body_sha256": hashlib.sha256(body).hexdigest()[:16]}
 
 
 def _answer(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:

@@ -20,7 +20,7 @@ import structlog
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from pydantic import BaseModel
 
 from bot.core.dbfailures import connection_cause, denied_object, privilege_error
@@ -517,6 +517,14 @@ class RunStore:
                     yield cast("psycopg.Connection[dict[str, Any]]", conn)
                 except psycopg.errors.InsufficientPrivilege as exc:
                     raise self._refused(conn, exc) from None
+        except PoolTimeout as exc:  # before OperationalError, which it is a kind of
+            raise DatabaseUnavailableError(
+                f"The state database ({self._variable}) cannot be reached",
+                why=str(exc),
+                todo="check that the server is up and not out of connections",
+            ) from None
+        except PoolClosed:
+            raise  # this process closed the store: a bug here, not the server's doing
         except psycopg.OperationalError as exc:
             cause = connection_cause(self.redactor.text(str(exc)), self._conninfo)
             raise DatabaseUnavailableError(
@@ -525,12 +533,6 @@ class RunStore:
                 todo=f"{cause.todo}; a run this command was on is "
                 "settled by the next rollbot command or sweep, and `rollbot runs` shows it",
                 lasting=cause.lasting,
-            ) from None
-        except PoolTimeout as exc:
-            raise DatabaseUnavailableError(
-                "The state database cannot be reached",
-                why=str(exc),
-                todo=f"check {self._variable} and that the server is up",
             ) from None
 
     def _refused(self, conn: psycopg.Connection[Any], exc: psycopg.Error) -> PrivilegeError:

@@ -218,6 +218,13 @@ class SocketModeServer:
         self._send(message, timeout=5.0)
         return envelope_id
 
+    def send_raw(self, frame: str) -> None:
+        """Push one frame exactly as given (a malformed one, to see the app survive it)."""
+        self._wait(lambda: bool(self._live), 5.0, "live Socket Mode connection to send on")
+        with self._changed:
+            connection = self._live[-1]
+        self._submit(connection.send(frame), timeout=5.0)
+
     def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:
         """The app's acknowledgement of an envelope, waiting for it to arrive."""
         self._wait(lambda: envelope_id in self._acks, timeout, f"the ack of envelope {envelope_id}")

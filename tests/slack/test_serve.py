@@ -1,5 +1,6 @@
 """`rollbot serve` as deployed: a real process in HTTP mode, and Socket Mode over a websocket."""
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from bot.app import build
 from bot.config import load_settings
 from bot.core.run import RunState
+from bot.logs import configure_logging
+from bot.slack.socket_mode import CheckedSocketModeHandler
 from demo.sample import MIGRATIONS_DIR
 from demo.standin import SlackSender, SlackStandIn, serve_wsgi
 from demo.standin.socket import SocketModeServer
@@ -231,3 +235,69 @@ def _status(url: str) -> tuple[int, dict[str, Any]]:
             return answer.status, dict(json.loads(answer.read()))
     except urllib.error.HTTPError as error:
         return error.code, dict(json.loads(error.read()))
+
+
+def test_socket_mode_survives_malformed_envelopes(
+    db_0023: str, slack_workspace: SlackStandIn, tmp_path: Path
+) -> None:
+    """Malformed frames and envelopes are acked and logged by reason; the connection lives on."""
+    standin = slack_workspace
+    logs = io.StringIO()
+    configure_logging(secrets=[], stream=logs, json=True, level="info")
+    marker = "marker-5be2d0"  # the stand-in's own debug lines would show its frames
+    settings = load_settings(
+        database_url=db_0023,
+        runbooks_dir=RUNBOOKS,
+        backup_dir=tmp_path / "backups",
+        slack_bot_token=standin.bot_token,
+        slack_app_token=standin.app_token,
+        slack_api_url=standin.api_url,
+    )
+    components = build(settings)
+    components.start()
+    with SocketModeServer(standin) as server:
+        handler = CheckedSocketModeHandler(components.bolt, app_token=standin.app_token)
+        handler.connect()  # type: ignore[no-untyped-call]
+        try:
+            server.wait_for_connection()
+            server.send_raw("{" + marker)
+            server.send_raw(json.dumps([marker]))
+            malformed: list[tuple[str, object]] = [
+                ("events_api", [marker]),
+                ("events_api", marker),
+                ("events_api", {"type": "event_callback", "event": marker}),
+                ("events_api", {"type": "event_callback", "event": None, "m": marker}),
+                ("slash_commands", {"text": marker}),
+                ("slash_commands", {"command": "/rollback", "text": marker, "user_id": "U1"}),
+                ("interactive", [marker]),
+                ("interactive", {"type": "block_actions", "user": {"id": "U1"}, "m": marker}),
+                ("nonsense", {"m": marker}),
+            ]
+            envelopes = []
+            for kind, payload in malformed:
+                envelope_id = str(uuid.uuid4())
+                envelopes.append(envelope_id)
+                server.send_raw(
+                    json.dumps({"envelope_id": envelope_id, "type": kind, "payload": payload})
+                )
+            server.send_raw(json.dumps({"type": "events_api", "payload": {"m": marker}}))
+            for envelope_id in envelopes:
+                server.wait_for_ack(envelope_id)
+            mark = standin.mark()
+            envelope = server.send_slash_command(
+                "help", user_id=REQUESTER, channel_id=REQUEST_CHANNEL
+            )
+            server.wait_for_ack(envelope)
+            answer = standin.wait_for("response_url", since=mark, timeout=10)
+            assert "/rollback cancel RUN" in answer.params["text"]
+            assert server.connections_opened == 1
+            assert components.store.recent() == []
+        finally:
+            server.stop()
+            handler.close()  # type: ignore[no-untyped-call]
+            components.stop()
+    lines = [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+    refused = [line for line in lines if line.get("event") == "slack.envelope_refused"]
+    assert len(refused) == len(malformed) + 2
+    assert not [line for line in lines if line.get("level") == "error"]
+    assert marker not in logs.getvalue()
