@@ -50,6 +50,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "users_info": "users:read",
     "usergroups_users_list": "usergroups:read",
     "views_open": None,
+    "send_socket_mode_response": None,  # an ack over the websocket, not a Web API method
 }
 CALL = re.compile(r"client\.([a-z]+_[A-Za-z0-9_]+)\(")
 
