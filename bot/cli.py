@@ -32,7 +32,7 @@ from bot.core.text import (
 )
 from bot.drizzle.history import history_text
 from bot.logs import MaskedStream, configure_logging
-from bot.service.lifecycle import SilentNotifier
+from bot.service.lifecycle import Notifier, SilentNotifier
 from bot.service.rollback import Rollbot, StalePlanError
 from bot.state.deliveries import Deliveries
 from bot.state.store import RunStore
@@ -40,20 +40,50 @@ from bot.state.store import RunStore
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from bot.core.outbox import Message
+
 log = structlog.get_logger()
 
 _FAILED = {RunState.FAILED, RunState.BLOCKED, RunState.CANCELLED, RunState.EXPIRED}
 
 
 class TerminalNotifier(SilentNotifier):
-    """Progress on stderr, so stdout stays the result (and stays valid JSON)."""
+    """Progress on stderr, so stdout stays the result (and stays valid JSON).
 
-    def __init__(self, stream: TextIO) -> None:
+    With Slack configured, every move is also stored with the Slack messages that announce
+    it, exactly as `rollbot serve` would write them: a run requested in Slack and approved
+    here is still approved, executed and reported in its thread and the incident channel,
+    delivered by the courier of any running `rollbot serve`.
+    """
+
+    def __init__(self, stream: TextIO, slack: Notifier | None = None) -> None:
         self.stream = stream
+        self.slack = slack
+
+    def messages(self, run: Run, event: str) -> list[Message]:
+        """Slack's messages for the move, when rollbot has a Slack app; else none."""
+        return self.slack.messages(run, event) if self.slack else []
+
+    def notice(self, run: Run, user: str, reason: str) -> list[Message]:
+        """Slack's note for a refusal, when rollbot has a Slack app; else none."""
+        return self.slack.notice(run, user, reason) if self.slack else []
 
     def run_changed(self, run: Run, event: str) -> None:
         """One line per step, as it is stored."""
         print(f"run {run.id}: {event.replace('_', ' ')}", file=self.stream, flush=True)
+
+
+def _slack_notifier(settings: Settings) -> Notifier | None:
+    """The messages `serve` would store, for a CLI that shares its state database."""
+    if settings.slack_bot_token is None:
+        return None
+    from bot.slack.notifier import SlackNotifier  # noqa: PLC0415 - only with Slack configured
+
+    return SlackNotifier(
+        reaction=settings.approval_reaction,
+        approvers=lambda name: settings.approvers_for(settings.target(name)),
+        incident_channel=settings.incident_channel,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,7 +230,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         store.migrate()
-        service = Rollbot(settings, store, notifier=TerminalNotifier(sys.stderr))
+        notifier = TerminalNotifier(sys.stderr, _slack_notifier(settings))
+        service = Rollbot(settings, store, notifier=notifier)
         _settle(service)
         try:
             return _run_command(args, service)

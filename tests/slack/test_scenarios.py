@@ -1,7 +1,10 @@
 """Slack scenarios: refusals, idempotency, expiry, cancel, rate limits, concurrency."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bot.core.run import Run, RunEvent, RunState
+from demo.sample import MIGRATIONS_DIR
 from demo.standin.model import Call
-from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER, runbooks_with
+from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER, runbooks_with
 from tests.fix_slackbot import BYSTANDER, INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot
 from tests.samples import quietly
 
@@ -405,3 +409,43 @@ def test_the_audit_trail_in_slack_is_escaped_and_complete(
     assert kinds[-1] == "succeeded"
     assert APPROVER in trail
     assert "<@" not in trail  # people are named, not mentioned, in an audit
+
+
+def test_a_slack_run_approved_from_the_cli_is_reported_in_slack(
+    db_0023: str, make_slackbot: Callable[..., SlackBot], tmp_path: Path
+) -> None:
+    """Break-glass approval from a terminal: the tables go, and Slack is told, step by step.
+
+    The CLI stored its moves without Slack's messages, so the plan message kept its Approve
+    button over dropped tables and neither thread heard of it.
+    """
+    bot = make_slackbot(db_0023)
+    run, channel, ts = planned(bot)
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_0023,
+        "ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS),
+        "ROLLBOT_BACKUP_DIR": str(tmp_path / "backups"),
+        "ROLLBOT_APPROVERS": APPROVER,
+        "ROLLBOT_MIGRATIONS_DIR": str(MIGRATIONS_DIR),
+        "ROLLBOT_INCIDENT_CHANNEL": INCIDENT_CHANNEL,
+        "SLACK_BOT_TOKEN": bot.standin.bot_token,
+        "SLACK_API_URL": bot.standin.api_url,
+    }
+    approved = subprocess.run(
+        [sys.executable, "-m", "bot", "approve", str(run.id), "--as", APPROVER],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert approved.returncode == 0, approved.stderr
+    replies = thread_texts(bot, channel, ts)
+    assert any("succeeded" in text for text in replies), replies
+    message = bot.standin.message(channel, ts)
+    assert message is not None
+    assert "succeeded" in message.text
+    assert "Approve" not in json.dumps(message.blocks)  # no button left over dropped tables
+    incident = [m.text for m in bot.standin.messages(INCIDENT_CHANNEL)]
+    assert any("succeeded" in text for text in incident), incident
