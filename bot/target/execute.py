@@ -297,7 +297,16 @@ def _take(conn: psycopg.Connection[Any], target: TargetDatabase, lock: str, plan
 
 
 def _inventory_unchanged(conn: psycopg.Connection[Any], plan: Plan, runbook: Runbook) -> None:
-    """Under the exclusive locks, the inventory must still be the approved one."""
+    """Under the exclusive locks, the inventory must still be the approved one.
+
+    The runbook is compared first: if its file changed since approval, that is the reason,
+    not "the schema"; either way only the approved SQL could ever run, and nothing does.
+    """
+    if runbook.sha256 != plan.runbook_sha256:
+        _fail(
+            f"the runbook file {plan.runbook_file} changed after the plan was approved; "
+            "nothing was changed: plan again and have the new plan approved"
+        )
     facts = read_facts(conn, runbook, plan.target)
     if plan_hash(plan.sql, facts, runbook.sha256) != plan.hash:
         _fail("the schema changed after the plan was approved; nothing was changed")

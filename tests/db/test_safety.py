@@ -257,6 +257,33 @@ def test_runbook_change_voids_the_approval_and_offers_a_new_plan(
     assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
 
 
+def test_a_runbook_edited_after_approval_fails_with_that_reason_and_runs_nothing(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """Edited between the approval's check and the execution: said as it is, never run.
+
+    The re-check under the locks hashed the edited runbook with the schema and called any
+    difference "the schema changed", which sends the on-call looking in the wrong place.
+    """
+    service = make_service(db_0023)
+    run = service.request("0023", requested_by=REQUESTER)
+    plan = Plan.model_validate(run.plan)
+    runbook = service.library().find("0023")
+    edited = runbook.model_copy(update={"sha256": "0" * 64})  # what the file now holds
+    outcome = execute_plan(
+        plan,
+        edited,
+        target=TargetDatabase.at(db_0023),
+        tools=find_pg_tools(plan.target.server_major),
+        backup_dir=service.settings.backup_dir,
+        run_id=run.id,
+        on_commit_pending=lambda _pending: None,
+    )
+    assert not outcome.succeeded
+    assert "0023_loud_shen.md changed after the plan was approved" in (outcome.error or "")
+    assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
+
+
 def test_schema_change_voids_the_approval(
     db_0023: str, make_service: Callable[..., Rollbot]
 ) -> None:
