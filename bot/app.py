@@ -85,6 +85,7 @@ class Components:
             settings, store, notifier=self.notifier, approvers=self.directory.approvers
         )
         self.workers = Workers(threads=settings.workers, queue_size=settings.queue_size)
+        self.approvals = Workers(threads=settings.workers, queue_size=settings.queue_size)
         self.responders = Responders()
         self.chatops = ChatOps(
             self.service,
@@ -92,6 +93,7 @@ class Components:
             self.directory,
             settings,
             workers=self.workers,
+            approvals=self.approvals,
             responders=self.responders,
             redactor=self.redactor,
         )
@@ -122,6 +124,7 @@ class Components:
         self.service.reconcile()
         self.service.expire_due()
         self.workers.start()
+        self.approvals.start()
         self.courier.start()
         self._sweeper.start()
         # Approvals Slack holds but rollbot never acted on; may execute, so not on this thread.
@@ -131,6 +134,7 @@ class Components:
         """Stop background work and release connections."""
         self._stopping.set()
         self.workers.stop()
+        self.approvals.stop()
         self.courier.stop()
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=5)

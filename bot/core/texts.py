@@ -406,3 +406,11 @@ def reminder(run_id: int) -> str:
 def expired_unapproved(run_id: int) -> str:
     """The incident channel's note that a plan nobody approved in time has expired."""
     return f"Run {run_id} expired unapproved: nobody approved it in time; nothing was run"
+
+
+def lost_race(state: str) -> str:
+    """Someone else's approval moved the run first: this one was not needed, and why."""
+    return (
+        f"your approval came a moment after another that moved the run on (it is now "
+        f"{state_label(state)}); nothing was done twice"
+    )

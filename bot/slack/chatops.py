@@ -80,6 +80,7 @@ class ChatOps:
         settings: Settings,
         *,
         workers: Workers | None = None,
+        approvals: Workers | None = None,
         responders: Responders | None = None,
         redactor: Redactor | None = None,
     ) -> None:
@@ -89,6 +90,8 @@ class ChatOps:
         self.settings = settings
         self.redactor = redactor or settings.redactor()
         self.workers = workers  # without: slow work runs on the caller's thread
+        # Approvals have a pool of their own: a flood of plans must never turn one away.
+        self.approvals = approvals or workers
         self.responders = responders
 
     def enqueue(
@@ -189,11 +192,11 @@ class ChatOps:
         run = self.deliveries.run_for_message(channel, ts)
         if run is None:
             return
-        if self.workers is None:
+        if self.approvals is None:
             self._approve(run, user_id)
             return
-        if self.workers.submit("approval", lambda: self._approve(run, user_id)) is None:
-            why = texts.busy(self.workers.ahead(), "your approval was not counted")
+        if self.approvals.submit("approval", lambda: self._approve(run, user_id)) is None:
+            why = texts.busy(self.approvals.ahead(), "your approval was not counted")
             self.service.refuse(run, user_id, f"{why}; add the reaction again then")
 
     def _approve(self, run: Run, user_id: str) -> None:
@@ -210,6 +213,8 @@ class ChatOps:
                 return  # recorded and answered in the thread by the service
             except ConflictError:
                 log.info("slack.approval_lost_race", user=user_id)
+                now = self.service.run(run.id)
+                self.service.refuse(run, user_id, texts.lost_race(now.state))
 
     def reread_approvals(self) -> int:
         """Act on approval reactions Slack holds but rollbot never handled; how many it saw.

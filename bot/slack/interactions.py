@@ -99,6 +99,8 @@ class Interactions:
                 return Reply(text=escape(exc.render()))  # also said in the thread
             except ConflictError:
                 log.info("slack.approval_lost_race", user=user_id)
+                now = self.service.run(run.id)
+                return Reply(text=escape(texts.lost_race(now.state)))
         return None
 
     def reject_pressed(

@@ -6,9 +6,9 @@ from collections.abc import Callable
 import psycopg
 
 from bot.core.run import RunState
-from tests.fix_rollbot import REQUESTER
+from tests.fix_rollbot import APPROVER, REQUESTER
 from tests.fix_slackbot import REQUEST_CHANNEL, SlackBot
-from tests.slack.test_scenarios import wait_state
+from tests.slack.test_scenarios import planned, thread_texts, wait_state
 
 
 def _command(bot: SlackBot, text: str) -> str:
@@ -67,3 +67,22 @@ def test_plans_parked_behind_a_lock_leave_every_command_answered(
 def _answers(bot: SlackBot) -> list[str]:
     """Texts sent through response URLs (the later answers, not the acks)."""
     return [str(c.params.get("text", "")) for c in bot.standin.calls("response_url")]
+
+
+def test_a_flood_of_plans_never_turns_an_approval_away(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """Plans fill their queue; an approval arriving then still counts (its own pool)."""
+    bot = make_slackbot(db_0023, workers=1, queue_size=1, lock_timeout="60s")
+    run, channel, ts = planned(bot)
+    with psycopg.connect(db_0023, application_name="long-migration") as holder:
+        holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        answers = [_command(bot, "0023 --target default") for _ in range(4)]
+        assert any(a.startswith("rollbot is busy") for a in answers), answers
+        bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
+        deadline = time.monotonic() + 30
+        while bot.components.store.get(run.id).state is RunState.AWAITING_APPROVAL:
+            assert time.monotonic() < deadline, "the approval was never taken up"
+            time.sleep(0.05)
+    assert wait_state(bot, run.id, RunState.SUCCEEDED).state is RunState.SUCCEEDED
+    assert not any("busy" in text for text in thread_texts(bot, channel, ts))

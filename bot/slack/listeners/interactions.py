@@ -35,7 +35,7 @@ FORM_NOT_OPENED = "Slack did not open the rejection form in time; press Reject a
 def register(app: App, chatops: ChatOps) -> None:
     """The button and form listeners."""
     buttons = Interactions(
-        chatops.service, chatops.deliveries, chatops.directory, workers=chatops.workers
+        chatops.service, chatops.deliveries, chatops.directory, workers=chatops.approvals
     )
 
     @app.action(APPROVE_ACTION)
