@@ -63,13 +63,18 @@ class Recovery:
         if run.state is RunState.APPROVED:
             why = f"{restarted} about to execute; nothing was run. Request a new plan"
             return self._runs.move(run, RunEvent.CANCELLED, reason=why, exact=True)
+        database = self._planner.database(run.target_name)
+        # Its backend may outlive it, queued on a lock the application then waits behind.
+        ended = database.end_run_sessions(run.id)
+        if ended:
+            log.info("run.orphan_sessions_ended", sessions=ended)
         if run.xid is None:
             why = (
                 f"{restarted} executing, before COMMIT: the transaction rolled back, "
                 "nothing changed"
             )
             return self._runs.move(run, RunEvent.FAILED, reason=why, exact=True)
-        status = self._planner.database(run.target_name).xact_status(run.xid)
+        status = database.xact_status(run.xid)
         if status == "in progress":
             return None  # its COMMIT is still being decided; look again at the next sweep
         if status == "committed":

@@ -212,6 +212,26 @@ class TargetDatabase:
             return None
         return str(row[0]) if row and row[0] else None
 
+    def end_run_sessions(self, run_id: int) -> int:
+        """End what a dead run's process left running here; how many sessions were ended.
+
+        A process killed mid-execution leaves its backend queued on a lock or mid-statement
+        until PostgreSQL notices the client is gone, and the application waits behind it
+        meanwhile; "nothing changed" is only true once that session is gone. Only rollbot's
+        own sessions of this run (named `rollbot run N`, and its final backup's) are ended.
+        """
+        try:
+            with self.connect("recovery", autocommit=True) as conn:
+                rows = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND (application_name = %(name)s OR application_name LIKE %(prefix)s)",
+                    {"name": f"rollbot run {run_id}", "prefix": f"rollbot run {run_id} %"},
+                ).fetchall()
+        except (psycopg.Error, DatabaseUnavailableError):
+            return 0
+        return sum(1 for (ended,) in rows if ended)
+
     def advisory_holder(self) -> str:
         """Which session holds rollbot's per-database advisory lock (its name says which run)."""
         with self.connect("lock holder", autocommit=True) as conn:

@@ -169,6 +169,57 @@ def test_interrupted_execution_before_commit_is_failed_not_rerun(
     assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
 
 
+def test_a_dead_runs_backend_is_ended_before_it_is_called_rolled_back(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """Kill -9 leaves the backend alive, queued on a lock the application waits behind.
+
+    "Nothing changed" is true only once that session is gone: recovery ends the run's own
+    sessions on the target first, and the application's reads go on.
+    """
+    service = make_service(db_0023)
+    run = service.request("0023", requested_by=REQUESTER)
+    runs = quietly(service.store)
+    run = runs.add_approval(run, APPROVER)
+    run = runs.move(run, RunEvent.APPROVED, actor=APPROVER)
+    run = runs.move(run, RunEvent.EXECUTION_STARTED, actor="rollbot")
+    with (
+        psycopg.connect(db_0023, application_name="report-job") as blocker,
+        psycopg.connect(db_0023, application_name=f"rollbot run {run.id}") as orphan,
+    ):
+        blocker.execute("SELECT count(*) FROM assets")  # holds ACCESS SHARE
+        waiting = threading.Thread(
+            target=lambda: _swallow(
+                lambda: orphan.execute("LOCK TABLE assets IN ACCESS EXCLUSIVE MODE")
+            )
+        )
+        waiting.start()
+        with psycopg.connect(db_0023, autocommit=True) as watch:
+            deadline = time.monotonic() + 10
+            while not watch.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s"
+                " AND wait_event_type = 'Lock'",
+                (f"rollbot run {run.id}",),
+            ).fetchall():
+                assert time.monotonic() < deadline, "the orphan never queued"
+                time.sleep(0.05)
+            (settled,) = service.reconcile()
+            waiting.join(timeout=10)
+            assert not watch.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s",
+                (f"rollbot run {run.id}",),
+            ).fetchall()
+    assert settled.state is RunState.FAILED
+    assert "nothing changed" in (settled.reason or "")
+
+
+def _swallow(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except psycopg.Error:
+        return  # the session was ended: that is the point
+
+
 def test_live_worker_is_not_reconciled(db_0023: str, make_service: Callable[..., Rollbot]) -> None:
     """A run whose worker still holds its liveness lock is left alone by another replica."""
     service = make_service(db_0023)
