@@ -1,0 +1,165 @@
+"""A database schema as plain values, and the short diff between two of them.
+
+A rollback that changes Drizzle's journal is right only if the schema it leaves is the one
+Drizzle's migrator builds from the migrations before it. Both schemas are read from the
+catalog (`bot.target.schema`) into `SchemaObject`s; comparing them is pure, so what counts as
+"the same" is decided here, tested without a server.
+
+PostgreSQL renders the same object in more than one way: an expression kept by the catalog is
+deparsed with the parentheses, quoting and spacing of the moment, so `CHECK (amount > 0)` as
+written comes back `CHECK ((amount > 0))`. Every rendering is parsed with PostgreSQL's own
+parser (pglast) and printed again, so two texts are equal when their parse trees are, and only
+then. Owners, privileges, statistics, a sequence's current value and column order (pg_dump
+renumbers columns after a dropped one) are not part of a schema here: none of them is what a
+later `drizzle-kit migrate` depends on.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pglast import parse_sql
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+from pydantic import BaseModel, ConfigDict
+
+Kind = Literal[
+    "schema",
+    "extension",
+    "type",
+    "sequence",
+    "table",
+    "column",
+    "constraint",
+    "index",
+    "view",
+    "materialized view",
+    "function",
+    "trigger",
+]
+# How an attribute's text is normalised before it is compared.
+Rendering = Literal["text", "expression", "constraint", "statement", "query"]
+
+_SPACES = re.compile(r"\s+")
+
+
+class Attribute(BaseModel):
+    """One compared property of an object: `default`, `type`, `definition`, `labels`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    text: str
+    rendering: Rendering = "text"
+
+
+class SchemaObject(BaseModel):
+    """One object of a schema, named as a person reads it: `column public.users.email`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Kind
+    name: str  # qualified: `public.users`, `public.users.email`, `public.users_pkey`
+    parent: str | None = None  # the table (or type) it belongs to, as `kind name`
+    attributes: tuple[Attribute, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """`table public.users`: what the diff names it by."""
+        return f"{self.kind} {self.name}"
+
+
+class Schema(BaseModel):
+    """Every object of a database's application schemas."""
+
+    model_config = ConfigDict(frozen=True)
+
+    objects: tuple[SchemaObject, ...]
+    server_major: int = 0
+
+    def by_key(self) -> dict[str, SchemaObject]:
+        """The objects by `kind name`."""
+        return {o.key: o for o in self.objects}
+
+
+def diff_schemas(actual: Schema, reference: Schema, *, reference_label: str) -> list[str]:
+    """What differs between the schema left behind and the reference, one short line each.
+
+    `left behind: table public.variant_statistics` (in `actual` only), `missing: index
+    public.idx_x` (in `reference` only), `differs: column public.users.email default: …`.
+    An object whose parent is itself left behind or missing is not listed again: a table
+    left behind brings its columns and indexes with it, and naming them would hide the point.
+    """
+    ours, theirs = actual.by_key(), reference.by_key()
+    extra = {k for k in ours if k not in theirs}
+    gone = {k for k in theirs if k not in ours}
+    lines = [f"left behind: {_shown(k)}" for k in sorted(extra) if ours[k].parent not in extra]
+    lines += [f"missing: {_shown(k)}" for k in sorted(gone) if theirs[k].parent not in gone]
+    for key in sorted(ours.keys() & theirs.keys()):
+        lines += _differences(ours[key], theirs[key], reference_label)
+    return lines
+
+
+def _differences(actual: SchemaObject, reference: SchemaObject, label: str) -> list[str]:
+    mine = {a.name: a for a in actual.attributes}
+    other = {a.name: a for a in reference.attributes}
+    lines = []
+    for name in sorted(mine.keys() | other.keys()):
+        left, right = mine.get(name), other.get(name)
+        left_text = normalized(left.text, left.rendering) if left else None
+        right_text = normalized(right.text, right.rendering) if right else None
+        if left_text != right_text:
+            now = left.text if left else "none"
+            then = right.text if right else "none"
+            shown = f"{_shown(actual.key)} {name}"
+            lines.append(f"differs: {shown}: {_short(now)} ({label}: {_short(then)})")
+    return lines
+
+
+def _shown(key: str) -> str:
+    """`table variant_statistics`: the `public.` everyone assumes is left out."""
+    kind, _, name = key.partition(" public.")
+    return f"{kind} {name}" if name else key
+
+
+def _short(text: str, limit: int = 80) -> str:
+    flat = _SPACES.sub(" ", text).strip()
+    return flat if len(flat) <= limit else f"{flat[: limit - 1]}…"
+
+
+def normalized(text: str, rendering: Rendering) -> str:
+    """The text as PostgreSQL's parser reads it, printed back; plain text, spacing collapsed.
+
+    Text that does not parse is compared by its spacing-collapsed self: a parse failure must
+    never make two different texts equal.
+    """
+    flat = _SPACES.sub(" ", text).strip()
+    wrapped = {
+        "text": None,
+        "expression": ("SELECT ", ""),
+        "constraint": ("ALTER TABLE t ADD ", ""),
+        "statement": ("", ""),
+        "query": ("", ""),
+    }[rendering]
+    if wrapped is None:
+        return flat
+    before, after = wrapped
+    try:
+        statements = parse_sql(f"{before}{flat.removesuffix(';')}{after}")
+    except ParseError:
+        return flat
+    return ";".join(RawStream()(s) for s in statements)
+
+
+def attributes(
+    *pairs: tuple[str, str | None] | tuple[str, str | None, Rendering],
+) -> tuple[Attribute, ...]:
+    """Attributes from `(name, text[, rendering])`, leaving out the ones that are None."""
+    made = []
+    for pair in pairs:
+        name, text = pair[0], pair[1]
+        rendering: Rendering = pair[2] if len(pair) == 3 else "text"  # noqa: PLR2004
+        if text is not None:
+            made.append(Attribute(name=name, text=text, rendering=rendering))
+    return tuple(made)
