@@ -1,8 +1,9 @@
 """A Drizzle migrations chain for the tests, and databases Drizzle's migrator built from it.
 
-`tests/fixtures/drizzle_chain` is a drizzle-kit folder of eight migrations: enums, tables,
+`tests/fixtures/drizzle_chain` is a drizzle-kit folder of nine migrations: enums, tables,
 foreign keys between new and old tables, columns added to old tables, a dropped column, a data
-backfill, views, a sequence and a materialized view. Each database is migrated with
+backfill, views, a sequence, a materialized view, and a custom `CREATE TABLE IF NOT EXISTS` of
+a table an earlier migration made (its rollback must not drop it). Each database is migrated with
 `bot.target.migrator.migrate`,
 which applies the files and writes the journal rows exactly as Drizzle
 does, so what rollbot reads is what it would read in production.
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 CHAIN_DIR = Path(__file__).parent / "fixtures" / "drizzle_chain"
 # Migrations of the chain whose rollback can be derived, and those that must be refused.
 REVERSIBLE = ("0000", "0001", "0002", "0003", "0006", "0007")
-IRREVERSIBLE = ("0004", "0005")
+IRREVERSIBLE = ("0004", "0005", "0008")
 
 
 def read_chain() -> list[Migration]:

@@ -126,6 +126,40 @@ class RowChange(BaseModel, frozen=True):
     after: int | None  # None: the table was dropped
 
 
+_SHOWN_DIFFERENCES = 8
+
+
+class Proof(BaseModel, frozen=True):
+    """Whether the schema a rollback leaves is the one the migrations before it build.
+
+    Made on the rehearsal's copy after the plan's SQL committed there, against the schema
+    Drizzle's migrator builds from the folder's migrations 0…N-1 (`bot.target.reference`).
+    """
+
+    reference: str  # "0022", the migration the schema must be at afterwards
+    differences: tuple[str, ...] = ()  # "left behind: table variant_statistics", …
+    skipped: str | None = None  # why it could not be made
+
+    @property
+    def holds(self) -> bool:
+        """Made, and nothing differs."""
+        return self.skipped is None and not self.differences
+
+    def summary(self) -> str:
+        """`proved equal to 0022`, what differs, or (loudly) why it was not made."""
+        if self.skipped is not None:
+            return f"NOT proved equal to {self.reference}: {self.skipped}"
+        if not self.differences:
+            return f"proved equal to {self.reference}"
+        shown = list(self.differences[:_SHOWN_DIFFERENCES])
+        if len(self.differences) > _SHOWN_DIFFERENCES:
+            shown.append(f"and {len(self.differences) - _SHOWN_DIFFERENCES} more")
+        return (
+            f"the schema left would not be {self.reference}'s, so the journal would lie: "
+            + "; ".join(shown)
+        )
+
+
 class Rehearsal(BaseModel, frozen=True):
     """What running the plan on a scratch copy showed, or why it did not run."""
 
@@ -143,6 +177,7 @@ class Rehearsal(BaseModel, frozen=True):
     scratch: str | None = None  # the scratch database it used (and dropped), for the record
     ran_as: str | None = None  # the role the runbook ran as in the copy
     privilege_note: str | None = None  # why it ran as rollbot's own role, not a throwaway one
+    proof: Proof | None = None  # for a rollback that changes the journal: is the schema N-1's?
 
     def summary(self) -> str:
         """One line for the approver: `rehearsed: ok in 0.4 s (ACCESS EXCLUSIVE on 8 tables)`."""
@@ -157,6 +192,8 @@ class Rehearsal(BaseModel, frozen=True):
                 text += f" ({lock_counts(self.locks)})"
         if self.skipped is None and self.ran_as:
             text += f"; {self.privileges()}"
+        if self.proof is not None and (self.ok or self.skipped is not None):
+            text += f"; {self.proof.summary()}"
         if self.cleanup_error is not None:
             text += f"; {self.cleanup_error}"
         return text

@@ -205,13 +205,23 @@ def backup_line(backup: BackupInfo | None, held: int, state: RunState, reason: s
     return f"none: {reason}" if reason else "none"
 
 
-def rehearsal_line(summary: str | None, state: RunState, *, backed_up: bool) -> str:
-    """`rehearsed: ok in 0.4 s (…)`, the failure, the skip, or why there is none yet."""
+def rehearsal_line(
+    summary: str | None, state: RunState, *, backed_up: bool, journal: bool = False
+) -> str:
+    """`rehearsed: ok in 0.4 s (…)`, the failure, the skip, or why there is none yet.
+
+    With `journal` (the rollback deletes a Drizzle journal row), a rehearsal that is off
+    says loudly that the schema it leaves was not proved to be the previous migration's.
+    """
     if summary is not None:
         return summary
     if state in {RunState.REQUESTED, RunState.BACKING_UP}:
         return "after the backup, on a scratch copy"
-    return "off for this target" if backed_up else "not run"
+    if not backed_up:
+        return "not run"
+    if journal:
+        return "off for this target; NOT proved equal to the previous migration (no rehearsal)"
+    return "off for this target"
 
 
 def approved_by(names: list[str]) -> str:

@@ -181,10 +181,19 @@ def view_of(run: Run) -> RunView:
         approval=_approval(run),
         plan=_restore(run) if run.kind == "restore" else _plan(run),
         backup=texts.backup_line(backup, sum(rows.values()), run.state, run.reason),
-        rehearsal=texts.rehearsal_line(rehearsal, run.state, backed_up=bool(run.backup)),
+        rehearsal=texts.rehearsal_line(
+            rehearsal, run.state, backed_up=bool(run.backup), journal=_deletes_a_journal_row(run)
+        ),
         promoted_from=run.promoted_from.summary if run.promoted_from else None,
         outcome=_outcome(outcome, rows) if outcome is not None else None,
     )
+
+
+def _deletes_a_journal_row(run: Run) -> bool:
+    if run.kind == "restore":
+        return False
+    journal = run.rollback_plan().journal
+    return journal is not None and journal.row is not None
 
 
 def _approval(run: Run) -> ApprovalView:

@@ -86,18 +86,26 @@ def journal_plan(
 
 
 def newer_applied(
-    runbook: Runbook, migrations: list[Migration] | None, rows: list[JournalRow] | None
+    name: str, migrations: list[Migration] | None, rows: list[JournalRow] | None
 ) -> str | None:
-    """The newest applied migration when it is not this one (only the newest may go)."""
-    if not rows or migrations is None or find_migration(migrations, runbook.name) is None:
+    """The newest applied migration when it is not `name` (only the newest may go)."""
+    if not rows or migrations is None or find_migration(migrations, name) is None:
         return None
     latest = latest_applied(match_journal(migrations, rows))
-    if latest is None or latest.tag == runbook.name:
+    if latest is None or latest.tag == name:
         return None
-    ours = find_migration(migrations, runbook.name)
+    ours = find_migration(migrations, name)
     if ours is not None and latest.when is not None and latest.when < ours.when:
         return None  # ours is newer than the newest applied: it is simply not applied
     return latest.tag
+
+
+def before(migrations: list[Migration] | None, name: str) -> list[Migration] | None:
+    """The migrations applied before `name`, in journal order: what the schema is at N-1."""
+    for position, migration in enumerate(migrations or ()):
+        if migration.tag == name:
+            return (migrations or [])[:position]
+    return None
 
 
 def lint(runbook: Runbook, migrations: list[Migration] | None) -> LintReport | None:

@@ -17,9 +17,17 @@ from bot.drizzle.derive import derive_runbook
 from bot.drizzle.folder import Migration, read_migrations
 from bot.drizzle.history import HistoryEntry, history
 from bot.drizzle.journal import match_journal
-from bot.drizzle.rules import find_by_query, journal_plan, lint, newer_applied, unexpected_drops
+from bot.drizzle.rules import (
+    before,
+    find_by_query,
+    journal_plan,
+    lint,
+    newer_applied,
+    unexpected_drops,
+)
 from bot.state.store import STATE_SCHEMA
 from bot.target.database import TargetDatabase
+from bot.target.reference import Reference, ReferenceCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -52,6 +60,7 @@ class Planner:
             if rehearsal_url is not None
             else None
         )
+        self.references = ReferenceCache()
 
     def library(self) -> RunbookLibrary:
         """Runbooks are read fresh each time: an edit takes effect (and voids old plans)."""
@@ -60,6 +69,36 @@ class Planner:
     def approvers(self, target_name: str) -> frozenset[str]:
         """User ids allowed to approve on a target (user groups expanded)."""
         return self._expand(self.settings.approvers_for(self.settings.target(target_name)))
+
+    def latest_first(self, query: str, target: TargetConfig) -> None:
+        """Refuse a migration that is not the newest applied, before anything else is said.
+
+        Asking to roll back 0022 while 0023 is applied has one answer, whatever 0022 holds:
+        roll back 0023 first. Deriving 0022 first would answer "irreversible" instead.
+        """
+        migrations = self.migrations()
+        migration = find_by_query(migrations, query)
+        if migration is None:
+            return
+        newer = newer_applied(migration.tag, migrations, self.database(target.name).journal_rows())
+        if newer is not None:
+            raise _not_the_newest(migration.tag, newer)
+
+    def reference(self, plan: Plan, runbook: Runbook, server: TargetDatabase) -> Reference | None:
+        """The schema at N-1 for a plan that deletes a journal row; None for any other plan.
+
+        A runbook with `journal: false` leaves the journal alone, so it is not held to N-1.
+        """
+        if plan.journal is None or plan.journal.row is None:
+            return None
+        migrations = self.migrations()
+        previous = before(migrations, runbook.name)
+        if previous is None:
+            return None
+        label = previous[-1].tag.split("_", 1)[0] if previous else "an empty database"
+        return self.references.reference(
+            server, previous, label=label, exclude=(*self.exclude(), self.settings.drizzle_schema)
+        )
 
     def runbook(self, query: str) -> Runbook:
         """The runbook for a migration, or one derived from its forward migration file."""
@@ -104,14 +143,9 @@ class Planner:
         migrations = self.migrations()
         budget = self.settings.count_budget if count else None
         facts, rows = self.database(target.name).plan_facts(runbook, count_budget=budget)
-        newer = newer_applied(runbook, migrations, rows)
+        newer = newer_applied(runbook.name, migrations, rows)
         if latest_only and newer is not None:
-            raise NotAllowedError(
-                f"Only the newest applied migration can be rolled back, and that is {newer}",
-                why=f"{runbook.name} is older; rolling it back first would leave {newer} on top "
-                "of a schema it does not expect",
-                todo=f"roll back {newer} first (several migrations = several runs, newest first)",
-            )
+            raise _not_the_newest(runbook.name, newer)
         return build_plan(
             runbook,
             facts,
@@ -150,6 +184,16 @@ class Planner:
         schema that is not there is harmless, so no target needs to know which one does.
         """
         return (STATE_SCHEMA,)
+
+
+def _not_the_newest(name: str, newer: str) -> NotAllowedError:
+    ours, theirs = name.split("_", 1)[0], newer.split("_", 1)[0]
+    return NotAllowedError(
+        f"Only the newest applied migration can be rolled back, and that is {newer}",
+        why=f"{theirs} is applied after {ours}: roll back {theirs} first; rolling {ours} back "
+        f"first would leave {theirs} on top of a schema it does not expect",
+        todo=f"roll back {newer} first (several migrations = several runs, newest first)",
+    )
 
 
 def target_databases(settings: Settings) -> dict[str, TargetDatabase]:

@@ -48,6 +48,7 @@ class Planning:
     ) -> Run:
         """Plan a rollback, take and verify the backup, and leave it awaiting approval."""
         config = self._settings.target(target)
+        self._planner.latest_first(query, config)
         runbook = self._planner.runbook(query)
         promoted = self._promotion(after, runbook.name, config.name) if after else None
         plan = self._planner.plan(runbook, config, count=True, latest_only=True)
@@ -164,11 +165,13 @@ class Planning:
         mode = self._settings.rehearsal_for(database.config)
         if mode == "off":
             return None
+        server = self._planner.rehearsal_server(database)
         return rehearse(
             plan,
             runbook,
             backup=backup,
             tools=tools,
-            server=self._planner.rehearsal_server(database),
+            server=server,
             data="none" if mode == "schema" else mode,
+            reference=self._planner.reference(plan, runbook, server),
         )

@@ -22,9 +22,11 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from bot.core.results import SKIPPED, Rehearsal, RowChange
+from bot.core.results import SKIPPED, Proof, Rehearsal, RowChange
+from bot.core.schema import diff_schemas
 from bot.target.catalog import read_facts
 from bot.target.database import postgres_message
+from bot.target.schema import read_schema
 from bot.target.scratch import (
     DataMode,
     ScratchRefusedError,
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from bot.core.runbook import Runbook
     from bot.pgclient.tools import PgTools
     from bot.target.database import TargetDatabase
+    from bot.target.reference import Reference
 
 log = structlog.get_logger()
 
@@ -105,6 +108,7 @@ def rehearse(
     server: TargetDatabase,
     data: DataMode = "none",
     name_prefix: str = "rollbot_rehearsal",
+    reference: Reference | None = None,
 ) -> Rehearsal:
     """Run the plan's exact SQL on a scratch copy of `backup`, then drop the copy.
 
@@ -113,13 +117,25 @@ def rehearse(
     none (schema only), those of the tables the plan writes to or locks and of every table they
     reference, or all. A refused CREATE DATABASE, a failed restore, a failing statement or
     check come back in the result; anything else is raised once the copy is dropped.
+
+    With a `reference` (the schema at N-1, for a rollback that changes Drizzle's journal),
+    the copy's schema after COMMIT is compared with it: any difference fails the rehearsal,
+    and the result carries the proof, or why it could not be made.
     """
     started = time.monotonic()
     name = scratch_name(name_prefix)
     refused = create_role(server, name)
     role = None if refused else name
     attempt = partial(
-        _in_scratch, plan, runbook, backup=backup, tools=tools, server=server, data=data, name=name
+        _in_scratch,
+        plan,
+        runbook,
+        backup=backup,
+        tools=tools,
+        server=server,
+        data=data,
+        name=name,
+        reference=reference,
     )
     try:
         try:
@@ -133,11 +149,15 @@ def rehearse(
     if role_left is not None:
         log.warning("rehearsal.role_left", role=name, problem=role_left)
     left = "; ".join(x for x in (result.cleanup_error, role_left) if x) or None
+    proof = result.proof
+    if reference is not None and proof is None and result.skipped is not None:
+        proof = Proof(reference=reference.label, skipped=reference.skipped or "no rehearsal")
     return result.model_copy(
         update={
             "total_s": time.monotonic() - started,
             "cleanup_error": left,
             "privilege_note": refused if result.skipped is None else None,
+            "proof": proof,
         }
     )
 
@@ -152,6 +172,7 @@ def _in_scratch(
     data: DataMode,
     name: str,
     role: str | None,
+    reference: Reference | None,
 ) -> Rehearsal:
     """Create the copy (owned by `role` when there is one), restore, run, and drop it."""
     try:
@@ -160,7 +181,14 @@ def _in_scratch(
         return Rehearsal(ok=False, skipped=f"{exc.reason}{SKIPPED}", data=data)
     try:
         result = _restore_and_run(
-            plan, runbook, backup=backup, tools=tools, scratch=scratch, data=data, role=role
+            plan,
+            runbook,
+            backup=backup,
+            tools=tools,
+            scratch=scratch,
+            data=data,
+            role=role,
+            reference=reference,
         )
     except BaseException:
         left = drop_scratch(server, name)
@@ -180,6 +208,7 @@ def _restore_and_run(
     scratch: TargetDatabase,
     data: DataMode,
     role: str | None,
+    reference: Reference | None,
 ) -> Rehearsal:
     try:
         restore_scratch(
@@ -204,7 +233,29 @@ def _restore_and_run(
             duration = time.monotonic() - started
             return Rehearsal(ok=False, duration_s=duration, ran_as=ran_as, **exc.fields)
         duration = time.monotonic() - started
-    return Rehearsal(ok=True, duration_s=duration, locks=locks, rows=rows, ran_as=ran_as)
+        proof = _prove(conn, reference) if reference is not None else None
+    if proof is not None and proof.differences:
+        return Rehearsal(
+            ok=False,
+            duration_s=duration,
+            locks=locks,
+            rows=rows,
+            ran_as=ran_as,
+            error=proof.summary(),
+            proof=proof,
+        )
+    return Rehearsal(
+        ok=True, duration_s=duration, locks=locks, rows=rows, ran_as=ran_as, proof=proof
+    )
+
+
+def _prove(conn: psycopg.Connection[Any], reference: Reference) -> Proof:
+    """The copy, rolled back and committed, against the schema at N-1: one catalog read."""
+    if reference.schema is None:
+        return Proof(reference=reference.label, skipped=reference.skipped or "no reference")
+    left = read_schema(conn, reference.exclude)
+    differences = diff_schemas(left, reference.schema, reference_label=reference.label)
+    return Proof(reference=reference.label, differences=tuple(differences))
 
 
 def _become(conn: psycopg.Connection[Any], role: str | None) -> str:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def test_chain_is_a_drizzle_kit_folder() -> None:
-    """Eight migrations in journal order, each file cut by drizzle-kit's breakpoint marker."""
+    """Nine migrations in journal order, each file cut by drizzle-kit's breakpoint marker."""
     chain = read_chain()
     assert [m.tag.split("_")[0] for m in chain] == sorted((*REVERSIBLE, *IRREVERSIBLE))
     assert [m.when for m in chain] == sorted(m.when for m in chain)
@@ -25,7 +25,7 @@ def test_whole_chain_applies_with_one_journal_row_each(
     drizzle_db: Callable[[str | None], str],
 ) -> None:
     """Every migration applies on an empty database and is recorded with its hash and `when`."""
-    conninfo = drizzle_db("0007")
+    conninfo = drizzle_db("0008")
     with psycopg.connect(conninfo) as conn:
         rows = conn.execute(
             "SELECT hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id"

@@ -24,8 +24,8 @@ def chain_service(make_service: Callable[..., Rollbot], tmp_path: Path) -> Calla
     empty = tmp_path / "no-runbooks"
     empty.mkdir()
 
-    def make(conninfo: str) -> Rollbot:
-        return make_service(conninfo, runbooks_dir=empty, migrations_dir=CHAIN_DIR)
+    def make(conninfo: str, **settings: str) -> Rollbot:
+        return make_service(conninfo, runbooks_dir=empty, migrations_dir=CHAIN_DIR, **settings)
 
     return make
 
@@ -34,15 +34,20 @@ def chain_service(make_service: Callable[..., Rollbot], tmp_path: Path) -> Calla
 def test_derived_rollback_returns_to_the_previous_migration(
     migration: str,
     drizzle_db: Callable[[str | None], str],
-    chain_service: Callable[[str], Rollbot],
+    chain_service: Callable[..., Rollbot],
 ) -> None:
-    """Each reversible migration's derived rollback leaves schema and journal at N-1 exactly."""
+    """Each reversible migration's derived rollback is proved equal to N-1, then lands there."""
     database, expected = drizzle_db(migration), drizzle_db(PREVIOUS[migration])
-    service = chain_service(database)
+    service = chain_service(database, rehearsal="schema")
     run = service.request(migration, requested_by=REQUESTER)
     plan = Plan.model_validate(run.plan)
     assert plan.derived
     assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    assert run.rehearsal is not None
+    assert run.rehearsal.proof is not None
+    assert run.rehearsal.proof.summary() == (
+        f"proved equal to {PREVIOUS[migration] or 'an empty database'}"
+    )
     run = service.approve(run.id, APPROVER)
     assert run.state is RunState.SUCCEEDED, run.reason
     assert schema_of(database) == schema_of(expected)

@@ -30,6 +30,7 @@ def test_applied_current_and_pending_follow_the_newest_row() -> None:
         ("0005", "pending"),
         ("0006", "pending"),
         ("0007", "pending"),
+        ("0008", "pending"),
     ]
     assert [s.journal_id for s in statuses[:5]] == [1, 2, 3, 4, None]
     assert all(s.hash_matches for s in statuses[:4])

@@ -1,0 +1,153 @@
+"""The schema at N-1, rebuilt by replaying the migrations folder on a scratch database.
+
+The folder is the one account of what Drizzle's schema is at each migration that does not
+depend on the target's history: replaying migrations 0…N-1 exactly as Drizzle's migrator does
+(`bot.target.migrator`) builds what `drizzle-kit migrate` would build, and so what a rollback
+of N must leave. The replay runs as a throwaway role when rollbot may create one (as the
+rehearsal does), in a database of its own that is dropped at once; only the catalog read from
+it is kept, in memory, keyed by the hash of the migrations replayed and the server's major
+version (a catalog renders differently across majors). The next plan of the same rollback, or
+of any rollback to the same N-1, reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psycopg
+import structlog
+from psycopg import sql
+
+from bot.target.database import TargetUnreachableError, postgres_message
+from bot.target.migrator import migrate
+from bot.target.schema import read_schema
+from bot.target.scratch import (
+    ScratchRefusedError,
+    create_role,
+    create_scratch,
+    drop_role,
+    drop_scratch,
+    scratch_name,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bot.core.schema import Schema
+    from bot.drizzle.folder import Migration
+    from bot.target.database import TargetDatabase
+
+log = structlog.get_logger()
+PURPOSE = "reference"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The schema at N-1, or why it could not be built (`skipped`)."""
+
+    label: str  # "0022", or "no migration" for the first one's rollback
+    schema: Schema | None
+    exclude: tuple[str, ...] = ()  # schemas left out of both sides (rollbot's, the journal's)
+    skipped: str | None = None
+    cached: bool = False
+    built_s: float = 0.0
+
+
+def content_hash(migrations: Sequence[Migration], server_major: int) -> str:
+    """What the reference depends on: each replayed file, its `when`, and the server major."""
+    digest = hashlib.sha256(f"server {server_major}\n".encode())
+    for migration in migrations:
+        digest.update(f"{migration.tag}\n{migration.when}\n{migration.hash}\n".encode())
+    return digest.hexdigest()
+
+
+class ReferenceCache:
+    """References by content hash, for the life of the process; `builds` counts replays."""
+
+    def __init__(self) -> None:
+        self._schemas: dict[str, Schema] = {}
+        self._lock = threading.Lock()
+        self.builds = 0
+
+    def reference(
+        self,
+        server: TargetDatabase,
+        migrations: Sequence[Migration],
+        *,
+        label: str,
+        exclude: Sequence[str],
+        name_prefix: str = "rollbot_reference",
+    ) -> Reference:
+        """The schema `migrations` build on `server`'s server, from the cache when it is there."""
+        try:
+            major = _server_major(server)
+        except TargetUnreachableError as exc:
+            why = f"the server cannot be reached ({exc.message})"
+            return Reference(label=label, schema=None, skipped=why, exclude=tuple(exclude))
+        key = content_hash(migrations, major) + "\n" + ",".join(sorted(exclude))
+        with self._lock:
+            cached = self._schemas.get(key)
+        if cached is not None:
+            return Reference(label=label, schema=cached, cached=True, exclude=tuple(exclude))
+        started = time.monotonic()
+        self.builds += 1
+        schema, skipped = build(server, migrations, exclude=exclude, name_prefix=name_prefix)
+        if schema is not None:
+            with self._lock:
+                self._schemas[key] = schema
+        return Reference(
+            label=label,
+            schema=schema,
+            skipped=skipped,
+            exclude=tuple(exclude),
+            built_s=time.monotonic() - started,
+        )
+
+
+def build(
+    server: TargetDatabase,
+    migrations: Sequence[Migration],
+    *,
+    exclude: Sequence[str],
+    name_prefix: str,
+) -> tuple[Schema | None, str | None]:
+    """Replay `migrations` on a new scratch database, read its schema, drop it; or why not."""
+    name = scratch_name(name_prefix)
+    refused = create_role(server, name)
+    role = None if refused else name
+    try:
+        try:
+            scratch = create_scratch(server, name, owner=role)
+        except ScratchRefusedError as exc:
+            return None, exc.reason
+        try:
+            with scratch.connect(PURPOSE) as conn:
+                if role is not None:
+                    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+                    conn.commit()
+                migrate(conn, list(migrations))
+                schema = read_schema(conn, exclude)
+        except TargetUnreachableError as exc:
+            return None, f"the scratch database cannot be reached ({exc.message})"
+        except psycopg.Error as exc:
+            said = postgres_message(exc, server.secrets)
+            return None, f"replaying the migrations on a scratch database failed ({said})"
+        finally:
+            left = drop_scratch(server, name)
+            if left is not None:
+                log.warning("reference.scratch_left", database=name, problem=left)
+    finally:
+        if role is not None:
+            role_left = drop_role(server, name)
+            if role_left is not None:
+                log.warning("reference.role_left", role=name, problem=role_left)
+    return schema, None
+
+
+def _server_major(server: TargetDatabase) -> int:
+    with server.connect(PURPOSE, autocommit=True) as conn:
+        return conn.info.server_version // 10000

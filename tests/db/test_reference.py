@@ -1,0 +1,165 @@
+"""The chain as the reference: a rollback that changes the journal must land exactly on N-1."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+
+from bot.core.errors import NotAllowedError
+from bot.core.run import RunState
+from bot.core.text import plan_text
+from tests.db.test_rehearsal import role_without_createdb  # noqa: F401 - a fixture
+from tests.db.test_rollback import journal_of
+from tests.fix_drizzle import CHAIN_DIR
+from tests.fix_rollbot import REQUESTER, RUNBOOKS, schema_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from bot.service.rollback import Rollbot
+
+SEED = (RUNBOOKS / "0023_loud_shen.md").read_text()
+FORGETS_VARIANT_STATISTICS = SEED.replace("DROP TABLE IF EXISTS variant_statistics;\n", "")
+LABELS_ONLY = """# Rollback 0008
+
+## Quick Rollback
+
+```sql
+DROP TABLE labels;
+```
+"""
+LABELS_AND_COMMENTS = """# Rollback 0008
+
+## Quick Rollback
+
+```sql
+DROP TABLE labels;
+DROP TABLE comments;
+```
+"""
+
+
+def _runbooks(tmp_path: Path, name: str, text: str) -> Path:
+    directory = tmp_path / "runbooks"
+    directory.mkdir(exist_ok=True)
+    (directory / name).write_text(text)
+    return directory
+
+
+def _scratch_databases(conninfo: str) -> list[str]:
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'rollbot\\_reference\\_%'"
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def test_the_seed_rollback_is_proved_equal_to_0022_and_the_reference_is_reused(
+    db_0023: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """The seed's runbook leaves 0022's schema; a second plan reuses the replay, none is left."""
+    service = make_service(db_0023, rehearsal="schema")
+    run = service.request("0023", requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    assert run.rehearsal is not None
+    assert run.rehearsal.proof is not None
+    assert run.rehearsal.proof.holds
+    assert "proved equal to 0022" in plan_text(run)
+    assert service.planner.references.builds == 1
+    service.cancel(run.id, REQUESTER)
+    again = service.request("0023", requested_by=REQUESTER)
+    assert again.state is RunState.AWAITING_APPROVAL, again.reason
+    assert "proved equal to 0022" in plan_text(again)
+    assert service.planner.references.builds == 1
+    assert _scratch_databases(db_0023) == []
+
+
+def test_a_runbook_that_forgets_a_table_is_blocked_before_approval(
+    db_0023: str, make_service: Callable[..., Rollbot], tmp_path: Path
+) -> None:
+    """Without `DROP TABLE variant_statistics` it is blocked with the diff; nothing changes."""
+    runbooks = _runbooks(tmp_path, "0023_loud_shen.md", FORGETS_VARIANT_STATISTICS)
+    service = make_service(db_0023, runbooks_dir=runbooks, rehearsal="schema")
+    schema, journal = schema_of(db_0023), journal_of(db_0023)
+    run = service.request("0023", requested_by=REQUESTER)
+    assert run.state is RunState.BLOCKED
+    assert run.reason is not None
+    assert "left behind: table variant_statistics" in run.reason
+    assert "left behind: table variant_statistics" in plan_text(run)
+    assert schema_of(db_0023) == schema
+    assert journal_of(db_0023) == journal
+
+
+def test_a_runbook_that_drops_a_table_older_than_n_is_blocked(
+    drizzle_db: Callable[[str | None], str], make_service: Callable[..., Rollbot], tmp_path: Path
+) -> None:
+    """0008's `IF NOT EXISTS` made no `comments`: dropping it goes past 0007 and is blocked."""
+    database = drizzle_db("0008")
+    runbooks = _runbooks(tmp_path, "0008_lush_labels.md", LABELS_AND_COMMENTS)
+    service = make_service(
+        database, runbooks_dir=runbooks, migrations_dir=CHAIN_DIR, rehearsal="schema"
+    )
+    run = service.request("0008", requested_by=REQUESTER)
+    assert run.state is RunState.BLOCKED
+    assert run.reason is not None
+    assert "missing: table comments" in run.reason
+    assert "missing: index comments_task_created_idx" not in run.reason  # said by its table
+
+
+def test_a_hand_written_rollback_of_if_not_exists_is_proved(
+    drizzle_db: Callable[[str | None], str], make_service: Callable[..., Rollbot], tmp_path: Path
+) -> None:
+    """Dropping only what 0008 really created is proved equal to 0007."""
+    database = drizzle_db("0008")
+    runbooks = _runbooks(tmp_path, "0008_lush_labels.md", LABELS_ONLY)
+    service = make_service(
+        database, runbooks_dir=runbooks, migrations_dir=CHAIN_DIR, rehearsal="schema"
+    )
+    run = service.request("0008", requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    assert "proved equal to 0007" in plan_text(run)
+
+
+def test_the_latest_only_refusal_comes_before_derivation(
+    drizzle_db: Callable[[str | None], str], make_service: Callable[..., Rollbot], tmp_path: Path
+) -> None:
+    """Asking for the irreversible 0004 while 0005 is applied says: roll back 0005 first."""
+    empty = tmp_path / "no-runbooks"
+    empty.mkdir()
+    service = make_service(drizzle_db("0005"), runbooks_dir=empty, migrations_dir=CHAIN_DIR)
+    with pytest.raises(NotAllowedError) as caught:
+        service.request("0004", requested_by=REQUESTER)
+    assert "0005 is applied after 0004: roll back 0005 first" in caught.value.render()
+    assert service.store.recent() == []
+
+
+def test_a_journal_false_runbook_is_not_held_to_n_minus_1(
+    db_0023: str, make_service: Callable[..., Rollbot], tmp_path: Path
+) -> None:
+    """A runbook that leaves the journal alone is not compared with 0022, and is approvable."""
+    text = "---\njournal: false\n---\n" + FORGETS_VARIANT_STATISTICS
+    runbooks = _runbooks(tmp_path, "0023_loud_shen.md", text)
+    service = make_service(db_0023, runbooks_dir=runbooks, rehearsal="schema")
+    run = service.request("0023", requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    assert run.rehearsal is not None
+    assert run.rehearsal.proof is None
+    assert service.planner.references.builds == 0
+
+
+def test_a_refused_create_database_is_said_loudly_and_left_approvable(
+    db_0023: str,
+    make_service: Callable[..., Rollbot],
+    role_without_createdb: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Without CREATEDB on the rehearsal server, the plan says it is NOT proved, and why."""
+    service = make_service(db_0023, rehearsal="schema", rehearsal_url=role_without_createdb)
+    run = service.request("0023", requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    assert (
+        "NOT proved equal to 0022: the server refused CREATE DATABASE "
+        "(permission denied to create database)"
+    ) in plan_text(run)
