@@ -139,6 +139,7 @@ class Proof(BaseModel, frozen=True):
     reference: str  # "0022", the migration the schema must be at afterwards
     differences: tuple[str, ...] = ()  # "left behind: table variant_statistics", …
     skipped: str | None = None  # why it could not be made
+    outside: tuple[str, ...] = ()  # objects no migration of the chain made: named, not compared
 
     @property
     def holds(self) -> bool:
@@ -150,7 +151,13 @@ class Proof(BaseModel, frozen=True):
         if self.skipped is not None:
             return f"NOT proved equal to {self.reference}: {self.skipped}"
         if not self.differences:
-            return f"proved equal to {self.reference}"
+            text = f"proved equal to {self.reference}"
+            if self.outside:
+                names = ", ".join(self.outside[:_SHOWN_DIFFERENCES])
+                more = len(self.outside) - _SHOWN_DIFFERENCES
+                names += f" and {more} more" if more > 0 else ""
+                text += f" (not compared, no migration made them: {names})"
+            return text
         shown = list(self.differences[:_SHOWN_DIFFERENCES])
         if len(self.differences) > _SHOWN_DIFFERENCES:
             shown.append(f"and {len(self.differences) - _SHOWN_DIFFERENCES} more")

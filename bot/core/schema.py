@@ -83,16 +83,32 @@ class Schema(BaseModel):
         return {o.key: o for o in self.objects}
 
 
-def diff_schemas(actual: Schema, reference: Schema, *, reference_label: str) -> list[str]:
+def outside_chain(actual: Schema, reference: Schema, forward: Schema) -> list[str]:
+    """Objects of `actual` that neither N-1 nor N has: no migration of the chain made them.
+
+    A table a DBA or another tool added is not the rollback's to prove; it is named, not
+    compared, or every rollback on such a database would be blocked by what it never touched.
+    """
+    made = reference.by_key().keys() | forward.by_key().keys()
+    ours = actual.by_key()
+    drift = {k for k in ours if k not in made}
+    return [_shown(k) for k in sorted(drift) if ours[k].parent not in drift]
+
+
+def diff_schemas(
+    actual: Schema, reference: Schema, *, reference_label: str, forward: Schema | None = None
+) -> list[str]:
     """What differs between the schema left behind and the reference, one short line each.
 
-    `left behind: table public.variant_statistics` (in `actual` only), `missing: index
-    public.idx_x` (in `reference` only), `differs: column public.users.email default: …`.
-    An object whose parent is itself left behind or missing is not listed again: a table
-    left behind brings its columns and indexes with it, and naming them would hide the point.
+    `left behind: table variant_statistics` (in `actual` only), `missing: index idx_x` (in
+    `reference` only), `differs: column users.email default: …`. An object whose parent is
+    itself left behind or missing is not listed again: a table left behind brings its columns
+    and indexes with it, and naming them would hide the point. With `forward` (the schema at
+    N), an object that N does not have either is outside the chain and not left behind.
     """
     ours, theirs = actual.by_key(), reference.by_key()
-    extra = {k for k in ours if k not in theirs}
+    made = forward.by_key().keys() if forward is not None else ours.keys()
+    extra = {k for k in ours if k not in theirs and k in made}
     gone = {k for k in theirs if k not in ours}
     lines = [f"left behind: {_shown(k)}" for k in sorted(extra) if ours[k].parent not in extra]
     lines += [f"missing: {_shown(k)}" for k in sorted(gone) if theirs[k].parent not in gone]

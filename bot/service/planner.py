@@ -93,11 +93,12 @@ class Planner:
             return None
         migrations = self.migrations()
         previous = before(migrations, runbook.name)
-        if previous is None:
+        if previous is None or migrations is None:
             return None
+        upto = migrations[: len(previous) + 1]  # 0…N: N-1 to compare with, N to tell drift
         label = previous[-1].tag.split("_", 1)[0] if previous else "an empty database"
         return self.references.reference(
-            server, previous, label=label, exclude=(*self.exclude(), self.settings.drizzle_schema)
+            server, upto, label=label, exclude=(*self.exclude(), self.settings.drizzle_schema)
         )
 
     def runbook(self, query: str) -> Runbook:

@@ -51,6 +51,7 @@ class Reference:
 
     label: str  # "0022", or "no migration" for the first one's rollback
     schema: Schema | None
+    forward: Schema | None = None  # the schema at N, to tell the chain's objects from others
     exclude: tuple[str, ...] = ()  # schemas left out of both sides (rollbot's, the journal's)
     skipped: str | None = None
     cached: bool = False
@@ -69,7 +70,7 @@ class ReferenceCache:
     """References by content hash, for the life of the process; `builds` counts replays."""
 
     def __init__(self) -> None:
-        self._schemas: dict[str, Schema] = {}
+        self._schemas: dict[str, tuple[Schema, Schema]] = {}
         self._lock = threading.Lock()
         self.builds = 0
 
@@ -82,7 +83,10 @@ class ReferenceCache:
         exclude: Sequence[str],
         name_prefix: str = "rollbot_reference",
     ) -> Reference:
-        """The schema `migrations` build on `server`'s server, from the cache when it is there."""
+        """The schemas at N-1 and N that `migrations` (0…N) build on `server`'s server.
+
+        From the cache when they are there.
+        """
         try:
             major = _server_major(server)
         except TargetUnreachableError as exc:
@@ -92,16 +96,20 @@ class ReferenceCache:
         with self._lock:
             cached = self._schemas.get(key)
         if cached is not None:
-            return Reference(label=label, schema=cached, cached=True, exclude=tuple(exclude))
+            previous, forward = cached
+            return Reference(
+                label=label, schema=previous, forward=forward, cached=True, exclude=tuple(exclude)
+            )
         started = time.monotonic()
         self.builds += 1
-        schema, skipped = build(server, migrations, exclude=exclude, name_prefix=name_prefix)
-        if schema is not None:
+        built, skipped = build(server, migrations, exclude=exclude, name_prefix=name_prefix)
+        if built is not None:
             with self._lock:
-                self._schemas[key] = schema
+                self._schemas[key] = built
         return Reference(
             label=label,
-            schema=schema,
+            schema=built[0] if built else None,
+            forward=built[1] if built else None,
             skipped=skipped,
             exclude=tuple(exclude),
             built_s=time.monotonic() - started,
@@ -114,8 +122,11 @@ def build(
     *,
     exclude: Sequence[str],
     name_prefix: str,
-) -> tuple[Schema | None, str | None]:
-    """Replay `migrations` on a new scratch database, read its schema, drop it; or why not."""
+) -> tuple[tuple[Schema, Schema] | None, str | None]:
+    """Replay `migrations` (0…N) on a new scratch database, reading its schema at N-1 and at N.
+
+    One replay gives both; the scratch database is dropped whatever happens.
+    """
     name = scratch_name(name_prefix)
     refused = create_role(server, name)
     role = None if refused else name
@@ -129,8 +140,10 @@ def build(
                 if role is not None:
                     conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
                     conn.commit()
-                migrate(conn, list(migrations))
-                schema = read_schema(conn, exclude)
+                migrate(conn, list(migrations[:-1]))
+                previous = read_schema(conn, exclude)
+                migrate(conn, list(migrations[-1:]))
+                forward = read_schema(conn, exclude)
         except TargetUnreachableError as exc:
             return None, f"the scratch database cannot be reached ({exc.message})"
         except psycopg.Error as exc:
@@ -145,7 +158,7 @@ def build(
             role_left = drop_role(server, name)
             if role_left is not None:
                 log.warning("reference.role_left", role=name, problem=role_left)
-    return schema, None
+    return (previous, forward), None
 
 
 def _server_major(server: TargetDatabase) -> int:

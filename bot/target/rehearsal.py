@@ -23,7 +23,7 @@ import structlog
 from psycopg import sql
 
 from bot.core.results import SKIPPED, Proof, Rehearsal, RowChange
-from bot.core.schema import diff_schemas
+from bot.core.schema import diff_schemas, outside_chain
 from bot.target.catalog import read_facts
 from bot.target.database import postgres_message
 from bot.target.schema import read_schema
@@ -254,8 +254,11 @@ def _prove(conn: psycopg.Connection[Any], reference: Reference) -> Proof:
     if reference.schema is None:
         return Proof(reference=reference.label, skipped=reference.skipped or "no reference")
     left = read_schema(conn, reference.exclude)
-    differences = diff_schemas(left, reference.schema, reference_label=reference.label)
-    return Proof(reference=reference.label, differences=tuple(differences))
+    differences = diff_schemas(
+        left, reference.schema, reference_label=reference.label, forward=reference.forward
+    )
+    outside = outside_chain(left, reference.schema, reference.forward) if reference.forward else []
+    return Proof(reference=reference.label, differences=tuple(differences), outside=tuple(outside))
 
 
 def _become(conn: psycopg.Connection[Any], role: str | None) -> str:

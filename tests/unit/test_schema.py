@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.schema import Schema, SchemaObject, attributes, diff_schemas, normalized
+from bot.core.schema import (
+    Schema,
+    SchemaObject,
+    attributes,
+    diff_schemas,
+    normalized,
+    outside_chain,
+)
 
 
 def _table(name: str, *columns: SchemaObject) -> tuple[SchemaObject, ...]:
@@ -109,3 +116,15 @@ def test_equal_schemas_have_no_diff() -> None:
     """The same objects in another order are the same schema."""
     objects = _table("public.users", _column("public.users", "id"), _column("public.users", "b"))
     assert _diff(objects, tuple(reversed(objects))) == []
+
+
+def test_an_object_no_migration_made_is_named_not_left_behind() -> None:
+    """A table neither N-1 nor N has (a DBA's) is outside the chain; one N made is left behind."""
+    reference = _table("public.users")
+    forward = (*reference, *_table("public.variant_statistics"))
+    actual = (*forward, *_table("public.vault", _column("public.vault", "note")))
+    schemas = [Schema(objects=o) for o in (actual, reference, forward)]
+    assert diff_schemas(schemas[0], schemas[1], reference_label="0022", forward=schemas[2]) == [
+        "left behind: table variant_statistics"
+    ]
+    assert outside_chain(*schemas) == ["table vault"]
