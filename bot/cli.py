@@ -164,6 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RollbotError as exc:
         print(f"rollbot: {exc.render()}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `rollbot runs | head`: the reader has what it wanted. Point stdout at nothing so
+        # the interpreter's own last flush does not fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         # The adapters translate every failure whose cause they know; this is the last line:
         # one sentence for the person, the traceback in the (masked) log under a reference.

@@ -375,3 +375,23 @@ def test_runs_say_kind_target_and_who_and_filter(db_0023: str, tmp_path: Path) -
     bad = rollbot("runs", "--since", "yesterday", env=env)
     assert bad.returncode == 2
     assert "is not a date" in bad.stderr
+
+
+def test_a_closed_pipe_ends_the_output_quietly(db_0023: str, tmp_path: Path) -> None:
+    """`rollbot runbooks | head -c 1`: the reader left; no BrokenPipe traceback, exit 0."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before rollbot writes a byte
+    try:
+        piped = subprocess.run(
+            [sys.executable, "-m", "bot", "runbooks", "--json"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env_for(db_0023, tmp_path)},
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == ""
