@@ -26,6 +26,7 @@ from bot.core.text import (
     log_text,
     outcome_text,
     plan_text,
+    preview_text,
     runbooks_text,
     runs_text,
     undelivered_text,
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--after", type=int, metavar="RUN", help="promote: a run that succeeded on another target"
     )
+    sql = command("sql", "preview a rollback: its exact SQL and preflight; runs nothing")
+    sql.add_argument("migration", help="0023, 23 or 0023_loud_shen")
+    sql.add_argument("--target", metavar="NAME", help="a name from ROLLBOT_TARGETS")
     approve = command("approve", "approve a run (as an approver) and execute it")
     approve.add_argument("run", type=int)
     approve.add_argument("--as", dest="user", required=True, metavar="NAME")
@@ -267,7 +271,7 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
             limit=args.limit, states=args.state, target=args.target, since=args.since
         )
         return _json([_public(r) for r in runs]) if args.json else _print(runs_text(runs))
-    if args.command in {"log", "history"}:
+    if args.command in {"log", "history", "sql"}:
         return _report(args, service)
     try:
         run = _act(args, service)
@@ -292,7 +296,14 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
 
 
 def _report(args: argparse.Namespace, service: Rollbot) -> int:
-    """The read-only reports: a run's audit trail, a target's migration history."""
+    """The read-only reports: a preview, a run's audit trail, a target's migration history."""
+    if args.command == "sql":
+        plan = service.preview(args.migration, target=args.target)
+        if args.json:
+            _json(plan.model_dump(mode="json"))
+        else:
+            print(preview_text(plan))
+        return 1 if plan.blocked else 0
     if args.command == "log":
         events = service.store.audit(args.run)
         if args.json:

@@ -11,11 +11,12 @@ from datetime import UTC
 from typing import TYPE_CHECKING
 
 from bot.core import texts
-from bot.core.views import PlanView, RestoreView, view_of
+from bot.core.views import PlanView, RestoreView, plan_view, view_of
 
 if TYPE_CHECKING:
     from bot.core.library import RunbookLibrary
     from bot.core.outbox import Undelivered
+    from bot.core.plan import Plan
     from bot.core.run import AuditEvent, Run
     from bot.core.views import Failure, OutcomeView, RunView
 
@@ -44,6 +45,32 @@ def plan_text(run: Run, *, with_sql: bool = True) -> str:
     if with_sql:
         lines += _sql(texts.SQL_EXACT, plan.sql)
     return "\n".join(lines)
+
+
+def preview_text(plan: Plan) -> str:
+    """`rollbot sql`: the exact SQL and its preflight, with nothing run, backed up or posted."""
+    view = plan_view(plan)
+    when = f" ({view.date})" if view.date else ""
+    head = (
+        "Blocked: this plan could not be approved as it stands"
+        if plan.blocked
+        else "Preview only: nothing was run, no backup was taken, no run was created"
+    )
+    lines = [
+        f"Roll back {plan.runbook_name}: {head}",
+        _row(texts.MIGRATION, f"{plan.runbook_name}.sql{when}: {view.description}"),
+        _row(texts.RUNBOOK, view.runbook_file),
+        _row(texts.TARGET, f"{view.target} (PostgreSQL {view.server_version})"),
+        *([view.nothing_to_do] if view.nothing_to_do else []),
+        _row(texts.RUNS, view.statements),
+        *(f"  {sql}" for sql in view.data_statements),
+        *_block(texts.PREFLIGHT, view.preflight),
+        *_block(texts.DRIZZLE, view.drizzle),
+        _row(texts.LOCKS, view.locks),
+        _row(texts.PLAN_HASH, f"{view.hash} (a plan made now with the same schema has it)"),
+        texts.PREVIEW_PROOF,
+    ]
+    return "\n".join([*lines, *_sql(texts.SQL_EXACT, view.sql)])
 
 
 def _tail(view: RunView, plan: PlanView) -> list[str]:

@@ -27,6 +27,10 @@ PLAN_HASH = "Plan hash"
 ROWS = "Rows"
 PREFLIGHT = "Preflight"
 RUNS = "Runs"
+PREVIEW_PROOF = (
+    "The backup, the rehearsal and the proof against the previous migration come with a "
+    "real plan (`rollbot plan`), not with a preview."
+)
 DETAILS_FILE = "the plan attached in the thread"
 DRIZZLE = "Drizzle"
 LOCKS = "Locks"

@@ -17,6 +17,7 @@ from bot.core.run import RunState
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from bot.core.plan import Plan
     from bot.core.results import Outcome
     from bot.core.run import Run
 
@@ -214,7 +215,11 @@ def _approval(run: Run) -> ApprovalView:
 
 
 def _plan(run: Run) -> PlanView:
-    plan = run.rollback_plan()
+    return plan_view(run.rollback_plan())
+
+
+def plan_view(plan: Plan) -> PlanView:
+    """A plan as a reviewer reads it, whether a run holds it or it is only a preview."""
     return PlanView(
         date=plan.date,
         description=plan.description or texts.NO_DESCRIPTION,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from bot.config import Settings
     from bot.core.library import RunbookLibrary
+    from bot.core.plan import Plan
     from bot.core.run import Run
     from bot.drizzle.history import HistoryEntry
     from bot.service.lifecycle import Notifier
@@ -73,6 +74,11 @@ class Rollbot:
         return self.planning.request(
             query, requested_by=requested_by, channel=channel, target=target, after=after
         )
+
+    def preview(self, query: str, *, target: str | None = None) -> Plan:
+        """The plan as it would be made now, with no run, no backup and nothing posted."""
+        config = self.settings.target(target)
+        return self.planner.plan(self.planner.runbook(query), config, count=True, latest_only=True)
 
     def settle(self) -> list[Run]:
         """Settle runs whose process is gone and expire closed approval windows."""

@@ -13,7 +13,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from demo.sample import MIGRATIONS_DIR
-from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, runbooks_with
+from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, runbooks_with, schema_of
 from tests.secrets import (
     VAULT_LOG_RUNBOOK,
     VAULT_RUNBOOK,
@@ -395,3 +395,25 @@ def test_a_closed_pipe_ends_the_output_quietly(db_0023: str, tmp_path: Path) -> 
         os.close(write)
     assert piped.returncode == 0, piped.stderr
     assert piped.stderr == ""
+
+
+def test_sql_previews_a_rollback_without_side_effects(db_0023: str, tmp_path: Path) -> None:
+    """`rollbot sql 0023`: the exact SQL and preflight; no run, no backup, no table touched."""
+    env = env_for(db_0023, tmp_path)
+    before = schema_of(db_0023)
+    shown = rollbot("sql", "0023", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("Roll back 0023_loud_shen: Preview only")
+    assert "DROP TABLE IF EXISTS api_errors;" in shown.stdout
+    assert "public.api_errors: 900 rows" in shown.stdout
+    as_json = json.loads(rollbot("sql", "0023", "--json", env=env).stdout)
+    assert as_json["hash"][:16] in shown.stdout
+    assert json.loads(rollbot("runs", "--json", env=env).stdout) == []
+    assert not (tmp_path / "backups").exists() or not any((tmp_path / "backups").iterdir())
+    assert schema_of(db_0023) == before
+    with psycopg.connect(db_0023, autocommit=True) as conn:
+        conn.execute("CREATE VIEW recent_errors AS SELECT * FROM api_errors")
+    blocked = rollbot("sql", "0023", env=env)
+    assert blocked.returncode == 1
+    assert blocked.stdout.startswith("Roll back 0023_loud_shen: Blocked")
+    assert "view recent_errors depends on" in blocked.stdout
