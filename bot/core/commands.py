@@ -27,11 +27,13 @@ SUBCOMMANDS: tuple[str, ...] = (
 )
 _MIGRATION = re.compile(r"^\d{1,6}(?:_[A-Za-z0-9_]{1,100})?$")
 _RUN = re.compile(r"^#?(\d{1,12})$")
-_FLAGS = ("--target", "--after")
+_FLAGS = ("--target", "--after", "--dry-run")
+_SWITCHES = ("--dry-run",)  # flags that take no value
 
 USAGE = """\
 `/rollback 0023` plan a rollback of migration 0023 (also `23` or `0023_loud_shen`)
 `/rollback 0023 --target NAME` the same on a named target
+`/rollback 0023 --dry-run` preview its SQL and preflight, to you alone: nothing run or posted
 `/rollback 0023 --target NAME --after RUN` promote: RUN did it on another target first
 `/rollback list` the runbooks rollbot can run
 `/rollback status [RUN]` one run, or the active ones
@@ -52,6 +54,7 @@ class Command(BaseModel):
     run_id: int | None = None
     target: str | None = None
     after: int | None = None
+    dry_run: bool = False  # preview only: no backup, no run, nothing posted to channels
 
 
 class CommandError(RollbotError):
@@ -119,13 +122,19 @@ def _plan(migration: str, rest: list[str]) -> Command:
             close = difflib.get_close_matches(flag, _FLAGS, n=1, cutoff=0.6)
             hint = f"did you mean `{close[0]}`?" if close else "see `/rollback help`"
             raise CommandError(f"Unexpected {quoted(word)} after the migration id", todo=hint)
+        if flag in _SWITCHES:
+            options[flag] = "yes"
+            continue
         value = next(words, None)
         if value is None or value.startswith("--"):
             raise CommandError(f"`{flag}` needs a value", todo="see `/rollback help`")
         options[flag] = value
     target = _target(options["--target"]) if "--target" in options else None
     after = _run_id("--after", options["--after"]) if "--after" in options else None
-    return Command(action="plan", migration=migration, target=target, after=after)
+    dry_run = "--dry-run" in options
+    if dry_run and after is not None:
+        raise CommandError("`--dry-run` previews a plan; `--after` promotes a run", todo="pick one")
+    return Command(action="plan", migration=migration, target=target, after=after, dry_run=dry_run)
 
 
 def _target(name: str) -> str:

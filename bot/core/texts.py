@@ -27,6 +27,8 @@ PLAN_HASH = "Plan hash"
 ROWS = "Rows"
 PREFLIGHT = "Preflight"
 RUNS = "Runs"
+PREVIEW_TOO_LONG = "too long for a message; a real plan attaches it in its thread"
+PREVIEW_NOTHING_DONE = "nothing was run, backed up or posted"
 PREVIEW_PROOF = (
     "The backup, the rehearsal and the proof against the previous migration come with a "
     "real plan (`rollbot plan`), not with a preview."
@@ -301,10 +303,10 @@ def undo_cli(run_id: int) -> str:
     )
 
 
-def queued(what: str, ahead: int) -> str:
+def queued(what: str, ahead: int, *, first: str = "backing up first") -> str:
     """The immediate answer to a slow command: it is taken, and when to expect more."""
     wait = f" ({ahead} ahead of it)" if ahead else ""
-    return f"{what}{wait}: backing up first. The answer comes here when it is ready."
+    return f"{what}{wait}: {first}. The answer comes here when it is ready."
 
 
 def busy(ahead: int, consequence: str) -> str:

@@ -16,7 +16,7 @@ from bot.core import texts
 from bot.core.commands import USAGE
 from bot.core.run import RunState
 from bot.core.text import log_text, plan_text
-from bot.core.views import RestoreView, view_of
+from bot.core.views import RestoreView, plan_view, view_of
 from bot.drizzle.history import history_text
 from bot.slack.buttons import approval_sections, when
 from bot.slack.mrkdwn import (
@@ -34,6 +34,7 @@ from bot.slack.mrkdwn import (
 )
 
 if TYPE_CHECKING:
+    from bot.core.plan import Plan
     from bot.core.run import AuditEvent, Run
     from bot.core.views import Failure, OutcomeView, PlanView, RunView
     from bot.drizzle.history import HistoryEntry
@@ -352,6 +353,34 @@ def history_message(entries: list[HistoryEntry]) -> tuple[str, list[Block]]:
     newest = entries[0]
     text = f"{texts.HISTORY}: {escape(newest.migration)} is {newest.status}"
     return text, blocks
+
+
+def preview_message(plan: Plan) -> tuple[str, list[Block]]:
+    """`/rollback 0023 --dry-run`, to the requester alone: what a plan would say, run nothing.
+
+    An ephemeral reply cannot carry a file, so SQL too long for a message is said to be, and
+    shown when a real plan attaches it.
+    """
+    view = escaped(plan_view(plan))
+    verdict = "would be blocked" if plan.blocked else "preview only"
+    title = f":mag: *Rollback of* `{escape(plan.runbook_name)}` · {verdict}"
+    blocks = [section(title)]
+    if view.nothing_to_do is not None:
+        blocks.append(section(f":information_source: *{view.nothing_to_do}*"))
+    blocks += [
+        section(f"*{texts.TARGET}* {view.target} (PostgreSQL {view.server_version})"),
+        _runs(view),
+        _listed(texts.PREFLIGHT, view.preflight),
+    ]
+    if view.drizzle:
+        blocks.append(_listed(texts.DRIZZLE, view.drizzle))
+    blocks.append(section(f"*{texts.LOCKS}* {view.locks}"))
+    if sql_fits(plan.sql):
+        blocks.append(section(_sql_section_text(view.sql)))
+    else:
+        blocks.append(section(f"*SQL* {len(plan.sql):,} characters: {texts.PREVIEW_TOO_LONG}"))
+    blocks.append(context(f"{texts.PREVIEW_NOTHING_DONE} · plan {view.hash}"))
+    return f"Preview of the rollback of {escape(plan.runbook_name)}: {verdict}", blocks
 
 
 def log_message(run: Run, events: list[AuditEvent]) -> tuple[str, list[Block]]:

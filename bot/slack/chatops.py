@@ -18,7 +18,13 @@ from bot.core.errors import ConflictError, NotAllowedError, RollbotError
 from bot.core.run import ACTIVE, RunState
 from bot.core.text import runbooks_text
 from bot.service.rollback import StalePlanError
-from bot.slack.blocks import help_message, history_message, log_message, refusal
+from bot.slack.blocks import (
+    help_message,
+    history_message,
+    log_message,
+    preview_message,
+    refusal,
+)
 from bot.slack.mrkdwn import escape, inert, user
 
 if TYPE_CHECKING:
@@ -134,7 +140,7 @@ class ChatOps:
         ahead = self.workers.submit(f"/rollback {command.action}", job)
         if ahead is None:
             return Reply(text=texts.busy(self.workers.ahead(), "nothing was planned"))
-        return Reply(text=texts.queued(_WHAT[command.action], ahead))
+        return Reply(text=_queued(command, ahead))
 
     def command(
         self,
@@ -298,6 +304,11 @@ class ChatOps:
     def _plan(self, command: Command, user_id: str, channel_id: str) -> Reply:
         self._may_request(user_id)
         assert command.migration is not None  # noqa: S101 - the parser guarantees it
+        if command.dry_run:
+            text, blocks = preview_message(
+                self.service.preview(command.migration, target=command.target)
+            )
+            return Reply(text=text, blocks=blocks)
         try:
             run = self.service.request(
                 command.migration,
@@ -331,6 +342,13 @@ class ChatOps:
 
 _SLOW = {"plan", "restore"}  # a backup (and a rehearsal) each: minutes on a big database
 _WHAT = {"plan": "Planning the rollback", "restore": "Planning the restore"}
+
+
+def _queued(command: Command, ahead: int) -> str:
+    """What the ack of a queued command says will happen."""
+    if command.dry_run:
+        return texts.queued("Previewing the rollback", ahead, first="no backup, nothing posted")
+    return texts.queued(_WHAT[command.action], ahead)
 
 
 def _unexpected(error: Exception) -> Reply:

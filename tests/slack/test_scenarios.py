@@ -449,3 +449,21 @@ def test_a_slack_run_approved_from_the_cli_is_reported_in_slack(
     assert "Approve" not in json.dumps(message.blocks)  # no button left over dropped tables
     incident = [m.text for m in bot.standin.messages(INCIDENT_CHANNEL)]
     assert any("succeeded" in text for text in incident), incident
+
+
+def test_a_dry_run_answers_the_requester_alone_and_changes_nothing(
+    db_0023: str, make_slackbot: Callable[..., SlackBot]
+) -> None:
+    """/rollback 0023 --dry-run: the preview, to the requester; no run, backup or post."""
+    bot = make_slackbot(db_0023)
+    mark = bot.standin.mark()
+    answer = request(bot, "0023 --dry-run")
+    shown = json.dumps(answer.params["blocks"], ensure_ascii=False)
+    assert "preview only" in shown
+    assert "DROP TABLE IF EXISTS api_errors" in shown
+    assert "nothing was run, backed up or posted" in shown
+    assert answer.params.get("response_type") == "ephemeral"
+    assert bot.components.store.recent() == []
+    assert bot.standin.calls("chat.postMessage", since=mark) == []
+    backups = bot.components.settings.backup_dir
+    assert not backups.exists() or not any(backups.iterdir())

@@ -18,6 +18,11 @@ from bot.core.commands import Command, CommandError, parse_command
         ("status", Command(action="status")),
         ("status #12", Command(action="status", run_id=12)),
         ("cancel 12", Command(action="cancel", run_id=12)),
+        ("0023 --dry-run", Command(action="plan", migration="0023", dry_run=True)),
+        (
+            "0023 --dry-run --target staging",
+            Command(action="plan", migration="0023", target="staging", dry_run=True),
+        ),
         ("history", Command(action="history")),
         ("restore 4", Command(action="restore", run_id=4)),
         (

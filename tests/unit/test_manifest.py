@@ -115,7 +115,7 @@ def test_help_the_manifest_and_the_readme_agree_on_every_subcommand(
     """Someone reads one of the three: each names every subcommand and option rollbot takes."""
     (command,) = manifest["features"]["slash_commands"]
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    for word in (*SUBCOMMANDS, "--target", "--after"):
+    for word in (*SUBCOMMANDS, "--target", "--after", "--dry-run"):
         assert word in USAGE, word
         assert f"/rollback {word}" in readme or f" {word} " in readme, word
         if word != "--after":  # promotion is rare: the hint keeps to one line
