@@ -120,3 +120,13 @@ def test_help_the_manifest_and_the_readme_agree_on_every_subcommand(
         assert f"/rollback {word}" in readme or f" {word} " in readme, word
         if word != "--after":  # promotion is rare: the hint keeps to one line
             assert word in command["usage_hint"], word
+
+
+def test_every_setting_is_in_the_readmes_configuration_table() -> None:
+    """A setting nobody can find is a setting nobody sets right at 3 a.m."""
+    from bot.config import Settings  # noqa: PLC0415
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    names = [f.validation_alias for f in Settings.model_fields.values() if f.validation_alias]
+    assert names
+    assert [n for n in names if f"| `{n}` |" not in readme] == []
