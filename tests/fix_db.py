@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import uuid
 from typing import TYPE_CHECKING
 
@@ -24,10 +25,12 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.pgclient.embedded import embedded_server
+from bot.pgclient.tools import find_pg_tools
 from demo.sample import BASELINE_TABLES, build_asset_forge, expected_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 LOCAL_SERVER = "host=127.0.0.1 port=5432 dbname=postgres"
 
@@ -224,3 +227,29 @@ def make_role(pg_server: str) -> Iterator[Callable[[], Role]]:
     yield make
     for role in made:
         role.drop()
+
+
+@contextlib.contextmanager
+def restored(pg_server: str, dump: Path) -> Iterator[str]:
+    """A scratch database holding what a final backup holds: schema, and the rows it kept."""
+    name = unique_name("rollbot_final")
+    conninfo = create_database(pg_server, name)
+    try:
+        with psycopg.connect(conninfo) as conn:
+            major = conn.info.server_version // 10000
+        subprocess.run(
+            [
+                str(find_pg_tools(major).pg_restore),
+                "--no-owner",
+                "--section=pre-data",
+                "--section=data",
+                "--exit-on-error",
+                f"--dbname={conninfo}",
+                str(dump),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield conninfo
+    finally:
+        drop_database(pg_server, name)

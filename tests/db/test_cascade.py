@@ -7,9 +7,7 @@ and checks what the plan says, what the outcome reports and what the final backu
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -27,11 +25,11 @@ from bot.slack.blocks import outcome_message, plan_message
 from bot.target.catalog import describe_target, read_facts
 from bot.target.database import TargetDatabase
 from bot.target.execute import execute_plan
-from tests.fix_db import create_database, drop_database, unique_name
+from tests.fix_db import restored
 from tests.fix_rollbot import APPROVER, REQUESTER, counts_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     from bot.service.rollback import Rollbot
@@ -100,32 +98,6 @@ def scalar(conninfo: str, query: str) -> int:
         row = conn.execute(query.encode()).fetchone()
     assert row is not None
     return int(row[0])
-
-
-@contextlib.contextmanager
-def restored(pg_server: str, dump: Path) -> Iterator[str]:
-    """A scratch database holding what a final backup holds: schema, and the rows it kept."""
-    name = unique_name("rollbot_final")
-    conninfo = create_database(pg_server, name)
-    try:
-        with psycopg.connect(conninfo) as conn:
-            major = conn.info.server_version // 10000
-        subprocess.run(
-            [
-                str(find_pg_tools(major).pg_restore),
-                "--no-owner",
-                "--section=pre-data",
-                "--section=data",
-                "--exit-on-error",
-                f"--dbname={conninfo}",
-                str(dump),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield conninfo
-    finally:
-        drop_database(pg_server, name)
 
 
 def test_a_three_level_cascade_and_a_set_null_child_are_planned_with_their_reasons(

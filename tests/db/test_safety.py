@@ -2,7 +2,6 @@
 
 import json
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from bot.pgclient.tools import find_pg_tools
 from bot.service.rollback import Rollbot, StalePlanError
 from bot.target.database import TargetDatabase
 from bot.target.execute import execute_plan
-from tests.fix_db import SAMPLE_COUNTS, create_database, drop_database, unique_name
+from tests.fix_db import SAMPLE_COUNTS, restored
 from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, runbooks_with, schema_of
 from tests.samples import quietly
 
@@ -31,28 +30,8 @@ INSERT_ERROR = (
 
 def restored_count(pg_server: str, dump: Path, table: str) -> int:
     """Restore a final backup's tables and rows (not the FKs to tables it has no rows of)."""
-    name = unique_name("rollbot_restore")
-    conninfo = create_database(pg_server, name)
-    try:
-        with psycopg.connect(conninfo) as conn:
-            major = conn.info.server_version // 10000
-        tools = find_pg_tools(major)
-        subprocess.run(
-            [
-                str(tools.pg_restore),
-                "--no-owner",
-                "--section=pre-data",
-                "--section=data",
-                "--exit-on-error",
-                f"--dbname={conninfo}",
-                str(dump),
-            ],
-            check=True,
-            capture_output=True,
-        )
+    with restored(pg_server, dump) as conninfo:
         return counts_of(conninfo, [table])[table]
-    finally:
-        drop_database(pg_server, name)
 
 
 def test_rows_written_after_the_plan_are_in_the_final_backup(
@@ -205,10 +184,14 @@ def test_a_dead_runs_backend_is_ended_before_it_is_called_rolled_back(
                 time.sleep(0.05)
             (settled,) = service.reconcile()
             waiting.join(timeout=10)
-            assert not watch.execute(
+            assert not waiting.is_alive()  # its LOCK was cut short, not left queued
+            deadline = time.monotonic() + 10  # a signalled backend takes a moment to exit
+            while watch.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE application_name = %s",
                 (f"rollbot run {run.id}",),
-            ).fetchall()
+            ).fetchall():
+                assert time.monotonic() < deadline, "the orphan's session is still there"
+                time.sleep(0.05)
     assert settled.state is RunState.FAILED
     assert "nothing changed" in (settled.reason or "")
 
