@@ -10,13 +10,10 @@ said and what they know about the connection.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from bot.core.errors import PrivilegeError
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 _QUOTED = r'"([^"]*)"'
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -48,7 +45,8 @@ def connection_cause(text: str, conninfo: str = "") -> Cause:
     for rule in _RULES:
         match = re.search(rule.pattern, text, re.IGNORECASE)
         if match:
-            return rule.cause(match, conninfo)
+            part = url_part_with_bad_escape(conninfo) or "URL"
+            return Cause(rule.why.format(*match.groups(), part=part), rule.todo, rule.lasting)
     first = text.strip().splitlines()[0] if text.strip() else "no message"
     if "connection is bad" in lowered or "invalid" in lowered:
         return Cause(
@@ -85,145 +83,114 @@ def url_part_with_bad_escape(conninfo: str) -> str | None:
     return None
 
 
-def _percent(_match: re.Match[str], conninfo: str) -> Cause:
-    part = url_part_with_bad_escape(conninfo) or "URL"
-    return Cause(
-        f"the {part} in its URL has an invalid percent-encoding",
+class _Rule(NamedTuple):
+    pattern: str  # what libpq or the server says for this cause
+    why: str  # `{0}`, `{1}`: the pattern's groups; `{part}`: the URL part badly encoded
+    todo: str
+    lasting: bool  # a wrong setting: retrying will not help
+
+
+# First match wins.
+_RULES = (
+    _Rule(
+        r"invalid percent-encoded token",
+        "the {part} in its URL has an invalid percent-encoding",
         "in a URL a % must start an escape such as %40: write a literal % as %25 "
         "(and @ as %40, : as %3A, / as %2F)",
         lasting=True,
-    )
-
-
-def _port(match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
-        f'its port "{match[1]}" is not a port number (1 to 65535)',
-        "correct the port in the URL; PostgreSQL's default is 5432",
-        lasting=True,
-    )
-
-
-def _parameter(match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
-        f'its URL has the unknown parameter "{match[1]}"',
+    ),
+    *(
+        _Rule(
+            pattern,
+            'its port "{0}" is not a port number (1 to 65535)',
+            "correct the port in the URL; PostgreSQL's default is 5432",
+            lasting=True,
+        )
+        for pattern in (
+            r"invalid port number: " + _QUOTED,
+            r"invalid integer value " + _QUOTED + r' for connection option "port"',
+        )
+    ),
+    _Rule(
+        r"invalid URI query parameter: " + _QUOTED,
+        'its URL has the unknown parameter "{0}"',
         "remove it or correct its name (libpq's parameters, such as sslmode or "
         "connect_timeout, are listed in PostgreSQL's documentation)",
         lasting=True,
-    )
-
-
-def _option(match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
-        f'its connection string has the unknown option "{match[1]}"',
+    ),
+    _Rule(
+        r"invalid connection option " + _QUOTED,
+        'its connection string has the unknown option "{0}"',
         "remove it or correct its name",
         lasting=True,
-    )
-
-
-def _dns(match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
-        f'the host name "{match[1]}" cannot be resolved (DNS)',
-        "check the host in the URL, and that this machine can resolve it",
-        lasting=False,
-    )
-
-
-def _refused(match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
-        f"nothing accepts connections at {match[1]}, port {match[2]} (connection refused)",
+    ),
+    *(
+        _Rule(
+            pattern,
+            'the host name "{0}" cannot be resolved (DNS)',
+            "check the host in the URL, and that this machine can resolve it",
+            lasting=False,
+        )
+        for pattern in (
+            r"failed to resolve host '([^']*)'",
+            r"could not translate host name " + _QUOTED,
+        )
+    ),
+    _Rule(
+        _REFUSED,
+        "nothing accepts connections at {0}, port {1} (connection refused)",
         "check the host and port in the URL, and that PostgreSQL is running and listening there",
         lasting=False,
-    )
-
-
-def _timeout(_match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
+    ),
+    _Rule(
+        r"timeout expired|connection timeout",
         "the server did not answer within the connect timeout",
         "check the host and port, any firewall in between, and ROLLBOT_CONNECT_TIMEOUT",
         lasting=False,
-    )
-
-
-def _no_database(match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
-        f'the server has no database "{match[1]}"',
+    ),
+    _Rule(
+        r"database " + _QUOTED + r" does not exist",
+        'the server has no database "{0}"',
         "correct the database name (the path after the host in the URL)",
         lasting=True,
-    )
-
-
-def _password(match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
-        f'the server refused the password of user "{match[1]}" (authentication failed)',
+    ),
+    _Rule(
+        r"password authentication failed for user " + _QUOTED,
+        'the server refused the password of user "{0}" (authentication failed)',
         "correct the user or password in the URL (a password with @, : or / must be "
         "percent-encoded)",
         lasting=True,
-    )
-
-
-def _no_role(match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
-        f'the server has no role "{match[1]}"',
+    ),
+    _Rule(
+        r"role " + _QUOTED + r" does not exist",
+        'the server has no role "{0}"',
         "correct the user in the URL, or create the role",
         lasting=True,
-    )
-
-
-def _hba(_match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
+    ),
+    _Rule(
+        r"no pg_hba\.conf entry",
         "the server's pg_hba.conf has no entry allowing this host, user and database",
         "ask the database's administrator to allow it, or correct the user or database",
         lasting=True,
-    )
-
-
-def _slots(_match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
+    ),
+    _Rule(
+        r"too many clients|remaining connection slots",
         "the server has no free connection slots",
         "retry in a moment; if it persists, look for sessions holding connections",
         lasting=False,
-    )
-
-
-def _starting(match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
-        f"the database system is {match[1]}",
+    ),
+    _Rule(
+        r"the database system is (starting up|shutting down|in recovery mode)",
+        "the database system is {0}",
         "retry once the server is up",
         lasting=False,
-    )
-
-
-def _terminated(_match: re.Match[str], _conninfo: str) -> Cause:
-    return Cause(
+    ),
+    _Rule(
+        _TERMINATED,
         "the server ended rollbot's session (an administrator or a restart terminated it)",
         "retry; if it happens again, ask who terminates rollbot's sessions",
         lasting=False,
-    )
-
-
-class _Rule(NamedTuple):
-    pattern: str
-    cause: Callable[[re.Match[str], str], Cause]
-
-
-# First match wins; each pattern is what libpq or the server says for that cause.
-_RULES = (
-    _Rule(r"invalid percent-encoded token", _percent),
-    _Rule(r"invalid port number: " + _QUOTED, _port),
-    _Rule(r"invalid integer value " + _QUOTED + r' for connection option "port"', _port),
-    _Rule(r"invalid URI query parameter: " + _QUOTED, _parameter),
-    _Rule(r"invalid connection option " + _QUOTED, _option),
-    _Rule(r"failed to resolve host '([^']*)'", _dns),
-    _Rule(r"could not translate host name " + _QUOTED, _dns),
-    _Rule(_REFUSED, _refused),
-    _Rule(r"timeout expired|connection timeout", _timeout),
-    _Rule(r"database " + _QUOTED + r" does not exist", _no_database),
-    _Rule(r"password authentication failed for user " + _QUOTED, _password),
-    _Rule(r"role " + _QUOTED + r" does not exist", _no_role),
-    _Rule(r"no pg_hba\.conf entry", _hba),
-    _Rule(r"too many clients|remaining connection slots", _slots),
-    _Rule(r"the database system is (starting up|shutting down|in recovery mode)", _starting),
-    _Rule(_TERMINATED, _terminated),
+    ),
 )
 
 
