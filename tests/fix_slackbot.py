@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from bot.config import Settings
+
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 REQUEST_CHANNEL = "C0OPS"
 INCIDENT_CHANNEL = "C0INCIDENT"
@@ -105,3 +107,16 @@ def make_slackbot(
     for components, server in running:
         server.__exit__(None, None, None)
         components.stop()
+
+
+def socket_settings(conninfo: str, standin: SlackStandIn, tmp_path: Path, **more: Any) -> Settings:
+    """Settings for an in-process rollbot in Socket Mode against the stand-in."""
+    values: dict[str, Any] = {
+        "database_url": conninfo,
+        "runbooks_dir": RUNBOOKS,
+        "backup_dir": tmp_path / "backups",
+        "slack_bot_token": standin.bot_token,
+        "slack_app_token": standin.app_token,
+        "slack_api_url": standin.api_url,
+    }
+    return load_settings(**(values | more))

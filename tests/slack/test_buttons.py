@@ -8,7 +8,6 @@ import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.app import build
-from bot.config import load_settings
 from bot.core.run import RunState
 from bot.slack.buttons import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION
 from demo.sample import MIGRATIONS_DIR
@@ -16,8 +15,8 @@ from demo.standin import SlackStandIn, interactive
 from demo.standin.interactive import NoSuchButtonError
 from demo.standin.socket import SocketModeServer
 from tests.db.test_cli import env_for, rollbot
-from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
-from tests.fix_slackbot import BYSTANDER, REQUEST_CHANNEL, SlackBot
+from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER
+from tests.fix_slackbot import BYSTANDER, REQUEST_CHANNEL, SlackBot, socket_settings
 from tests.slack.test_safety_slack import together
 from tests.slack.test_scenarios import planned, thread_texts, wait_state
 
@@ -204,14 +203,11 @@ def test_buttons_over_socket_mode_ack_at_once_and_approve(
 ) -> None:
     """Over the websocket: a blank reason keeps the form open in the ack; Approve executes."""
     standin = slack_workspace
-    settings = load_settings(
-        database_url=db_0023,
-        runbooks_dir=RUNBOOKS,
-        backup_dir=tmp_path / "backups",
+    settings = socket_settings(
+        db_0023,
+        standin,
+        tmp_path,
         approvers=(APPROVER, SECOND_APPROVER),
-        slack_bot_token=standin.bot_token,
-        slack_app_token=standin.app_token,
-        slack_api_url=standin.api_url,
         migrations_dir=MIGRATIONS_DIR,
         rehearsal="off",
     )

@@ -20,7 +20,6 @@ import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.app import build
-from bot.config import load_settings
 from bot.core.run import RunState
 from bot.logs import configure_logging
 from bot.slack.socket_mode import CheckedSocketModeHandler
@@ -28,7 +27,7 @@ from demo.sample import MIGRATIONS_DIR
 from demo.standin import SlackSender, SlackStandIn, serve_wsgi
 from demo.standin.socket import SocketModeServer
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
-from tests.fix_slackbot import REQUEST_CHANNEL, SIGNING_SECRET, SlackBot
+from tests.fix_slackbot import REQUEST_CHANNEL, SIGNING_SECRET, SlackBot, socket_settings
 
 
 def free_port() -> int:
@@ -136,14 +135,11 @@ def test_socket_mode_runs_the_whole_flow(
 ) -> None:
     """Over the websocket: the command is acked, the plan posted, the reaction approves."""
     standin = slack_workspace
-    settings = load_settings(
-        database_url=db_0023,
-        runbooks_dir=RUNBOOKS,
-        backup_dir=tmp_path / "backups",
+    settings = socket_settings(
+        db_0023,
+        standin,
+        tmp_path,
         approvers=(APPROVER, SECOND_APPROVER),
-        slack_bot_token=standin.bot_token,
-        slack_app_token=standin.app_token,
-        slack_api_url=standin.api_url,
         migrations_dir=MIGRATIONS_DIR,
     )
     assert settings.slack_mode() == "socket"
@@ -179,14 +175,7 @@ def test_health_is_503_while_the_websocket_is_down(
 ) -> None:
     """A Socket Mode rollbot whose websocket is down hears nobody: /healthz must say so."""
     standin = slack_workspace
-    settings = load_settings(
-        database_url=db_0023,
-        runbooks_dir=RUNBOOKS,
-        backup_dir=tmp_path / "backups",
-        slack_bot_token=standin.bot_token,
-        slack_app_token=standin.app_token,
-        slack_api_url=standin.api_url,
-    )
+    settings = socket_settings(db_0023, standin, tmp_path)
     components = build(settings)
     components.start()
     handler = SocketModeHandler(components.bolt, app_token=standin.app_token)
@@ -245,14 +234,7 @@ def test_socket_mode_survives_malformed_envelopes(
     logs = io.StringIO()
     configure_logging(secrets=[], stream=logs, json=True, level="info")
     marker = "marker-5be2d0"  # the stand-in's own debug lines would show its frames
-    settings = load_settings(
-        database_url=db_0023,
-        runbooks_dir=RUNBOOKS,
-        backup_dir=tmp_path / "backups",
-        slack_bot_token=standin.bot_token,
-        slack_app_token=standin.app_token,
-        slack_api_url=standin.api_url,
-    )
+    settings = socket_settings(db_0023, standin, tmp_path)
     components = build(settings)
     components.start()
     with SocketModeServer(standin) as server:
