@@ -14,6 +14,7 @@ from bot.core import texts
 from bot.core.views import PlanView, RestoreView, plan_view, view_of
 
 if TYPE_CHECKING:
+    from bot.core.doctor import Report
     from bot.core.library import RunbookLibrary
     from bot.core.outbox import Undelivered
     from bot.core.plan import Plan
@@ -274,3 +275,14 @@ def _block(title: str, lines: tuple[str, ...] | list[str]) -> list[str]:
 
 def _sql(title: str, sql: str) -> list[str]:
     return [f"{title}:", *(f"  {line}" if line else "" for line in sql.splitlines())]
+
+
+def doctor_text(report: Report) -> str:
+    """`rollbot doctor`: one line per check, its level first, the fix on the same line."""
+    lines = [f"{texts.DOCTOR}: {report.summary()}"]
+    for check in report.checks:
+        line = f"{check.level:<7} {check.subject}: {check.name}: {check.message}"
+        if check.todo:
+            line += f"; {texts.DOCTOR_FIX} {check.todo}"
+        lines.append(line)
+    return "\n".join(lines)

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 # Labels: the name of a part of a message, as both renderers title it.
 HISTORY = "Migration history"
+DOCTOR = "rollbot doctor"
+DOCTOR_FIX = "to fix:"
 AUDIT = "Audit trail, oldest first"
 WARNINGS = "Warnings"
 MIGRATION = "Migration"

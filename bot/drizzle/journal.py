@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from bot.core.doctor import Check, error, ok, warning
 from bot.core.names import migration_id_of
 
 if TYPE_CHECKING:
@@ -166,3 +167,66 @@ def _migration_status(
         journal_id=row.id if row is not None else None,
         problems=problems,
     )
+
+
+def journal_checks(
+    subject: str,
+    migrations: list[Migration] | None,
+    rows: list[JournalRow] | None,
+    *,
+    journal: str,
+) -> list[Check]:
+    """The migrations folder against the target's journal, for `rollbot doctor`.
+
+    Every applied row must have its file, unchanged: a plan matches the newest row to a file
+    to know what a rollback undoes, and the proof replays the files to build N-1.
+    """
+    if migrations is None:
+        if rows is None:
+            return [
+                ok(subject, "migrations folder", f"no Drizzle journal ({journal}); none needed")
+            ]
+        return [
+            warning(
+                subject,
+                "migrations folder",
+                f"the target has a Drizzle journal ({journal}, {len(rows)} rows) but "
+                "ROLLBOT_MIGRATIONS_DIR is not set: journal rows are not matched to files, no "
+                "runbook can be derived and no plan is proved against N-1",
+                "set ROLLBOT_MIGRATIONS_DIR to the drizzle-kit output folder (with "
+                "meta/_journal.json)",
+            )
+        ]
+    if rows is None:
+        return [
+            warning(
+                subject,
+                "migrations folder",
+                f"ROLLBOT_MIGRATIONS_DIR is set but the target has no journal table {journal}",
+                "check ROLLBOT_DRIZZLE_SCHEMA and ROLLBOT_DRIZZLE_TABLE, and that this is the "
+                "application's database",
+            )
+        ]
+    statuses = match_journal(migrations, rows)
+    problems = [(s, p) for s in statuses for p in s.problems]
+    if problems:
+        return [
+            error(
+                subject,
+                f"migration {status.tag}",
+                problem,
+                "make the folder the one the application was migrated from (same files, "
+                "unedited), or correct the journal",
+            )
+            for status, problem in problems
+        ]
+    current = latest_applied(statuses)
+    applied = sum(1 for s in statuses if s.status in {"applied", "current"})
+    where = f"; current {current.tag}" if current else ""
+    return [
+        ok(
+            subject,
+            "migrations folder",
+            f"{applied} journal rows match their files, hashes equal{where}",
+        )
+    ]

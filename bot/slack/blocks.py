@@ -34,6 +34,7 @@ from bot.slack.mrkdwn import (
 )
 
 if TYPE_CHECKING:
+    from bot.core.doctor import Report
     from bot.core.plan import Plan
     from bot.core.run import AuditEvent, Run
     from bot.core.views import Failure, OutcomeView, PlanView, RunView
@@ -402,6 +403,30 @@ def help_message() -> list[Block]:
         ),
         section(texts.HOW_TO_APPROVE),
     ]
+
+
+_LEVEL_ICON = {"ok": ":white_check_mark:", "warning": ":warning:", "error": ":x:"}
+_LEVEL_HEAD = {"error": "Errors", "warning": "Warnings", "ok": "OK"}
+
+
+def doctor_message(report: Report) -> tuple[str, list[Block]]:
+    """`/rollback doctor`: errors first, then warnings, then what is fine, each with its fix.
+
+    Every word may quote a database, a folder or Slack, so all of it is escaped; the fixes
+    keep their code spans (a GRANT to copy).
+    """
+    text = f"{texts.DOCTOR}: {report.summary()}"
+    blocks = [section(f"*{texts.DOCTOR}*: {report.summary()}")]
+    for level in ("error", "warning", "ok"):
+        lines = [
+            f"{_LEVEL_ICON[level]} {escape(c.subject)}: {escape(c.name)}: {escape(c.message)}"
+            + (f" — {texts.DOCTOR_FIX} {escape(c.todo)}" if c.todo else "")
+            for c in report.checks
+            if c.level == level
+        ]
+        if lines:
+            blocks.append(listed(f"*{_LEVEL_HEAD[level]}*", lines))
+    return text, blocks
 
 
 def refusal(what: str, usage: str | None = None) -> list[Block]:
