@@ -41,6 +41,7 @@ from bot.state.store import RunStore
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from bot.core.doctor import Check
     from bot.core.outbox import Message
 
 log = structlog.get_logger()
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     log_.add_argument("run", type=int)
     show = command("show", "show one run: plan, backup, approvals and outcome")
     show.add_argument("run", type=int)
+    command("doctor", "check targets, privileges, tools, runbooks, backups, Slack; change nothing")
     commands.add_parser(
         "serve", help="run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)"
     )
@@ -230,6 +232,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(runbooks_text(library))
         return 1 if library.broken else 0  # a script checking runbooks in CI must see it
+    if args.command == "doctor":
+        return _doctor(args, settings)  # before the store: doctor creates no schema
     conninfo, variable = settings.state_conninfo()
     store = RunStore(
         conninfo,
@@ -251,6 +255,26 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             raise
     finally:
         store.close()
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """One line per check; exit 1 on any error (warnings alone exit 0)."""
+    from bot.core.text import doctor_text  # noqa: PLC0415
+    from bot.service.doctor import Doctor  # noqa: PLC0415
+
+    more = None
+    if settings.slack_bot_token is not None:
+        from bot.slack.doctor import token_checks  # noqa: PLC0415 - only with Slack configured
+
+        def more() -> list[Check]:
+            return token_checks(settings)
+
+    report = Doctor.of(settings).examine(more=more)
+    if args.json:
+        _json(report.model_dump(mode="json") | {"summary": report.summary()})
+    else:
+        print(doctor_text(report))
+    return report.exit_status()
 
 
 def _settle(service: Rollbot) -> None:

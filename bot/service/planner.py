@@ -54,12 +54,7 @@ class Planner:
         # One adapter per target for the life of the process: each keeps the client tools
         # it probed, and no use case ever holds a connection string.
         self._databases = dict(databases) if databases is not None else target_databases(settings)
-        rehearsal_url = settings.rehearsal_url
-        self._rehearsal_server = (
-            _database(settings, TargetConfig(name="rehearsal", url=rehearsal_url))
-            if rehearsal_url is not None
-            else None
-        )
+        self._rehearsal_server = rehearsal_database(settings)
         self.references = ReferenceCache()
 
     def library(self) -> RunbookLibrary:
@@ -200,6 +195,12 @@ def _not_the_newest(name: str, newer: str) -> NotAllowedError:
 def target_databases(settings: Settings) -> dict[str, TargetDatabase]:
     """The adapter of every configured target, by name."""
     return {name: _database(settings, config) for name, config in settings.targets().items()}
+
+
+def rehearsal_database(settings: Settings) -> TargetDatabase | None:
+    """ROLLBOT_REHEARSAL_URL's server, where scratch copies are made; None: each target's own."""
+    url = settings.rehearsal_url
+    return _database(settings, TargetConfig(name="rehearsal", url=url)) if url else None
 
 
 def _database(settings: Settings, config: TargetConfig) -> TargetDatabase:
