@@ -7,9 +7,12 @@ of it, so a method is a plain function from arguments to an answer.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
+import yaml
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
@@ -34,6 +37,36 @@ class Reply:
     body: JSON | str
     headers: tuple[tuple[str, str], ...] = ()
     content_type: str | None = None  # None: JSON for objects, plain text for strings
+
+
+MANIFEST = Path(__file__).parents[2] / "slack" / "manifest.yml"
+# The scope Slack requires of a bot token for each method (conversations.info: see there).
+# reactions.add is left out: the harness uses it to react as a person would.
+METHOD_SCOPES: dict[str, str] = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.delete": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "reactions.get": "reactions:read",
+    "users.info": "users:read",
+    "usergroups.users.list": "usergroups:read",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+
+
+def manifest_scopes() -> frozenset[str]:
+    """The bot scopes the app manifest asks for: what an installed app's token holds."""
+    loaded = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    return frozenset(loaded["oauth_config"]["scopes"]["bot"])
+
+
+class MissingScopeError(Exception):
+    """A method called without its scope; Slack names the scope needed and those provided."""
+
+    def __init__(self, needed: str) -> None:
+        super().__init__(needed)
+        self.needed = needed
 
 
 def ok(**fields: object) -> Reply:
@@ -79,8 +112,10 @@ class WebApi:
         app_token: str,
         base_url: str,
         forms: Forms | None = None,
+        scopes: frozenset[str] | None = None,
     ) -> None:
         self.workspace = workspace
+        self.scopes = manifest_scopes() if scopes is None else scopes
         self.forms = forms or Forms(workspace.new_id)
         self.uploads = Uploads(workspace.new_id)
         self.base_url = base_url
@@ -100,17 +135,34 @@ class WebApi:
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
             "views.open": self._views_open,
+            "conversations.info": self._conversations_info,
         }
 
     def call(self, method: str, params: JSON, token: str | None) -> Reply:
-        """Authenticate the caller, then run the method."""
+        """Authenticate the caller, then run the method.
+
+        Slack sends a bot token's scopes with every answer to it (`x-oauth-scopes`), and
+        refuses a method whose scope the token lacks with `missing_scope`, naming it.
+        """
         caller = self._tokens.get(token or "")
         if caller is None:
             return failed("invalid_auth" if token else "not_authed")
         try:
-            return self._run(method, params, caller)
+            reply = self._run(method, params, caller)
         except SlackError as error:
-            return failed(error.code)
+            reply = failed(error.code)
+        except MissingScopeError as missing:
+            provided = ",".join(sorted(self.scopes))
+            body = {"ok": False, "error": "missing_scope", "needed": missing.needed}
+            reply = Reply(200, body | {"provided": provided})
+        if caller != "bot":
+            return reply
+        scopes = ("x-oauth-scopes", ",".join(sorted(self.scopes)))
+        return dataclasses.replace(reply, headers=(*reply.headers, scopes))
+
+    def _require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise MissingScopeError(scope)
 
     def _run(self, method: str, params: JSON, caller: Caller) -> Reply:
         if method == "apps.connections.open":
@@ -120,6 +172,8 @@ class WebApi:
             raise SlackError("unknown_method")
         if caller != "bot":
             raise SlackError("not_allowed_token_type")
+        if method in METHOD_SCOPES:
+            self._require(METHOD_SCOPES[method])
         return handler(params)
 
     @property
@@ -232,6 +286,12 @@ class WebApi:
                 {"name": name, "users": who, "count": len(who)} for name, who in users.items()
             ]
         return ok(type="message", channel=message.channel, message=body)
+
+    def _conversations_info(self, params: JSON) -> Reply:
+        """A public channel needs channels:read, a private one groups:read (Slack's rule)."""
+        channel = self.workspace.conversation(self._channel(params))
+        self._require("groups:read" if channel.private else "channels:read")
+        return ok(channel=channel.to_api(self.workspace.identity.team_id))
 
     def _users_info(self, params: JSON) -> Reply:
         user = self.workspace.user(text_arg(params, "user"))

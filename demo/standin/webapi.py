@@ -41,8 +41,11 @@ class SlackStandIn:
         bot_token: str = "xoxb-standin",  # noqa: S107 - a fixture value, not a secret
         app_token: str = "xapp-standin",  # noqa: S107 - as above
         identity: Identity | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> None:
         self.bot_token = bot_token
+        # The bot token's scopes; None: those slack/manifest.yml asks for.
+        self._scopes = frozenset(scopes) if scopes is not None else None
         self.app_token = app_token
         self.identity = identity or Identity()
         self.workspace = Workspace(self.identity)
@@ -66,6 +69,7 @@ class SlackStandIn:
             app_token=self.app_token,
             base_url=self._server.base_url,
             forms=self.forms,
+            scopes=self._scopes,
         )
         self._api.socket_url = self._socket_url
         self._server.start(HttpFront(self._api, self.faults, self.call_log).handle)
@@ -126,9 +130,17 @@ class SlackStandIn:
         """Define a group's members for `usergroups.users.list`."""
         self.workspace.add_usergroup(group_id, user_ids, handle)
 
-    def add_channel(self, channel_id: str, name: str) -> None:
-        """Name a channel for payloads and the transcript."""
-        self.workspace.add_channel(channel_id, name)
+    def add_channel(
+        self, channel_id: str, name: str, *, member: bool = True, private: bool = False
+    ) -> None:
+        """Name a channel for payloads and the transcript; is the bot in it (conversations.info)."""
+        self.workspace.add_channel(channel_id, name, member=member, private=private)
+
+    def grant_scopes(self, scopes: Iterable[str]) -> None:
+        """The bot token's scopes from now on, as if the app was reinstalled with them."""
+        self._scopes = frozenset(scopes)
+        if self._api is not None:
+            self._api.scopes = self._scopes
 
     def add_user_message(
         self, channel: str, user: str, text: str, *, thread_ts: str | None = None

@@ -60,6 +60,42 @@ class Responder:
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """A channel of the workspace: its name, and whether the bot was invited."""
+
+    id: str
+    name: str
+    member: bool
+    private: bool
+
+    def to_api(self, team_id: str) -> JSON:
+        """`conversations.info`'s `channel`, with the fields Slack always sends for a channel."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "name_normalized": self.name,
+            "is_channel": not self.private,
+            "is_group": self.private,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": self.private,
+            "is_archived": False,
+            "is_general": False,
+            "is_shared": False,
+            "is_ext_shared": False,
+            "is_org_shared": False,
+            "is_member": self.member,
+            "context_team_id": team_id,
+            "shared_team_ids": [team_id],
+            "created": FIRST_TS_SECONDS,
+            "creator": "",
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+            "previous_names": [],
+        }
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the transcript needs, copied under the lock."""
 
@@ -85,6 +121,7 @@ class Workspace:
         self._groups: dict[str, tuple[str, ...]] = {}
         self._group_handles: dict[str, str] = {}
         self._channels: dict[str, str] = {}
+        self._conversations: dict[str, Conversation] = {}
         self._messages: dict[tuple[str, str], Message] = {}
         self._timeline: list[Entry] = []
         self._responders: dict[str, Responder] = {}
@@ -102,10 +139,25 @@ class Workspace:
             self._groups[group_id] = tuple(user_ids)
             self._group_handles[group_id] = handle or group_id
 
-    def add_channel(self, channel_id: str, name: str) -> None:
-        """Name a channel so the transcript says `#ops` rather than an id."""
+    def add_channel(
+        self, channel_id: str, name: str, *, member: bool = True, private: bool = False
+    ) -> None:
+        """Name a channel (the transcript says `#ops`), and say whether the bot is in it."""
         with self._lock:
             self._channels[channel_id] = name
+            self._conversations[channel_id] = Conversation(channel_id, name, member, private)
+
+    def conversation(self, channel_id: str) -> Conversation:
+        """A channel as `conversations.info` shows it to the bot; `channel_not_found` else.
+
+        Slack shows a bot every public channel, member or not, but a private one only to
+        its members.
+        """
+        with self._lock:
+            found = self._conversations.get(channel_id)
+        if found is None or (found.private and not found.member):
+            raise SlackError("channel_not_found")
+        return found
 
     def user(self, user_id: str) -> User:
         """A known user; raises `user_not_found` like `users.info`."""

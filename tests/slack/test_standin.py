@@ -137,6 +137,40 @@ def test_web_client_round_trip_is_recorded_with_bodies(workspace: SlackStandIn) 
     assert error.value.response["error"] == "already_reacted"
 
 
+def test_scopes_and_channel_membership_are_answered_as_slack_answers_them(
+    workspace: SlackStandIn,
+) -> None:
+    """x-oauth-scopes on every answer, missing_scope naming the scope, is_member per channel."""
+    workspace.add_channel("C0OUT", "elsewhere", member=False)
+    workspace.add_channel("G0SECRET", "secret", member=False, private=True)
+    client = workspace.client()
+    auth = client.auth_test()
+    granted = set(str(auth.headers["x-oauth-scopes"]).split(","))
+    assert {"chat:write", "channels:read", "groups:read"} <= granted
+    assert client.conversations_info(channel=OPS)["channel"]["is_member"] is True
+    outside = client.conversations_info(channel="C0OUT")["channel"]
+    assert (outside["name"], outside["is_member"], outside["is_private"]) == (
+        "elsewhere",
+        False,
+        False,
+    )
+    for hidden in ("G0SECRET", "C0NOSUCH"):
+        with pytest.raises(SlackApiError) as error:
+            client.conversations_info(channel=hidden)
+        assert error.value.response["error"] == "channel_not_found"
+
+    workspace.grant_scopes(granted - {"channels:read", "chat:write"})
+    with pytest.raises(SlackApiError) as error:
+        client.conversations_info(channel=OPS)
+    assert error.value.response["error"] == "missing_scope"
+    assert error.value.response["needed"] == "channels:read"
+    assert "channels:read" not in error.value.response["provided"].split(",")
+    with pytest.raises(SlackApiError) as error:
+        client.chat_postMessage(channel=OPS, text="hello")
+    assert error.value.response["needed"] == "chat:write"
+    assert workspace.messages(OPS) == []
+
+
 def test_unknown_records_and_tokens_get_slacks_errors(workspace: SlackStandIn) -> None:
     """Unknown messages, users, groups, methods and tokens fail with Slack's own error codes."""
     workspace.add_usergroup("S0DBA", [ALICE, BOB], handle="dba")
