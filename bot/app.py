@@ -22,11 +22,13 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 import bot.slack.listeners as handlers
+from bot.service.doctor import Doctor, log_report
 from bot.service.rollback import Rollbot
 from bot.slack.chatops import TRIGGER_PREFIX, ChatOps
 from bot.slack.client import RedactingWebClient
 from bot.slack.courier import Courier, GivenUp
 from bot.slack.directory import SlackDirectory
+from bot.slack.doctor import slack_checks
 from bot.slack.gate import SIGNATURE_WINDOW_S, RequestGate
 from bot.slack.notifier import SlackNotifier
 from bot.slack.undelivered import Responders, Undelivered
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from bot.config import Settings
+    from bot.core.doctor import Report
 
 log = structlog.get_logger()
 EVENTS_PATH = "/slack/events"
@@ -96,6 +99,7 @@ class Components:
             approvals=self.approvals,
             responders=self.responders,
             redactor=self.redactor,
+            doctor=self.examine,
         )
         self.undelivered = Undelivered(
             self.service,
@@ -113,6 +117,8 @@ class Components:
             logger=logging.getLogger("slack_bolt"),
         )
         handlers.register(self.bolt, self.chatops)
+        self.doctor = Doctor.of(settings)
+        self.setup_report: Report | None = None  # the doctor's report at start-up, once made
         self._sweeper = threading.Thread(target=self._sweep, name="rollbot-sweeper", daemon=True)
         self._stopping = threading.Event()
         self._last_sweep = time.monotonic()
@@ -129,6 +135,32 @@ class Components:
         self._sweeper.start()
         # Approvals Slack holds but rollbot never acted on; may execute, so not on this thread.
         threading.Thread(target=self._reread, name="rollbot-reread", daemon=True).start()
+
+    def examine(self) -> Report:
+        """`rollbot doctor`'s report: the databases, files and this rollbot's Slack token."""
+        return self.doctor.examine(more=lambda: slack_checks(self.client, self.settings))
+
+    def check_setup(self) -> threading.Thread:
+        """Run the doctor in the background at start-up: logged, then reported by /healthz.
+
+        rollbot starts whatever it finds: a missing privilege on one target must not stop
+        approvals on another. Each error is logged loudly and makes /healthz answer 503
+        until a restart finds it fixed, so a deployment that cannot roll back does not look
+        healthy.
+        """
+
+        def run() -> None:
+            try:
+                report = self.examine()
+            except Exception:
+                log.exception("doctor.failed")
+                return
+            log_report(report)
+            self.setup_report = report
+
+        thread = threading.Thread(target=run, name="rollbot-doctor", daemon=True)
+        thread.start()
+        return thread
 
     def stop(self) -> None:
         """Stop background work and release connections."""
@@ -206,6 +238,12 @@ class Components:
             )
         except Exception:  # noqa: BLE001 - any failure means not healthy
             body["state_db"] = "unreachable"
+        report = self.setup_report
+        if report is not None:
+            errors = report.count("error")
+            body["doctor"] = (
+                "ok" if report.healthy else f"{errors} error(s) at start-up: run rollbot doctor"
+            )
         if self.socket_connected is not None:
             body["socket_mode"] = "ok" if self.socket_connected() else "disconnected"
         quiet = time.monotonic() - self._last_sweep

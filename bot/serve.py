@@ -34,6 +34,7 @@ def serve(settings: Settings, *, host: str = "0.0.0.0") -> int:  # noqa: S104 - 
     configure_logging(secrets=settings.secrets(), level=settings.log_level)
     components = _build_with_retries(settings)
     components.start()
+    components.check_setup()  # `rollbot doctor`, logged line by line; never stops the start
     log.info("serve.started", mode=mode, port=settings.port)
     socket_handler: CheckedSocketModeHandler | None = None
     try:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import RollbotError, quoted
 
-Action = Literal["plan", "help", "list", "status", "cancel", "history", "restore", "log"]
+Action = Literal["plan", "help", "list", "status", "cancel", "history", "restore", "log", "doctor"]
 SUBCOMMANDS: tuple[str, ...] = (
     "help",
     "list",
@@ -24,6 +24,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "history",
     "restore",
     "log",
+    "doctor",
 )
 _MIGRATION = re.compile(r"^\d{1,6}(?:_[A-Za-z0-9_]{1,100})?$")
 _RUN = re.compile(r"^#?(\d{1,12})$")
@@ -41,6 +42,7 @@ USAGE = """\
 `/rollback history [--target NAME]` migration history, live from the Drizzle journal
 `/rollback restore RUN` put back what rollback run RUN dropped (needs approval too)
 `/rollback log RUN` run RUN's audit trail: who did what, when, from where
+`/rollback doctor` check rollbot's setup: databases, privileges, tools, Slack (approvers)
 `/rollback help` this text"""
 
 
@@ -95,7 +97,7 @@ def _subcommand(head: str, rest: list[str]) -> Command:
             raise CommandError("`--target` needs a value", todo="see `/rollback help`")
         _no_more(head, rest[2:])
         return Command(action="history", target=_target(rest[1]))
-    if head in {"help", "list", "history"}:
+    if head in {"help", "list", "history", "doctor"}:
         _no_more(head, rest)
         return Command.model_validate({"action": head})
     if head == "status":

@@ -19,6 +19,7 @@ from bot.core.run import ACTIVE, RunState
 from bot.core.text import runbooks_text
 from bot.service.rollback import StalePlanError
 from bot.slack.blocks import (
+    doctor_message,
     help_message,
     history_message,
     log_message,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bot.config import Settings
+    from bot.core.doctor import Report
     from bot.core.redact import Redactor
     from bot.core.run import Run
     from bot.service.rollback import Rollbot
@@ -89,6 +91,7 @@ class ChatOps:
         approvals: Workers | None = None,
         responders: Responders | None = None,
         redactor: Redactor | None = None,
+        doctor: Callable[[], Report] | None = None,
     ) -> None:
         self.service = service
         self.deliveries = deliveries
@@ -99,6 +102,7 @@ class ChatOps:
         # Approvals have a pool of their own: a flood of plans must never turn one away.
         self.approvals = approvals or workers
         self.responders = responders
+        self.doctor = doctor  # without: `/rollback doctor` says it is not available here
 
     def enqueue(
         self,
@@ -260,6 +264,7 @@ class ChatOps:
             "plan": self._plan,
             "restore": self._restore,
             "log": self._log,
+            "doctor": self._doctor,
         }
         return handlers[command.action](command, user_id, channel_id)
 
@@ -277,6 +282,25 @@ class ChatOps:
     def _log(self, command: Command, _user_id: str, _channel_id: str) -> Reply:
         run_id = _run_id(command)
         text, blocks = log_message(self.service.run(run_id), self.service.store.audit(run_id))
+        return Reply(text=text, blocks=blocks)
+
+    def _doctor(self, _command: Command, user_id: str, _channel_id: str) -> Reply:
+        """Approvers only: the report names roles, tables and channels, and how to fix them."""
+        approvers = frozenset().union(
+            *(self.service.approvers(name) for name in self.settings.targets())
+        )
+        if user_id not in approvers:
+            raise NotAllowedError(
+                f"{user(user_id)} may not run `/rollback doctor`",
+                why="it is for approvers (ROLLBOT_APPROVERS, or a target's own approvers)",
+                todo="ask one of them, or run `rollbot doctor` where rollbot is deployed",
+            )
+        if self.doctor is None:
+            raise NotAllowedError(
+                "`/rollback doctor` is not available in this rollbot",
+                todo="run `rollbot doctor` where rollbot is deployed",
+            )
+        text, blocks = doctor_message(self.doctor())
         return Reply(text=text, blocks=blocks)
 
     def _status_command(self, command: Command, _user_id: str, _channel_id: str) -> Reply:
@@ -340,14 +364,21 @@ class ChatOps:
             )
 
 
-_SLOW = {"plan", "restore"}  # a backup (and a rehearsal) each: minutes on a big database
-_WHAT = {"plan": "Planning the rollback", "restore": "Planning the restore"}
+# A backup (and a rehearsal) each: minutes on a big database; doctor asks every database.
+_SLOW = {"plan", "restore", "doctor"}
+_WHAT = {
+    "plan": "Planning the rollback",
+    "restore": "Planning the restore",
+    "doctor": "Checking rollbot's setup",
+}
 
 
 def _queued(command: Command, ahead: int) -> str:
     """What the ack of a queued command says will happen."""
     if command.dry_run:
         return texts.queued("Previewing the rollback", ahead, first="no backup, nothing posted")
+    if command.action == "doctor":
+        return texts.queued(_WHAT["doctor"], ahead, first="nothing is changed")
     return texts.queued(_WHAT[command.action], ahead)
 
 

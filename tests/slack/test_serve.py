@@ -52,7 +52,7 @@ def wait_healthy(url: str, timeout: float = 30.0) -> dict[str, object]:
 def test_http_mode_process_answers_health_commands_and_sigterm(
     db_0023: str, standin: SlackStandIn, tmp_path: Path
 ) -> None:
-    """The real server: /healthz 200, a signed /rollback help answered, SIGTERM exits 0."""
+    """The real server: /healthz 200, the doctor logged, help answered, SIGTERM exits 0."""
     port = free_port()
     env = {
         **os.environ,
@@ -74,7 +74,18 @@ def test_http_mode_process_answers_health_commands_and_sigterm(
     )
     try:
         health = wait_healthy(f"http://127.0.0.1:{port}/healthz")
-        assert health == {"ok": True, "state_db": "ok", "courier": "ok", "sweeper": "ok"}
+        deadline = time.monotonic() + 20
+        while "doctor" not in health:  # the start-up doctor runs beside the server
+            assert time.monotonic() < deadline, health
+            time.sleep(0.1)
+            health = wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        assert health == {
+            "ok": True,
+            "state_db": "ok",
+            "courier": "ok",
+            "sweeper": "ok",
+            "doctor": "ok",  # warnings only: no migrations folder, a superuser role
+        }
         sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, standin)
         mark = standin.mark()
         assert (
@@ -90,6 +101,13 @@ def test_http_mode_process_answers_health_commands_and_sigterm(
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert any(line["event"] == "serve.stopping" for line in lines)
     assert all("run_id" in line for line in lines)
+    checks = [line for line in lines if line["event"] == "doctor.check"]
+    assert {(c["subject"], c["check"], c["result"]) for c in checks} >= {
+        ("target default", "reachable", "ok"),
+        ("target default", "migrations folder", "warning"),
+        ("slack", "scopes", "ok"),
+    }
+    assert all(c["level"] == {"ok": "info"}.get(c["result"], c["result"]) for c in checks)
     assert standin.bot_token not in stderr
     assert SIGNING_SECRET not in stderr
 
