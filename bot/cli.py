@@ -271,7 +271,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
 
     report = Doctor.of(settings).examine(more=more)
     if args.json:
-        _json(report.model_dump(mode="json") | {"summary": report.summary()})
+        _json(report.model_dump(mode="json") | {"ok": report.healthy, "summary": report.summary()})
     else:
         print(doctor_text(report))
     return report.exit_status()

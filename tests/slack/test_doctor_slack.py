@@ -12,7 +12,7 @@ from tests.fix_slackbot import BYSTANDER, INCIDENT_CHANNEL, REQUEST_CHANNEL, Sla
 def test_doctor_answers_an_approver_alone_naming_a_missing_scope_and_channel(
     db_0023: str, make_slackbot: Callable[..., SlackBot]
 ) -> None:
-    """An approver sees every check, ephemerally; a bystander is refused; nothing is posted."""
+    """An approver sees every check, ephemerally; a bystander is refused; /healthz says it."""
     bot = make_slackbot(db_0023, allowed_channels=(REQUEST_CHANNEL,))
     bot.standin.grant_scopes(manifest_scopes() - {"usergroups:read"})
     bot.standin.add_channel(INCIDENT_CHANNEL, "incident", member=False)
@@ -38,6 +38,12 @@ def test_doctor_answers_an_approver_alone_naming_a_missing_scope_and_channel(
     assert "Errors" not in json.dumps(refused.params.get("blocks"))
     assert bot.standin.calls("chat.postMessage", since=mark) == []
     assert bot.components.store.recent() == []
+
+    # The same report at start-up: shown by /healthz, which still answers healthy.
+    bot.components.check_setup().join(timeout=30)
+    health = bot.components.health()
+    assert health["doctor"] == "2 error(s) at start-up: run rollbot doctor"
+    assert health["ok"] is True
 
 
 def _doctor(bot: SlackBot, user: str) -> Call:
