@@ -51,22 +51,17 @@ def state_facts(conninfo: str, *, variable: str, timeout: float) -> StateFacts:
             todo=f"{cause.todo}; nothing was changed",
             lasting=cause.lasting,
         ) from None
-    with conn:
-        conn.read_only = True
-        row = conn.execute(
-            _FACTS, {"schema": STATE_SCHEMA, "versions": f"{STATE_SCHEMA}.schema_version"}
-        ).fetchone()
-        assert row is not None  # noqa: S101 - a LEFT JOIN from one row yields one row
-        version: int | None = None
-        readable = bool(row[4]) and bool(row[7]) and bool(row[8])
-        if readable:
-            found = conn.execute(
-                sql.SQL("SELECT max(version) FROM {}.schema_version").format(
-                    sql.Identifier(STATE_SCHEMA)
-                )
-            ).fetchone()
-            version = int(found[0]) if found and found[0] is not None else None
-        conn.rollback()
+    try:
+        with conn:
+            conn.read_only = True
+            row, version = _read(conn)
+            conn.rollback()
+    except psycopg.Error as exc:
+        raise DatabaseUnavailableError(
+            f"The state database ({variable}): its catalog could not be read",
+            why=f"PostgreSQL said: {redactor.text(exc.diag.message_primary or str(exc))}",
+            todo="check the role's access to the database; nothing was changed",
+        ) from None
     return StateFacts(
         role=str(row[0]),
         database=str(row[1]),
@@ -78,3 +73,19 @@ def state_facts(conninfo: str, *, variable: str, timeout: float) -> StateFacts:
         version=version,
         tables_writable=bool(row[8]),
     )
+
+
+def _read(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[tuple[object, ...], int | None]:
+    row = conn.execute(
+        _FACTS, {"schema": STATE_SCHEMA, "versions": f"{STATE_SCHEMA}.schema_version"}
+    ).fetchone()
+    assert row is not None  # noqa: S101 - a LEFT JOIN from one row yields one row
+    version: int | None = None
+    if row[4] and row[7] and row[8]:  # USAGE, the versions table, and SELECT on it
+        found = conn.execute(
+            sql.SQL("SELECT max(version) FROM {}.schema_version").format(
+                sql.Identifier(STATE_SCHEMA)
+            )
+        ).fetchone()
+        version = int(str(found[0])) if found and found[0] is not None else None
+    return row, version
