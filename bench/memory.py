@@ -37,6 +37,37 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def parents() -> dict[int, int]:
+    """Every process's parent, from one pass over /proc."""
+    found: dict[int, int] = {}
+    for entry in os.scandir(PROC):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (PROC / entry.name / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1:
+            found[int(entry.name)] = int(fields[1])
+    return found
+
+
+def descendants_of(pid: int) -> dict[int, int]:
+    """Every process below `pid` (children, their children…), each with its parent."""
+    by_parent: dict[int, list[int]] = {}
+    for child, parent in parents().items():
+        by_parent.setdefault(parent, []).append(child)
+    found: dict[int, int] = {}
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for child in by_parent.get(parent, []):
+            found[child] = parent
+            todo.append(child)
+    return found
+
+
 def peak_of(pid: int) -> tuple[str, int] | None:
     """The program name and VmHWM in KiB of a process, or None once it has gone."""
     name, peak = "", None
@@ -54,10 +85,14 @@ def peak_of(pid: int) -> tuple[str, int] | None:
 
 
 class ChildPeaks:
-    """While open, samples the peak memory of this process's children, per program name."""
+    """While open, samples the peak memory of this process's children, per program name.
 
-    def __init__(self, interval_s: float = 0.05) -> None:
+    With `tree`, their children too: rollbot's CLI and the pg_dump it starts.
+    """
+
+    def __init__(self, interval_s: float = 0.05, *, tree: bool = False) -> None:
         self._interval = interval_s
+        self._tree = tree
         self._stop = threading.Event()
         self._last: dict[int, tuple[str, int]] = {}
         self._thread = threading.Thread(target=self._watch, name="bench-child-peaks", daemon=True)
@@ -88,8 +123,20 @@ class ChildPeaks:
         if not PROC.is_dir():
             return
         while not self._stop.wait(self._interval):
+            if self._tree:
+                self._sample_tree()
+                continue
             for pid in children_of(os.getpid()):
                 seen = peak_of(pid)
                 # Until it calls exec, a child is still this program, with this one's memory.
                 if seen is not None and seen[0] != self._own_name:
                     self._last[pid] = seen
+
+    def _sample_tree(self) -> None:
+        below = descendants_of(os.getpid())
+        seen = {pid: peak for pid in below if (peak := peak_of(pid)) is not None}
+        names = {os.getpid(): self._own_name} | {pid: peak[0] for pid, peak in seen.items()}
+        for pid, peak in seen.items():
+            # A child that has not called exec yet still bears its parent's name and memory.
+            if peak[0] != names.get(below[pid], self._own_name):
+                self._last[pid] = peak
