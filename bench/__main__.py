@@ -8,6 +8,7 @@ embedded one started for the run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import shlex
@@ -24,11 +25,14 @@ from bench.backup_overhead import run_backup_overhead
 from bench.lock_safety import LockOptions, run_lock_safety
 from bench.report import Machine, Report, render, write_report
 from bench.rollback_time import run_rollback_time
+from bench.scale import DROP_MODES, ScaleOptions, run_scale
 from bench.server import Server, Tools, open_server
 from bot.logs import configure_logging
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ("lock", "backup", "rollback", "ack")
+SCENARIOS = ("lock", "backup", "rollback", "ack", "scale")
+# `scale` builds databases of up to a few GiB and takes many minutes: only when asked for.
+DEFAULT_SCENARIOS = ("lock", "backup", "rollback", "ack")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,10 +42,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         action="append",
         choices=SCENARIOS,
-        help="run only this scenario (repeatable); default: all",
+        help="run only this scenario (repeatable); default: all but scale",
     )
     parser.add_argument(
-        "--scale", type=int, default=50, help="data for backup and rollback (x sample rows)"
+        "--sample-scale",
+        type=int,
+        default=50,
+        help="data for backup and rollback (x sample rows)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=_positive,
+        action="append",
+        help="data for the scale scenario: 1 = 1.8M rows, ~600 MiB (repeatable; "
+        "default 0.25, 1 and 4)",
+    )
+    parser.add_argument(
+        "--drop-mode",
+        choices=DROP_MODES,
+        help="ROLLBOT_DROP_MODE for the scale scenario's rollbot (default: rollbot's own)",
     )
     parser.add_argument(
         "--lock-scale", type=int, default=1, help="data for the lock and ack scenarios"
@@ -65,7 +84,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, default=RESULTS / "latest.json", help="where to write the JSON"
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON report instead of the tables"
+    )
     return parser.parse_args(argv)
+
+
+def _positive(text: str) -> float:
+    """A scale: a positive number such as 0.25, 1 or 4."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"a scale is a positive number like 0.25 or 4, not {text!r}"
+        )
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
             machine=machine,
         )
         report = bench.run(args, report)
-    print(render(report))
+    print(report.model_dump_json(indent=2) if args.json else render(report))
     write_report(report, args.output)
     stamped = args.output.parent / f"{started.strftime('%Y%m%d-%H%M%S')}.json"
     write_report(report, stamped)
-    print(f"results written to {args.output} and {stamped}")
+    print(
+        f"results written to {args.output} and {stamped}",
+        file=sys.stderr if args.json else sys.stdout,
+    )
     return 0
 
 
@@ -123,7 +161,7 @@ class _Bench:
 
     def run(self, args: argparse.Namespace, report: Report) -> Report:
         """Run the scenarios `--only` names (all by default), each into its report field."""
-        only = set(args.only or SCENARIOS)
+        only = set(args.only or DEFAULT_SCENARIOS)
         if "lock" in only:
             _progress(f"lock safety: two timelines of about {args.blocker_seconds + 2:g} s")
             options = LockOptions(
@@ -145,25 +183,25 @@ class _Bench:
             report = report.model_copy(update={"lock_safety": lock})
         if "backup" in only:
             _progress(f"backup overhead: {args.repeat} x (backup_with_counts, pg_dump -Fc)")
-            template = self.template(args.scale)
+            template = self.template(args.sample_scale)
             backup = run_backup_overhead(
                 self.server,
                 template,
                 self.tools,
                 self.workdir,
-                scale=args.scale,
+                scale=args.sample_scale,
                 repeat=args.repeat,
             )
             report = report.model_copy(update={"backup_overhead": backup})
         if "rollback" in only:
             _progress(f"rollback execution: {args.repeat} x (execute_plan, psql -f)")
-            template = self.template(args.scale)
+            template = self.template(args.sample_scale)
             rollback = run_rollback_time(
                 self.server,
                 template,
                 self.tools,
                 self.workdir,
-                scale=args.scale,
+                scale=args.sample_scale,
                 repeat=args.repeat,
             )
             report = report.model_copy(update={"rollback_time": rollback})
@@ -182,6 +220,16 @@ class _Bench:
             template = self.template(ack.scale)
             latency = run_ack_latency(self.server, template, self.workdir, options=ack)
             report = report.model_copy(update={"ack_latency": latency})
+        if "scale" in only:
+            scaled_options = ScaleOptions(repeat=args.repeat, drop_mode=args.drop_mode)
+            if args.scale:
+                scaled_options = dataclasses.replace(scaled_options, scales=tuple(args.scale))
+            _progress(
+                f"at scale: {', '.join(f'{s:g}' for s in scaled_options.scales)}, "
+                f"{scaled_options.repeat} x (plan, execute, restore) against the raw tools"
+            )
+            scaled = run_scale(self.server, self.tools, self.workdir, scaled_options, _progress)
+            report = report.model_copy(update={"scale": scaled})
         return report
 
 

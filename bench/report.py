@@ -10,6 +10,7 @@ from bench.ack_latency import AckLatency, AckPhase, AckSide
 from bench.backup_overhead import BackupOverhead, BackupSide
 from bench.lock_safety import LockCase, LockSafety
 from bench.rollback_time import RollbackTime
+from bench.scale import ScaleResult, Spread, Stream
 from bench.stats import STALL_S
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Report(BaseModel):
     backup_overhead: BackupOverhead | None = None
     rollback_time: RollbackTime | None = None
     ack_latency: AckLatency | None = None
+    scale: ScaleResult | None = None
 
 
 def write_report(report: Report, path: Path) -> None:
@@ -65,6 +67,8 @@ def render(report: Report) -> str:
         parts.append(render_rollback_time(report.rollback_time))
     if report.ack_latency is not None:
         parts.append(render_ack_latency(report.ack_latency))
+    if report.scale is not None:
+        parts.append(render_scale(report.scale))
     return "\n\n".join(parts) + "\n"
 
 
@@ -226,3 +230,106 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     rule = "  ".join("-" * max(w, len(h)) for w, h in zip(widths, headers, strict=True))
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def render_scale(result: ScaleResult) -> str:
+    """Per scale: each step's median (spread), the raw tool's, the ratio; the app; memory."""
+    mode = result.drop_mode or "rollbot's default"
+    title = (
+        f"5. At scale (drop mode: {mode}): median of {result.repeat} (min-max), "
+        "rollbot's CLI against the raw tools, alternating"
+    )
+    headers = ["scale", "step", "rollbot", "raw tool", "raw", "ratio"]
+    rows: list[list[str]] = []
+    for p in result.points:
+        label = (
+            f"{p.scale:g} ({p.rows:,} rows, {p.dropped_rows:,} dropped, "
+            f"{p.database_bytes / 2**20:,.0f} MiB, built in {p.build_s:.0f} s)"
+        )
+        rows.append([label, "", "", "", "", ""])
+        for step, mine, tool, theirs, factor in (
+            (
+                "ready for approval",
+                p.plan,
+                "pg_dump > backup.sql",
+                p.pg_dump_plain,
+                p.plan_vs_plain,
+            ),
+            (
+                "",
+                p.plan,
+                "pg_dump -Fc + pg_restore -f /dev/null",
+                p.pg_dump_custom,
+                p.plan_vs_custom,
+            ),
+            ("execution", p.execute, "psql -f (the seed's SQL)", p.psql, p.execute_vs_psql),
+            ("restore", p.restore, "psql < backup.sql", p.restore_psql, p.restore_vs_psql),
+            (
+                "",
+                p.restore,
+                "pg_restore of backup.dump",
+                p.restore_pg_restore,
+                p.restore_vs_pg_restore,
+            ),
+        ):
+            rows.append(["", step, _spread(mine), tool, _spread(theirs), f"{factor:.1f}x"])
+    lines = [title, table(headers, rows), "", _app_table(result), "", _memory_table(result)]
+    lines.append(
+        "rollbot's steps are whole CLI commands (start-up included): plan = `rollbot plan 0023` "
+        "to awaiting approval; execution = `rollbot approve RUN`; restore = `rollbot restore "
+        "RUN` + `rollbot approve` of the restore run."
+    )
+    return "\n".join(lines)
+
+
+def _spread(side: Spread) -> str:
+    if len(side.samples) == 1:
+        return duration(side.median_s)
+    return f"{duration(side.median_s)} ({duration(side.min_s)}-{duration(side.max_s)})"
+
+
+def _app_table(result: ScaleResult) -> str:
+    """The application's slowest statements during each execution, worst sample shown."""
+    headers = ["scale", "runner", "insert, dropped table", "insert, kept table", "read, kept table"]
+    rows: list[list[str]] = []
+    for p in result.points:
+        for runner, loads in (("rollbot", p.load_rollbot), ("psql", p.load_psql)):
+            rows.append(
+                [
+                    f"{p.scale:g}" if runner == "rollbot" else "",
+                    runner,
+                    *(
+                        _stream([getattr(load, name) for load in loads])
+                        for name in ("insert_dropped", "insert_kept", "read_kept")
+                    ),
+                ]
+            )
+    title = (
+        "The application during execution: max / p99 of each stream's statements "
+        "(the worst sample), failed ones included"
+    )
+    return "\n".join([title, table(headers, rows)])
+
+
+def _stream(streams: Sequence[Stream]) -> str:
+    worst = max(streams, key=lambda s: s.max_s)
+    failed = sum(s.failed for s in streams)
+    total = sum(s.statements for s in streams)
+    return f"{duration(worst.max_s)} / {duration(worst.p99_s)} ({failed:,} of {total:,} failed)"
+
+
+def _memory_table(result: ScaleResult) -> str:
+    """Peak resident memory per step and program, the largest over the samples."""
+    programs = ("rollbot", "pg_dump", "pg_restore", "psql")
+    headers = ["scale", "step", *programs]
+    rows: list[list[str]] = []
+    for p in result.points:
+        for index, (step, peaks) in enumerate(p.peak_kib.items()):
+            rows.append(
+                [
+                    f"{p.scale:g}" if index == 0 else "",
+                    step,
+                    *(mebibytes(peaks.get(name)) for name in programs),
+                ]
+            )
+    return "\n".join(["Peak memory (VmHWM of each process, from /proc)", table(headers, rows)])

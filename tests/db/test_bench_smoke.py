@@ -4,15 +4,19 @@ These pin the shape of the results and one behaviour, never a speed: timings bel
 `make bench`, which compares rollbot with the raw tools on the same machine.
 """
 
+import os
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bench.ack_latency import AckOptions, run_ack_latency
 from bench.backup_overhead import run_backup_overhead
+from bench.dataset import dropped_rows, rows_at
 from bench.lock_safety import LockOptions, run_lock_safety
 from bench.report import Machine, Report, render
 from bench.rollback_time import expected_dropped_rows, run_rollback_time
+from bench.scale import ScaleOptions, run_scale
 from bench.server import Server, Tools
 
 TINY_ACK = AckOptions(requests=12, concurrency=3, rounds=2, warmup=2, workers=2, queue_size=1)
@@ -143,4 +147,59 @@ def test_ack_latency_answers_every_request_and_says_busy_when_the_queue_is_full(
     text = render(report)
     assert "4. Ack latency" in text
     assert "busy" in text
+    assert Report.model_validate_json(report.model_dump_json()) == report
+
+
+@pytest.mark.slow
+def test_scale_builds_its_database_and_drives_rollbot_through_plan_execute_restore(
+    server: Server, tools: Tools, tmp_path: Path
+) -> None:
+    """At a tiny scale every step runs once per side, rollbot's runs succeed, the tables render."""
+    options = ScaleOptions(scales=(0.001,), repeat=1, warmup_s=0.1, tail_s=0.05)
+    result = run_scale(server, tools, tmp_path, options)
+    (point,) = result.points
+    assert point.rows == sum(rows_at(0.001).values())
+    assert point.dropped_rows == dropped_rows(0.001)
+    assert point.outcomes == ("plan: awaiting_approval", "approve: succeeded", "restore: succeeded")
+    for spread in (
+        point.plan,
+        point.pg_dump_plain,
+        point.pg_dump_custom,
+        point.execute,
+        point.psql,
+    ):
+        assert len(spread.samples) == 1
+        assert spread.median_s > 0
+    assert point.restore_plan.median_s < point.restore.median_s
+    assert min(point.plan_vs_plain, point.execute_vs_psql, point.restore_vs_pg_restore) > 0
+    assert point.plain_bytes > 0
+    assert point.custom_bytes > 0
+    assert point.rollbot_backup_bytes > 0
+    for loads in (point.load_rollbot, point.load_psql):
+        (load,) = loads
+        for stream in (load.insert_dropped, load.insert_kept, load.read_kept):
+            assert 0 < stream.p50_s <= stream.p99_s <= stream.max_s
+        assert load.insert_dropped.failed > 0  # the table went away under the application
+    assert point.peak_kib["plan"]["rollbot"] > 0
+    assert point.peak_kib["plan"]["pg_dump"] > 0
+    assert point.peak_kib["approve"]["rollbot"] > 0
+    with psycopg.connect(server.conninfo) as conn:
+        left = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%%\\_' || %s || '\\_%%'",
+            (str(os.getpid()),),
+        ).fetchall()
+    assert left == []
+    report = Report.model_validate(
+        {
+            "started_at": "2025-11-13T00:00:00Z",
+            "command": "python -m bench --only scale --scale 0.001",
+            "machine": Machine(
+                cpus=2, platform="test", python="3.11", server_version="15", pg_dump_version="15"
+            ),
+            "scale": result,
+        }
+    )
+    text = render(report)
+    assert "5. At scale" in text
+    assert "pg_dump > backup.sql" in text
     assert Report.model_validate_json(report.model_dump_json()) == report

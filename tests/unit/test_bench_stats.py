@@ -1,4 +1,4 @@
-"""The benchmark's arithmetic and formatting: percentiles, latency summaries, the seed SQL."""
+"""The benchmark's arithmetic and formatting: percentiles, latencies, the seed SQL, data sizes."""
 
 import math
 
@@ -6,8 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.__main__ import parse_args
+from bench.dataset import STAGES_PER_PIPELINE, dropped_rows, rows_at
 from bench.raw import seed_sql
 from bench.report import duration, table
+from bench.scale import Spread, Stream
 from bench.stats import Latencies, median, percentile, ratio
 
 
@@ -79,3 +82,37 @@ def test_seed_sql_is_the_guides_block_with_begin_and_commit() -> None:
     assert "\nBEGIN;\n" in text
     assert text.rstrip().endswith("COMMIT;")
     assert text.count("DROP TABLE IF EXISTS") == 6
+
+
+def test_scaled_rows_are_realistic_at_one_and_hold_together_at_any_scale() -> None:
+    """Scale 1 is 1.8M rows, 1.79M of them in 0023's tables; stages stay four per pipeline."""
+    at_one = rows_at(1)
+    assert sum(at_one.values()) == 1_800_000
+    assert dropped_rows(1) == 1_790_000
+    for scale in (0.001, 0.25, 4):
+        rows = rows_at(scale)
+        assert rows["pipeline_stages"] == STAGES_PER_PIPELINE * rows["generation_pipelines"]
+        assert 1 <= rows["variant_statistics"] <= rows["assets"]  # one per base asset
+        assert min(rows.values()) >= 1
+    assert dropped_rows(4) == pytest.approx(4 * dropped_rows(1), rel=0.001)
+    with pytest.raises(ValueError, match="positive"):
+        rows_at(0)
+
+
+def test_application_streams_count_failed_statements_and_their_wait() -> None:
+    """A failed statement is counted and its latency kept: the application waited for it."""
+    stream = Stream.of([(0.002, True), (1.5, False), (0.004, True)])
+    assert (stream.statements, stream.failed) == (3, 1)
+    assert stream.max_s == stream.p99_s == 1.5
+    assert stream.p50_s == 0.004
+    spread = Spread.of([3.0, 1.0, 2.0])
+    assert (spread.median_s, spread.min_s, spread.max_s) == (2.0, 1.0, 3.0)
+
+
+def test_scale_option_takes_positive_numbers_only() -> None:
+    """`--scale 0.25` is a quarter; zero, negatives and words are refused by the parser."""
+    assert parse_args(["--only", "scale", "--scale", "0.25", "--scale", "4"]).scale == [0.25, 4.0]
+    assert parse_args([]).scale is None
+    for bad in ("0", "-1", "big"):
+        with pytest.raises(SystemExit):
+            parse_args(["--scale", bad])
