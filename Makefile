@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit clean bench
+.PHONY: demo test test-scale lint typecheck unit clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "rollbot needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
@@ -18,7 +18,11 @@ demo: $(STAMP)
 
 # Tests are isolated (a database per test, port 0 everywhere): they run on every core.
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto -m "not scale"
+
+# The benchmark harness at a tiny scale: a minute of CLI round trips, so CI runs it apart.
+test-scale: $(STAMP)
+	$(BIN)/pytest -m scale
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

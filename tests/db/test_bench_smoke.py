@@ -150,7 +150,7 @@ def test_ack_latency_answers_every_request_and_says_busy_when_the_queue_is_full(
     assert Report.model_validate_json(report.model_dump_json()) == report
 
 
-@pytest.mark.slow
+@pytest.mark.scale
 def test_scale_builds_its_database_and_drives_rollbot_through_plan_execute_restore(
     server: Server, tools: Tools, tmp_path: Path
 ) -> None:
