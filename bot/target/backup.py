@@ -303,3 +303,17 @@ def _check_contents(
             "exclude their data or schema",
         )
     return tuple(sorted(qualified(n) for n in contents.table_data))
+
+
+def backup_on_disk(path: Path) -> bool:
+    """Whether the file a run recorded is still where it was written."""
+    return path.is_file()
+
+
+def remove_backup(path: Path) -> str | None:
+    """Delete a pruned backup file; the problem, or None. A file already gone is no problem."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        return f"{path} could not be deleted ({exc.strerror}); delete it by hand"
+    return None
