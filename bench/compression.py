@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -32,8 +33,12 @@ from bot.core.compression import for_pg_dump, parse_compression
 from bot.pgclient.conninfo import child_connection
 from bot.target.backup import take_backup
 
+if TYPE_CHECKING:
+    from bench.server import Server
+    from bot.pgclient.tools import PgTools
+
 METHODS = ("none", "gzip:1", "gzip:6", "lz4", "zstd")
-_NEW_METHODS_SINCE = 16
+NEW_METHODS_SINCE = 16
 
 
 def _pg_dump(pg_dump: Path, conninfo: str, file: Path, compress: list[str]) -> float:
@@ -65,10 +70,43 @@ def _written_then_read(
     return time.perf_counter() - started
 
 
+def _measure(
+    server: Server, tools: PgTools, conninfo: str, work: Path, *, method: str, repeat: int
+) -> str:
+    """One line of the table: the file size and each side's median wall time."""
+    wanted = parse_compression(method)
+    used, compress = for_pg_dump(wanted, tools.major)
+    if used != wanted:
+        return f"{method:12}  not supported by pg_dump {tools.major} (needs {NEW_METHODS_SINCE})"
+    raw: list[float] = []
+    before: list[float] = []
+    after: list[float] = []
+    file_size = 0
+    file = work / "raw.dump"
+    for i in range(repeat):
+        server.settle()
+        raw.append(_pg_dump(tools.pg_dump, conninfo, file, compress))
+        file_size = file.stat().st_size
+        file.unlink()
+        server.settle()
+        before.append(_written_then_read(tools.pg_dump, tools.pg_restore, conninfo, file, compress))
+        file.unlink()
+        server.settle()
+        started = time.perf_counter()
+        info = take_backup(tools, conninfo, work, name=f"streamed-{i}", compression=method)
+        after.append(time.perf_counter() - started)
+        info.path.unlink()
+        print(f"  {method} sample {i + 1} done", file=sys.stderr, flush=True)
+    return (
+        f"{used.label():12}  {file_size / 2**20:>5.1f} MiB  {median(raw):>9.2f} s"
+        f"  {median(before):>16.2f} s  {median(after):>6.2f} s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print one line per compression: size and median wall time of each side."""
     parser = argparse.ArgumentParser(prog="python -m bench.compression", description=__doc__)
-    parser.add_argument("--scale", type=int, default=150, help="x the sample rows (150 ≈ 300 MiB)")
+    parser.add_argument("--scale", type=int, default=150, help="x the sample rows (150: 303 MiB)")
     parser.add_argument("--repeat", type=int, default=3, help="samples per side")
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     args = parser.parse_args(argv)
@@ -81,49 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         with server.asset_forge(args.scale) as template, server.clone(template) as conninfo:
             with psycopg.connect(conninfo) as conn:
                 row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-            size = int(row[0]) if row else 0
+            mib = (int(row[0]) if row else 0) / 2**20
+            print(f"pg_dump {tools.version}, database {mib:.0f} MiB, median of {args.repeat}")
             print(
-                f"pg_dump {tools.version}, database {size / 2**20:.0f} MiB, median of {args.repeat}",
-            )
-            print(
-                f"{'compression':12}  {'file':>9}  {'pg_dump -Fc':>11}  {'written, then read':>18}  {'streamed':>8}"
+                f"{'compression':12}  {'file':>9}  {'pg_dump -Fc':>11}"
+                f"  {'written, then read':>18}  {'streamed':>8}"
             )
             for method in args.methods:
-                wanted = parse_compression(method)
-                used, compress = for_pg_dump(wanted, tools.major)
-                if used != wanted:
-                    print(
-                        f"{method:12}  not supported by pg_dump {tools.major} (needs {_NEW_METHODS_SINCE})"
-                    )
-                    continue
-                work = Path(tmp)
-                raw, before, after, file_size = [], [], [], 0
-                for i in range(args.repeat):
-                    server.settle()
-                    file = work / f"raw-{i}.dump"
-                    raw.append(_pg_dump(tools.pg_dump, conninfo, file, compress))
-                    file_size = file.stat().st_size
-                    file.unlink()
-                    server.settle()
-                    before.append(
-                        _written_then_read(
-                            tools.pg_dump, tools.pg_restore, conninfo, file, compress
-                        )
-                    )
-                    file.unlink()
-                    server.settle()
-                    started = time.perf_counter()
-                    info = take_backup(
-                        tools, conninfo, work, name=f"streamed-{i}", compression=method
-                    )
-                    after.append(time.perf_counter() - started)
-                    info.path.unlink()
-                    print(f"  {method} sample {i + 1} done", file=sys.stderr, flush=True)
-                print(
-                    f"{used.label():12}  {file_size / 2**20:>5.1f} MiB  {median(raw):>9.2f} s"
-                    f"  {median(before):>16.2f} s  {median(after):>6.2f} s",
-                    flush=True,
+                line = _measure(
+                    server, tools, conninfo, Path(tmp), method=method, repeat=args.repeat
                 )
+                print(line, flush=True)
     return 0
 
 
