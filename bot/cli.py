@@ -16,24 +16,37 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 from bot import __version__
 from bot.config import Settings, load_settings
 from bot.core.errors import ConfigError, NotFoundError, RollbotError, quoted
 from bot.core.redact import Redactor
+from bot.core.retention import Keep, parse_keep
 from bot.core.run import Run, RunState
 from bot.core.text import (
+    backups_text,
     log_text,
     outcome_text,
     plan_text,
     preview_text,
+    prune_text,
     runbooks_text,
     runs_text,
     undelivered_text,
 )
 from bot.drizzle.history import history_text
 from bot.logs import MaskedStream, configure_logging
-from bot.service.lifecycle import Notifier, SilentNotifier
+from bot.service.backups import Backups
+from bot.service.lifecycle import PROGRESS, Notifier, SilentNotifier
 from bot.service.rollback import Rollbot, StalePlanError
 from bot.state.deliveries import Deliveries
 from bot.state.store import RunStore
@@ -43,6 +56,7 @@ if TYPE_CHECKING:
 
     from bot.core.doctor import Check
     from bot.core.outbox import Message
+    from bot.core.progress import Progress as BackupProgress
 
 log = structlog.get_logger()
 
@@ -58,9 +72,13 @@ class TerminalNotifier(SilentNotifier):
     delivered by the courier of any running `rollbot serve`.
     """
 
-    def __init__(self, stream: TextIO, slack: Notifier | None = None) -> None:
+    def __init__(self, stream: TextIO, slack: Notifier | None = None, *, bar: bool = False) -> None:
         self.stream = stream
         self.slack = slack
+        # A progress bar only on a terminal: a script reading stderr gets the lines alone.
+        self._console = Console(file=stream) if bar else None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
 
     def messages(self, run: Run, event: str) -> list[Message]:
         """Slack's messages for the move, when rollbot has a Slack app; else none."""
@@ -72,7 +90,40 @@ class TerminalNotifier(SilentNotifier):
 
     def run_changed(self, run: Run, event: str) -> None:
         """One line per step, as it is stored."""
+        if event == PROGRESS:
+            return
+        self._end_bar()
         print(f"run {run.id}: {event.replace('_', ' ')}", file=self.stream, flush=True)
+
+    def progress_messages(self, run: Run, progress: BackupProgress) -> list[Message]:
+        """Slack's plan message with the bytes written, when rollbot has a Slack app."""
+        return self.slack.progress_messages(run, progress) if self.slack else []
+
+    def run_progress(self, run: Run, progress: BackupProgress) -> None:
+        """Bytes written against the catalog's size of the dumped tables, on a terminal."""
+        if self._console is None or not self._console.is_terminal:
+            return
+        if self._bar is None:
+            self._bar = Progress(
+                TextColumn(f"run {run.id}: backup"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn("written, of at most the tables' size;"),
+                TransferSpeedColumn(),
+                console=self._console,
+            )
+            self._task = self._bar.add_task("backup", total=progress.expected or None)
+            self._bar.start()
+        assert self._task is not None  # noqa: S101 - set with the bar
+        self._bar.update(self._task, completed=progress.written)
+
+    def _end_bar(self) -> None:
+        """The backup has ended: the bar shows what was written, full, and stays above."""
+        if self._bar is not None and self._task is not None:
+            written = self._bar.tasks[0].completed
+            self._bar.update(self._task, total=written, completed=written)
+            self._bar.stop()
+        self._bar = None
 
 
 def _slack_notifier(settings: Settings) -> Notifier | None:
@@ -143,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("migration")
     log_ = command("log", "a run's audit trail: who did what, when, from which process")
     log_.add_argument("run", type=int)
+    backups = command("backups", "list the backup files of every run; `prune` applies retention")
+    backups.add_argument(
+        "action", nargs="?", choices=["prune"], help="delete the files beyond ROLLBOT_BACKUP_KEEP"
+    )
+    backups.add_argument(
+        "--keep", type=_keep, metavar="N|AGE", help="retention for this prune: 20 runs, or 14d"
+    )
+    backups.add_argument("--as", dest="user", default="rollbot", metavar="NAME")
     show = command("show", "show one run: plan, backup, approvals and outcome")
     show.add_argument("run", type=int)
     command("doctor", "check targets, privileges, tools, runbooks, backups, Slack; change nothing")
@@ -243,7 +302,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         store.migrate()
-        notifier = TerminalNotifier(sys.stderr, _slack_notifier(settings))
+        bar = args.command == "plan" and not args.json
+        notifier = TerminalNotifier(sys.stderr, _slack_notifier(settings), bar=bar)
         service = Rollbot(settings, store, notifier=notifier)
         _settle(service)
         try:
@@ -297,6 +357,8 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
         return _json([_public(r) for r in runs]) if args.json else _print(runs_text(runs))
     if args.command in {"log", "history", "sql"}:
         return _report(args, service)
+    if args.command == "backups":
+        return _backups(args, service)
     try:
         run = _act(args, service)
     except StalePlanError as exc:
@@ -337,6 +399,41 @@ def _report(args: argparse.Namespace, service: Rollbot) -> int:
     if args.json:
         return _json([e.model_dump(mode="json") for e in entries])
     return _print(history_text(entries))
+
+
+def _backups(args: argparse.Namespace, service: Rollbot) -> int:
+    """`rollbot backups [prune]`: the files, or retention applied to them."""
+    backups = Backups(service.store, service.runs.now)
+    if args.action is None:
+        listed = backups.list()
+        if args.json:
+            return _json([item.model_dump(mode="json") for item in listed])
+        return _print(backups_text(listed))
+    keep = args.keep or service.settings.backup_keep
+    if keep is None:
+        raise ConfigError(
+            "ROLLBOT_BACKUP_KEEP",
+            "is not set (or is all), so every backup is kept and there is nothing to prune",
+            todo="set it to a number of rollbacks per target (20) or an age (14d), or pass --keep",
+        )
+    pruned = backups.prune(keep, actor=args.user)
+    if args.json:
+        _json(pruned.model_dump(mode="json") | {"freed_bytes": pruned.freed_bytes})
+    else:
+        print(prune_text(pruned))
+    return 1 if pruned.problems else 0
+
+
+def _keep(text: str) -> Keep:
+    """`--keep 20` or `--keep 14d`, read as ROLLBOT_BACKUP_KEEP is."""
+    try:
+        keep = parse_keep(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if keep is None:
+        msg = "--keep all prunes nothing; leave the prune out instead"
+        raise argparse.ArgumentTypeError(msg)
+    return keep
 
 
 def _act(args: argparse.Namespace, service: Rollbot) -> Run:

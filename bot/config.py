@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -21,9 +21,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.core.compression import DEFAULT as COMPRESSION
+from bot.core.compression import parse_compression
 from bot.core.durations import coerce_timeout, parse_duration
 from bot.core.errors import ConfigError
 from bot.core.redact import Redactor
+from bot.core.retention import Keep, parse_keep
 from bot.core.targets import DEFAULT, Rehearsal, TargetConfig, TargetsError, choose, parse_targets
 
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -46,6 +49,10 @@ class Settings(BaseSettings):
     runbooks_dir: Path = _env("ROLLBOT_RUNBOOKS_DIR", default=Path("runbooks"))
     backup_dir: Path = _env("ROLLBOT_BACKUP_DIR", default=Path("backups"))
     pg_bin: Path | None = _env("ROLLBOT_PG_BIN", default=None)
+    # None: keep every backup (`all`); else N rollbacks per target, or an age such as 14d.
+    backup_keep: Annotated[Keep | None, NoDecode] = _env("ROLLBOT_BACKUP_KEEP", default=None)
+    backup_scope: Literal["affected", "all"] = _env("ROLLBOT_BACKUP_SCOPE", default="affected")
+    backup_compression: str = _env("ROLLBOT_BACKUP_COMPRESSION", default=COMPRESSION)
     approvers: Annotated[tuple[str, ...], NoDecode] = _env("ROLLBOT_APPROVERS", default=())
     required_approvals: int = _env("ROLLBOT_REQUIRED_APPROVALS", default=1, ge=1, le=10)
     approval_ttl: timedelta = _env("ROLLBOT_APPROVAL_TTL", default=timedelta(minutes=30))
@@ -95,6 +102,20 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         """Absolute: each run stores its backups' paths, read later from any directory."""
         return value.expanduser().absolute()
+
+    @field_validator("backup_keep", mode="before")
+    @classmethod
+    def _keep(cls, value: object) -> object:
+        """`all`, a number of rollbacks per target, or an age: see bot.core.retention."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return parse_keep(value) if isinstance(value, str) else value
+
+    @field_validator("backup_compression", mode="after")
+    @classmethod
+    def _compression(cls, value: str) -> str:
+        """Checked at start-up, not at the first backup: `gzip:1`, `lz4`, `zstd:3`, `none`."""
+        return parse_compression(value).label()
 
     @field_validator("approval_ttl", "lock_retry_delay", "count_budget", mode="before")
     @classmethod

@@ -12,13 +12,14 @@ _UNITS = {
     "m": 60.0,
     "min": 60.0,
     "h": 3600.0,
+    "d": 86400.0,
 }
 _MINUTE_MS = 60_000
 _PATTERN = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]*)\s*$")
 
 
 def parse_duration(value: str | float) -> timedelta:
-    """Seconds as a number, or a number with a unit (ms, s, min, h)."""
+    """Seconds as a number, or a number with a unit (ms, s, min, h, d)."""
     if isinstance(value, int | float):
         return timedelta(seconds=value)
     match = _PATTERN.match(value.lower())

@@ -27,6 +27,10 @@ class BackupInfo(BaseModel, frozen=True):
     tables: tuple[str, ...]  # tables whose rows the dump holds, as `schema.table`, sorted
     verified: bool
     created_at: AwareDatetime
+    compression: str | None = None  # `gzip:1`; None in backups stored before it was kept
+    # "affected": the whole schema, but rows only of the tables the plan needs (see README)
+    scope: Literal["all", "affected"] = "all"
+    pruned_at: AwareDatetime | None = None  # the file was deleted by `rollbot backups prune`
 
 
 class Blocker(BaseModel):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bot.core.library import RunbookLibrary
     from bot.core.outbox import Undelivered
     from bot.core.plan import Plan
+    from bot.core.retention import Listed, Pruned
     from bot.core.run import AuditEvent, Run
     from bot.core.views import Failure, OutcomeView, RunView
 
@@ -285,4 +286,47 @@ def doctor_text(report: Report) -> str:
         if check.todo:
             line += f"; {texts.DOCTOR_FIX} {check.todo}"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def backups_text(listed: list[Listed]) -> str:
+    """`rollbot backups`: one line per file, newest run first, and the total on disk."""
+    if not listed:
+        return "No backups recorded yet."
+    header = (
+        f"{'RUN':>5}  {'TARGET':<12} {'KIND':<12} {'SCOPE':<8} {'SIZE':>9}  "
+        f"{'CREATED (UTC)':<16}  {'RESTORE NEEDS IT':<16}  PATH"
+    )
+    lines = [header]
+    for item in listed:
+        f = item.file
+        where = str(f.path)
+        if f.pruned_at is not None:
+            where = f"(pruned {f.pruned_at.astimezone(UTC):%Y-%m-%d %H:%M}) {where}"
+        elif not item.on_disk:
+            where = f"(missing) {where}"
+        lines.append(
+            f"{f.run_id:>5}  {f.target:<12} {f.kind:<12} {f.scope:<8} "
+            f"{texts.size(f.size_bytes):>9}  {f.created_at.astimezone(UTC):%Y-%m-%d %H:%M}  "
+            f"{'yes' if f.restore_needs else 'no':<16}  {where}"
+        )
+    present = [i.file.size_bytes for i in listed if i.on_disk]
+    lines.append(f"{len(present)} files on disk, {texts.size(sum(present))}")
+    return "\n".join(lines)
+
+
+def prune_text(pruned: Pruned) -> str:
+    """`rollbot backups prune`: what was deleted, what was kept, and why, file by file."""
+    lines = [f"Retention: {pruned.keep}."]
+    lines += [
+        f"deleted  run {v.file.run_id} {v.file.kind} {v.file.path} "
+        f"({texts.size(v.file.size_bytes)}): {v.reason}"
+        for v in pruned.deleted
+    ]
+    lines += [
+        f"kept     run {v.file.run_id} {v.file.kind} {v.file.path}: {v.reason}" for v in pruned.kept
+    ]
+    lines += [f"problem: {p}" for p in pruned.problems]
+    freed = texts.size(pruned.freed_bytes)
+    lines.append(f"{len(pruned.deleted)} deleted ({freed}), {len(pruned.kept)} kept.")
     return "\n".join(lines)

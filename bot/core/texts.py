@@ -98,9 +98,16 @@ def backup_facts(backup: BackupInfo) -> str:
     return f"{backup.path}, {backup_details(backup)}"
 
 
+def pruned(backup: BackupInfo) -> str:
+    """`pruned on 2026-12-02 08:40 UTC (/backups/…dump)`: gone on purpose, not lost."""
+    at = f"{backup.pruned_at:%Y-%m-%d %H:%M} UTC" if backup.pruned_at else "?"
+    return f"backup pruned on {at} by rollbot backups prune ({backup.path})"
+
+
 def backup_details(backup: BackupInfo) -> str:
     """`1.2 MB, sha256 ab12cd34…, 0.4 s`: enough to tell a backup from another, and to trust it."""
-    return f"{size(backup.size_bytes)}, sha256 {backup.sha256[:16]}…, {backup.duration_s:.1f} s"
+    details = f"{size(backup.size_bytes)}, sha256 {backup.sha256[:16]}…, {backup.duration_s:.1f} s"
+    return f"{details}; {pruned(backup)}" if backup.pruned_at is not None else details
 
 
 def preflight_lines(plan: Plan) -> list[str]:
@@ -202,12 +209,31 @@ def drizzle_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def backup_line(backup: BackupInfo | None, held: int, state: RunState, reason: str | None) -> str:
-    """Backup status: running, verified with its facts, or why it failed."""
+def backup_line(
+    backup: BackupInfo | None,
+    held: int,
+    state: RunState,
+    reason: str | None,
+    progress: str | None = None,
+) -> str:
+    """Backup status: running (how far, when known), verified with its facts, or why not."""
+    if backup is not None and backup.pruned_at is not None:
+        return f"{pruned(backup)}; it held {held:,} rows of the tables it changes"
     if backup is not None:
-        return f"verified: {backup_facts(backup)}; holds {held:,} rows of the tables it changes"
+        scope = (
+            f"; the whole schema, and the rows of only the {len(backup.tables)} tables the "
+            "rollback needs"
+            if backup.scope == "affected"
+            else ""
+        )
+        return (
+            f"verified: {backup_facts(backup)}; holds {held:,} rows of the tables it changes"
+            + scope
+        )
+    if state is RunState.BACKING_UP and progress is not None:
+        return f"running: {progress} (read back by pg_restore as it is written)"
     if state is RunState.BACKING_UP:
-        return "running (pg_dump of the whole database, then read back whole)"
+        return "running (pg_dump, read back by pg_restore as it is written)"
     if state is RunState.REQUESTED:
         return "not started"
     return f"none: {reason}" if reason else "none"

@@ -165,8 +165,11 @@ class RunView:
         return texts.state_label(self.state)
 
 
-def view_of(run: Run) -> RunView:
-    """The one reading of a run that every report is rendered from."""
+def view_of(run: Run, progress: str | None = None) -> RunView:
+    """The one reading of a run that every report is rendered from.
+
+    `progress` is the running backup's figure (`bot.core.progress`), shown while backing up.
+    """
     backup, rows = (run.backup.full, dict(run.backup.rows)) if run.backup else (None, {})
     rehearsal = run.rehearsal.summary() if run.rehearsal else None
     outcome = run.outcome
@@ -181,7 +184,7 @@ def view_of(run: Run) -> RunView:
         why=run.reason if run.reason and run.state in _ENDED_BADLY else None,
         approval=_approval(run),
         plan=_restore(run) if run.kind == "restore" else _plan(run),
-        backup=texts.backup_line(backup, sum(rows.values()), run.state, run.reason),
+        backup=texts.backup_line(backup, sum(rows.values()), run.state, run.reason, progress),
         rehearsal=texts.rehearsal_line(
             rehearsal, run.state, backed_up=bool(run.backup), journal=_deletes_a_journal_row(run)
         ),

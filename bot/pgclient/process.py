@@ -7,14 +7,21 @@ start into their own error, because only they know what the person should do abo
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import os
 import subprocess
-from typing import TYPE_CHECKING
+import tempfile
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 # Raised when a tool cannot be started or runs past its timeout.
 ToolError = (OSError, subprocess.TimeoutExpired)
+_STREAM_CHUNK = 1 << 20
 
 
 def run_tool(
@@ -36,3 +43,130 @@ def run_tool(
         timeout=timeout,
         check=False,
     )
+
+
+class Streamed(NamedTuple):
+    """What a streamed dump did: each program's exit status and complaint, and the bytes."""
+
+    returncode: int
+    stderr: str
+    size_bytes: int
+    sha256: str
+    reader_returncode: int | None  # None when there was no reader
+    reader_stderr: str
+
+
+def stream_tool(
+    binary: Path,
+    args: list[str],
+    *,
+    out: Path,
+    env: dict[str, str] | None = None,
+    reader: tuple[Path, list[str]] | None = None,
+    on_bytes: Callable[[int], None] = lambda _: None,
+) -> Streamed:
+    """Run `binary`, copying its stdout to `out` while hashing it and feeding `reader`.
+
+    A backup read back after it is written costs a second pass over the disk and a third to
+    hash it; here every chunk is written, hashed and handed to the reader (pg_restore reading
+    stdin) as it arrives, so the three run side by side. `out` must exist (created private by
+    the caller); it is fsynced before returning. `on_bytes` gets the running total. A reader
+    that stops early is left to report its own failure through its exit status.
+    """
+    digest = hashlib.sha256()
+    with (
+        tempfile.TemporaryFile() as dump_err,
+        tempfile.TemporaryFile() as read_err,
+        out.open("r+b") as file,
+    ):
+        file.truncate(0)
+        dump = subprocess.Popen(
+            [str(binary), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=dump_err,
+            env=env,
+            umask=0o077,
+        )
+        processes = [dump]
+        try:
+            if reader is not None:
+                processes.append(
+                    subprocess.Popen(
+                        [str(reader[0]), *reader[1]],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL,
+                        stderr=read_err,
+                        env=env,
+                        umask=0o077,
+                    )
+                )
+            sink = processes[1].stdin if reader is not None else None
+            total = _pump(dump, file, sink, digest, on_bytes)
+        except BaseException:
+            # A full disk or a Ctrl-C here: nobody reads the pipes any more, so stop both.
+            for process in processes:
+                process.kill()
+            raise
+        finally:
+            for process in processes:
+                process.wait()
+                for pipe in (process.stdin, process.stdout):
+                    if pipe is not None:
+                        with contextlib.suppress(BrokenPipeError):
+                            pipe.close()
+        return Streamed(
+            returncode=dump.returncode,
+            stderr=_text(dump_err),
+            size_bytes=total,
+            sha256=digest.hexdigest(),
+            reader_returncode=processes[1].returncode if reader is not None else None,
+            reader_stderr=_text(read_err) if reader is not None else "",
+        )
+
+
+def _pump(
+    dump: subprocess.Popen[bytes],
+    file: IO[bytes],
+    sink: IO[bytes] | None,
+    digest: hashlib._Hash,
+    on_bytes: Callable[[int], None],
+) -> int:
+    """Copy the dump's stdout to the file, the digest and the reader; the bytes copied."""
+    source = dump.stdout
+    assert isinstance(source, io.BufferedReader)  # noqa: S101 - asked for with stdout=PIPE
+    total = 0
+    while chunk := source.read1(_STREAM_CHUNK):
+        _write(file, chunk)
+        digest.update(chunk)
+        if sink is not None:
+            try:
+                sink.write(chunk)
+            except BrokenPipeError:
+                sink = None  # the reader gave up; its exit status says why
+        total += len(chunk)
+        on_bytes(total)
+    if sink is not None:
+        with contextlib.suppress(BrokenPipeError):
+            sink.close()
+    _write(file, b"", sync=True)
+    return total
+
+
+class StreamWriteError(OSError):
+    """The output file could not be written (a full disk, most often): not the tool's fault."""
+
+
+def _write(file: IO[bytes], chunk: bytes, *, sync: bool = False) -> None:
+    try:
+        file.write(chunk)
+        if sync:
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as exc:
+        raise StreamWriteError(exc.errno, exc.strerror) from exc
+
+
+def _text(file: IO[bytes]) -> str:
+    file.seek(0)
+    return file.read().decode("utf-8", errors="replace")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from bot.core.errors import ConflictError
+from bot.core.progress import due
 from bot.core.run import Run, RunState, transition
 
 if TYPE_CHECKING:
@@ -21,10 +22,12 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from bot.core.outbox import Message
+    from bot.core.progress import Progress
     from bot.core.run import RunEvent
     from bot.state.store import RunStore
 
 log = structlog.get_logger()
+PROGRESS = "backup_progress"  # not a move: the plan message edited with the bytes written
 _APPROVAL_ATTEMPTS = 20  # approvals racing on one run; each retry sees one more approver
 
 
@@ -45,6 +48,12 @@ class Notifier(Protocol):
     def run_changed(self, run: Run, event: str) -> None:
         """Called once the change (and its messages) are committed."""
 
+    def progress_messages(self, run: Run, progress: Progress) -> list[Message]:
+        """Messages showing a running backup's progress (stored at most every few seconds)."""
+
+    def run_progress(self, run: Run, progress: Progress) -> None:
+        """Called on every chunk the backup writes, for displays that redraw themselves."""
+
 
 class SilentNotifier:
     """For callers that read the returned run instead."""
@@ -60,6 +69,13 @@ class SilentNotifier:
     def run_changed(self, run: Run, event: str) -> None:
         """Nothing to tell."""
 
+    def progress_messages(self, run: Run, progress: Progress) -> list[Message]:  # noqa: ARG002
+        """Nothing to send."""
+        return []
+
+    def run_progress(self, run: Run, progress: Progress) -> None:
+        """Nothing to draw."""
+
 
 class Lifecycle:
     """Store, notifier and clock: what every use case moves runs with."""
@@ -68,6 +84,7 @@ class Lifecycle:
         self.store = store
         self.notifier = notifier
         self._clock = clock
+        self._progress_told: dict[int, datetime] = {}
 
     def now(self) -> datetime:
         """The service's clock (tests and expiry read the same one)."""
@@ -177,6 +194,24 @@ class Lifecycle:
         log.info("run.noted", kind=kind)
         self.announce(run, kind)
         return True
+
+    def progress(self, run: Run, progress: Progress) -> None:
+        """A running backup's bytes: drawn at once, stored for Slack at most every 5 s.
+
+        The messages are stored (only while the run is still backing up) before the courier
+        is woken, like every other message; a failure here never fails the backup.
+        """
+        try:
+            self.notifier.run_progress(run, progress)
+            now = self.now()
+            if not due(self._progress_told.get(run.id), now):
+                return
+            self._progress_told[run.id] = now
+            messages = self.notifier.progress_messages(run, progress)
+            if messages and self.store.add_messages_while(run, messages):
+                self.announce(run, PROGRESS)
+        except Exception:
+            log.exception("progress.failed")
 
     def announce(self, run: Run, event: str) -> None:
         """Tell the notifier a committed change happened; its failure changes nothing."""

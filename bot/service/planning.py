@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bot.core.errors import BackupError, ConflictError, NotAllowedError
+from bot.core.names import qualified
+from bot.core.progress import Progress
 from bot.core.results import Backup
 from bot.core.run import Promotion, Run, RunEvent, RunState
 from bot.target.rehearsal import rehearse
@@ -134,6 +136,11 @@ class Planning:
                 exclude_schemas=self._planner.exclude(),
                 purpose=f"run {run.id} backup",
                 lock_wait=plan.lock_timeout,
+                data_of=None if self._settings.backup_scope == "all" else backup_data_of(plan),
+                compression=self._settings.backup_compression,
+                on_progress=lambda written, expected: self._runs.progress(
+                    run, Progress(written=written, expected=expected)
+                ),
             )
         except BackupError as exc:
             return self._runs.move(run, RunEvent.BLOCKED, reason=exc.render())
@@ -175,3 +182,15 @@ class Planning:
             data="none" if mode == "schema" else mode,
             reference=self._planner.reference(plan, runbook, server),
         )
+
+
+def backup_data_of(plan: Plan) -> list[str]:
+    """Besides the tables it changes, whose rows a proportional backup keeps, and why.
+
+    The tables its statements lock (a rehearsal restores their rows too) and Drizzle's
+    journal (a restore puts its row back); the backup adds what they reference.
+    """
+    tables = [*plan.write_locked, *plan.locked]
+    if plan.journal is not None:
+        tables.append(qualified((plan.journal.schema_name, plan.journal.table)))
+    return tables

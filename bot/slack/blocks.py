@@ -82,9 +82,11 @@ def title(view: RunView) -> str:
     )
 
 
-def plan_message(run: Run, *, reaction: str, approvers: tuple[str, ...]) -> tuple[str, list[Block]]:
+def plan_message(
+    run: Run, *, reaction: str, approvers: tuple[str, ...], progress: str | None = None
+) -> tuple[str, list[Block]]:
     """The request channel's message for a run, edited in place as the run moves."""
-    raw = view_of(run)
+    raw = view_of(run, progress)
     view = escaped(raw)
     if isinstance(view.plan, RestoreView):
         return _restore_message(view, view.plan, reaction, approvers)

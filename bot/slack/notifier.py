@@ -27,6 +27,7 @@ from bot.slack.mrkdwn import escape, user
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from bot.core.progress import Progress
     from bot.core.run import Run
 
 # Transitions that get a reply in the request thread besides the message edit.
@@ -113,6 +114,21 @@ class SlackNotifier:
     def run_changed(self, run: Run, event: str) -> None:  # noqa: ARG002 - protocol
         """Deliver now rather than at the courier's next round."""
         self._wake()
+
+    def progress_messages(self, run: Run, progress: Progress) -> list[Message]:
+        """The plan message edited with the backup's bytes written so far."""
+        if run.channel is None:
+            return []
+        text, blocks = plan_message(
+            run,
+            reaction=self.reaction,
+            approvers=self.approvers(run.target_name),
+            progress=progress.label(),
+        )
+        return [Message(action="update", role="plan", text=text, blocks=blocks)]
+
+    def run_progress(self, run: Run, progress: Progress) -> None:
+        """Slack is told through the outbox only."""
 
     def _thread_reply(self, run: Run, event: str) -> tuple[str, list[dict[str, object]] | None]:
         if event == "approval_added":

@@ -260,6 +260,72 @@ class RunStore:
             ).fetchall()
         return [run_from_row(row) for row in rows]
 
+    def with_backups(self) -> list[Run]:
+        """Every run that recorded a backup, and every restore (which says what is restored).
+
+        Retention is decided over all of them: a file is only ever judged against the whole
+        history of its target, never a page of it.
+        """
+        with self._connection() as conn:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT * FROM {}.runs"
+                    " WHERE kind = 'restore' OR backup IS NOT NULL"
+                    " OR jsonb_typeof(outcome -> 'final_backup') = 'object'"
+                    " ORDER BY id DESC"
+                ).format(sql.Identifier(STATE_SCHEMA))
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def record_pruned(
+        self, run: Run, *, kind: str, path: str, reason: str, actor: str, at: datetime
+    ) -> Run:
+        """Mark one of a run's backups as pruned, with an audit event, before the file goes.
+
+        Stored first, so that no moment exists in which the file is gone and the run still
+        claims it; a file that then fails to go is reported, and stays marked. Only while the
+        run is still in the state it was read in (a compare-and-set), like every write here.
+        """
+        changes: dict[str, Any] = {}
+        if kind == "final" and run.outcome is not None and run.outcome.final_backup is not None:
+            final = run.outcome.final_backup.model_copy(update={"pruned_at": at})
+            changes["outcome"] = run.outcome.model_copy(update={"final_backup": final})
+        elif run.backup is not None:
+            full = run.backup.full.model_copy(update={"pruned_at": at})
+            changes["backup"] = run.backup.model_copy(update={"full": full})
+        else:
+            msg = f"{run.label()} has no {kind} backup to mark as pruned"
+            raise ValueError(msg)
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
+        )
+        params = {k: self._column(k, v) for k, v in changes.items()}
+        params |= {"_id": run.id, "_from": run.state.value, "_at": run.updated_at}
+        with self._connection() as conn, conn.transaction():
+            row = conn.execute(
+                sql.SQL(
+                    "UPDATE {}.runs SET {}, updated_at = now()"
+                    " WHERE id = %(_id)s AND state = %(_from)s AND updated_at = %(_at)s"
+                    " RETURNING *"
+                ).format(sql.Identifier(STATE_SCHEMA), assignments),
+                params,
+            ).fetchone()
+            if row is None:
+                raise ConflictError(
+                    f"{run.label()} changed while its backups were being pruned",
+                    todo="run the prune again; nothing was deleted",
+                )
+            self._event(
+                conn,
+                run_id=run.id,
+                kind="backup_pruned",
+                from_state=None,
+                to_state=None,
+                actor=actor,
+                data={"backup": kind, "path": path, "reason": reason},
+            )
+        return run_from_row(row)
+
     def active_for(self, target_identity: str, migration_id: str) -> Run | None:
         """The active run for this migration on this target, if any."""
         with self._connection() as conn:
@@ -459,6 +525,24 @@ class RunStore:
         """One outbox message for a run that does not move (a delivery given up), cleaned."""
         with self._connection() as conn:
             self._insert_messages(conn, run_id, [message])
+
+    def add_messages_while(self, run: Run, messages: Sequence[Message]) -> bool:
+        """Store messages about a run that does not move, only while it is still in its state.
+
+        A backup's progress edits the plan message; stored after a cancellation it would
+        show the run backing up again, so the row lock and the state check come first.
+        """
+        with self._connection() as conn, conn.transaction():
+            row = conn.execute(
+                sql.SQL("SELECT 1 FROM {}.runs WHERE id = %s AND state = %s FOR SHARE").format(
+                    sql.Identifier(STATE_SCHEMA)
+                ),
+                (run.id, run.state.value),
+            ).fetchone()
+            if row is None:
+                return False
+            self._insert_messages(conn, run.id, messages)
+        return True
 
     def _insert_messages(
         self, conn: psycopg.Connection[Any], run_id: int, messages: Sequence[Message]

@@ -1,9 +1,11 @@
-"""Backups with pg_dump, verified by reading them back whole with pg_restore.
+"""Backups with pg_dump, hashed and read back whole by pg_restore while they are written.
 
 No rollback is approved without a full backup, and none executes without a final one of the
 tables it changes, taken from the snapshot the rollback itself sees. A backup only counts if
 pg_restore can read every block of it and it holds the data of every table that matters, so
-both are checked before the file gets its final name. Passwords travel to the child process
+both are checked before the file gets its final name. pg_dump writes to a pipe; each chunk goes
+to the file, to the sha256 and to a pg_restore reading stdin at once, so the dump is read back
+while it is written instead of in two more passes afterwards. Passwords travel to the child process
 in its environment only: argv is visible to every local user through `ps`.
 """
 
@@ -18,19 +20,21 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from bot.core.archive import read_toc
+from bot.core.compression import DEFAULT, for_pg_dump, parse_compression
 from bot.core.errors import BackupError
 from bot.core.names import QualifiedName, dump_pattern, qualified, split_qualified
 from bot.core.redact import redact
 from bot.core.results import BackupInfo
 from bot.pgclient.conninfo import child_connection
 from bot.pgclient.failures import dump_failure, summarise
-from bot.pgclient.process import run_tool
-from bot.pgclient.tools import probe_version
+from bot.pgclient.process import StreamWriteError, run_tool, stream_tool
+from bot.pgclient.tools import major_of, probe_version
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
+    from bot.pgclient.conninfo import ChildConnection
     from bot.pgclient.tools import PgTools
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -121,6 +125,9 @@ def take_backup(
     exclude_schemas: Sequence[str] = (),
     lock_wait_timeout_s: float | None = None,
     application_name: str = "rollbot",
+    compression: str = DEFAULT,
+    scope: Literal["all", "affected"] = "all",
+    on_bytes: Callable[[int], None] = lambda _: None,
 ) -> BackupInfo:
     """Dump the whole database (the tables need their types), verify it, then publish it.
 
@@ -129,6 +136,8 @@ def take_backup(
     Table names are `schema.table` as SQL reads them (quote odd names); schema names in
     `exclude_schemas` are exact. A final backup passes the `snapshot` its caller exported, so
     it holds what the rollback's own transaction sees, not what commits meanwhile.
+    `compression` is the ROLLBOT_BACKUP_COMPRESSION setting (a pg_dump older than 16 falls
+    back to gzip for lz4 and zstd); `on_bytes` hears the bytes written so far, per chunk.
     """
     started, created_at = time.monotonic(), datetime.now(UTC)
     if not _NAME_RE.fullmatch(name):
@@ -159,7 +168,8 @@ def take_backup(
             why="rollbot never overwrites a backup",
             todo="choose another name, or move the old backup away",
         )
-    args = ["--format=custom", f"--file={partial}", "--no-password"]
+    used, compress = for_pg_dump(parse_compression(compression), major_of(version))
+    args = ["--format=custom", "--no-password", *compress]
     if snapshot is not None:
         args.append(f"--snapshot={snapshot}")
     if lock_wait_timeout_s is not None:
@@ -176,17 +186,9 @@ def take_backup(
                 f"Cannot create {partial}: {exc.strerror}",
                 todo="point the backup directory at a path rollbot's user can write",
             ) from exc
-        returncode, _, stderr = _run(tools.pg_dump, args, target.env)
-        if returncode != 0:
-            raise dump_failure(
-                redact(stderr, target.secrets),
-                returncode,
-                where=target.where,
-                directory=str(directory),
-            )
-        # The partial file is deleted on failure, so errors name the database instead.
-        tables = _verify(tools, partial, required, f"The new backup of {target.where}")
-        size, digest = partial.stat().st_size, file_sha256(partial)
+        tables, size, digest = _dump_and_check(
+            tools, args, partial, target=target, required=required, on_bytes=on_bytes
+        )
         partial.replace(final)
         _sync_directory(directory)
         published = True
@@ -203,7 +205,52 @@ def take_backup(
         tables=tables,
         verified=True,
         created_at=created_at,
+        compression=used.label(),
+        scope=scope,
     )
+
+
+def _dump_and_check(
+    tools: PgTools,
+    args: list[str],
+    partial: Path,
+    *,
+    target: ChildConnection,
+    required: list[QualifiedName],
+    on_bytes: Callable[[int], None],
+) -> tuple[tuple[str, ...], int, str]:
+    """pg_dump to the file, pg_restore reading every block alongside; (tables, size, sha256)."""
+    reader = (tools.pg_restore, [f"--file={os.devnull}"])
+    directory = str(partial.parent)
+    try:
+        streamed = stream_tool(
+            tools.pg_dump, args, out=partial, env=target.env, reader=reader, on_bytes=on_bytes
+        )
+    except StreamWriteError as exc:
+        raise dump_failure(
+            f"pg_dump: error: could not write: {exc.strerror}",
+            1,
+            where=target.where,
+            directory=directory,
+        ) from None
+    except OSError as exc:
+        raise BackupError(
+            f"Cannot run {tools.pg_dump}: {exc.strerror}",
+            todo="set ROLLBOT_PG_BIN to the bin directory of PostgreSQL client tools",
+        ) from exc
+    if streamed.returncode != 0:
+        raise dump_failure(
+            redact(streamed.stderr, target.secrets),
+            streamed.returncode,
+            where=target.where,
+            directory=directory,
+        )
+    # The partial file is deleted on failure, so errors name the database instead.
+    label = f"The new backup of {target.where}"
+    if streamed.reader_returncode != 0:
+        raise _unreadable(label, redact(streamed.reader_stderr, target.secrets))
+    tables = _check_contents(tools, partial, required, label)
+    return tables, streamed.size_bytes, streamed.sha256
 
 
 def verify_backup(tools: PgTools, path: Path, required_tables: Sequence[str]) -> tuple[str, ...]:
@@ -219,17 +266,29 @@ def verify_backup(tools: PgTools, path: Path, required_tables: Sequence[str]) ->
 def _verify(
     tools: PgTools, path: Path, required: list[QualifiedName], label: str
 ) -> tuple[str, ...]:
-    """Verification, with errors naming the backup as the caller knows it."""
-    returncode, listing, stderr = _run(tools.pg_restore, ["--list", str(path)])
-    if returncode == 0:
-        returncode, _, stderr = _run(tools.pg_restore, [f"--file={os.devnull}", str(path)])
+    """Verification of a file on disk, with errors naming the backup as the caller knows it."""
+    returncode, _, stderr = _run(tools.pg_restore, [f"--file={os.devnull}", str(path)])
     if returncode != 0:
-        raise BackupError(
-            f"{label} cannot be read back",
-            why=f"pg_restore said: {summarise(stderr, 'pg_restore')}",
-            todo="take the backup again; if this repeats, check the disk and that pg_restore "
-            "is as new as the pg_dump that wrote it",
-        )
+        raise _unreadable(label, stderr)
+    return _check_contents(tools, path, required, label)
+
+
+def _unreadable(label: str, stderr: str) -> BackupError:
+    return BackupError(
+        f"{label} cannot be read back",
+        why=f"pg_restore said: {summarise(stderr, 'pg_restore')}",
+        todo="take the backup again; if this repeats, check the disk and that pg_restore "
+        "is as new as the pg_dump that wrote it",
+    )
+
+
+def _check_contents(
+    tools: PgTools, path: Path, required: list[QualifiedName], label: str
+) -> tuple[str, ...]:
+    """The table of contents (at the front of the file) must list every required table's rows."""
+    returncode, listing, stderr = _run(tools.pg_restore, ["--list", str(path)])
+    if returncode != 0:
+        raise _unreadable(label, stderr)
     contents = read_toc(listing, required)
     missing = [n for n in required if n not in contents.table_data]
     if missing:
@@ -244,3 +303,17 @@ def _verify(
             "exclude their data or schema",
         )
     return tuple(sorted(qualified(n) for n in contents.table_data))
+
+
+def backup_on_disk(path: Path) -> bool:
+    """Whether the file a run recorded is still where it was written."""
+    return path.is_file()
+
+
+def remove_backup(path: Path) -> str | None:
+    """Delete a pruned backup file; the problem, or None. A file already gone is no problem."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        return f"{path} could not be deleted ({exc.strerror}); delete it by hand"
+    return None

@@ -194,7 +194,14 @@ def source_backup(source: Run) -> BackupInfo:
 
 
 def _check_file(backup: BackupInfo) -> None:
-    """The file must be the one that was verified: same size, same sha256."""
+    """The file must be the one that was verified: same size, same sha256; and not pruned."""
+    if backup.pruned_at is not None:
+        raise BackupError(
+            f"The backup {backup.path} was pruned on {backup.pruned_at:%Y-%m-%d %H:%M} UTC",
+            why="`rollbot backups prune` deleted it under ROLLBOT_BACKUP_KEEP (see `rollbot log`)",
+            todo="copy the file back to that path from wherever backups are archived (its "
+            "sha256 is checked), or restore by hand from another backup",
+        )
     try:
         digest = file_sha256(backup.path)
     except OSError as exc:

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import shlex
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import IsolationLevel, sql
 
+from bot.core.compression import DEFAULT as COMPRESSION
 from bot.core.durations import format_duration
 from bot.core.errors import BackupError, DatabaseUnavailableError, LockWaitError
+from bot.core.names import QualifiedName, qualified, split_qualified
 from bot.target.backup import take_backup
 from bot.target.locks import BlockerWatch
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import timedelta
     from pathlib import Path
 
@@ -42,8 +44,17 @@ def backup_with_counts(
     exclude_schemas: Sequence[str] = (),
     purpose: str = "backup",
     lock_wait: timedelta | None = None,
+    data_of: Sequence[str] | None = None,
+    compression: str = COMPRESSION,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[BackupInfo, dict[str, int]]:
-    """Whole-database dump (verified) plus exact rows of `tables` at the dump's snapshot.
+    """Verified dump of the whole schema plus exact rows of `tables` at the dump's snapshot.
+
+    With `data_of` None the dump holds every table's rows; else only the rows of `tables`,
+    of `data_of` (the plan's other tables, Drizzle's journal) and of every table they
+    reference through foreign keys, transitively, so that a copy restored from it keeps its
+    foreign keys (the rehearsal's). `on_progress(written, expected)` hears the bytes written
+    against the size the catalog gives the tables whose rows are dumped.
 
     `purpose` names both sessions, rollbot's and pg_dump's, as `rollbot <purpose>`. With
     `lock_wait`, each lock either session needs is waited for at most that long: a table held
@@ -69,6 +80,12 @@ def backup_with_counts(
                         sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))
                     ).fetchone()
                     rows[table] = int(counted[0]) if counted else 0
+                left_out = (
+                    _left_out(conn, [*tables, *data_of], exclude_schemas)
+                    if data_of is not None
+                    else []
+                )
+                expected = _expected_bytes(conn, left_out, exclude_schemas)
                 info = take_backup(
                     tools,
                     target.conninfo,
@@ -77,9 +94,15 @@ def backup_with_counts(
                     kind="full",
                     required_tables=tables,
                     snapshot=snapshot,
+                    exclude_table_data=left_out,
                     exclude_schemas=exclude_schemas,
                     lock_wait_timeout_s=lock_wait.total_seconds() if lock_wait else None,
                     application_name=application,
+                    compression=compression,
+                    scope="all" if data_of is None else "affected",
+                    on_bytes=(lambda n: on_progress(n, expected))
+                    if on_progress
+                    else lambda _: None,
                 )
             except (psycopg.errors.LockNotAvailable, LockWaitError):
                 raise _blocked(target, lock_wait, watch.blockers()) from None
@@ -92,6 +115,54 @@ def backup_with_counts(
             todo="check DATABASE_URL and the server; approval stays blocked",
         ) from None
     return info, rows
+
+
+_TABLES = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND NOT n.nspname = ANY (%s)
+AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast%%'
+"""
+_PARENTS = """
+SELECT cn.nspname, c.relname, pn.nspname, p.relname
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+WHERE k.contype = 'f'
+"""
+_SYSTEM = ("pg_catalog", "information_schema")
+
+
+def _left_out(
+    conn: psycopg.Connection[Any], wanted: Sequence[str], exclude_schemas: Sequence[str]
+) -> list[str]:
+    """The tables whose rows a proportional backup leaves out: all but `wanted` and parents."""
+    parents: dict[QualifiedName, set[QualifiedName]] = {}
+    for cs, ct, ps, pt in conn.execute(_PARENTS).fetchall():
+        parents.setdefault((str(cs), str(ct)), set()).add((str(ps), str(pt)))
+    keep: set[QualifiedName] = set()
+    todo = [split_qualified(t) for t in wanted]
+    while todo:
+        table = todo.pop()
+        if table not in keep:
+            keep.add(table)
+            todo.extend(parents.get(table, ()))
+    rows = conn.execute(_TABLES, ([*_SYSTEM, *exclude_schemas],)).fetchall()
+    return sorted(qualified((str(s), str(t))) for s, t in rows if (str(s), str(t)) not in keep)
+
+
+def _expected_bytes(
+    conn: psycopg.Connection[Any], left_out: Sequence[str], exclude_schemas: Sequence[str]
+) -> int:
+    """What the catalog says the dumped rows take on disk: the progress bar's far end."""
+    row = conn.execute(
+        "SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = 'r' AND NOT n.nspname = ANY (%s)"
+        " AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast%%'"
+        " AND NOT format('%%I.%%I', n.nspname, c.relname) = ANY (%s)",
+        ([*_SYSTEM, *exclude_schemas], [qualified(split_qualified(t)) for t in left_out]),
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _blocked(

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 from bot.core.errors import ConflictError
 from bot.core.outbox import Message
 from bot.core.run import Promotion, Run, RunEvent, RunState, backup_of, outcome_of, transition
-from bot.service.lifecycle import Lifecycle
+from bot.service.lifecycle import Lifecycle, SilentNotifier
 from bot.state.schema import MIGRATIONS
 from bot.state.store import RunStore
 from tests.samples import (
@@ -209,7 +209,7 @@ def test_a_run_stored_as_plain_dicts_still_loads(store: RunStore, scratch_db: st
     assert run.outcome == outcome_of(run) == an_outcome()
 
 
-class Recorder:
+class Recorder(SilentNotifier):
     """A notifier whose messages say which run, state and approvers they were rendered from."""
 
     def messages(self, run: Run, event: str) -> list[Message]:

@@ -29,6 +29,14 @@ def test_happy_path_plan_backup_approval_and_counts(
     assert "verified" in rendered
     assert "React with :white_check_mark:" in rendered
     assert "error_aggregations_resolved_by_users_id_fk" in rendered  # the no-op is shown
+    # While the backup ran, the plan message was edited with the bytes written so far.
+    progress = [
+        c
+        for c in bot.standin.calls("chat.update", since=mark)
+        if "written of at most" in str(c.params.get("blocks", ""))
+    ]
+    assert progress, "no chat.update carried the backup's progress"
+    assert "B written of at most ~" in str(progress[0].params["blocks"])
     (snippet,) = bot.standin.files()
     assert "DROP TABLE IF EXISTS api_errors;" in snippet.text
 
