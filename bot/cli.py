@@ -452,11 +452,11 @@ def _act(args: argparse.Namespace, service: Rollbot) -> Run:
 
 
 def _migration_tool(args: argparse.Namespace, settings: Settings) -> int:
-    """Lint and derive read files only: no database needed."""
+    """Lint and derive read files; derive replays the migrations only when an undo needs N-1."""
     from bot.core.library import load_library  # noqa: PLC0415
-    from bot.drizzle.derive import derive_runbook  # noqa: PLC0415
     from bot.drizzle.folder import read_migrations  # noqa: PLC0415
     from bot.drizzle.rules import find_by_query, lint  # noqa: PLC0415
+    from bot.service.planner import derive_for_cli  # noqa: PLC0415
 
     if settings.migrations_dir is None:
         raise ConfigError(
@@ -470,7 +470,7 @@ def _migration_tool(args: argparse.Namespace, settings: Settings) -> int:
             todo="rollbot history lists them",
         )
     if args.command == "derive":
-        text = derive_runbook(migration)
+        text = derive_for_cli(settings, migration)
         return _json({"migration": migration.tag, "runbook": text}) if args.json else _print(text)
     report = lint(load_library(settings.runbooks_dir).find(args.migration), migrations)
     assert report is not None  # noqa: S101 - the migration was found above

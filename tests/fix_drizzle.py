@@ -1,9 +1,12 @@
 """A Drizzle migrations chain for the tests, and databases Drizzle's migrator built from it.
 
-`tests/fixtures/drizzle_chain` is a drizzle-kit folder of nine migrations: enums, tables,
+`tests/fixtures/drizzle_chain` is a drizzle-kit folder of seventeen migrations: enums, tables,
 foreign keys between new and old tables, columns added to old tables, a dropped column, a data
-backfill, views, a sequence, a materialized view, and a custom `CREATE TABLE IF NOT EXISTS` of
-a table an earlier migration made (its rollback must not drop it). Each database is migrated with
+backfill, views, a sequence, a materialized view, a custom `CREATE TABLE IF NOT EXISTS` of a
+table an earlier migration made (its rollback must not drop it), a dropped view and table, an
+enum value added, then on top a dropped index with `IF NOT EXISTS` creates (one there before,
+one not), dropped FK and CHECK constraints, DROP/SET NOT NULL, default changes, renames of a
+table, column, constraint and index, and comments. Each database is migrated with
 `bot.target.migrator.migrate`,
 which applies the files and writes the journal rows exactly as Drizzle
 does, so what rollbot reads is what it would read in production.
@@ -25,9 +28,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 CHAIN_DIR = Path(__file__).parent / "fixtures" / "drizzle_chain"
-# Migrations of the chain whose rollback can be derived, and those that must be refused.
+# Migrations of the chain whose rollback can be derived from the file alone, those whose
+# undo reads the schema at N-1 (dropped index and constraints, NOT NULL, defaults, renames,
+# comments, IF NOT EXISTS), and those that lose data and must be refused.
 REVERSIBLE = ("0000", "0001", "0002", "0003", "0006", "0007")
-IRREVERSIBLE = ("0004", "0005", "0008")
+FROM_REFERENCE = ("0008", "0011", "0012", "0013", "0014", "0015", "0016")
+IRREVERSIBLE = ("0004", "0005", "0009", "0010")
+TOP = "0016"
 
 
 def read_chain() -> list[Migration]:

@@ -120,15 +120,17 @@ class MigrationFileError(RollbotError):
 
 
 class IrreversibleError(MigrationFileError):
-    """A migration does something no derived rollback can undo; names the first such statement.
+    """A migration does something no derived rollback can undo; names the statement that matters.
+
+    That is the first statement that loses data, or else the first that cannot be undone.
 
     `statement` is the migration's own SQL (shortened, quoted for chat), `reason` says what
-    would be lost, and `more` counts the later statements that could not be undone either.
+    would be lost, and `more` counts the other statements that could not be undone either.
     """
 
     def __init__(self, file: str, line: int, statement: str, reason: str, *, more: int = 0) -> None:
         problem = f"{quoted(statement, 80)} cannot be undone by a derived rollback: {reason}"
-        why = f"{more} later statement{'' if more == 1 else 's'} cannot be undone either"
+        why = f"{more} other statement{'' if more == 1 else 's'} cannot be undone either"
         super().__init__(
             file,
             line,

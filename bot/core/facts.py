@@ -66,6 +66,16 @@ class Found(BaseModel):
     fk_parents: tuple[Table, ...] = ()  # tables whose FKs vanish with it (locked too)
 
 
+class NullCount(BaseModel):
+    """NULL rows of a column a statement makes NOT NULL; one of them makes it fail."""
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: int  # Statement.number
+    column: str  # public.comments.body
+    rows: int | None  # None: the table is not there to count, or counting ran out of time
+
+
 class Reference(BaseModel):
     """Something in the database that depends on an object the runbook drops."""
 
@@ -291,6 +301,7 @@ class Facts(BaseModel):
     implicit_casts: tuple[Via, ...] = ()
     hooks: tuple[Hook, ...] = ()
     counted_not_tables: tuple[str, ...] = ()  # front matter `count` names: "public.v (view)"
+    nulls: tuple[NullCount, ...] = ()  # NULL rows of the columns SET NOT NULL is applied to
 
     def found(self, statement: int, position: int) -> Found:
         """The facts for one object of one statement."""

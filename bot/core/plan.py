@@ -156,6 +156,7 @@ def build_plan(
         if s.cascade
     ]
     blockers += _reference_blockers(runbook.statements, facts)
+    blockers += _null_blockers(runbook, facts)
     blockers += [
         f"{runbook.file}:{s.line}: {problem}"
         for s in runbook.statements
@@ -295,7 +296,21 @@ def _affected(
     )
 
 
+def _null_blockers(runbook: Runbook, facts: Facts) -> list[str]:
+    """SET NOT NULL fails on the first NULL row: say how many there are, before anything runs."""
+    lines = {s.number: s.line for s in runbook.statements}
+    return [
+        f"{runbook.file}:{lines[n.statement]}: {n.column} has {n.rows} NULL "
+        f"row{'' if n.rows == 1 else 's'}, so SET NOT NULL would fail; set a value in "
+        f"{'it' if n.rows == 1 else 'them'} first (or keep the column nullable)"
+        for n in facts.nulls
+        if n.rows
+    ]
+
+
 def _step(statement: Statement, facts: Facts) -> Step:
+    if statement.restores:
+        return Step(statement=statement, status=StepStatus.RUNS)
     found = [facts.found(statement.number, i) for i in range(len(statement.objects))]
     notes: list[str] = []
     fails = False

@@ -77,6 +77,12 @@ class Statement(BaseModel):
     operators: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
     ctes: tuple[str, ...] = ()
+    # A statement that puts a definition back (an index, a constraint, NOT NULL, a default, a
+    # name, a comment) and removes nothing; derived rollbacks write them from N-1.
+    restores: bool = False
+    # Columns it makes NOT NULL, as (schema or None, table, column) written: the plan counts
+    # their NULL rows, since any one of them makes the statement fail.
+    set_not_null: tuple[tuple[str | None, str, str], ...] = ()
 
 
 def _qualified(namespace: str | None, name: str | None) -> str:
@@ -96,10 +102,26 @@ _ALTER_DROPS = {
     enums.AlterTableType.AT_DropConstraint: ObjectKind.CONSTRAINT,
     enums.AlterTableType.AT_DropColumn: ObjectKind.COLUMN,
 }
+# What puts a definition back without removing anything or changing a row.
+_ALTER_RESTORES = {
+    enums.AlterTableType.AT_AddConstraint: "ADD CONSTRAINT",
+    enums.AlterTableType.AT_ValidateConstraint: "VALIDATE CONSTRAINT",
+    enums.AlterTableType.AT_SetNotNull: "SET NOT NULL",
+    enums.AlterTableType.AT_DropNotNull: "DROP NOT NULL",
+    enums.AlterTableType.AT_ColumnDefault: "SET/DROP DEFAULT",
+}
+_RENAMES = {
+    enums.ObjectType.OBJECT_TABLE: "ALTER TABLE … RENAME",
+    enums.ObjectType.OBJECT_COLUMN: "ALTER TABLE … RENAME COLUMN",
+    enums.ObjectType.OBJECT_TABCONSTRAINT: "ALTER TABLE … RENAME CONSTRAINT",
+    enums.ObjectType.OBJECT_INDEX: "ALTER INDEX … RENAME",
+}
 _TX = enums.TransactionStmtKind
 _ALLOWED = (
     "DROP INDEX/TABLE/TYPE/DOMAIN/SEQUENCE/VIEW/MATERIALIZED VIEW, "
-    "ALTER TABLE … DROP CONSTRAINT/COLUMN, DELETE"
+    "ALTER TABLE … DROP CONSTRAINT/COLUMN, DELETE, and to put definitions back CREATE INDEX, "
+    "ALTER TABLE … ADD/VALIDATE CONSTRAINT, ALTER COLUMN … SET/DROP NOT NULL/DEFAULT, "
+    "renames of tables, columns, constraints and indexes, COMMENT ON"
 )
 
 
@@ -154,6 +176,8 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
                 operators=tuple(dict.fromkeys(reads.operators)),
                 types=tuple(dict.fromkeys(reads.types)),
                 ctes=tuple(dict.fromkeys(reads.ctes)),
+                restores=not objects,
+                set_not_null=_set_not_null(item.stmt),
             )
         )
     if not statements:
@@ -265,9 +289,16 @@ def _reads(node: Any, sql: str, offset: int, source: _Source) -> _Reads:  # noqa
     A call that reaches outside the transaction, or a sample whose rows no one can review, is
     refused.
     """
-    target = node.relation if isinstance(node, ast.DeleteStmt | ast.AlterTableStmt) else None
+    owned = ast.DeleteStmt | ast.AlterTableStmt | ast.IndexStmt | ast.RenameStmt
+    target = node.relation if isinstance(node, owned) else None
     visitor = _Reads(target)
-    visitor(node)
+    if isinstance(node, ast.AlterTableStmt):
+        # A default is stored, not run: SET DEFAULT nextval(…) calls nothing now.
+        for cmd in node.cmds or ():
+            if cmd.subtype != enums.AlterTableType.AT_ColumnDefault:
+                visitor(cmd)
+    elif not isinstance(node, ast.CommentStmt):
+        visitor(node)
     for name in visitor.names:
         reason = denied_reason(name)
         if reason is not None:
@@ -314,7 +345,7 @@ def _first_words(text: str, offset: int) -> str:
     return " ".join(text[offset:].split()[:3]).rstrip(";")
 
 
-def _classify(
+def _classify(  # noqa: PLR0911 - one return per kind of statement
     node: Any,  # noqa: ANN401 - pglast node
     sql: str,
     offset: int,
@@ -353,6 +384,15 @@ def _classify(
             cascade = any(cmd.behavior == enums.DropBehavior.DROP_CASCADE for cmd in cmds)
             label = " / ".join(sorted(f"DROP {_ALTER_DROPS[k].upper()}" for k in kinds))
             return f"ALTER TABLE … {label}", objects, cascade
+        if kinds <= set(_ALTER_RESTORES) and not node.missing_ok:
+            label = " / ".join(sorted({_ALTER_RESTORES[k] for k in kinds}))
+            return f"ALTER TABLE … {label}", (), False
+    if isinstance(node, ast.IndexStmt) and node.idxname and not node.if_not_exists:
+        return "CREATE INDEX", (), False
+    if isinstance(node, ast.RenameStmt) and node.renameType in _RENAMES and not node.missing_ok:
+        return _RENAMES[node.renameType], (), False
+    if isinstance(node, ast.CommentStmt):
+        return "COMMENT ON", (), False
     if isinstance(node, ast.DeleteStmt) and node.withClause is None:
         relation = node.relation
         assert relation is not None  # noqa: S101 - the grammar requires a target table
@@ -367,6 +407,17 @@ def _classify(
         offset,
         f"`{_short(sql)}` is not a statement a rollback runbook may run",
         todo=f"use only {_ALLOWED}; do anything else by hand, outside rollbot",
+    )
+
+
+def _set_not_null(node: Any) -> tuple[tuple[str | None, str, str], ...]:  # noqa: ANN401
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None:
+        return ()
+    relation = node.relation
+    return tuple(
+        (relation.schemaname, str(relation.relname), str(cmd.name))
+        for cmd in node.cmds or ()
+        if cmd.subtype == enums.AlterTableType.AT_SetNotNull
     )
 
 

@@ -28,9 +28,9 @@ def verification_problems(
     ]
     dropped_names = {f.name for f in plan.dropped}
     before, after = relations
-    remaining = set(after.values())
+    # By oid: a table the statements rename back is still there under its old name.
     vanished = sorted(
-        name for name in before.values() if name not in dropped_names and name not in remaining
+        name for oid, name in before.items() if name not in dropped_names and oid not in after
     )
     changed = [
         f"{name}: {b} → {a}"

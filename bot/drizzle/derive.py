@@ -1,17 +1,37 @@
-"""Derived rollbacks: a runbook written from the forward migration, for migrations that only add.
+"""Derived rollbacks: a runbook written from the forward migration and the schema before it.
 
-Most drizzle-kit migrations only create things: types, tables, sequences, views, indexes,
-columns and constraints. Undoing one is mechanical: drop what it created, newest first, so
-that every foreign key goes before the table it points to and every table before the enum
-its columns use. Anything that changes what already existed is different: a dropped column,
-a changed type, an added enum value, rewritten rows, a DO block. The old state is not in the
-migration, so no rollback can be derived and the first such statement is refused by name
-and line (`IrreversibleError`).
+A drizzle-kit migration mostly creates things: types, tables, sequences, views, indexes,
+columns and constraints. Undoing those is mechanical: drop what it created, newest first, so
+that every foreign key goes before the table it points to and every table before the enum its
+columns use. Statements that only touch what the same migration created need no undo of their
+own (rows inserted into a new table, a backfill of a new column, a value added to a new enum):
+dropping the new object undoes them.
 
-Statements that only touch what the same migration created need no undo of their own: rows
-inserted into a new table, a backfill of a new column, an `ALTER TABLE` on a new table, a
-value added to a new enum. Dropping the new object undoes them. A create with `IF NOT EXISTS`
-is refused, since the object may have been there before and dropping it would lose it.
+Changes to what already existed are undone from the schema at N-1 (`Before`): the reference
+rollbot replays from the migrations folder (`bot.target.reference`), passed in as plain values
+so that this stays a pure function of the files and the schema.
+
+- `DROP INDEX` is undone by recreating the index from its N-1 definition: an index holds no
+  data, its definition is all there is.
+- `DROP CONSTRAINT` is undone by adding the N-1 definition back; a foreign key or CHECK is
+  added `NOT VALID` and then validated, so rows that violate it fail the rollback before
+  COMMIT, naming the constraint.
+- `DROP NOT NULL` is undone by `SET NOT NULL` when the column was NOT NULL at N-1 (the plan
+  counts the NULL rows that would make it fail); `SET NOT NULL` by `DROP NOT NULL`.
+- `SET DEFAULT` and `DROP DEFAULT` go back to the N-1 default, or to none.
+- Renames of tables, columns, constraints and indexes are renamed back.
+- `COMMENT ON` goes back to the N-1 comment, or to none.
+- `CREATE … IF NOT EXISTS` (table, index, sequence, column) drops the object only when N-1
+  did not have it; when it did, the statement changed nothing and its undo is nothing.
+
+What loses data stays refused: `DROP TABLE`, `DROP COLUMN`, `DROP SEQUENCE` (its current
+value), a changed column type (values were converted), rows written, changed or deleted in
+tables that existed, and `ALTER TYPE … ADD VALUE` on an existing enum: PostgreSQL cannot drop
+an enum value, only recreating the type could, and that would rewrite every column using it,
+which is a rollback a person must decide. The refusal (`IrreversibleError`) names the first
+statement that loses data, by line, and what goes with it; only when no statement loses data
+does it name the first statement that cannot be undone for another reason (a DO block, a
+dropped view, no reference to read the old definition from).
 
 The runbook is rendered in the seed's format and says prominently that it was derived.
 """
@@ -31,48 +51,73 @@ from bot.drizzle.forward import ForwardStatement, parse_forward
 from bot.drizzle.journal import iso_date
 
 if TYPE_CHECKING:
+    from bot.core.schema import Schema, SchemaObject
     from bot.drizzle.folder import Migration
 
 _AT = enums.AlterTableType
 _OBJ = enums.ObjectType
+_CON = enums.ConstrType
 _DEFAULT_SCHEMA = "public"  # where an unqualified name lands under the default search_path
 _COMMENT_WIDTH = 72
+NO_REFERENCE = "no schema at N-1 was given (deriving from the files alone)"
 
-_ALTER_REASONS = {
-    _AT.AT_DropColumn: "it drops a column, and the column's data goes with it",
-    _AT.AT_AlterColumnType: "it changes a column's type; the old type is not in the migration "
-    "and the values were converted",
-    _AT.AT_SetNotNull: "it makes an existing column NOT NULL, which a rollback runbook "
-    "cannot change back",
-    _AT.AT_DropNotNull: "it lets an existing column hold NULL, which a rollback runbook "
-    "cannot change back",
-    _AT.AT_ColumnDefault: "it changes an existing column's default; the old default is not "
-    "in the migration",
-    _AT.AT_DropConstraint: "it drops a constraint, and its definition is not in the migration",
-}
 _STATEMENT_REASONS: dict[type, str] = {
-    ast.RenameStmt: "it renames an object, and a rollback runbook cannot rename it back",
     ast.DoStmt: "a DO block runs code whose effects rollbot cannot see",
     ast.CreateFunctionStmt: "it creates or replaces a function, which a rollback runbook "
     "may not drop or restore",
     ast.CreateTrigStmt: "it creates a trigger, which a rollback runbook may not drop",
     ast.CreateSchemaStmt: "it creates a schema, which a rollback runbook may not drop",
     ast.CreateExtensionStmt: "it creates an extension, which a rollback runbook may not drop",
-    ast.AlterEnumStmt: "it changes an existing enum; PostgreSQL cannot remove an enum value",
-    ast.InsertStmt: "it changes rows of an existing table, and the old rows are not in the "
-    "migration",
-    ast.UpdateStmt: "it changes rows of an existing table, and the old rows are not in the "
-    "migration",
-    ast.DeleteStmt: "it deletes rows of an existing table, and they are not in the migration",
+    ast.InsertStmt: "it adds rows to an existing table, and a derived rollback cannot tell "
+    "them from the rows that were there",
 }
 _UNKNOWN_REASON = (
-    "a derived rollback only undoes CREATE TYPE/TABLE/INDEX/SEQUENCE/VIEW/MATERIALIZED VIEW "
-    "and ALTER TABLE … ADD COLUMN/CONSTRAINT"
+    "a derived rollback undoes CREATE, DROP INDEX/CONSTRAINT, NOT NULL, DEFAULT, renames "
+    "and comments; not this statement"
 )
-_IF_NOT_EXISTS_REASON = (
-    "IF NOT EXISTS means the object may have existed before the migration, and dropping it "
-    "would destroy something the migration did not create"
-)
+_DROP_REASONS = {
+    _OBJ.OBJECT_VIEW: "it drops a view; a derived rollback does not recreate views",
+    _OBJ.OBJECT_MATVIEW: "it drops a materialized view; a derived rollback does not recreate views",
+    _OBJ.OBJECT_TYPE: "it drops a type; a derived rollback does not recreate types",
+    _OBJ.OBJECT_DOMAIN: "it drops a domain; a derived rollback does not recreate types",
+}
+_RENAMES = {
+    _OBJ.OBJECT_TABLE: "TABLE",
+    _OBJ.OBJECT_COLUMN: "COLUMN",
+    _OBJ.OBJECT_TABCONSTRAINT: "CONSTRAINT",
+    _OBJ.OBJECT_INDEX: "INDEX",
+}
+_COMMENTS = {
+    _OBJ.OBJECT_TABLE: "table",
+    _OBJ.OBJECT_COLUMN: "column",
+    _OBJ.OBJECT_INDEX: "index",
+    _OBJ.OBJECT_VIEW: "view",
+    _OBJ.OBJECT_MATVIEW: "materialized view",
+    _OBJ.OBJECT_SEQUENCE: "sequence",
+}
+# A constraint re-added NOT VALID and then validated: the check of existing rows is its own
+# step, and its failure names the constraint.
+_VALIDATED = ("CHECK", "FOREIGN KEY")
+
+
+@dataclass(frozen=True)
+class Before:
+    """The schema before the migration (N-1), or why there is none to read old state from."""
+
+    schema: Schema | None = None
+    unavailable: str = NO_REFERENCE  # why `schema` is None, said in refusals that need it
+
+    def find(self, kind: str, *names: str) -> SchemaObject | None:
+        """The N-1 object `kind schema.name[.part]`, named unquoted as the migration wrote it."""
+        assert self.schema is not None  # noqa: S101 - callers ask `needs` first
+        key = f"{kind} {'.'.join(quote_ident(n) for n in names)}"
+        return self.schema.by_key().get(key)
+
+    def attribute(self, found: SchemaObject | None, name: str) -> str | None:
+        """An attribute's text of an N-1 object, None when the object or attribute is absent."""
+        if found is None:
+            return None
+        return next((a.text for a in found.attributes if a.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -88,10 +133,12 @@ class Undo:
 class _Scope:
     """What the migration created so far; statements touching only these need no undo."""
 
+    before: Before
     tables: set[tuple[str, str]]
     columns: set[tuple[str, str, str]]
     types: set[tuple[str, str]]
     indexes: set[tuple[str, str]]
+    constraints: set[tuple[str, str, str]]
 
     def has_table(self, relation: Any) -> bool:  # noqa: ANN401 - pglast RangeVar
         return _qualified_key(relation) in self.tables
@@ -99,43 +146,86 @@ class _Scope:
     def has_column(self, relation: Any, column: str) -> bool:  # noqa: ANN401
         return (*_qualified_key(relation), column) in self.columns
 
+    def needs(self, what: str) -> Before:
+        """The N-1 schema, or a refusal saying `what` needs it and why it is not there."""
+        if self.before.schema is None:
+            raise _Refusal(
+                f"{what}, which needs the schema before this migration; rollbot rebuilds it "
+                "by replaying ROLLBOT_MIGRATIONS_DIR on a scratch database, and "
+                f"{self.before.unavailable}",
+                needs_reference=True,
+            )
+        return self.before
+
 
 class _Refusal(Exception):  # noqa: N818 - internal signal, never escapes this module
-    def __init__(self, reason: str) -> None:
+    def __init__(
+        self, reason: str, *, loses_data: bool = False, needs_reference: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.loses_data = loses_data
+        self.needs_reference = needs_reference
 
 
-def derive_rollback(migration: Migration) -> list[Undo]:
-    """The rollback of `migration`, newest statement first; IrreversibleError if there is none."""
+def _loses(reason: str) -> _Refusal:
+    return _Refusal(reason, loses_data=True)
+
+
+def needs_reference(migration: Migration) -> bool:
+    """Whether undoing `migration` reads the schema at N-1: worth replaying the chain for."""
+    refusals = _walk(migration, Before())[1]
+    return any(refusal.needs_reference for _, refusal in refusals)
+
+
+def derive_rollback(migration: Migration, before: Before | None = None) -> list[Undo]:
+    """The rollback of `migration`, newest statement first; IrreversibleError if there is none.
+
+    `before` is the schema at N-1; without it, what needs the old state is refused, saying so.
+    """
     file = f"{migration.tag}.sql"
-    scope = _Scope(tables=set(), columns=set(), types=set(), indexes=set())
-    undos: list[Undo] = []
-    refused: list[tuple[ForwardStatement, str]] = []
-    for statement in parse_forward(migration):
-        try:
-            drops = _undo(statement.node, scope)
-        except _Refusal as refusal:
-            refused.append((statement, refusal.reason))
-            continue
-        if drops:
-            undos.append(Undo(statement.line, statement.sql, tuple(reversed(drops))))
+    undos, refused = _walk(migration, before or Before())
     if refused:
-        statement, reason = refused[0]
-        raise IrreversibleError(file, statement.line, statement.sql, reason, more=len(refused) - 1)
+        losing = [(s, r) for s, r in refused if r.loses_data]
+        statement, refusal = (losing or refused)[0]
+        raise IrreversibleError(
+            file, statement.line, statement.sql, refusal.reason, more=len(refused) - 1
+        )
     if not undos:
         raise MigrationFileError(
             file,
             None,
-            "the migration creates nothing, so there is nothing to drop",
+            "the migration changes nothing a rollback would have to undo",
             todo="write the rollback runbook by hand if the migration did change something",
         )
     return list(reversed(undos))
 
 
-def derive_runbook(migration: Migration, *, date: str | None = None) -> str:
+def _walk(
+    migration: Migration, before: Before
+) -> tuple[list[Undo], list[tuple[ForwardStatement, _Refusal]]]:
+    scope = _Scope(
+        before=before, tables=set(), columns=set(), types=set(), indexes=set(), constraints=set()
+    )
+    undos: list[Undo] = []
+    refused: list[tuple[ForwardStatement, _Refusal]] = []
+    for statement in parse_forward(migration):
+        try:
+            groups = _undo(statement.node, scope)
+        except _Refusal as refusal:
+            refused.append((statement, refusal))
+            continue
+        statements = tuple(sql for group in reversed(groups) for sql in group)
+        if statements:
+            undos.append(Undo(statement.line, statement.sql, statements))
+    return undos, refused
+
+
+def derive_runbook(
+    migration: Migration, *, date: str | None = None, before: Before | None = None
+) -> str:
     """A runbook in the seed's format, marked as derived; `date` defaults to the journal's."""
-    undos = derive_rollback(migration)
+    undos = derive_rollback(migration, before)
     file = f"{migration.tag}.sql"
     body = [f"-- Derived from {file}: each statement undoes the line it names.", "BEGIN;", ""]
     for undo in undos:
@@ -146,15 +236,20 @@ def derive_runbook(migration: Migration, *, date: str | None = None) -> str:
     code = "\n".join(body)
     fence = "`" * max(3, _longest_backtick_run(code) + 1)
     count = sum(len(undo.statements) for undo in undos)
+    restores = any(not sql.startswith("DROP ") for undo in undos for sql in undo.statements)
+    what = (
+        "undoes each statement from the schema before it (migrations 0…N-1)"
+        if restores
+        else "drops what the migration created"
+    )
     return "\n".join(
         [
             f"# Derived rollback of {migration.tag}",
             "",
             (
                 f"> **Derived rollback.** rollbot derived this runbook from the forward "
-                f"migration `{file}`; no person wrote it. It drops what the migration created, "
-                f"newest first ({count} statement{'' if count == 1 else 's'}). Read it before "
-                "approving."
+                f"migration `{file}`; no person wrote it. It {what}, newest first "
+                f"({count} statement{'' if count == 1 else 's'}). Read it before approving."
             ),
             "",
             "## Current Migration",
@@ -178,62 +273,119 @@ def derive_runbook(migration: Migration, *, date: str | None = None) -> str:
     )
 
 
-def _undo(node: Any, scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast node
+_Groups = list[tuple[str, ...]]  # each group in run order; the groups are undone newest first
+
+
+def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     """Rollback statements for one forward statement, in forward order; _Refusal if none."""
     undo = _UNDOERS.get(type(node))
     if undo is not None:
         return undo(node, scope)
     if _touches_only_new_objects(node, scope):
         return []
-    if isinstance(node, ast.DropStmt):
-        kind = str(getattr(node.removeType, "name", "object"))
-        kind = kind.removeprefix("OBJECT_").replace("_", " ").lower()
-        article = "an" if kind.startswith(tuple("aeiou")) else "a"
-        raise _Refusal(f"it drops {article} {kind}, and its definition and data are gone")
+    if isinstance(node, ast.AlterEnumStmt):
+        raise _enum_refusal(node)
+    if isinstance(node, ast.UpdateStmt | ast.DeleteStmt | ast.TruncateStmt):
+        raise _rows_refusal(node)
+    if isinstance(node, ast.CreateSchemaStmt | ast.CreateExtensionStmt):
+        return _undo_if_not_exists_only(node, scope)
     raise _Refusal(_STATEMENT_REASONS.get(type(node), _UNKNOWN_REASON))
 
 
-def _undo_composite(node: Any, scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast node
-    scope.types.add(_qualified_key(node.typevar))
-    return [f"DROP TYPE IF EXISTS {_relation(node.typevar)}"]
-
-
-def _undo_table(node: Any, scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast node
-    _refuse_if(node.if_not_exists, _IF_NOT_EXISTS_REASON)
-    scope.tables.add(_qualified_key(node.relation))
-    return [f"DROP TABLE IF EXISTS {_relation(node.relation)}"]
-
-
-def _undo_table_as(node: Any, scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast node
-    _refuse_if(node.if_not_exists, _IF_NOT_EXISTS_REASON)
-    relation = node.into.rel
-    scope.tables.add(_qualified_key(relation))
-    kind = "MATERIALIZED VIEW" if node.objtype == _OBJ.OBJECT_MATVIEW else "TABLE"
-    return [f"DROP {kind} IF EXISTS {_relation(relation)}"]
-
-
-def _undo_sequence(node: Any, _scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast node
-    _refuse_if(node.if_not_exists, _IF_NOT_EXISTS_REASON)
-    return [f"DROP SEQUENCE IF EXISTS {_relation(node.sequence)}"]
-
-
-def _undo_view(node: Any, _scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast node
-    _refuse_if(
-        node.replace,
-        "CREATE OR REPLACE VIEW may have replaced a view whose old definition is not in "
-        "the migration",
+def _enum_refusal(node: Any) -> _Refusal:  # noqa: ANN401 - pglast node
+    schema, name = _schema_and_name(node.typeName)
+    label = f"{_key(schema, name)[0]}.{name}"
+    if node.oldVal:
+        return _Refusal(f"it renames a value of enum {label}; a derived rollback does not")
+    return _loses(
+        f"it adds the value '{node.newVal}' to enum {label}, and rows written since may hold "
+        "it; PostgreSQL cannot drop an enum value, only recreating the type could, which "
+        "rewrites every column that uses it"
     )
-    return [f"DROP VIEW IF EXISTS {_relation(node.view)}"]
 
 
-def _undo_index(node: Any, scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast node
-    _refuse_if(node.if_not_exists, _IF_NOT_EXISTS_REASON)
+def _rows_refusal(node: Any) -> _Refusal:  # noqa: ANN401 - pglast node
+    if isinstance(node, ast.TruncateStmt):
+        names = ", ".join(_shown(r) for r in node.relations or ())
+        return _loses(f"it empties {names}, and every row is gone")
+    table = _shown(node.relation)
+    if isinstance(node, ast.DeleteStmt):
+        return _loses(f"it deletes rows of {table}, and they are not in the migration")
+    return _loses(f"it overwrites values in {table}, and the old values are not in the migration")
+
+
+def _undo_if_not_exists_only(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    """A schema or extension that N-1 already had: `IF NOT EXISTS` made the statement nothing."""
+    if not node.if_not_exists:
+        raise _Refusal(_STATEMENT_REASONS[type(node)])
+    if isinstance(node, ast.CreateSchemaStmt):
+        kind, key = "schema", quote_ident(str(node.schemaname))
+    else:
+        kind, key = "extension", quote_ident(node.extname)
+    before = scope.needs(f"it creates {kind} {key} only if it is not there")
+    assert before.schema is not None  # noqa: S101 - needs() refused otherwise
+    if f"{kind} {key}" in before.schema.by_key():
+        return []
+    raise _Refusal(_STATEMENT_REASONS[type(node)])
+
+
+def _undo_composite(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    scope.types.add(_qualified_key(node.typevar))
+    return [(f"DROP TYPE IF EXISTS {_relation(node.typevar)}",)]
+
+
+def _existed(scope: _Scope, if_not_exists: object, kind: str, *names: str) -> bool:
+    """For `IF NOT EXISTS`: whether N-1 had the object, so the statement made nothing."""
+    if not if_not_exists:
+        return False
+    shown = ".".join(names).removeprefix(f"{_DEFAULT_SCHEMA}.")
+    before = scope.needs(f"it creates {kind} {shown} only if it is not there")
+    return before.find(kind, *names) is not None
+
+
+def _undo_table(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    if _existed(scope, node.if_not_exists, "table", *_qualified_key(node.relation)):
+        return []
+    scope.tables.add(_qualified_key(node.relation))
+    return [(f"DROP TABLE IF EXISTS {_relation(node.relation)}",)]
+
+
+def _undo_table_as(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    relation = node.into.rel
+    matview = node.objtype == _OBJ.OBJECT_MATVIEW
+    kind = "materialized view" if matview else "table"
+    if _existed(scope, node.if_not_exists, kind, *_qualified_key(relation)):
+        return []
+    scope.tables.add(_qualified_key(relation))
+    return [(f"DROP {kind.upper()} IF EXISTS {_relation(relation)}",)]
+
+
+def _undo_sequence(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    if _existed(scope, node.if_not_exists, "sequence", *_qualified_key(node.sequence)):
+        return []
+    return [(f"DROP SEQUENCE IF EXISTS {_relation(node.sequence)}",)]
+
+
+def _undo_view(node: Any, _scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    if node.replace:
+        raise _Refusal(
+            "CREATE OR REPLACE VIEW may have replaced a view whose old definition is not in "
+            "the migration"
+        )
+    return [(f"DROP VIEW IF EXISTS {_relation(node.view)}",)]
+
+
+def _undo_index(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     relation = node.relation
     if not node.idxname:
+        _refuse_if(node.if_not_exists, "IF NOT EXISTS on an index without a name")
         _refuse_unnamed("index", relation, scope)
         return []  # it goes with its table, which this migration created
-    scope.indexes.add((_qualified_key(relation)[0], node.idxname))
-    return [f"DROP INDEX IF EXISTS {_name(relation.schemaname, node.idxname)}"]
+    schema = _qualified_key(relation)[0]
+    if _existed(scope, node.if_not_exists, "index", schema, node.idxname):
+        return []
+    scope.indexes.add((schema, node.idxname))
+    return [(f"DROP INDEX IF EXISTS {_name(relation.schemaname, node.idxname)}",)]
 
 
 def _refuse_unnamed(kind: str, relation: Any, scope: _Scope) -> None:  # noqa: ANN401 - pglast node
@@ -245,32 +397,127 @@ def _refuse_unnamed(kind: str, relation: Any, scope: _Scope) -> None:  # noqa: A
     )
 
 
-def _undo_alter_table(node: Any, scope: _Scope) -> list[str]:  # noqa: ANN401 - pglast node
+def _undo_drop(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    kind = node.removeType
+    groups: _Groups = []
+    for target in node.objects or ():
+        names = target.names if isinstance(target, ast.TypeName) else target
+        schema, name = _schema_and_name(names)
+        key = _key(schema, name)
+        if kind == _OBJ.OBJECT_INDEX:
+            groups += _recreate_index(key, scope, missing_ok=bool(node.missing_ok))
+        elif key in scope.tables or key in scope.types:
+            continue  # made by this migration: nothing of before is lost
+        elif kind == _OBJ.OBJECT_TABLE:
+            raise _loses(f"it drops table {_dotted(key)}, and every row in it is gone")
+        elif kind == _OBJ.OBJECT_SEQUENCE:
+            raise _loses(f"it drops sequence {_dotted(key)}, and its current value is gone")
+        else:
+            raise _Refusal(_DROP_REASONS.get(kind, _UNKNOWN_REASON))
+    return groups
+
+
+def _recreate_index(key: tuple[str, str], scope: _Scope, *, missing_ok: bool) -> _Groups:
+    if key in scope.indexes:
+        return []  # made by this migration, and dropped again
+    before = scope.needs(f"it drops index {_dotted(key)}; recreating it needs its definition")
+    found = before.find("index", *key)
+    definition = before.attribute(found, "definition")
+    if definition is None:
+        _refuse_if(
+            not missing_ok,
+            f"it drops index {_dotted(key)}, which the schema before this migration does not "
+            "have (an index of a constraint is dropped with the constraint)",
+        )
+        return []
+    return [(definition,)]
+
+
+def _undo_alter_table(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     if node.objtype != _OBJ.OBJECT_TABLE:
         raise _Refusal(_UNKNOWN_REASON)
     relation = node.relation
-    table = _relation(relation)
     new_table = scope.has_table(relation)
-    drops: list[str] = []
+    groups: _Groups = []
     for cmd in node.cmds or ():
         if cmd.subtype == _AT.AT_AddColumn:
-            _refuse_if(cmd.missing_ok, _IF_NOT_EXISTS_REASON)
-            column = cmd.def_.colname
-            scope.columns.add((*_qualified_key(relation), column))
-            drops.append(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {quote_ident(column)}")
+            groups += _undo_add_column(cmd, relation, scope)
         elif cmd.subtype == _AT.AT_AddConstraint:
-            drops += _undo_add_constraint(cmd.def_, relation, scope)
-        elif not (new_table or (cmd.name and scope.has_column(relation, cmd.name))):
-            raise _Refusal(
-                _ALTER_REASONS.get(
-                    cmd.subtype,
-                    "it changes an existing table in a way a rollback runbook cannot reverse",
-                )
-            )
-    return drops
+            groups += _undo_add_constraint(cmd.def_, relation, scope)
+        elif new_table or (cmd.name and scope.has_column(relation, cmd.name)):
+            continue  # goes with the table or column this migration created
+        else:
+            groups += _undo_alter_old(cmd, relation, scope)
+    return groups
 
 
-def _undo_add_constraint(constraint: Any, relation: Any, scope: _Scope) -> list[str]:  # noqa: ANN401
+def _undo_add_column(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    column = cmd.def_.colname
+    if _existed(scope, cmd.missing_ok, "column", *_qualified_key(relation), column):
+        return []
+    scope.columns.add((*_qualified_key(relation), column))
+    return [(f"ALTER TABLE {_relation(relation)} DROP COLUMN IF EXISTS {quote_ident(column)}",)]
+
+
+def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    """An ALTER TABLE subcommand on a table (and column) that existed before the migration."""
+    table = _relation(relation)
+    shown = _shown(relation)
+    subtype = cmd.subtype
+    if subtype == _AT.AT_DropColumn:
+        raise _loses(f"it drops column {shown}.{cmd.name}, and every value in it is gone")
+    if subtype == _AT.AT_AlterColumnType:
+        raise _loses(
+            f"it changes the type of {shown}.{cmd.name}; its values were converted and the "
+            "old ones are not kept"
+        )
+    if subtype == _AT.AT_DropConstraint:
+        return _readd_constraint(cmd, relation, scope)
+    if subtype not in {_AT.AT_SetNotNull, _AT.AT_DropNotNull, _AT.AT_ColumnDefault}:
+        raise _Refusal(_UNKNOWN_REASON)
+    column = f"ALTER TABLE {table} ALTER COLUMN {quote_ident(cmd.name)}"
+    if subtype == _AT.AT_SetNotNull and scope.before.schema is None:
+        return [(f"{column} DROP NOT NULL",)]  # the forward says it was nullable
+    what = {
+        _AT.AT_SetNotNull: "it makes {} NOT NULL",
+        _AT.AT_DropNotNull: "it lets {} hold NULL; making it NOT NULL again needs to know it was",
+        _AT.AT_ColumnDefault: "it changes the default of {}; putting the old one back needs it",
+    }[subtype].format(f"{shown}.{cmd.name}")
+    before = scope.needs(what)
+    found = before.find("column", *_qualified_key(relation), cmd.name)
+    if found is None:
+        raise _Refusal(f"column {shown}.{cmd.name} is not in the schema before this migration")
+    if subtype == _AT.AT_ColumnDefault:
+        default = before.attribute(found, "default")
+        return [(f"{column} SET DEFAULT {default}" if default else f"{column} DROP DEFAULT",)]
+    was_not_null = before.attribute(found, "not null") == "true"
+    if subtype == _AT.AT_SetNotNull:
+        return [] if was_not_null else [(f"{column} DROP NOT NULL",)]
+    return [(f"{column} SET NOT NULL",)] if was_not_null else []
+
+
+def _readd_constraint(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    key = (*_qualified_key(relation), cmd.name)
+    if key in scope.constraints:
+        return []  # made by this migration, and dropped again
+    shown = f"{cmd.name} on {_shown(relation)}"
+    before = scope.needs(f"it drops constraint {shown}; adding it back needs its definition")
+    definition = before.attribute(before.find("constraint", *key), "definition")
+    if definition is None:
+        _refuse_if(
+            not cmd.missing_ok,
+            f"it drops constraint {shown}, which the schema before this migration does not have",
+        )
+        return []
+    table = _relation(relation)
+    add = f"ALTER TABLE {table} ADD CONSTRAINT {quote_ident(cmd.name)} {definition}"
+    if not definition.startswith(_VALIDATED) or definition.endswith(" NOT VALID"):
+        return [(add,)]
+    validate = f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote_ident(cmd.name)}"
+    return [(f"{add} NOT VALID", validate)]
+
+
+def _undo_add_constraint(constraint: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
     if constraint.indexname:
         index = (_qualified_key(relation)[0], constraint.indexname)
         _refuse_if(
@@ -281,14 +528,64 @@ def _undo_add_constraint(constraint: Any, relation: Any, scope: _Scope) -> list[
     if not constraint.conname:
         _refuse_unnamed("constraint", relation, scope)
         return []  # it goes with its table, which this migration created
+    scope.constraints.add((*_qualified_key(relation), constraint.conname))
     name = quote_ident(constraint.conname)
-    return [f"ALTER TABLE {_relation(relation)} DROP CONSTRAINT IF EXISTS {name}"]
+    return [(f"ALTER TABLE {_relation(relation)} DROP CONSTRAINT IF EXISTS {name}",)]
 
 
-def _touches_only_new_objects(node: Any, scope: _Scope) -> bool:  # noqa: ANN401 - pglast node
+def _undo_rename(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    keyword = _RENAMES.get(node.renameType)
+    if keyword is None or node.missing_ok:
+        raise _Refusal(
+            "a derived rollback renames back only tables, columns, constraints and indexes "
+            "(without IF EXISTS)"
+        )
+    relation = node.relation
+    schema = relation.schemaname
+    if keyword == "TABLE":
+        old = _qualified_key(relation)
+        if old in scope.tables:
+            scope.tables.add((old[0], node.newname))
+        return [(f"ALTER TABLE {_name(schema, node.newname)} RENAME TO {_relation(relation)}",)]
+    if keyword == "INDEX":
+        index = _name(schema, node.newname)
+        return [(f"ALTER INDEX {index} RENAME TO {quote_ident(relation.relname)}",)]
+    if keyword == "COLUMN" and scope.has_column(relation, node.subname):
+        scope.columns.add((*_qualified_key(relation), node.newname))
+    new, was = quote_ident(node.newname), quote_ident(node.subname)
+    return [(f"ALTER TABLE {_relation(relation)} RENAME {keyword} {new} TO {was}",)]
+
+
+def _undo_comment(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    kind = _COMMENTS.get(node.objtype)
+    if kind is None:
+        raise _Refusal(
+            "a derived rollback puts back comments only on tables, columns, views, "
+            "indexes and sequences"
+        )
+    parts = [str(part.sval) for part in node.object]
+    names = parts if len(parts) == (3 if kind == "column" else 2) else [_DEFAULT_SCHEMA, *parts]
+    owner = (names[0], names[1])
+    if owner in scope.tables or (kind == "column" and tuple(names) in scope.columns):
+        return []  # goes with what this migration created
+    shown = ".".join(names).removeprefix(f"{_DEFAULT_SCHEMA}.")
+    before = scope.needs(
+        f"it sets the comment of {kind} {shown}; putting the old one back needs it"
+    )
+    found = before.find(kind, *names)
+    if found is None:
+        raise _Refusal(f"{kind} {shown} is not in the schema before this migration")
+    old = before.attribute(found, "comment")
+    target = ".".join(quote_ident(n) for n in names)
+    return [(f"COMMENT ON {kind.upper()} {target} IS {_literal(old) if old else 'NULL'}",)]
+
+
+def _touches_only_new_objects(node: Any, scope: _Scope) -> bool:  # noqa: ANN401, PLR0911
     """Data and enum changes confined to what this migration created go when it is dropped."""
     if isinstance(node, ast.AlterEnumStmt):
         return _key(*_schema_and_name(node.typeName)) in scope.types
+    if isinstance(node, ast.TruncateStmt):
+        return all(scope.has_table(r) for r in node.relations or ())
     if not isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
         return False
     if node.withClause is not None:
@@ -301,10 +598,10 @@ def _touches_only_new_objects(node: Any, scope: _Scope) -> bool:  # noqa: ANN401
     return False
 
 
-def _drop_type(keyword: str, names: Any, scope: _Scope) -> str:  # noqa: ANN401 - pglast names
+def _drop_type(keyword: str, names: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast names
     schema, name = _schema_and_name(names)
     scope.types.add(_key(schema, name))
-    return f"DROP {keyword} IF EXISTS {_name(schema, name)}"
+    return [(f"DROP {keyword} IF EXISTS {_name(schema, name)}",)]
 
 
 def _refuse_if(condition: object, reason: str) -> None:
@@ -325,6 +622,15 @@ def _qualified_key(relation: Any) -> tuple[str, str]:  # noqa: ANN401 - pglast R
     return _key(relation.schemaname, relation.relname)
 
 
+def _dotted(key: tuple[str, str]) -> str:
+    """`users` for public.users, `billing.invoices` otherwise: as a person reads it."""
+    return key[1] if key[0] == _DEFAULT_SCHEMA else f"{key[0]}.{key[1]}"
+
+
+def _shown(relation: Any) -> str:  # noqa: ANN401 - pglast RangeVar
+    return _dotted(_qualified_key(relation))
+
+
 def _name(schema: str | None, name: str) -> str:
     """As the migration wrote it: schema-qualified only when it was."""
     return f"{quote_ident(schema)}.{quote_ident(name)}" if schema else quote_ident(name)
@@ -332,6 +638,11 @@ def _name(schema: str | None, name: str) -> str:
 
 def _relation(relation: Any) -> str:  # noqa: ANN401 - pglast RangeVar
     return _name(relation.schemaname, relation.relname)
+
+
+def _literal(text: str) -> str:
+    """A standard SQL string literal (standard_conforming_strings is on since PostgreSQL 9.1)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _one_line(sql: str) -> str:
@@ -343,11 +654,11 @@ def _longest_backtick_run(text: str) -> int:
     return max((len(run) for run in re.findall(r"`+", text)), default=0)
 
 
-_Undoer = Callable[[Any, _Scope], list[str]]
+_Undoer = Callable[[Any, _Scope], _Groups]
 _UNDOERS: dict[type, _Undoer] = {
-    ast.CreateEnumStmt: lambda node, scope: [_drop_type("TYPE", node.typeName, scope)],
-    ast.CreateRangeStmt: lambda node, scope: [_drop_type("TYPE", node.typeName, scope)],
-    ast.CreateDomainStmt: lambda node, scope: [_drop_type("DOMAIN", node.domainname, scope)],
+    ast.CreateEnumStmt: lambda node, scope: _drop_type("TYPE", node.typeName, scope),
+    ast.CreateRangeStmt: lambda node, scope: _drop_type("TYPE", node.typeName, scope),
+    ast.CreateDomainStmt: lambda node, scope: _drop_type("DOMAIN", node.domainname, scope),
     ast.CompositeTypeStmt: _undo_composite,
     ast.CreateStmt: _undo_table,
     ast.CreateTableAsStmt: _undo_table_as,
@@ -355,4 +666,7 @@ _UNDOERS: dict[type, _Undoer] = {
     ast.ViewStmt: _undo_view,
     ast.IndexStmt: _undo_index,
     ast.AlterTableStmt: _undo_alter_table,
+    ast.DropStmt: _undo_drop,
+    ast.RenameStmt: _undo_rename,
+    ast.CommentStmt: _undo_comment,
 }

@@ -151,7 +151,7 @@ class Approval:
             return  # a restore is re-built and compared at execution, under its transaction
         approved = run.rollback_plan()
         try:
-            runbook = self._planner.runbook(run.runbook_name)
+            runbook = self._planner.runbook(run.runbook_name, run.target_name)
             target = self._planner.settings.target(run.target_name)
             current = self._planner.plan(runbook, target, count=False)
         except RollbotError as exc:

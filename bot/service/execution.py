@@ -51,7 +51,7 @@ class Execution:
             return self._restore.execute(run)
         plan = run.rollback_plan()
         try:
-            runbook = self._planner.runbook(run.runbook_name)
+            runbook = self._planner.runbook(run.runbook_name, run.target_name)
             database = self._planner.database(run.target_name)
             tools = database.tools(plan.target.server_major)
         except RollbotError as exc:

@@ -13,7 +13,7 @@ from bot.core.library import RunbookLibrary, load_library
 from bot.core.plan import Plan, build_plan
 from bot.core.runbook import parse_runbook
 from bot.core.targets import TargetConfig
-from bot.drizzle.derive import derive_runbook
+from bot.drizzle.derive import Before, derive_runbook, needs_reference
 from bot.drizzle.folder import Migration, read_migrations
 from bot.drizzle.history import HistoryEntry, history
 from bot.drizzle.journal import match_journal
@@ -96,7 +96,7 @@ class Planner:
             server, upto, label=label, exclude=(*self.exclude(), self.settings.drizzle_schema)
         )
 
-    def runbook(self, query: str) -> Runbook:
+    def runbook(self, query: str, target: str | None = None) -> Runbook:
         """The runbook for a migration, or one derived from its forward migration file."""
         try:
             return self.library().find(query)
@@ -104,9 +104,25 @@ class Planner:
             migration = find_by_query(self.migrations(), query)
             if migration is None:
                 raise
-        text = derive_runbook(migration)
+        text = self.derived(migration, target)
         derived = parse_runbook(text, file=f"derived from {migration.tag}.sql")
         return derived.model_copy(update={"derived": True})
+
+    def derived(self, migration: Migration, target: str | None = None) -> str:
+        """The derived runbook of `migration`, undone from the schema at N-1 where it must be.
+
+        The replay is made only when an undo needs the old state (a dropped index, a changed
+        default); it is the same cached reference the rehearsal then proves the plan against.
+        """
+        if not needs_reference(migration):
+            return derive_runbook(migration)
+        return derive_runbook(migration, before=self.before(migration, target))
+
+    def before(self, migration: Migration, target: str | None = None) -> Before:
+        """The schema at N-1 of `migration` on `target`'s rehearsal server, or why there is none."""
+        server = self.rehearsal_server(self.database(target))
+        exclude = (*self.exclude(), self.settings.drizzle_schema)
+        return schema_before(self.references, server, self.migrations() or [], migration, exclude)
 
     def migrations(self) -> list[Migration] | None:
         """The project's Drizzle migrations folder (ROLLBOT_MIGRATIONS_DIR), when configured."""
@@ -180,6 +196,48 @@ class Planner:
         schema that is not there is harmless, so no target needs to know which one does.
         """
         return (STATE_SCHEMA,)
+
+
+def schema_before(
+    references: ReferenceCache,
+    server: TargetDatabase,
+    migrations: list[Migration],
+    migration: Migration,
+    exclude: tuple[str, ...],
+) -> Before:
+    """The schema before `migration`, replayed on `server` (or cached), or why there is none."""
+    previous = before(migrations, migration.tag)
+    if previous is None:
+        return Before(unavailable=f"{migration.tag} is not in ROLLBOT_MIGRATIONS_DIR")
+    label = previous[-1].tag.split("_", 1)[0] if previous else "an empty database"
+    reference = references.reference(
+        server, migrations[: len(previous) + 1], label=label, exclude=exclude
+    )
+    if reference.schema is None:
+        return Before(unavailable=f"that failed: {reference.skipped}")
+    return Before(schema=reference.schema)
+
+
+def derive_for_cli(settings: Settings, migration: Migration) -> str:
+    """`rollbot derive`: from the files alone, or from N-1 when an undo needs it.
+
+    N-1 is replayed on the default target's rehearsal server when a database is configured.
+    """
+    if not needs_reference(migration):
+        return derive_runbook(migration)
+    if not settings.targets():
+        why = "no database is configured to replay them on (set DATABASE_URL)"
+        return derive_runbook(migration, before=Before(unavailable=why))
+    target = settings.target()
+    rehearsal_url = settings.rehearsal_url
+    server = _database(
+        settings,
+        TargetConfig(name="rehearsal", url=rehearsal_url) if rehearsal_url else target,
+    )
+    migrations = read_migrations(settings.migrations_dir) if settings.migrations_dir else []
+    exclude = (STATE_SCHEMA, settings.drizzle_schema)
+    before_n = schema_before(ReferenceCache(), server, migrations, migration, exclude)
+    return derive_runbook(migration, before=before_n)
 
 
 def _not_the_newest(name: str, newer: str) -> NotAllowedError:

@@ -51,7 +51,7 @@ class Planning:
         """Plan a rollback, take and verify the backup, and leave it awaiting approval."""
         config = self._settings.target(target)
         self._planner.latest_first(query, config)
-        runbook = self._planner.runbook(query)
+        runbook = self._planner.runbook(query, config.name)
         promoted = self._promotion(after, runbook.name, config.name) if after else None
         plan = self._planner.plan(runbook, config, count=True, latest_only=True)
         run_id = self._runs.reserve_id()

@@ -78,7 +78,8 @@ class Rollbot:
     def preview(self, query: str, *, target: str | None = None) -> Plan:
         """The plan as it would be made now, with no run, no backup and nothing posted."""
         config = self.settings.target(target)
-        return self.planner.plan(self.planner.runbook(query), config, count=True, latest_only=True)
+        runbook = self.planner.runbook(query, config.name)
+        return self.planner.plan(runbook, config, count=True, latest_only=True)
 
     def settle(self) -> list[Run]:
         """Settle runs whose process is gone and expire closed approval windows."""

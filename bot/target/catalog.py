@@ -22,6 +22,7 @@ from bot.core.facts import (
     ForeignKey,
     Found,
     Hook,
+    NullCount,
     Reference,
     Relation,
     RowCount,
@@ -442,6 +443,12 @@ def read_facts(
     )
     if count_budget is None:
         return facts
+    nulls = tuple(
+        _nulls(conn, statement.number, column, count_budget)
+        for statement in runbook.statements
+        for column in statement.set_not_null
+    )
+    facts = facts.model_copy(update={"nulls": nulls})
     tables = {
         f.table.name: f.table
         for f in found
@@ -820,6 +827,42 @@ def _count(conn: psycopg.Connection[Any], table: Table, budget: timedelta) -> Ro
         return RowCount(table=table.name, rows=row[0] if row else 0, exact=True)
     except psycopg.errors.QueryCanceled:
         return _estimate(conn, table)
+
+
+def _nulls(
+    conn: psycopg.Connection[Any],
+    statement: int,
+    column: tuple[str | None, str, str],
+    budget: timedelta,
+) -> NullCount:
+    """NULL rows of a column SET NOT NULL is applied to, if counting fits in the budget.
+
+    Like the row counts, never on a table whose policies or foreign wrapper would run code.
+    """
+    schema, name, attname = column
+    found = _relation(conn, schema, name)
+    label = f"{found[1] if found else name}.{attname}"
+    if found is None or found[2] not in {"r", "p"}:
+        return NullCount(statement=statement, column=label, rows=None)
+    runs_code = conn.execute("SELECT row_security_active(%s)", (found[0],)).fetchone()
+    if runs_code is None or runs_code[0]:
+        return NullCount(statement=statement, column=label, rows=None)
+    milliseconds = max(int(budget.total_seconds() * 1000), 1)
+    query = sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(
+        sql.SQL(found[1]), sql.Identifier(attname)
+    )
+    try:
+        with conn.transaction():
+            previous = conn.execute("SELECT current_setting('statement_timeout')").fetchone()
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(milliseconds),))
+            row = conn.execute(query).fetchone()
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                (previous[0] if previous else "0",),
+            )
+    except (psycopg.errors.QueryCanceled, psycopg.errors.UndefinedColumn):
+        return NullCount(statement=statement, column=label, rows=None)
+    return NullCount(statement=statement, column=label, rows=row[0] if row else 0)
 
 
 def _estimate(conn: psycopg.Connection[Any], table: Table) -> RowCount:

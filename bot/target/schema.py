@@ -47,7 +47,8 @@ SELECT format('%%I.%%I', n.nspname, t.typname), t.typtype::text,
                        ', ' ORDER BY a.attnum)
        FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0
         AND NOT a.attisdropped) END,
-  (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid)
+  (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid),
+  obj_description(t.oid, 'pg_type')
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE {_OURS} AND t.typtype IN ('e', 'd', 'c', 'r')
   AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
@@ -62,7 +63,8 @@ SELECT format('%%I.%%I', n.nspname, c.relname), format_type(s.seqtypid, NULL),
      JOIN pg_namespace tn ON tn.oid = tc.relnamespace
      JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1)
+      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1),
+  obj_description(c.oid, 'pg_class')
 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_OURS} AND {_NOT_EXTENSION.format(catalog="pg_class", oid="c.oid")}
@@ -72,7 +74,7 @@ SELECT format('%%I.%%I', n.nspname, c.relname), c.relkind::text, c.relpersistenc
   CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
   CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
   CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
-  c.relrowsecurity::text
+  c.relrowsecurity::text, obj_description(c.oid, 'pg_class')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_OURS} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND {_NOT_EXTENSION.format(catalog="pg_class", oid="c.oid")}
@@ -84,7 +86,8 @@ SELECT format('%%I.%%I', n.nspname, c.relname), format('%%I', a.attname),
   (SELECT format('%%I.%%I', cn.nspname, co.collname) FROM pg_collation co
      JOIN pg_namespace cn ON cn.oid = co.collnamespace
     WHERE co.oid = a.attcollation
-      AND a.attcollation <> (SELECT ty.typcollation FROM pg_type ty WHERE ty.oid = a.atttypid))
+      AND a.attcollation <> (SELECT ty.typcollation FROM pg_type ty WHERE ty.oid = a.atttypid)),
+  col_description(c.oid, a.attnum)
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -93,7 +96,7 @@ WHERE {_OURS} AND c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisd
 """
 _CONSTRAINTS = f"""
 SELECT format('%%I.%%I', n.nspname, c.relname), format('%%I', k.conname),
-  pg_get_constraintdef(k.oid)
+  pg_get_constraintdef(k.oid), obj_description(k.oid, 'pg_constraint')
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_OURS} AND k.contype IN ('c', 'f', 'p', 'u', 'x')
@@ -101,7 +104,8 @@ WHERE {_OURS} AND k.contype IN ('c', 'f', 'p', 'u', 'x')
 """
 _INDEXES = f"""
 SELECT format('%%I.%%I', n.nspname, ic.relname), format('%%I.%%I', tn.nspname, tc.relname),
-  tc.relkind::text, pg_get_indexdef(i.indexrelid), (NOT i.indisvalid)::text
+  tc.relkind::text, pg_get_indexdef(i.indexrelid), (NOT i.indisvalid)::text,
+  obj_description(i.indexrelid, 'pg_class')
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = ic.relnamespace
 JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
@@ -158,9 +162,11 @@ def read_schema(conn: psycopg.Connection[Any], exclude: Iterable[str]) -> Schema
                 kind="constraint",
                 name=f"{table}.{name}",
                 parent=f"table {table}",
-                attributes=attributes(("definition", definition, "constraint")),
+                attributes=attributes(
+                    ("definition", definition, "constraint"), ("comment", comment)
+                ),
             )
-            for table, name, definition in rows(_CONSTRAINTS)
+            for table, name, definition, comment in rows(_CONSTRAINTS)
         ]
         objects += [
             SchemaObject(
@@ -170,9 +176,10 @@ def read_schema(conn: psycopg.Connection[Any], exclude: Iterable[str]) -> Schema
                 attributes=attributes(
                     ("definition", definition, "statement"),
                     ("invalid", invalid if invalid == "true" else None),
+                    ("comment", comment),
                 ),
             )
-            for name, table, relkind, definition, invalid in rows(_INDEXES)
+            for name, table, relkind, definition, invalid, comment in rows(_INDEXES)
         ]
         objects += [
             SchemaObject(
@@ -198,7 +205,7 @@ def read_schema(conn: psycopg.Connection[Any], exclude: Iterable[str]) -> Schema
 
 
 def _type(row: tuple[Any, ...]) -> SchemaObject:
-    name, typtype, labels, base, not_null, default, checks, fields, subtype = row
+    name, typtype, labels, base, not_null, default, checks, fields, subtype, comment = row
     kind = {"e": "enum", "d": "domain", "c": "composite", "r": "range"}[typtype]
     return SchemaObject(
         kind="type",
@@ -212,12 +219,13 @@ def _type(row: tuple[Any, ...]) -> SchemaObject:
             ("checks", checks),
             ("attributes", fields),
             ("subtype", subtype),
+            ("comment", comment),
         ),
     )
 
 
 def _sequence(row: tuple[Any, ...]) -> SchemaObject:
-    name, data_type, start, increment, minimum, maximum, cache, cycle, owned_by = row
+    name, data_type, start, increment, minimum, maximum, cache, cycle, owned_by, comment = row
     table = owned_by.rsplit(".", 1)[0] if owned_by else None
     return SchemaObject(
         kind="sequence",
@@ -232,12 +240,13 @@ def _sequence(row: tuple[Any, ...]) -> SchemaObject:
             ("cache", cache),
             ("cycle", cycle),
             ("owned by", owned_by),
+            ("comment", comment),
         ),
     )
 
 
 def _relation(row: tuple[Any, ...]) -> SchemaObject:
-    name, relkind, persistence, definition, bound, key, rls = row
+    name, relkind, persistence, definition, bound, key, rls, comment = row
     return SchemaObject(
         kind=_RELKINDS[relkind],
         name=name,
@@ -248,12 +257,13 @@ def _relation(row: tuple[Any, ...]) -> SchemaObject:
             ("partition key", key),
             ("row security", rls),
             ("foreign", "true" if relkind == "f" else None),
+            ("comment", comment),
         ),
     )
 
 
 def _column(row: tuple[Any, ...]) -> SchemaObject:
-    table, name, data_type, not_null, default, identity, generated, collation = row
+    table, name, data_type, not_null, default, identity, generated, collation, comment = row
     return SchemaObject(
         kind="column",
         name=f"{table}.{name}",
@@ -265,5 +275,6 @@ def _column(row: tuple[Any, ...]) -> SchemaObject:
             ("identity", identity),
             ("generated", generated),
             ("collation", collation),
+            ("comment", comment),
         ),
     )

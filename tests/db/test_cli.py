@@ -13,6 +13,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from demo.sample import MIGRATIONS_DIR
+from tests.fix_drizzle import CHAIN_DIR
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, runbooks_with, schema_of
 from tests.secrets import (
     VAULT_LOG_RUNBOOK,
@@ -134,6 +135,12 @@ def test_history_lint_derive_and_restore(db_0023: str, tmp_path: Path) -> None:
     derived = rollbot("derive", "0023", env=env)
     assert "derived" in derived.stdout.lower()
     assert "DROP TABLE IF EXISTS" in derived.stdout
+    chain = {**env, "ROLLBOT_MIGRATIONS_DIR": str(CHAIN_DIR)}
+    restoring = rollbot("derive", "0011", env=chain)  # N-1 replayed on the target's server
+    assert restoring.returncode == 0, restoring.stderr
+    assert "CREATE INDEX users_team_idx ON public.users USING btree (team_id);" in (
+        restoring.stdout
+    )
     run = json.loads(rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout)
     assert rollbot("approve", str(run["id"]), "--as", APPROVER, env=env).returncode == 0
     planned = rollbot("restore", str(run["id"]), "--requested-by", REQUESTER, "--json", env=env)

@@ -7,16 +7,18 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from bot.drizzle.folder import BREAKPOINT
-from tests.fix_drizzle import IRREVERSIBLE, REVERSIBLE, migrate_to, read_chain
+from tests.fix_drizzle import FROM_REFERENCE, IRREVERSIBLE, REVERSIBLE, TOP, migrate_to, read_chain
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
 def test_chain_is_a_drizzle_kit_folder() -> None:
-    """Nine migrations in journal order, each file cut by drizzle-kit's breakpoint marker."""
+    """Seventeen migrations in journal order, each file cut by drizzle-kit's breakpoint marker."""
     chain = read_chain()
-    assert [m.tag.split("_")[0] for m in chain] == sorted((*REVERSIBLE, *IRREVERSIBLE))
+    assert [m.tag.split("_")[0] for m in chain] == sorted(
+        (*REVERSIBLE, *FROM_REFERENCE, *IRREVERSIBLE)
+    )
     assert [m.when for m in chain] == sorted(m.when for m in chain)
     assert all(BREAKPOINT in m.text for m in chain)
 
@@ -25,7 +27,7 @@ def test_whole_chain_applies_with_one_journal_row_each(
     drizzle_db: Callable[[str | None], str],
 ) -> None:
     """Every migration applies on an empty database and is recorded with its hash and `when`."""
-    conninfo = drizzle_db("0008")
+    conninfo = drizzle_db(TOP)
     with psycopg.connect(conninfo) as conn:
         rows = conn.execute(
             "SELECT hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id"

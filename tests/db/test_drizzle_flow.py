@@ -11,11 +11,13 @@ from bot.core.plan import Plan
 from bot.core.run import RunState, outcome_of
 from bot.service.rollback import Rollbot
 from tests.db.test_rollback import journal_of
-from tests.fix_drizzle import CHAIN_DIR, IRREVERSIBLE, REVERSIBLE
+from tests.fix_drizzle import CHAIN_DIR, REVERSIBLE, TOP
 from tests.fix_rollbot import APPROVER, REQUESTER, schema_of
 
 PREVIOUS = {"0000": None, "0001": "0000", "0002": "0001", "0003": "0002", "0006": "0005"}
-PREVIOUS["0007"] = "0006"
+PREVIOUS |= {"0007": "0006", "0008": "0007"}
+# From the top of the chain down to the first migration that loses data (0010).
+WALK = ("0016", "0015", "0014", "0013", "0012", "0011")
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def chain_service(make_service: Callable[..., Rollbot], tmp_path: Path) -> Calla
     return make
 
 
-@pytest.mark.parametrize("migration", REVERSIBLE)
+@pytest.mark.parametrize("migration", [*REVERSIBLE, "0008"])
 def test_derived_rollback_returns_to_the_previous_migration(
     migration: str,
     drizzle_db: Callable[[str | None], str],
@@ -54,18 +56,78 @@ def test_derived_rollback_returns_to_the_previous_migration(
     assert journal_of(database) == journal_of(expected)
 
 
-@pytest.mark.parametrize("migration", IRREVERSIBLE)
+@pytest.mark.parametrize(("migration", "line"), [("0004", 2), ("0005", 3)])
 def test_irreversible_migration_is_refused_naming_its_statement(
     migration: str,
+    line: int,
     drizzle_db: Callable[[str | None], str],
     chain_service: Callable[[str], Rollbot],
 ) -> None:
-    """A migration that drops or rewrites data cannot be derived: refused, statement named."""
+    """A migration that drops or rewrites data cannot be derived: refused, that statement named."""
     service = chain_service(drizzle_db(migration))
     with pytest.raises(IrreversibleError) as caught:
         service.request(migration, requested_by=REQUESTER)
-    assert ".sql:2" in caught.value.render()
+    assert f".sql:{line}" in caught.value.render()
     assert service.store.recent() == []
+
+
+def _rolled_back(service: Rollbot, migration: str, previous: str) -> None:
+    run = service.request(migration, requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    assert Plan.model_validate(run.plan).derived
+    assert run.rehearsal is not None
+    assert run.rehearsal.proof is not None
+    assert run.rehearsal.proof.summary() == f"proved equal to {previous}"
+    run = service.approve(run.id, APPROVER)
+    assert run.state is RunState.SUCCEEDED, run.reason
+
+
+def test_derived_rollbacks_walk_the_chain_back_from_its_top(
+    drizzle_db: Callable[[str | None], str], chain_service: Callable[..., Rollbot]
+) -> None:
+    """From 0016 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+
+    NULLs in a column to make NOT NULL block the plan with their count; a row violating a CHECK
+    put back fails the run before COMMIT with nothing changed; fixed rows let both through.
+    """
+    database = drizzle_db(TOP)
+    service = chain_service(database, rehearsal="schema")
+    for migration, previous in zip(WALK, (*WALK[1:], "0010"), strict=True):
+        if migration == "0013":
+            with psycopg.connect(database) as conn:
+                conn.execute(
+                    "WITH u AS (INSERT INTO users (email) VALUES ('a@example.com') RETURNING id),"
+                    " p AS (INSERT INTO projects (owner_id, name) SELECT id, 'p' FROM u"
+                    " RETURNING id),"
+                    " t AS (INSERT INTO tasks (project_id, title, due_at, status)"
+                    " SELECT id, 't', now(), 'todo' FROM p RETURNING id)"
+                    " INSERT INTO comments (task_id, body) SELECT id, NULL FROM t"
+                )
+            blocked = service.request(migration, requested_by=REQUESTER)
+            assert blocked.state is RunState.BLOCKED
+            assert "public.comments.body has 1 NULL row, so SET NOT NULL would fail" in str(
+                blocked.reason
+            )
+            with psycopg.connect(database) as conn:
+                conn.execute("UPDATE comments SET body = 'fixed'")
+        if migration == "0012":
+            with psycopg.connect(database) as conn:
+                conn.execute(
+                    "INSERT INTO invoices (project_id, amount_cents) SELECT id, 0 FROM projects"
+                )
+            schema, journal = schema_of(database), journal_of(database)
+            run = service.request(migration, requested_by=REQUESTER)
+            assert run.state is RunState.AWAITING_APPROVAL, run.reason
+            failed = service.approve(run.id, APPROVER)
+            assert failed.state is RunState.FAILED
+            assert "invoices_amount_positive" in str(failed.reason)
+            assert (schema_of(database), journal_of(database)) == (schema, journal)
+            with psycopg.connect(database) as conn:
+                conn.execute("DELETE FROM invoices")
+        _rolled_back(service, migration, previous)
+    expected = drizzle_db("0010")
+    assert schema_of(database) == schema_of(expected)
+    assert journal_of(database) == journal_of(expected)
 
 
 def test_only_the_newest_applied_migration_can_be_rolled_back(

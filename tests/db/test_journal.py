@@ -27,7 +27,9 @@ def test_rows_match_the_migrations_applied(drizzle_db: Callable[[str | None], st
     ]
     assert all(r.name is None and r.applied_at is None for r in rows)
     statuses = match_journal(chain, rows)
-    assert [s.status for s in statuses] == ["applied"] * 3 + ["current"] + ["pending"] * 5
+    assert [s.status for s in statuses] == ["applied"] * 3 + ["current"] + ["pending"] * (
+        len(chain) - 4
+    )
     assert not any(s.problems for s in statuses)
     current = latest_applied(statuses)
     assert current is not None

@@ -6,21 +6,23 @@ import pytest
 
 from bot.core.errors import IrreversibleError, MigrationFileError
 from bot.core.runbook import parse_runbook
-from bot.drizzle.derive import derive_rollback, derive_runbook
+from bot.core.schema import Schema, SchemaObject, attributes
+from bot.drizzle.derive import Before, derive_rollback, derive_runbook, needs_reference
 from bot.drizzle.folder import Migration, read_migrations
 from bot.drizzle.lint import lint_runbook
 from demo.sample import MIGRATIONS_DIR
 from tests.fix_drizzle import REVERSIBLE, chain_migration
 
 
-def rollback_sql(sql: str) -> list[str]:
+def rollback_sql(sql: str, before: Before | None = None) -> list[str]:
     migration = Migration(tag="0100_snippet", when=1, text=sql)
-    return [statement for undo in derive_rollback(migration) for statement in undo.statements]
+    undos = derive_rollback(migration, before)
+    return [statement for undo in undos for statement in undo.statements]
 
 
-def refusal(sql: str) -> IrreversibleError:
+def refusal(sql: str, before: Before | None = None) -> IrreversibleError:
     with pytest.raises(IrreversibleError) as caught:
-        rollback_sql(sql)
+        rollback_sql(sql, before)
     return caught.value
 
 
@@ -73,55 +75,216 @@ def test_dropping_a_column_is_refused_with_its_line() -> None:
     error = caught.value
     assert (error.file, error.line, error.more) == ("0004_faded_cable.sql", 2, 1)
     assert error.statement == 'ALTER TABLE "users" DROP COLUMN "name"'
-    assert "drops a column" in error.reason
+    assert error.reason == "it drops column users.name, and every value in it is gone"
     assert str(error).startswith(
         '0004_faded_cable.sql:2: \'ALTER TABLE "users" DROP COLUMN "name"\' cannot be undone'
     )
 
 
-def test_a_data_change_is_refused_with_its_line() -> None:
-    """0005 writes rows into an older table: refused at its INSERT on line 2."""
+def test_the_refusal_names_the_statement_that_loses_data() -> None:
+    """0005's INSERT comes first, but its UPDATE is what overwrites old values: line 3 is named."""
     with pytest.raises(IrreversibleError) as caught:
         derive_rollback(chain_migration("0005"))
-    assert caught.value.line == 2
-    assert caught.value.statement.startswith('INSERT INTO "teams"')
-    assert "changes rows of an existing table" in caught.value.reason
+    assert (caught.value.line, caught.value.more) == (3, 1)
+    assert caught.value.statement.startswith('UPDATE "users"')
+    assert "overwrites values in users" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("migration_id", "line", "lost"),
+    [
+        ("0009", 2, "it drops table labels, and every row in it is gone"),
+        ("0010", 6, "it adds the value 'blocked' to enum public.task_status"),
+    ],
+)
+def test_the_chain_s_data_losing_migrations_are_refused(
+    migration_id: str, line: int, lost: str
+) -> None:
+    """A dropped table and an added enum value are each named by line, with what is lost."""
+    with pytest.raises(IrreversibleError) as caught:
+        derive_rollback(chain_migration(migration_id))
+    assert caught.value.line == line
+    assert caught.value.reason.startswith(lost)
 
 
 @pytest.mark.parametrize(
     ("sql", "reason"),
     [
-        ("DROP TABLE users;", "drops a table"),
-        ("DROP INDEX users_email_idx;", "drops an index"),
-        ("ALTER TABLE users ALTER COLUMN name SET DATA TYPE varchar(9);", "changes a column's"),
-        ("ALTER TABLE users ALTER COLUMN name SET NOT NULL;", "NOT NULL"),
-        ("ALTER TABLE users ALTER COLUMN name DROP NOT NULL;", "hold NULL"),
-        ("ALTER TABLE users ALTER COLUMN name SET DEFAULT 'x';", "default"),
-        ("ALTER TABLE users DROP CONSTRAINT users_email_unique;", "drops a constraint"),
-        ("ALTER TABLE users RENAME COLUMN name TO full_name;", "renames"),
-        ("ALTER TABLE users RENAME TO people;", "renames"),
-        ("ALTER TYPE user_role ADD VALUE 'guest';", "cannot remove an enum value"),
-        ("UPDATE users SET name = lower(name);", "changes rows"),
-        ("DELETE FROM users WHERE name IS NULL;", "deletes rows"),
+        ("DROP TABLE users;", "drops table users, and every row in it is gone"),
+        ("DROP SEQUENCE billing.n;", "drops sequence billing.n, and its current value is gone"),
+        ("ALTER TABLE users ALTER COLUMN name SET DATA TYPE varchar(9);", "values were converted"),
+        ("ALTER TABLE users DROP COLUMN name;", "drops column users.name"),
+        ("ALTER TYPE user_role ADD VALUE 'guest';", "PostgreSQL cannot drop an enum value"),
+        ("UPDATE users SET name = lower(name);", "overwrites values in users"),
+        ("DELETE FROM users WHERE name IS NULL;", "deletes rows of users"),
+        ("TRUNCATE users;", "empties users, and every row is gone"),
+    ],
+)
+def test_what_loses_data_is_refused_saying_what_is_lost(sql: str, reason: str) -> None:
+    """Data-losing statements are refused even after one that is merely not derivable."""
+    error = refusal(
+        "CREATE TABLE t0 (id int);--> statement-breakpoint\n"
+        "DO $$ BEGIN PERFORM 1; END $$;--> statement-breakpoint\n"
+        f"{sql}"
+    )
+    assert (error.line, error.more) == (3, 1)
+    assert reason in error.reason
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("DROP INDEX users_email_idx;", "it drops index users_email_idx; recreating it"),
+        ("ALTER TABLE users ALTER COLUMN name DROP NOT NULL;", "it lets users.name hold NULL"),
+        ("ALTER TABLE users ALTER COLUMN name SET DEFAULT 'x';", "changes the default of"),
+        ("ALTER TABLE users DROP CONSTRAINT users_email_unique;", "adding it back needs"),
+        ("COMMENT ON TABLE users IS 'x';", "sets the comment of table users"),
+        ("CREATE TABLE IF NOT EXISTS t (id int);", "creates table t only if it is not there"),
+        ("ALTER TABLE users ADD COLUMN IF NOT EXISTS age int;", "creates column users.age"),
+        ("CREATE INDEX IF NOT EXISTS i ON users (name);", "creates index i only if"),
+    ],
+)
+def test_without_the_reference_what_needs_it_is_refused_saying_so(sql: str, reason: str) -> None:
+    """Undoing a change to what existed needs N-1; without it the refusal says what is missing."""
+    error = refusal(f"CREATE TABLE t0 (id int);--> statement-breakpoint\n{sql}")
+    assert error.line == 2
+    assert reason in error.reason
+    assert "replaying ROLLBOT_MIGRATIONS_DIR on a scratch database" in error.reason
+    assert needs_reference(Migration(tag="0100_snippet", when=1, text=sql))
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("DROP VIEW v;", "does not recreate views"),
         ("DO $$ BEGIN PERFORM 1; END $$;", "DO block"),
         ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';", "function"),
         ("CREATE SCHEMA billing;", "schema"),
-        ('CREATE EXTENSION IF NOT EXISTS "pgcrypto";', "extension"),
-        ("CREATE TABLE IF NOT EXISTS t (id int);", "IF NOT EXISTS"),
-        ("ALTER TABLE users ADD COLUMN IF NOT EXISTS age int;", "IF NOT EXISTS"),
-        ("CREATE INDEX IF NOT EXISTS i ON users (name);", "IF NOT EXISTS"),
+        ('CREATE EXTENSION "pgcrypto";', "extension"),
+        ("INSERT INTO users (name) VALUES ('x');", "adds rows to an existing table"),
         ("CREATE OR REPLACE VIEW v AS SELECT 1;", "replaced a view"),
         ("CREATE INDEX ON users (name);", "no name"),
         ("ALTER TABLE users ADD UNIQUE (name);", "no name"),
         ("ALTER TABLE users ADD CONSTRAINT u UNIQUE USING INDEX users_name_idx;", "existing index"),
-        ("GRANT SELECT ON users TO reporting;", "only undoes CREATE"),
+        ("ALTER TYPE user_role RENAME TO roles;", "renames back only tables"),
+        ("GRANT SELECT ON users TO reporting;", "not this statement"),
     ],
 )
-def test_changes_to_what_existed_are_refused(sql: str, reason: str) -> None:
-    """A statement that changes existing objects or data cannot be derived, and says why."""
+def test_what_cannot_be_undone_is_refused_and_says_why(sql: str, reason: str) -> None:
+    """A statement no derived rollback undoes is refused by line, with the reason."""
     error = refusal(f"CREATE TABLE t0 (id int);--> statement-breakpoint\n{sql}")
     assert error.line == 2
     assert reason in error.reason
+
+
+def before_of(*objects: SchemaObject) -> Before:
+    """N-1 as plain values: the objects a test needs, nothing read from a server."""
+    return Before(schema=Schema(objects=objects))
+
+
+USERS_BEFORE = before_of(
+    SchemaObject(
+        kind="index",
+        name="public.users_team_idx",
+        attributes=attributes(
+            ("definition", "CREATE INDEX users_team_idx ON public.users USING btree (team_id)")
+        ),
+    ),
+    SchemaObject(
+        kind="constraint",
+        name="public.users.users_team_fk",
+        attributes=attributes(
+            ("definition", "FOREIGN KEY (team_id) REFERENCES public.teams(id) ON DELETE SET NULL")
+        ),
+    ),
+    SchemaObject(
+        kind="constraint",
+        name="public.users.users_email_unique",
+        attributes=attributes(("definition", "UNIQUE (email)")),
+    ),
+    SchemaObject(kind="table", name="public.users", attributes=attributes(("comment", "It's us"))),
+    SchemaObject(
+        kind="column",
+        name="public.users.email",
+        attributes=attributes(("not null", "true"), ("default", "''::text")),
+    ),
+    SchemaObject(
+        kind="column", name="public.users.name", attributes=attributes(("not null", "false"))
+    ),
+)
+
+
+def test_changes_to_what_existed_are_undone_from_n_minus_1() -> None:
+    """Index, constraints, NOT NULL, defaults, renames and comments go back to their N-1 state."""
+    sql = """DROP INDEX "users_team_idx";--> statement-breakpoint
+ALTER TABLE "users" DROP CONSTRAINT "users_team_fk";--> statement-breakpoint
+ALTER TABLE "users" DROP CONSTRAINT "users_email_unique";--> statement-breakpoint
+ALTER TABLE "users" ALTER COLUMN "email" DROP NOT NULL;--> statement-breakpoint
+ALTER TABLE "users" ALTER COLUMN "email" DROP DEFAULT;--> statement-breakpoint
+ALTER TABLE "users" ALTER COLUMN "name" SET DEFAULT 'x';--> statement-breakpoint
+ALTER TABLE "users" ALTER COLUMN "name" SET NOT NULL;--> statement-breakpoint
+ALTER TABLE "users" ALTER COLUMN "email" SET NOT NULL;--> statement-breakpoint
+COMMENT ON TABLE "users" IS 'people';--> statement-breakpoint
+COMMENT ON COLUMN "users"."email" IS 'login';--> statement-breakpoint
+ALTER TABLE "users" RENAME COLUMN "name" TO "full_name";--> statement-breakpoint
+ALTER TABLE "users" RENAME TO "people";"""
+    migration = Migration(tag="0100_snippet", when=1, text=sql)
+    assert [s for u in derive_rollback(migration, USERS_BEFORE) for s in u.statements] == [
+        "ALTER TABLE people RENAME TO users",
+        "ALTER TABLE users RENAME COLUMN full_name TO name",
+        "COMMENT ON COLUMN public.users.email IS NULL",
+        "COMMENT ON TABLE public.users IS 'It''s us'",
+        "ALTER TABLE users ALTER COLUMN name DROP NOT NULL",
+        "ALTER TABLE users ALTER COLUMN name DROP DEFAULT",
+        "ALTER TABLE users ALTER COLUMN email SET DEFAULT ''::text",
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL",
+        "ALTER TABLE users ADD CONSTRAINT users_email_unique UNIQUE (email)",
+        (
+            "ALTER TABLE users ADD CONSTRAINT users_team_fk FOREIGN KEY (team_id) "
+            "REFERENCES public.teams(id) ON DELETE SET NULL NOT VALID"
+        ),
+        "ALTER TABLE users VALIDATE CONSTRAINT users_team_fk",
+        "CREATE INDEX users_team_idx ON public.users USING btree (team_id)",
+    ]
+    text = derive_runbook(migration, before=USERS_BEFORE)
+    book = parse_runbook(text, file="runbooks/0100_snippet.md")
+    assert all(statement.restores for statement in book.statements)
+    assert [s.set_not_null for s in book.statements if s.set_not_null] == [
+        ((None, "users", "email"),)
+    ]
+    assert "undoes each statement from the schema before it" in text
+
+
+def test_if_not_exists_drops_only_what_n_minus_1_did_not_have() -> None:
+    """An object N-1 had is left alone, one it lacked is dropped; a SET NOT NULL it had: no-op."""
+    sql = """CREATE TABLE IF NOT EXISTS "users" ("id" int);--> statement-breakpoint
+CREATE INDEX IF NOT EXISTS "users_team_idx" ON "users" ("team_id");--> statement-breakpoint
+CREATE INDEX IF NOT EXISTS "users_name_idx" ON "users" ("name");--> statement-breakpoint
+ALTER TABLE "users" ADD COLUMN IF NOT EXISTS "email" text;--> statement-breakpoint
+ALTER TABLE "users" ALTER COLUMN "email" SET NOT NULL;--> statement-breakpoint
+CREATE TABLE IF NOT EXISTS "audit" ("id" int);"""
+    migration = Migration(tag="0100_snippet", when=1, text=sql)
+    assert [s for u in derive_rollback(migration, USERS_BEFORE) for s in u.statements] == [
+        "DROP TABLE IF EXISTS audit",
+        "DROP INDEX IF EXISTS users_name_idx",
+    ]
+
+
+def test_a_drop_of_what_n_minus_1_lacks_is_refused() -> None:
+    """Dropping an index N-1 does not have cannot be undone from it: refused by name."""
+    error = refusal('DROP INDEX "ghost_idx";', USERS_BEFORE)
+    assert "which the schema before this migration does not have" in error.reason
+    assert rollback_sql(
+        'DROP INDEX IF EXISTS "ghost_idx";CREATE TABLE t (id int);', USERS_BEFORE
+    ) == ["DROP TABLE IF EXISTS t"]
+
+
+def test_without_the_reference_set_not_null_is_still_undone() -> None:
+    """SET NOT NULL says the column was nullable: DROP NOT NULL needs no reference."""
+    assert rollback_sql('ALTER TABLE "users" ALTER COLUMN "name" SET NOT NULL;') == [
+        "ALTER TABLE users ALTER COLUMN name DROP NOT NULL"
+    ]
+    assert not needs_reference(chain_migration("0003"))
 
 
 def test_changes_confined_to_new_objects_need_no_undo() -> None:
@@ -162,7 +325,7 @@ def test_identifiers_are_quoted_only_when_needed() -> None:
 
 def test_a_migration_that_creates_nothing_is_refused() -> None:
     """A file of comments has nothing to undo, and rollbot says so rather than run nothing."""
-    with pytest.raises(MigrationFileError, match="creates nothing"):
+    with pytest.raises(MigrationFileError, match="changes nothing"):
         rollback_sql("-- nothing yet\n")
 
 

@@ -26,11 +26,7 @@ def test_applied_current_and_pending_follow_the_newest_row() -> None:
         ("0001", "applied"),
         ("0002", "applied"),
         ("0003", "current"),
-        ("0004", "pending"),
-        ("0005", "pending"),
-        ("0006", "pending"),
-        ("0007", "pending"),
-        ("0008", "pending"),
+        *((m.tag.split("_")[0], "pending") for m in CHAIN[4:]),
     ]
     assert [s.journal_id for s in statuses[:5]] == [1, 2, 3, 4, None]
     assert all(s.hash_matches for s in statuses[:4])

@@ -138,3 +138,27 @@ def test_verification_queries_must_read_only() -> None:
     )
     with pytest.raises(RunbookError, match="not a plain SELECT"):
         parse_queries("DELETE FROM t;", file="f", first_line=5)
+
+
+def test_statements_that_put_a_definition_back_remove_nothing() -> None:
+    """Putting definitions back is accepted, drops nothing, runs no stored default."""
+    statements = parse(
+        "CREATE INDEX i ON public.users USING btree (team_id);\n"
+        "ALTER TABLE users ADD CONSTRAINT c CHECK ((n > 0)) NOT VALID;\n"
+        "ALTER TABLE users VALIDATE CONSTRAINT c;\n"
+        "ALTER TABLE users ALTER COLUMN n SET DEFAULT nextval('s'::regclass);\n"
+        "ALTER TABLE billing.users ALTER COLUMN email SET NOT NULL;\n"
+        "ALTER TABLE people RENAME TO users;\n"
+        "ALTER INDEX j RENAME TO i;\n"
+        "COMMENT ON COLUMN public.users.email IS NULL;\n"
+    )
+    assert all(s.restores and not s.objects for s in statements)
+    assert [s.kind for s in statements][:3] == [
+        "CREATE INDEX",
+        "ALTER TABLE … ADD CONSTRAINT",
+        "ALTER TABLE … VALIDATE CONSTRAINT",
+    ]
+    assert statements[3].functions == ()
+    assert statements[4].set_not_null == (("billing", "users", "email"),)
+    with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
+        parse("ALTER TABLE users ADD COLUMN age int;")
