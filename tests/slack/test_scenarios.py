@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.run import Run, RunEvent, RunState
+from bot.core.run import Run
+from bot.core.states import RunEvent, RunState
 from demo.sample import MIGRATIONS_DIR
 from demo.standin.model import Call
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER, runbooks_with
