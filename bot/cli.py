@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -27,43 +26,36 @@ from rich.progress import (
 )
 
 from bot import __version__
-from bot.config import Settings, load_settings
 from bot.core.errors import ConfigError, NotFoundError, RollbotError, quoted
-from bot.core.redact import Redactor
 from bot.core.retention import Keep, parse_keep
-from bot.core.run import Run, RunState
-from bot.core.text import (
-    backups_text,
-    log_text,
-    outcome_text,
-    plan_text,
-    preview_text,
-    prune_text,
-    runbooks_text,
-    runs_text,
-    undelivered_text,
-)
-from bot.drizzle.history import history_text
-from bot.logs import MaskedStream, configure_logging
+from bot.core.states import RunState
+from bot.core.text import backups_text, prune_text
 from bot.service.backups import Backups
-from bot.service.lifecycle import PROGRESS, Notifier, SilentNotifier
-from bot.service.rollback import Rollbot, StalePlanError
-from bot.state.deliveries import Deliveries
-from bot.state.store import RunStore
+from bot.service.lifecycle import PROGRESS
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
+    from bot.config import Settings
     from bot.core.doctor import Check
     from bot.core.outbox import Message
     from bot.core.progress import Progress as BackupProgress
+    from bot.core.redact import Redactor
+    from bot.core.run import Run
+    from bot.service.lifecycle import Notifier
+    from bot.service.rollback import Rollbot
 
 log = structlog.get_logger()
 
 _FAILED = {RunState.FAILED, RunState.BLOCKED, RunState.CANCELLED, RunState.EXPIRED}
+# They look and never change anything: they neither create rollbot's schema nor settle runs
+# where it does not exist yet (a database rollbot never wrote to has no runs to show).
+_READ_ONLY = frozenset({"history", "runs", "show", "log", "sql"})
+# They read files only: no database, no client tools, nothing logged on the way.
+_FILES_ONLY = frozenset({"runbooks", "lint", "derive"})
 
 
-class TerminalNotifier(SilentNotifier):
+class TerminalNotifier:
     """Progress on stderr, so stdout stays the result (and stays valid JSON).
 
     With Slack configured, every move is also stored with the Slack messages that announce
@@ -130,13 +122,41 @@ def _slack_notifier(settings: Settings) -> Notifier | None:
     """The messages `serve` would store, for a CLI that shares its state database."""
     if settings.slack_bot_token is None:
         return None
-    from bot.slack.notifier import SlackNotifier  # noqa: PLC0415 - only with Slack configured
+    from bot.slack.notifier import SlackNotifier
 
     return SlackNotifier(
         reaction=settings.approval_reaction,
         approvers=lambda name: settings.approvers_for(settings.target(name)),
         incident_channel=settings.incident_channel,
     )
+
+
+def _slack_approvers(
+    settings: Settings, redactor: Redactor
+) -> Callable[[tuple[str, ...]], frozenset[str]] | None:
+    """User groups among the approvers expanded by asking Slack, as `serve` does.
+
+    Without a bot token the command line cannot know who is in a group: the refusal then says
+    that SLACK_BOT_TOKEN is what is missing.
+    """
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    if not token:
+        return None
+    from bot.slack.client import RedactingWebClient
+    from bot.slack.directory import SlackDirectory
+
+    client = RedactingWebClient(redactor, token=token, base_url=settings.slack_api_url, timeout=15)
+    return SlackDirectory(client).approvers
+
+
+def _user_id(text: str) -> str:
+    """An identity flag's value: a Slack member ID, recorded as who asked or approved."""
+    from bot.core.policy import user_id_problem
+
+    problem = user_id_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("runbooks", "list the runbooks (broken ones with their reason)")
     plan = command("plan", "plan a rollback, take and verify the backup, await approval")
     plan.add_argument("migration", help="0023, 23 or 0023_loud_shen")
-    plan.add_argument("--requested-by", required=True, metavar="NAME")
+    plan.add_argument("--requested-by", required=True, type=_user_id, metavar="USER_ID")
     plan.add_argument("--target", metavar="NAME", help="a name from ROLLBOT_TARGETS")
     plan.add_argument(
         "--after", type=int, metavar="RUN", help="promote: a run that succeeded on another target"
@@ -167,13 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--target", metavar="NAME", help="a name from ROLLBOT_TARGETS")
     approve = command("approve", "approve a run (as an approver) and execute it")
     approve.add_argument("run", type=int)
-    approve.add_argument("--as", dest="user", required=True, metavar="NAME")
+    approve.add_argument("--as", dest="user", required=True, type=_user_id, metavar="USER_ID")
     restore = command("restore", "plan putting back what a rollback run dropped")
     restore.add_argument("run", type=int)
-    restore.add_argument("--requested-by", required=True, metavar="NAME")
+    restore.add_argument("--requested-by", required=True, type=_user_id, metavar="USER_ID")
     cancel = command("cancel", "cancel a run that has not started executing")
     cancel.add_argument("run", type=int)
-    cancel.add_argument("--as", dest="user", required=True, metavar="NAME")
+    cancel.add_argument("--as", dest="user", required=True, type=_user_id, metavar="USER_ID")
     runs = command("runs", "list recent runs: kind, state, target, requester, approvers")
     runs.add_argument("--target", metavar="NAME", help="only this target's runs")
     runs.add_argument(
@@ -214,17 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rollbot` console script."""
     args = build_parser().parse_args(argv)
+    from bot.core.redact import Redactor
+
     _mask_output(Redactor())  # until the settings name the known secrets: shapes only
     try:
+        from bot.config import load_settings
+
         settings = load_settings()
         if args.command == "serve":
-            from bot.serve import serve  # noqa: PLC0415 - only the server needs Slack's stack
+            from bot.serve import serve
 
             return serve(settings)
         redactor = settings.redactor()
         _mask_output(redactor)
-        quiet = "ROLLBOT_LOG_LEVEL" not in os.environ
-        configure_logging(secrets=redactor, level="warning" if quiet else settings.log_level)
+        if args.command not in _FILES_ONLY:
+            _configure_logging(settings, redactor)
         return _dispatch(args, settings)
     except RollbotError as exc:
         print(f"rollbot: {exc.render()}", file=sys.stderr)
@@ -234,11 +258,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the interpreter's own last flush does not fail again on the closed pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - logged with its traceback below
         # The adapters translate every failure whose cause they know; this is the last line:
         # one sentence for the person, the traceback in the (masked) log under a reference.
+        import uuid
+
+        import structlog
+
+        if not _LOGGING:
+            _configure_logging(None, None)
         reference = uuid.uuid4().hex[:8]
-        log.error("cli.unexpected_error", reference=reference, exc_info=exc)  # noqa: TRY400
+        structlog.get_logger().error("cli.unexpected_error", reference=reference, exc_info=exc)
         print(f"rollbot: {_unexpected(exc, reference)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -246,6 +276,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # left mid-way was settled on the way out (see `_dispatch`).
         print(INTERRUPTED, file=sys.stderr)
         return 130
+
+
+_LOGGING: list[bool] = []  # configured yet? (a file-only command configures it only to fail)
+
+
+def _configure_logging(settings: Settings | None, redactor: Redactor | None) -> None:
+    """Logging set up with the secrets masked; CLI commands log warnings unless told more."""
+    from bot.logs import configure_logging
+
+    quiet = settings is None or "ROLLBOT_LOG_LEVEL" not in os.environ
+    level = "warning" if quiet or settings is None else settings.log_level
+    configure_logging(secrets=redactor or (), level=level)
+    _LOGGING.append(True)
 
 
 def _unexpected(exc: Exception, reference: str) -> str:
@@ -260,6 +303,8 @@ def _unexpected(exc: Exception, reference: str) -> str:
 
 def _mask_output(redactor: Redactor) -> None:
     """Everything the command prints, on stdout or stderr, goes through the redactor."""
+    from bot.logs import MaskedStream
+
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         setattr(
@@ -278,10 +323,11 @@ INTERRUPTED = (
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command in {"lint", "derive"}:
+    if args.command in _FILES_ONLY - {"runbooks"}:
         return _migration_tool(args, settings)
     if args.command == "runbooks":
-        from bot.core.library import load_library  # noqa: PLC0415
+        from bot.core.library import load_library
+        from bot.core.text import runbooks_text
 
         library = load_library(settings.runbooks_dir)
         if args.json:
@@ -293,19 +339,27 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 1 if library.broken else 0  # a script checking runbooks in CI must see it
     if args.command == "doctor":
         return _doctor(args, settings)  # before the store: doctor creates no schema
+    from bot.service.rollback import Rollbot
+    from bot.state.store import RunStore
+
     conninfo, variable = settings.state_conninfo()
+    redactor = settings.redactor()
     store = RunStore(
         conninfo,
         variable=variable,
         timeout=settings.connect_timeout.total_seconds(),
-        redactor=settings.redactor(),
+        redactor=redactor,
     )
     try:
-        store.migrate()
+        # A look at a database rollbot never wrote to must leave it so: no schema is made.
+        kept = store.attach() if args.command in _READ_ONLY else store.migrate() > 0
         bar = args.command == "plan" and not args.json
         notifier = TerminalNotifier(sys.stderr, _slack_notifier(settings), bar=bar)
-        service = Rollbot(settings, store, notifier=notifier)
-        _settle(service)
+        service = Rollbot(
+            settings, store, notifier=notifier, approvers=_slack_approvers(settings, redactor)
+        )
+        if kept:
+            _settle(service)
         try:
             return _run_command(args, service)
         except KeyboardInterrupt:
@@ -319,12 +373,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     """One line per check; exit 1 on any error (warnings alone exit 0)."""
-    from bot.core.text import doctor_text  # noqa: PLC0415
-    from bot.service.doctor import Doctor  # noqa: PLC0415
+    from bot.core.text import doctor_text
+    from bot.service.doctor import Doctor
 
     more = None
     if settings.slack_bot_token is not None:
-        from bot.slack.doctor import token_checks  # noqa: PLC0415 - only with Slack configured
+        from bot.slack.doctor import token_checks
 
         def more() -> list[Check]:
             return token_checks(settings)
@@ -346,10 +400,16 @@ def _settle(service: Rollbot) -> None:
     try:
         service.settle()
     except RollbotError as exc:
-        log.warning("settle.failed", error=exc.render())
+        import structlog
+
+        structlog.get_logger().warning("settle.failed", error=exc.render())
 
 
 def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
+    from bot.core.text import outcome_text, plan_text, runs_text, undelivered_text
+    from bot.service.rollback import StalePlanError
+    from bot.state.deliveries import Deliveries
+
     if args.command == "runs":
         runs = service.store.recent(
             limit=args.limit, states=args.state, target=args.target, since=args.since
@@ -383,6 +443,9 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
 
 def _report(args: argparse.Namespace, service: Rollbot) -> int:
     """The read-only reports: a preview, a run's audit trail, a target's migration history."""
+    from bot.core.text import log_text, preview_text
+    from bot.drizzle.history import history_text
+
     if args.command == "sql":
         plan = service.preview(args.migration, target=args.target)
         if args.json:
@@ -453,10 +516,10 @@ def _act(args: argparse.Namespace, service: Rollbot) -> Run:
 
 def _migration_tool(args: argparse.Namespace, settings: Settings) -> int:
     """Lint and derive read files; derive replays the migrations only when an undo needs N-1."""
-    from bot.core.library import load_library  # noqa: PLC0415
-    from bot.drizzle.folder import read_migrations  # noqa: PLC0415
-    from bot.drizzle.rules import find_by_query, lint  # noqa: PLC0415
-    from bot.service.planner import derive_for_cli  # noqa: PLC0415
+    from bot.core.library import load_library
+    from bot.drizzle.folder import read_migrations
+    from bot.drizzle.rules import find_by_query, lint
+    from bot.service.planner import derive_for_cli
 
     if settings.migrations_dir is None:
         raise ConfigError(

@@ -10,8 +10,6 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
-
 from bot.core.redact import Redactor
 
 if TYPE_CHECKING:
@@ -79,7 +77,13 @@ def configure_logging(
     stream: TextIO | None = None,
     json: bool | None = None,
 ) -> None:
-    """JSON when not on a terminal; called once by the composition root."""
+    """JSON when not on a terminal; called once by the composition root.
+
+    structlog is imported here, not at the top: a command that never logs (`rollbot --help`)
+    must not pay for it.
+    """
+    import structlog  # noqa: PLC0415
+
     stream = stream or sys.stderr
     render_json = json if json is not None else not stream.isatty()
     renderer: Any = (

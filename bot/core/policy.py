@@ -6,11 +6,17 @@ ask someone else, or request a new plan.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta  # noqa: TC003 - pydantic needs it at runtime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.core.run import Run, RunState
+from bot.core import texts
+from bot.core.states import RunState, state_predicate
+
+if TYPE_CHECKING:
+    from bot.core.run import Run
 
 
 class Decision(BaseModel):
@@ -24,9 +30,18 @@ class Decision(BaseModel):
 
 
 def decide_approval(  # noqa: PLR0911 - one guard per reason reads best
-    run: Run, user: str, *, approvers: frozenset[str], now: datetime
+    run: Run,
+    user: str,
+    *,
+    approvers: frozenset[str],
+    now: datetime,
+    unexpanded: tuple[str, ...] = (),
 ) -> Decision:
-    """May `user` approve `run` now? `approvers` holds user ids, groups already expanded."""
+    """May `user` approve `run` now? `approvers` holds user ids, groups already expanded.
+
+    `unexpanded` names the configured user groups nobody could look up (no Slack token): a
+    member of one is refused with the fix for that, not told they are no approver.
+    """
     name = f"run {run.id}"
     if run.state in {RunState.REQUESTED, RunState.BACKING_UP}:
         return Decision(
@@ -38,7 +53,7 @@ def decide_approval(  # noqa: PLR0911 - one guard per reason reads best
     if run.state is not RunState.AWAITING_APPROVAL:
         return Decision(
             counts=False,
-            reason=f"{name} is {run.state.replace('_', ' ')}: request a new plan to roll back",
+            reason=f"{name} {state_predicate(run.state)}: request a new plan to roll back",
         )
     if run.expires_at is not None and now >= run.expires_at:
         return Decision(
@@ -52,10 +67,7 @@ def decide_approval(  # noqa: PLR0911 - one guard per reason reads best
             reason=f"you requested {name}, so you cannot approve it: another approver must",
         )
     if user not in approvers:
-        return Decision(
-            counts=False,
-            reason=f"you are not an approver for {name} (ROLLBOT_APPROVERS lists who may approve)",
-        )
+        return Decision(counts=False, reason=texts.not_an_approver(name, unexpanded))
     if user in run.approvers:
         missing = run.required_approvals - len(run.approvers)
         return Decision(
@@ -67,6 +79,19 @@ def decide_approval(  # noqa: PLR0911 - one guard per reason reads best
     remaining = run.required_approvals - len(run.approvers) - 1
     reason = "approved" if complete else f"approval recorded; {remaining} more needed"
     return Decision(counts=True, reason=reason, complete=complete)
+
+
+# A person as Slack names them: a member ID, which stays the same when their name changes.
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def user_id_problem(text: str) -> str | None:
+    """What is wrong with a user ID typed on the command line, or None.
+
+    The command line records the ID it is given as the requester or approver; a name, an
+    empty string or a typo would be recorded as someone nobody can find afterwards.
+    """
+    return None if _USER_ID.fullmatch(text) else texts.not_a_user_id(text)
 
 
 REASON_LIMIT = 500  # a rejection's reason, as stored and shown
@@ -85,7 +110,7 @@ def decide_rejection(
     if run.state is not RunState.AWAITING_APPROVAL:
         return Decision(
             counts=False,
-            reason=f"{name} is {run.state.replace('_', ' ')}: it can no longer be rejected",
+            reason=f"{name} {state_predicate(run.state)}: it can no longer be rejected",
         )
     if user != run.requested_by and user not in approvers:
         return Decision(

@@ -13,8 +13,6 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
-from pglast.parser import ParseError, scan
-
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -117,6 +115,9 @@ def mask_literals(query: str) -> str:
     one. pg_stat_activity cuts long queries, so a literal may be unterminated: the text from
     there on is withheld.
     """
+    # Imported here: every command masks its output, few ever show another session's query.
+    from pglast.parser import ParseError  # noqa: PLC0415
+
     try:
         return _masked(query)
     except ParseError as exc:
@@ -130,6 +131,8 @@ def mask_literals(query: str) -> str:
 
 def _masked(query: str) -> str:
     """Tokens as written, literals numbered, comments dropped, any gap between tokens one space."""
+    from pglast.parser import scan  # noqa: PLC0415 - see mask_literals
+
     text: list[str] = []
     literals = 0
     after = 0  # where the previous kept token ended

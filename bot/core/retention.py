@@ -25,7 +25,8 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from bot.core.durations import parse_duration
-from bot.core.run import ACTIVE, Run, RunState
+from bot.core.run import ACTIVE, Run
+from bot.core.states import RunState
 
 Kind = Literal["pre-approval", "final"]
 _COUNT = re.compile(r"^\s*(\d+)\s*$")

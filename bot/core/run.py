@@ -8,7 +8,6 @@ that lost a race (a retry, a second approver, a second replica) fails instead of
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import (
@@ -23,36 +22,7 @@ from bot.core.errors import ConflictError
 from bot.core.plan import Plan
 from bot.core.restore import RestorePlan
 from bot.core.results import Backup, BackupInfo, Outcome, Rehearsal
-
-
-class RunState(StrEnum):
-    """Where a run is; the last five are final."""
-
-    REQUESTED = "requested"
-    BACKING_UP = "backing_up"
-    AWAITING_APPROVAL = "awaiting_approval"
-    APPROVED = "approved"
-    EXECUTING = "executing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    BLOCKED = "blocked"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-
-class RunEvent(StrEnum):
-    """What can happen to a run."""
-
-    BACKUP_STARTED = "backup_started"
-    BACKUP_VERIFIED = "backup_verified"
-    BLOCKED = "blocked"
-    APPROVED = "approved"
-    EXECUTION_STARTED = "execution_started"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
+from bot.core.states import RunEvent, RunState, state_predicate
 
 S, E = RunState, RunEvent
 TRANSITIONS: dict[tuple[RunState, RunEvent], RunState] = {
@@ -157,7 +127,7 @@ def next_state(state: RunState, event: RunEvent) -> RunState:
         return TRANSITIONS[(state, event)]
     except KeyError:
         raise ConflictError(
-            f"A run that is {state.replace('_', ' ')} cannot be {event.replace('_', ' ')}",
+            f"A run that {state_predicate(state)} cannot be {event.replace('_', ' ')}",
             todo="check its status; nothing was changed",
         ) from None
 

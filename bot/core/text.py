@@ -235,6 +235,8 @@ def log_text(run: Run, events: list[AuditEvent]) -> str:
     for event in events:
         move = f"{event.from_state or '-'} → {event.to_state}" if event.to_state else ""
         process = event.data.get("process", "")
+        if event.data.get("os_user"):  # who was logged in: identity flags are only recorded
+            process = f"{event.data['os_user']}@{process}"
         why = event.data.get("why") or event.data.get("reason") or ""
         when = f"{event.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
         lines.append(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core.plan import Plan, StepStatus
-from bot.core.run import RunState
+from bot.core.states import RunState, state_predicate
 
 if TYPE_CHECKING:
     from bot.core.results import BackupInfo
@@ -76,6 +76,28 @@ REJECT = "Reject…"
 NOT_YET = "Not yet"
 REASON = "Reason"
 KEEP_IT = "Keep it"
+
+
+def not_an_approver(name: str, unexpanded: tuple[str, ...] = ()) -> str:
+    """Why an approval does not count; with user groups nobody could expand, how to fix that."""
+    if unexpanded:
+        groups = ", ".join(unexpanded)
+        return (
+            f"you are not among the approvers for {name} rollbot could look up: the user "
+            f"group{'s' if len(unexpanded) > 1 else ''} {groups} can only be expanded by asking "
+            "Slack; set SLACK_BOT_TOKEN (the bot token, with usergroups:read) where this "
+            "command runs"
+        )
+    return f"you are not an approver for {name} (ROLLBOT_APPROVERS lists who may approve)"
+
+
+def not_a_user_id(text: str) -> str:
+    """Why a command-line identity was refused, and the shape that is wanted."""
+    shown = repr(text) if text.strip() else "an empty value"
+    return (
+        f"{shown} is not a Slack user ID: give the person's member ID, U… or W… followed by "
+        "capital letters and digits (e.g. U02BOB; in Slack: profile ⋮ menu, Copy member ID)"
+    )
 
 
 def state_label(state: str) -> str:
@@ -310,7 +332,7 @@ def is_state(run_id: int, state: str, reason: str | None) -> str:
     """`Run 3 is cancelled: …`, `Run 4 has succeeded`: a run with no outcome to report."""
     if state in _ENDED:
         return f"Run {run_id} {_ENDED[state]}" + (f": {reason}" if reason else "")
-    return f"Run {run_id} is {state_label(state)}: {reason or NO_REASON}"
+    return f"Run {run_id} {state_predicate(state)}: {reason or NO_REASON}"
 
 
 def journal_line(*, restored: bool) -> str:

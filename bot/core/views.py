@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from bot.core import texts
-from bot.core.run import RunState
+from bot.core.states import RunState
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.core.run import RunState
+from bot.core.states import RunState
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from bot.core import texts
 from bot.core.errors import ConflictError, NotAllowedError, RollbotError
 from bot.core.policy import decide_approval, decide_rejection, one_line
-from bot.core.run import TRANSITIONS, Run, RunEvent
+from bot.core.run import TRANSITIONS, Run
+from bot.core.states import RunEvent
 from bot.core.texts import rejected
 
 if TYPE_CHECKING:
@@ -74,7 +76,11 @@ class Approval:
 
     def _approve(self, run: Run, user: str, *, privately: bool) -> Run:
         decision = decide_approval(
-            run, user, approvers=self._planner.approvers(run.target_name), now=self._runs.now()
+            run,
+            user,
+            approvers=self._planner.approvers(run.target_name),
+            now=self._runs.now(),
+            unexpanded=self._planner.unexpanded_groups(run.target_name),
         )
         if not decision.counts:
             first = self._runs.refuse(run, user, decision.reason, public=not privately)
@@ -91,10 +97,13 @@ class Approval:
         """The requester or an approver may cancel a run that has not started executing."""
         run = self._runs.get(run_id)
         if user != run.requested_by and user not in self._planner.approvers(run.target_name):
+            unexpanded = self._planner.unexpanded_groups(run.target_name)
             raise NotAllowedError(
                 f"{user} may not cancel {run.label()}",
                 why="only its requester or an approver can",
-                todo="ask them, or let it expire",
+                todo=texts.not_an_approver(run.label(), unexpanded)
+                if unexpanded
+                else "ask them, or let it expire",
             )
         return self._runs.move(run, RunEvent.CANCELLED, actor=user, reason=f"cancelled by {user}")
 

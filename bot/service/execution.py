@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bot.core.errors import ConflictError, RollbotError
-from bot.core.run import Run, RunEvent
+from bot.core.states import RunEvent
 from bot.target.execute import RetryPolicy, execute_plan
 
 if TYPE_CHECKING:
     from bot.core.results import Outcome
+    from bot.core.run import Run
     from bot.service.lifecycle import Lifecycle
     from bot.service.planner import Planner
     from bot.service.restore import Restore

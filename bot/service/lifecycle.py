@@ -15,7 +15,8 @@ import structlog
 
 from bot.core.errors import ConflictError
 from bot.core.progress import due
-from bot.core.run import Run, RunState, transition
+from bot.core.run import Run, transition
+from bot.core.states import RunState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from bot.core.outbox import Message
     from bot.core.progress import Progress
-    from bot.core.run import RunEvent
+    from bot.core.states import RunEvent
     from bot.state.store import RunStore
 
 log = structlog.get_logger()

@@ -51,6 +51,7 @@ class Planner:
         self._store = store
         self._redactor = settings.redactor()
         self._expand = approvers or _direct_ids
+        self._expands_groups = approvers is not None
         # One adapter per target for the life of the process: each keeps the client tools
         # it probed, and no use case ever holds a connection string.
         self._databases = dict(databases) if databases is not None else target_databases(settings)
@@ -64,6 +65,17 @@ class Planner:
     def approvers(self, target_name: str) -> frozenset[str]:
         """User ids allowed to approve on a target (user groups expanded)."""
         return self._expand(self.settings.approvers_for(self.settings.target(target_name)))
+
+    def unexpanded_groups(self, target_name: str) -> tuple[str, ...]:
+        """The user groups among a target's approvers that nobody here can look up.
+
+        Without Slack (a CLI with no SLACK_BOT_TOKEN) a group's members are unknown; a refusal
+        must say that, or a member is told they are no approver and looks in the wrong place.
+        """
+        if self._expands_groups:
+            return ()
+        configured = self.settings.approvers_for(self.settings.target(target_name))
+        return tuple(i for i in configured if i.startswith("S"))
 
     def latest_first(self, query: str, target: TargetConfig) -> None:
         """Refuse a migration that is not the newest applied, before anything else is said.

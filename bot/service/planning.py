@@ -14,7 +14,8 @@ from bot.core.errors import BackupError, ConflictError, NotAllowedError
 from bot.core.names import qualified
 from bot.core.progress import Progress
 from bot.core.results import Backup
-from bot.core.run import Promotion, Run, RunEvent, RunState
+from bot.core.run import Promotion, Run
+from bot.core.states import RunEvent, RunState, state_predicate
 from bot.target.rehearsal import rehearse
 from bot.target.snapshots import backup_name, backup_with_counts
 
@@ -95,7 +96,7 @@ class Planning:
         elif earlier.target_name == target:
             problem = f"it ran on {target} itself"
         elif earlier.state is not RunState.SUCCEEDED:
-            problem = f"it is {earlier.state.replace('_', ' ')}, not succeeded"
+            problem = f"it {state_predicate(earlier.state)}, it has not succeeded"
         if problem:
             raise NotAllowedError(
                 f"Run {after} cannot be promoted to {target}",

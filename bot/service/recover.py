@@ -13,9 +13,10 @@ import structlog
 from bot.core.errors import (
     ConflictError,
 )
-from bot.core.run import Run, RunEvent, RunState
+from bot.core.states import RunEvent, RunState
 
 if TYPE_CHECKING:
+    from bot.core.run import Run
     from bot.service.lifecycle import Lifecycle
     from bot.service.planner import Planner
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bot.core.policy import reminder_due
-from bot.core.run import RunState
+from bot.core.states import RunState
 
 if TYPE_CHECKING:
     from bot.config import Settings

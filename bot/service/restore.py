@@ -11,7 +11,8 @@ from bot.core.errors import (
     RollbotError,
 )
 from bot.core.results import Backup, Outcome, TableCount
-from bot.core.run import Promotion, Run, RunEvent, RunState
+from bot.core.run import Promotion, Run
+from bot.core.states import RunEvent, RunState, state_predicate
 from bot.target.restore import build_restore, run_restore, run_verify_queries, source_backup
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class Restore:
         if source.kind != "rollback" or source.state is not RunState.SUCCEEDED:
             raise NotAllowedError(
                 f"Run {run_id} cannot be restored",
-                why=f"it is a {source.kind} that is {source.state.replace('_', ' ')}; only a "
+                why=f"it is a {source.kind} that {state_predicate(source.state)}; only a "
                 "succeeded rollback has something to restore",
                 todo="name a rollback run that succeeded on this target",
             )

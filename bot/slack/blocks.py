@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.core import texts
 from bot.core.commands import USAGE
-from bot.core.run import RunState
+from bot.core.states import RunState, state_predicate
 from bot.core.text import log_text, plan_text
 from bot.core.views import RestoreView, plan_view, view_of
 from bot.drizzle.history import history_text
@@ -116,7 +116,7 @@ def plan_message(
     if view.why is not None:
         blocks.append(section(f"*{texts.WHY}* {view.why}"))
     blocks.append(context(f"run {view.id} · plan {plan.hash} · {view.target_label}"))
-    return f"Rollback run {view.id}: {view.runbook_name} is {view.state_label}", blocks
+    return f"Rollback run {view.id}: {view.runbook_name} {state_predicate(view.state)}", blocks
 
 
 def _runs(plan: PlanView) -> Block:
@@ -159,7 +159,7 @@ def _restore_message(
     blocks.append(section(f"*{texts.APPROVAL}* {_approval(view, reaction, approvers)}"))
     blocks += approval_sections(view)
     blocks.append(context(f"run {view.id} · restore · {view.target_label}"))
-    return f"Restore run {view.id} of {view.runbook_name} is {view.state_label}", blocks
+    return f"Restore run {view.id} of {view.runbook_name} {state_predicate(view.state)}", blocks
 
 
 def _listed(label: str, lines: tuple[str, ...]) -> Block:

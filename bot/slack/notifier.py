@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.core import texts
 from bot.core.outbox import Message
-from bot.core.run import RunState
+from bot.core.states import RunState
 from bot.service.reminders import REMINDED
 from bot.slack.blocks import (
     details_snippet,

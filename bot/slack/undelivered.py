@@ -25,6 +25,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.core import texts
 from bot.core.outbox import Message
+from bot.core.states import state_predicate
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -124,8 +125,8 @@ class Undelivered:
             head = f"Slack did not take run {run.id}'s message: {reason}"
         if cancelled:
             return f"{head}, so run {run.id} was cancelled. {fix}, then request it again."
-        state = run.state.replace("_", " ")
-        return f"{head}; run {run.id} is {state} and its messages there are lost. {fix}."
+        now = state_predicate(run.state)
+        return f"{head}; run {run.id} {now} and its messages there are lost. {fix}."
 
     def _tell_requester(self, run: Run, text: str, *, avoid: str) -> None:
         user = run.requested_by

@@ -9,6 +9,7 @@ run first, and the caller gets a ConflictError instead of acting twice.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import socket
@@ -28,7 +29,8 @@ from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundErr
 from bot.core.plan import Plan
 from bot.core.redact import Redactor
 from bot.core.restore import RestorePlan
-from bot.core.run import ACTIVE, AuditEvent, Run, RunEvent, RunState, changed_fields, next_state
+from bot.core.run import ACTIVE, AuditEvent, Run, changed_fields, next_state
+from bot.core.states import RunEvent, RunState
 from bot.state.schema import MIGRATIONS
 
 if TYPE_CHECKING:
@@ -41,8 +43,21 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 STATE_SCHEMA = "rollbot"
+
+
+def _os_user() -> str:
+    """The operating system's user of this process: a CLI's identity flags are only recorded.
+
+    `--as U02BOB` proves nothing; the login that typed it is what an auditor can follow up.
+    """
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container UID)
+        return f"uid {os.getuid()}"
+
+
 # Which process wrote an event: with replicas and CLI commands, who acted is half the story.
-PROCESS = {"process": f"{socket.gethostname()}:{os.getpid()}"}
+PROCESS = {"process": f"{socket.gethostname()}:{os.getpid()}", "os_user": _os_user()}
 _LOCK_KEY = 0x526F6C6D  # serialises schema upgrades across replicas
 _RUN_LOCK_CLASS = 0x526F6C72  # pg_advisory_lock(class, run id): a live process works on the run
 _UNIQUE_VIOLATION = "23505"
@@ -73,6 +88,8 @@ class RunStore:
     ) -> None:
         self._variable = variable
         self._conninfo = conninfo
+        # Set by `attach` when the schema is not there: reads answer as for a store with no runs.
+        self._absent = False
         # Every run, event and message is cleaned as it is written: whatever a target, a
         # tool or Slack said, no secret is stored, so none can be shown from the store.
         self.redactor = redactor or Redactor([conninfo])
@@ -125,6 +142,25 @@ class RunStore:
     def close(self) -> None:
         """Release every connection."""
         self._pool.close()
+
+    def attach(self) -> bool:
+        """Use the schema if it is there (upgraded if older); never create it.
+
+        For the commands that only look: they must leave a database rollbot never wrote to as
+        they found it. Without the schema every read answers as for a store with no runs, and
+        False says there is nothing to settle either.
+        """
+        with self._connection() as conn:
+            # The catalog, not to_regclass: a schema this role may not use must still be found,
+            # so that the refusal (and its GRANT) is reported instead of "no runs yet".
+            row = conn.execute(
+                "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s) AS e", (STATE_SCHEMA,)
+            ).fetchone()
+        self._absent = not (row and row["e"])
+        if self._absent:
+            return False
+        self.migrate()
+        return True
 
     def migrate(self) -> int:
         """Create or upgrade the schema; safe to run from several processes at once."""
@@ -221,11 +257,11 @@ class RunStore:
 
     def get(self, run_id: int) -> Run:
         """One run, or NotFoundError naming it."""
-        with self._connection() as conn:
-            row = conn.execute(
-                sql.SQL("SELECT * FROM {}.runs WHERE id = %s").format(sql.Identifier(STATE_SCHEMA)),
-                (run_id,),
-            ).fetchone()
+        row = None
+        if not self._absent:
+            with self._connection() as conn:
+                query = sql.SQL("SELECT * FROM {}.runs WHERE id = %s")
+                row = conn.execute(query.format(sql.Identifier(STATE_SCHEMA)), (run_id,)).fetchone()
         if row is None:
             raise NotFoundError(
                 f"There is no run {run_id}",
@@ -242,6 +278,8 @@ class RunStore:
         since: datetime | None = None,
     ) -> list[Run]:
         """Newest runs first, optionally only some states, one target, or created since."""
+        if self._absent:
+            return []
         with self._connection() as conn:
             rows = conn.execute(
                 sql.SQL(
@@ -507,6 +545,8 @@ class RunStore:
 
     def events(self, run_id: int) -> list[dict[str, Any]]:
         """The audit trail of one run, oldest first."""
+        if self._absent:
+            return []
         with self._connection() as conn:
             return conn.execute(
                 sql.SQL(

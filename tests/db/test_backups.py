@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from bot.core.errors import BackupError
-from bot.core.run import RunState
+from bot.core.states import RunState
 from bot.core.text import backups_text, outcome_text, plan_text
 from bot.service.backups import Backups
 from bot.service.rollback import Rollbot

@@ -17,8 +17,9 @@ import psycopg
 import pytest
 
 from bot.core.plan import Plan, build_plan
-from bot.core.run import RunState, outcome_of
+from bot.core.run import outcome_of
 from bot.core.runbook import Runbook, parse_runbook
+from bot.core.states import RunState
 from bot.core.text import outcome_text, plan_text
 from bot.pgclient.tools import find_pg_tools
 from bot.slack.blocks import outcome_message, plan_message

@@ -1,5 +1,6 @@
 """The `rollbot` command as a script uses it: JSON out, exit codes, no secret ever printed."""
 
+import getpass
 import json
 import os
 import signal
@@ -424,3 +425,34 @@ def test_sql_previews_a_rollback_without_side_effects(db_0023: str, tmp_path: Pa
     assert blocked.returncode == 1
     assert blocked.stdout.startswith("Roll back 0023_loud_shen: Blocked")
     assert "view recent_errors depends on" in blocked.stdout
+
+
+def test_looking_creates_no_schema_and_identities_are_checked_and_recorded(
+    db_0023: str, tmp_path: Path
+) -> None:
+    """Read-only commands leave a fresh database without a rollbot schema; IDs are checked.
+
+    Then a real plan and cancel record the OS user beside host:pid in the audit trail.
+    """
+    env = env_for(db_0023, tmp_path)
+    assert rollbot("runs", env=env).stdout.strip() == "No runs yet."
+    assert json.loads(rollbot("runs", "--json", env=env).stdout) == []
+    for args in (("history",), ("show", "1"), ("log", "1"), ("sql", "0023"), ("lint", "0023")):
+        done = rollbot(*args, env=env)
+        assert "Traceback" not in done.stderr, (args, done.stderr)
+    assert "There is no run 1" in rollbot("show", "1", env=env).stderr
+    assert schema_of(db_0023, exclude=()) == schema_of(db_0023)  # no rollbot schema at all
+    for flag, value in (("--requested-by", ""), ("--requested-by", "  "), ("--as", "alice")):
+        command = ("plan", "0023") if flag == "--requested-by" else ("cancel", "1")
+        refused = rollbot(*command, flag, value, env=env)
+        assert refused.returncode == 2
+        assert f"argument {flag}" in refused.stderr
+        assert "is not a Slack user ID" in refused.stderr
+        assert "U… or W…" in refused.stderr
+    assert schema_of(db_0023, exclude=()) == schema_of(db_0023)
+    run = json.loads(rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout)
+    assert rollbot("cancel", str(run["id"]), "--as", REQUESTER, env=env).returncode == 0
+    events = json.loads(rollbot("log", str(run["id"]), "--json", env=env).stdout)
+    user = getpass.getuser()
+    assert {e["data"]["os_user"] for e in events} == {user}
+    assert f"{user}@" in rollbot("log", str(run["id"]), env=env).stdout

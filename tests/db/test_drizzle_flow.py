@@ -8,7 +8,8 @@ import pytest
 
 from bot.core.errors import IrreversibleError, NotAllowedError
 from bot.core.plan import Plan
-from bot.core.run import RunState, outcome_of
+from bot.core.run import outcome_of
+from bot.core.states import RunState
 from bot.service.rollback import Rollbot
 from tests.db.test_rollback import journal_of
 from tests.fix_drizzle import CHAIN_DIR, REVERSIBLE, TOP

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from bot.core.errors import NotAllowedError
-from bot.core.run import RunState
+from bot.core.states import RunState
 from bot.core.text import plan_text
 from tests.db.test_rehearsal import role_without_createdb  # noqa: F401 - a fixture
 from tests.db.test_rollback import journal_of

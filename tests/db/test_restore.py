@@ -7,7 +7,8 @@ import psycopg
 import pytest
 
 from bot.core.errors import NotAllowedError
-from bot.core.run import RunState, outcome_of
+from bot.core.run import outcome_of
+from bot.core.states import RunState
 from bot.service.rollback import Rollbot
 from tests.db.test_rollback import journal_of
 from tests.fix_db import SAMPLE_COUNTS

@@ -11,7 +11,8 @@ import pytest
 from bot.core.errors import NotAllowedError
 from bot.core.plan import Plan
 from bot.core.results import Outcome
-from bot.core.run import RunState, backup_of, outcome_of
+from bot.core.run import backup_of, outcome_of
+from bot.core.states import RunState
 from bot.pgclient.tools import find_pg_tools
 from bot.service.rollback import Rollbot
 from bot.target.execute import execute_plan

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from bot.core.errors import RollbotError
-from bot.core.run import RunState
+from bot.core.states import RunState
 from bot.service.rollback import Rollbot
 from tests.fix_rollbot import REQUESTER, counts_of, runbooks_with
 

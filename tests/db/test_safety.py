@@ -13,7 +13,8 @@ import pytest
 from bot.core.errors import ConflictError, NotAllowedError
 from bot.core.plan import Plan
 from bot.core.results import Outcome
-from bot.core.run import RunEvent, RunState, outcome_of
+from bot.core.run import outcome_of
+from bot.core.states import RunEvent, RunState
 from bot.pgclient.tools import find_pg_tools
 from bot.service.rollback import Rollbot, StalePlanError
 from bot.target.database import TargetDatabase

@@ -10,7 +10,8 @@ from psycopg.types.json import Jsonb
 
 from bot.core.errors import ConflictError
 from bot.core.outbox import Message
-from bot.core.run import Promotion, Run, RunEvent, RunState, backup_of, outcome_of, transition
+from bot.core.run import Promotion, Run, backup_of, outcome_of, transition
+from bot.core.states import RunEvent, RunState
 from bot.service.lifecycle import Lifecycle, SilentNotifier
 from bot.state.schema import MIGRATIONS
 from bot.state.store import RunStore

@@ -10,7 +10,7 @@ import pytest
 from bot.config import load_settings
 from bot.core.errors import NotAllowedError, NotFoundError
 from bot.core.results import Rehearsal
-from bot.core.run import RunState
+from bot.core.states import RunState
 from bot.service.rollback import Rollbot
 from bot.state.store import RunStore
 from demo.sample import MIGRATIONS_DIR

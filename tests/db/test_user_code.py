@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from bot.core.run import RunState
+from bot.core.states import RunState
 from tests.db.test_cascade import runbook_text, service_for
 from tests.fix_db import unique_name
 from tests.fix_rollbot import REQUESTER

@@ -8,7 +8,7 @@ import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.app import build
-from bot.core.run import RunState
+from bot.core.states import RunState
 from bot.slack.buttons import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION
 from demo.sample import MIGRATIONS_DIR
 from demo.standin import SlackStandIn, interactive

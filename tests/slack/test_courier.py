@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from bot.core.outbox import Undelivered
-from bot.core.run import RunState
+from bot.core.states import RunState
 from demo.sample import MIGRATIONS_DIR
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS
 from tests.fix_slackbot import INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from bot.core.run import RunState
+from bot.core.states import RunState
 from tests.fix_rollbot import APPROVER, REQUESTER
 from tests.fix_slackbot import REQUEST_CHANNEL, SlackBot
 from tests.slack.test_scenarios import planned, thread_texts, wait_state

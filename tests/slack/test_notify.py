@@ -3,7 +3,7 @@
 import time
 from collections.abc import Callable
 
-from bot.core.run import RunState
+from bot.core.states import RunState
 from demo.standin.model import Message
 from tests.fix_rollbot import APPROVER, REQUESTER, SECOND_APPROVER
 from tests.fix_slackbot import INCIDENT_CHANNEL, SlackBot

@@ -15,7 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.core.run import Run, RunState
+from bot.core.run import Run
+from bot.core.states import RunState
 from bot.state.deliveries import Deliveries
 from bot.state.store import RunStore
 from demo.sample import MIGRATIONS_DIR
@@ -309,7 +310,7 @@ def test_run_that_expired_while_down_is_expired_on_start(
         expired = store.get(run.id)
         assert expired.state is RunState.EXPIRED
         slack_workspace.wait_for(
-            "chat.postMessage", lambda c: "is expired" in str(c.params.get("text")), timeout=20
+            "chat.postMessage", lambda c: "has expired" in str(c.params.get("text")), timeout=20
         )
     finally:
         second.stop()

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from bot.core.run import RunState
+from bot.core.states import RunState
 from bot.logs import configure_logging
 from demo.standin import payloads
 from demo.standin.sender import Delivery, sign

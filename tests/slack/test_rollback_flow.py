@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from bot.core.run import RunState
+from bot.core.states import RunState
 from tests.fix_db import SAMPLE_COUNTS
 from tests.fix_rollbot import APPROVER, REQUESTER
 from tests.fix_slackbot import INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot

@@ -12,7 +12,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bot.core.run import Run, RunState
+from bot.core.run import Run
+from bot.core.states import RunState
 from bot.logs import configure_logging
 from bot.state.deliveries import Deliveries
 from bot.state.store import RunStore

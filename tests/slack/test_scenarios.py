@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.run import Run, RunEvent, RunState
+from bot.core.run import Run
+from bot.core.states import RunEvent, RunState
 from demo.sample import MIGRATIONS_DIR
 from demo.standin.model import Call
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER, runbooks_with
@@ -421,25 +422,35 @@ def test_a_slack_run_approved_from_the_cli_is_reported_in_slack(
     """
     bot = make_slackbot(db_0023)
     run, channel, ts = planned(bot)
+    bot.standin.add_usergroup("S0BREAK", [APPROVER], handle="breakglass")
     env = {
         **os.environ,
         "DATABASE_URL": db_0023,
         "ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS),
         "ROLLBOT_BACKUP_DIR": str(tmp_path / "backups"),
-        "ROLLBOT_APPROVERS": APPROVER,
+        "ROLLBOT_APPROVERS": "S0BREAK",  # the approver is known to the CLI through the group
         "ROLLBOT_MIGRATIONS_DIR": str(MIGRATIONS_DIR),
         "ROLLBOT_INCIDENT_CHANNEL": INCIDENT_CHANNEL,
         "SLACK_BOT_TOKEN": bot.standin.bot_token,
         "SLACK_API_URL": bot.standin.api_url,
     }
-    approved = subprocess.run(
-        [sys.executable, "-m", "bot", "approve", str(run.id), "--as", APPROVER],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+
+    def approve(**environment: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "approve", str(run.id), "--as", APPROVER],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+            check=False,
+        )
+
+    without_slack = {k: v for k, v in env.items() if k != "SLACK_BOT_TOKEN"}
+    refused = approve(**without_slack)
+    assert refused.returncode == 2
+    assert "S0BREAK" in refused.stderr
+    assert "SLACK_BOT_TOKEN" in refused.stderr
+    approved = approve(**env)
     assert approved.returncode == 0, approved.stderr
     replies = thread_texts(bot, channel, ts)
     assert any("succeeded" in text for text in replies), replies

@@ -20,7 +20,7 @@ import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.app import build
-from bot.core.run import RunState
+from bot.core.states import RunState
 from bot.logs import configure_logging
 from bot.slack.socket_mode import CheckedSocketModeHandler
 from demo.sample import MIGRATIONS_DIR

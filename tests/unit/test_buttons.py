@@ -9,7 +9,7 @@ from slack_sdk.models.views import View
 from bot.config import load_settings
 from bot.core.errors import ConfigError
 from bot.core.policy import decide_rejection, reason_problem, reminder_due
-from bot.core.run import RunState
+from bot.core.states import RunState
 from bot.slack.blocks import plan_message
 from bot.slack.buttons import APPROVE_ACTION, REJECT_ACTION, approvers_call, reject_form
 from tests.unit.test_views import NOW, a_run

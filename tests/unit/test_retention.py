@@ -9,7 +9,8 @@ from bot.core.compression import for_pg_dump, parse_compression
 from bot.core.progress import Progress, due
 from bot.core.results import Backup, BackupInfo, Outcome
 from bot.core.retention import Keep, backup_files, decide, parse_keep
-from bot.core.run import Promotion, Run, RunState
+from bot.core.run import Promotion, Run
+from bot.core.states import RunState
 from tests.samples import a_plan
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)

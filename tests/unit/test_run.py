@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.core.errors import ConflictError
-from bot.core.policy import decide_approval
-from bot.core.run import TRANSITIONS, Run, RunEvent, RunState, transition
+from bot.core.policy import decide_approval, decide_rejection, user_id_problem
+from bot.core.run import TRANSITIONS, Run, next_state, transition
+from bot.core.states import RunEvent, RunState
 from tests.samples import a_plan
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
@@ -100,3 +101,47 @@ def test_two_approvals_needed_means_two_people() -> None:
         run.model_copy(update={"approvers": ("U0BOB",)}), "U0CAROL", approvers=APPROVERS, now=NOW
     )
     assert (second.counts, second.complete) == (True, True)
+
+
+@pytest.mark.parametrize("state", list(RunState))
+def test_refusals_name_every_state_in_a_sentence_that_reads(state: RunState) -> None:
+    """No "run 1 is succeeded": finished states take "has" wherever a refusal names them."""
+    said = [
+        decide_approval(a_run(state), "U0BOB", approvers=APPROVERS, now=NOW).reason,
+        decide_rejection(a_run(state), "U0BOB", approvers=APPROVERS).reason,
+    ]
+    said += [str(e) for e in _illegal_moves(state)]
+    for text in said:
+        for wrong in ("is succeeded", "is failed", "is expired", "?.", "!.", ".."):
+            assert wrong not in text, text
+
+
+def _illegal_moves(state: RunState) -> list[ConflictError]:
+    found = []
+    for event in RunEvent:
+        try:
+            next_state(state, event)
+        except ConflictError as exc:
+            found.append(exc)
+    return found
+
+
+def test_an_approver_in_a_group_nobody_could_expand_is_told_to_set_the_bot_token() -> None:
+    """Without Slack a group's members are unknown: the refusal names SLACK_BOT_TOKEN."""
+    decision = decide_approval(
+        a_run(), "U0DBA", approvers=APPROVERS, now=NOW, unexpanded=("S02DBAS",)
+    )
+    assert not decision.counts
+    assert "S02DBAS" in decision.reason
+    assert "SLACK_BOT_TOKEN" in decision.reason
+    assert "ROLLBOT_APPROVERS" not in decision.reason
+
+
+@pytest.mark.parametrize("text", ["", " ", "alice", "u02bob", "U0", "S02DBAS", "U02BOB "])
+def test_command_line_identities_must_be_slack_member_ids(text: str) -> None:
+    """`--as`/`--requested-by` take a member ID (U…/W…); names, blanks and groups are refused."""
+    problem = user_id_problem(text)
+    assert problem is not None
+    assert "U… or W…" in problem
+    assert user_id_problem("U02BOB") is None
+    assert user_id_problem("W0123ABC") is None

@@ -8,8 +8,9 @@ from pathlib import Path
 from bot.core.facts import Facts, Found, Target
 from bot.core.plan import build_plan
 from bot.core.results import BackupInfo, Blocker, NeighbourCount, Outcome, TableCount
-from bot.core.run import Run, RunState
+from bot.core.run import Run
 from bot.core.runbook import parse_runbook
+from bot.core.states import RunState
 from bot.core.text import outcome_text, plan_text
 from bot.slack.blocks import (
     details_snippet,
