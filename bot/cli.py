@@ -14,38 +14,27 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TransferSpeedColumn,
-)
-
 from bot import __version__
 from bot.core.errors import ConfigError, NotFoundError, RollbotError, quoted
-from bot.core.retention import Keep, parse_keep
 from bot.core.states import RunState
-from bot.core.text import backups_text, prune_text
-from bot.service.backups import Backups
-from bot.service.lifecycle import PROGRESS
 
+# Everything else is imported where a command needs it: `--version`, `--help` and the
+# file-only commands start without the database driver, Slack's SDK, rich or pydantic.
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
     from bot.config import Settings
     from bot.core.doctor import Check
     from bot.core.outbox import Message
     from bot.core.progress import Progress as BackupProgress
     from bot.core.redact import Redactor
+    from bot.core.retention import Keep
     from bot.core.run import Run
     from bot.service.lifecycle import Notifier
     from bot.service.rollback import Rollbot
-
-log = structlog.get_logger()
 
 _FAILED = {RunState.FAILED, RunState.BLOCKED, RunState.CANCELLED, RunState.EXPIRED}
 # They look and never change anything: they neither create rollbot's schema nor settle runs
@@ -68,7 +57,11 @@ class TerminalNotifier:
         self.stream = stream
         self.slack = slack
         # A progress bar only on a terminal: a script reading stderr gets the lines alone.
-        self._console = Console(file=stream) if bar else None
+        self._console: Console | None = None
+        if bar:
+            from rich.console import Console
+
+            self._console = Console(file=stream)
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 
@@ -82,6 +75,8 @@ class TerminalNotifier:
 
     def run_changed(self, run: Run, event: str) -> None:
         """One line per step, as it is stored."""
+        from bot.service.lifecycle import PROGRESS
+
         if event == PROGRESS:
             return
         self._end_bar()
@@ -96,6 +91,14 @@ class TerminalNotifier:
         if self._console is None or not self._console.is_terminal:
             return
         if self._bar is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
+
             self._bar = Progress(
                 TextColumn(f"run {run.id}: backup"),
                 BarColumn(),
@@ -466,6 +469,9 @@ def _report(args: argparse.Namespace, service: Rollbot) -> int:
 
 def _backups(args: argparse.Namespace, service: Rollbot) -> int:
     """`rollbot backups [prune]`: the files, or retention applied to them."""
+    from bot.core.text import backups_text, prune_text
+    from bot.service.backups import Backups
+
     backups = Backups(service.store, service.runs.now)
     if args.action is None:
         listed = backups.list()
@@ -489,6 +495,8 @@ def _backups(args: argparse.Namespace, service: Rollbot) -> int:
 
 def _keep(text: str) -> Keep:
     """`--keep 20` or `--keep 14d`, read as ROLLBOT_BACKUP_KEEP is."""
+    from bot.core.retention import parse_keep
+
     try:
         keep = parse_keep(text)
     except ValueError as exc:
