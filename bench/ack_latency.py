@@ -38,8 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, ConfigDict
 
 from bench.stats import percentile, ratio
-from bot.core.run import ACTIVE
-from bot.core.states import RunState
+from bot.core.states import ACTIVE, RunState
 from bot.state.store import RunStore
 from demo.sample import MIGRATIONS_DIR
 from demo.standin import SlackSender, SlackStandIn

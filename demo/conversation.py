@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import psycopg
 from psycopg import sql
@@ -23,13 +23,16 @@ from psycopg import sql
 from bot.app import Components, build
 from bot.config import load_settings
 from bot.core.errors import RollbotError
-from bot.core.run import FINAL, Run
+from bot.core.states import FINAL
 from bot.core.text import outcome_text
 from bot.logs import configure_logging
 from bot.pgclient.embedded import embedded_server
 from bot.slack.buttons import APPROVE_ACTION
 from demo.sample import MIGRATIONS_DIR, build_asset_forge
 from demo.standin import SlackSender, SlackStandIn, serve_wsgi
+
+if TYPE_CHECKING:
+    from bot.core.run import Run
 
 ALICE, BOB = "U0ALICE", "U0BOB"
 OPS, INCIDENT = "C0OPS", "C0INCIDENT"

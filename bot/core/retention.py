@@ -20,13 +20,15 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from bot.core.durations import parse_duration
-from bot.core.run import ACTIVE, Run
-from bot.core.states import RunState
+from bot.core.states import ACTIVE, RunState
+
+if TYPE_CHECKING:
+    from bot.core.run import Run
 
 Kind = Literal["pre-approval", "final"]
 _COUNT = re.compile(r"^\s*(\d+)\s*$")

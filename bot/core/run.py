@@ -22,7 +22,7 @@ from bot.core.errors import ConflictError
 from bot.core.plan import Plan
 from bot.core.restore import RestorePlan
 from bot.core.results import Backup, BackupInfo, Outcome, Rehearsal
-from bot.core.states import RunEvent, RunState, state_predicate
+from bot.core.states import ACTIVE, RunEvent, RunState, state_predicate
 
 S, E = RunState, RunEvent
 TRANSITIONS: dict[tuple[RunState, RunEvent], RunState] = {
@@ -43,8 +43,6 @@ TRANSITIONS: dict[tuple[RunState, RunEvent], RunState] = {
     (S.EXECUTING, E.SUCCEEDED): S.SUCCEEDED,
     (S.EXECUTING, E.FAILED): S.FAILED,
 }
-ACTIVE = frozenset({S.REQUESTED, S.BACKING_UP, S.AWAITING_APPROVAL, S.APPROVED, S.EXECUTING})
-FINAL = frozenset(set(RunState) - ACTIVE)
 
 
 class Promotion(BaseModel):

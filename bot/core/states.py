@@ -24,6 +24,11 @@ class RunState(StrEnum):
     EXPIRED = "expired"
 
 
+_S = RunState
+ACTIVE = frozenset({_S.REQUESTED, _S.BACKING_UP, _S.AWAITING_APPROVAL, _S.APPROVED, _S.EXECUTING})
+FINAL = frozenset(set(RunState) - ACTIVE)
+
+
 class RunEvent(StrEnum):
     """What can happen to a run."""
 

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.core import texts
 from bot.core.commands import USAGE, Command, CommandError, parse_command
 from bot.core.errors import ConflictError, NotAllowedError, RollbotError
-from bot.core.run import ACTIVE
-from bot.core.states import RunState
+from bot.core.states import ACTIVE, RunState
 from bot.core.text import runbooks_text
 from bot.service.rollback import StalePlanError
 from bot.slack.blocks import (

@@ -29,8 +29,8 @@ from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundErr
 from bot.core.plan import Plan
 from bot.core.redact import Redactor
 from bot.core.restore import RestorePlan
-from bot.core.run import ACTIVE, AuditEvent, Run, changed_fields, next_state
-from bot.core.states import RunEvent, RunState
+from bot.core.run import AuditEvent, Run, changed_fields, next_state
+from bot.core.states import ACTIVE, RunEvent, RunState
 from bot.state.schema import MIGRATIONS
 
 if TYPE_CHECKING:
