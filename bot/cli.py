@@ -330,16 +330,20 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _migration_tool(args, settings)
     if args.command == "runbooks":
         from bot.core.library import load_library
+        from bot.core.plan import blocked_runbooks
         from bot.core.text import runbooks_text
 
         library = load_library(settings.runbooks_dir)
+        blocked = blocked_runbooks(library)
         if args.json:
-            _json(
-                library.model_dump(mode="json", exclude={"runbooks": {"__all__": {"statements"}}})
+            listed = library.model_dump(
+                mode="json", exclude={"runbooks": {"__all__": {"statements"}}}
             )
+            _json(listed | {"blocked": blocked})
         else:
             print(runbooks_text(library))
-        return 1 if library.broken else 0  # a script checking runbooks in CI must see it
+        # A script checking runbooks in CI must see both kinds.
+        return 1 if library.broken or blocked else 0
     if args.command == "doctor":
         return _doctor(args, settings)  # before the store: doctor creates no schema
     from bot.service.rollback import Rollbot

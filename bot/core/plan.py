@@ -27,6 +27,7 @@ from bot.core.usercode import expression_blockers, hook_blockers
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from bot.core.library import RunbookLibrary
     from bot.core.runbook import Runbook
 
 # pg_try_advisory_xact_lock(ADVISORY_CLASS, ADVISORY_KEY): one rollback per database at a time.
@@ -134,6 +135,25 @@ class Plan(BaseModel):
         return tuple(s for s in self.steps if s.status is StepStatus.NO_OP)
 
 
+def static_blockers(runbook: Runbook) -> list[str]:
+    """What blocks a runbook's plan whatever the database holds.
+
+    `rollbot runbooks` lists them, so a runbook that can never be approved is found when it
+    is written, not during the incident it was written for.
+    """
+    return [
+        f"line {s.line}: CASCADE would drop objects the runbook does not name; "
+        "drop them explicitly instead"
+        for s in runbook.statements
+        if s.cascade
+    ]
+
+
+def blocked_runbooks(library: RunbookLibrary) -> dict[str, list[str]]:
+    """Each runbook file that no plan could approve, with why (see `static_blockers`)."""
+    return {r.file: why for r in library.runbooks if (why := static_blockers(r))}
+
+
 def build_plan(
     runbook: Runbook,
     facts: Facts,
@@ -149,12 +169,7 @@ def build_plan(
     statement_timeout = runbook.settings.statement_timeout or statement_timeout
     steps = tuple(_step(statement, facts) for statement in runbook.statements)
     blockers = [note for step in steps if step.status is StepStatus.FAILS for note in step.notes]
-    blockers += [
-        f"line {s.line}: CASCADE would drop objects the runbook does not name; "
-        "drop them explicitly instead"
-        for s in runbook.statements
-        if s.cascade
-    ]
+    blockers += static_blockers(runbook)
     blockers += _reference_blockers(runbook.statements, facts)
     blockers += _null_blockers(runbook, facts)
     blockers += [

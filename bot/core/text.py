@@ -256,10 +256,17 @@ def undelivered_text(undelivered: list[Undelivered]) -> str:
 
 
 def runbooks_text(library: RunbookLibrary) -> str:
-    """Usable runbooks, then broken ones with their reason."""
+    """Usable runbooks, then those no plan could approve and broken ones, with their reason."""
+    from bot.core.plan import blocked_runbooks  # noqa: PLC0415 - the planner, only for lists
+
+    blocked = blocked_runbooks(library)
     lines = [
         f"{r.migration_id}  {r.name:<32} {r.date or '-':<10}  {r.description or ''}"
         for r in library.runbooks
+        if not blocked.get(r.file)
+    ]
+    lines += [
+        f"BLOCKED {file}: {reason}" for file, reasons in blocked.items() for reason in reasons
     ]
     lines += [f"BROKEN  {b.file}: {b.error}" for b in library.broken]
     return "\n".join(lines) or f"No runbooks in {library.directory}."

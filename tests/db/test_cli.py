@@ -295,7 +295,7 @@ def test_no_secret_or_literal_reaches_the_terminal_or_the_store(
 
 
 def test_exit_statuses_and_words_say_what_happened(db_0023: str, tmp_path: Path) -> None:
-    """A cancel that cancels exits 0; broken runbooks exit 1; sentences end once."""
+    """A cancel that cancels exits 0; broken or CASCADE runbooks exit 1; sentences end once."""
     env = env_for(db_0023, tmp_path)
     planned = json.loads(
         rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout
@@ -309,6 +309,19 @@ def test_exit_statuses_and_words_say_what_happened(db_0023: str, tmp_path: Path)
     listed = rollbot("runbooks", env={**env, "ROLLBOT_RUNBOOKS_DIR": str(broken)})
     assert listed.returncode == 1
     assert "0099_broken.md" in listed.stdout
+    cascading = tmp_path / "cascading"
+    cascading.mkdir()
+    seed = (RUNBOOKS / "0023_loud_shen.md").read_text()
+    (cascading / "0023_loud_shen.md").write_text(
+        seed.replace(
+            "DROP TABLE IF EXISTS variant_statistics;",
+            "DROP TABLE IF EXISTS variant_statistics CASCADE;",
+        )
+    )
+    listed = rollbot("runbooks", env={**env, "ROLLBOT_RUNBOOKS_DIR": str(cascading)})
+    assert listed.returncode == 1, listed.stdout
+    assert "BLOCKED" in listed.stdout
+    assert "CASCADE" in listed.stdout
     empty = rollbot("plan", "", "--requested-by", REQUESTER, env=env)
     assert "?." not in empty.stderr
 

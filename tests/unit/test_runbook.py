@@ -140,3 +140,23 @@ def test_broken_runbook_is_listed_and_explained_on_lookup(tmp_path: Path) -> Non
     assert [b.migration_id for b in library.broken] == ["0024"]
     with pytest.raises(RollbotError, match="is broken"):
         library.find("24")
+
+
+def test_a_cascade_runbook_is_listed_blocked_not_healthy(tmp_path: Path) -> None:
+    """`rollbot runbooks` and `/rollback list` name a CASCADE runbook as blocked, with its line."""
+    from bot.core.plan import blocked_runbooks  # noqa: PLC0415 - the function under test
+    from bot.core.text import runbooks_text  # noqa: PLC0415 - the function under test
+
+    (tmp_path / "0024_brave_wolf.md").write_text(GOOD)
+    cascade = GOOD.replace("0024_brave_wolf", "0025_calm_owl").replace(
+        "DROP TABLE IF EXISTS wolves;", "DROP TABLE IF EXISTS owls CASCADE;"
+    )
+    (tmp_path / "0025_calm_owl.md").write_text(cascade)
+    library = load_library(tmp_path)
+    blocked = blocked_runbooks(library)
+    assert list(blocked) == [next(r.file for r in library.runbooks if r.migration_id == "0025")]
+    text = runbooks_text(library)
+    healthy, _, rest = text.partition("BLOCKED")
+    assert "0024" in healthy
+    assert "0025" not in healthy
+    assert "CASCADE would drop objects the runbook does not name" in rest
