@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         """Absolute: each run stores its backups' paths, read later from any directory."""
         return value.expanduser().absolute()
 
+    @field_validator("migrations_dir", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """Empty is unset, not the current folder: the image sets it empty when none is baked in."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("backup_keep", mode="before")
     @classmethod
     def _keep(cls, value: object) -> object:

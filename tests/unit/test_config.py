@@ -23,6 +23,14 @@ def test_defaults_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.approvers == ("U012ABC", "S0GROUP1")
 
 
+def test_an_empty_migrations_dir_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ROLLBOT_MIGRATIONS_DIR set empty (an image built without migrations) means no folder."""
+    monkeypatch.setenv("ROLLBOT_MIGRATIONS_DIR", " ")
+    assert load_settings().migrations_dir is None
+    monkeypatch.setenv("ROLLBOT_MIGRATIONS_DIR", "/app/drizzle")
+    assert str(load_settings().migrations_dir) == "/app/drizzle"
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "words"),
     [
