@@ -21,6 +21,8 @@ ARG PGDG_KEY_FINGERPRINT=B97B0AFCAA1A47F044F244A07FCC7D46ACCC4CF8
 # pipefail: a failed download or gpg must fail the build, not feed an empty pipe.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /tmp/pgdg
+# Debian's point releases replace package versions; a pinned gpg would break the build.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends gpg; \
@@ -57,6 +59,8 @@ ARG PG_MAJOR
 
 # PostgreSQL client tools from the PGDG repository, signed by the key checked above.
 COPY --from=pgdg-key /out/pgdg.asc /usr/share/keyrings/pgdg.asc
+# The major version is pinned (PG_MAJOR); PGDG drops older minor releases from its index.
+# hadolint ignore=DL3008
 RUN set -eux; \
     . /etc/os-release; \
     printf '%s\n' \
@@ -83,6 +87,22 @@ WORKDIR /app
 # Root-owned: the bot reads runbooks and must never change them. Mount a folder over
 # /app/runbooks to use runbooks that are not baked into the image.
 COPY runbooks/ /app/runbooks/
+# Drizzle's migrations folder (meta/_journal.json and the .sql files), baked in when a build
+# argument names it: a folder of the build context that .dockerignore admits (drizzle/ is),
+#   docker build --build-arg MIGRATIONS_DIR=drizzle -t rollbot .
+# Empty (the default): nothing is copied and ROLLBOT_MIGRATIONS_DIR is empty, which rollbot
+# reads as unset; mount the folder at run time instead (compose.yaml does). The bind mount's
+# default source is the context's root, which always exists, so an empty value still builds.
+ARG MIGRATIONS_DIR=""
+RUN --mount=type=bind,source=${MIGRATIONS_DIR:-.},target=/tmp/migrations \
+    set -eux; \
+    if [ -n "$MIGRATIONS_DIR" ]; then \
+        test -f /tmp/migrations/meta/_journal.json \
+            || { echo "MIGRATIONS_DIR=$MIGRATIONS_DIR has no meta/_journal.json" >&2; exit 1; }; \
+        install -d -m 0755 /app/drizzle; \
+        cp -R /tmp/migrations/. /app/drizzle/; \
+        chmod -R u=rwX,go=rX /app/drizzle; \
+    fi
 # Backups hold every row of the tables a rollback drops: only rollbot's user may open them.
 RUN install -d -o 10001 -g 10001 -m 0700 /app/backups
 VOLUME ["/app/backups"]
@@ -94,7 +114,8 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PORT=3000 \
     ROLLBOT_PG_BIN=/usr/lib/postgresql/${PG_MAJOR}/bin \
     ROLLBOT_RUNBOOKS_DIR=/app/runbooks \
-    ROLLBOT_BACKUP_DIR=/app/backups
+    ROLLBOT_BACKUP_DIR=/app/backups \
+    ROLLBOT_MIGRATIONS_DIR=${MIGRATIONS_DIR:+/app/drizzle}
 EXPOSE 3000
 
 # `docker stop` and Kubernetes send SIGTERM; rollbot stops gracefully on it.
@@ -103,6 +124,7 @@ STOPSIGNAL SIGTERM
 # has no curl; Python's urllib does, with proxies bypassed (an HTTP_PROXY set for reaching
 # Slack must not swallow a request to 127.0.0.1). Any error or non-2xx status exits 1.
 # Shell form on purpose: $PORT is read when the check runs, so `-e PORT=…` is honoured.
+# hadolint ignore=DL3025
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import urllib.request as r; r.build_opener(r.ProxyHandler({})).open('http://127.0.0.1:${PORT:-3000}/healthz', timeout=4)" || exit 1
 

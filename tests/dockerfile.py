@@ -17,7 +17,7 @@ ROOT = Path(__file__).parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-_VARIABLE = re.compile(r"\$\{(\w+)(?::-[^}]*)?\}|\$(\w+)")
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([-+])([^}]*))?\}|\$(\w+)")
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,21 @@ class Dockerfile:
 
 
 def expand(text: str, args: dict[str, str]) -> str:
-    """Replace `$NAME` and `${NAME}` for the names given; leave every other variable alone."""
+    """Replace `$NAME`, `${NAME}`, `${NAME:-word}` and `${NAME:+word}` as Docker does.
+
+    Only the names given are replaced; every other variable is left alone.
+    """
 
     def substitute(match: re.Match[str]) -> str:
-        name = match[1] or match[2]
-        return args.get(name, match[0])
+        name = match[1] or match[4]
+        if name not in args:
+            return match[0]
+        value = args[name]
+        if match[2] == "-":  # ${NAME:-word}: the value, or word when it is empty
+            return value or match[3]
+        if match[2] == "+":  # ${NAME:+word}: word when the value is not empty, else nothing
+            return match[3] if value else ""
+        return value
 
     return _VARIABLE.sub(substitute, text)
 

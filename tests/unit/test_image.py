@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,7 +14,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from tests.dockerfile import context_sources, expand, ignore_patterns, ignored, load, parse
+from tests.dockerfile import (
+    DOCKERFILE,
+    context_sources,
+    expand,
+    ignore_patterns,
+    ignored,
+    load,
+    parse,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,6 +46,9 @@ def test_reader_reads_dockerfiles_as_docker_does() -> None:
     assert [(s.base, s.name) for s in parsed.stages] == [("img:3", "one"), ("one", None)]
     assert parsed.stage("one").last("RUN").value == "a && b"
     assert parsed.final.env({}) == {"A": "x", "B": "x/y $V"}
+    assert expand("${E:-d}|${E:+w}|${F:+w}|${F:-d}|${G:-d}", {"E": "", "F": "x"}) == (
+        "d||w|x|${G:-d}"
+    )
     assert ignored("bot/x.py", ["*", "!bot/"]) is False
     assert ignored("bot/__pycache__/x.pyc", ["*", "!bot/", "**/__pycache__"]) is True
     assert ignored(".env", ["*", "!bot/"]) is True
@@ -154,6 +166,72 @@ def test_build_context_holds_what_the_dockerfile_copies_and_no_secrets() -> None
         "bot/__pycache__/cli.cpython-311.pyc",
     ):
         assert ignored(path, patterns), path
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    """Hadolint passes: every rule the Dockerfile departs from is waived inline, saying why."""
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint is a dev dependency: make .venv/.installed-stamp"
+    result = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _migrations_step(build_arg: str, source: Path, target: Path) -> tuple[str, str, int, str]:
+    """The runtime's migrations step for a build argument, its script run for real.
+
+    Returns its mount's source, the ENV it sets, and the script's exit code and stderr when
+    it reads `source` and writes `target`.
+    """
+    dockerfile = load()
+    runtime = dockerfile.final
+    (arg,) = [a.value for a in runtime.all("ARG") if a.value.startswith("MIGRATIONS_DIR")]
+    assert arg == 'MIGRATIONS_DIR=""'
+    args = {**dockerfile.args, "MIGRATIONS_DIR": build_arg}
+    (step,) = [run for run in runtime.all("RUN") if "MIGRATIONS_DIR" in run.value]
+    flags, script = step.flags()
+    mount = dict(part.split("=", 1) for part in expand(flags["mount"], args).split(","))
+    assert mount["type"] == "bind"
+    script = script.replace(mount["target"], str(source)).replace("/app/drizzle", str(target))
+    done = subprocess.run(
+        ["/bin/sh", "-c", script],
+        env={"PATH": os.environ.get("PATH", ""), "MIGRATIONS_DIR": build_arg},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    env = runtime.env(args)["ROLLBOT_MIGRATIONS_DIR"]
+    return mount["source"], env, done.returncode, done.stderr
+
+
+def test_migrations_are_baked_in_only_when_a_build_argument_names_them(tmp_path: Path) -> None:
+    """Empty MIGRATIONS_DIR copies nothing; named, a Drizzle folder is copied to /app/drizzle."""
+    drizzle = tmp_path / "drizzle"
+    (drizzle / "meta").mkdir(parents=True)
+    (drizzle / "meta" / "_journal.json").write_text('{"entries": []}')
+    (drizzle / "0000_init.sql").write_text("CREATE TABLE t (id int);")
+
+    source, env, code, _ = _migrations_step("", drizzle, tmp_path / "none")
+    assert (source, env, code) == (".", "", 0)
+    assert not (tmp_path / "none").exists()
+
+    baked = tmp_path / "baked"
+    source, env, code, _ = _migrations_step("drizzle", drizzle, baked)
+    assert (source, env, code) == ("drizzle", "/app/drizzle", 0)
+    assert (baked / "meta" / "_journal.json").read_text() == '{"entries": []}'
+    assert (baked / "0000_init.sql").stat().st_mode & 0o777 == 0o644
+    assert not ignored("drizzle/meta/_journal.json", ignore_patterns())
+
+    (drizzle / "meta" / "_journal.json").unlink()
+    _, _, code, stderr = _migrations_step("drizzle", drizzle, tmp_path / "bad")
+    assert code != 0
+    assert "MIGRATIONS_DIR=drizzle has no meta/_journal.json" in stderr
 
 
 class _Health(BaseHTTPRequestHandler):
