@@ -106,3 +106,18 @@ def test_bot_is_built_here_restarts_and_waits_for_a_healthy_database(
     assert bot["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert re.fullmatch(r"postgres:1[56]", db["image"])
     assert db["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+
+
+def test_readme_shows_the_migrations_ways_the_variables_and_compose() -> None:
+    """The Docker section names each needed variable, both ways in for migrations, and Compose."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    docker = readme[readme.index("### Docker\n") : readme.index("### Without Docker")]
+    for name in NEEDED:
+        assert f"`{name}`" in docker, name
+    assert "-v /srv/app/drizzle:/app/drizzle:ro -e ROLLBOT_MIGRATIONS_DIR=/app/drizzle" in docker
+    assert "docker build --build-arg MIGRATIONS_DIR=drizzle -t rollbot ." in docker
+    assert "\ndocker compose up -d\n" in docker
+    assert "[`compose.yaml`](compose.yaml)" in docker
+    slack = readme[readme.index("## Slack app setup") : readme.index("## Deployment")]
+    assert "--build-arg MIGRATIONS_DIR=drizzle" in slack
+    assert "docker compose up -d" in slack
