@@ -478,6 +478,14 @@ ORDER BY k.oid
 _QUARANTINE_BYTES = (
     "SELECT coalesce(sum(pg_total_relation_size(t)), 0)::bigint FROM unnest(%(tables)s::oid[]) t"
 )
+# Without a lock: the pages as of the last VACUUM or ANALYZE, tables, indexes and TOAST.
+_QUARANTINE_PAGES = """
+SELECT coalesce(sum(c.relpages::bigint), 0) * current_setting('block_size')::bigint
+FROM pg_class c
+WHERE c.oid = ANY (%(tables)s::oid[])
+   OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = ANY (%(tables)s::oid[]))
+   OR c.oid IN (SELECT reltoastrelid FROM pg_class WHERE oid = ANY (%(tables)s::oid[]))
+"""
 
 
 def _quarantine_facts(
@@ -496,7 +504,17 @@ def _quarantine_facts(
         KeptKey(oid=oid, name=name, table=table, parent=parent, definition=definition)
         for oid, name, table, parent, definition in conn.execute(_QUARANTINE_KEYS, tables)
     )
-    row = conn.execute(_QUARANTINE_BYTES, tables).fetchone()
+    # pg_total_relation_size takes a lock: a plan must never queue behind the application,
+    # so a table held exclusively is measured from the catalog instead.
+    try:
+        with conn.transaction():
+            old = conn.execute("SELECT current_setting('lock_timeout')").fetchone()
+            conn.execute("SET LOCAL lock_timeout = '50ms'")
+            row = conn.execute(_QUARANTINE_BYTES, tables).fetchone()
+            # Released, the savepoint would keep the SET LOCAL: put the caller's back.
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (old[0] if old else "0",))
+    except psycopg.errors.LockNotAvailable:
+        row = conn.execute(_QUARANTINE_PAGES, tables).fetchone()
     return keys, int(row[0]) if row else None
 
 
