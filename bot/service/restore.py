@@ -121,7 +121,12 @@ class Restore:
         if kind == "purge":
             return build_purge(source, tools=tools, target=database, lock_timeout_s=lock_timeout_s)
         if quarantined:
-            return build_move_back(source, target=database, lock_timeout_s=lock_timeout_s)
+            return build_move_back(
+                source,
+                target=database,
+                lock_timeout_s=lock_timeout_s,
+                verify_queries=self._planner.runbook(source.runbook_name).verify_queries,
+            )
         return build_restore(
             source,
             tools=tools,

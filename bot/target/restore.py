@@ -150,7 +150,11 @@ def build_restore(
 
 
 def build_move_back(
-    source: Run, *, target: TargetDatabase, lock_timeout_s: float
+    source: Run,
+    *,
+    target: TargetDatabase,
+    lock_timeout_s: float,
+    verify_queries: tuple[tuple[int, str], ...] = (),
 ) -> tuple[RestorePlan, str]:
     """The restore of a quarantined rollback: a move back, exact, in seconds whatever the rows.
 
@@ -192,6 +196,7 @@ def build_move_back(
         ]
     )
     backup = outcome.quarantine_backup if outcome else None
+    shown = "\n".join([script, *_verify_shown(verify_queries)])
     restore = RestorePlan(
         source_run=source.id,
         runbook_name=source.runbook_name,
@@ -203,9 +208,10 @@ def build_move_back(
         rows=tuple((name, rows.get(name, 0)) for name in taken),
         journal_restored=journal is not None,
         blockers=tuple(blockers),
-        sql=script,
+        sql=shown,
+        verify_queries=verify_queries,
         hash=hashlib.sha256(
-            f"{script}|{quarantine.schema_name}|{plan.target.identity()}".encode()
+            f"{shown}|{quarantine.schema_name}|{plan.target.identity()}".encode()
         ).hexdigest(),
         quarantine=quarantine.schema_name,
     )
