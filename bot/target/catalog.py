@@ -494,16 +494,23 @@ def _quarantine_facts(
     """The foreign keys crossing between dropped tables and the rest, and the tables' size.
 
     A quarantined rollback drops the first (keeping their definitions) and holds the second
-    on disk until a purge. The definitions are rendered with the session's search_path, as
-    the restore that adds them again runs with it too.
+    on disk until a purge. The definitions are rendered under an empty search_path, so every
+    name in them is schema-qualified: the restore that adds them again runs under one too.
     """
     tables = {"tables": sorted({f.oid for f in found if _dropped_table(f) and f.oid})}
     if not tables["tables"]:
         return (), None
-    keys = tuple(
-        KeptKey(oid=oid, name=name, table=table, parent=parent, definition=definition)
-        for oid, name, table, parent, definition in conn.execute(_QUARANTINE_KEYS, tables)
-    )
+    with conn.transaction():
+        old_path = conn.execute("SELECT current_setting('search_path')").fetchone()
+        conn.execute("SELECT set_config('search_path', '', true)")
+        keys = tuple(
+            KeptKey(oid=oid, name=name, table=table, parent=parent, definition=definition)
+            for oid, name, table, parent, definition in conn.execute(_QUARANTINE_KEYS, tables)
+        )
+        # Released, the savepoint would keep the setting: put the caller's back.
+        conn.execute(
+            "SELECT set_config('search_path', %s, true)", (old_path[0] if old_path else "",)
+        )
     # pg_total_relation_size takes a lock: a plan must never queue behind the application,
     # so a table held exclusively is measured from the catalog instead.
     try:
