@@ -307,6 +307,9 @@ class Facts(BaseModel):
     # the dropped tables' size on disk: what a quarantined rollback drops, keeps and holds.
     quarantine_keys: tuple[KeptKey, ...] = ()
     quarantine_bytes: int | None = None
+    # Dropped tables a move cannot take whole: partitioned tables, partitions, inheritance
+    # parents and children (SET SCHEMA moves one table, never its partitions or children).
+    quarantine_unmovable: tuple[str, ...] = ()
 
     def found(self, statement: int, position: int) -> Found:
         """The facts for one object of one statement."""

@@ -136,6 +136,13 @@ def quarantine_script(runbook: Runbook, facts: Facts) -> QuarantineScript:
             )
         else:
             statements.append(";\n".join(parts) if parts else _kept(statement.sql))
+    blockers += [
+        f"{name} is partitioned, a partition or part of an inheritance tree: moving it aside "
+        "would move that one table, not its partitions or children (their rows would stay "
+        "in the application's schema, or leave with the wrong table); roll it back with "
+        "ROLLBOT_DROP_MODE=drop"
+        for name in facts.quarantine_unmovable
+    ]
     if not walk.objects:
         return QuarantineScript(
             quarantine=None, create=None, statements=tuple(statements), blockers=tuple(blockers)

@@ -423,7 +423,7 @@ def read_facts(
                 references += _references(conn, item)
     counted, missing, not_tables = _counted(conn, runbook.settings.count)
     cascade, reach = _cascade_facts(conn, found)
-    keys, size = _quarantine_facts(conn, found)
+    keys, size, unmovable = _quarantine_facts(conn, found)
     relations = _relations(conn, runbook.statements)
     names = [n for s in runbook.statements for n in s.functions]
     read = {r.oid for r in relations if r.oid is not None and r.kind in {"r", "p"}}
@@ -443,6 +443,7 @@ def read_facts(
         hooks=_hooks(conn, sorted(set(reach) | read)),
         quarantine_keys=keys,
         quarantine_bytes=size,
+        quarantine_unmovable=unmovable,
         **cascade,
     )
     if count_budget is None:
@@ -475,6 +476,14 @@ WHERE k.contype = 'f'
   AND k.conparentid = 0
 ORDER BY k.oid
 """
+_QUARANTINE_UNMOVABLE = f"""
+SELECT {_NAME.format(ns="n", rel="c")}
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = ANY (%(tables)s::oid[])
+  AND (c.relkind = 'p' OR c.relispartition
+       OR EXISTS (SELECT 1 FROM pg_inherits i WHERE c.oid IN (i.inhparent, i.inhrelid)))
+ORDER BY 1
+"""
 _QUARANTINE_BYTES = (
     "SELECT coalesce(sum(pg_total_relation_size(t)), 0)::bigint FROM unnest(%(tables)s::oid[]) t"
 )
@@ -490,16 +499,18 @@ WHERE c.oid = ANY (%(tables)s::oid[])
 
 def _quarantine_facts(
     conn: psycopg.Connection[Any], found: list[Found]
-) -> tuple[tuple[KeptKey, ...], int | None]:
-    """The foreign keys crossing between dropped tables and the rest, and the tables' size.
+) -> tuple[tuple[KeptKey, ...], int | None, tuple[str, ...]]:
+    """Crossing foreign keys, the dropped tables' size, and those a move cannot take whole.
 
-    A quarantined rollback drops the first (keeping their definitions) and holds the second
-    on disk until a purge. The definitions are rendered under an empty search_path, so every
-    name in them is schema-qualified: the restore that adds them again runs under one too.
+    A quarantined rollback drops the first (keeping their definitions), holds the second on
+    disk until a purge, and is blocked by the third (partitions and inheritance). The key
+    definitions are rendered under an empty search_path, so every name in them is
+    schema-qualified: the restore that adds them again runs under one too.
     """
     tables = {"tables": sorted({f.oid for f in found if _dropped_table(f) and f.oid})}
     if not tables["tables"]:
-        return (), None
+        return (), None, ()
+    unmovable = tuple(name for (name,) in conn.execute(_QUARANTINE_UNMOVABLE, tables))
     with conn.transaction():
         old_path = conn.execute("SELECT current_setting('search_path')").fetchone()
         conn.execute("SELECT set_config('search_path', '', true)")
@@ -522,7 +533,7 @@ def _quarantine_facts(
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (old[0] if old else "0",))
     except psycopg.errors.LockNotAvailable:
         row = conn.execute(_QUARANTINE_PAGES, tables).fetchone()
-    return keys, int(row[0]) if row else None
+    return keys, int(row[0]) if row else None, unmovable
 
 
 def _dropped_table(found: Found) -> bool:

@@ -109,3 +109,19 @@ def test_move_back_and_purge_reverse_the_move_without_cascade() -> None:
     purge = purge_sql(quarantine)
     assert purge[-1] == f"DROP SCHEMA {schema}"
     assert not any("CASCADE" in s for s in purge)
+
+
+def test_a_partitioned_table_blocks_quarantine_mode_and_names_drop_mode() -> None:
+    """A dropped table a move cannot take whole blocks the quarantined plan, suggesting drop."""
+    facts = _facts().model_copy(update={"quarantine_unmovable": ("public.api_errors",)})
+    plan = build_plan(
+        parse_runbook(RUNBOOK, file="runbooks/0023_loud_shen.md"),
+        facts,
+        lock_timeout=timedelta(milliseconds=200),
+        statement_timeout=timedelta(seconds=30),
+        drop_mode="quarantine",
+    )
+    assert plan.blocked
+    (reason,) = [b for b in plan.blockers if "public.api_errors" in b]
+    assert "is partitioned, a partition or part of an inheritance tree" in reason
+    assert "ROLLBOT_DROP_MODE=drop" in reason
