@@ -46,7 +46,7 @@ class MovedObject(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["table", "type", "domain"]
+    kind: Literal["table", "type", "domain", "view", "materialized view"]
     name: str  # before: public.api_errors
     moved: str  # after: rollbot_quarantine_0023_16390.api_errors
 
@@ -198,6 +198,15 @@ class _Walk:
                 MovedObject(kind=kind, name=f.name, moved=f"{sq}.{_relname(f.name)}")
             )
             return [f"ALTER {kind.upper()} {f.name} SET SCHEMA {sq}"]
+        if f.kind in {ObjectKind.VIEW, ObjectKind.MATERIALIZED_VIEW}:
+            # Moved, not dropped, so a move back gives it again; it holds no rows of its own.
+            view: Literal["view", "materialized view"] = (
+                "view" if f.kind is ObjectKind.VIEW else "materialized view"
+            )
+            self.objects.append(
+                MovedObject(kind=view, name=f.name, moved=f"{sq}.{_relname(f.name)}")
+            )
+            return [f"ALTER {view.upper()} {f.name} SET SCHEMA {sq}"]
         if f.kind is ObjectKind.CONSTRAINT and f.oid in self.keys:
             return [] if f.oid in self.dropped_keys else [self._drop_key(self.keys[f.oid])]
         on_moved = f.table is not None and f.table.oid in self.moved_tables
@@ -244,9 +253,16 @@ def move_back_sql(quarantine: Quarantine) -> list[str]:
 
 def purge_sql(quarantine: Quarantine) -> list[str]:
     """Dropping a quarantine for good, without CASCADE: anything else depending on it fails it."""
+    views = {"view", "materialized view"}
     tables = [o.moved for o in quarantine.tables()]
-    sql = [f"DROP TABLE {', '.join(tables)}"] if tables else []
-    sql += [f"DROP {o.kind.upper()} {o.moved}" for o in quarantine.objects if o.kind != "table"]
+    # Views first (they read the tables), then the tables, then the types their columns use.
+    sql = [f"DROP {o.kind.upper()} {o.moved}" for o in quarantine.objects if o.kind in views]
+    sql += [f"DROP TABLE {', '.join(tables)}"] if tables else []
+    sql += [
+        f"DROP {o.kind.upper()} {o.moved}"
+        for o in quarantine.objects
+        if o.kind not in views and o.kind != "table"
+    ]
     sql.append(f"DROP SCHEMA {quarantine.schema_name}")
     return sql
 

@@ -177,10 +177,15 @@ def build_move_back(
         "table back over it is refused: roll that migration back first"
         for name in existing_relations(target, taken)
     ]
+    views = [o.name for o in quarantine.objects if o.kind in {"view", "materialized view"}]
+    blockers += [
+        f"{name} exists again; moving the quarantined view back over it is refused"
+        for name in existing_relations(target, views)
+    ]
     blockers += [
         f"type {o.name} exists again; moving the quarantined type back over it is refused"
         for o in quarantine.objects
-        if o.kind != "table" and _type_exists(target, o.name)
+        if o.kind in {"type", "domain"} and _type_exists(target, o.name)
     ]
     rows = {t.table: t.rows for t in outcome.dropped} if outcome else {}
     data = [(unquote(name), "COPY", rows.get(name, 0)) for name in taken]

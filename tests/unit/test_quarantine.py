@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from bot.core.facts import Facts, Found, Table, Target
 from bot.core.plan import Plan, build_plan
-from bot.core.quarantine import KeptKey, move_back_sql, purge_sql
+from bot.core.quarantine import KeptKey, MovedObject, Quarantine, move_back_sql, purge_sql
 from bot.core.runbook import parse_runbook
 from bot.core.sql import ObjectKind
 
@@ -125,3 +125,26 @@ def test_a_partitioned_table_blocks_quarantine_mode_and_names_drop_mode() -> Non
     (reason,) = [b for b in plan.blockers if "public.api_errors" in b]
     assert "is partitioned, a partition or part of an inheritance tree" in reason
     assert "ROLLBOT_DROP_MODE=drop" in reason
+
+
+def test_a_dropped_view_is_moved_aside_back_and_purged_before_its_table() -> None:
+    """A view moves like a table (so a restore gives it back) and a purge drops it first."""
+    q = "rollbot_quarantine_0006_1"
+    quarantine = Quarantine(
+        schema_name=q,
+        objects=(
+            MovedObject(kind="view", name="public.open_tasks", moved=f"{q}.open_tasks"),
+            MovedObject(kind="table", name="public.tasks", moved=f"{q}.tasks"),
+        ),
+        keys=(),
+        size_bytes=None,
+    )
+    assert move_back_sql(quarantine)[:2] == [
+        f"ALTER VIEW {q}.open_tasks SET SCHEMA public",
+        f"ALTER TABLE {q}.tasks SET SCHEMA public",
+    ]
+    assert purge_sql(quarantine) == [
+        f"DROP VIEW {q}.open_tasks",
+        f"DROP TABLE {q}.tasks",
+        f"DROP SCHEMA {q}",
+    ]
