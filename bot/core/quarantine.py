@@ -46,7 +46,7 @@ class MovedObject(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["table", "type", "domain", "view", "materialized view"]
+    kind: Literal["table", "type", "domain", "view", "materialized view", "sequence"]
     name: str  # before: public.api_errors
     moved: str  # after: rollbot_quarantine_0023_16390.api_errors
 
@@ -168,6 +168,13 @@ def _kept(sql: str) -> str:
     return f"SELECT 'kept in quarantine: {one_line.replace(chr(39), chr(39) * 2)}'"
 
 
+_ALONE: dict[ObjectKind, Literal["view", "materialized view", "sequence"]] = {
+    ObjectKind.VIEW: "view",
+    ObjectKind.MATERIALIZED_VIEW: "materialized view",
+    ObjectKind.SEQUENCE: "sequence",
+}
+
+
 @dataclass
 class _Walk:
     """What the statements have moved and dropped so far, as the walk goes."""
@@ -198,15 +205,16 @@ class _Walk:
                 MovedObject(kind=kind, name=f.name, moved=f"{sq}.{_relname(f.name)}")
             )
             return [f"ALTER {kind.upper()} {f.name} SET SCHEMA {sq}"]
-        if f.kind in {ObjectKind.VIEW, ObjectKind.MATERIALIZED_VIEW}:
-            # Moved, not dropped, so a move back gives it again; it holds no rows of its own.
-            view: Literal["view", "materialized view"] = (
-                "view" if f.kind is ObjectKind.VIEW else "materialized view"
-            )
+        if f.kind in _ALONE:
+            # A view is moved, not dropped, so a move back gives it again (it holds no rows).
+            # A sequence: a moved table's default may still use it; one its table owns has
+            # moved with that table already (and cannot move alone): IF EXISTS, a no-op then.
+            alone = _ALONE[f.kind]
             self.objects.append(
-                MovedObject(kind=view, name=f.name, moved=f"{sq}.{_relname(f.name)}")
+                MovedObject(kind=alone, name=f.name, moved=f"{sq}.{_relname(f.name)}")
             )
-            return [f"ALTER {view.upper()} {f.name} SET SCHEMA {sq}"]
+            exists = " IF EXISTS" if alone == "sequence" else ""
+            return [f"ALTER {alone.upper()}{exists} {f.name} SET SCHEMA {sq}"]
         if f.kind is ObjectKind.CONSTRAINT and f.oid in self.keys:
             return [] if f.oid in self.dropped_keys else [self._drop_key(self.keys[f.oid])]
         on_moved = f.table is not None and f.table.oid in self.moved_tables
@@ -237,11 +245,17 @@ def move_back_sql(quarantine: Quarantine) -> list[str]:
     sql = [
         f"ALTER {o.kind.upper()} {o.moved} SET SCHEMA {quote_ident(split_qualified(o.name)[0])}"
         for o in quarantine.objects
-        if o.kind != "table"
+        if o.kind not in {"table", "sequence"}
     ]
     sql += [
         f"ALTER TABLE {o.moved} SET SCHEMA {quote_ident(split_qualified(o.name)[0])}"
         for o in quarantine.tables()
+    ]
+    # After the tables: a sequence one of them owns has just moved back with it.
+    sql += [
+        f"ALTER SEQUENCE IF EXISTS {o.moved} SET SCHEMA {quote_ident(split_qualified(o.name)[0])}"
+        for o in quarantine.objects
+        if o.kind == "sequence"
     ]
     sql += [
         f"ALTER TABLE {k.table} ADD CONSTRAINT {quote_ident(k.name)} {k.definition}"
@@ -259,9 +273,12 @@ def purge_sql(quarantine: Quarantine) -> list[str]:
     sql = [f"DROP {o.kind.upper()} {o.moved}" for o in quarantine.objects if o.kind in views]
     sql += [f"DROP TABLE {', '.join(tables)}"] if tables else []
     sql += [
+        f"DROP SEQUENCE IF EXISTS {o.moved}" for o in quarantine.objects if o.kind == "sequence"
+    ]
+    sql += [
         f"DROP {o.kind.upper()} {o.moved}"
         for o in quarantine.objects
-        if o.kind not in views and o.kind != "table"
+        if o.kind not in views and o.kind not in {"table", "sequence"}
     ]
     sql.append(f"DROP SCHEMA {quarantine.schema_name}")
     return sql

@@ -148,3 +148,25 @@ def test_a_dropped_view_is_moved_aside_back_and_purged_before_its_table() -> Non
         f"DROP TABLE {q}.tasks",
         f"DROP SCHEMA {q}",
     ]
+
+
+def test_a_dropped_sequence_moves_after_its_tables_and_tolerates_having_moved_with_one() -> None:
+    """A sequence moves back after the tables (an owned one already has) and IF EXISTS guards."""
+    q = "rollbot_quarantine_0007_1"
+    quarantine = Quarantine(
+        schema_name=q,
+        objects=(
+            MovedObject(kind="table", name="public.invoices", moved=f"{q}.invoices"),
+            MovedObject(kind="sequence", name="public.invoice_number_seq", moved=f"{q}.seq"),
+        ),
+        keys=(),
+        size_bytes=None,
+    )
+    assert move_back_sql(quarantine)[:2] == [
+        f"ALTER TABLE {q}.invoices SET SCHEMA public",
+        f"ALTER SEQUENCE IF EXISTS {q}.seq SET SCHEMA public",
+    ]
+    assert purge_sql(quarantine)[:2] == [
+        f"DROP TABLE {q}.invoices",
+        f"DROP SEQUENCE IF EXISTS {q}.seq",
+    ]
