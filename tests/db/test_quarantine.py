@@ -11,8 +11,9 @@ import pytest
 from bot.core.errors import NotAllowedError
 from bot.core.plan import build_plan
 from bot.core.quarantine import Quarantine
-from bot.core.run import RunState, outcome_of
+from bot.core.run import outcome_of
 from bot.core.runbook import parse_runbook
+from bot.core.states import RunState
 from bot.service.rollback import Rollbot
 from bot.target.catalog import describe_target, read_facts
 from tests.db.test_restore import TABLES, content_checksums
