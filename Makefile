@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-scale lint typecheck unit clean bench
+.PHONY: demo test test-scale test-drop-mode lint typecheck unit clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "rollbot needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
@@ -23,6 +23,12 @@ test: $(STAMP) lint typecheck
 # The benchmark harness at a tiny scale: a minute of CLI round trips, so CI runs it apart.
 test-scale: $(STAMP)
 	$(BIN)/pytest -m scale
+
+# The safety tests again with ROLLBOT_DROP_MODE=drop (the suite itself runs in quarantine mode).
+DROP_MODE_TESTS = tests/db/test_safety.py tests/db/test_rollback.py tests/db/test_restore.py \
+	tests/db/test_cascade.py tests/db/test_transaction.py
+test-drop-mode: $(STAMP)
+	ROLLBOT_TEST_DROP_MODE=drop $(BIN)/pytest -n auto $(DROP_MODE_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore = command("restore", "plan putting back what a rollback run dropped")
     restore.add_argument("run", type=int)
     restore.add_argument("--requested-by", required=True, type=_user_id, metavar="USER_ID")
+    purge = command("purge", "plan dropping a quarantined rollback's tables for good")
+    purge.add_argument("run", type=int)
+    purge.add_argument("--requested-by", required=True, type=_user_id, metavar="USER_ID")
     cancel = command("cancel", "cancel a run that has not started executing")
     cancel.add_argument("run", type=int)
     cancel.add_argument("--as", dest="user", required=True, type=_user_id, metavar="USER_ID")
@@ -418,10 +421,7 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
     from bot.state.deliveries import Deliveries
 
     if args.command == "runs":
-        runs = service.store.recent(
-            limit=args.limit, states=args.state, target=args.target, since=args.since
-        )
-        return _json([_public(r) for r in runs]) if args.json else _print(runs_text(runs))
+        return _runs(args, service, runs_text)
     if args.command in {"log", "history", "sql"}:
         return _report(args, service)
     if args.command == "backups":
@@ -446,6 +446,17 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
     if args.command == "cancel" and run.state is RunState.CANCELLED:
         return 0  # what was asked for happened
     return 1 if run.state in _FAILED else 0
+
+
+def _runs(args: argparse.Namespace, service: Rollbot, runs_text: Callable[..., str]) -> int:
+    """`rollbot runs`: the recent runs, with the disk each quarantine still holds."""
+    runs = service.store.recent(
+        limit=args.limit, states=args.state, target=args.target, since=args.since
+    )
+    if args.json:
+        return _json([_public(r) for r in runs])
+    held = service.quarantines_held(runs)
+    return _print(runs_text(runs, held=held, keep=service.settings.quarantine_keep))
 
 
 def _report(args: argparse.Namespace, service: Rollbot) -> int:
@@ -519,6 +530,8 @@ def _act(args: argparse.Namespace, service: Rollbot) -> Run:
         )
     if args.command == "restore":
         return service.request_restore(args.run, requested_by=args.requested_by)
+    if args.command == "purge":
+        return service.request_purge(args.run, requested_by=args.requested_by)
     if args.command == "cancel":
         return service.cancel(args.run, args.user)
     if args.command == "approve":

@@ -25,6 +25,7 @@ from bot.core.compression import DEFAULT as COMPRESSION
 from bot.core.compression import parse_compression
 from bot.core.durations import coerce_timeout, parse_duration
 from bot.core.errors import ConfigError
+from bot.core.quarantine import DropMode
 from bot.core.redact import Redactor
 from bot.core.retention import Keep, parse_keep
 from bot.core.targets import DEFAULT, Rehearsal, TargetConfig, TargetsError, choose, parse_targets
@@ -60,10 +61,16 @@ class Settings(BaseSettings):
     approval_reminder: timedelta | None = _env(
         "ROLLBOT_APPROVAL_REMINDER", default=timedelta(minutes=5)
     )
-    lock_timeout: timedelta = _env("ROLLBOT_LOCK_TIMEOUT", default=timedelta(seconds=3))
+    # Each attempt is cheap (a savepoint, no backup retaken), so it can be short: the
+    # application's longest wait behind rollbot is one attempt.
+    lock_timeout: timedelta = _env("ROLLBOT_LOCK_TIMEOUT", default=timedelta(milliseconds=200))
     statement_timeout: timedelta = _env("ROLLBOT_STATEMENT_TIMEOUT", default=timedelta(seconds=60))
-    lock_retries: int = _env("ROLLBOT_LOCK_RETRIES", default=3, ge=1, le=20)
-    lock_retry_delay: timedelta = _env("ROLLBOT_LOCK_RETRY_DELAY", default=timedelta(seconds=1))
+    lock_retries: int = _env("ROLLBOT_LOCK_RETRIES", default=20, ge=1, le=100)
+    lock_retry_delay: timedelta = _env(
+        "ROLLBOT_LOCK_RETRY_DELAY", default=timedelta(milliseconds=200)
+    )
+    drop_mode: DropMode = _env("ROLLBOT_DROP_MODE", default="quarantine")
+    quarantine_keep: timedelta = _env("ROLLBOT_QUARANTINE_KEEP", default=timedelta(days=7))
     count_budget: timedelta = _env("ROLLBOT_COUNT_BUDGET", default=timedelta(seconds=2))
     # Parsed once, when the settings are read: a file named with @ is not read again.
     targets_spec: Annotated[tuple[TargetConfig, ...], NoDecode] = _env(
@@ -123,7 +130,9 @@ class Settings(BaseSettings):
         """Checked at start-up, not at the first backup: `gzip:1`, `lz4`, `zstd:3`, `none`."""
         return parse_compression(value).label()
 
-    @field_validator("approval_ttl", "lock_retry_delay", "count_budget", mode="before")
+    @field_validator(
+        "approval_ttl", "lock_retry_delay", "count_budget", "quarantine_keep", mode="before"
+    )
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str | int | float) else value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +21,12 @@ from demo.sample import MIGRATIONS_DIR
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from bot.core.quarantine import DropMode
+
 RUNBOOKS = Path(__file__).parents[1] / "runbooks"
+# The suite runs in quarantine mode, rollbot's default; `make test-drop-mode` runs the safety
+# tests again with ROLLBOT_TEST_DROP_MODE=drop.
+DROP_MODE: DropMode = "drop" if os.environ.get("ROLLBOT_TEST_DROP_MODE") == "drop" else "quarantine"
 REQUESTER = "U0ALICE"
 APPROVER = "U0BOB"
 SECOND_APPROVER = "U0CAROL"
@@ -39,6 +45,7 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., Rollbot]]:
             "approvers": (APPROVER, SECOND_APPROVER),
             "rehearsal": "off",  # rehearsal has its own tests; the others need not pay for it
             "migrations_dir": MIGRATIONS_DIR,
+            "drop_mode": DROP_MODE,
         }
         settings = load_settings(**(defaults | overrides))
         store = RunStore(conninfo)
@@ -61,7 +68,11 @@ def runbooks_with(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def schema_of(conninfo: str, exclude: tuple[str, ...] = ("rollbot",)) -> str:
-    """The schema as pg_dump prints it, without rollbot's state (or other schemas named)."""
+    """The schema as pg_dump prints it, without rollbot's state (or other schemas named).
+
+    Quarantines are left out too: the application's schema is what a rollback is judged
+    on, and what a quarantine holds is checked by the tests of quarantines.
+    """
     with psycopg.connect(conninfo) as conn:
         major = conn.info.server_version // 10000
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
@@ -71,6 +82,7 @@ def schema_of(conninfo: str, exclude: tuple[str, ...] = ("rollbot",)) -> str:
             "--schema-only",
             "--no-owner",
             *(f"--exclude-schema={schema}" for schema in exclude),
+            "--exclude-schema=rollbot_quarantine_*",
             f"--dbname={psycopg.conninfo.make_conninfo(**params)}",  # type: ignore[arg-type]
         ],
         capture_output=True,

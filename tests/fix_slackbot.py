@@ -12,7 +12,7 @@ from bot.app import Components, build
 from bot.config import load_settings
 from demo.sample import MIGRATIONS_DIR
 from demo.standin import SlackSender, SlackStandIn, serve_wsgi
-from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, SECOND_APPROVER
+from tests.fix_rollbot import APPROVER, DROP_MODE, REQUESTER, RUNBOOKS, SECOND_APPROVER
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -93,6 +93,7 @@ def make_slackbot(
             "incident_channel": INCIDENT_CHANNEL,
             "rehearsal": "off",  # rehearsal has its own tests; the others need not pay for it
             "migrations_dir": MIGRATIONS_DIR,
+            "drop_mode": DROP_MODE,
         }
         settings = load_settings(**(values | overrides))
         components = build(settings)
@@ -118,5 +119,6 @@ def socket_settings(conninfo: str, standin: SlackStandIn, tmp_path: Path, **more
         "slack_bot_token": standin.bot_token,
         "slack_app_token": standin.app_token,
         "slack_api_url": standin.api_url,
+        "drop_mode": DROP_MODE,
     }
     return load_settings(**(values | more))

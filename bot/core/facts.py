@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.core.functions import Volatility
+from bot.core.quarantine import KeptKey
 from bot.core.sql import ObjectKind
 
 
@@ -302,6 +303,13 @@ class Facts(BaseModel):
     hooks: tuple[Hook, ...] = ()
     counted_not_tables: tuple[str, ...] = ()  # front matter `count` names: "public.v (view)"
     nulls: tuple[NullCount, ...] = ()  # NULL rows of the columns SET NOT NULL is applied to
+    # Foreign keys between a dropped table and a table that stays, with their definitions, and
+    # the dropped tables' size on disk: what a quarantined rollback drops, keeps and holds.
+    quarantine_keys: tuple[KeptKey, ...] = ()
+    quarantine_bytes: int | None = None
+    # Dropped tables a move cannot take whole: partitioned tables, partitions, inheritance
+    # parents and children (SET SCHEMA moves one table, never its partitions or children).
+    quarantine_unmovable: tuple[str, ...] = ()
 
     def found(self, statement: int, position: int) -> Found:
         """The facts for one object of one statement."""

@@ -21,6 +21,7 @@ from bot.core.durations import format_duration
 from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
 from bot.core.functions import call_problem
 from bot.core.journal import JournalPlan, LintReport
+from bot.core.quarantine import DropMode, Quarantine, quarantine_script
 from bot.core.sql import ObjectKind, Statement
 from bot.core.usercode import expression_blockers, hook_blockers
 
@@ -71,6 +72,14 @@ class Script(BaseModel):
     # What each count above measures, for the reviewer (same order); empty in older plans.
     count_dropped_notes: tuple[str, ...] = ()
     count_deleted_notes: tuple[str, ...] = ()
+    # A lock attempt that runs out of lock_timeout rolls back to this savepoint and tries
+    # again in the same transaction; None in plans stored before it existed.
+    savepoint: str | None = None
+    # Whether the final backup is dumped inside the transaction from its exported snapshot
+    # (drop mode, and tables that stay but lose rows or a column); False: nothing to dump.
+    snapshot: bool = True
+    quarantine: str | None = None  # CREATE SCHEMA of a quarantined rollback
+    quarantine_backup: str | None = None  # the schema dumped after COMMIT
 
 
 class Affected(BaseModel):
@@ -120,6 +129,10 @@ class Plan(BaseModel):
     # The write-locked tables whose rows a dump holds: a partitioned table holds none itself,
     # its partitions do (and are write-locked too). Empty in plans stored before it existed.
     backup_tables: tuple[str, ...] = ()
+    # "quarantine": dropped tables are moved aside (`quarantine`); "drop": dropped for good.
+    # Plans stored before the mode existed dropped.
+    drop_mode: DropMode = "drop"
+    quarantine: Quarantine | None = None
 
     @property
     def blocked(self) -> bool:
@@ -129,6 +142,18 @@ class Plan(BaseModel):
     def kept_tables(self) -> tuple[str, ...]:
         """The tables both backups must hold the rows of."""
         return self.backup_tables or self.write_locked
+
+    def final_tables(self) -> tuple[str, ...]:
+        """The tables the final backup dumps inside the transaction.
+
+        A table moved into the quarantine keeps its rows in the database, and is dumped from
+        there after COMMIT; only the tables that stay but lose rows or a column are dumped
+        inside the transaction.
+        """
+        if self.quarantine is None:
+            return self.kept_tables()
+        moved = {o.name for o in self.quarantine.tables()}
+        return tuple(t for t in self.kept_tables() if t not in moved)
 
     def no_ops(self) -> tuple[Step, ...]:
         """Statements that will change nothing, as the plan says they will."""
@@ -163,6 +188,7 @@ def build_plan(
     journal: JournalPlan | None = None,
     lint: LintReport | None = None,
     more_blockers: Sequence[str] = (),
+    drop_mode: DropMode = "drop",
 ) -> Plan:
     """Decide, for every statement, what it will do and whether the rollback may run."""
     lock_timeout = runbook.settings.lock_timeout or lock_timeout
@@ -223,6 +249,16 @@ def build_plan(
     notes = {t.name: "rows dropped" for t in drop_tables}
     notes |= {t.name: "rows before the DELETE" for t in delete_tables}
     notes |= {t.name: f"rows before: {why}" for t, why, _ in affected}
+    statements = tuple(s.sql for s in runbook.statements)
+    quarantine = None
+    if drop_mode == "quarantine":
+        aside = quarantine_script(runbook, facts)
+        statements, quarantine = aside.statements, aside.quarantine
+        blockers += aside.blockers
+    moved = {o.name for o in quarantine.tables()} if quarantine else set()
+    notes |= dict.fromkeys(moved, "rows moved into the quarantine")
+    # The final backup inside the transaction is only for the rows that leave the database.
+    snapshot = any(t.name not in moved for t in write_locked if t.oid not in partitioned)
     script = Script(
         settings=(
             f"SET LOCAL lock_timeout = '{format_duration(lock_timeout)}'",
@@ -233,7 +269,7 @@ def build_plan(
         count_dropped=tuple(f"SELECT count(*) FROM {t.name}" for t in write_locked),
         exclusive_lock=_lock(locked, "ACCESS EXCLUSIVE"),
         count_neighbours=tuple(f"SELECT count(*) FROM {name}" for name in neighbours),
-        statements=tuple(s.sql for s in runbook.statements),
+        statements=statements,
         count_deleted=tuple(f"SELECT count(*) FROM {t.name}" for t in counted_after),
         journal_delete=journal.delete_sql() if journal is not None else None,
         count_dropped_notes=tuple(notes[t.name] for t in write_locked),
@@ -241,6 +277,10 @@ def build_plan(
             *("rows left after the DELETEs" for _ in delete_tables),
             *(f"rows after: {why}" for _, why, _ in affected),
         ),
+        savepoint="SAVEPOINT rollbot_locks",
+        snapshot=quarantine is None or snapshot,
+        quarantine=f"CREATE SCHEMA {quarantine.schema_name}" if quarantine else None,
+        quarantine_backup=quarantine.schema_name if quarantine else None,
     )
     sql = render_sql(script)
     return Plan(
@@ -281,6 +321,8 @@ def build_plan(
             )
             for t, why, deletes in affected
         ),
+        drop_mode=drop_mode,
+        quarantine=quarantine,
     )
 
 
@@ -403,24 +445,40 @@ def _lock(tables: list[Table], mode: str) -> str | None:
     return f"LOCK TABLE {', '.join(t.name for t in tables)} IN {mode} MODE"
 
 
+_RETRY = "  -- a lock attempt that times out rolls back to here and tries again"
+
+
 def render_sql(script: Script) -> str:
     """The whole transaction as a reviewer reads it; the executor sends these same strings."""
-    lines = ["BEGIN ISOLATION LEVEL READ COMMITTED;"]
+    lines = []
+    if script.quarantine_backup:
+        lines.append(
+            f"-- quarantine mode: dropped tables are moved into {script.quarantine_backup}, "
+            "not dropped; they stay there until a purge is approved"
+        )
+    lines.append("BEGIN ISOLATION LEVEL READ COMMITTED;")
     lines += [f"{s};" for s in script.settings]
     lines.append(f"{script.advisory_lock};  -- one rollback per database at a time")
+    if script.savepoint and (script.write_lock or script.exclusive_lock):
+        lines.append(f"{script.savepoint};{_RETRY}")
     if script.write_lock:
         lines.append(f"{script.write_lock};  -- writes wait, reads go on")
-        lines.append(
-            f"{script.export_snapshot};  -- final backup: pg_dump --snapshot of these tables"
-        )
+        if script.snapshot:
+            lines.append(
+                f"{script.export_snapshot};  -- final backup: pg_dump --snapshot of these tables"
+            )
         lines += [
             f"{c};  -- {note}"
             for c, note in _noted(script.count_dropped, script.count_dropped_notes, "rows dropped")
         ]
     if script.exclusive_lock:
+        if script.savepoint and script.write_lock and script.snapshot:
+            lines.append(f"{script.savepoint};{_RETRY}, the backup kept")
         lines.append(f"{script.exclusive_lock};")
     lines += [f"{c};  -- must not change" for c in script.count_neighbours]
     lines.append("")
+    if script.quarantine:
+        lines.append(f"{script.quarantine};  -- what the rollback drops is moved here")
     lines += [f"{s};" for s in script.statements]
     lines += [
         f"{c};  -- {note}"
@@ -434,6 +492,10 @@ def render_sql(script: Script) -> str:
     lines.append("-- verify: every dropped object is gone, every other table is still there,")
     lines.append("-- and the counts above are unchanged; otherwise ROLLBACK")
     lines.append("COMMIT;")
+    if script.quarantine_backup:
+        lines.append(
+            f"-- then, after COMMIT: final backup: pg_dump --schema={script.quarantine_backup}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -483,6 +545,9 @@ def plan_hash(sql: str, facts: Facts, runbook_sha256: str) -> str:
         "implicit_casts": sorted(v.identity() for v in facts.implicit_casts),
         "hooks": sorted(h.identity() for h in facts.hooks),
         "counted_not_tables": sorted(facts.counted_not_tables),
+        "quarantine_keys": sorted(
+            f"{k.oid}|{k.name}|{k.table}|{k.parent}|{k.definition}" for k in facts.quarantine_keys
+        ),
     }
     inventory |= {key: value for key, value in code.items() if value}
     return hashlib.sha256(json.dumps(inventory, sort_keys=True).encode()).hexdigest()

@@ -163,6 +163,10 @@ class RestorePlan(BaseModel):
     # The runbook's "Verify data" queries (line, SQL), run read-only after COMMIT; shown in
     # `sql` and so covered by the hash: what runs is what the approver saw.
     verify_queries: tuple[tuple[int, str], ...] = ()
+    # A quarantined rollback's restore (a move back) or purge: the quarantine it acts on,
+    # and (a purge) the disk it gives back.
+    quarantine: str | None = None
+    size_bytes: int | None = None
 
     @property
     def blocked(self) -> bool:

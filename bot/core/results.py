@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from bot.core.quarantine import Quarantine
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -107,6 +109,15 @@ class Outcome(BaseModel):
     xid: int | None = None
     restore_hint: str | None = None  # the pg_restore command for the final backup
     notes: tuple[str, ...] = ()  # what the person should know next (e.g. the migration file)
+    # Quarantine mode: where the dropped tables were moved, and its dump, taken after COMMIT
+    # (None until then: "quarantined, final backup pending"). `final_backup` is then only
+    # the dump, inside the transaction, of tables that stay but lose rows or a column.
+    quarantine: Quarantine | None = None
+    quarantine_backup: BackupInfo | None = None
+
+    def final_backup_pending(self) -> bool:
+        """A quarantined rollback whose dump of the quarantine has not been taken yet."""
+        return self.succeeded and self.quarantine is not None and self.quarantine_backup is None
 
 
 class Backup(BaseModel, frozen=True):

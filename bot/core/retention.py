@@ -136,10 +136,13 @@ def backup_files(runs: list[Run]) -> list[BackupFile]:
         if run.kind != "rollback":
             continue
         final = run.outcome.final_backup if run.outcome else None
+        # Quarantine mode: the dump of the quarantine, taken after COMMIT, is its final backup
+        # (what a purge checks before dropping the rows for good).
+        aside = run.outcome.quarantine_backup if run.outcome else None
         full = run.backup.full if run.backup else None
         reads = final or full  # what a restore of this run reads
         open_for_restore = run.state is RunState.SUCCEEDED and run.id not in restored
-        for kind, info in (("pre-approval", full), ("final", final)):
+        for kind, info in (("pre-approval", full), ("final", final), ("final", aside)):
             if info is None:
                 continue
             files.append(
@@ -153,7 +156,7 @@ def backup_files(runs: list[Run]) -> list[BackupFile]:
                     run_state=run.state,
                     scope=info.scope,
                     pruned_at=info.pruned_at,
-                    restore_needs=open_for_restore and info is reads,
+                    restore_needs=open_for_restore and (info is reads or info is aside),
                 )
             )
     return files

@@ -24,6 +24,9 @@ from bot.core.restore import RestorePlan
 from bot.core.results import Backup, BackupInfo, Outcome, Rehearsal
 from bot.core.states import ACTIVE, RunEvent, RunState, state_predicate
 
+# Runs whose plan is a RestorePlan: a restore, and the purge of a quarantine.
+RESTORE_KINDS = frozenset({"restore", "purge"})
+
 S, E = RunState, RunEvent
 TRANSITIONS: dict[tuple[RunState, RunEvent], RunState] = {
     (S.REQUESTED, E.BACKUP_STARTED): S.BACKING_UP,
@@ -83,7 +86,7 @@ class Run(BaseModel):
     channel: str | None = None
     approvers: tuple[str, ...] = ()
     required_approvals: int = 1
-    plan: Plan | RestorePlan  # a restore plan exactly when kind is "restore"
+    plan: Plan | RestorePlan  # a restore plan exactly when kind is in RESTORE_KINDS
     plan_hash: str
     backup: Backup | None = None
     rehearsal: Rehearsal | None = None

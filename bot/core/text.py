@@ -7,13 +7,18 @@ column, indented lists), the way Slack's `blocks` decides its own.
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.core import texts
+from bot.core.durations import format_duration
+from bot.core.quarantine import format_bytes
 from bot.core.views import PlanView, RestoreView, plan_view, view_of
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import timedelta
+
     from bot.core.doctor import Report
     from bot.core.library import RunbookLibrary
     from bot.core.outbox import Undelivered
@@ -41,6 +46,7 @@ def plan_text(run: Run, *, with_sql: bool = True) -> str:
         *(f"  {sql}" for sql in plan.data_statements),
         *_block(texts.PREFLIGHT, plan.preflight),
         *_block(texts.DRIZZLE, plan.drizzle),
+        _row(texts.DROP_MODE, plan.mode),
         _row(texts.LOCKS, plan.locks),
         *_tail(view, plan),
     ]
@@ -68,6 +74,7 @@ def preview_text(plan: Plan) -> str:
         *(f"  {sql}" for sql in view.data_statements),
         *_block(texts.PREFLIGHT, view.preflight),
         *_block(texts.DRIZZLE, view.drizzle),
+        _row(texts.DROP_MODE, view.mode),
         _row(texts.LOCKS, view.locks),
         _row(texts.PLAN_HASH, f"{view.hash} (a plan made now with the same schema has it)"),
         texts.PREVIEW_PROOF,
@@ -88,12 +95,16 @@ def _tail(view: RunView, plan: PlanView) -> list[str]:
 
 def _restore_text(view: RunView, plan: RestoreView) -> str:
     """A restore plan: what comes back, from which backup, and the SQL (rows summarised)."""
+    headline = (
+        f"Run {view.id}: purge the quarantine of run {plan.source_run} "
+        f"({view.runbook_name}) — {view.state_label}"
+        if plan.action == "purge"
+        else f"Run {view.id}: restore what run {plan.source_run} rolled back "
+        f"({view.runbook_name}) — {view.state_label}"
+    )
     return "\n".join(
         [
-            (
-                f"Run {view.id}: restore what run {plan.source_run} rolled back "
-                f"({view.runbook_name}) — {view.state_label}"
-            ),
+            headline,
             _row(texts.TARGET, plan.target),
             _row(texts.REQUESTED_BY, view.requested_by),
             _row(
@@ -139,6 +150,8 @@ def outcome_text(run: Run) -> str:
         return texts.is_state(view.id, view.state, view.reason)
     if outcome.failure is not None:
         return _failure_text(view, outcome.failure)
+    if view.kind == "purge":
+        return f"{texts.succeeded(view.id)} in {outcome.duration_s:.1f} s: {texts.PURGED}"
     if view.kind == "restore":
         restored = [f"  {table}: {texts.restored_rows(rows)}" for table, rows in outcome.restored]
         headline = f"{texts.succeeded(view.id)} in {outcome.duration_s:.1f} s: {texts.RESTORED}"
@@ -153,6 +166,10 @@ def outcome_text(run: Run) -> str:
     ]
     lines += [f"Unchanged: {n.table} {n.before:,} → {n.after:,} rows" for n in outcome.neighbours]
     lines += list(outcome.notes)
+    if outcome.quarantine is not None:
+        lines.append(f"{texts.QUARANTINE}: {outcome.quarantine}")
+        if outcome.final_backup_path is None:
+            lines.append(f"To undo this rollback: {texts.undo_cli(view.id)}")
     if outcome.final_backup_path is not None:
         lines.append(
             f"{texts.FINAL_BACKUP}: {outcome.final_backup_path}, {outcome.final_backup_details}"
@@ -203,10 +220,53 @@ def _failure_text(view: RunView, failure: Failure) -> str:
     return "\n".join(lines)
 
 
-def runs_text(runs: list[Run]) -> str:
-    """One line per run, newest first."""
+def runs_text(
+    runs: list[Run],
+    *,
+    held: Mapping[str, int | None] | None = None,
+    keep: timedelta | None = None,
+    now: datetime | None = None,
+) -> str:
+    """One line per run, newest first; then the quarantines, their disk, and which to purge.
+
+    `held` is the disk each quarantine holds now (None: restored or purged since); without
+    it, the size measured when the plan was made is shown. Quarantines older than `keep` are
+    proposed for purge: only proposed, a purge is approved like any run.
+    """
     if not runs:
         return "No runs yet."
+    return "\n".join([_runs_table(runs), *_quarantines(runs, held or {}, keep, now)])
+
+
+def _quarantines(
+    runs: list[Run],
+    held: Mapping[str, int | None],
+    keep: timedelta | None,
+    now: datetime | None,
+) -> list[str]:
+    now = now or datetime.now(UTC)
+    lines: list[str] = []
+    total = 0
+    for run in runs:
+        outcome = run.outcome
+        if outcome is None or outcome.quarantine is None or run.kind != "rollback":
+            continue
+        schema = outcome.quarantine.schema_name
+        if schema in held and held[schema] is None:
+            continue
+        size = held.get(schema, outcome.quarantine.size_bytes)
+        total += size or 0
+        pending = ", final backup pending" if outcome.final_backup_pending() else ""
+        due = ""
+        if keep is not None and run.updated_at + keep <= now:
+            due = f"; kept longer than {format_duration(keep)}: propose `rollbot purge {run.id}`"
+        lines.append(f"  run {run.id}: {schema}, {format_bytes(size)}{pending}{due}")
+    if not lines:
+        return []
+    return ["", f"Quarantines ({format_bytes(total)} held until purged):", *lines]
+
+
+def _runs_table(runs: list[Run]) -> str:
     header = (
         f"{'RUN':>5}  {'KIND':<8} {'STATE':<18} {'MIGRATION':<28} {'TARGET':<12} "
         f"{'REQUESTED BY':<14} {'APPROVED BY':<20} CREATED (UTC)"

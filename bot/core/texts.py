@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core.plan import Plan, StepStatus
+from bot.core.quarantine import format_bytes
 from bot.core.states import RunState, state_predicate
 
 if TYPE_CHECKING:
-    from bot.core.results import BackupInfo
+    from bot.core.results import BackupInfo, Outcome
 
 # Labels: the name of a part of a message, as both renderers title it.
 HISTORY = "Migration history"
@@ -199,6 +200,8 @@ def lock_line(plan: Plan) -> str:
     if plan.write_locked:
         parts.append(
             f"writes to {len(plan.write_locked)} tables wait while the final backup is taken"
+            if plan.script.snapshot
+            else f"writes to {len(plan.write_locked)} tables wait while their rows are counted"
         )
     if plan.locked:
         parents = [t for t in plan.locked if t not in plan.write_locked]
@@ -208,6 +211,45 @@ def lock_line(plan: Plan) -> str:
             f"waiting at most {timeout} per attempt"
         )
     return "; ".join(parts) or "no table locks"
+
+
+DROP_MODE = "Drop mode"
+QUARANTINE = "Quarantine"
+PURGED = "the quarantine was dropped for good; its final backup still holds the rows"
+
+
+def drop_mode_line(plan: Plan) -> str:
+    """Which mode will run, and (quarantine) where the tables go and the disk they keep."""
+    quarantine = plan.quarantine
+    if quarantine is None:
+        if plan.drop_mode == "quarantine":
+            return "quarantine (this rollback drops no table: nothing is moved aside)"
+        return (
+            "drop: dropped tables are gone at COMMIT; their rows survive only in the final "
+            "backup, taken inside the transaction"
+        )
+    tables = len(quarantine.tables())
+    return (
+        f"quarantine: {tables} table(s) moved into {quarantine.schema_name} instead of dropped, "
+        f"holding {format_bytes(quarantine.size_bytes)} of disk until a purge is approved "
+        f"(`rollbot purge RUN`); the final backup is dumped from there after COMMIT, "
+        "and a restore moves them back"
+    )
+
+
+def quarantine_line(outcome: Outcome) -> str | None:
+    """Where a quarantined rollback's tables are, and whether its final backup is taken."""
+    quarantine = outcome.quarantine
+    if quarantine is None:
+        return None
+    backup = outcome.quarantine_backup
+    taken = (
+        f"final backup {backup.path}" if backup is not None else "quarantined, final backup pending"
+    )
+    return (
+        f"{quarantine.schema_name} holds {len(quarantine.tables())} table(s), "
+        f"{format_bytes(quarantine.size_bytes)}; {taken}"
+    )
 
 
 def drizzle_lines(plan: Plan) -> list[str]:

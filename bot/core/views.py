@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from bot.core import texts
+from bot.core.run import RESTORE_KINDS
 from bot.core.states import RunState
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class PlanView:
     statements: str = ""  # "24 statements run: 6 DROP TABLE, …"
     data_statements: tuple[str, ...] = ()  # those that remove rows or values, as written
     nothing_to_do: str | None = None  # the one line first when nothing would change
+    mode: str = ""  # which drop mode runs, and the disk a quarantine holds
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class RestoreView:
     rows: tuple[tuple[str, int], ...]
     blockers: tuple[str, ...]
     sql: str
+    action: str = "restore"  # or "purge": drop a quarantine for good
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class OutcomeView:
     final_backup_details: str | None  # its size, checksum and duration
     restore_hint: str | None
     affected: tuple[Affected, ...] = ()
+    quarantine: str | None = None  # where the tables were moved, its size, its final backup
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ def view_of(run: Run, progress: str | None = None) -> RunView:
         reason=run.reason,
         why=run.reason if run.reason and run.state in _ENDED_BADLY else None,
         approval=_approval(run),
-        plan=_restore(run) if run.kind == "restore" else _plan(run),
+        plan=_restore(run) if run.kind in RESTORE_KINDS else _plan(run),
         backup=texts.backup_line(backup, sum(rows.values()), run.state, run.reason, progress),
         rehearsal=texts.rehearsal_line(
             rehearsal, run.state, backed_up=bool(run.backup), journal=_deletes_a_journal_row(run)
@@ -194,7 +198,7 @@ def view_of(run: Run, progress: str | None = None) -> RunView:
 
 
 def _deletes_a_journal_row(run: Run) -> bool:
-    if run.kind == "restore":
+    if run.kind in RESTORE_KINDS:
         return False
     journal = run.rollback_plan().journal
     return journal is not None and journal.row is not None
@@ -237,6 +241,7 @@ def plan_view(plan: Plan) -> PlanView:
         statements=texts.statement_summary(plan),
         data_statements=tuple(texts.data_statements(plan)),
         nothing_to_do=texts.nothing_to_do(plan),
+        mode=texts.drop_mode_line(plan),
     )
 
 
@@ -253,6 +258,7 @@ def _restore(run: Run) -> RestoreView:
         rows=plan.rows,
         blockers=plan.blockers,
         sql=plan.sql,
+        action=run.kind,
     )
 
 
@@ -286,4 +292,5 @@ def _outcome(outcome: Outcome, backup_rows: dict[str, int]) -> OutcomeView:
         final_backup_details=texts.backup_details(final) if final is not None else None,
         restore_hint=outcome.restore_hint,
         affected=tuple(Affected(a.table, a.why, a.before, a.after) for a in outcome.affected),
+        quarantine=texts.quarantine_line(outcome),
     )

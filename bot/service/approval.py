@@ -13,7 +13,7 @@ import structlog
 from bot.core import texts
 from bot.core.errors import ConflictError, NotAllowedError, RollbotError
 from bot.core.policy import decide_approval, decide_rejection, one_line
-from bot.core.run import TRANSITIONS, Run
+from bot.core.run import RESTORE_KINDS, TRANSITIONS, Run
 from bot.core.states import RunEvent
 from bot.core.texts import rejected
 
@@ -156,8 +156,8 @@ class Approval:
 
     def _still_the_approved_plan(self, run: Run) -> None:
         """The approval is for this plan: same runbook file, same schema, same SQL."""
-        if run.kind == "restore":
-            return  # a restore is re-built and compared at execution, under its transaction
+        if run.kind in RESTORE_KINDS:
+            return  # a restore or purge is re-built and compared at execution
         approved = run.rollback_plan()
         try:
             runbook = self._planner.runbook(run.runbook_name, run.target_name)

@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bot.core.errors import ConflictError, RollbotError
+from bot.core.run import RESTORE_KINDS, Run
 from bot.core.states import RunEvent
 from bot.target.execute import RetryPolicy, execute_plan
+from bot.target.quarantine import quarantine_exists
+from bot.target.snapshots import quarantine_backup
 
 if TYPE_CHECKING:
     from bot.core.results import Outcome
@@ -48,7 +51,7 @@ class Execution:
 
     def _execute(self, run: Run) -> Run:
         run = self._runs.move(run, RunEvent.EXECUTION_STARTED)
-        if run.kind == "restore":
+        if run.kind in RESTORE_KINDS:
             return self._restore.execute(run)
         plan = run.rollback_plan()
         try:
@@ -73,6 +76,7 @@ class Execution:
             retry=RetryPolicy(
                 attempts=self._settings.lock_retries,
                 base_delay_s=self._settings.lock_retry_delay.total_seconds(),
+                max_delay_s=max(2.0, self._settings.lock_retry_delay.total_seconds()),
             ),
             exclude_schemas=self._planner.exclude(),
         )
@@ -81,12 +85,17 @@ class Execution:
             outcome = outcome.model_copy(update={"notes": self._notes(run)})
         event = RunEvent.SUCCEEDED if outcome.succeeded else RunEvent.FAILED
         try:
-            return self._runs.move(latest[-1], event, outcome=outcome, reason=outcome.error)
+            done = self._runs.move(latest[-1], event, outcome=outcome, reason=outcome.error)
         except ConflictError:
             # This process lost its liveness lock (its state connection dropped) and another
             # settled the run from PostgreSQL's own answer meanwhile: that record stands.
             log.warning("run.settled_elsewhere", succeeded=outcome.succeeded)
             return self._runs.get(run.id)
+        return self.back_up_quarantine(done) if outcome.final_backup_pending() else done
+
+    def back_up_quarantine(self, run: Run) -> Run:
+        """The final backup of a quarantined rollback (see `back_up_quarantine`)."""
+        return back_up_quarantine(self._runs, self._planner, run)
 
     def _notes(self, run: Run) -> tuple[str, ...]:
         """What to do next: a migration file left in the folder will be applied again."""
@@ -100,3 +109,42 @@ class Execution:
                 "rolled back."
             ),
         )
+
+
+def back_up_quarantine(runs: Lifecycle, planner: Planner, run: Run) -> Run:
+    """The final backup of a quarantined rollback, dumped from its quarantine after COMMIT.
+
+    The run already says it succeeded (stored, then announced) with its final backup
+    pending; a crash before this stores the dump leaves it so, and the next sweep takes it.
+    A failure is logged and left pending: the rows are still in the database meanwhile.
+    """
+    outcome = run.outcome
+    if outcome is None or outcome.quarantine is None:
+        return run
+    database = planner.database(run.target_name)
+    try:
+        if not quarantine_exists(database, outcome.quarantine.schema_name):
+            log.warning("run.quarantine_gone", schema=outcome.quarantine.schema_name)
+            return run
+        info, rows = quarantine_backup(
+            outcome.quarantine,
+            tools=database.tools(run.rollback_plan().target.server_major),
+            target=database,
+            backup_dir=planner.settings.backup_dir,
+            run_id=run.id,
+        )
+    except RollbotError as exc:
+        log.warning("run.final_backup_pending", error=exc.render())
+        return run
+    moved = {o.moved: o.name for o in outcome.quarantine.tables()}
+    counted = {moved[table]: n for table, n in rows.items()}
+    changed = [t for t in outcome.dropped if counted.get(t.table, t.rows) != t.rows]
+    notes = outcome.notes + tuple(
+        f"the quarantine's final backup holds {counted[t.table]:,} rows of {t.table}, "
+        f"{t.rows:,} were moved: something wrote to the quarantine"
+        for t in changed
+    )
+    log.info("run.final_backup_taken", path=str(info.path), size_bytes=info.size_bytes)
+    return runs.record(
+        run, outcome=outcome.model_copy(update={"quarantine_backup": info, "notes": notes})
+    )

@@ -183,6 +183,7 @@ class Planner:
                 table=self.settings.drizzle_table,
             ),
             lint=lint(runbook, migrations),
+            drop_mode=self.settings.drop_mode,
             more_blockers=unexpected_drops(runbook, facts, migrations)
             + ([f"{newer} was applied after {runbook.name}: roll it back first"] if newer else [])
             + self._secret_statements(runbook),

@@ -13,7 +13,9 @@ import structlog
 from bot.core.errors import (
     ConflictError,
 )
+from bot.core.run import Run
 from bot.core.states import RunEvent, RunState
+from bot.service.execution import back_up_quarantine
 
 if TYPE_CHECKING:
     from bot.core.run import Run
@@ -54,7 +56,27 @@ class Recovery:
                     continue  # alive elsewhere, or moved on since it was read
             if moved is not None:
                 settled.append(moved)
+        self._final_backups_pending()
         return settled
+
+    def _final_backups_pending(self) -> None:
+        """Take the final backup of quarantined rollbacks that committed without one.
+
+        A crash (or a failed dump) between COMMIT and the dump of the quarantine leaves a run
+        that succeeded, its tables intact in the quarantine, its final backup pending; the
+        dump reads only the quarantine, so taking it now costs the application nothing.
+        """
+        for run in self._runs.store.recent(limit=200, states=[RunState.SUCCEEDED]):
+            if run.outcome is None or not run.outcome.final_backup_pending():
+                continue
+            with structlog.contextvars.bound_contextvars(run_id=run.id):
+                try:
+                    with self._runs.store.working_on(run.id):
+                        fresh = self._runs.get(run.id)
+                        if fresh.outcome is not None and fresh.outcome.final_backup_pending():
+                            back_up_quarantine(self._runs, self._planner, fresh)
+                except ConflictError:
+                    continue  # its own process is still at it
 
     def _settle(self, run: Run) -> Run | None:
         restarted = "rollbot stopped while this run was"

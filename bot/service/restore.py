@@ -13,7 +13,14 @@ from bot.core.errors import (
 from bot.core.results import Backup, Outcome, TableCount
 from bot.core.run import Promotion, Run
 from bot.core.states import RunEvent, RunState, state_predicate
-from bot.target.restore import build_restore, run_restore, run_verify_queries, source_backup
+from bot.target.restore import (
+    build_move_back,
+    build_purge,
+    build_restore,
+    run_restore,
+    run_verify_queries,
+    source_backup,
+)
 
 if TYPE_CHECKING:
     from bot.core.restore import RestorePlan
@@ -36,19 +43,36 @@ class Restore:
 
     def request(self, run_id: int, *, requested_by: str, channel: str | None = None) -> Run:
         """Plan the restore of what a rollback dropped; it then awaits approval like a rollback."""
+        return self._request("restore", run_id, requested_by=requested_by, channel=channel)
+
+    def request_purge(self, run_id: int, *, requested_by: str, channel: str | None = None) -> Run:
+        """Plan dropping a rollback's quarantine for good; approved like a rollback."""
+        source = self._runs.get(run_id)
+        outcome = source.outcome
+        if outcome is None or outcome.quarantine is None:
+            raise NotAllowedError(
+                f"Run {run_id} has no quarantine to purge",
+                why="only a rollback that succeeded in quarantine mode moved tables aside",
+                todo="name such a run; `rollbot runs` shows each quarantine and its size",
+            )
+        return self._request("purge", run_id, requested_by=requested_by, channel=channel)
+
+    def _request(
+        self, kind: str, run_id: int, *, requested_by: str, channel: str | None = None
+    ) -> Run:
         source = self._runs.get(run_id)
         if source.kind != "rollback" or source.state is not RunState.SUCCEEDED:
             raise NotAllowedError(
-                f"Run {run_id} cannot be restored",
+                f"Run {run_id} cannot be {'restored' if kind == 'restore' else 'purged'}",
                 why=f"it is a {source.kind} that {state_predicate(source.state)}; only a "
-                "succeeded rollback has something to restore",
+                f"succeeded rollback has something to {kind}",
                 todo="name a rollback run that succeeded on this target",
             )
         config = self._settings.target(source.target_name)
         database = self._planner.database(config.name)
         plan = source.rollback_plan()
         tools = database.tools(plan.target.server_major)
-        restore, _ = self._restore_plan(source, database, tools)
+        restore, _ = self._restore_plan(kind, source, database, tools)
         backup = source_backup(source)
         run_id = self._runs.reserve_id()
         with (
@@ -57,7 +81,7 @@ class Restore:
         ):
             run = self._runs.create(
                 run_id,
-                kind="restore",
+                kind=kind,
                 migration_id=source.migration_id,
                 runbook_name=source.runbook_name,
                 target_name=source.target_name,
@@ -68,9 +92,16 @@ class Restore:
                 required_approvals=self._settings.approvals_for(config),
                 plan=restore,
                 plan_hash=restore.hash,
-                promoted_from=Promotion(run=source.id, summary=f"restores run {source.id}"),
+                promoted_from=Promotion(
+                    run=source.id,
+                    summary=f"restores run {source.id}"
+                    if kind == "restore"
+                    else f"purges the quarantine of run {source.id}",
+                ),
             )
-            log.info("run.restore_requested", source=source.id, requested_by=requested_by)
+            log.info(
+                "run.restore_requested", kind=kind, source=source.id, requested_by=requested_by
+            )
             self._runs.announce(run, "requested")
             if restore.blocked:
                 return self._runs.move(run, RunEvent.BLOCKED, reason="; ".join(restore.blockers))
@@ -83,8 +114,19 @@ class Restore:
             )
 
     def _restore_plan(
-        self, source: Run, database: TargetDatabase, tools: PgTools
+        self, kind: str, source: Run, database: TargetDatabase, tools: PgTools
     ) -> tuple[RestorePlan, str]:
+        lock_timeout_s = self._settings.lock_timeout.total_seconds()
+        quarantined = source.outcome is not None and source.outcome.quarantine is not None
+        if kind == "purge":
+            return build_purge(source, tools=tools, target=database, lock_timeout_s=lock_timeout_s)
+        if quarantined:
+            return build_move_back(
+                source,
+                target=database,
+                lock_timeout_s=lock_timeout_s,
+                verify_queries=self._planner.runbook(source.runbook_name).verify_queries,
+            )
         return build_restore(
             source,
             tools=tools,
@@ -100,13 +142,17 @@ class Restore:
         database = self._planner.database(run.target_name)
         try:
             tools = database.tools(approved.target.server_major)
-            current, script = self._restore_plan(source, database, tools)
+            current, script = self._restore_plan(run.kind, source, database, tools)
             _same_as_approved(current, approved)
             duration = run_restore(script, tools=tools, target=database, run_id=run.id)
         except RollbotError as exc:
             outcome = Outcome(succeeded=False, error=exc.render())
             return self._runs.move(run, RunEvent.FAILED, outcome=outcome, reason=exc.render())
         queries = approved.verify_queries  # as approved: the hash above covers them
+        if run.kind == "purge":
+            outcome = Outcome(succeeded=True, changed=True, duration_s=duration)
+            log.info("run.purged", duration_s=duration, schema=approved.quarantine)
+            return self._runs.move(run, RunEvent.SUCCEEDED, outcome=outcome)
         outcome = Outcome(
             succeeded=True,
             changed=True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from bot.core.errors import RollbotError
 from bot.service.approval import Approval, RefusedError, StalePlanError
 from bot.service.execution import Execution
 from bot.service.lifecycle import Lifecycle, SilentNotifier
@@ -17,6 +18,7 @@ from bot.service.planning import Planning
 from bot.service.recover import Recovery
 from bot.service.reminders import Reminders
 from bot.service.restore import Restore
+from bot.target.quarantine import list_quarantines
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -116,6 +118,33 @@ class Rollbot:
     def request_restore(self, run_id: int, *, requested_by: str, channel: str | None = None) -> Run:
         """Plan the restore of what a rollback dropped; it then awaits approval like a rollback."""
         return self.restores.request(run_id, requested_by=requested_by, channel=channel)
+
+    def request_purge(self, run_id: int, *, requested_by: str, channel: str | None = None) -> Run:
+        """Plan dropping a quarantine for good; it then awaits approval like a rollback."""
+        return self.restores.request_purge(run_id, requested_by=requested_by, channel=channel)
+
+    def quarantines_held(self, runs: list[Run]) -> dict[str, int | None]:
+        """The disk each of these runs' quarantines holds now, by schema name.
+
+        None: restored or purged since. A target that cannot be reached is left out (its runs
+        then show the size stored at plan time).
+        """
+        held: dict[str, int | None] = {}
+        quarantined = [
+            (r.target_name, r.outcome.quarantine.schema_name)
+            for r in runs
+            if r.outcome and r.outcome.quarantine
+        ]
+        for name in sorted({target for target, _ in quarantined}):
+            try:
+                found = {
+                    q.schema_name: q.size_bytes
+                    for q in list_quarantines(self.planner.database(name))
+                }
+            except (RollbotError, KeyError):
+                continue
+            held |= {schema: found.get(schema) for target, schema in quarantined if target == name}
+        return held
 
     def reconcile(self) -> list[Run]:
         """Settle runs whose process died mid-way; never re-run anything."""

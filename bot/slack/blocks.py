@@ -76,7 +76,7 @@ def _sql_section_text(sql: str) -> str:
 
 def title(view: RunView) -> str:
     """`:eyes: Rollback run 12 · 0023_loud_shen · awaiting approval`."""
-    kind = "Restore run" if view.kind == "restore" else "Rollback run"
+    kind = {"restore": "Restore run", "purge": "Purge run"}.get(view.kind, "Rollback run")
     return (
         f"{_STATE_ICON[view.state]} *{kind} {view.id}* · `{view.runbook_name}` · {view.state_label}"
     )
@@ -105,6 +105,7 @@ def plan_message(
     blocks += [section(facts), _runs(plan), _listed(texts.PREFLIGHT, plan.preflight)]
     if plan.drizzle:
         blocks.append(_listed(texts.DRIZZLE, plan.drizzle))
+    blocks.append(section(f"*{texts.DROP_MODE}* {plan.mode}"))
     blocks.append(section(f"*{texts.LOCKS}* {plan.locks}"))
     blocks.append(_sql(view, plan, fits=fits))
     blocks.append(section(f"*{texts.BACKUP}* {view.backup}"))
@@ -238,6 +239,9 @@ def _outcome_message(view: RunView) -> tuple[str, list[Block]]:
     if outcome.failure is not None:
         text = _failure(view, outcome.failure)
         return f"{texts.failed(view.id)}; nothing was changed", [section(text)]
+    if view.kind == "purge":
+        text = f":wastebasket: *{texts.succeeded(view.id)}*: {texts.PURGED}"
+        return f"{texts.succeeded(view.id)}: {texts.PURGED}", [section(text)]
     if view.kind == "restore":
         restored = "\n".join(
             f"• `{table}`: {texts.restored_rows(rows)}" for table, rows in outcome.restored
@@ -295,6 +299,11 @@ def _success(view: RunView, outcome: OutcomeView) -> list[str]:
     if neighbours:
         lines.append(f"*Neighbouring tables*\n{neighbours}")
     lines += [f":information_source: {note}" for note in outcome.notes]
+    if outcome.quarantine is not None:
+        lines.append(
+            f"*{texts.QUARANTINE}* {outcome.quarantine}; *to undo it* "
+            f"`{texts.slash_restore(view.id)}` (needs approval too): a move back"
+        )
     if outcome.final_backup_path is not None:
         lines.append(
             f"*To undo it* `{texts.slash_restore(view.id)}` (needs approval too); the final "
@@ -377,6 +386,7 @@ def preview_message(plan: Plan) -> tuple[str, list[Block]]:
     ]
     if view.drizzle:
         blocks.append(_listed(texts.DRIZZLE, view.drizzle))
+    blocks.append(section(f"*{texts.DROP_MODE}* {view.mode}"))
     blocks.append(section(f"*{texts.LOCKS}* {view.locks}"))
     if sql_fits(plan.sql):
         blocks.append(section(_sql_section_text(view.sql)))

@@ -29,7 +29,7 @@ from bot.core.errors import ConflictError, DatabaseUnavailableError, NotFoundErr
 from bot.core.plan import Plan
 from bot.core.redact import Redactor
 from bot.core.restore import RestorePlan
-from bot.core.run import AuditEvent, Run, changed_fields, next_state
+from bot.core.run import RESTORE_KINDS, AuditEvent, Run, changed_fields, next_state
 from bot.core.states import ACTIVE, RunEvent, RunState
 from bot.state.schema import MIGRATIONS
 
@@ -774,5 +774,5 @@ def run_from_row(row: dict[str, Any] | None) -> Run:
     if row is None:
         msg = "expected a run row"
         raise NotFoundError(msg)
-    plan = RestorePlan if row.get("kind") == "restore" else Plan
+    plan = RestorePlan if row.get("kind") in RESTORE_KINDS else Plan
     return Run.model_validate({**row, "plan": plan.model_validate(row["plan"])})

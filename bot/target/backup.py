@@ -23,6 +23,7 @@ from bot.core.archive import read_toc
 from bot.core.compression import DEFAULT, for_pg_dump, parse_compression
 from bot.core.errors import BackupError
 from bot.core.names import QualifiedName, dump_pattern, qualified, split_qualified
+from bot.core.quarantine import QUARANTINE_PREFIX
 from bot.core.redact import redact
 from bot.core.results import BackupInfo
 from bot.pgclient.conninfo import child_connection
@@ -128,13 +129,16 @@ def take_backup(
     compression: str = DEFAULT,
     scope: Literal["all", "affected"] = "all",
     on_bytes: Callable[[int], None] = lambda _: None,
+    schemas: Sequence[str] = (),
 ) -> BackupInfo:
     """Dump the whole database (the tables need their types), verify it, then publish it.
 
     The dump is written as `<name>.dump.partial` and renamed to `<name>.dump` only once
     verified, so a `.dump` file is always a good one; on any failure the partial file goes.
     Table names are `schema.table` as SQL reads them (quote odd names); schema names in
-    `exclude_schemas` are exact. A final backup passes the `snapshot` its caller exported, so
+    `exclude_schemas` (and `schemas`, which limit the dump to themselves) are exact; the
+    quarantines are never in a whole-database dump (each has its own). A final backup passes
+    the `snapshot` its caller exported, so
     it holds what the rollback's own transaction sees, not what commits meanwhile.
     `compression` is the ROLLBOT_BACKUP_COMPRESSION setting (a pg_dump older than 16 falls
     back to gzip for lz4 and zstd); `on_bytes` hears the bytes written so far, per chunk.
@@ -175,7 +179,7 @@ def take_backup(
     if lock_wait_timeout_s is not None:
         args.append(f"--lock-wait-timeout={max(1, round(lock_wait_timeout_s * 1000))}ms")
     args += [f"--exclude-table-data={dump_pattern(*n)}" for n in excluded]
-    args += [f"--exclude-schema={dump_pattern(s)}" for s in exclude_schemas]
+    args += _schema_args(exclude_schemas, schemas)
     args.append(f"--dbname={target.dbname_arg}")
     published = False
     try:
@@ -251,6 +255,14 @@ def _dump_and_check(
         raise _unreadable(label, redact(streamed.reader_stderr, target.secrets))
     tables = _check_contents(tools, partial, required, label)
     return tables, streamed.size_bytes, streamed.sha256
+
+
+def _schema_args(exclude_schemas: Sequence[str], schemas: Sequence[str]) -> list[str]:
+    args = [f"--exclude-schema={dump_pattern(s)}" for s in exclude_schemas]
+    args += [f"--schema={dump_pattern(s)}" for s in schemas]
+    if not schemas:
+        args.append(f"--exclude-schema={QUARANTINE_PREFIX}*")
+    return args
 
 
 def verify_backup(tools: PgTools, path: Path, required_tables: Sequence[str]) -> tuple[str, ...]:

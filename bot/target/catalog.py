@@ -32,6 +32,7 @@ from bot.core.facts import (
     Trigger,
     Via,
 )
+from bot.core.quarantine import QUARANTINE_LIKE, KeptKey
 from bot.core.sql import DbObject, ObjectKind
 
 if TYPE_CHECKING:
@@ -422,6 +423,7 @@ def read_facts(
                 references += _references(conn, item)
     counted, missing, not_tables = _counted(conn, runbook.settings.count)
     cascade, reach = _cascade_facts(conn, found)
+    keys, size, unmovable = _quarantine_facts(conn, found)
     relations = _relations(conn, runbook.statements)
     names = [n for s in runbook.statements for n in s.functions]
     read = {r.oid for r in relations if r.oid is not None and r.kind in {"r", "p"}}
@@ -439,6 +441,9 @@ def read_facts(
         casts=_casts(conn, [t for s in runbook.statements for t in s.types]),
         implicit_casts=tuple(_via(row) for row in conn.execute(_IMPLICIT_CASTS)),
         hooks=_hooks(conn, sorted(set(reach) | read)),
+        quarantine_keys=keys,
+        quarantine_bytes=size,
+        quarantine_unmovable=unmovable,
         **cascade,
     )
     if count_budget is None:
@@ -457,6 +462,82 @@ def read_facts(
     tables |= {t.name: t for t in changed_tables(facts)}
     rows = [_count(conn, table, count_budget) for table in tables.values()]
     return facts.model_copy(update={"rows": tuple(rows)})
+
+
+_QUARANTINE_KEYS = f"""
+SELECT k.oid, k.conname, {_NAME.format(ns="cn", rel="c")}, {_NAME.format(ns="pn", rel="p")},
+       pg_get_constraintdef(k.oid)
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+WHERE k.contype = 'f'
+  AND (k.conrelid = ANY (%(tables)s::oid[]) OR k.confrelid = ANY (%(tables)s::oid[]))
+  AND NOT (k.conrelid = ANY (%(tables)s::oid[]) AND k.confrelid = ANY (%(tables)s::oid[]))
+  AND k.conparentid = 0
+ORDER BY k.oid
+"""
+_QUARANTINE_UNMOVABLE = f"""
+SELECT {_NAME.format(ns="n", rel="c")}
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = ANY (%(tables)s::oid[])
+  AND (c.relkind = 'p' OR c.relispartition
+       OR EXISTS (SELECT 1 FROM pg_inherits i WHERE c.oid IN (i.inhparent, i.inhrelid)))
+ORDER BY 1
+"""
+_QUARANTINE_BYTES = (
+    "SELECT coalesce(sum(pg_total_relation_size(t)), 0)::bigint FROM unnest(%(tables)s::oid[]) t"
+)
+# Without a lock: the pages as of the last VACUUM or ANALYZE, tables, indexes and TOAST.
+_QUARANTINE_PAGES = """
+SELECT coalesce(sum(c.relpages::bigint), 0) * current_setting('block_size')::bigint
+FROM pg_class c
+WHERE c.oid = ANY (%(tables)s::oid[])
+   OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = ANY (%(tables)s::oid[]))
+   OR c.oid IN (SELECT reltoastrelid FROM pg_class WHERE oid = ANY (%(tables)s::oid[]))
+"""
+
+
+def _quarantine_facts(
+    conn: psycopg.Connection[Any], found: list[Found]
+) -> tuple[tuple[KeptKey, ...], int | None, tuple[str, ...]]:
+    """Crossing foreign keys, the dropped tables' size, and those a move cannot take whole.
+
+    A quarantined rollback drops the first (keeping their definitions), holds the second on
+    disk until a purge, and is blocked by the third (partitions and inheritance). The key
+    definitions are rendered under an empty search_path, so every name in them is
+    schema-qualified: the restore that adds them again runs under one too.
+    """
+    tables = {"tables": sorted({f.oid for f in found if _dropped_table(f) and f.oid})}
+    if not tables["tables"]:
+        return (), None, ()
+    unmovable = tuple(name for (name,) in conn.execute(_QUARANTINE_UNMOVABLE, tables))
+    with conn.transaction():
+        old_path = conn.execute("SELECT current_setting('search_path')").fetchone()
+        conn.execute("SELECT set_config('search_path', '', true)")
+        keys = tuple(
+            KeptKey(oid=oid, name=name, table=table, parent=parent, definition=definition)
+            for oid, name, table, parent, definition in conn.execute(_QUARANTINE_KEYS, tables)
+        )
+        # Released, the savepoint would keep the setting: put the caller's back.
+        conn.execute(
+            "SELECT set_config('search_path', %s, true)", (old_path[0] if old_path else "",)
+        )
+    # pg_total_relation_size takes a lock: a plan must never queue behind the application,
+    # so a table held exclusively is measured from the catalog instead.
+    try:
+        with conn.transaction():
+            old = conn.execute("SELECT current_setting('lock_timeout')").fetchone()
+            conn.execute("SET LOCAL lock_timeout = '50ms'")
+            row = conn.execute(_QUARANTINE_BYTES, tables).fetchone()
+            # Released, the savepoint would keep the SET LOCAL: put the caller's back.
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (old[0] if old else "0",))
+    except psycopg.errors.LockNotAvailable:
+        row = conn.execute(_QUARANTINE_PAGES, tables).fetchone()
+    return keys, int(row[0]) if row else None, unmovable
+
+
+def _dropped_table(found: Found) -> bool:
+    return found.exists and found.actual_kind is None and found.kind is ObjectKind.TABLE
 
 
 def _cascade_facts(
@@ -880,7 +961,8 @@ def relations(
         "SELECT c.oid, format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relkind IN ('r', 'p', 'v', 'm') AND NOT n.nspname = ANY (%s)"
-        " AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast%%'",
-        ([*SYSTEM_SCHEMAS, *exclude_schemas],),
+        " AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast%%'"
+        " AND n.nspname NOT LIKE %s",
+        ([*SYSTEM_SCHEMAS, *exclude_schemas], QUARANTINE_LIKE),
     ).fetchall()
     return dict(rows)

@@ -82,43 +82,70 @@ def execute_plan(
 
     `on_commit_pending(outcome)` runs just before COMMIT with the outcome as it will be if the
     commit succeeds (transaction id included), so a crash at that moment can be reconciled.
+    A lock attempt that times out rolls back to the plan's savepoint and tries again in the
+    same transaction: nothing taken before it (the final backup above all) is taken again.
     """
-    retry = retry or RetryPolicy()
+    tries = _Tries(retry or RetryPolicy(), sleep, jitter)
     job = _Job(plan, runbook, target, tools, backup_dir, run_id, on_commit_pending, exclude_schemas)
     started = time.monotonic()
-    last: LockTimeoutError | None = None
-    for attempt in range(1, retry.attempts + 1):
+    while True:
         try:
-            outcome = _attempt(job)
+            outcome = _attempt(job, tries)
             return outcome.model_copy(
-                update={"attempts": attempt, "duration_s": time.monotonic() - started}
+                update={"attempts": tries.used + 1, "duration_s": time.monotonic() - started}
             )
-        except LockTimeoutError as exc:
-            last = exc
-            if attempt < retry.attempts:
-                ceiling = min(retry.max_delay_s, retry.base_delay_s * 2 ** (attempt - 1))
-                sleep(jitter(0.0, ceiling))
+        except LockTimeoutError as exc:  # a statement's own lock, or a plan without savepoint
+            if not tries.failed(exc):
+                break
+        except _OutOfAttemptsError:
+            break
         except ExecutionFailedError as exc:
             return exc.outcome.model_copy(
-                update={"attempts": attempt, "duration_s": time.monotonic() - started}
+                update={"attempts": tries.used + 1, "duration_s": time.monotonic() - started}
             )
         except TargetUnreachableError as exc:
-            return _connection_failed(exc.primary, exc.sqlstate, attempt, started)
+            return _connection_failed(exc.primary, exc.sqlstate, tries.used + 1, started)
         except StatementFailedError as exc:  # rollbot's own queries: the connection failed
-            return _connection_failed(_pg_message(exc.error), exc.sqlstate, attempt, started)
+            return _connection_failed(_pg_message(exc.error), exc.sqlstate, tries.used + 1, started)
         except psycopg.Error as exc:
-            return _connection_failed(_pg_message(exc), exc.sqlstate, attempt, started)
-    assert last is not None  # noqa: S101 - the loop ran at least once
+            return _connection_failed(_pg_message(exc), exc.sqlstate, tries.used + 1, started)
+    last = tries.last
+    assert last is not None  # noqa: S101 - only a failed attempt ends the loop here
     return Outcome(
         succeeded=False,
         error=f"could not get the locks within {_seconds(plan.lock_timeout)} "
-        f"after {retry.attempts} attempts; nothing was changed",
+        f"after {tries.used} attempts; nothing was changed",
         failed_statement=last.statement,
         sqlstate="55P03",
         blockers=last.blockers,
-        attempts=retry.attempts,
+        attempts=tries.used,
         duration_s=time.monotonic() - started,
     )
+
+
+class _OutOfAttemptsError(Exception):
+    """Internal: the lock attempts ran out inside the transaction; it rolls back."""
+
+
+@dataclass
+class _Tries:
+    """The lock attempts of one execution, shared by every place that takes locks."""
+
+    policy: RetryPolicy
+    sleep: Callable[[float], None]
+    jitter: Callable[[float, float], float]
+    used: int = 0
+    last: LockTimeoutError | None = None
+
+    def failed(self, exc: LockTimeoutError) -> bool:
+        """Count a failed attempt; True (after the jittered backoff) if another may follow."""
+        self.used += 1
+        self.last = exc
+        if self.used >= self.policy.attempts:
+            return False
+        ceiling = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (self.used - 1))
+        self.sleep(self.jitter(0.0, ceiling))
+        return True
 
 
 def _connection_failed(message: str, sqlstate: str | None, attempt: int, started: float) -> Outcome:
@@ -146,10 +173,10 @@ class _Job:
     exclude_schemas: tuple[str, ...]
 
 
-def _attempt(job: _Job) -> Outcome:
+def _attempt(job: _Job, tries: _Tries) -> Outcome:
     plan, runbook, target, run_id = job.plan, job.runbook, job.target, job.run_id
     script = plan.script
-    final: BackupInfo | None = None
+    taken: list[BackupInfo] = []  # the final backup, once taken: discarded on rollback
     with target.connect(f"run {run_id}") as conn:
         tx = PlanTransaction(conn, plan, runbook, exclude_schemas=job.exclude_schemas)
         try:
@@ -159,27 +186,9 @@ def _attempt(job: _Job) -> Outcome:
                     f"another rollback is running on this database ({holder}); nothing was changed",
                     holder=holder,
                 )
-            other_tables = [n for n in tx.relations().values() if n not in plan.write_locked]
-            dropped_counts: list[int] = []
-            if script.write_lock:
-                _take(conn, target, script.write_lock, plan)
-                snapshot = tx.scalar(script.export_snapshot)
-                dropped_counts = tx.counts(script.count_dropped)
-                try:
-                    final = final_backup(
-                        plan,
-                        tools=job.tools,
-                        target=target,
-                        backup_dir=job.backup_dir,
-                        run_id=run_id,
-                        snapshot=str(snapshot),
-                        other_tables=other_tables,
-                        exclude_schemas=job.exclude_schemas,
-                    )
-                except BackupError as exc:
-                    _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
-            if script.exclusive_lock:
-                _take(conn, target, script.exclusive_lock, plan)
+            other_tables = [n for n in tx.relations().values() if n not in plan.final_tables()]
+            dropped_counts = _locks(job, tx, tries, other_tables, taken)
+            final = taken[0] if taken else None
             before = tx.relations()
             _inventory_unchanged(conn, plan, runbook)
             neighbours_before = tx.counts(script.count_neighbours)
@@ -206,9 +215,85 @@ def _attempt(job: _Job) -> Outcome:
             _commit(conn, target, outcome)
         except BaseException:
             _quietly_rollback(conn)
-            _discard(final)
+            _discard(taken[0] if taken else None)
             raise
     return outcome
+
+
+def _locks(
+    job: _Job, tx: PlanTransaction, tries: _Tries, other_tables: list[str], taken: list[BackupInfo]
+) -> list[int]:
+    """The write locks, the rows they hold still, the final backup if any, the exclusive locks.
+
+    Returns the counts of the write-locked tables; the final backup goes into `taken`.
+    """
+    plan, script, conn, target = job.plan, job.plan.script, tx.conn, job.target
+    counts: list[int] = []
+
+    def write_locks() -> None:
+        if script.write_lock:
+            _take(conn, target, script.write_lock, plan)
+            counts[:] = tx.counts(script.count_dropped)
+
+    def exclusive_locks() -> None:
+        if script.exclusive_lock:
+            _take(conn, target, script.exclusive_lock, plan)
+
+    def every_lock() -> None:
+        write_locks()
+        exclusive_locks()
+
+    if not (script.write_lock and script.snapshot):
+        # Nothing to dump inside the transaction: each attempt takes every lock anew, and
+        # one that times out lets go of them all.
+        _retrying(tx, tries, every_lock)
+        return counts
+    # The snapshot is exported once the write locks are held (no write slips in between) and
+    # outside any savepoint (PostgreSQL exports none from one); the exclusive locks then retry
+    # behind a savepoint of their own, and the backup is kept across their attempts.
+    _retrying(tx, tries, write_locks)
+    snapshot = tx.scalar(script.export_snapshot)
+    try:
+        taken.append(
+            final_backup(
+                plan,
+                tools=job.tools,
+                target=target,
+                backup_dir=job.backup_dir,
+                run_id=job.run_id,
+                snapshot=str(snapshot),
+                other_tables=other_tables,
+                exclude_schemas=job.exclude_schemas,
+            )
+        )
+    except BackupError as exc:
+        _fail(f"the final backup failed, so nothing was dropped: {exc.render()}")
+    _retrying(tx, tries, exclusive_locks)
+    return counts
+
+
+def _retrying(tx: PlanTransaction, tries: _Tries, take: Callable[[], object]) -> None:
+    """Take locks behind the plan's savepoint; a timeout rolls back to it and tries again.
+
+    Rolling back to the savepoint lets go of every lock taken since, so whoever queued
+    behind rollbot waits at most one attempt. Plans stored without a savepoint retry the whole
+    transaction instead, as they always did.
+    """
+    savepoint = tx.script.savepoint
+    if savepoint is None:
+        take()
+        return
+    while True:
+        tx.send(savepoint)
+        try:
+            take()
+        except LockTimeoutError as exc:
+            tx.send(f"ROLLBACK TO {savepoint}")
+            if not tries.failed(exc):
+                raise _OutOfAttemptsError from None
+            continue
+        tx.send(f"RELEASE {savepoint}")
+        return
 
 
 def _succeeded(
@@ -229,6 +314,7 @@ def _succeeded(
             TableCount(
                 table=t.table,
                 rows=counts.get(t.table, 0),
+                # Moved aside: the quarantine holds them, dumped from there after COMMIT.
                 backup_rows=counts.get(t.table, 0),
             )
             for t in plan.drop_tables
@@ -250,6 +336,7 @@ def _succeeded(
         final_backup=final,
         xid=xid,
         restore_hint=final_restore_hint(final),
+        quarantine=plan.quarantine,
     )
 
 

@@ -125,7 +125,7 @@ def take_locks(
         try:
             conn.execute(statement.encode())
         except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
-            conn.rollback()
+            # The caller rolls back: to its savepoint (and tries again), or the transaction.
             raise LockTimeoutError(watch.blockers(), statement) from None
     conn.execute(_set_statement_timeout(statement_timeout))
 

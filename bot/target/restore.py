@@ -22,6 +22,7 @@ import psycopg
 from bot.core.durations import format_duration
 from bot.core.errors import BackupError, RollbotError
 from bot.core.names import always_quoted
+from bot.core.quarantine import move_back_sql, purge_sql
 from bot.core.restore import (
     RestorePlan,
     owned_sequences,
@@ -32,12 +33,14 @@ from bot.core.restore import (
 from bot.core.run import backup_of, outcome_of
 from bot.core.sql import ObjectKind
 from bot.pgclient.conninfo import ChildConnection, run_client
-from bot.target.backup import file_sha256
+from bot.target.backup import file_sha256, verify_backup
+from bot.target.quarantine import existing_relations, quarantine_exists
 
 if TYPE_CHECKING:
     from datetime import timedelta
 
     from bot.core.plan import Plan
+    from bot.core.quarantine import Quarantine
     from bot.core.results import BackupInfo
     from bot.core.run import Run
     from bot.pgclient.tools import PgTools
@@ -146,8 +149,152 @@ def build_restore(
     return restore, full
 
 
+def build_move_back(
+    source: Run,
+    *,
+    target: TargetDatabase,
+    lock_timeout_s: float,
+    verify_queries: tuple[tuple[int, str], ...] = (),
+) -> tuple[RestorePlan, str]:
+    """The restore of a quarantined rollback: a move back, exact, in seconds whatever the rows.
+
+    Its tables and types go back where they were, the foreign keys it dropped are added again
+    from their stored definitions (checked against every row), the journal row comes back and
+    the then-empty quarantine schema is dropped; a check raises unless each table holds the
+    rows the rollback moved. A table of the same name in their old place (the migration was
+    applied again) blocks it.
+    """
+    plan = source.rollback_plan()
+    outcome = outcome_of(source)
+    quarantine = outcome.quarantine if outcome is not None else None
+    if quarantine is None:
+        msg = f"{source.label()} quarantined nothing"
+        raise TypeError(msg)
+    blockers = _quarantine_blockers(target, quarantine)
+    taken = [o.name for o in quarantine.objects if o.kind == "table"]
+    blockers += [
+        f"{name} exists again (the migration was applied again?); moving the quarantined "
+        "table back over it is refused: roll that migration back first"
+        for name in existing_relations(target, taken)
+    ]
+    views = [o.name for o in quarantine.objects if o.kind in {"view", "materialized view"}]
+    blockers += [
+        f"{name} exists again; moving the quarantined view back over it is refused"
+        for name in existing_relations(target, views)
+    ]
+    blockers += [
+        f"type {o.name} exists again; moving the quarantined type back over it is refused"
+        for o in quarantine.objects
+        if o.kind in {"type", "domain"} and _type_exists(target, o.name)
+    ]
+    rows = {t.table: t.rows for t in outcome.dropped} if outcome else {}
+    data = [(unquote(name), "COPY", rows.get(name, 0)) for name in taken]
+    verify = _verification({unquote(n) for n in taken}, set(), data, set())
+    journal = _journal_insert(plan)
+    timeouts = f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';\n"
+    script = "\n".join(
+        [
+            _HEADER + timeouts,
+            *(f"{sql};" for sql in move_back_sql(quarantine)),
+            journal or "",
+            verify,
+        ]
+    )
+    backup = outcome.quarantine_backup if outcome else None
+    shown = "\n".join([script, *_verify_shown(verify_queries)])
+    restore = RestorePlan(
+        source_run=source.id,
+        runbook_name=source.runbook_name,
+        target=plan.target,
+        backup_path=str(backup.path) if backup else "",
+        backup_sha256=backup.sha256 if backup else "",
+        backup_kind="quarantine",
+        objects=tuple(sorted(f"{o.kind} {o.name}" for o in quarantine.objects)),
+        rows=tuple((name, rows.get(name, 0)) for name in taken),
+        journal_restored=journal is not None,
+        blockers=tuple(blockers),
+        sql=shown,
+        verify_queries=verify_queries,
+        hash=hashlib.sha256(
+            f"{shown}|{quarantine.schema_name}|{plan.target.identity()}".encode()
+        ).hexdigest(),
+        quarantine=quarantine.schema_name,
+    )
+    return restore, script
+
+
+def build_purge(
+    source: Run, *, tools: PgTools, target: TargetDatabase, lock_timeout_s: float
+) -> tuple[RestorePlan, str]:
+    """Dropping a quarantine for good, once its final backup exists and reads back whole.
+
+    The backup is the one copy of those rows left afterwards: it must be the very file that
+    was verified (same sha256) and pg_restore must read every block of it again now.
+    """
+    plan = source.rollback_plan()
+    outcome = outcome_of(source)
+    quarantine = outcome.quarantine if outcome is not None else None
+    if outcome is None or quarantine is None:
+        msg = f"{source.label()} quarantined nothing"
+        raise TypeError(msg)
+    blockers = _quarantine_blockers(target, quarantine)
+    backup = outcome.quarantine_backup
+    if backup is None:
+        blockers.append(
+            "its final backup is still pending: rollbot takes it at the next sweep "
+            "(`rollbot settle`); a quarantine is never purged without one"
+        )
+    else:
+        try:
+            _check_file(backup)
+            verify_backup(tools, backup.path, [o.moved for o in quarantine.tables()])
+        except BackupError as exc:
+            blockers.append(f"its final backup cannot be trusted: {exc.render()}")
+    timeouts = f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';\n"
+    script = "\n".join([_HEADER + timeouts, *(f"{sql};" for sql in purge_sql(quarantine))])
+    rows = tuple((t.table, t.rows) for t in outcome.dropped)
+    purge = RestorePlan(
+        source_run=source.id,
+        runbook_name=source.runbook_name,
+        target=plan.target,
+        backup_path=str(backup.path) if backup else "",
+        backup_sha256=backup.sha256 if backup else "",
+        backup_kind="final",
+        objects=tuple(sorted(f"{o.kind} {o.moved}" for o in quarantine.objects)),
+        rows=rows,
+        journal_restored=False,
+        blockers=tuple(blockers),
+        sql=script,
+        hash=hashlib.sha256(
+            f"{script}|{backup.sha256 if backup else ''}|{plan.target.identity()}".encode()
+        ).hexdigest(),
+        quarantine=quarantine.schema_name,
+        size_bytes=quarantine.size_bytes,
+    )
+    return purge, script
+
+
+def _quarantine_blockers(target: TargetDatabase, quarantine: Quarantine) -> list[str]:
+    if quarantine_exists(target, quarantine.schema_name):
+        return []
+    gone = (
+        f"the quarantine {quarantine.schema_name} no longer exists (restored or purged "
+        "already); its final backup, if taken, still holds the rows"
+    )
+    return [gone]
+
+
+def _type_exists(target: TargetDatabase, name: str) -> bool:
+    with target.connect("restore", autocommit=True) as conn:
+        row = conn.execute("SELECT to_regtype(%s)", (name,)).fetchone()
+    return bool(row and row[0] is not None)
+
+
 def run_restore(script: str, *, tools: PgTools, target: TargetDatabase, run_id: int) -> float:
-    """Run the script in one transaction; returns its duration. Errors roll it all back."""
+    """Run the script in one transaction; returns its duration. Errors roll it all back.
+
+    A restore from a backup, a move back from a quarantine and a purge all run this way.
+    """
     psql = tools.pg_restore.with_name("psql")
     if not psql.exists():
         raise RollbotError(f"No psql next to {tools.pg_restore}", todo="install the client tools")

@@ -23,6 +23,7 @@ _OURS = """
 n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
 AND n.nspname NOT LIKE 'pg\\_temp\\_%%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%%'
 AND n.nspname <> ALL(%(exclude)s)
+AND n.nspname NOT LIKE 'rollbot\\_quarantine\\_%%'
 """
 _NOT_EXTENSION = """
 NOT EXISTS (SELECT 1 FROM pg_depend e

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 from psycopg import IsolationLevel, sql
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from bot.core.plan import Plan
+    from bot.core.quarantine import Quarantine
     from bot.core.results import BackupInfo, Blocker
     from bot.pgclient.tools import PgTools
     from bot.target.database import TargetDatabase
@@ -47,6 +48,8 @@ def backup_with_counts(
     data_of: Sequence[str] | None = None,
     compression: str = COMPRESSION,
     on_progress: Callable[[int, int], None] | None = None,
+    schemas: Sequence[str] = (),
+    kind: Literal["full", "final"] = "full",
 ) -> tuple[BackupInfo, dict[str, int]]:
     """Verified dump of the whole schema plus exact rows of `tables` at the dump's snapshot.
 
@@ -91,11 +94,12 @@ def backup_with_counts(
                     target.conninfo,
                     directory,
                     name=name,
-                    kind="full",
+                    kind=kind,
                     required_tables=tables,
                     snapshot=snapshot,
                     exclude_table_data=left_out,
                     exclude_schemas=exclude_schemas,
+                    schemas=schemas,
                     lock_wait_timeout_s=lock_wait.total_seconds() if lock_wait else None,
                     application_name=application,
                     compression=compression,
@@ -202,12 +206,37 @@ def final_backup(
         backup_dir,
         name=f"{_file_name(target)}-run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
         kind="final",
-        required_tables=plan.kept_tables(),
+        required_tables=plan.final_tables(),
         snapshot=snapshot,
         exclude_table_data=other_tables,
         exclude_schemas=exclude_schemas,
         lock_wait_timeout_s=plan.lock_timeout.total_seconds(),
         application_name=f"rollbot run {run_id} final backup",
+    )
+
+
+def quarantine_backup(
+    quarantine: Quarantine,
+    *,
+    tools: PgTools,
+    target: TargetDatabase,
+    backup_dir: Path,
+    run_id: int,
+) -> tuple[BackupInfo, dict[str, int]]:
+    """The final backup of a quarantined rollback: its quarantine schema, after COMMIT.
+
+    The application uses nothing in it, so the dump waits for no one and no one waits for
+    it; its rows are counted in the dump's own snapshot, to compare with the rows moved.
+    """
+    return backup_with_counts(
+        tools,
+        target,
+        backup_dir,
+        name=f"{_file_name(target)}-run-{run_id}-final-{time.strftime('%Y%m%d-%H%M%S')}",
+        tables=[o.moved for o in quarantine.tables()],
+        purpose=f"run {run_id} final backup",
+        schemas=[quarantine.schema_name],
+        kind="final",
     )
 
 

@@ -91,7 +91,13 @@ class PlanTransaction:
         return relations(self.conn, self._exclude)
 
     def run_statements(self) -> None:
-        """The runbook's statements, each failure named by its statement and line."""
+        """The runbook's statements, each failure named by its statement and line.
+
+        A quarantined rollback first creates its quarantine schema, which the statements move
+        what they would drop into.
+        """
+        if self.script.quarantine:
+            self.send(self.script.quarantine)
         for statement, text in zip(self.runbook.statements, self.script.statements, strict=True):
             self.send(text, statement)
 

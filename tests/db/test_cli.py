@@ -425,7 +425,9 @@ def test_sql_previews_a_rollback_without_side_effects(db_0023: str, tmp_path: Pa
     shown = rollbot("sql", "0023", env=env)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("Roll back 0023_loud_shen: Preview only")
-    assert "DROP TABLE IF EXISTS api_errors;" in shown.stdout
+    # The default quarantine mode: the SQL shown is the SQL that runs, a move aside.
+    assert "ALTER TABLE public.api_errors SET SCHEMA rollbot_quarantine_0023_" in shown.stdout
+    assert "DROP TABLE IF EXISTS api_errors;" not in shown.stdout
     assert "public.api_errors: 900 rows" in shown.stdout
     as_json = json.loads(rollbot("sql", "0023", "--json", env=env).stdout)
     assert as_json["hash"][:16] in shown.stdout

@@ -12,7 +12,7 @@ from bot.core.states import RunState
 from bot.service.rollback import Rollbot
 from tests.db.test_rollback import journal_of
 from tests.fix_db import SAMPLE_COUNTS
-from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, counts_of, schema_of
+from tests.fix_rollbot import APPROVER, DROP_MODE, REQUESTER, RUNBOOKS, counts_of, schema_of
 
 TABLES = [
     "api_errors",
@@ -49,7 +49,16 @@ def test_rollback_then_restore_gives_back_schema_journal_rows_and_content(
     restore = service.request_restore(rolled.id, requested_by=REQUESTER)
     assert restore.kind == "restore"
     assert restore.state is RunState.AWAITING_APPROVAL, restore.reason
-    assert "COPY public.api_errors: 900 rows" in restore.restore_plan().sql
+    plan = restore.restore_plan()
+    if DROP_MODE == "drop":
+        assert "COPY public.api_errors: 900 rows" in plan.sql
+    else:
+        # A quarantined rollback's restore is a move back, not a pg_restore of its dump.
+        quarantine = outcome_of(rolled).quarantine  # type: ignore[union-attr]
+        assert quarantine is not None
+        assert plan.quarantine == quarantine.schema_name
+        assert f"ALTER TABLE {quarantine.schema_name}.api_errors SET SCHEMA public" in plan.sql
+        assert "COPY" not in plan.sql
     with pytest.raises(NotAllowedError, match="you cannot approve it"):
         service.approve(restore.id, REQUESTER)
     done = service.approve(restore.id, APPROVER)
@@ -63,6 +72,13 @@ def test_rollback_then_restore_gives_back_schema_journal_rows_and_content(
     assert journal_of(db_0023) == journal_of(readonly_db_0023)
     assert counts_of(db_0023, TABLES) == {t: SAMPLE_COUNTS[t] for t in TABLES}
     assert content_checksums(db_0023) == before
+    if DROP_MODE != "drop":
+        assert quarantine is not None
+        with psycopg.connect(db_0023) as conn:
+            left = conn.execute(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (quarantine.schema_name,)
+            ).fetchone()
+        assert left == (0,)
     assert "verify data (runbook line 152): SELECT COUNT(*) FROM generation_pipelines → 500" in (
         outcome.notes
     )

@@ -20,7 +20,14 @@ from bot.service.rollback import Rollbot, StalePlanError
 from bot.target.database import TargetDatabase
 from bot.target.execute import execute_plan
 from tests.fix_db import SAMPLE_COUNTS, restored
-from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, runbooks_with, schema_of
+from tests.fix_rollbot import (
+    APPROVER,
+    DROP_MODE,
+    REQUESTER,
+    counts_of,
+    runbooks_with,
+    schema_of,
+)
 from tests.samples import quietly
 
 INSERT_ERROR = (
@@ -49,23 +56,52 @@ def test_rows_written_after_the_plan_are_in_the_final_backup(
     assert outcome.succeeded
     late_total = SAMPLE_COUNTS["api_errors"] + 17
     assert {t.table: t.rows for t in outcome.dropped}["public.api_errors"] == late_total
-    assert outcome.final_backup is not None
-    assert restored_count(pg_server, outcome.final_backup.path, "api_errors") == late_total
+    if DROP_MODE == "drop":
+        assert outcome.final_backup is not None
+        dump, table = outcome.final_backup.path, "api_errors"
+    else:
+        # The rows stay in the database, moved aside; the dump of the quarantine holds them.
+        assert outcome.quarantine is not None
+        assert outcome.quarantine_backup is not None
+        table = f"{outcome.quarantine.schema_name}.api_errors"
+        assert counts_of(db_0023, [table]) == {table: late_total}
+        dump = outcome.quarantine_backup.path
+    assert restored_count(pg_server, dump, table) == late_total
 
 
 def test_failed_final_backup_rolls_back(
     db_0023: str, make_service: Callable[..., Rollbot], tmp_path: Path
 ) -> None:
-    """If the final backup cannot be written, nothing is dropped and the reason is reported."""
+    """An unwritable final backup: drop mode drops nothing, quarantine mode retakes it later."""
     service = make_service(db_0023)
     run = service.request("0023", requested_by=REQUESTER)
     backups = service.settings.backup_dir
     backups.rename(tmp_path / "moved-away")
     backups.write_text("a file where the backup directory was")
     run = service.approve(run.id, APPROVER)
-    assert run.state is RunState.FAILED
-    assert "the final backup failed, so nothing was dropped" in (run.reason or "")
-    assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
+    if DROP_MODE == "drop":
+        assert run.state is RunState.FAILED
+        assert "the final backup failed, so nothing was dropped" in (run.reason or "")
+        assert counts_of(db_0023, ["api_errors"]) == {"api_errors": SAMPLE_COUNTS["api_errors"]}
+        return
+    # Quarantine mode dumps after COMMIT: the run succeeded, the rows wait in the quarantine,
+    # and the sweep takes the final backup once the directory is usable again.
+    assert run.state is RunState.SUCCEEDED, run.reason
+    outcome = outcome_of(run)
+    assert outcome is not None
+    assert outcome.final_backup_pending()
+    assert outcome.quarantine is not None
+    moved = f"{outcome.quarantine.schema_name}.api_errors"
+    assert counts_of(db_0023, [moved]) == {moved: SAMPLE_COUNTS["api_errors"]}
+    backups.unlink()
+    (tmp_path / "moved-away").rename(backups)
+    service.settle()
+    swept = outcome_of(service.run(run.id))
+    assert swept is not None
+    assert not swept.final_backup_pending()
+    assert swept.quarantine_backup is not None
+    assert swept.quarantine_backup.verified
+    assert swept.quarantine_backup.path.is_file()
 
 
 def test_connection_killed_mid_transaction_changes_nothing(

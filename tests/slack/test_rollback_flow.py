@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from bot.core.states import RunState
 from tests.fix_db import SAMPLE_COUNTS
-from tests.fix_rollbot import APPROVER, REQUESTER
+from tests.fix_rollbot import APPROVER, DROP_MODE, REQUESTER
 from tests.fix_slackbot import INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot
 
 
@@ -38,7 +38,11 @@ def test_happy_path_plan_backup_approval_and_counts(
     assert progress, "no chat.update carried the backup's progress"
     assert "B written of at most ~" in str(progress[0].params["blocks"])
     (snippet,) = bot.standin.files()
-    assert "DROP TABLE IF EXISTS api_errors;" in snippet.text
+    if DROP_MODE == "drop":
+        assert "DROP TABLE IF EXISTS api_errors;" in snippet.text
+    else:  # the snippet is the SQL that runs: the table is moved aside, not dropped
+        assert "ALTER TABLE public.api_errors SET SCHEMA rollbot_quarantine_0023_" in snippet.text
+        assert "DROP TABLE" not in snippet.text
 
     bot.sender.reaction_added(APPROVER, "white_check_mark", channel, ts)
     bot.standin.wait_for(

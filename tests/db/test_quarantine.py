@@ -1,0 +1,160 @@
+"""Quarantine mode on a real PostgreSQL: moved aside, backed up after COMMIT, moved back, purged."""
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from bot.core.errors import NotAllowedError
+from bot.core.plan import build_plan
+from bot.core.quarantine import Quarantine
+from bot.core.run import outcome_of
+from bot.core.runbook import parse_runbook
+from bot.core.states import RunState
+from bot.service.rollback import Rollbot
+from bot.target.catalog import describe_target, read_facts
+from tests.db.test_restore import TABLES, content_checksums
+from tests.db.test_rollback import journal_of
+from tests.fix_db import SAMPLE_COUNTS, restored
+from tests.fix_rollbot import APPROVER, REQUESTER, counts_of, schema_of
+
+LOCK_TIMEOUT_S = 0.2
+# A copy of an existing asset under a new id: a write the application makes to a table that
+# stays, and one the rollback locks (the moved tables' foreign keys to it are dropped).
+WRITE_ASSET = (
+    "INSERT INTO assets SELECT (jsonb_populate_record(NULL::assets,"
+    " to_jsonb(a) || jsonb_build_object('id', gen_random_uuid()))).* FROM assets a LIMIT 1"
+)
+
+
+def quarantined(service: Rollbot) -> tuple[int, Quarantine]:
+    """Roll 0023 back in quarantine mode; the run's id and where its tables went."""
+    rolled = service.approve(service.request("0023", requested_by=REQUESTER).id, APPROVER)
+    assert rolled.state is RunState.SUCCEEDED, rolled.reason
+    outcome = outcome_of(rolled)
+    assert outcome is not None
+    assert outcome.quarantine is not None
+    return rolled.id, outcome.quarantine
+
+
+def schema_exists(conninfo: str, name: str) -> bool:
+    """Whether the database has a schema of that name."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (name,))
+        return row.fetchone() == (1,)
+
+
+def test_quarantined_rollback_keeps_every_row_and_the_restore_moves_it_back(
+    db_0023: str,
+    readonly_db_0022: str,
+    readonly_db_0023: str,
+    pg_server: str,
+    make_service: Callable[..., Rollbot],
+) -> None:
+    """Public schema is 0022's, every row waits aside, dumped after COMMIT; a restore gives 0023."""
+    before = content_checksums(db_0023)
+    service = make_service(db_0023, drop_mode="quarantine", lock_timeout="200ms")
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with psycopg.connect(db_0023, autocommit=True) as conn:
+            while not stop.is_set():
+                started = time.monotonic()
+                conn.execute(WRITE_ASSET)
+                waits.append(time.monotonic() - started)
+                time.sleep(0.005)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        run_id, quarantine = quarantined(service)
+    finally:
+        stop.set()
+        thread.join()
+    outcome = outcome_of(service.run(run_id))
+    assert outcome is not None
+
+    assert schema_of(db_0023) == schema_of(readonly_db_0022)
+    moved = {f"{quarantine.schema_name}.{t}": SAMPLE_COUNTS[t] for t in TABLES}
+    assert counts_of(db_0023, list(moved)) == moved
+    assert {t.table: t.rows for t in outcome.dropped} == {
+        f"public.{t}": SAMPLE_COUNTS[t] for t in TABLES
+    }
+    # Only a session that sees the COMMIT sees the moved tables: a dump of them is after it.
+    backup = outcome.quarantine_backup
+    assert backup is not None
+    assert backup.verified
+    assert set(backup.tables) == set(moved)
+    with restored(pg_server, backup.path) as copy:
+        assert counts_of(copy, list(moved)) == moved
+    assert len(waits) > 10
+    assert max(waits) < LOCK_TIMEOUT_S + 0.3, "an application write waited beyond one attempt"
+
+    restore = service.request_restore(run_id, requested_by=REQUESTER)
+    assert restore.state is RunState.AWAITING_APPROVAL, restore.reason
+    done = service.approve(restore.id, APPROVER)
+    assert done.state is RunState.SUCCEEDED, done.reason
+    back = outcome_of(done)
+    assert back is not None
+    assert back.duration_s < 5
+    assert schema_of(db_0023) == schema_of(readonly_db_0023)  # foreign keys and all
+    with psycopg.connect(db_0023) as conn:
+        keys = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' AND convalidated"
+            " AND conname = ANY (%s)",
+            ([k.name for k in quarantine.keys],),
+        ).fetchall()
+    assert quarantine.keys
+    assert sorted(n for (n,) in keys) == sorted(k.name for k in quarantine.keys)
+    assert journal_of(db_0023) == journal_of(readonly_db_0023)
+    assert counts_of(db_0023, TABLES) == {t: SAMPLE_COUNTS[t] for t in TABLES}
+    assert content_checksums(db_0023) == before
+    assert not schema_exists(db_0023, quarantine.schema_name)
+
+
+def test_purge_waits_for_an_approver_then_drops_the_quarantine(
+    db_0023: str, readonly_db_0022: str, make_service: Callable[..., Rollbot]
+) -> None:
+    """A purge is planned, refused to its requester, and once approved leaves no quarantine."""
+    service = make_service(db_0023, drop_mode="quarantine")
+    run_id, quarantine = quarantined(service)
+    purge = service.request_purge(run_id, requested_by=REQUESTER)
+    assert purge.kind == "purge"
+    assert purge.state is RunState.AWAITING_APPROVAL, purge.reason
+    assert f"DROP SCHEMA {quarantine.schema_name}" in purge.restore_plan().sql
+    with pytest.raises(NotAllowedError, match="you cannot approve it"):
+        service.approve(purge.id, REQUESTER)
+    assert schema_exists(db_0023, quarantine.schema_name)
+    done = service.approve(purge.id, APPROVER)
+    assert done.state is RunState.SUCCEEDED, done.reason
+    assert not schema_exists(db_0023, quarantine.schema_name)
+    assert schema_of(db_0023) == schema_of(readonly_db_0022)
+
+
+def test_a_partitioned_table_blocks_the_quarantined_plan(scratch_db: str) -> None:
+    """SET SCHEMA would leave the partitions behind: the plan is blocked, pointing at drop mode."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE events (id int, at date) PARTITION BY RANGE (at);"
+            " CREATE TABLE events_2025 PARTITION OF events"
+            " FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')"
+        )
+    text = "# R\n\n## Quick Rollback\n\n```sql\nDROP TABLE IF EXISTS events;\n```\n"
+    book = parse_runbook(text, file="0005_events.md")
+    with psycopg.connect(scratch_db) as conn:
+        facts = read_facts(conn, book, describe_target(conn), count_budget=timedelta(seconds=2))
+    plan = build_plan(
+        book,
+        facts,
+        lock_timeout=timedelta(seconds=1),
+        statement_timeout=timedelta(minutes=1),
+        drop_mode="quarantine",
+    )
+    assert plan.blocked
+    (reason,) = [b for b in plan.blockers if "public.events " in b]
+    assert "is partitioned, a partition or part of an inheritance tree" in reason
+    assert "ROLLBOT_DROP_MODE=drop" in reason
