@@ -234,7 +234,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def render_scale(result: ScaleResult) -> str:
     """Per scale: each step's median (spread), the raw tool's, the ratio; the app; memory."""
-    mode = result.drop_mode or "rollbot's default"
+    mode = result.drop_mode or "quarantine, rollbot's default"
     title = (
         f"5. At scale (drop mode: {mode}): median of {result.repeat} (min-max), "
         "rollbot's CLI against the raw tools, alternating"
