@@ -519,6 +519,6 @@ def expired_unapproved(run_id: int) -> str:
 def lost_race(state: str) -> str:
     """Someone else's approval moved the run first: this one was not needed, and why."""
     return (
-        f"your approval came a moment after another that moved the run on (it is now "
-        f"{state_label(state)}); nothing was done twice"
+        f"your approval came a moment after another that moved the run on (it "
+        f"{state_predicate(state)}); nothing was done twice"
     )

@@ -65,7 +65,7 @@ def test_two_approvers_at_the_same_moment_execute_once(
     time.sleep(0.3)
     kinds = [e["kind"] for e in bot.components.store.events(run.id)]
     assert kinds.count("execution_started") == 1
-    results = [t for t in thread_texts(bot, channel, ts) if "succeeded" in t]
+    results = [t for t in thread_texts(bot, channel, ts) if t.startswith(f"Run {run.id} succeeded")]
     assert len(results) == 1
 
 
