@@ -124,7 +124,13 @@ def take_locks(
     with BlockerWatch(target, conn.info.backend_pid) as watch:
         try:
             conn.execute(statement.encode())
-        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+        except (
+            psycopg.errors.LockNotAvailable,
+            psycopg.errors.QueryCanceled,
+            # Chosen as a deadlock's victim while queuing (another plan's pg_dump holds one
+            # table and waits for one we hold): the other side goes on, so a retry succeeds.
+            psycopg.errors.DeadlockDetected,
+        ):
             # The caller rolls back: to its savepoint (and tries again), or the transaction.
             raise LockTimeoutError(watch.blockers(), statement) from None
     conn.execute(_set_statement_timeout(statement_timeout))
