@@ -92,11 +92,16 @@ def test_find_pg_tools_rejects_a_pg_bin_holding_another_program(tmp_path: Path) 
 
 @pytest.mark.skipif(embedded_bin_dir() is None, reason="needs the embedded PostgreSQL")
 def test_find_pg_tools_reaches_the_embedded_client_for_a_newer_server() -> None:
-    """Against the embedded PostgreSQL 16, default discovery finds a pg_dump 16 or newer."""
-    start = time.monotonic()
+    """Against the embedded PostgreSQL 16, default discovery finds a pg_dump 16 or newer.
+
+    Only discovery is timed: starting the embedded server (initdb included) is the fixture's
+    cost and swings with the machine's load, while a slow discovery is the bug looked for.
+    """
     with embedded_server() as conninfo:
         major = server_major(conninfo)
+        start = time.monotonic()
         tools = find_pg_tools(major)
+        elapsed = time.monotonic() - start
     assert major == 16
     assert tools.major >= 16
     # Earlier candidates win only when they are new enough themselves.
@@ -104,7 +109,7 @@ def test_find_pg_tools_reaches_the_embedded_client_for_a_newer_server() -> None:
     if all(major_of(probe_version(d / "pg_dump", "pg_dump")) < 16 for d in earlier):
         assert tools.pg_dump.parent == embedded_bin_dir()
         assert tools.version.startswith("16.")
-    assert time.monotonic() - start < 5
+    assert elapsed < 5
 
 
 # --- backups ---------------------------------------------------------------------------
