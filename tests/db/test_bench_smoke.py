@@ -19,6 +19,8 @@ from bench.rollback_time import expected_dropped_rows, run_rollback_time
 from bench.scale import ScaleOptions, run_scale
 from bench.server import Server, Tools
 
+pytestmark = pytest.mark.slow  # each drives real servers and subprocesses
+
 TINY_ACK = AckOptions(requests=12, concurrency=3, rounds=2, warmup=2, workers=2, queue_size=1)
 TINY_LOCK = LockOptions(
     blocker_s=1.0,

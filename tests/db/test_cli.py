@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -25,6 +26,8 @@ from tests.secrets import (
     share_the_vault,
     state_tables_text,
 )
+
+pytestmark = pytest.mark.slow  # every test starts `rollbot` processes, seconds each
 
 SECRET = "s3cret-pa55word"
 
