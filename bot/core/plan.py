@@ -263,6 +263,9 @@ def build_plan(
         settings=(
             f"SET LOCAL lock_timeout = '{format_duration(lock_timeout)}'",
             f"SET LOCAL statement_timeout = '{format_duration(statement_timeout)}'",
+            # The runbook was parsed as PostgreSQL parses by default; a database or role set to
+            # the old backslash escapes must not run other statements than the ones checked.
+            "SET LOCAL standard_conforming_strings = on",
         ),
         advisory_lock=f"SELECT pg_try_advisory_xact_lock({ADVISORY_CLASS}, {ADVISORY_KEY})",
         write_lock=_lock(write_locked, "SHARE ROW EXCLUSIVE"),

@@ -123,6 +123,7 @@ class Restore:
         if quarantined:
             return build_move_back(
                 source,
+                tools=lambda: tools,
                 target=database,
                 lock_timeout_s=lock_timeout_s,
                 verify_queries=self._planner.runbook(source.runbook_name).verify_queries,

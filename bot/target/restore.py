@@ -37,6 +37,7 @@ from bot.target.backup import file_sha256, verify_backup
 from bot.target.quarantine import existing_relations, quarantine_exists
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import timedelta
 
     from bot.core.plan import Plan
@@ -152,6 +153,7 @@ def build_restore(
 def build_move_back(
     source: Run,
     *,
+    tools: Callable[[], PgTools],
     target: TargetDatabase,
     lock_timeout_s: float,
     verify_queries: tuple[tuple[int, str], ...] = (),
@@ -162,7 +164,8 @@ def build_move_back(
     from their stored definitions (checked against every row), the journal row comes back and
     the then-empty quarantine schema is dropped; a check raises unless each table holds the
     rows the rollback moved. A table of the same name in their old place (the migration was
-    applied again) blocks it.
+    applied again) blocks it. Once purged, the quarantine is first reloaded from its verified
+    final backup, then moved back the same way.
     """
     plan = source.rollback_plan()
     outcome = outcome_of(source)
@@ -170,7 +173,8 @@ def build_move_back(
     if quarantine is None:
         msg = f"{source.label()} quarantined nothing"
         raise TypeError(msg)
-    blockers = _quarantine_blockers(target, quarantine)
+    backup = outcome.quarantine_backup if outcome else None
+    reload, shown_reload, blockers = _reload(target, tools, quarantine, backup)
     taken = [o.name for o in quarantine.objects if o.kind == "table"]
     blockers += [
         f"{name} exists again (the migration was applied again?); moving the quarantined "
@@ -192,16 +196,10 @@ def build_move_back(
     verify = _verification({unquote(n) for n in taken}, set(), data, set())
     journal = _journal_insert(plan)
     timeouts = f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';\n"
-    script = "\n".join(
-        [
-            _HEADER + timeouts,
-            *(f"{sql};" for sql in move_back_sql(quarantine)),
-            journal or "",
-            verify,
-        ]
-    )
-    backup = outcome.quarantine_backup if outcome else None
-    shown = "\n".join([script, *_verify_shown(verify_queries)])
+    # pg_restore's own header resets lock_timeout to 0: ours is set again after it.
+    back = [timeouts, *(f"{sql};" for sql in move_back_sql(quarantine)), journal or "", verify]
+    script = "\n".join([_HEADER + timeouts, *reload, *back])
+    shown = "\n".join([_HEADER + timeouts, *shown_reload, *back, *_verify_shown(verify_queries)])
     restore = RestorePlan(
         source_run=source.id,
         runbook_name=source.runbook_name,
@@ -216,7 +214,8 @@ def build_move_back(
         sql=shown,
         verify_queries=verify_queries,
         hash=hashlib.sha256(
-            f"{shown}|{quarantine.schema_name}|{plan.target.identity()}".encode()
+            f"{shown}|{quarantine.schema_name}|{backup.sha256 if reload and backup else ''}|"
+            f"{plan.target.identity()}".encode()
         ).hexdigest(),
         quarantine=quarantine.schema_name,
     )
@@ -251,8 +250,14 @@ def build_purge(
         except BackupError as exc:
             blockers.append(f"its final backup cannot be trusted: {exc.render()}")
     timeouts = f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';\n"
-    script = "\n".join([_HEADER + timeouts, *(f"{sql};" for sql in purge_sql(quarantine))])
     rows = tuple((t.table, t.rows) for t in outcome.dropped)
+    script = "\n".join(
+        [
+            _HEADER + timeouts,
+            _unchanged_since_backup(quarantine, dict(rows)),
+            *(f"{sql};" for sql in purge_sql(quarantine)),
+        ]
+    )
     purge = RestorePlan(
         source_run=source.id,
         runbook_name=source.runbook_name,
@@ -272,6 +277,52 @@ def build_purge(
         size_bytes=quarantine.size_bytes,
     )
     return purge, script
+
+
+def _unchanged_since_backup(quarantine: Quarantine, moved_rows: dict[str, int]) -> str:
+    """Writes into the quarantine stop, and the purge is undone unless the counts still match.
+
+    The final backup holds the rows the rollback moved; a row written into the quarantine
+    since would be in neither place after the purge, so the purge refuses instead.
+    """
+    tables = quarantine.tables()
+    if not tables:
+        return ""
+    lock = "LOCK TABLE " + ", ".join(o.moved for o in tables) + " IN EXCLUSIVE MODE;"
+    checks = "\n".join(
+        f"  SELECT count(*) INTO n FROM {o.moved};\n"
+        f"  IF n <> {moved_rows.get(o.name, 0)} THEN RAISE EXCEPTION "
+        f"'purge refused: % holds % rows, its final backup {moved_rows.get(o.name, 0)}: "
+        f"something wrote into the quarantine since; take a new final backup first', "
+        f"{_literal(o.moved)}, n; END IF;"
+        for o in tables
+    )
+    return f"{lock}\nDO $unchanged$\nDECLARE n bigint;\nBEGIN\n{checks}\nEND\n$unchanged$;"
+
+
+def _reload(
+    target: TargetDatabase,
+    tools: Callable[[], PgTools],
+    quarantine: Quarantine,
+    backup: BackupInfo | None,
+) -> tuple[list[str], list[str], list[str]]:
+    """The SQL that brings a purged quarantine back from its final backup, shown, blockers.
+
+    Nothing when the quarantine is still there; blocked when it is gone and no final backup
+    was taken (or it was pruned or changed since it was verified).
+    """
+    if quarantine_exists(target, quarantine.schema_name) or backup is None:
+        return [], [], _quarantine_blockers(target, quarantine)
+    try:
+        _check_file(backup)
+    except RollbotError as exc:
+        return [], [], [f"the quarantine {quarantine.schema_name} was purged and {exc.render()}"]
+    sql = _pg_restore(tools(), target.child("restore"), [str(backup.path)])
+    shown = (
+        f"-- the purged quarantine {quarantine.schema_name} reloaded whole from its final "
+        f"backup {backup.path.name} (sha256 {backup.sha256[:12]}…)"
+    )
+    return [sql], [shown], []
 
 
 def _quarantine_blockers(target: TargetDatabase, quarantine: Quarantine) -> list[str]:

@@ -117,11 +117,30 @@ def test_quarantined_rollback_keeps_every_row_and_the_restore_moves_it_back(
 
 
 def test_purge_waits_for_an_approver_then_drops_the_quarantine(
-    db_0023: str, readonly_db_0022: str, make_service: Callable[..., Rollbot]
+    db_0023: str,
+    readonly_db_0022: str,
+    readonly_db_0023: str,
+    make_service: Callable[..., Rollbot],
 ) -> None:
-    """A purge is planned, refused to its requester, and once approved leaves no quarantine."""
+    """A purge is approved, refused while the quarantine changed, and a restore reloads it.
+
+    A row written into the quarantine after its final backup would be in neither place once
+    purged; after the purge the restore comes from that final backup.
+    """
+    before = content_checksums(db_0023)
     service = make_service(db_0023, drop_mode="quarantine")
     run_id, quarantine = quarantined(service)
+    late = f"{quarantine.schema_name}.api_errors"
+    with psycopg.connect(db_0023, autocommit=True) as conn:
+        conn.execute(f"CREATE TEMP TABLE one AS SELECT * FROM {late} LIMIT 1")
+        conn.execute("UPDATE one SET id = gen_random_uuid()")
+        conn.execute(f"INSERT INTO {late} SELECT * FROM one")
+        refused = service.request_purge(run_id, requested_by=REQUESTER)
+        refused = service.approve(refused.id, APPROVER)
+        assert refused.state is RunState.FAILED
+        assert "something wrote into the quarantine since" in (refused.reason or "")
+        assert schema_exists(db_0023, quarantine.schema_name)
+        conn.execute(f"DELETE FROM {late} WHERE id = (SELECT id FROM one)")
     purge = service.request_purge(run_id, requested_by=REQUESTER)
     assert purge.kind == "purge"
     assert purge.state is RunState.AWAITING_APPROVAL, purge.reason
@@ -133,6 +152,16 @@ def test_purge_waits_for_an_approver_then_drops_the_quarantine(
     assert done.state is RunState.SUCCEEDED, done.reason
     assert not schema_exists(db_0023, quarantine.schema_name)
     assert schema_of(db_0023) == schema_of(readonly_db_0022)
+
+    restore = service.request_restore(run_id, requested_by=REQUESTER)
+    assert restore.state is RunState.AWAITING_APPROVAL, restore.reason
+    assert "reloaded whole from its final backup" in restore.restore_plan().sql
+    done = service.approve(restore.id, APPROVER)
+    assert done.state is RunState.SUCCEEDED, done.reason
+    assert schema_of(db_0023) == schema_of(readonly_db_0023)
+    assert journal_of(db_0023) == journal_of(readonly_db_0023)
+    assert content_checksums(db_0023) == before
+    assert not schema_exists(db_0023, quarantine.schema_name)
 
 
 def test_a_partitioned_table_blocks_the_quarantined_plan(scratch_db: str) -> None:

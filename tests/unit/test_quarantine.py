@@ -2,9 +2,12 @@
 
 from datetime import timedelta
 
+import pglast
+import pytest
+
 from bot.core.facts import Facts, Found, Table, Target
 from bot.core.plan import Plan, build_plan
-from bot.core.quarantine import KeptKey, MovedObject, Quarantine, move_back_sql, purge_sql
+from bot.core.quarantine import KeptKey, MovedObject, Quarantine, _kept, move_back_sql, purge_sql
 from bot.core.runbook import parse_runbook
 from bot.core.sql import ObjectKind
 
@@ -73,7 +76,8 @@ def test_quarantine_mode_moves_tables_and_types_keeps_indexes_and_drops_only_cro
     assert plan.quarantine.keys == (KEY,)
     assert plan.quarantine.size_bytes == 8192
     index, key, table, kind = plan.script.statements
-    assert index.startswith("SELECT 'kept in quarantine: DROP INDEX")
+    assert index.startswith("SELECT $kept$kept in quarantine: DROP INDEX")
+    assert "SET LOCAL standard_conforming_strings = on;" in plan.sql
     assert key.endswith(
         "ALTER TABLE public.api_errors DROP CONSTRAINT api_errors_user_id_users_id_fk"
     )
@@ -85,6 +89,23 @@ def test_quarantine_mode_moves_tables_and_types_keeps_indexes_and_drops_only_cro
     assert "pg_export_snapshot" not in plan.sql  # nothing to dump inside the transaction
     assert plan.final_tables() == ()
     assert not plan.blocked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        """DROP INDEX "a\\'; DELETE FROM victim; --\"""",
+        "DROP INDEX x -- $kept$; DELETE FROM victim; $kept_$",
+    ],
+)
+def test_a_kept_statement_is_one_constant_whatever_its_quotes(text: str) -> None:
+    """Backslashes and dollar tags in a runbook statement cannot end the kept text early."""
+    parsed = pglast.parse_sql(_kept(text))
+    assert len(parsed) == 1
+    select = parsed[0].stmt
+    assert isinstance(select, pglast.ast.SelectStmt)
+    (target,) = select.targetList or ()
+    assert target.val.val.sval == f"kept in quarantine: {text}"
 
 
 def test_drop_mode_runs_the_runbook_as_written() -> None:
