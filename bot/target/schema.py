@@ -75,7 +75,9 @@ SELECT format('%%I.%%I', n.nspname, c.relname), c.relkind::text, c.relpersistenc
   CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
   CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
   CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
-  c.relrowsecurity::text, obj_description(c.oid, 'pg_class')
+  c.relrowsecurity::text, obj_description(c.oid, 'pg_class'),
+  CASE WHEN c.relkind IN ('v', 'm') THEN array_to_string(c.reloptions, ', ') END,
+  CASE WHEN c.relkind = 'm' THEN c.relispopulated::text END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_OURS} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND {_NOT_EXTENSION.format(catalog="pg_class", oid="c.oid")}
@@ -247,7 +249,7 @@ def _sequence(row: tuple[Any, ...]) -> SchemaObject:
 
 
 def _relation(row: tuple[Any, ...]) -> SchemaObject:
-    name, relkind, persistence, definition, bound, key, rls, comment = row
+    name, relkind, persistence, definition, bound, key, rls, comment, options, populated = row
     return SchemaObject(
         kind=_RELKINDS[relkind],
         name=name,
@@ -259,6 +261,8 @@ def _relation(row: tuple[Any, ...]) -> SchemaObject:
             ("row security", rls),
             ("foreign", "true" if relkind == "f" else None),
             ("comment", comment),
+            ("options", options or None),
+            ("populated", populated),
         ),
     )
 
