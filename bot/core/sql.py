@@ -121,7 +121,8 @@ _ALLOWED = (
     "DROP INDEX/TABLE/TYPE/DOMAIN/SEQUENCE/VIEW/MATERIALIZED VIEW, "
     "ALTER TABLE … DROP CONSTRAINT/COLUMN, DELETE, and to put definitions back CREATE INDEX, "
     "ALTER TABLE … ADD/VALIDATE CONSTRAINT, ALTER COLUMN … SET/DROP NOT NULL/DEFAULT, "
-    "renames of tables, columns, constraints and indexes, COMMENT ON"
+    "renames of tables, columns, constraints and indexes, COMMENT ON, CREATE VIEW/"
+    "MATERIALIZED VIEW/TYPE/DOMAIN"
 )
 
 
@@ -283,6 +284,18 @@ class _Reads(Visitor):
         self.sampled = True
 
 
+# Statements whose expressions are stored, not run: a view's query runs when it is read, a
+# domain's CHECK when a value is written to it, as they did at N-1. A materialized view
+# created WITH NO DATA runs nothing either; WITH DATA runs its query, which is read.
+_RUNS_NOTHING = (
+    ast.CommentStmt,
+    ast.ViewStmt,
+    ast.CreateDomainStmt,
+    ast.CreateEnumStmt,
+    ast.CompositeTypeStmt,
+)
+
+
 def _reads(node: Any, sql: str, offset: int, source: _Source) -> _Reads:  # noqa: ANN401
     """What a statement's expressions run.
 
@@ -291,13 +304,16 @@ def _reads(node: Any, sql: str, offset: int, source: _Source) -> _Reads:  # noqa
     """
     owned = ast.DeleteStmt | ast.AlterTableStmt | ast.IndexStmt | ast.RenameStmt
     target = node.relation if isinstance(node, owned) else None
+    into: Any = node.into if isinstance(node, ast.CreateTableAsStmt) else None
+    if into is not None:
+        target = into.rel  # the materialized view it creates is not read
     visitor = _Reads(target)
     if isinstance(node, ast.AlterTableStmt):
         # A default is stored, not run: SET DEFAULT nextval(…) calls nothing now.
         for cmd in node.cmds or ():
             if cmd.subtype != enums.AlterTableType.AT_ColumnDefault:
                 visitor(cmd)
-    elif not isinstance(node, ast.CommentStmt):
+    elif not isinstance(node, _RUNS_NOTHING) and not (into is not None and into.skipData):
         visitor(node)
     for name in visitor.names:
         reason = denied_reason(name)
@@ -345,6 +361,31 @@ def _first_words(text: str, offset: int) -> str:
     return " ".join(text[offset:].split()[:3]).rstrip(";")
 
 
+def _recreated_definition(node: Any) -> str | None:  # noqa: ANN401 - pglast node
+    """The label of a CREATE that puts back an object holding no rows of its own, else None.
+
+    An index, a view, an enum, a composite type and a domain are their definition; a
+    materialized view is its query's result, and filling it runs that query, whose calls and
+    reads the plan checks like any other expression (`usercode.py`). `OR REPLACE` and
+    `IF NOT EXISTS` are not allowed: each could keep or replace an object other than N-1's.
+    """
+    if isinstance(node, ast.IndexStmt) and node.idxname and not node.if_not_exists:
+        return "CREATE INDEX"
+    if isinstance(node, ast.ViewStmt) and not node.replace:
+        return "CREATE VIEW"
+    if (
+        isinstance(node, ast.CreateTableAsStmt)
+        and node.objtype == enums.ObjectType.OBJECT_MATVIEW
+        and not node.if_not_exists
+    ):
+        return "CREATE MATERIALIZED VIEW"
+    if isinstance(node, ast.CreateEnumStmt | ast.CompositeTypeStmt):
+        return "CREATE TYPE"
+    if isinstance(node, ast.CreateDomainStmt):
+        return "CREATE DOMAIN"
+    return None
+
+
 def _classify(  # noqa: PLR0911 - one return per kind of statement
     node: Any,  # noqa: ANN401 - pglast node
     sql: str,
@@ -387,8 +428,9 @@ def _classify(  # noqa: PLR0911 - one return per kind of statement
         if kinds <= set(_ALTER_RESTORES) and not node.missing_ok:
             label = " / ".join(sorted({_ALTER_RESTORES[k] for k in kinds}))
             return f"ALTER TABLE … {label}", (), False
-    if isinstance(node, ast.IndexStmt) and node.idxname and not node.if_not_exists:
-        return "CREATE INDEX", (), False
+    created = _recreated_definition(node)
+    if created is not None:
+        return created, (), False
     if isinstance(node, ast.RenameStmt) and node.renameType in _RENAMES and not node.missing_ok:
         return _RENAMES[node.renameType], (), False
     if isinstance(node, ast.CommentStmt):
