@@ -21,6 +21,10 @@ so that this stays a pure function of the files and the schema.
 - `SET DEFAULT` and `DROP DEFAULT` go back to the N-1 default, or to none.
 - Renames of tables, columns, constraints and indexes are renamed back.
 - `COMMENT ON` goes back to the N-1 comment, or to none.
+- `DROP VIEW`, `DROP MATERIALIZED VIEW` and `DROP TYPE`/`DROP DOMAIN` (enum, composite,
+  domain) create the object again from its N-1 definition, options and comment; a
+  materialized view is filled again (`WITH DATA`) only if it was populated at N-1. Statements
+  are undone newest first, so a view dropped before what it depends on is recreated after it.
 - `CREATE … IF NOT EXISTS` (table, index, sequence, column) drops the object only when N-1
   did not have it; when it did, the statement changed nothing and its undo is nothing.
 
@@ -31,7 +35,7 @@ an enum value, only recreating the type could, and that would rewrite every colu
 which is a rollback a person must decide. The refusal (`IrreversibleError`) names the first
 statement that loses data, by line, and what goes with it; only when no statement loses data
 does it name the first statement that cannot be undone for another reason (a DO block, a
-dropped view, no reference to read the old definition from).
+drop with CASCADE, no reference to read the old definition from).
 
 The runbook is rendered in the seed's format and says prominently that it was derived.
 """
@@ -72,14 +76,15 @@ _STATEMENT_REASONS: dict[type, str] = {
     "them from the rows that were there",
 }
 _UNKNOWN_REASON = (
-    "a derived rollback undoes CREATE, DROP INDEX/CONSTRAINT, NOT NULL, DEFAULT, renames "
-    "and comments; not this statement"
+    "a derived rollback undoes CREATE, DROP INDEX/CONSTRAINT/VIEW/TYPE, NOT NULL, DEFAULT, "
+    "renames and comments; not this statement"
 )
-_DROP_REASONS = {
-    _OBJ.OBJECT_VIEW: "it drops a view; a derived rollback does not recreate views",
-    _OBJ.OBJECT_MATVIEW: "it drops a materialized view; a derived rollback does not recreate views",
-    _OBJ.OBJECT_TYPE: "it drops a type; a derived rollback does not recreate types",
-    _OBJ.OBJECT_DOMAIN: "it drops a domain; a derived rollback does not recreate types",
+# Dropped objects that hold no rows of their own: recreated from their N-1 definition.
+_RECREATED = {
+    _OBJ.OBJECT_VIEW: "view",
+    _OBJ.OBJECT_MATVIEW: "materialized view",
+    _OBJ.OBJECT_TYPE: "type",
+    _OBJ.OBJECT_DOMAIN: "domain",
 }
 _RENAMES = {
     _OBJ.OBJECT_TABLE: "TABLE",
@@ -366,12 +371,13 @@ def _undo_sequence(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglas
     return [(f"DROP SEQUENCE IF EXISTS {_relation(node.sequence)}",)]
 
 
-def _undo_view(node: Any, _scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+def _undo_view(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     if node.replace:
         raise _Refusal(
             "CREATE OR REPLACE VIEW may have replaced a view whose old definition is not in "
             "the migration"
         )
+    scope.tables.add(_qualified_key(node.view))
     return [(f"DROP VIEW IF EXISTS {_relation(node.view)}",)]
 
 
@@ -412,9 +418,82 @@ def _undo_drop(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast no
             raise _loses(f"it drops table {_dotted(key)}, and every row in it is gone")
         elif kind == _OBJ.OBJECT_SEQUENCE:
             raise _loses(f"it drops sequence {_dotted(key)}, and its current value is gone")
+        elif kind in _RECREATED:
+            _refuse_if(
+                node.behavior == enums.DropBehavior.DROP_CASCADE,
+                f"it drops {_RECREATED[kind]} {_dotted(key)} with CASCADE; what went with it "
+                "is not in the migration",
+            )
+            groups += _recreate(kind, key, scope, missing_ok=bool(node.missing_ok))
         else:
-            raise _Refusal(_DROP_REASONS.get(kind, _UNKNOWN_REASON))
+            raise _Refusal(_UNKNOWN_REASON)
     return groups
+
+
+def _recreate(kind: Any, key: tuple[str, str], scope: _Scope, *, missing_ok: bool) -> _Groups:  # noqa: ANN401 - pglast enum
+    """A dropped view, materialized view or type, created again from its N-1 definition.
+
+    A view and a type hold no rows: their definition is all there is. A materialized view
+    holds rows, but they are its query's result; it is created `WITH DATA` only when it was
+    populated at N-1, and that runs its query, which the plan checks like any other
+    statement of the runbook (only PostgreSQL's own code may run).
+    """
+    what = _RECREATED[kind]
+    before = scope.needs(f"it drops {what} {_dotted(key)}; recreating it needs its definition")
+    lookup = "type" if kind in {_OBJ.OBJECT_TYPE, _OBJ.OBJECT_DOMAIN} else what
+    found = before.find(lookup, *key)
+    if found is None:
+        _refuse_if(
+            not missing_ok,
+            f"it drops {what} {_dotted(key)}, which the schema before this migration does not have",
+        )
+        return []
+    name = ".".join(quote_ident(part) for part in key)
+    if lookup != "type":
+        return [_view_statements(what, name, found, before)]
+    return [_type_statements(name, found, before)]
+
+
+def _view_statements(what: str, name: str, found: SchemaObject, before: Before) -> tuple[str, ...]:
+    definition = (before.attribute(found, "definition") or "").strip().rstrip(";")
+    options = before.attribute(found, "options")
+    with_options = f" WITH ({options})" if options else ""
+    create = f"CREATE {what.upper()} {name}{with_options} AS {definition}"
+    if what == "materialized view":
+        populated = before.attribute(found, "populated") == "true"
+        create += " WITH DATA" if populated else " WITH NO DATA"
+    comment = before.attribute(found, "comment")
+    if comment:
+        return (create, f"COMMENT ON {what.upper()} {name} IS {_literal(comment)}")
+    return (create,)
+
+
+def _type_statements(name: str, found: SchemaObject, before: Before) -> tuple[str, ...]:
+    shape = before.attribute(found, "kind")
+    if shape == "enum":
+        create = f"CREATE TYPE {name} AS ENUM ({before.attribute(found, 'labels') or ''})"
+    elif shape == "composite":
+        create = f"CREATE TYPE {name} AS ({before.attribute(found, 'attributes') or ''})"
+    elif shape == "domain":
+        create = f"CREATE DOMAIN {name} AS {before.attribute(found, 'base type')}"
+        default = before.attribute(found, "default")
+        if default:
+            create += f" DEFAULT {default}"
+        if before.attribute(found, "not null") == "true":
+            create += " NOT NULL"
+        checks = before.attribute(found, "checks")
+        if checks:
+            create += f" {checks}"
+    else:
+        raise _Refusal(
+            f"it drops type {name}, a {shape} type at N-1; a derived rollback recreates "
+            "enums, composite types and domains"
+        )
+    comment = before.attribute(found, "comment")
+    keyword = "DOMAIN" if shape == "domain" else "TYPE"
+    if comment:
+        return (create, f"COMMENT ON {keyword} {name} IS {_literal(comment)}")
+    return (create,)
 
 
 def _recreate_index(key: tuple[str, str], scope: _Scope, *, missing_ok: bool) -> _Groups:

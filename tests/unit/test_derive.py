@@ -142,6 +142,8 @@ def test_what_loses_data_is_refused_saying_what_is_lost(sql: str, reason: str) -
         ("CREATE TABLE IF NOT EXISTS t (id int);", "creates table t only if it is not there"),
         ("ALTER TABLE users ADD COLUMN IF NOT EXISTS age int;", "creates column users.age"),
         ("CREATE INDEX IF NOT EXISTS i ON users (name);", "creates index i only if"),
+        ("DROP VIEW v;", "drops view v; recreating it needs its definition"),
+        ('DROP TYPE "public"."status";', "drops type status; recreating it needs"),
     ],
 )
 def test_without_the_reference_what_needs_it_is_refused_saying_so(sql: str, reason: str) -> None:
@@ -156,7 +158,7 @@ def test_without_the_reference_what_needs_it_is_refused_saying_so(sql: str, reas
 @pytest.mark.parametrize(
     ("sql", "reason"),
     [
-        ("DROP VIEW v;", "does not recreate views"),
+        ("DROP VIEW v CASCADE;", "with CASCADE"),
         ("DO $$ BEGIN PERFORM 1; END $$;", "DO block"),
         ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';", "function"),
         ("CREATE SCHEMA billing;", "schema"),
@@ -337,3 +339,122 @@ def test_0023_derived_undoes_what_the_seed_undoes() -> None:
     assert report.clean
     assert len(derived.statements) == 4 + 6 + 9 + 34
     assert derived.statements[-1].sql == "DROP TYPE IF EXISTS public.error_category"
+
+
+VIEWS_BEFORE = before_of(
+    SchemaObject(
+        kind="view",
+        name="public.active_users",
+        attributes=attributes(
+            ("definition", " SELECT users.id\n   FROM public.users\n  WHERE users.active;"),
+            ("options", "security_barrier=true, check_option=local"),
+            ("comment", "who is in"),
+        ),
+    ),
+    SchemaObject(
+        kind="materialized view",
+        name="public.user_counts",
+        attributes=attributes(
+            ("definition", " SELECT count(*) AS n\n   FROM public.users;"),
+            ("populated", "true"),
+        ),
+    ),
+    SchemaObject(
+        kind="materialized view",
+        name="public.empty_counts",
+        attributes=attributes(("definition", " SELECT 1 AS n;"), ("populated", "false")),
+    ),
+    SchemaObject(
+        kind="type",
+        name="public.status",
+        attributes=attributes(("kind", "enum"), ("labels", "'new', 'it''s done'")),
+    ),
+    SchemaObject(
+        kind="type",
+        name="public.point2",
+        attributes=attributes(("kind", "composite"), ("attributes", "x integer, y integer")),
+    ),
+    SchemaObject(
+        kind="type",
+        name="public.positive",
+        attributes=attributes(
+            ("kind", "domain"),
+            ("base type", "integer"),
+            ("not null", "true"),
+            ("default", "1"),
+            ("checks", "CHECK ((VALUE > 0))"),
+        ),
+    ),
+    SchemaObject(
+        kind="type",
+        name="public.span",
+        attributes=attributes(("kind", "range"), ("subtype", "integer")),
+    ),
+)
+
+
+def test_dropped_views_and_types_are_recreated_from_n_minus_1() -> None:
+    """A view or type holds no rows: its N-1 definition, options and comment bring it back."""
+    sql = """DROP VIEW "public"."active_users";--> statement-breakpoint
+DROP MATERIALIZED VIEW "public"."user_counts";--> statement-breakpoint
+DROP MATERIALIZED VIEW "empty_counts";--> statement-breakpoint
+DROP TYPE "public"."status";--> statement-breakpoint
+DROP TYPE "public"."point2";--> statement-breakpoint
+DROP DOMAIN "public"."positive";"""
+    migration = Migration(tag="0100_snippet", when=1, text=sql)
+    statements = [s for u in derive_rollback(migration, VIEWS_BEFORE) for s in u.statements]
+    assert statements == [
+        "CREATE DOMAIN public.positive AS integer DEFAULT 1 NOT NULL CHECK ((VALUE > 0))",
+        "CREATE TYPE public.point2 AS (x integer, y integer)",
+        "CREATE TYPE public.status AS ENUM ('new', 'it''s done')",
+        "CREATE MATERIALIZED VIEW public.empty_counts AS SELECT 1 AS n WITH NO DATA",
+        (
+            "CREATE MATERIALIZED VIEW public.user_counts AS SELECT count(*) AS n\n"
+            "   FROM public.users WITH DATA"
+        ),
+        (
+            "CREATE VIEW public.active_users WITH (security_barrier=true, check_option=local) "
+            "AS SELECT users.id\n   FROM public.users\n  WHERE users.active"
+        ),
+        "COMMENT ON VIEW public.active_users IS 'who is in'",
+    ]
+    text = derive_runbook(migration, before=VIEWS_BEFORE)
+    book = parse_runbook(text, file="runbooks/0100_snippet.md")
+    assert len(book.statements) == len(statements)
+    # Filling the materialized view runs its query: the plan sees what it reads and calls.
+    assert book.statements[4].relations == ("public.users",)
+    assert book.statements[4].functions == ("count",)
+
+
+def test_a_view_made_and_dropped_by_the_migration_needs_nothing_back() -> None:
+    """Created, then dropped in the same migration: nothing of N-1 to restore."""
+    sql = """CREATE VIEW "v" AS SELECT 1;--> statement-breakpoint
+DROP VIEW "v";--> statement-breakpoint
+CREATE TYPE "t" AS ENUM ('a');--> statement-breakpoint
+DROP TYPE "t";"""
+    migration = Migration(tag="0100_snippet", when=1, text=sql)
+    assert [s for u in derive_rollback(migration, VIEWS_BEFORE) for s in u.statements] == [
+        "DROP TYPE IF EXISTS t",
+        "DROP VIEW IF EXISTS v",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ('DROP TYPE "public"."span";', "a range type at N-1"),
+        ('DROP VIEW "missing";', "which the schema before this migration does not have"),
+    ],
+)
+def test_a_dropped_type_or_view_that_cannot_be_recreated_is_refused(sql: str, reason: str) -> None:
+    """A range type, or a view N-1 lacks, is refused naming it."""
+    assert reason in refusal(sql, VIEWS_BEFORE).reason
+
+
+def test_a_dropped_view_missing_at_n_minus_1_with_if_exists_needs_nothing() -> None:
+    """`DROP VIEW IF EXISTS` of a view N-1 lacked changed nothing."""
+    sql = 'DROP VIEW IF EXISTS "missing";--> statement-breakpoint\nCREATE TABLE t (id int);'
+    migration = Migration(tag="0100_snippet", when=1, text=sql)
+    assert [s for u in derive_rollback(migration, VIEWS_BEFORE) for s in u.statements] == [
+        "DROP TABLE IF EXISTS t"
+    ]
