@@ -18,7 +18,7 @@ from tests.fix_rollbot import APPROVER, REQUESTER, schema_of
 PREVIOUS = {"0000": None, "0001": "0000", "0002": "0001", "0003": "0002", "0006": "0005"}
 PREVIOUS |= {"0007": "0006", "0008": "0007"}
 # From the top of the chain down to the first migration that loses data (0010).
-WALK = ("0016", "0015", "0014", "0013", "0012", "0011")
+WALK = ("0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
 
 
 @pytest.fixture
@@ -86,7 +86,11 @@ def _rolled_back(service: Rollbot, migration: str, previous: str) -> None:
 def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     drizzle_db: Callable[[str | None], str], chain_service: Callable[..., Rollbot]
 ) -> None:
-    """From 0016 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+    """From 0018 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+
+    0018 dropped two views (one reading the other), a populated materialized view and an
+    enum: they come back from their N-1 definitions, the view the other reads first, and the
+    materialized view filled again.
 
     NULLs in a column to make NOT NULL block the plan with their count; a row violating a CHECK
     put back fails the run before COMMIT with nothing changed; fixed rows let both through.
@@ -126,6 +130,9 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
             with psycopg.connect(database) as conn:
                 conn.execute("DELETE FROM invoices")
         _rolled_back(service, migration, previous)
+        if migration == "0018":
+            with psycopg.connect(database) as conn:  # populated at N-1, so readable again
+                assert conn.execute("SELECT count(*) FROM project_task_counts").fetchone()
     expected = drizzle_db("0010")
     assert schema_of(database) == schema_of(expected)
     assert journal_of(database) == journal_of(expected)
