@@ -117,11 +117,16 @@ def diff_schemas(
     return lines
 
 
+# Read for deriving, not compared: whether a materialized view holds rows is the state of its
+# data (a REFRESH changes it), and no later `drizzle-kit migrate` depends on it.
+_NOT_COMPARED = frozenset({"populated"})
+
+
 def _differences(actual: SchemaObject, reference: SchemaObject, label: str) -> list[str]:
     mine = {a.name: a for a in actual.attributes}
     other = {a.name: a for a in reference.attributes}
     lines = []
-    for name in sorted(mine.keys() | other.keys()):
+    for name in sorted((mine.keys() | other.keys()) - _NOT_COMPARED):
         left, right = mine.get(name), other.get(name)
         left_text = normalized(left.text, left.rendering) if left else None
         right_text = normalized(right.text, right.rendering) if right else None

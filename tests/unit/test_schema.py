@@ -128,3 +128,21 @@ def test_an_object_no_migration_made_is_named_not_left_behind() -> None:
         "left behind: table variant_statistics"
     ]
     assert outside_chain(*schemas) == ["table vault"]
+
+
+def test_a_view_s_options_are_compared_but_not_whether_it_holds_rows() -> None:
+    """`WITH (security_barrier)` is the view's definition; a REFRESH is its data's state."""
+
+    def view(options: str | None, populated: str) -> SchemaObject:
+        return SchemaObject(
+            kind="materialized view",
+            name="public.counts",
+            attributes=attributes(
+                ("definition", "SELECT 1"), ("options", options), ("populated", populated)
+            ),
+        )
+
+    assert _diff((view(None, "false"),), (view(None, "true"),)) == []
+    assert _diff((view("fillfactor=50", "true"),), (view(None, "true"),)) == [
+        "differs: materialized view counts options: fillfactor=50 (0022: none)"
+    ]
