@@ -15,6 +15,7 @@ from bot.core.states import RunState, state_predicate
 
 if TYPE_CHECKING:
     from bot.core.results import BackupInfo, Outcome
+    from bot.core.run import Run
 
 # Labels: the name of a part of a message, as both renderers title it.
 HISTORY = "Migration history"
@@ -234,6 +235,19 @@ def drop_mode_line(plan: Plan) -> str:
         f"holding {format_bytes(quarantine.size_bytes)} of disk until a purge is approved "
         f"(`rollbot purge RUN`); the final backup is dumped from there after COMMIT, "
         "and a restore moves them back"
+    )
+
+
+def final_backup_taken(run: Run) -> str:
+    """The thread's update once a quarantined run's final backup, taken after COMMIT, exists."""
+    outcome = run.outcome
+    backup = outcome.quarantine_backup if outcome else None
+    if outcome is None or outcome.quarantine is None or backup is None:
+        return f"Run {run.id}: no final backup of a quarantine was taken"
+    return (
+        f"Run {run.id}: the final backup of {outcome.quarantine.schema_name} is taken, "
+        f"{backup.path} ({backup_details(backup)}); the tables stay in the quarantine until "
+        f"`rollbot purge {run.id}`"
     )
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.core import texts
 from bot.core.commands import USAGE
+from bot.core.results import FINAL_BACKUP_TAKEN
 from bot.core.states import RunState, state_predicate
 from bot.core.text import log_text, plan_text
 from bot.core.views import RestoreView, plan_view, view_of
@@ -330,6 +331,7 @@ def incident_text(run: Run, event: str) -> str:
         "execution_started": "Executing",
         "cancelled": f"Cancelled: {view.reason}",
         "expired": texts.expired_unapproved(view.id),
+        FINAL_BACKUP_TAKEN: escape(texts.final_backup_taken(run)),
     }
     if event in {"succeeded", "failed"}:
         return _outcome_message(view)[0] + _counts(view)

@@ -51,6 +51,17 @@ def test_happy_path_plan_backup_approval_and_counts(
         timeout=30,
     )
     assert bot.components.store.get(run.id).state is RunState.SUCCEEDED
+    if DROP_MODE != "drop":
+        # Announced at COMMIT; the quarantine's dump follows and the thread is told of it.
+        taken = bot.standin.wait_for(
+            "chat.postMessage",
+            lambda call: "is taken" in str(call.params.get("text", "")),
+            timeout=30,
+        )
+        assert "final backup of rollbot_quarantine_0023_" in taken.params["text"]
+        outcome_stored = bot.components.store.get(run.id).outcome
+        assert outcome_stored is not None
+        assert outcome_stored.quarantine_backup is not None
     bot.deliver()
     thread = bot.standin.thread(channel, ts)
     outcome = "\n".join(str(m.blocks) for m in thread)
