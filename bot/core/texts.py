@@ -251,6 +251,13 @@ def final_backup_taken(run: Run) -> str:
     )
 
 
+def pre_approval_rows(rows: int | None) -> str:
+    """A dropped table's rows in the pre-approval backup, or why it holds none of them."""
+    if rows is None:
+        return "not in the pre-approval backup (moved aside: its rows stayed in the database)"
+    return f"{rows:,} in the pre-approval backup"
+
+
 def quarantine_line(outcome: Outcome) -> str | None:
     """Where a quarantined rollback's tables are, and whether its final backup is taken."""
     quarantine = outcome.quarantine
@@ -293,8 +300,13 @@ def backup_line(
     state: RunState,
     reason: str | None,
     progress: str | None = None,
+    *,
+    aside: int = 0,
 ) -> str:
-    """Backup status: running (how far, when known), verified with its facts, or why not."""
+    """Backup status: running (how far, when known), verified with its facts, or why not.
+
+    `aside`: how many tables a quarantined rollback only moves aside, whose rows it leaves out.
+    """
     if backup is not None and backup.pruned_at is not None:
         return f"{pruned(backup)}; it held {held:,} rows of the tables it changes"
     if backup is not None:
@@ -304,9 +316,16 @@ def backup_line(
             if backup.scope == "affected"
             else ""
         )
+        kept = (
+            f"; the rows of the {aside} table(s) only moved aside stay in the database, "
+            "dumped from the quarantine after COMMIT"
+            if aside and backup.scope == "affected"
+            else ""
+        )
         return (
             f"verified: {backup_facts(backup)}; holds {held:,} rows of the tables it changes"
             + scope
+            + kept
         )
     if state is RunState.BACKING_UP and progress is not None:
         return f"running: {progress} (read back by pg_restore as it is written)"

@@ -80,7 +80,7 @@ class Dropped:
     table: str
     rows: int
     final_backup_rows: int
-    backup_rows: int
+    backup_rows: int | None  # None: only moved aside, its rows were never in that backup
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,14 @@ def view_of(run: Run, progress: str | None = None) -> RunView:
         why=run.reason if run.reason and run.state in _ENDED_BADLY else None,
         approval=_approval(run),
         plan=_restore(run) if run.kind in RESTORE_KINDS else _plan(run),
-        backup=texts.backup_line(backup, sum(rows.values()), run.state, run.reason, progress),
+        backup=texts.backup_line(
+            backup,
+            sum(rows.values()),
+            run.state,
+            run.reason,
+            progress,
+            aside=0 if run.kind in RESTORE_KINDS else len(run.rollback_plan().moved_only()),
+        ),
         rehearsal=texts.rehearsal_line(
             rehearsal, run.state, backed_up=bool(run.backup), journal=_deletes_a_journal_row(run)
         ),
@@ -279,7 +286,7 @@ def _outcome(outcome: Outcome, backup_rows: dict[str, int]) -> OutcomeView:
         duration_s=outcome.duration_s,
         attempts=outcome.attempts,
         dropped=tuple(
-            Dropped(t.table, t.rows, t.backup_rows, backup_rows.get(t.table, 0))
+            Dropped(t.table, t.rows, t.backup_rows, backup_rows.get(t.table))
             for t in outcome.dropped
         ),
         deleted=tuple(Change(d.table, d.before, d.after) for d in outcome.deleted),

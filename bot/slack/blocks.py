@@ -270,7 +270,7 @@ def _failure(view: RunView, failure: Failure) -> str:
 def _success(view: RunView, outcome: OutcomeView) -> list[str]:
     rows = "\n".join(
         f"• `{t.table}`: {t.rows:,} rows dropped · {t.final_backup_rows:,} in the final backup · "
-        f"{t.backup_rows:,} in the pre-approval backup"
+        f"{texts.pre_approval_rows(t.backup_rows)}"
         for t in outcome.dropped
     )
     deleted = "\n".join(

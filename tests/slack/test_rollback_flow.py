@@ -8,6 +8,19 @@ from tests.fix_rollbot import APPROVER, DROP_MODE, REQUESTER
 from tests.fix_slackbot import INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot
 
 
+def final_backup_told(bot: SlackBot, run_id: int) -> None:
+    """Announced at COMMIT; the quarantine's dump follows and the thread is told of it."""
+    taken = bot.standin.wait_for(
+        "chat.postMessage",
+        lambda call: "is taken" in str(call.params.get("text", "")),
+        timeout=30,
+    )
+    assert "final backup of rollbot_quarantine_0023_" in taken.params["text"]
+    outcome = bot.components.store.get(run_id).outcome
+    assert outcome is not None
+    assert outcome.quarantine_backup is not None
+
+
 def test_happy_path_plan_backup_approval_and_counts(
     db_0023: str, make_slackbot: Callable[..., SlackBot]
 ) -> None:
@@ -52,16 +65,7 @@ def test_happy_path_plan_backup_approval_and_counts(
     )
     assert bot.components.store.get(run.id).state is RunState.SUCCEEDED
     if DROP_MODE != "drop":
-        # Announced at COMMIT; the quarantine's dump follows and the thread is told of it.
-        taken = bot.standin.wait_for(
-            "chat.postMessage",
-            lambda call: "is taken" in str(call.params.get("text", "")),
-            timeout=30,
-        )
-        assert "final backup of rollbot_quarantine_0023_" in taken.params["text"]
-        outcome_stored = bot.components.store.get(run.id).outcome
-        assert outcome_stored is not None
-        assert outcome_stored.quarantine_backup is not None
+        final_backup_told(bot, run.id)
     bot.deliver()
     thread = bot.standin.thread(channel, ts)
     outcome = "\n".join(str(m.blocks) for m in thread)
