@@ -162,7 +162,7 @@ def outcome_text(run: Run) -> str:
             f"{view.runbook_name} rolled back on {view.target_label}"
         ),
         *_counts(outcome),
-        f"{texts.OBJECTS_DROPPED}: {_objects(outcome)}",
+        f"{texts.objects_gone_label(outcome.quarantine_schema)}: {_objects(outcome)}",
     ]
     lines += [f"Unchanged: {n.table} {n.before:,} → {n.after:,} rows" for n in outcome.neighbours]
     lines += list(outcome.notes)
@@ -183,7 +183,8 @@ def outcome_text(run: Run) -> str:
 def _counts(outcome: OutcomeView) -> list[str]:
     lines = [
         (
-            f"{texts.ROWS_PER_DROPPED_TABLE} (counted in the rollback transaction / in the final "
+            f"{texts.rows_per_table_label(outcome.quarantine_schema)} (counted in the rollback "
+            "transaction / in the final "
             "backup / in the pre-approval backup):"
         )
         if outcome.dropped

@@ -390,6 +390,18 @@ def change(before: int, after: int) -> str:
     return f"({before:,} → {after:,})"
 
 
+def objects_gone_label(quarantine: str | None) -> str:
+    """What happened to the objects the rollback removes: dropped, or moved aside (kept)."""
+    if quarantine is None:
+        return OBJECTS_DROPPED
+    return f"Objects moved aside to the quarantine schema {quarantine}, kept until purge"
+
+
+def rows_per_table_label(quarantine: str | None) -> str:
+    """The heading of the per-table counts: dropped, or moved aside to the quarantine."""
+    return ROWS_PER_DROPPED_TABLE if quarantine is None else "Rows per table moved aside"
+
+
 def objects_dropped(gone: int, expected: int) -> str:
     """`53 of 53 expected`: the objects the check before COMMIT found gone."""
     return f"{gone} of {expected} expected"

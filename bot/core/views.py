@@ -142,6 +142,7 @@ class OutcomeView:
     restore_hint: str | None
     affected: tuple[Affected, ...] = ()
     quarantine: str | None = None  # where the tables were moved, its size, its final backup
+    quarantine_schema: str | None = None  # quarantine mode: nothing was dropped, it is there
 
 
 @dataclass(frozen=True)
@@ -300,4 +301,5 @@ def _outcome(outcome: Outcome, backup_rows: dict[str, int]) -> OutcomeView:
         restore_hint=outcome.restore_hint,
         affected=tuple(Affected(a.table, a.why, a.before, a.after) for a in outcome.affected),
         quarantine=texts.quarantine_line(outcome),
+        quarantine_schema=outcome.quarantine.schema_name if outcome.quarantine else None,
     )

@@ -268,8 +268,9 @@ def _failure(view: RunView, failure: Failure) -> str:
 
 
 def _success(view: RunView, outcome: OutcomeView) -> list[str]:
+    gone = "dropped" if outcome.quarantine_schema is None else "moved aside"
     rows = "\n".join(
-        f"• `{t.table}`: {t.rows:,} rows dropped · {t.final_backup_rows:,} in the final backup · "
+        f"• `{t.table}`: {t.rows:,} rows {gone} · {t.final_backup_rows:,} in the final backup · "
         f"{texts.pre_approval_rows(t.backup_rows)}"
         for t in outcome.dropped
     )
@@ -289,8 +290,10 @@ def _success(view: RunView, outcome: OutcomeView) -> list[str]:
             f"{texts.took(outcome.duration_s, outcome.attempts)}: "
             f"`{view.runbook_name}` rolled back on {view.target_label}."
         ),
-        f"*{texts.ROWS_PER_DROPPED_TABLE}*\n{rows}" if rows else f"*{texts.NO_TABLES_DROPPED}*",
-        f"*{texts.OBJECTS_DROPPED}* "
+        f"*{texts.rows_per_table_label(outcome.quarantine_schema)}*\n{rows}"
+        if rows
+        else f"*{texts.NO_TABLES_DROPPED}*",
+        f"*{texts.objects_gone_label(outcome.quarantine_schema)}* "
         + texts.objects_dropped(outcome.objects_gone, outcome.objects_expected),
     ]
     if deleted:

@@ -69,7 +69,11 @@ def test_happy_path_plan_backup_approval_and_counts(
     bot.deliver()
     thread = bot.standin.thread(channel, ts)
     outcome = "\n".join(str(m.blocks) for m in thread)
-    assert f"`public.api_errors`: {SAMPLE_COUNTS['api_errors']:,} rows dropped" in outcome
+    gone = "dropped" if DROP_MODE == "drop" else "moved aside"
+    assert f"`public.api_errors`: {SAMPLE_COUNTS['api_errors']:,} rows {gone}" in outcome
+    if DROP_MODE != "drop":
+        assert "Objects moved aside to the quarantine schema rollbot_quarantine_0023_" in outcome
+        assert "Objects dropped" not in outcome
     incident = [m for m in bot.standin.messages(INCIDENT_CHANNEL) if not m.is_reply]
     assert len(incident) == 1
     assert "request thread" in str(incident[0].blocks)
