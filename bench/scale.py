@@ -23,6 +23,7 @@ Per repeat, alternating which side goes first (A B, then B A):
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import json
 import os
@@ -200,6 +201,9 @@ def run_scale(
     """Build each scale's database, measure it, drop it; the points come back in order."""
     if options.drop_mode is not None and options.drop_mode not in DROP_MODES:
         raise ValueError(f"drop mode must be one of {DROP_MODES}, got {options.drop_mode!r}")
+    # An installed rollbot has its bytecode compiled at install time (pip does so); run from
+    # a checkout under PYTHONDONTWRITEBYTECODE, every command would compile its modules anew.
+    compileall.compile_dir(ROOT / "bot", quiet=1)
     points = []
     for scale in sorted(options.scales):
         progress(f"scale {scale:g}: building {sum(rows_at(scale).values()):,} rows")
