@@ -273,10 +273,17 @@ def render_scale(result: ScaleResult) -> str:
             ),
         ):
             rows.append(["", step, _spread(mine), tool, _spread(theirs), f"{factor:.1f}x"])
+            if step == "execution" and p.final_dump is not None:
+                rows.append(
+                    ["", "then: final dump", _spread(p.final_dump), "(after COMMIT)", "", ""]
+                )
     lines = [title, table(headers, rows), "", _app_table(result), "", _memory_table(result)]
     lines.append(
         "rollbot's steps are whole CLI commands (start-up included): plan = `rollbot plan 0023` "
-        "to awaiting approval; execution = `rollbot approve RUN`; restore = `rollbot restore "
+        "to awaiting approval; execution = `rollbot approve RUN` up to the committed, stored "
+        "outcome it prints, "
+        "then: final dump = the rest of it, the dump of the quarantine, which locks nothing "
+        "the application uses; restore = `rollbot restore "
         "RUN` + `rollbot approve` of the restore run."
     )
     return "\n".join(lines)

@@ -23,6 +23,7 @@ Per repeat, alternating which side goes first (A B, then B A):
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import json
 import os
@@ -140,7 +141,7 @@ class ScalePoint(BaseModel):
     plain_bytes: int
     custom_bytes: int
     rollbot_backup_bytes: int
-    execute: Spread  # rollbot approve RUN
+    execute: Spread  # rollbot approve RUN, up to the committed, stored outcome it prints
     psql: Spread  # psql -f (the seed's SQL)
     load_rollbot: tuple[AppLoad, ...]
     load_psql: tuple[AppLoad, ...]
@@ -150,6 +151,9 @@ class ScalePoint(BaseModel):
     restore_pg_restore: Spread  # pg_restore of the custom-format dump into one
     peak_kib: dict[str, dict[str, int]]  # step -> program -> largest VmHWM seen
     outcomes: tuple[str, ...]  # each rollbot run's final state, in order
+    # Quarantine mode: the rest of `rollbot approve`, the dump of the quarantine after COMMIT
+    # (locks nothing the application uses). None in drop mode, where it is inside execution.
+    final_dump: Spread | None = None
 
     @property
     def plan_vs_plain(self) -> float:
@@ -197,6 +201,9 @@ def run_scale(
     """Build each scale's database, measure it, drop it; the points come back in order."""
     if options.drop_mode is not None and options.drop_mode not in DROP_MODES:
         raise ValueError(f"drop mode must be one of {DROP_MODES}, got {options.drop_mode!r}")
+    # An installed rollbot has its bytecode compiled at install time (pip does so); run from
+    # a checkout under PYTHONDONTWRITEBYTECODE, every command would compile its modules anew.
+    compileall.compile_dir(ROOT / "bot", quiet=1)
     points = []
     for scale in sorted(options.scales):
         progress(f"scale {scale:g}: building {sum(rows_at(scale).values()):,} rows")
@@ -217,6 +224,7 @@ class _Timed:
     stdout: str
     stderr: str
     peaks: dict[str, int]
+    marked_s: float | None = None  # when a line starting with the marker reached stderr
 
 
 @dataclass
@@ -232,6 +240,7 @@ class _Samples:
     restore_plan: list[float]
     restore_psql: list[float]
     restore_pg_restore: list[float]
+    final_dump: list[float]
     load_rollbot: list[AppLoad]
     load_psql: list[AppLoad]
     peaks: dict[str, dict[str, int]]
@@ -276,7 +285,7 @@ class _Case:
         self.workdir.mkdir(parents=True, exist_ok=True)
         script = self.workdir / "seed_0023_rollback.sql"
         script.write_text(seed_sql(), encoding="utf-8")
-        got = _Samples([], [], [], [], [], [], [], [], [], [], [], {}, [], {})
+        got = _Samples([], [], [], [], [], [], [], [], [], [], [], [], {}, [], {})
         state = self.server.create("bench_state")
         rolled_back = self._rolled_back_template(script)
         try:
@@ -310,6 +319,7 @@ class _Case:
             restore_pg_restore=Spread.of(got.restore_pg_restore),
             peak_kib=got.peaks,
             outcomes=tuple(got.outcomes),
+            final_dump=Spread.of(got.final_dump) if got.final_dump else None,
         )
 
     def _rolled_back_template(self, script: Path) -> str:
@@ -371,10 +381,16 @@ class _Case:
         """`rollbot approve` of the run just planned, with the application running."""
         self.server.settle()
         with _Application(rnd.mine, self.options) as app:
-            timed = _rollbot(["approve", str(rnd.run_id), "--as", APPROVER], rnd.env)
+            timed = _rollbot(
+                ["approve", str(rnd.run_id), "--as", APPROVER], rnd.env, marker=COMMITTED
+            )
         run = _run_json(timed, "approve", "succeeded")
         _check_dropped(run)
-        rnd.got.execute.append(timed.wall_s)
+        if timed.marked_s is None:  # drop mode: the final backup is inside the transaction
+            rnd.got.execute.append(timed.wall_s)
+        else:
+            rnd.got.execute.append(timed.marked_s)
+            rnd.got.final_dump.append(timed.wall_s - timed.marked_s)
         rnd.got.load_rollbot.append(app.load())
         rnd.got.peak("approve", timed.peaks)
         rnd.got.outcomes.append(f"approve: {run['state']}")
@@ -447,18 +463,50 @@ def _rollbot_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "bot"]
 
 
-def _timed(args: list[str], env: dict[str, str], stdout: int | TextIO = subprocess.PIPE) -> _Timed:
+def _timed(
+    args: list[str],
+    env: dict[str, str],
+    stdout: int | TextIO = subprocess.PIPE,
+    marker: str | None = None,
+) -> _Timed:
+    """Run a child to its end; `marker`: also when a stderr line starting with it came."""
+    marked: list[float] = []
+    said: list[str] = []
     with ChildPeaks(interval_s=PEAK_INTERVAL_S, tree=True) as peaks:
         started = time.perf_counter()
-        done = subprocess.run(
-            args, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, check=False, cwd=ROOT
+        child = subprocess.Popen(
+            args, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=ROOT
         )
+
+        def listen() -> None:
+            assert child.stderr is not None
+            for line in child.stderr:
+                if marker is not None and not marked and line.startswith(marker):
+                    marked.append(time.perf_counter() - started)
+                said.append(line)
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        out = child.stdout.read() if child.stdout is not None else ""
+        child.wait()
         wall_s = time.perf_counter() - started
-    return _Timed(wall_s, done.returncode, done.stdout or "", done.stderr, peaks.peaks_kib())
+        listener.join()
+    return _Timed(
+        wall_s,
+        child.returncode,
+        out,
+        "".join(said),
+        peaks.peaks_kib(),
+        marked[0] if marked else None,
+    )
 
 
-def _rollbot(args: list[str], env: dict[str, str]) -> _Timed:
-    return _timed([*_rollbot_command(), *args, "--json"], env)
+# What `rollbot approve` says on stderr once the outcome is printed, before the final dump.
+COMMITTED = "rollbot: committed; taking the final backup"
+
+
+def _rollbot(args: list[str], env: dict[str, str], marker: str | None = None) -> _Timed:
+    return _timed([*_rollbot_command(), *args, "--json"], env, marker=marker)
 
 
 def _run_json(timed: _Timed, step: str, state: str) -> dict[str, Any]:

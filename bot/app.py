@@ -84,11 +84,15 @@ class Components:
             wake=self.courier.wake,
         )
         self.directory = SlackDirectory(self.client)
-        self.service = Rollbot(
-            settings, store, notifier=self.notifier, approvers=self.directory.approvers
-        )
         self.workers = Workers(threads=settings.workers, queue_size=settings.queue_size)
         self.approvals = Workers(threads=settings.workers, queue_size=settings.queue_size)
+        self.service = Rollbot(
+            settings,
+            store,
+            notifier=self.notifier,
+            approvers=self.directory.approvers,
+            defer=self._final_backup_later,
+        )
         self.responders = Responders()
         self.chatops = ChatOps(
             self.service,
@@ -124,6 +128,14 @@ class Components:
         self._last_sweep = time.monotonic()
         # Set by `serve` in Socket Mode: whether the websocket to Slack is up.
         self.socket_connected: Callable[[], bool] | None = None
+
+    def _final_backup_later(self, job: Callable[[], None]) -> None:
+        """A committed run's final backup, on a worker: the thread already has the outcome.
+
+        A full queue (or a stop before it runs) leaves the backup to the next sweep.
+        """
+        if self.approvals.submit("final backup", job) is None:
+            log.info("final_backup.left_to_sweep")
 
     def start(self) -> None:
         """Settle what a crash left behind, then deliver the outbox and expire runs."""

@@ -443,9 +443,41 @@ def _run_command(args: argparse.Namespace, service: Rollbot) -> int:
         if undelivered:
             print()
             print(undelivered_text(undelivered))
+    if args.command == "approve":
+        _final_backup(service, run)
     if args.command == "cancel" and run.state is RunState.CANCELLED:
         return 0  # what was asked for happened
     return 1 if run.state in _FAILED else 0
+
+
+def _final_backup(service: Rollbot, run: Run) -> None:
+    """After the outcome is printed: a quarantined run's final backup, said on stderr.
+
+    The rollback has committed and its outcome is stored; the dump reads only the quarantine
+    and locks nothing the application uses. Interrupted (Ctrl-C), it stays pending and the
+    next command's settle (or `serve`'s sweep) takes it.
+    """
+    from bot.core.texts import final_backup_taken
+
+    outcome = run.outcome
+    if outcome is None or outcome.quarantine is None or not outcome.final_backup_pending():
+        return
+    sys.stdout.flush()  # the outcome is out before the dump starts
+    print(
+        f"rollbot: committed; taking the final backup of {outcome.quarantine.schema_name} "
+        "(reads the quarantine only, locks nothing the application uses; Ctrl-C leaves it "
+        "to the next command)...",
+        file=sys.stderr,
+    )
+    done = service.final_backup(run.id)
+    if done.outcome is not None and not done.outcome.final_backup_pending():
+        print(f"rollbot: {final_backup_taken(done)}", file=sys.stderr)
+    else:
+        print(
+            "rollbot: the final backup is still pending (see the log); the next command "
+            "or `rollbot serve` takes it",
+            file=sys.stderr,
+        )
 
 
 def _runs(args: argparse.Namespace, service: Rollbot, runs_text: Callable[..., str]) -> int:

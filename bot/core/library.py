@@ -76,8 +76,52 @@ class RunbookLibrary(BaseModel):
         return f"known runbooks: {known}"
 
 
-def load_library(directory: Path) -> RunbookLibrary:
-    """Read every `*.md` except README.md; a missing directory is a configuration error."""
+# What identifies one version of a file without reading it: an edit changes one of these.
+FileStamp = tuple[int, int, int, int]  # st_ino, st_size, st_mtime_ns, st_ctime_ns
+Parsed = Runbook | BrokenRunbook
+
+
+class ParsedRunbooks:
+    """Runbooks parsed once per version of their file, for a process that lives (`serve`).
+
+    Parsing (pglast) is the cost of a lookup; a stat per file is not. A file whose inode,
+    size or times changed is read and parsed again, so an edit takes effect (and voids the
+    plans made from the old text) at the next request; an unchanged one is not re-read.
+    """
+
+    def __init__(self) -> None:
+        self._parsed: dict[Path, tuple[FileStamp, Parsed]] = {}
+
+    def parse(self, path: Path) -> Parsed:
+        """The runbook (or why it is broken) in `path` as the file is now."""
+        info = path.stat()
+        stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        known = self._parsed.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        parsed = _parse_file(path)
+        self._parsed[path] = (stamp, parsed)
+        return parsed
+
+
+def _parse_file(path: Path) -> Parsed:
+    display = str(path)
+    try:
+        return parse_runbook(path.read_text(encoding="utf-8"), file=display)
+    except RunbookError as exc:
+        return BrokenRunbook(
+            file=display, migration_id=migration_id_of(path.name), error=exc.render()
+        )
+    except UnicodeDecodeError:
+        return BrokenRunbook(file=display, migration_id=None, error="not UTF-8 text")
+
+
+def load_library(directory: Path, parsed: ParsedRunbooks | None = None) -> RunbookLibrary:
+    """Read every `*.md` except README.md; a missing directory is a configuration error.
+
+    With `parsed`, a file unchanged since it was last parsed there is not read again.
+    """
+    parse = parsed.parse if parsed is not None else _parse_file
     if not directory.is_dir():
         raise RollbotError(
             f"The runbooks directory {directory} does not exist",
@@ -88,18 +132,10 @@ def load_library(directory: Path) -> RunbookLibrary:
     for path in sorted(directory.glob("*.md")):
         if path.name.lower() == "readme.md":
             continue
-        display = str(path)
-        try:
-            runbooks.append(parse_runbook(path.read_text(encoding="utf-8"), file=display))
-        except RunbookError as exc:
-            broken.append(
-                BrokenRunbook(
-                    file=display,
-                    migration_id=migration_id_of(path.name),
-                    error=exc.render(),
-                )
-            )
-        except UnicodeDecodeError:
-            broken.append(BrokenRunbook(file=display, migration_id=None, error="not UTF-8 text"))
+        found = parse(path)
+        if isinstance(found, BrokenRunbook):
+            broken.append(found)
+        else:
+            runbooks.append(found)
     runbooks.sort(key=lambda r: int(r.migration_id), reverse=True)
     return RunbookLibrary(directory=str(directory), runbooks=tuple(runbooks), broken=tuple(broken))

@@ -155,6 +155,22 @@ class Plan(BaseModel):
         moved = {o.name for o in self.quarantine.tables()}
         return tuple(t for t in self.kept_tables() if t not in moved)
 
+    def moved_only(self) -> tuple[str, ...]:
+        """The tables a quarantined rollback only moves aside: none of their rows change.
+
+        Their rows never leave the database until a purge, and a purge needs the dump of the
+        quarantine taken after COMMIT, so the pre-approval backup need not hold them.
+        """
+        if self.quarantine is None:
+            return ()
+        changed = {t.table for t in self.delete_tables} | {a.table for a in self.affected}
+        return tuple(o.name for o in self.quarantine.tables() if o.name not in changed)
+
+    def backed_up_tables(self) -> tuple[str, ...]:
+        """The tables whose rows the pre-approval backup holds and counts."""
+        aside = set(self.moved_only())
+        return tuple(t for t in self.kept_tables() if t not in aside)
+
     def no_ops(self) -> tuple[Step, ...]:
         """Statements that will change nothing, as the plan says they will."""
         return tuple(s for s in self.steps if s.status is StepStatus.NO_OP)

@@ -120,6 +120,10 @@ class Outcome(BaseModel):
         return self.succeeded and self.quarantine is not None and self.quarantine_backup is None
 
 
+# The event that tells a quarantined run's thread its final backup is now taken.
+FINAL_BACKUP_TAKEN = "final_backup_taken"
+
+
 class Backup(BaseModel, frozen=True):
     """The verified pre-approval backup of a run, and the rows it holds per table.
 

@@ -162,7 +162,7 @@ def outcome_text(run: Run) -> str:
             f"{view.runbook_name} rolled back on {view.target_label}"
         ),
         *_counts(outcome),
-        f"{texts.OBJECTS_DROPPED}: {_objects(outcome)}",
+        f"{texts.objects_gone_label(outcome.quarantine_schema)}: {_objects(outcome)}",
     ]
     lines += [f"Unchanged: {n.table} {n.before:,} → {n.after:,} rows" for n in outcome.neighbours]
     lines += list(outcome.notes)
@@ -183,14 +183,16 @@ def outcome_text(run: Run) -> str:
 def _counts(outcome: OutcomeView) -> list[str]:
     lines = [
         (
-            f"{texts.ROWS_PER_DROPPED_TABLE} (counted in the rollback transaction / in the final "
+            f"{texts.rows_per_table_label(outcome.quarantine_schema)} (counted in the rollback "
+            "transaction / in the final "
             "backup / in the pre-approval backup):"
         )
         if outcome.dropped
         else texts.NO_TABLES_DROPPED
     ]
     lines += [
-        f"  {t.table}: {t.rows:,} / {t.final_backup_rows:,} / {t.backup_rows:,}"
+        f"  {t.table}: {t.rows:,} / {t.final_backup_rows:,} / "
+        + (f"{t.backup_rows:,}" if t.backup_rows is not None else "- (moved aside)")
         for t in outcome.dropped
     ]
     lines += [

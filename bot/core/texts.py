@@ -15,6 +15,7 @@ from bot.core.states import RunState, state_predicate
 
 if TYPE_CHECKING:
     from bot.core.results import BackupInfo, Outcome
+    from bot.core.run import Run
 
 # Labels: the name of a part of a message, as both renderers title it.
 HISTORY = "Migration history"
@@ -237,6 +238,26 @@ def drop_mode_line(plan: Plan) -> str:
     )
 
 
+def final_backup_taken(run: Run) -> str:
+    """The thread's update once a quarantined run's final backup, taken after COMMIT, exists."""
+    outcome = run.outcome
+    backup = outcome.quarantine_backup if outcome else None
+    if outcome is None or outcome.quarantine is None or backup is None:
+        return f"Run {run.id}: no final backup of a quarantine was taken"
+    return (
+        f"Run {run.id}: the final backup of {outcome.quarantine.schema_name} is taken, "
+        f"{backup.path} ({backup_details(backup)}); the tables stay in the quarantine until "
+        f"`rollbot purge {run.id}`"
+    )
+
+
+def pre_approval_rows(rows: int | None) -> str:
+    """A dropped table's rows in the pre-approval backup, or why it holds none of them."""
+    if rows is None:
+        return "not in the pre-approval backup (moved aside: its rows stayed in the database)"
+    return f"{rows:,} in the pre-approval backup"
+
+
 def quarantine_line(outcome: Outcome) -> str | None:
     """Where a quarantined rollback's tables are, and whether its final backup is taken."""
     quarantine = outcome.quarantine
@@ -279,8 +300,13 @@ def backup_line(
     state: RunState,
     reason: str | None,
     progress: str | None = None,
+    *,
+    aside: int = 0,
 ) -> str:
-    """Backup status: running (how far, when known), verified with its facts, or why not."""
+    """Backup status: running (how far, when known), verified with its facts, or why not.
+
+    `aside`: how many tables a quarantined rollback only moves aside, whose rows it leaves out.
+    """
     if backup is not None and backup.pruned_at is not None:
         return f"{pruned(backup)}; it held {held:,} rows of the tables it changes"
     if backup is not None:
@@ -290,9 +316,16 @@ def backup_line(
             if backup.scope == "affected"
             else ""
         )
+        kept = (
+            f"; the rows of the {aside} table(s) only moved aside stay in the database, "
+            "dumped from the quarantine after COMMIT"
+            if aside and backup.scope == "affected"
+            else ""
+        )
         return (
             f"verified: {backup_facts(backup)}; holds {held:,} rows of the tables it changes"
             + scope
+            + kept
         )
     if state is RunState.BACKING_UP and progress is not None:
         return f"running: {progress} (read back by pg_restore as it is written)"
@@ -355,6 +388,18 @@ def took(duration_s: float, attempts: int) -> str:
 def change(before: int, after: int) -> str:
     """`(1,200 → 0)`: a count before and after the statements."""
     return f"({before:,} → {after:,})"
+
+
+def objects_gone_label(quarantine: str | None) -> str:
+    """What happened to the objects the rollback removes: dropped, or moved aside (kept)."""
+    if quarantine is None:
+        return OBJECTS_DROPPED
+    return f"Objects moved aside to the quarantine schema {quarantine}, kept until purge"
+
+
+def rows_per_table_label(quarantine: str | None) -> str:
+    """The heading of the per-table counts: dropped, or moved aside to the quarantine."""
+    return ROWS_PER_DROPPED_TABLE if quarantine is None else "Rows per table moved aside"
 
 
 def objects_dropped(gone: int, expected: int) -> str:

@@ -80,7 +80,7 @@ class Dropped:
     table: str
     rows: int
     final_backup_rows: int
-    backup_rows: int
+    backup_rows: int | None  # None: only moved aside, its rows were never in that backup
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,7 @@ class OutcomeView:
     restore_hint: str | None
     affected: tuple[Affected, ...] = ()
     quarantine: str | None = None  # where the tables were moved, its size, its final backup
+    quarantine_schema: str | None = None  # quarantine mode: nothing was dropped, it is there
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,14 @@ def view_of(run: Run, progress: str | None = None) -> RunView:
         why=run.reason if run.reason and run.state in _ENDED_BADLY else None,
         approval=_approval(run),
         plan=_restore(run) if run.kind in RESTORE_KINDS else _plan(run),
-        backup=texts.backup_line(backup, sum(rows.values()), run.state, run.reason, progress),
+        backup=texts.backup_line(
+            backup,
+            sum(rows.values()),
+            run.state,
+            run.reason,
+            progress,
+            aside=0 if run.kind in RESTORE_KINDS else len(run.rollback_plan().moved_only()),
+        ),
         rehearsal=texts.rehearsal_line(
             rehearsal, run.state, backed_up=bool(run.backup), journal=_deletes_a_journal_row(run)
         ),
@@ -279,7 +287,7 @@ def _outcome(outcome: Outcome, backup_rows: dict[str, int]) -> OutcomeView:
         duration_s=outcome.duration_s,
         attempts=outcome.attempts,
         dropped=tuple(
-            Dropped(t.table, t.rows, t.backup_rows, backup_rows.get(t.table, 0))
+            Dropped(t.table, t.rows, t.backup_rows, backup_rows.get(t.table))
             for t in outcome.dropped
         ),
         deleted=tuple(Change(d.table, d.before, d.after) for d in outcome.deleted),
@@ -293,4 +301,5 @@ def _outcome(outcome: Outcome, backup_rows: dict[str, int]) -> OutcomeView:
         restore_hint=outcome.restore_hint,
         affected=tuple(Affected(a.table, a.why, a.before, a.after) for a in outcome.affected),
         quarantine=texts.quarantine_line(outcome),
+        quarantine_schema=outcome.quarantine.schema_name if outcome.quarantine else None,
     )

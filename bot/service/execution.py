@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bot.core.errors import ConflictError, RollbotError
+from bot.core.results import FINAL_BACKUP_TAKEN
 from bot.core.run import RESTORE_KINDS, Run
 from bot.core.states import RunEvent
 from bot.target.execute import RetryPolicy, execute_plan
@@ -18,6 +19,8 @@ from bot.target.quarantine import quarantine_exists
 from bot.target.snapshots import quarantine_backup
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bot.core.results import Outcome
     from bot.core.run import Run
     from bot.service.lifecycle import Lifecycle
@@ -30,24 +33,62 @@ log = structlog.get_logger()
 class Execution:
     """Approved runs, rollbacks and restores alike, executed once under the liveness lock."""
 
-    def __init__(self, runs: Lifecycle, planner: Planner, restore: Restore) -> None:
+    def __init__(
+        self,
+        runs: Lifecycle,
+        planner: Planner,
+        restore: Restore,
+        *,
+        defer: Callable[[Callable[[], None]], object] | None = None,
+    ) -> None:
         self._runs = runs
         self._planner = planner
         self._restore = restore
         self._settings = planner.settings
+        # Where a quarantined run's final backup is carried on after its outcome is stored
+        # (`serve`: a worker thread); None: the caller takes it (`final_backup`). Either way a
+        # backup nobody took is taken by the next sweep.
+        self._defer = defer
 
     def approve_and_execute(self, run: Run, approver: str) -> Run:
         """Move a fully approved run to approved and run it; the outcome is stored first.
 
         The liveness lock is taken before the move, so an approved run nobody holds is one
-        whose process died: no moment exists in which a live run looks orphaned.
+        whose process died: no moment exists in which a live run looks orphaned. It returns
+        at the stored outcome: a quarantined run's final backup (a dump of the quarantine,
+        no lock on the application's tables) is carried on afterwards, see `final_backup`.
         """
         with (
             structlog.contextvars.bound_contextvars(run_id=run.id),
             self._runs.store.working_on(run.id),
         ):
             run = self._runs.move(run, RunEvent.APPROVED, actor=approver)
-            return self._execute(run)
+            done = self._execute(run)
+        if self._defer is not None and done.outcome and done.outcome.final_backup_pending():
+            run_id = done.id
+
+            def carry_on() -> None:
+                self.final_backup(run_id)
+
+            self._defer(carry_on)
+        return done
+
+    def final_backup(self, run_id: int) -> Run:
+        """Take a quarantined run's pending final backup, under its liveness lock.
+
+        The run as it is when another process holds it (the sweep got there first), or when
+        nothing is pending; a failed dump is left pending for the next sweep.
+        """
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            try:
+                with self._runs.store.working_on(run_id):
+                    run = self._runs.get(run_id)
+                    if run.outcome is None or not run.outcome.final_backup_pending():
+                        return run
+                    return back_up_quarantine(self._runs, self._planner, run)
+            except ConflictError:
+                log.info("run.final_backup_elsewhere")
+                return self._runs.get(run_id)
 
     def _execute(self, run: Run) -> Run:
         run = self._runs.move(run, RunEvent.EXECUTION_STARTED)
@@ -91,11 +132,7 @@ class Execution:
             # settled the run from PostgreSQL's own answer meanwhile: that record stands.
             log.warning("run.settled_elsewhere", succeeded=outcome.succeeded)
             return self._runs.get(run.id)
-        return self.back_up_quarantine(done) if outcome.final_backup_pending() else done
-
-    def back_up_quarantine(self, run: Run) -> Run:
-        """The final backup of a quarantined rollback (see `back_up_quarantine`)."""
-        return back_up_quarantine(self._runs, self._planner, run)
+        return done
 
     def _notes(self, run: Run) -> tuple[str, ...]:
         """What to do next: a migration file left in the folder will be applied again."""
@@ -117,6 +154,7 @@ def back_up_quarantine(runs: Lifecycle, planner: Planner, run: Run) -> Run:
     The run already says it succeeded (stored, then announced) with its final backup
     pending; a crash before this stores the dump leaves it so, and the next sweep takes it.
     A failure is logged and left pending: the rows are still in the database meanwhile.
+    The backup is stored with the thread's update, then announced.
     """
     outcome = run.outcome
     if outcome is None or outcome.quarantine is None:
@@ -145,6 +183,8 @@ def back_up_quarantine(runs: Lifecycle, planner: Planner, run: Run) -> Run:
         for t in changed
     )
     log.info("run.final_backup_taken", path=str(info.path), size_bytes=info.size_bytes)
-    return runs.record(
-        run, outcome=outcome.model_copy(update={"quarantine_backup": info, "notes": notes})
+    return runs.record_and_announce(
+        run,
+        FINAL_BACKUP_TAKEN,
+        outcome=outcome.model_copy(update={"quarantine_backup": info, "notes": notes}),
     )

@@ -172,6 +172,14 @@ class Lifecycle:
         """Store facts about a run without moving it (its transaction id before COMMIT)."""
         return self.store.update(run, **changes)
 
+    def record_and_announce(self, run: Run, event: str, **changes: Any) -> Run:  # noqa: ANN401
+        """Store facts about a run that does not move, with the messages that tell of them."""
+        updated = run.model_copy(update=changes)
+        stored = self.store.update(run, messages=self.notifier.messages(updated, event), **changes)
+        log.info("run.recorded", on=event)
+        self.announce(stored, event)
+        return stored
+
     def refuse(self, run: Run, user: str, reason: str, *, public: bool = True) -> bool:
         """Record why `user`'s action did not count; True the first time they are told so.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core.errors import NotAllowedError, NotFoundError
-from bot.core.library import RunbookLibrary, load_library
+from bot.core.library import ParsedRunbooks, RunbookLibrary, load_library
 from bot.core.plan import Plan, build_plan
 from bot.core.runbook import parse_runbook
 from bot.core.targets import TargetConfig
@@ -49,6 +49,7 @@ class Planner:
     ) -> None:
         self.settings = settings
         self._store = store
+        self._parsed = ParsedRunbooks()
         self._redactor = settings.redactor()
         self._expand = approvers or _direct_ids
         self._expands_groups = approvers is not None
@@ -59,8 +60,11 @@ class Planner:
         self.references = ReferenceCache()
 
     def library(self) -> RunbookLibrary:
-        """Runbooks are read fresh each time: an edit takes effect (and voids old plans)."""
-        return load_library(self.settings.runbooks_dir)
+        """The runbooks as their files are now: an edit takes effect (and voids old plans).
+
+        Each file is parsed once per version of it (`ParsedRunbooks`), not on every request.
+        """
+        return load_library(self.settings.runbooks_dir, self._parsed)
 
     def approvers(self, target_name: str) -> frozenset[str]:
         """User ids allowed to approve on a target (user groups expanded)."""

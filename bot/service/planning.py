@@ -133,7 +133,7 @@ class Planning:
                 database,
                 self._settings.backup_dir,
                 name=backup_name(database, run.id, f"{self._runs.now():%Y%m%d-%H%M%S}"),
-                tables=plan.kept_tables(),
+                tables=plan.backed_up_tables(),
                 exclude_schemas=self._planner.exclude(),
                 purpose=f"run {run.id} backup",
                 lock_wait=plan.lock_timeout,
@@ -189,9 +189,12 @@ def backup_data_of(plan: Plan) -> list[str]:
     """Besides the tables it changes, whose rows a proportional backup keeps, and why.
 
     The tables its statements lock (a rehearsal restores their rows too) and Drizzle's
-    journal (a restore puts its row back); the backup adds what they reference.
+    journal (a restore puts its row back); the backup adds what they reference. Tables a
+    quarantined rollback only moves aside are left out: their rows stay in the database
+    until a purge, which needs the quarantine's own dump (a rehearsal moves them empty).
     """
-    tables = [*plan.write_locked, *plan.locked]
+    aside = set(plan.moved_only())
+    tables = [t for t in (*plan.write_locked, *plan.locked) if t not in aside]
     if plan.journal is not None:
         tables.append(qualified((plan.journal.schema_name, plan.journal.table)))
     return tables

@@ -45,7 +45,11 @@ class Rollbot:
         notifier: Notifier | None = None,
         approvers: Callable[[tuple[str, ...]], frozenset[str]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        defer: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
+        # `defer`: where a quarantined run's final backup is carried on once its outcome is
+        # stored and announced (`serve` hands it to a worker); None: the caller takes it with
+        # `final_backup`, or the next sweep does.
         self.settings = settings
         self.store = store
         self.notifier = notifier or SilentNotifier()
@@ -53,7 +57,7 @@ class Rollbot:
         self.planner = Planner(settings, store, approvers)
         self.planning = Planning(self.runs, self.planner)
         self.restores = Restore(self.runs, self.planner)
-        self.execution = Execution(self.runs, self.planner, self.restores)
+        self.execution = Execution(self.runs, self.planner, self.restores, defer=defer)
         self.approval = Approval(self.runs, self.planner, self.planning, self.execution)
         self.recovery = Recovery(self.runs, self.planner)
         self.reminders = Reminders(self.runs, settings)
@@ -90,6 +94,10 @@ class Rollbot:
     def approve(self, run_id: int, user: str, *, privately: bool = False) -> Run:
         """Count `user`'s approval if the policy allows it; execute once enough have come."""
         return self.approval.approve(run_id, user, privately=privately)
+
+    def final_backup(self, run_id: int) -> Run:
+        """Take a quarantined run's pending final backup (a dump of the quarantine only)."""
+        return self.execution.final_backup(run_id)
 
     def may_reject(self, run: Run, user: str) -> None:
         """Refuse, before a reason is asked, a rejection `user` may not give."""

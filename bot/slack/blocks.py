@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.core import texts
 from bot.core.commands import USAGE
+from bot.core.results import FINAL_BACKUP_TAKEN
 from bot.core.states import RunState, state_predicate
 from bot.core.text import log_text, plan_text
 from bot.core.views import RestoreView, plan_view, view_of
@@ -267,9 +268,10 @@ def _failure(view: RunView, failure: Failure) -> str:
 
 
 def _success(view: RunView, outcome: OutcomeView) -> list[str]:
+    gone = "dropped" if outcome.quarantine_schema is None else "moved aside"
     rows = "\n".join(
-        f"• `{t.table}`: {t.rows:,} rows dropped · {t.final_backup_rows:,} in the final backup · "
-        f"{t.backup_rows:,} in the pre-approval backup"
+        f"• `{t.table}`: {t.rows:,} rows {gone} · {t.final_backup_rows:,} in the final backup · "
+        f"{texts.pre_approval_rows(t.backup_rows)}"
         for t in outcome.dropped
     )
     deleted = "\n".join(
@@ -288,8 +290,10 @@ def _success(view: RunView, outcome: OutcomeView) -> list[str]:
             f"{texts.took(outcome.duration_s, outcome.attempts)}: "
             f"`{view.runbook_name}` rolled back on {view.target_label}."
         ),
-        f"*{texts.ROWS_PER_DROPPED_TABLE}*\n{rows}" if rows else f"*{texts.NO_TABLES_DROPPED}*",
-        f"*{texts.OBJECTS_DROPPED}* "
+        f"*{texts.rows_per_table_label(outcome.quarantine_schema)}*\n{rows}"
+        if rows
+        else f"*{texts.NO_TABLES_DROPPED}*",
+        f"*{texts.objects_gone_label(outcome.quarantine_schema)}* "
         + texts.objects_dropped(outcome.objects_gone, outcome.objects_expected),
     ]
     if deleted:
@@ -330,6 +334,7 @@ def incident_text(run: Run, event: str) -> str:
         "execution_started": "Executing",
         "cancelled": f"Cancelled: {view.reason}",
         "expired": texts.expired_unapproved(view.id),
+        FINAL_BACKUP_TAKEN: escape(texts.final_backup_taken(run)),
     }
     if event in {"succeeded", "failed"}:
         return _outcome_message(view)[0] + _counts(view)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.core import texts
 from bot.core.outbox import Message
+from bot.core.results import FINAL_BACKUP_TAKEN
 from bot.core.states import RunState
 from bot.service.reminders import REMINDED
 from bot.slack.blocks import (
@@ -31,7 +32,15 @@ if TYPE_CHECKING:
     from bot.core.run import Run
 
 # Transitions that get a reply in the request thread besides the message edit.
-_THREAD_EVENTS = {"blocked", "succeeded", "failed", "cancelled", "expired", "approval_added"}
+_THREAD_EVENTS = {
+    "blocked",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "expired",
+    "approval_added",
+    FINAL_BACKUP_TAKEN,
+}
 _INCIDENT_EVENTS = {
     "backup_verified",
     "blocked",
@@ -42,6 +51,7 @@ _INCIDENT_EVENTS = {
     "failed",
     "cancelled",
     "expired",
+    FINAL_BACKUP_TAKEN,
 }
 
 
@@ -138,6 +148,8 @@ class SlackNotifier:
         if event in {"succeeded", "failed"}:
             text, blocks = outcome_message(run)
             return text, list(blocks)
+        if event == FINAL_BACKUP_TAKEN:
+            return escape(texts.final_backup_taken(run)), None
         reason = escape(run.reason) if run.reason else None
         return texts.is_state(run.id, run.state, reason), None
 

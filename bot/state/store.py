@@ -524,8 +524,17 @@ class RunStore:
             self._insert_messages(conn, run.id, messages)
         return True
 
-    def update(self, run: Run, **changes: Any) -> Run:  # noqa: ANN401
-        """Store facts about a run without moving it (e.g. its transaction id before COMMIT)."""
+    def update(
+        self,
+        run: Run,
+        *,
+        messages: Sequence[Message] = (),
+        **changes: Any,  # noqa: ANN401
+    ) -> Run:
+        """Store facts about a run without moving it (e.g. its transaction id before COMMIT).
+
+        `messages` (what tells of them) are stored in the same transaction.
+        """
         assignments = sql.SQL(", ").join(
             sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
         )
@@ -537,10 +546,11 @@ class RunStore:
             "_id": run.id,
             "_from": run.state.value,
         }
-        with self._connection() as conn:
+        with self._connection() as conn, conn.transaction():
             row = conn.execute(query, params).fetchone()
-        if row is None:
-            raise ConflictError(f"{run.label()} was moved on by someone else")
+            if row is None:
+                raise ConflictError(f"{run.label()} was moved on by someone else")
+            self._insert_messages(conn, run.id, messages)
         return run_from_row(row)
 
     def events(self, run_id: int) -> list[dict[str, Any]]:

@@ -43,11 +43,11 @@ def rows_of(conninfo: str, table: str) -> list[tuple[object, ...]]:
 def test_a_proportional_backup_holds_the_dropped_rows_and_restores_them_exactly(
     db_0023: str, tmp_path: Path, make_service: Callable[..., Rollbot]
 ) -> None:
-    """Two dropped tables: their rows (and their FK parents') are kept, the rest schema only."""
+    """Drop mode: two dropped tables keep their rows (and FK parents'), the rest schema only."""
     before = {t: rows_of(db_0023, t) for t in ("variant_statistics", "api_errors")}
     runbooks = runbooks_with(tmp_path, "0024_two_tables.md", DROPS_TWO)
     # ROLLBOT_REHEARSAL=all restores what the backup holds: the whole schema, those rows.
-    service = make_service(db_0023, runbooks_dir=runbooks, rehearsal="all")
+    service = make_service(db_0023, runbooks_dir=runbooks, rehearsal="all", drop_mode="drop")
     run = service.request("0024", requested_by=REQUESTER)
     assert run.state is RunState.AWAITING_APPROVAL, run.reason
     assert run.rehearsal is not None
@@ -85,6 +85,41 @@ def test_a_proportional_backup_holds_the_dropped_rows_and_restores_them_exactly(
     assert not plan.blockers
     run_restore(script, tools=tools, target=database, run_id=done.id)
     assert {t: rows_of(db_0023, t) for t in before} == before
+
+
+def test_a_quarantined_rollback_backs_up_the_schema_of_tables_it_only_moves_aside(
+    db_0023: str, tmp_path: Path, make_service: Callable[..., Rollbot]
+) -> None:
+    """Their rows stay in the database until a purge: the backup holds their definitions only."""
+    runbooks = runbooks_with(tmp_path, "0024_two_tables.md", DROPS_TWO)
+    service = make_service(db_0023, runbooks_dir=runbooks, rehearsal="all", drop_mode="quarantine")
+    run = service.request("0024", requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    assert run.rehearsal is not None
+    assert run.rehearsal.ok, run.rehearsal.error  # moved aside empty on the scratch copy
+    assert run.backup is not None
+    moved = {"public.variant_statistics", "public.api_errors"}
+    assert set(run.rollback_plan().moved_only()) == moved
+    assert not moved & set(run.backup.full.tables)
+    assert run.backup.rows == {}
+    database = service.planner.database(run.target_name)
+    tools = database.tools(run.rollback_plan().target.server_major)
+    listing = subprocess.run(
+        [str(tools.pg_restore), "--list", str(run.backup.full.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert " TABLE public api_errors " in listing  # its definition, without its rows
+    assert " TABLE DATA public api_errors " not in listing
+    assert "the rows of the 2 table(s) only moved aside stay in the database" in plan_text(run)
+
+    done = service.final_backup(service.approve(run.id, APPROVER).id)
+    assert done.outcome is not None
+    assert done.outcome.quarantine_backup is not None  # the one dump of them, after COMMIT
+    text = outcome_text(done)
+    assert f"public.api_errors: {SAMPLE_COUNTS['api_errors']:,} / " in text
+    assert "- (moved aside)" in text
 
 
 def test_backups_lists_and_prune_keeps_the_protected_and_says_pruned(

@@ -173,6 +173,9 @@ def test_scale_builds_its_database_and_drives_rollbot_through_plan_execute_resto
         assert len(spread.samples) == 1
         assert spread.median_s > 0
     assert point.restore_plan.median_s < point.restore.median_s
+    # Quarantine mode (the default): execution ends at the printed outcome, the dump follows.
+    assert point.final_dump is not None
+    assert point.final_dump.median_s > 0
     assert min(point.plan_vs_plain, point.execute_vs_psql, point.restore_vs_pg_restore) > 0
     assert point.plain_bytes > 0
     assert point.custom_bytes > 0

@@ -76,8 +76,16 @@ def test_plan_approve_show_with_json(db_0023: str, tmp_path: Path) -> None:
 
     approved = rollbot("approve", str(run["id"]), "--as", APPROVER, env=env)
     assert approved.returncode == 0, approved.stderr
-    assert "public.api_errors: 900 / 900 / 900" in approved.stdout
-    assert "Objects dropped: 53 of 53 expected" in approved.stdout
+    # Quarantine mode (the default): the pre-approval backup left the moved rows in place,
+    # the outcome is printed at COMMIT and the quarantine's dump follows, said on stderr.
+    assert "public.api_errors: 900 / 900 / - (moved aside)" in approved.stdout
+    assert (
+        "Objects moved aside to the quarantine schema rollbot_quarantine_0023_" in approved.stdout
+    )
+    assert ", kept until purge: 53 of 53 expected" in approved.stdout
+    assert "committed; taking the final backup of rollbot_quarantine_0023_" in approved.stderr
+    assert "the final backup of rollbot_quarantine_0023_" in approved.stderr
+    assert "is taken" in approved.stderr
 
     listed = json.loads(rollbot("runs", "--json", env=env).stdout)
     assert [(r["id"], r["state"]) for r in listed] == [(run["id"], "succeeded")]

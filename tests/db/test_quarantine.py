@@ -37,6 +37,11 @@ def quarantined(service: Rollbot) -> tuple[int, Quarantine]:
     outcome = outcome_of(rolled)
     assert outcome is not None
     assert outcome.quarantine is not None
+    # The approval returns at the stored outcome; the dump of the quarantine comes after.
+    assert outcome.final_backup_pending()
+    taken = outcome_of(service.final_backup(rolled.id))
+    assert taken is not None
+    assert taken.quarantine_backup is not None
     return rolled.id, outcome.quarantine
 
 

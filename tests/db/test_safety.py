@@ -50,7 +50,7 @@ def test_rows_written_after_the_plan_are_in_the_final_backup(
     run = service.request("0023", requested_by=REQUESTER)
     with psycopg.connect(db_0023) as conn:
         conn.execute(INSERT_ERROR, (17,))
-    run = service.approve(run.id, APPROVER)
+    run = service.final_backup(service.approve(run.id, APPROVER).id)
     outcome = outcome_of(run)
     assert outcome is not None
     assert outcome.succeeded
@@ -87,7 +87,7 @@ def test_failed_final_backup_rolls_back(
     # Quarantine mode dumps after COMMIT: the run succeeded, the rows wait in the quarantine,
     # and the sweep takes the final backup once the directory is usable again.
     assert run.state is RunState.SUCCEEDED, run.reason
-    outcome = outcome_of(run)
+    outcome = outcome_of(service.final_backup(run.id))
     assert outcome is not None
     assert outcome.final_backup_pending()
     assert outcome.quarantine is not None

@@ -8,6 +8,19 @@ from tests.fix_rollbot import APPROVER, DROP_MODE, REQUESTER
 from tests.fix_slackbot import INCIDENT_CHANNEL, REQUEST_CHANNEL, SlackBot
 
 
+def final_backup_told(bot: SlackBot, run_id: int) -> None:
+    """Announced at COMMIT; the quarantine's dump follows and the thread is told of it."""
+    taken = bot.standin.wait_for(
+        "chat.postMessage",
+        lambda call: "is taken" in str(call.params.get("text", "")),
+        timeout=30,
+    )
+    assert "final backup of rollbot_quarantine_0023_" in taken.params["text"]
+    outcome = bot.components.store.get(run_id).outcome
+    assert outcome is not None
+    assert outcome.quarantine_backup is not None
+
+
 def test_happy_path_plan_backup_approval_and_counts(
     db_0023: str, make_slackbot: Callable[..., SlackBot]
 ) -> None:
@@ -51,10 +64,16 @@ def test_happy_path_plan_backup_approval_and_counts(
         timeout=30,
     )
     assert bot.components.store.get(run.id).state is RunState.SUCCEEDED
+    if DROP_MODE != "drop":
+        final_backup_told(bot, run.id)
     bot.deliver()
     thread = bot.standin.thread(channel, ts)
     outcome = "\n".join(str(m.blocks) for m in thread)
-    assert f"`public.api_errors`: {SAMPLE_COUNTS['api_errors']:,} rows dropped" in outcome
+    gone = "dropped" if DROP_MODE == "drop" else "moved aside"
+    assert f"`public.api_errors`: {SAMPLE_COUNTS['api_errors']:,} rows {gone}" in outcome
+    if DROP_MODE != "drop":
+        assert "Objects moved aside to the quarantine schema rollbot_quarantine_0023_" in outcome
+        assert "Objects dropped" not in outcome
     incident = [m for m in bot.standin.messages(INCIDENT_CHANNEL) if not m.is_reply]
     assert len(incident) == 1
     assert "request thread" in str(incident[0].blocks)

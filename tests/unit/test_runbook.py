@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.errors import NotFoundError, RollbotError, RunbookError
-from bot.core.library import load_library
+from bot.core.library import ParsedRunbooks, load_library
 from bot.core.runbook import parse_runbook
 
 SEED = Path(__file__).parents[2] / "runbooks" / "0023_loud_shen.md"
@@ -140,6 +140,26 @@ def test_broken_runbook_is_listed_and_explained_on_lookup(tmp_path: Path) -> Non
     assert [b.migration_id for b in library.broken] == ["0024"]
     with pytest.raises(RollbotError, match="is broken"):
         library.find("24")
+
+
+def test_a_parsed_library_parses_again_only_the_files_that_changed(tmp_path: Path) -> None:
+    """`serve` keeps its runbooks parsed: an unchanged file is not re-read, an edited one is."""
+    seed = tmp_path / "0023_loud_shen.md"
+    seed.write_text(SEED.read_text())
+    (tmp_path / "0024_brave_wolf.md").write_text("# nothing here\n")
+    parsed = ParsedRunbooks()
+    first = load_library(tmp_path, parsed)
+    again = load_library(tmp_path, parsed)
+    assert again.runbooks[0] is first.runbooks[0]  # the same object: not parsed again
+    assert [b.migration_id for b in again.broken] == ["0024"]
+
+    (tmp_path / "0024_brave_wolf.md").write_text(GOOD)  # fixed
+    seed.write_text(SEED.read_text() + "\nEdited after it was first read.\n")
+    edited = load_library(tmp_path, parsed)
+    assert [r.name for r in edited.runbooks] == ["0024_brave_wolf", "0023_loud_shen"]
+    assert edited.broken == ()
+    assert edited.runbooks[1] is not first.runbooks[0]
+    assert edited.runbooks[1].sha256 != first.runbooks[0].sha256  # plans made before are void
 
 
 def test_a_cascade_runbook_is_listed_blocked_not_healthy(tmp_path: Path) -> None:
