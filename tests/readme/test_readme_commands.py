@@ -163,6 +163,7 @@ def test_readme_commands_run_as_written(
     env["ROLLBOT_BACKUP_DIR"] = str(tmp_path / "backups")
     ran: list[str] = []
     role_name = "rollbot"
+    db_name = "asset_forge"  # the README's database; a fresh clone stands in for it
     for command in [c for path in DOCS for c in commands(path)]:
         if _reason(command.line) is not None:
             continue
@@ -178,12 +179,15 @@ def test_readme_commands_run_as_written(
                 fresh,
                 "GRANT CREATE ON DATABASE " + fresh_name + " TO {role}",
                 "GRANT USAGE, CREATE ON SCHEMA public TO {role}",
-                "DO $$ DECLARE t text; BEGIN FOR t IN SELECT quote_ident(tablename) FROM "
-                "pg_tables WHERE schemaname = 'public' LOOP EXECUTE 'ALTER TABLE ' || t || "
-                "' OWNER TO {role}'; END LOOP; END $$",
+                # As a member of the app's owning role: it owns Drizzle's schema and journal too.
+                "ALTER SCHEMA drizzle OWNER TO {role}",
+                "DO $$ DECLARE t text; BEGIN FOR t IN SELECT quote_ident(schemaname) || '.' || "
+                "quote_ident(tablename) FROM pg_tables WHERE schemaname IN ('public', 'drizzle') "
+                "LOOP EXECUTE 'ALTER TABLE ' || t || ' OWNER TO {role}'; END LOOP; END $$",
             )
             run_env = {**env, "DATABASE_URL": role.conninfo(fresh)}
             role_name = role.name
+            db_name = fresh_name
         if line.startswith("export "):
             name, _, value = line.removeprefix("export ").partition("=")
             env[name] = shlex.split(value)[0]
@@ -201,7 +205,8 @@ def test_readme_commands_run_as_written(
         expected = EXIT.get(line, 0)
         assert result.returncode == expected, (line, result.stdout, result.stderr)
         if command.output is not None:
-            assert _normalise(result.stdout, role_name) == _normalise(
+            shown = result.stdout.replace(db_name, "asset_forge")
+            assert _normalise(shown, role_name) == _normalise(
                 "\n".join(command.output), role_name
             ), (line, result.stdout)
     assert any(r.startswith("rollbot derive") for r in ran)
