@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-scale test-drop-mode lint typecheck unit clean bench
+.PHONY: demo test test-scale test-drop-mode test-readme lint typecheck unit clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "rollbot needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 # Tests are isolated (a database per test, port 0 everywhere): they run on every core.
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -n auto -m "not scale"
+	$(BIN)/pytest -n auto -m "not scale and not readme"
 
 # The benchmark harness at a tiny scale: a minute of CLI round trips, so CI runs it apart.
 test-scale: $(STAMP)
@@ -29,6 +29,10 @@ DROP_MODE_TESTS = tests/db/test_safety.py tests/db/test_rollback.py tests/db/tes
 	tests/db/test_cascade.py tests/db/test_transaction.py
 test-drop-mode: $(STAMP)
 	ROLLBOT_TEST_DROP_MODE=drop $(BIN)/pytest -n auto $(DROP_MODE_TESTS)
+
+# Every command of the README run as written on a fresh sample: many subprocesses, so apart.
+test-readme: $(STAMP)
+	$(BIN)/pytest -m readme tests/readme
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
