@@ -241,7 +241,8 @@ def build_purge(
     if backup is None:
         blockers.append(
             "its final backup is still pending: rollbot takes it at the next sweep "
-            "(`rollbot settle`); a quarantine is never purged without one"
+            "(any `rollbot` command, or `rollbot serve`, takes it); a quarantine is never purged "
+            "without one"
         )
     else:
         try:
