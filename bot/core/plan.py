@@ -21,7 +21,7 @@ from bot.core.durations import format_duration
 from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
 from bot.core.functions import call_problem
 from bot.core.journal import JournalPlan, LintReport
-from bot.core.quarantine import DropMode, Quarantine, quarantine_script
+from bot.core.quarantine import DropMode, Quarantine, create_quarantine_sql, quarantine_script
 from bot.core.sql import ObjectKind, Statement
 from bot.core.usercode import expression_blockers, hook_blockers
 
@@ -298,7 +298,7 @@ def build_plan(
         ),
         savepoint="SAVEPOINT rollbot_locks",
         snapshot=quarantine is None or snapshot,
-        quarantine=f"CREATE SCHEMA {quarantine.schema_name}" if quarantine else None,
+        quarantine=create_quarantine_sql(quarantine.schema_name) if quarantine else None,
         quarantine_backup=quarantine.schema_name if quarantine else None,
     )
     sql = render_sql(script)

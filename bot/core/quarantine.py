@@ -162,6 +162,28 @@ def quarantine_script(runbook: Runbook, facts: Facts) -> QuarantineScript:
     )
 
 
+def create_quarantine_sql(schema_name: str) -> str:
+    """The quarantine schema, reachable by rollbot's role alone whatever default privileges say.
+
+    `ALTER DEFAULT PRIVILEGES … ON SCHEMAS` would otherwise hand an application role USAGE on
+    it, and the moved tables keep their grants: the application could go on writing rows the
+    final backup and a purge know nothing of.
+    """
+    literal = "'" + schema_name.replace("'", "''") + "'"
+    return (
+        f"CREATE SCHEMA {schema_name};\n"
+        "DO $private$ DECLARE r record; BEGIN\n"
+        "  FOR r IN SELECT a.grantee FROM pg_catalog.pg_namespace n,"
+        " pg_catalog.aclexplode(n.nspacl) a\n"
+        f"    WHERE n.nspname = {literal} AND a.grantee <> n.nspowner LOOP\n"
+        "    EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM %s', "
+        f"{literal}, CASE WHEN r.grantee = 0 THEN 'PUBLIC'"
+        " ELSE r.grantee::regrole::text END);\n"
+        "  END LOOP;\n"
+        "END $private$"
+    )
+
+
 def _kept(sql: str) -> str:
     """A statement whose objects all stay on a moved table: it sends nothing that changes."""
     one_line = " ".join(sql.split())

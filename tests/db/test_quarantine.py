@@ -133,10 +133,20 @@ def test_purge_waits_for_an_approver_then_drops_the_quarantine(
     purged; after the purge the restore comes from that final backup.
     """
     before = content_checksums(db_0023)
+    with psycopg.connect(db_0023, autocommit=True) as conn:
+        # Default privileges must not hand the application a way into the quarantine.
+        conn.execute("ALTER DEFAULT PRIVILEGES GRANT USAGE ON SCHEMAS TO PUBLIC")
     service = make_service(db_0023, drop_mode="quarantine")
     run_id, quarantine = quarantined(service)
     late = f"{quarantine.schema_name}.api_errors"
     with psycopg.connect(db_0023, autocommit=True) as conn:
+        acl = conn.execute(
+            "SELECT nspacl::text[] FROM pg_namespace WHERE nspname = %s",
+            (quarantine.schema_name,),
+        ).fetchone()
+        assert acl is not None
+        assert not [a for a in acl[0] or [] if a.startswith("=")], acl
+        conn.execute("ALTER DEFAULT PRIVILEGES REVOKE USAGE ON SCHEMAS FROM PUBLIC")
         conn.execute(f"CREATE TEMP TABLE one AS SELECT * FROM {late} LIMIT 1")
         conn.execute("UPDATE one SET id = gen_random_uuid()")
         conn.execute(f"INSERT INTO {late} SELECT * FROM one")
