@@ -7,7 +7,6 @@ made them.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -43,9 +42,6 @@ class LintReport(BaseModel):
         return not self.created_not_dropped and not self.dropped_not_created
 
 
-_HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
 class JournalPlan(BaseModel):
     """What the rollback does to Drizzle's journal table, or why it cannot."""
 
@@ -59,9 +55,13 @@ class JournalPlan(BaseModel):
 
     def delete_sql(self) -> str | None:
         """The exact DELETE the rollback runs (id and hash both, so a changed row is missed)."""
-        if self.row is None or not _HEX.match(self.row.hash):
+        if self.row is None:
             return None
+        # Whatever the hash holds (Drizzle writes hex, but the row is the database's): a plan
+        # that says the row is deleted must delete it. Standard strings are forced on for the
+        # rollback's transaction, so doubling quotes is the whole escaping.
+        literal = "'" + self.row.hash.replace("'", "''") + "'"
         return (
             f"DELETE FROM {always_quoted(self.schema_name, self.table)}"
-            f" WHERE id = {int(self.row.id)} AND hash = '{self.row.hash}'"
+            f" WHERE id = {int(self.row.id)} AND hash = {literal}"
         )

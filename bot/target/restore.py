@@ -432,7 +432,7 @@ def _journal_insert(plan: Plan) -> str | None:
     columns = ["id", "hash", "created_at"]
     values = [
         str(int(row.id)),
-        f"'{row.hash}'",
+        _literal(row.hash),
         "NULL" if row.created_at is None else str(int(row.created_at)),
     ]
     return (

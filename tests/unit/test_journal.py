@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot.core.journal import JournalRow
+from bot.core.journal import JournalPlan, JournalRow
 from bot.drizzle.journal import journal_row_for, latest_applied, match_journal
 from tests.fix_drizzle import read_chain
 
@@ -154,3 +154,19 @@ def test_journal_row_for_prefers_the_matching_hash() -> None:
     assert row is not None
     assert row.id == 4
     assert journal_row_for(CHAIN[3], rows) is None
+
+
+def test_the_journal_delete_matches_any_hash_the_row_holds() -> None:
+    """A hash that is not lowercase hex is still deleted, and quoted, never left in place."""
+    for stored in ["AB" * 32, "x' OR true --"]:
+        plan = JournalPlan(
+            schema_name="drizzle",
+            table="__drizzle_migrations",
+            row=JournalRow(id=2, hash=stored, created_at=1),
+        )
+        sql = plan.delete_sql()
+        assert sql is not None
+        quoted = stored.replace("'", "''")
+        assert sql == (
+            f'DELETE FROM "drizzle"."__drizzle_migrations" WHERE id = 2 AND hash = \'{quoted}\''
+        )
