@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.core.names import always_quoted
+from bot.core.names import always_quoted, quote_literal
 
 
 class JournalRow(BaseModel):
@@ -58,10 +58,8 @@ class JournalPlan(BaseModel):
         if self.row is None:
             return None
         # Whatever the hash holds (Drizzle writes hex, but the row is the database's): a plan
-        # that says the row is deleted must delete it. Standard strings are forced on for the
-        # rollback's transaction, so doubling quotes is the whole escaping.
-        literal = "'" + self.row.hash.replace("'", "''") + "'"
+        # that says the row is deleted must delete it.
         return (
             f"DELETE FROM {always_quoted(self.schema_name, self.table)}"
-            f" WHERE id = {int(self.row.id)} AND hash = {literal}"
+            f" WHERE id = {int(self.row.id)} AND hash = {quote_literal(self.row.hash)}"
         )

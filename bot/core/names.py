@@ -64,6 +64,14 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    """A string literal; doubling quotes suffices as standard_conforming_strings is set on.
+
+    rollbot's transactions and restore scripts set it themselves, whatever the database says.
+    """
+    return "'" + text.replace("'", "''") + "'"
+
+
 def qualified(name: QualifiedName) -> str:
     """The text form `split_qualified` reads back: `public.users`, `public."Weird Name"`."""
     return f"{quote_ident(name[0])}.{quote_ident(name[1])}"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.core.names import quote_ident, split_qualified
+from bot.core.names import quote_ident, quote_literal, split_qualified
 from bot.core.sql import ObjectKind
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def create_quarantine_sql(schema_name: str) -> str:
     it, and the moved tables keep their grants: the application could go on writing rows the
     final backup and a purge know nothing of.
     """
-    literal = "'" + schema_name.replace("'", "''") + "'"
+    literal = quote_literal(schema_name)
     return (
         f"CREATE SCHEMA {schema_name};\n"
         "DO $private$ DECLARE r record; BEGIN\n"

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from pglast import ast, enums
 
 from bot.core.errors import IrreversibleError, MigrationFileError
-from bot.core.names import quote_ident
+from bot.core.names import quote_ident, quote_literal
 from bot.drizzle.forward import ForwardStatement, parse_forward
 from bot.drizzle.journal import iso_date
 
@@ -464,7 +464,7 @@ def _view_statements(what: str, name: str, found: SchemaObject, before: Before) 
         create += " WITH DATA" if populated else " WITH NO DATA"
     comment = before.attribute(found, "comment")
     if comment:
-        return (create, f"COMMENT ON {what.upper()} {name} IS {_literal(comment)}")
+        return (create, f"COMMENT ON {what.upper()} {name} IS {quote_literal(comment)}")
     return (create,)
 
 
@@ -492,7 +492,7 @@ def _type_statements(name: str, found: SchemaObject, before: Before) -> tuple[st
     comment = before.attribute(found, "comment")
     keyword = "DOMAIN" if shape == "domain" else "TYPE"
     if comment:
-        return (create, f"COMMENT ON {keyword} {name} IS {_literal(comment)}")
+        return (create, f"COMMENT ON {keyword} {name} IS {quote_literal(comment)}")
     return (create,)
 
 
@@ -656,7 +656,7 @@ def _undo_comment(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast
         raise _Refusal(f"{kind} {shown} is not in the schema before this migration")
     old = before.attribute(found, "comment")
     target = ".".join(quote_ident(n) for n in names)
-    return [(f"COMMENT ON {kind.upper()} {target} IS {_literal(old) if old else 'NULL'}",)]
+    return [(f"COMMENT ON {kind.upper()} {target} IS {quote_literal(old) if old else 'NULL'}",)]
 
 
 def _touches_only_new_objects(node: Any, scope: _Scope) -> bool:  # noqa: ANN401, PLR0911
@@ -717,11 +717,6 @@ def _name(schema: str | None, name: str) -> str:
 
 def _relation(relation: Any) -> str:  # noqa: ANN401 - pglast RangeVar
     return _name(relation.schemaname, relation.relname)
-
-
-def _literal(text: str) -> str:
-    """A standard SQL string literal (standard_conforming_strings is on since PostgreSQL 9.1)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _one_line(sql: str) -> str:

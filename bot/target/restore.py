@@ -21,7 +21,7 @@ import psycopg
 
 from bot.core.durations import format_duration
 from bot.core.errors import BackupError, RollbotError
-from bot.core.names import always_quoted
+from bot.core.names import always_quoted, quote_literal
 from bot.core.quarantine import move_back_sql, purge_sql
 from bot.core.restore import (
     RestorePlan,
@@ -295,7 +295,7 @@ def _unchanged_since_backup(quarantine: Quarantine, moved_rows: dict[str, int]) 
         f"  IF n <> {moved_rows.get(o.name, 0)} THEN RAISE EXCEPTION "
         f"'purge refused: % holds % rows, its final backup {moved_rows.get(o.name, 0)}: "
         f"something wrote into the quarantine since; take a new final backup first', "
-        f"{_literal(o.moved)}, n; END IF;"
+        f"{quote_literal(o.moved)}, n; END IF;"
         for o in tables
     )
     return f"{lock}\nDO $unchanged$\nDECLARE n bigint;\nBEGIN\n{checks}\nEND\n$unchanged$;"
@@ -432,7 +432,7 @@ def _journal_insert(plan: Plan) -> str | None:
     columns = ["id", "hash", "created_at"]
     values = [
         str(int(row.id)),
-        _literal(row.hash),
+        quote_literal(row.hash),
         "NULL" if row.created_at is None else str(int(row.created_at)),
     ]
     return (
@@ -446,13 +446,13 @@ def _verification(
 ) -> str:
     """A DO block that raises (and so undoes the restore) unless everything is back."""
     checks = [
-        f"  IF to_regtype({_literal(_quoted(t))}) IS NULL THEN "
-        f"RAISE EXCEPTION 'restore verification: type % is missing', {_literal(t)}; END IF;"
+        f"  IF to_regtype({quote_literal(_quoted(t))}) IS NULL THEN "
+        f"RAISE EXCEPTION 'restore verification: type % is missing', {quote_literal(t)}; END IF;"
         for t in sorted(types)
     ]
     checks += [
-        f"  IF to_regclass({_literal(_quoted(r))}) IS NULL THEN "
-        f"RAISE EXCEPTION 'restore verification: % is missing', {_literal(r)}; END IF;"
+        f"  IF to_regclass({quote_literal(_quoted(r))}) IS NULL THEN "
+        f"RAISE EXCEPTION 'restore verification: % is missing', {quote_literal(r)}; END IF;"
         for r in sorted(relations)
     ]
     rows = {table: count for table, sql, count in data if sql.startswith("COPY")}
@@ -462,7 +462,7 @@ def _verification(
             f"  SELECT count(*) INTO n FROM {_quoted(table)};\n"
             f"  IF n <> {expected} THEN RAISE EXCEPTION "
             f"'restore verification: % has % rows, the backup has {expected}', "
-            f"{_literal(table)}, n; END IF;"
+            f"{quote_literal(table)}, n; END IF;"
         )
     body = "\n".join(checks)
     return f"DO $verify$\nDECLARE n bigint;\nBEGIN\n{body}\nEND\n$verify$;"
@@ -470,10 +470,6 @@ def _verification(
 
 def _quoted(name: str) -> str:
     return always_quoted(*name.split(".", 1))
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _existing(target: TargetDatabase, tables: set[str], types: set[str]) -> list[str]:
