@@ -106,9 +106,13 @@ def test_result_is_kept_while_slack_is_down_and_delivered_after(
     bot.components.courier.deliver_pending()
     assert any(p.message.action == "reply" for p in bot.components.deliveries.pending())
     bot.standin.set_unavailable(False)
-    with bot.components.store.connection() as conn:
-        conn.execute("UPDATE rollbot.outbox SET next_attempt_at = now()")  # skip the backoff
-    bot.deliver(timeout=30)
+    # Skip the backoff, again if an attempt that met the 503 was still recording its own.
+    deadline = time.monotonic() + 30
+    while bot.components.deliveries.pending():
+        assert time.monotonic() < deadline, bot.components.deliveries.pending()
+        with bot.components.store.connection() as conn:
+            conn.execute("UPDATE rollbot.outbox SET next_attempt_at = now()")
+        bot.deliver(timeout=30)
     assert any("succeeded" in t for t in thread_texts(bot, channel, ts))
 
 
