@@ -56,8 +56,15 @@ def _os_user() -> str:
         return f"uid {os.getuid()}"
 
 
-# Which process wrote an event: with replicas and CLI commands, who acted is half the story.
-PROCESS = {"process": f"{socket.gethostname()}:{os.getpid()}", "os_user": _os_user()}
+def _process() -> dict[str, str]:
+    """Which process writes an event: with replicas and CLI commands, who acted is half the story.
+
+    Asked at each write, not once at import: a process forked after the import (a server that
+    pre-forks workers) is another process and must not sign with its parent's pid.
+    """
+    return {"process": f"{socket.gethostname()}:{os.getpid()}", "os_user": _os_user()}
+
+
 _LOCK_KEY = 0x526F6C6D  # serialises schema upgrades across replicas
 _RUN_LOCK_CLASS = 0x526F6C72  # pg_advisory_lock(class, run id): a live process works on the run
 _UNIQUE_VIOLATION = "23505"
@@ -482,7 +489,7 @@ class RunStore:
                     " ON CONFLICT (run_id, actor, (data ->> 'why'))"
                     " WHERE kind = 'approval_refused' DO NOTHING RETURNING id"
                 ).format(sql.Identifier(STATE_SCHEMA)),
-                (run_id, actor, Jsonb({"why": self.redactor.text(why)} | PROCESS)),
+                (run_id, actor, Jsonb({"why": self.redactor.text(why)} | _process())),
             ).fetchone()
             if row is None:
                 return False
@@ -516,7 +523,7 @@ class RunStore:
                     "actor": actor,
                     "id": run.id,
                     "state": run.state.value,
-                    "data": Jsonb(PROCESS),
+                    "data": Jsonb(_process()),
                 },
             ).fetchone()
             if row is None:
@@ -734,7 +741,7 @@ class RunStore:
                 from_state.value if from_state else None,
                 to_state.value if to_state else None,
                 actor,
-                Jsonb(self._clean(json.loads(json.dumps(data | PROCESS, default=str)))),
+                Jsonb(self._clean(json.loads(json.dumps(data | _process(), default=str)))),
             ),
         )
 

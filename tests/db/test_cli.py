@@ -26,6 +26,7 @@ from tests.secrets import (
     share_the_vault,
     state_tables_text,
 )
+from tests.warm_cli import WARM
 
 pytestmark = pytest.mark.slow  # every test starts `rollbot` processes, seconds each
 
@@ -33,6 +34,12 @@ SECRET = "s3cret-pa55word"
 
 
 def rollbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`rollbot ARGS` in a process of its own, forked from one that has its modules loaded."""
+    return WARM.run(list(args), env={**os.environ, **env})
+
+
+def cold_rollbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` started from nothing, imports and all."""
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         capture_output=True,
@@ -97,7 +104,7 @@ def test_plan_approve_show_with_json(db_0023: str, tmp_path: Path) -> None:
 
 def test_runbooks_lists_the_seed() -> None:
     """`rollbot runbooks` needs no database and lists the seed with its description."""
-    done = rollbot("runbooks", env={"ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS)})
+    done = cold_rollbot("runbooks", env={"ROLLBOT_RUNBOOKS_DIR": str(RUNBOOKS)})
     assert done.returncode == 0
     assert "0023  0023_loud_shen" in done.stdout
     assert "Add generation pipelines" in done.stdout
