@@ -4,6 +4,13 @@ A reader copies these lines at 3 a.m.; a command that no longer parses, or an ex
 no longer matches, is a trap. So every command of README.md's and runbooks/README.md's `sh`,
 `bash` and `console` blocks is either run here, in order, or listed in `NOT_HERE` with why it
 cannot run on this machine: a command the test neither runs nor lists fails it.
+
+The `sh` and `bash` blocks are one session, in one directory and on one database, as a reader
+would type them. Each `console` block is an example with its output, so it starts afresh: a
+clone of the sample at 0023, in a directory of its own holding `drizzle/` and `runbooks/`
+(the README's `/srv/rollbot`), with the default `ROLLBOT_BACKUP_DIR` (`./backups`); its
+commands run in order, and each one's stdout is compared with the lines the README shows
+under it (`tests/readme/examples.py`: varying figures by shape, `…` for lines left out).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from demo.sample import MIGRATIONS_DIR
+from tests.readme.examples import matches, normalise
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,13 +60,10 @@ EXIT: dict[str, int] = {
     "ROLLBOT_MIGRATIONS_DIR=./drizzle rollbot doctor": 1,
 }
 
-# Varying figures in example output (versions, sizes, times, paths) compared by shape only.
-VARYING = (
-    (re.compile(r"PostgreSQL \d+\.\d+"), "PostgreSQL N"),
-    (re.compile(r"pg_dump \d+\.\d+"), "pg_dump N"),
-    (re.compile(r"\d+(\.\d+)? [kMGT]?B"), "SIZE"),
-    (re.compile(r"free in \S+"), "free in DIR"),
-)
+# Where the README's examples run: the reader's directory holding drizzle/ and runbooks/.
+EXAMPLE_DIR = "/srv/rollbot"
+# The server the Command line section's DATABASE_URL names; the test's server stands in for it.
+EXAMPLE_SERVER = "db.internal:5432"
 
 
 @dataclass(frozen=True)
@@ -68,19 +73,20 @@ class Command:
     doc: str
     line: str
     output: tuple[str, ...] | None
+    block: int = 0
 
 
 def _strip_comment(line: str) -> str:
     return re.sub(r"\s+#\s.*$", "", line).rstrip()
 
 
-def _console(path: Path, block: list[str]) -> list[Command]:
+def _console(path: Path, block: list[str], number: int) -> list[Command]:
     """`$ ` lines are commands; the lines up to the next one are the output the README shows."""
     found: list[Command] = []
     starts = [j for j, text in enumerate(block) if text.startswith("$ ")]
     for n, j in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(block)
-        found.append(Command(path.name, block[j][2:], tuple(block[j + 1 : end])))
+        found.append(Command(path.name, block[j][2:], tuple(block[j + 1 : end]), number))
     return found
 
 
@@ -101,7 +107,7 @@ def commands(path: Path) -> list[Command]:
             i += 1
         i += 1
         if kind == "console":
-            found.extend(_console(path, block))
+            found.extend(_console(path, block, i))
             continue
         pending = ""
         for raw in block:
@@ -114,13 +120,6 @@ def commands(path: Path) -> list[Command]:
             found.append(Command(path.name, pending + text.strip(), None))
             pending = ""
     return found
-
-
-def _normalise(text: str, role: str) -> str:
-    text = text.replace(role, "rollbot")
-    for pattern, repl in VARYING:
-        text = pattern.sub(repl, text)
-    return re.sub(r"[ \t]+", " ", text).strip()
 
 
 def _reason(line: str) -> str | None:
@@ -139,6 +138,55 @@ def test_every_command_is_run_or_listed() -> None:
         if _reason(c.line) is None and not re.match(r"(export |rollbot |\S+=\S+ )", c.line)
     ]
     assert unknown == [], "commands neither run by this test nor listed in NOT_HERE"
+
+
+@dataclass
+class Example:
+    """Where one console block runs: its directory, environment and the values to read back."""
+
+    cwd: Path
+    env: dict[str, str]
+    stand_ins: dict[str, str]
+
+
+def _example(
+    directory: Path,
+    session: dict[str, str],
+    command: Command,
+    *,
+    make_role: Callable[[], Role],
+    make_database: Callable[..., str],
+    template: str,
+) -> Example:
+    """A fresh clone of the sample and a directory laid out as the README's `/srv/rollbot`."""
+    directory.mkdir()
+    shutil.copytree(MIGRATIONS_DIR, directory / "drizzle")
+    shutil.copytree(ROOT / "runbooks", directory / "runbooks")
+    fresh = make_database(template=template)
+    params = conninfo_to_dict(fresh)
+    env = {k: v for k, v in session.items() if k != "ROLLBOT_BACKUP_DIR"}
+    env["DATABASE_URL"] = fresh
+    stand_ins = {
+        str(directory): EXAMPLE_DIR,
+        str(params["dbname"]): "asset_forge",
+        f"{params.get('host', 'localhost')}:{params.get('port', 5432)}": EXAMPLE_SERVER,
+    }
+    if "rollbot@" in command.line:
+        # The README's example role: owns the sample's tables, lacks CREATEDB.
+        role = make_role()
+        role.run(
+            fresh,
+            "GRANT CREATE ON DATABASE " + str(params["dbname"]) + " TO {role}",
+            "GRANT USAGE, CREATE ON SCHEMA public TO {role}",
+            # As a member of the app's owning role: it owns Drizzle's schema and journal too.
+            "ALTER SCHEMA drizzle OWNER TO {role}",
+            "DO $$ DECLARE t text; BEGIN FOR t IN SELECT quote_ident(schemaname) || '.' || "
+            "quote_ident(tablename) FROM pg_tables WHERE schemaname IN ('public', 'drizzle') "
+            "LOOP EXECUTE 'ALTER TABLE ' || t || ' OWNER TO {role}'; END LOOP; END $$",
+        )
+        env["DATABASE_URL"] = role.conninfo(fresh)
+        stand_ins[role.name] = "rollbot"
+    return Example(directory, env, stand_ins)
 
 
 def test_readme_commands_run_as_written(
@@ -162,39 +210,35 @@ def test_readme_commands_run_as_written(
     env.update(PATH=f"{bindir}:{env.get('PATH', '')}", DATABASE_URL=url)
     env["ROLLBOT_BACKUP_DIR"] = str(tmp_path / "backups")
     ran: list[str] = []
-    role_name = "rollbot"
-    db_name = "asset_forge"  # the README's database; a fresh clone stands in for it
+    examples: dict[tuple[str, int], Example] = {}
     for command in [c for path in DOCS for c in commands(path)]:
         if _reason(command.line) is not None:
             continue
         line = re.sub(r"DATABASE_URL=\S+", "", command.line).strip()
-        run_env = env
-        if command.output is not None and "rollbot@" in command.line:
-            # The README's example role: owns the sample's tables, lacks CREATEDB.
-            # A fresh clone: the commands above created rollbot's schema in the first one.
-            fresh = make_database(template=asset_forge_0023_template)
-            fresh_name = str(conninfo_to_dict(fresh)["dbname"])
-            role = make_role()
-            role.run(
-                fresh,
-                "GRANT CREATE ON DATABASE " + fresh_name + " TO {role}",
-                "GRANT USAGE, CREATE ON SCHEMA public TO {role}",
-                # As a member of the app's owning role: it owns Drizzle's schema and journal too.
-                "ALTER SCHEMA drizzle OWNER TO {role}",
-                "DO $$ DECLARE t text; BEGIN FOR t IN SELECT quote_ident(schemaname) || '.' || "
-                "quote_ident(tablename) FROM pg_tables WHERE schemaname IN ('public', 'drizzle') "
-                "LOOP EXECUTE 'ALTER TABLE ' || t || ' OWNER TO {role}'; END LOOP; END $$",
+        cwd, run_env, stand_ins = tmp_path, env, {}
+        if command.output is not None:
+            key = (command.doc, command.block)
+            if key not in examples:
+                examples[key] = _example(
+                    tmp_path / f"example{len(examples)}",
+                    env,
+                    command,
+                    make_role=make_role,
+                    make_database=make_database,
+                    template=asset_forge_0023_template,
+                )
+            cwd, run_env, stand_ins = (
+                examples[key].cwd,
+                examples[key].env,
+                examples[key].stand_ins,
             )
-            run_env = {**env, "DATABASE_URL": role.conninfo(fresh)}
-            role_name = role.name
-            db_name = fresh_name
         if line.startswith("export "):
             name, _, value = line.removeprefix("export ").partition("=")
             env[name] = shlex.split(value)[0]
             continue
         result = subprocess.run(
             ["/bin/bash", "-c", line],
-            cwd=tmp_path,
+            cwd=cwd,
             env=run_env,
             capture_output=True,
             text=True,
@@ -205,8 +249,7 @@ def test_readme_commands_run_as_written(
         expected = EXIT.get(line, 0)
         assert result.returncode == expected, (line, result.stdout, result.stderr)
         if command.output is not None:
-            shown = result.stdout.replace(db_name, "asset_forge")
-            assert _normalise(shown, role_name) == _normalise(
-                "\n".join(command.output), role_name
-            ), (line, result.stdout)
+            shown = normalise(result.stdout, stand_ins)
+            example = normalise("\n".join(command.output))
+            assert matches(shown, example), (line, shown, example)
     assert any(r.startswith("rollbot derive") for r in ran)

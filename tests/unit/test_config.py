@@ -2,12 +2,14 @@
 
 import io
 import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import structlog
 
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.core.errors import ConfigError
 from bot.core.redact import Redactor, redact, secrets_of
 from bot.logs import MaskedStream, configure_logging
@@ -125,3 +127,34 @@ def test_the_terminal_stream_masks_what_is_printed() -> None:
     stream = MaskedStream(out, Redactor(["pw-9"]))
     print(json.dumps({"why": "auth pw-9 refused"}), file=stream)
     assert out.getvalue() == '{"why": "auth *** refused"}\n'
+
+
+def _readme_defaults() -> list[tuple[str, str]]:
+    """The Default column of the README's Configuration table and of Slack's, row by row."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    tables = (
+        readme[readme.index("## Configuration\n") : readme.index("## Drizzle\n")]
+        + readme[readme.index("## Slack app setup\n") : readme.index("## Deployment\n")]
+    )
+    return re.findall(r"^\| `([A-Z_]+)` \| ([^|]*?) \|", tables, re.MULTILINE)
+
+
+def test_the_readmes_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting a variable to the default the README gives it changes nothing; "(none)" is unset."""
+    defaults = _readme_defaults()
+    assert len(defaults) > 30
+    fields = {f.validation_alias: name for name, f in Settings.model_fields.items()}
+    for variable, _ in defaults:
+        monkeypatch.delenv(variable, raising=False)
+    unset = load_settings()
+    for variable, default in defaults:
+        field = fields[variable]
+        literal = re.match(r"`([^`]+)`", default)
+        if literal is None or re.fullmatch(r"[A-Z_]+", literal.group(1)):
+            # "(none)", "(required …)", "(search)", "the target's server", `DATABASE_URL`:
+            # nothing of its own until set.
+            assert getattr(unset, field) in (None, ()), variable
+            continue
+        with monkeypatch.context() as set_to:
+            set_to.setenv(variable, literal.group(1))
+            assert getattr(load_settings(), field) == getattr(unset, field), variable
