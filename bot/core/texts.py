@@ -48,6 +48,7 @@ WHY = "Why"
 RECREATES = "Recreates"
 JOURNAL = "Journal"
 BLOCKED = "BLOCKED"
+NOT_COUNTED = "not counted"
 SQL_EXACT = "SQL (exactly what will run)"
 SQL_RESTORE = "SQL (runs in one transaction; each table's rows summarised)"
 STATEMENT = "Statement"
@@ -156,6 +157,7 @@ def preflight_lines(plan: Plan) -> list[str]:
         for step in plan.no_ops()
         for note in step.notes
     ]
+    lines += [f"{NOT_COUNTED}: {note}" for note in plan.uncounted]
     return lines
 
 

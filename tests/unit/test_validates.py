@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from bot.core.sql import Validation, parse_statements
+from datetime import timedelta
+
+from bot.core.facts import Facts, Target, ViolationCount
+from bot.core.plan import build_plan
+from bot.core.runbook import parse_runbook
+from bot.core.sql import Statement, Validation, parse_statements
+from bot.core.usercode import evaluation_problem
+
+TARGET = Target(host="localhost", dbname="app")
+TIMEOUT = timedelta(seconds=5)
 
 
 def validates(text: str) -> list[tuple[Validation, ...]]:
@@ -49,3 +58,69 @@ def test_keys_and_their_options_are_read() -> None:
     assert (unique.kind, unique.name, unique.nulls_not_distinct) == ("unique", None, True)
     assert unique.label() == "the unnamed UNIQUE on s.c"
     assert (pk.kind, pk.columns) == ("primary key", ("id",))
+
+
+def test_a_check_is_evaluated_only_when_the_plan_would_allow_its_calls() -> None:
+    """PostgreSQL's own stable and harmless functions pass; volatile or unknown ones do not."""
+    statement = Statement.model_validate(
+        {
+            "number": 1,
+            "line": 1,
+            "sql": "",
+            "kind": "ALTER TABLE … ADD CONSTRAINT",
+            "objects": (),
+            "functions": ("lower", "random"),
+        }
+    )
+    facts = Facts(target=TARGET, objects=(), functions={"lower": "immutable", "random": "volatile"})
+    assert evaluation_problem(statement, facts) is None
+    facts = Facts(target=TARGET, objects=(), functions={"lower": "volatile", "random": "volatile"})
+    assert "lower() is VOLATILE" in str(evaluation_problem(statement, facts))
+    facts = Facts(target=TARGET, objects=(), functions={"random": "volatile"})
+    assert "lower() is not a function this database knows" in str(
+        evaluation_problem(statement, facts)
+    )
+
+
+def test_counted_violations_block_and_uncounted_ones_are_said() -> None:
+    """A count blocks naming file:line and rows; no count is a note, with why."""
+    book = parse_runbook(
+        "# R\n\n## Quick Rollback\n\n```sql\nBEGIN;\n"
+        "ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total >= 0) NOT VALID;\n"
+        "ALTER TABLE orders VALIDATE CONSTRAINT orders_total_check;\n"
+        "ALTER TABLE orders ADD CONSTRAINT orders_code_key UNIQUE (code);\n"
+        "COMMIT;\n```\n",
+        file="0042_x.md",
+    )
+    facts = Facts(
+        target=TARGET,
+        objects=(),
+        violations=(
+            ViolationCount(
+                statement=2,
+                constraint="orders_total_check",
+                kind="check",
+                table="public.orders",
+                rows=3,
+            ),
+            ViolationCount(
+                statement=3,
+                constraint="orders_code_key",
+                kind="unique",
+                table="public.orders",
+                rows=None,
+                why="counting took longer than the count budget",
+            ),
+        ),
+    )
+    plan = build_plan(book, facts, lock_timeout=TIMEOUT, statement_timeout=TIMEOUT)
+    blocker = (
+        "0042_x.md:8: 3 rows of public.orders violate orders_total_check, so VALIDATE would "
+        "fail; fix or delete them first (or leave the constraint out)"
+    )
+    assert plan.blockers == (blocker,)
+    note = (
+        "0042_x.md:9: rows violating orders_code_key on public.orders were not counted: "
+        "counting took longer than the count budget"
+    )
+    assert plan.uncounted == (note,)
