@@ -134,7 +134,9 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
                 conn.execute(bad)
             failed = service.approve(run.id, APPROVER)
             assert failed.state is RunState.FAILED
-            assert "invoices_amount_positive" in str(failed.reason)
+            assert "violate CHECK invoices_amount_positive (written since the plan" in str(
+                failed.reason
+            )
             assert (schema_of(database), journal_of(database)) == (schema, journal)
             with psycopg.connect(database) as conn:
                 conn.execute("DELETE FROM invoices")

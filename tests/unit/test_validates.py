@@ -8,6 +8,7 @@ from bot.core.facts import Facts, Target, ViolationCount
 from bot.core.plan import build_plan
 from bot.core.runbook import parse_runbook
 from bot.core.sql import Statement, Validation, parse_statements
+from bot.core.texts import violated_constraint
 from bot.core.usercode import evaluation_problem
 
 TARGET = Target(host="localhost", dbname="app")
@@ -124,3 +125,21 @@ def test_counted_violations_block_and_uncounted_ones_are_said() -> None:
         "counting took longer than the count budget"
     )
     assert plan.uncounted == (note,)
+
+
+def test_a_violation_at_execution_names_the_constraint() -> None:
+    """PostgreSQL names an index or a column for some kinds; the outcome names the constraint."""
+    (statement,) = parse_statements(
+        "ALTER TABLE public.orders ADD CONSTRAINT orders_pkey PRIMARY KEY (id),"
+        " ADD CONSTRAINT orders_code_key UNIQUE (code)",
+        file="r.md",
+        first_line=1,
+    )
+    assert violated_constraint(statement, "23505") == (
+        "rows of public.orders violate PRIMARY KEY orders_pkey or UNIQUE orders_code_key "
+        "(written since the plan, or not counted by it): fix or delete them, then ask for a "
+        "new plan, which counts them"
+    )
+    assert "PRIMARY KEY orders_pkey (written" in str(violated_constraint(statement, "23502"))
+    assert violated_constraint(statement, "23514") is None
+    assert violated_constraint(statement, None) is None
