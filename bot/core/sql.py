@@ -77,6 +77,9 @@ class Validation(BaseModel):
     table: str
     only: bool = False  # ALTER TABLE ONLY, or a CHECK … NO INHERIT: the table's children are not
     expression: str | None = None  # CHECK
+    # A CHECK with a subquery, which PostgreSQL refuses when the statement runs: counting
+    # would run it first, reading other tables.
+    subquery: bool = False
     columns: tuple[str, ...] = ()  # the key: UNIQUE/PRIMARY KEY, or the referencing columns
     parent_namespace: str | None = None  # FOREIGN KEY: the referenced table and columns
     parent: str | None = None
@@ -564,6 +567,7 @@ def _validation(
     }
     if kind == "check":
         fields["expression"] = RawStream()(constraint.raw_expr)
+        fields["subquery"] = _has_subquery(constraint.raw_expr)
         fields["only"] = only or bool(constraint.is_no_inherit)
     elif kind == "foreign key":
         parent = constraint.pktable
@@ -575,6 +579,21 @@ def _validation(
     elif kind == "unique":
         fields["nulls_not_distinct"] = bool(constraint.nulls_not_distinct)
     return Validation(**fields)
+
+
+class _Subqueries(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def visit_SubLink(self, _ancestors: Any, _node: Any) -> None:  # noqa: ANN401, N802
+        self.found = True
+
+
+def _has_subquery(node: Any) -> bool:  # noqa: ANN401 - pglast node
+    visitor = _Subqueries()
+    visitor(node)
+    return visitor.found
 
 
 def _non_transactional(node: Any) -> str | None:  # noqa: ANN401 - pglast node

@@ -179,6 +179,9 @@ def _query(
 ) -> sql.Composed:
     _readable(table)
     if validation.kind == "check":
+        if validation.subquery:
+            msg = "its expression holds a subquery, which PostgreSQL refuses in a CHECK"
+            raise _NotCounted(msg)
         problem = evaluation_problem(statement, facts)
         if problem is not None:
             msg = f"counting would evaluate its expression, and {problem}"
@@ -289,7 +292,9 @@ def _budgeted(conn: psycopg.Connection[Any], query: sql.Composed, budget: timede
         raise _NotCounted(msg) from None
     except psycopg.errors.InsufficientPrivilege:
         raise
-    except (psycopg.errors.SyntaxErrorOrAccessRuleViolation, psycopg.errors.DataException) as exc:
+    except (psycopg.ProgrammingError, psycopg.DataError, psycopg.NotSupportedError) as exc:
+        # What the statement itself would fail with (a missing column, a division by zero,
+        # a set-returning function): the rehearsal shows it; the count has nothing to say.
         msg = f"PostgreSQL could not count them: {exc.diag.message_primary or type(exc).__name__}"
         raise _NotCounted(msg) from None
     return counted[0]

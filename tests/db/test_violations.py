@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -14,6 +15,11 @@ from bot.drizzle.folder import Migration
 from bot.target.catalog import describe_target, read_facts
 from bot.target.schema import read_schema
 from tests.fix_drizzle import schema_dump
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.fix_db import Role
 
 PREVIOUS = """
 CREATE TABLE customers (id int PRIMARY KEY);
@@ -177,3 +183,37 @@ def test_keys_are_counted_the_way_postgresql_checks_them(scratch_db: str) -> Non
         "c_a_b": 2,  # (NULL, NULL) is not repeated; (5, NULL) twice is
         "c_a_b_nulls": 0,
     }
+
+
+def test_what_cannot_be_counted_safely_is_not_counted(
+    scratch_db: str, make_role: Callable[[], Role]
+) -> None:
+    """Row security, a missing table, an earlier DELETE or a failing expression: not counted."""
+    role = make_role()
+    role.run(
+        scratch_db,
+        "CREATE TABLE guarded (v int); ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;"
+        " CREATE POLICY everyone ON guarded USING (true);"
+        " CREATE TABLE t (v int); INSERT INTO t VALUES (0), (-1);"
+        " GRANT SELECT ON guarded, t TO {role}",
+    )
+    book = parse_runbook(
+        "# R\n\n## Quick Rollback\n\n```sql\nBEGIN;\n"
+        "ALTER TABLE guarded ADD CONSTRAINT g CHECK (v > 0);\n"
+        "ALTER TABLE nowhere ADD CONSTRAINT n CHECK (v > 0);\n"
+        "ALTER TABLE t ADD CONSTRAINT z CHECK (1 / v > 0);\n"
+        "DELETE FROM t WHERE v < 0;\n"
+        "ALTER TABLE t ADD CONSTRAINT d CHECK (v >= 0);\n"
+        "COMMIT;\n```\n",
+        file="0009_t.md",
+    )
+    with psycopg.connect(role.conninfo(scratch_db)) as conn:
+        facts = read_facts(conn, book, describe_target(conn), count_budget=timedelta(seconds=2))
+        assert conn.execute("SHOW transaction_read_only").fetchone() == ("off",)
+    why = {v.constraint: (v.rows, v.why) for v in facts.violations}
+    assert why["g"][0] is None
+    assert "reading public.guarded would run code (a row-level security policy" in str(why["g"][1])
+    assert why["n"] == (None, "the table does not exist before the rollback")
+    assert why["z"] == (None, "PostgreSQL could not count them: division by zero")
+    assert why["d"][0] is None
+    assert "an earlier statement deletes rows" in str(why["d"][1])

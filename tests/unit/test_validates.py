@@ -143,3 +143,12 @@ def test_a_violation_at_execution_names_the_constraint() -> None:
     assert "PRIMARY KEY orders_pkey (written" in str(violated_constraint(statement, "23502"))
     assert violated_constraint(statement, "23514") is None
     assert violated_constraint(statement, None) is None
+
+
+def test_a_check_with_a_subquery_is_marked() -> None:
+    """PostgreSQL refuses a subquery in a CHECK; the count must not run it first."""
+    (found,) = validates(
+        "ALTER TABLE t ADD CONSTRAINT c CHECK (v > 0),"
+        " ADD CONSTRAINT s CHECK (v IN (SELECT id FROM other))"
+    )
+    assert [v.subquery for v in found] == [False, True]
