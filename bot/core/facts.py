@@ -77,6 +77,24 @@ class NullCount(BaseModel):
     rows: int | None  # None: the table is not there to count, or counting ran out of time
 
 
+class ViolationCount(BaseModel):
+    """Rows that violate a constraint a statement checks; one of them makes it fail.
+
+    `rows` is None when they were not counted, and `why` says why: counting a CHECK runs its
+    expression, so it is counted only when everything it calls is PostgreSQL's own harmless
+    code, and no count ever reads a table whose policies or foreign wrapper would run code.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: int  # Statement.number
+    constraint: str  # orders_total_check
+    kind: str  # check, foreign key, unique, primary key, exclusion
+    table: str  # public.orders
+    rows: int | None
+    why: str | None = None  # why it was not counted
+
+
 class Reference(BaseModel):
     """Something in the database that depends on an object the runbook drops."""
 
@@ -303,6 +321,7 @@ class Facts(BaseModel):
     hooks: tuple[Hook, ...] = ()
     counted_not_tables: tuple[str, ...] = ()  # front matter `count` names: "public.v (view)"
     nulls: tuple[NullCount, ...] = ()  # NULL rows of the columns SET NOT NULL is applied to
+    violations: tuple[ViolationCount, ...] = ()  # rows violating the constraints validated
     # Foreign keys between a dropped table and a table that stays, with their definitions, and
     # the dropped tables' size on disk: what a quarantined rollback drops, keeps and holds.
     quarantine_keys: tuple[KeptKey, ...] = ()

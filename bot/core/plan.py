@@ -133,6 +133,9 @@ class Plan(BaseModel):
     # Plans stored before the mode existed dropped.
     drop_mode: DropMode = "drop"
     quarantine: Quarantine | None = None
+    # Constraints whose violating rows were not counted, with why: the statement's own check
+    # still stops the rollback before COMMIT if a row violates one.
+    uncounted: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> bool:
@@ -214,6 +217,7 @@ def build_plan(
     blockers += static_blockers(runbook)
     blockers += _reference_blockers(runbook.statements, facts)
     blockers += _null_blockers(runbook, facts)
+    blockers += _violation_blockers(runbook, facts)
     blockers += [
         f"{runbook.file}:{s.line}: {problem}"
         for s in runbook.statements
@@ -342,6 +346,7 @@ def build_plan(
         ),
         drop_mode=drop_mode,
         quarantine=quarantine,
+        uncounted=_uncounted(runbook, facts),
     )
 
 
@@ -382,6 +387,43 @@ def _null_blockers(runbook: Runbook, facts: Facts) -> list[str]:
         for n in facts.nulls
         if n.rows
     ]
+
+
+# What the rows a constraint rejects are, in words: the count means different rows per kind.
+_VIOLATING = {
+    "foreign key": " (their keys match no row of the referenced table)",
+    "unique": " (they share a key with another row)",
+    "primary key": " (they share a key with another row, or have a NULL in it)",
+}
+
+
+def _violation_blockers(runbook: Runbook, facts: Facts) -> list[str]:
+    """A constraint added or validated fails on its first violating row: say how many, now."""
+    statements = {s.number: s for s in runbook.statements}
+    blockers = []
+    for v in facts.violations:
+        if not v.rows:
+            continue
+        statement = statements[v.statement]
+        verb = "VALIDATE" if "VALIDATE" in statement.kind else "ADD CONSTRAINT"
+        plural = v.rows != 1
+        blockers.append(
+            f"{runbook.file}:{statement.line}: {v.rows} row{'s' * plural} of {v.table} "
+            f"violate{'' if plural else 's'} {v.constraint}{_VIOLATING.get(v.kind, '')}, so "
+            f"{verb} would fail; fix or delete {'them' if plural else 'it'} first (or leave "
+            "the constraint out)"
+        )
+    return blockers
+
+
+def _uncounted(runbook: Runbook, facts: Facts) -> tuple[str, ...]:
+    lines = {s.number: s.line for s in runbook.statements}
+    return tuple(
+        f"{runbook.file}:{lines[v.statement]}: rows violating {v.constraint} on {v.table} "
+        f"were not counted: {v.why}"
+        for v in facts.violations
+        if v.rows is None
+    )
 
 
 def _step(statement: Statement, facts: Facts) -> Step:

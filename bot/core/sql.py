@@ -9,10 +9,11 @@ statement a rollback needs, is refused before anything runs, naming its line.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError
+from pglast.stream import RawStream
 from pglast.visitors import Visitor
 from pydantic import BaseModel, ConfigDict
 
@@ -57,6 +58,42 @@ class DbObject(BaseModel):
         return f"{self.kind} {_qualified(self.namespace, self.name)}"
 
 
+ConstraintKind = Literal["check", "foreign key", "unique", "primary key", "exclusion"]
+
+
+class Validation(BaseModel):
+    """A constraint a statement checks every row against, as the parser read it.
+
+    Any one violating row makes the statement fail, so the plan counts them first. The CHECK
+    expression is pglast's deparse of the parsed statement, never the runbook's raw text: what
+    is counted is what PostgreSQL would evaluate, and nothing that a comment or quoting hid.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ConstraintKind
+    name: str | None  # None: unnamed, PostgreSQL picks the name
+    namespace: str | None
+    table: str
+    only: bool = False  # ALTER TABLE ONLY, or a CHECK … NO INHERIT: the table's children are not
+    expression: str | None = None  # CHECK
+    # A CHECK with a subquery, which PostgreSQL refuses when the statement runs: counting
+    # would run it first, reading other tables.
+    subquery: bool = False
+    columns: tuple[str, ...] = ()  # the key: UNIQUE/PRIMARY KEY, or the referencing columns
+    parent_namespace: str | None = None  # FOREIGN KEY: the referenced table and columns
+    parent: str | None = None
+    referenced: tuple[str, ...] = ()  # empty: the parent's primary key
+    match_full: bool = False
+    nulls_not_distinct: bool = False
+
+    def label(self) -> str:
+        """`orders_total_check`, or `the unnamed CHECK on public.orders`."""
+        if self.name is not None:
+            return self.name
+        return f"the unnamed {self.kind.upper()} on {_qualified(self.namespace, self.table)}"
+
+
 class Statement(BaseModel):
     """One statement of the rollback, with where it came from."""
 
@@ -83,6 +120,9 @@ class Statement(BaseModel):
     # Columns it makes NOT NULL, as (schema or None, table, column) written: the plan counts
     # their NULL rows, since any one of them makes the statement fail.
     set_not_null: tuple[tuple[str | None, str, str], ...] = ()
+    # Constraints it checks every row against (ADD CONSTRAINT without NOT VALID, or VALIDATE
+    # of one the runbook added NOT VALID before): the plan counts the rows that violate them.
+    validates: tuple[Validation, ...] = ()
 
 
 def _qualified(namespace: str | None, name: str | None) -> str:
@@ -158,6 +198,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
     source = _Source(text, file, first_line)
     raw = source.parse(todo="fix the statement so that psql would accept it")
     statements: list[Statement] = []
+    added_not_valid: dict[tuple[str | None, str, str], Validation] = {}
     for item in _strip_transaction(raw, source):
         start = item.stmt_location or 0
         length = item.stmt_len or len(text) - start
@@ -179,6 +220,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
                 ctes=tuple(dict.fromkeys(reads.ctes)),
                 restores=not objects,
                 set_not_null=_set_not_null(item.stmt),
+                validates=_validates(item.stmt, added_not_valid),
             )
         )
     if not statements:
@@ -461,6 +503,97 @@ def _set_not_null(node: Any) -> tuple[tuple[str | None, str, str], ...]:  # noqa
         for cmd in node.cmds or ()
         if cmd.subtype == enums.AlterTableType.AT_SetNotNull
     )
+
+
+_CONSTRAINT_KINDS: dict[Any, ConstraintKind] = {
+    enums.ConstrType.CONSTR_CHECK: "check",
+    enums.ConstrType.CONSTR_FOREIGN: "foreign key",
+    enums.ConstrType.CONSTR_UNIQUE: "unique",
+    enums.ConstrType.CONSTR_PRIMARY: "primary key",
+    enums.ConstrType.CONSTR_EXCLUSION: "exclusion",
+}
+
+
+def _validates(
+    node: Any,  # noqa: ANN401 - pglast node
+    added_not_valid: dict[tuple[str | None, str, str], Validation],
+) -> tuple[Validation, ...]:
+    """The constraints this statement checks rows against; remembers those added NOT VALID.
+
+    ADD CONSTRAINT checks every row unless NOT VALID; VALIDATE CONSTRAINT checks the rows of
+    one added NOT VALID, which is only known here if this runbook added it. A constraint added
+    USING INDEX checks nothing the unique index has not already.
+    """
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None:
+        return ()
+    relation = node.relation
+    schema, table = relation.schemaname, str(relation.relname)
+    found: list[Validation] = []
+    for cmd in node.cmds or ():
+        if cmd.subtype == enums.AlterTableType.AT_ValidateConstraint:
+            added = added_not_valid.pop((schema, table, str(cmd.name)), None)
+            if added is not None:
+                found.append(added.model_copy(update={"only": added.only or not relation.inh}))
+        elif cmd.subtype == enums.AlterTableType.AT_AddConstraint:
+            validation = _validation(cmd.def_, schema, table, only=not relation.inh)
+            if validation is None:
+                continue
+            if cmd.def_.skip_validation:
+                if validation.name is not None:
+                    added_not_valid[(schema, table, validation.name)] = validation
+            else:
+                found.append(validation)
+    return tuple(found)
+
+
+def _validation(
+    constraint: Any,  # noqa: ANN401 - pglast node
+    schema: str | None,
+    table: str,
+    *,
+    only: bool,
+) -> Validation | None:
+    kind = _CONSTRAINT_KINDS.get(constraint.contype)
+    if kind is None or constraint.indexname:
+        return None
+    names = [str(n.sval) for n in constraint.keys or ()]
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "name": constraint.conname or None,
+        "namespace": schema,
+        "table": table,
+        "only": only,
+        "columns": tuple(names),
+    }
+    if kind == "check":
+        fields["expression"] = RawStream()(constraint.raw_expr)
+        fields["subquery"] = _has_subquery(constraint.raw_expr)
+        fields["only"] = only or bool(constraint.is_no_inherit)
+    elif kind == "foreign key":
+        parent = constraint.pktable
+        fields["columns"] = tuple(str(n.sval) for n in constraint.fk_attrs or ())
+        fields["parent_namespace"] = parent.schemaname
+        fields["parent"] = str(parent.relname)
+        fields["referenced"] = tuple(str(n.sval) for n in constraint.pk_attrs or ())
+        fields["match_full"] = constraint.fk_matchtype == "f"
+    elif kind == "unique":
+        fields["nulls_not_distinct"] = bool(constraint.nulls_not_distinct)
+    return Validation(**fields)
+
+
+class _Subqueries(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def visit_SubLink(self, _ancestors: Any, _node: Any) -> None:  # noqa: ANN401, N802
+        self.found = True
+
+
+def _has_subquery(node: Any) -> bool:  # noqa: ANN401 - pglast node
+    visitor = _Subqueries()
+    visitor(node)
+    return visitor.found
 
 
 def _non_transactional(node: Any) -> str | None:  # noqa: ANN401 - pglast node

@@ -16,6 +16,7 @@ from bot.core.states import RunState, state_predicate
 if TYPE_CHECKING:
     from bot.core.results import BackupInfo, Outcome
     from bot.core.run import Run
+    from bot.core.sql import Statement
 
 # Labels: the name of a part of a message, as both renderers title it.
 HISTORY = "Migration history"
@@ -48,6 +49,7 @@ WHY = "Why"
 RECREATES = "Recreates"
 JOURNAL = "Journal"
 BLOCKED = "BLOCKED"
+NOT_COUNTED = "not counted"
 SQL_EXACT = "SQL (exactly what will run)"
 SQL_RESTORE = "SQL (runs in one transaction; each table's rows summarised)"
 STATEMENT = "Statement"
@@ -156,7 +158,39 @@ def preflight_lines(plan: Plan) -> list[str]:
         for step in plan.no_ops()
         for note in step.notes
     ]
+    lines += [f"{NOT_COUNTED}: {note}" for note in plan.uncounted]
     return lines
+
+
+# The SQLSTATEs a constraint check fails with, and the kinds of constraint that raise each:
+# check_violation, foreign_key_violation, unique_violation (a UNIQUE or PRIMARY KEY's index
+# cannot be built) and not_null_violation (a PRIMARY KEY over a column holding NULL).
+_VIOLATED_BY = {
+    "23514": ("check",),
+    "23503": ("foreign key",),
+    "23505": ("unique", "primary key"),
+    "23502": ("primary key",),
+}
+
+
+def violated_constraint(statement: Statement, sqlstate: str | None) -> str | None:
+    """What to say when a statement that adds or validates a constraint found rows violating it.
+
+    The plan counts violating rows before approval, so these were written since (or could
+    not be counted): the sentence names the constraint, which PostgreSQL's message names only
+    as an index or a column for some kinds, and says that a new plan counts them.
+    """
+    kinds = _VIOLATED_BY.get(sqlstate or "", ())
+    found = [v for v in statement.validates if v.kind in kinds]
+    if not found:
+        return None
+    names = " or ".join(f"{v.kind.upper()} {v.label()}" for v in found)
+    first = found[0]
+    table = f"{first.namespace}.{first.table}" if first.namespace else first.table
+    return (
+        f"rows of {table} violate {names} (written since the plan, or not counted by it): fix "
+        "or delete them, then ask for a new plan, which counts them"
+    )
 
 
 _LOSES_DATA = ("DROP TABLE", "DELETE", "ALTER TABLE … DROP COLUMN")

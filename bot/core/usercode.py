@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.core.functions import HARMLESS_VOLATILE, bare_name, denied_reason
+from bot.core.functions import HARMLESS_VOLATILE, bare_name, call_problem, denied_reason
 
 if TYPE_CHECKING:
     from bot.core.cascade import Effect
@@ -86,6 +86,29 @@ def expression_blockers(statements: tuple[Statement, ...], facts: Facts, file: s
                 if (problem := code_problem(via.code)) is not None
             ]
     return blockers
+
+
+def evaluation_problem(statement: Statement, facts: Facts) -> str | None:
+    """Why evaluating the statement's expressions before approval could run unsafe code, or None.
+
+    Counting the rows a CHECK rejects evaluates its expression at preflight, before anyone
+    approved anything, so it is done only when the plan itself would let every call, operator
+    and cast of the statement run: the same judgement as `call_problem` and
+    `expression_blockers`, never a list of its own.
+    """
+    for name in statement.functions:
+        codes = facts.user_functions.get(name)
+        problem = (
+            next(iter(_problems(codes)), None)
+            if codes
+            else call_problem(name, facts.functions.get(name))
+        )
+        if problem is not None:
+            return problem
+    blockers = expression_blockers((statement,), facts, "")
+    if blockers:
+        return blockers[0].split(": ", 1)[-1]
+    return None
 
 
 def _relation_blockers(

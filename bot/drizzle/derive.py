@@ -14,8 +14,13 @@ so that this stays a pure function of the files and the schema.
 - `DROP INDEX` is undone by recreating the index from its N-1 definition: an index holds no
   data, its definition is all there is.
 - `DROP CONSTRAINT` is undone by adding the N-1 definition back; a foreign key or CHECK is
-  added `NOT VALID` and then validated, so rows that violate it fail the rollback before
-  COMMIT, naming the constraint.
+  added `NOT VALID` and then validated, a UNIQUE, PRIMARY KEY or EXCLUDE directly. Before
+  approval the plan counts the rows that would make the VALIDATE or ADD fail (a CHECK's rows
+  where its expression is false, a foreign key's rows whose non-NULL key matches no parent
+  row, a UNIQUE's rows sharing a key, a PRIMARY KEY's NULL keys too: `bot/target/
+  violations.py`) and blocks with their count and line; a CHECK is evaluated only when the
+  plan would let everything it calls run, else the plan says it was not counted. Rows
+  written after the plan still fail the rollback before COMMIT, naming the constraint.
 - `DROP NOT NULL` is undone by `SET NOT NULL` when the column was NOT NULL at N-1 (the plan
   counts the NULL rows that would make it fail); `SET NOT NULL` by `DROP NOT NULL`.
 - `SET DEFAULT` and `DROP DEFAULT` go back to the N-1 default, or to none.

@@ -34,6 +34,7 @@ from bot.core.facts import (
 )
 from bot.core.quarantine import QUARANTINE_LIKE, KeptKey
 from bot.core.sql import DbObject, ObjectKind
+from bot.target.violations import count_violations
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -453,7 +454,8 @@ def read_facts(
         for statement in runbook.statements
         for column in statement.set_not_null
     )
-    facts = facts.model_copy(update={"nulls": nulls})
+    violations = count_violations(conn, runbook, facts, count_budget)
+    facts = facts.model_copy(update={"nulls": nulls, "violations": violations})
     tables = {
         f.table.name: f.table
         for f in found

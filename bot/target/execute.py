@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.core.errors import BackupError
 from bot.core.plan import plan_hash
 from bot.core.results import AffectedCount, BackupInfo, NeighbourCount, Outcome, TableCount
+from bot.core.texts import violated_constraint
 from bot.core.verify import change_problems
 from bot.target.catalog import read_facts
 from bot.target.database import TargetUnreachableError, postgres_message
@@ -406,8 +407,12 @@ def _run_statements(tx: PlanTransaction) -> None:
     except StatementFailedError as exc:
         if isinstance(exc.error, psycopg.errors.LockNotAvailable):
             raise LockTimeoutError((), exc.text) from None
+        violated = (
+            violated_constraint(exc.statement, exc.sqlstate) if exc.statement is not None else None
+        )
         _fail(
-            f"statement {exc.number} failed: {postgres_message(exc.error)}; nothing was changed",
+            f"statement {exc.number} failed: {postgres_message(exc.error)}; nothing was changed"
+            + (f"; {violated}" if violated else ""),
             failed_statement=exc.text,
             failed_line=exc.line,
             sqlstate=exc.sqlstate,

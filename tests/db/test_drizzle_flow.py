@@ -92,8 +92,9 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     enum: they come back from their N-1 definitions, the view the other reads first, and the
     materialized view filled again.
 
-    NULLs in a column to make NOT NULL block the plan with their count; a row violating a CHECK
-    put back fails the run before COMMIT with nothing changed; fixed rows let both through.
+    NULLs in a column to make NOT NULL, and a row violating a CHECK put back, block the plan
+    with their count; a violating row written after the plan fails the run before COMMIT,
+    naming the constraint, with nothing changed; fixed rows let both through.
     """
     database = drizzle_db(TOP)
     service = chain_service(database, rehearsal="schema")
@@ -116,16 +117,26 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
             with psycopg.connect(database) as conn:
                 conn.execute("UPDATE comments SET body = 'fixed'")
         if migration == "0012":
+            bad = "INSERT INTO invoices (project_id, amount_cents) SELECT id, 0 FROM projects"
             with psycopg.connect(database) as conn:
-                conn.execute(
-                    "INSERT INTO invoices (project_id, amount_cents) SELECT id, 0 FROM projects"
-                )
+                conn.execute(bad)
+            blocked = service.request(migration, requested_by=REQUESTER)
+            assert blocked.state is RunState.BLOCKED
+            assert "1 row of public.invoices violates invoices_amount_positive" in str(
+                blocked.reason
+            )
+            with psycopg.connect(database) as conn:
+                conn.execute("DELETE FROM invoices")
             schema, journal = schema_of(database), journal_of(database)
             run = service.request(migration, requested_by=REQUESTER)
             assert run.state is RunState.AWAITING_APPROVAL, run.reason
+            with psycopg.connect(database) as conn:  # written after the plan counted none
+                conn.execute(bad)
             failed = service.approve(run.id, APPROVER)
             assert failed.state is RunState.FAILED
-            assert "invoices_amount_positive" in str(failed.reason)
+            assert "violate CHECK invoices_amount_positive (written since the plan" in str(
+                failed.reason
+            )
             assert (schema_of(database), journal_of(database)) == (schema, journal)
             with psycopg.connect(database) as conn:
                 conn.execute("DELETE FROM invoices")
