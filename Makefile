@@ -20,7 +20,8 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -n auto -m "not scale and not readme"
 
-# The benchmark harness at a tiny scale: a minute of CLI round trips, so CI runs it apart.
+# The benchmark harness at a tiny scale (every scenario, the realistic-size one included): a
+# minute of servers and CLI round trips, so CI runs it apart from `make test`.
 test-scale: $(STAMP)
 	$(BIN)/pytest -m scale
 

@@ -19,7 +19,9 @@ from bench.rollback_time import expected_dropped_rows, run_rollback_time
 from bench.scale import ScaleOptions, run_scale
 from bench.server import Server, Tools
 
-pytestmark = pytest.mark.slow  # each drives real servers and subprocesses
+# Each drives real servers and subprocesses for half a minute at most; they test the benchmark
+# harness, not rollbot, so they run with it in `make test-scale` rather than in `make test`.
+pytestmark = [pytest.mark.slow, pytest.mark.scale]
 
 TINY_ACK = AckOptions(requests=12, concurrency=3, rounds=2, warmup=2, workers=2, queue_size=1)
 TINY_LOCK = LockOptions(
@@ -152,7 +154,6 @@ def test_ack_latency_answers_every_request_and_says_busy_when_the_queue_is_full(
     assert Report.model_validate_json(report.model_dump_json()) == report
 
 
-@pytest.mark.scale
 def test_scale_builds_its_database_and_drives_rollbot_through_plan_execute_restore(
     server: Server, tools: Tools, tmp_path: Path
 ) -> None:
