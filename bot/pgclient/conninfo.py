@@ -16,10 +16,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from bot.core.errors import BackupError
 from bot.core.redact import redact
 from bot.pgclient.failures import summarise
-from bot.pgclient.process import run_tool
+from bot.pgclient.process import run_tool, run_transaction
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
 _SECRET_KEYS = ("password", "sslpassword")
@@ -88,3 +88,17 @@ def run_client(binary: Path, args: list[str], child: ChildConnection) -> ClientR
     done = run_tool(binary, args, env=child.env)
     said = summarise(redact(done.stderr, child.secrets), binary.name)
     return ClientResult(done.returncode, done.stdout, said)
+
+
+def run_client_transaction(
+    psql: Path,
+    args: list[str],
+    child: ChildConnection,
+    *,
+    script: str,
+    on_xid: Callable[[int], None],
+) -> ClientResult:
+    """Run `script` through psql in one transaction whose id `on_xid` stores before it runs."""
+    done = run_transaction(psql, args, script=script, env=child.env, on_xid=on_xid)
+    said = summarise(redact(done.stderr, child.secrets), psql.name)
+    return ClientResult(done.returncode, "", said)

@@ -1,8 +1,8 @@
 """The one way rollbot starts a child process: a client tool, an argument list, no shell.
 
-Every call closes stdin (a tool that asks for a password fails instead of hanging), captures
-output as text, and creates files readable by rollbot's user only. Callers turn a failure to
-start into their own error, because only they know what the person should do about it.
+Every call closes stdin or writes it itself (a tool that asks for a password fails instead of
+hanging), captures output, and creates files readable by rollbot's user only. Callers turn a
+failure to start into their own error, because only they know what the person should do.
 """
 
 from __future__ import annotations
@@ -170,3 +170,70 @@ def _write(file: IO[bytes], chunk: bytes, *, sync: bool = False) -> None:
 def _text(file: IO[bytes]) -> str:
     file.seek(0)
     return file.read().decode("utf-8", errors="replace")
+
+
+class Transacted(NamedTuple):
+    """How a script run by `run_transaction` ended: psql's exit status and complaint."""
+
+    returncode: int
+    stderr: str
+
+
+_BEGIN = b"BEGIN;\nSELECT pg_catalog.pg_current_xact_id();\n"
+
+
+def run_transaction(
+    psql: Path,
+    args: list[str],
+    *,
+    script: str,
+    env: dict[str, str] | None = None,
+    on_xid: Callable[[int], None],
+) -> Transacted:
+    """Run `script` through psql in one transaction whose id is handed to `on_xid` first.
+
+    A process killed after psql's COMMIT but before it stored the outcome must still be able to
+    tell that the transaction committed; PostgreSQL answers that for a transaction id
+    (`pg_xact_status`), so the id is known, and stored by `on_xid`, before a byte of the script
+    is sent. The script goes through psql's standard input (which also carries COPY data) and
+    is followed by COMMIT only once all of it is written: if rollbot dies on the way, psql
+    reads the end of its input inside an open transaction, and PostgreSQL rolls it back. No
+    copy of the script (rows of a backup) is ever written to disk. If `on_xid` raises, psql is
+    stopped before anything but BEGIN ran.
+    """
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            [str(psql), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            umask=0o077,
+        )
+        stdin, stdout = process.stdin, process.stdout
+        assert stdin is not None  # noqa: S101 - asked for with PIPE
+        assert stdout is not None  # noqa: S101
+        try:
+            try:
+                stdin.write(_BEGIN)
+                stdin.flush()
+                answer = stdout.readline().strip()
+                if answer.isdigit():
+                    on_xid(int(answer))
+                    # Nothing reads psql's output from here on, and it must outlive rollbot: a
+                    # write to the closed pipe of a killed rollbot would end it mid-script.
+                    # One write, flushed at once: psql gets the script and its COMMIT together.
+                    stdin.write(b"\\o /dev/null\n" + script.encode() + b"\nCOMMIT;\n")
+                    stdin.flush()
+            except BrokenPipeError:
+                pass  # psql stopped on an error; its exit status and stderr say which
+            with contextlib.suppress(BrokenPipeError):
+                stdin.close()
+            process.wait()
+        except BaseException:
+            process.kill()  # its input ends without COMMIT: the transaction is rolled back
+            process.wait()
+            raise
+        finally:
+            stdout.close()
+        return Transacted(process.returncode, _text(err))

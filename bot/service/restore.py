@@ -141,14 +141,24 @@ class Restore:
         approved = run.restore_plan()
         source = self._runs.get(approved.source_run)
         database = self._planner.database(run.target_name)
+        recorded = [run]
+
+        def remember(xid: int) -> None:
+            # Stored before the script runs: a crash around COMMIT is settled by this id.
+            recorded.append(self._runs.record(recorded[-1], xid=xid))
+
         try:
             tools = database.tools(approved.target.server_major)
             current, script = self._restore_plan(run.kind, source, database, tools)
             _same_as_approved(current, approved)
-            duration = run_restore(script, tools=tools, target=database, run_id=run.id)
+            duration = run_restore(
+                script, tools=tools, target=database, run_id=run.id, on_xid=remember
+            )
         except RollbotError as exc:
+            run = recorded[-1]
             outcome = Outcome(succeeded=False, error=exc.render())
             return self._runs.move(run, RunEvent.FAILED, outcome=outcome, reason=exc.render())
+        run = recorded[-1]
         queries = approved.verify_queries  # as approved: the hash above covers them
         if run.kind == "purge":
             outcome = Outcome(succeeded=True, changed=True, duration_s=duration)

@@ -5,16 +5,14 @@ The restore script is cut out of the run's backup (the final one, taken in the r
 snapshot, when there is one): the dropped types, tables, sequences, indexes and constraints,
 their rows, the Drizzle journal row, and a verification that raises, and so rolls everything
 back, unless every object is there again and every table holds exactly the backup's rows. It
-runs through `psql --single-transaction`, which streams the COPY data.
+runs through psql in one transaction, its id stored before the script is sent (see
+`bot.pgclient.process.run_transaction`); psql streams the COPY data.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -32,7 +30,7 @@ from bot.core.restore import (
 )
 from bot.core.run import backup_of, outcome_of
 from bot.core.sql import ObjectKind
-from bot.pgclient.conninfo import ChildConnection, run_client
+from bot.pgclient.conninfo import ChildConnection, run_client, run_client_transaction
 from bot.target.backup import file_sha256, verify_backup
 from bot.target.quarantine import existing_relations, quarantine_exists
 
@@ -342,37 +340,28 @@ def _type_exists(target: TargetDatabase, name: str) -> bool:
     return bool(row and row[0] is not None)
 
 
-def run_restore(script: str, *, tools: PgTools, target: TargetDatabase, run_id: int) -> float:
+def run_restore(
+    script: str,
+    *,
+    tools: PgTools,
+    target: TargetDatabase,
+    run_id: int,
+    on_xid: Callable[[int], None],
+) -> float:
     """Run the script in one transaction; returns its duration. Errors roll it all back.
 
-    A restore from a backup, a move back from a quarantine and a purge all run this way.
+    A restore from a backup, a move back from a quarantine and a purge all run this way. The
+    transaction's id goes to `on_xid` before the script runs, so that a process killed around
+    COMMIT is settled by what PostgreSQL says of that transaction, not by a guess.
     """
     psql = tools.pg_restore.with_name("psql")
     if not psql.exists():
         raise RollbotError(f"No psql next to {tools.pg_restore}", todo="install the client tools")
     child = target.child(f"run {run_id} restore")
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
-        os.chmod(handle.name, 0o600)  # noqa: PTH101 - the file holds rows of the backup
-        handle.write(script)
-        path = Path(handle.name)
     started = time.monotonic()
-    try:
-        result = run_client(
-            psql,
-            [
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "--single-transaction",
-                f"--dbname={child.dbname_arg}",
-                "-f",
-                str(path),
-            ],
-            child,
-        )
-    finally:
-        path.unlink(missing_ok=True)
+    result = run_client_transaction(
+        psql, [f"--dbname={child.dbname_arg}"], child, script=script, on_xid=on_xid
+    )
     if result.returncode != 0:
         raise RollbotError(
             "The restore failed and was rolled back; nothing was changed",

@@ -83,8 +83,10 @@ def test_a_proportional_backup_holds_the_dropped_rows_and_restores_them_exactly(
     plan, script = build_restore(source, tools=tools, target=database, lock_timeout_s=3)
     assert plan.backup_kind == "full"
     assert not plan.blockers
-    run_restore(script, tools=tools, target=database, run_id=done.id)
+    xids: list[int] = []
+    run_restore(script, tools=tools, target=database, run_id=done.id, on_xid=xids.append)
     assert {t: rows_of(db_0023, t) for t in before} == before
+    assert [database.xact_status(xid) for xid in xids] == ["committed"]
 
 
 def test_a_quarantined_rollback_backs_up_the_schema_of_tables_it_only_moves_aside(

@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from demo.sample import MIGRATIONS_DIR
+from tests.db.test_quarantine import schema_exists
 from tests.fix_drizzle import CHAIN_DIR
 from tests.fix_rollbot import APPROVER, REQUESTER, RUNBOOKS, runbooks_with, schema_of
 from tests.secrets import (
@@ -229,6 +230,76 @@ def test_a_killed_cli_run_is_settled_by_the_next_cli_command(db_0023: str, tmp_p
     assert "nothing changed" in run["reason"]
     again = rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env)
     assert json.loads(again.stdout)["state"] == "awaiting_approval", again.stderr
+
+
+@pytest.mark.parametrize("lock_freed", [True, False], ids=["then-committed", "then-ended"])
+def test_a_killed_restore_is_settled_by_what_postgresql_did(
+    db_0023: str, tmp_path: Path, lock_freed: bool
+) -> None:
+    """`approve` of a move back killed while psql waits: the next command tells the truth.
+
+    psql holds the whole script and its COMMIT when rollbot dies. If the lock is freed first,
+    the orphaned psql commits with nobody left to record it, and the transaction id stored
+    before the script was sent lets the next command say "succeeded", not "nothing changed".
+    If not, the next command ends the orphan's session, and its transaction is rolled back.
+    """
+    env = {**env_for(db_0023, tmp_path), "ROLLBOT_LOCK_TIMEOUT": "20s"}
+    rolled = json.loads(
+        rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout
+    )
+    assert rollbot("approve", str(rolled["id"]), "--as", APPROVER, env=env).returncode == 0
+    shown = json.loads(rollbot("show", str(rolled["id"]), "--json", env=env).stdout)
+    schema = shown["outcome"]["quarantine"]["schema_name"]
+    planned = rollbot("restore", str(rolled["id"]), "--requested-by", REQUESTER, "--json", env=env)
+    restore_id = json.loads(planned.stdout)["id"]
+    with psycopg.connect(db_0023) as blocker:
+        blocker.execute(
+            sql.SQL("LOCK TABLE {}.api_errors IN ACCESS SHARE MODE").format(sql.Identifier(schema))
+        )
+        approving = subprocess.Popen(
+            [sys.executable, "-m", "bot", "approve", str(restore_id), "--as", APPROVER],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        # psql queued on the lock, and rollbot done writing to it (waiting for it to exit).
+        while not (
+            _waiting(db_0023, f"rollbot run {restore_id} restore")
+            and Path(f"/proc/{approving.pid}/wchan").read_text() == "do_wait"
+        ):
+            assert approving.poll() is None, "the restore ended before it met the lock"
+            assert time.monotonic() < deadline, "the restore never waited for the lock"
+            time.sleep(0.05)
+        approving.kill()
+        approving.wait(timeout=30)
+        if not lock_freed:
+            settled = json.loads(rollbot("show", str(restore_id), "--json", env=env).stdout)
+    if lock_freed:
+        deadline = time.monotonic() + 30
+        while schema_exists(db_0023, schema):  # psql, orphaned, runs the rest and commits
+            assert time.monotonic() < deadline, "the orphaned restore never committed"
+            time.sleep(0.05)
+        settled = json.loads(rollbot("show", str(restore_id), "--json", env=env).stdout)
+        assert settled["state"] == "succeeded", settled["reason"]
+    else:
+        assert settled["state"] == "failed"
+        assert "reports its transaction aborted: nothing changed" in settled["reason"]
+    assert settled["xid"] is not None
+    with psycopg.connect(db_0023) as conn:
+        public = conn.execute("SELECT to_regclass('public.api_errors') IS NOT NULL").fetchone()
+    assert public == (lock_freed,)
+    assert schema_exists(db_0023, schema) is not lock_freed
+
+
+def _waiting(conninfo: str, application_name: str) -> bool:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            " AND wait_event_type = 'Lock'",
+            (application_name,),
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def test_an_expired_plan_does_not_block_a_new_one(db_0023: str, tmp_path: Path) -> None:
