@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from bot import __version__
 from bot.core.errors import ConfigError, NotFoundError, RollbotError, quoted
@@ -61,7 +61,15 @@ class TerminalNotifier:
         if bar:
             from rich.console import Console
 
-            self._console = Console(file=stream)
+            from bot.logs import MaskedStream
+
+            # rich draws the bar with escape sequences: its stream keeps them (masked still).
+            drawn = (
+                cast("TextIO", MaskedStream(stream.stream, stream.redactor, inert=False))
+                if isinstance(stream, MaskedStream)
+                else stream
+            )
+            self._console = Console(file=drawn)
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 

@@ -10,7 +10,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.core.redact import Redactor
+from bot.core.redact import Redactor, inert_controls
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, MutableMapping
@@ -37,17 +37,20 @@ class MaskedStream:
     """A text stream that masks secrets in everything written to it: the terminal's choke point.
 
     Every line the command line prints (results, `--json`, progress, errors) goes through
-    one of these, so no print needs to remember to clean what it prints. A secret split
-    across two writes would pass; `print` writes each formatted string whole.
+    one of these, so no print needs to remember to clean what it prints: of secrets, and of
+    control characters from the database (only the progress bar's own stream keeps them). A
+    secret split across two writes would pass; `print` writes each formatted string whole.
     """
 
-    def __init__(self, stream: TextIO, redactor: Redactor) -> None:
+    def __init__(self, stream: TextIO, redactor: Redactor, *, inert: bool = True) -> None:
         self.stream = stream
         self.redactor = redactor
+        self.inert = inert  # control characters shown as escapes (all but the progress bar's)
 
     def write(self, text: str) -> int:
         """Write `text` cleaned; returns the length of what was asked, as files do."""
-        self.stream.write(self.redactor.text(text))
+        cleaned = self.redactor.text(text)
+        self.stream.write(inert_controls(cleaned) if self.inert else cleaned)
         return len(text)
 
     def flush(self) -> None:

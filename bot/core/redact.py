@@ -165,3 +165,25 @@ def mask_row_values(detail: str) -> str:
     """
     masked = _FAILING_ROW.sub("Failing row contains (values withheld)", detail)
     return _KEY_VALUES.sub(lambda m: f"Key ({m['columns']})=(values withheld)", masked)
+
+
+# What can move a terminal's cursor, recolour or clear it, overwrite a line (`\r`) or reorder
+# what a reader sees (bidirectional overrides): shown as escapes, never acted on. A tab and a
+# newline stay; a newline is also how rollbot's own text is laid out.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_LATIN1 = 0xFF
+
+
+def inert_controls(text: str) -> str:
+    r"""`text` with every control character written as its escape (`\x1b`, `\u202e`).
+
+    Object names, PostgreSQL's messages and other sessions' queries come from people who can
+    create objects or connect to the target; printed as they are, an escape sequence in a
+    table's name could redraw the plan a person is about to approve.
+    """
+    return _CONTROLS.sub(_escape_control, text)
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= _LATIN1 else f"\\u{code:04x}"

@@ -10,6 +10,8 @@ import re
 from enum import Enum
 from typing import Any, TypeVar
 
+from bot.core.redact import inert_controls
+
 T = TypeVar("T")
 
 Block = dict[str, Any]
@@ -71,8 +73,11 @@ def people(idents: tuple[str, ...]) -> str:
 
 
 def escape(text: str) -> str:
-    """Slack's own rule for literal text: `&`, `<` and `>` as entities, so nothing is markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's own rule for literal text: `&`, `<` and `>` as entities, so nothing is markup.
+
+    Control characters (a carriage return, a bidirectional override) are shown as escapes.
+    """
+    return inert_controls(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def escaped(value: T) -> T:

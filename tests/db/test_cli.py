@@ -560,3 +560,43 @@ def test_looking_creates_no_schema_and_identities_are_checked_and_recorded(
     user = getpass.getuser()
     assert {e["data"]["os_user"] for e in events} == {user}
     assert f"{user}@" in rollbot("log", str(run["id"]), env=env).stdout
+
+
+# (A carriage return is not among them: a runbook file is read as text, and reads it as a
+# line break, so no runbook can name such a table.)
+HOSTILE = "evil\x1b[2J\x1b[1;1Happroved\x08ok\u202egnp.\x07"
+HOSTILE_RUNBOOK = f"""---
+journal: false  # not a Drizzle migration
+---
+# Drop a table with a hostile name
+
+**Migration File**: `0040_hostile.sql`
+
+## Quick Rollback
+
+```sql
+DROP TABLE public."{HOSTILE}";
+```
+"""
+
+
+def test_control_characters_in_names_reach_the_terminal_as_escapes(
+    db_0023: str, tmp_path: Path
+) -> None:
+    """A table named to clear the screen, rewrite a line and reverse text cannot do any of it.
+
+    Whoever can create a table names it; the plan a person reads before approving must show
+    what is there, not what the name draws.
+    """
+    with psycopg.connect(db_0023) as conn:
+        conn.execute(sql.SQL("CREATE TABLE public.{} (id int)").format(sql.Identifier(HOSTILE)))
+    runbooks = runbooks_with(tmp_path, "0040_hostile.md", HOSTILE_RUNBOOK)
+    env = {**env_for(db_0023, tmp_path), "ROLLBOT_RUNBOOKS_DIR": str(runbooks)}
+    previewed = rollbot("sql", "0040", env=env)
+    planned = rollbot("plan", "0040", "--requested-by", REQUESTER, env=env)
+    assert previewed.returncode == 0, previewed.stdout
+    assert planned.returncode == 0, planned.stderr
+    for done in (previewed, planned):
+        shown = done.stdout + done.stderr
+        assert not {"\x1b", "\x08", "\u202e", "\x07"} & set(shown)
+        assert "evil\\x1b[2J\\x1b[1;1Happroved\\x08ok\\u202egnp.\\x07" in done.stdout

@@ -68,3 +68,27 @@ def test_sql_near_the_limit_is_shown_whole_or_attached_never_cut(length: int) ->
     assert len(text) <= SECTION_LIMIT
     assert text.count("```") == 2
     assert "more characters" not in text
+
+
+_DRAWS = set("\x1b\r\x08\x07\x00\x7f\x85\u202e\u2066")
+
+
+@given(st.text(max_size=200))
+def test_no_text_reaches_slack_as_markup_or_a_control_character(text: str) -> None:
+    """Whatever a name or a message holds, Slack gets no `<…>` and nothing that draws."""
+    shown = escape(text)
+    assert not {"<", ">"} & set(shown)
+    assert not _DRAWS & set(shown)
+    assert shown.count("\n") == text.count("\n")  # rollbot's own layout is made of these
+
+
+def test_a_hostile_description_in_the_history_is_shown_as_escapes() -> None:
+    entry = HistoryEntry(
+        migration="0040_evil",
+        date="2025-11-13",
+        description="evil\x1b[2J\u202e<!channel>",
+        status="current",
+    )
+    text = json.dumps(history_message([entry]), ensure_ascii=False)
+    assert "\\\\x1b[2J\\\\u202e&lt;!channel&gt;" in text
+    assert "<!channel>" not in text
