@@ -191,7 +191,9 @@ def _counts(outcome: OutcomeView) -> list[str]:
         else texts.NO_TABLES_DROPPED
     ]
     lines += [
-        f"  {t.table}: {t.rows:,} / {t.final_backup_rows:,} / "
+        f"  {t.table}: {t.rows:,} / "
+        + ("pending" if outcome.final_backup_pending else f"{t.final_backup_rows:,}")
+        + " / "
         + (f"{t.backup_rows:,}" if t.backup_rows is not None else "- (moved aside)")
         for t in outcome.dropped
     ]

@@ -328,6 +328,9 @@ def drizzle_lines(plan: Plan) -> list[str]:
     return lines
 
 
+FINAL_BACKUP_PENDING = "final backup pending"
+
+
 def backup_line(
     backup: BackupInfo | None,
     held: int,
@@ -356,11 +359,10 @@ def backup_line(
             if aside and backup.scope == "affected"
             else ""
         )
-        return (
-            f"verified: {backup_facts(backup)}; holds {held:,} rows of the tables it changes"
-            + scope
-            + kept
-        )
+        # Every table it changes only moved aside: the backup holds none of their rows by
+        # design, which "holds 0 rows of the tables it changes" would make sound like a loss.
+        held_text = "" if aside and not held else f"; holds {held:,} rows of the tables it changes"
+        return f"verified: {backup_facts(backup)}" + held_text + scope + kept
     if state is RunState.BACKING_UP and progress is not None:
         return f"running: {progress} (read back by pg_restore as it is written)"
     if state is RunState.BACKING_UP:

@@ -143,6 +143,9 @@ class OutcomeView:
     affected: tuple[Affected, ...] = ()
     quarantine: str | None = None  # where the tables were moved, its size, its final backup
     quarantine_schema: str | None = None  # quarantine mode: nothing was dropped, it is there
+    # Quarantine mode, between COMMIT and the dump of the quarantine: its counts are not yet
+    # in any file, so no renderer may say they are.
+    final_backup_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -302,4 +305,5 @@ def _outcome(outcome: Outcome, backup_rows: dict[str, int]) -> OutcomeView:
         affected=tuple(Affected(a.table, a.why, a.before, a.after) for a in outcome.affected),
         quarantine=texts.quarantine_line(outcome),
         quarantine_schema=outcome.quarantine.schema_name if outcome.quarantine else None,
+        final_backup_pending=outcome.final_backup_pending(),
     )

@@ -270,8 +270,13 @@ def _failure(view: RunView, failure: Failure) -> str:
 def _success(view: RunView, outcome: OutcomeView) -> list[str]:
     gone = "dropped" if outcome.quarantine_schema is None else "moved aside"
     rows = "\n".join(
-        f"• `{t.table}`: {t.rows:,} rows {gone} · {t.final_backup_rows:,} in the final backup · "
-        f"{texts.pre_approval_rows(t.backup_rows)}"
+        f"• `{t.table}`: {t.rows:,} rows {gone} · "
+        + (
+            texts.FINAL_BACKUP_PENDING
+            if outcome.final_backup_pending
+            else f"{t.final_backup_rows:,} in the final backup"
+        )
+        + f" · {texts.pre_approval_rows(t.backup_rows)}"
         for t in outcome.dropped
     )
     deleted = "\n".join(
