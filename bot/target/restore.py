@@ -34,7 +34,7 @@ from bot.core.sql import ObjectKind
 from bot.pgclient.conninfo import ChildConnection, run_client, run_client_transaction
 from bot.target.backup import file_sha256, verify_backup
 from bot.target.database import postgres_message
-from bot.target.quarantine import existing_relations, quarantine_exists
+from bot.target.quarantine import occupied, quarantine_exists
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -178,22 +178,26 @@ def build_move_back(
         msg = f"{source.label()} quarantined nothing"
         raise TypeError(msg)
     backup = outcome.quarantine_backup if outcome else None
-    reload, shown_reload, blockers = _reload(target, tools, quarantine, backup)
     taken = [o.name for o in quarantine.objects if o.kind == "table"]
+    views = [o.name for o in quarantine.objects if o.kind in {"view", "materialized view"}]
+    types = [o.name for o in quarantine.objects if o.kind in {"type", "domain"}]
+    now = occupied(target, quarantine.schema_name, [*taken, *views], types)
+    reload, shown_reload, blockers = _reload(target, tools, quarantine, backup, now.quarantine)
     blockers += [
         f"{name} exists again (the migration was applied again?); moving the quarantined "
         "table back over it is refused: roll that migration back first"
-        for name in existing_relations(target, taken)
+        for name in taken
+        if name in now.relations
     ]
-    views = [o.name for o in quarantine.objects if o.kind in {"view", "materialized view"}]
     blockers += [
         f"{name} exists again; moving the quarantined view back over it is refused"
-        for name in existing_relations(target, views)
+        for name in views
+        if name in now.relations
     ]
     blockers += [
-        f"type {o.name} exists again; moving the quarantined type back over it is refused"
-        for o in quarantine.objects
-        if o.kind in {"type", "domain"} and _type_exists(target, o.name)
+        f"type {name} exists again; moving the quarantined type back over it is refused"
+        for name in types
+        if name in now.types
     ]
     rows = {t.table: t.rows for t in outcome.dropped} if outcome else {}
     data = [(unquote(name), "COPY", rows.get(name, 0)) for name in taken]
@@ -240,7 +244,9 @@ def build_purge(
     if outcome is None or quarantine is None:
         msg = f"{source.label()} quarantined nothing"
         raise TypeError(msg)
-    blockers = _quarantine_blockers(target, quarantine)
+    blockers = _quarantine_blockers(
+        quarantine, exists=quarantine_exists(target, quarantine.schema_name)
+    )
     backup = outcome.quarantine_backup
     if backup is None:
         blockers.append(
@@ -310,14 +316,15 @@ def _reload(
     tools: Callable[[], PgTools],
     quarantine: Quarantine,
     backup: BackupInfo | None,
+    exists: bool,
 ) -> tuple[list[str], list[str], list[str]]:
     """The SQL that brings a purged quarantine back from its final backup, shown, blockers.
 
-    Nothing when the quarantine is still there; blocked when it is gone and no final backup
-    was taken (or it was pruned or changed since it was verified).
+    Nothing when the quarantine is still there (`exists`); blocked when it is gone and no
+    final backup was taken (or it was pruned or changed since it was verified).
     """
-    if quarantine_exists(target, quarantine.schema_name) or backup is None:
-        return [], [], _quarantine_blockers(target, quarantine)
+    if exists or backup is None:
+        return [], [], _quarantine_blockers(quarantine, exists=exists)
     try:
         _check_file(backup)
     except RollbotError as exc:
@@ -330,20 +337,14 @@ def _reload(
     return [sql], [shown], []
 
 
-def _quarantine_blockers(target: TargetDatabase, quarantine: Quarantine) -> list[str]:
-    if quarantine_exists(target, quarantine.schema_name):
+def _quarantine_blockers(quarantine: Quarantine, *, exists: bool) -> list[str]:
+    if exists:
         return []
     gone = (
         f"the quarantine {quarantine.schema_name} no longer exists (restored or purged "
         "already); its final backup, if taken, still holds the rows"
     )
     return [gone]
-
-
-def _type_exists(target: TargetDatabase, name: str) -> bool:
-    with target.connect("restore", autocommit=True) as conn:
-        row = conn.execute("SELECT to_regtype(%s)", (name,)).fetchone()
-    return bool(row and row[0] is not None)
 
 
 def run_restore(
