@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from bot.core.errors import NotFoundError
@@ -64,6 +63,9 @@ def parse_targets(value: str) -> tuple[TargetConfig, ...]:
 
 
 def _from_file(path: str) -> tuple[TargetConfig, ...]:
+    # Only a targets file needs a YAML parser: every command reads the settings, few a file.
+    import yaml  # noqa: PLC0415
+
     try:
         with open(path, encoding="utf-8") as handle:  # noqa: PTH123 - a path from the environment
             data = yaml.safe_load(handle) or {}

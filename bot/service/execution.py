@@ -14,7 +14,6 @@ from bot.core.errors import ConflictError, RollbotError
 from bot.core.results import FINAL_BACKUP_TAKEN
 from bot.core.run import RESTORE_KINDS, Run
 from bot.core.states import RunEvent
-from bot.target.execute import RetryPolicy, execute_plan
 from bot.target.quarantine import quarantine_exists
 from bot.target.snapshots import quarantine_backup
 
@@ -94,6 +93,10 @@ class Execution:
         run = self._runs.move(run, RunEvent.EXECUTION_STARTED)
         if run.kind in RESTORE_KINDS:
             return self._restore.execute(run)
+        # A rollback's transaction, with its locks, final backup and check before COMMIT: a
+        # restore (or any command that only settles) does not pay for importing it.
+        from bot.target.execute import RetryPolicy, execute_plan  # noqa: PLC0415
+
         plan = run.rollback_plan()
         try:
             runbook = self._planner.runbook(run.runbook_name, run.target_name)

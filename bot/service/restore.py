@@ -17,12 +17,15 @@ from bot.target.restore import (
     build_move_back,
     build_purge,
     build_restore,
+    run_move_back,
     run_restore,
     run_verify_queries,
     source_backup,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bot.core.restore import RestorePlan
     from bot.pgclient.tools import PgTools
     from bot.service.lifecycle import Lifecycle
@@ -70,9 +73,8 @@ class Restore:
             )
         config = self._settings.target(source.target_name)
         database = self._planner.database(config.name)
-        plan = source.rollback_plan()
-        tools = database.tools(plan.target.server_major)
-        restore, _ = self._restore_plan(kind, source, database, tools)
+        major = source.rollback_plan().target.server_major
+        restore, _, _ = self._restore_plan(kind, source, database, lambda: database.tools(major))
         backup = source_backup(source)
         run_id = self._runs.reserve_id()
         with (
@@ -114,33 +116,42 @@ class Restore:
             )
 
     def _restore_plan(
-        self, kind: str, source: Run, database: TargetDatabase, tools: PgTools
-    ) -> tuple[RestorePlan, str]:
+        self, kind: str, source: Run, database: TargetDatabase, tools: Callable[[], PgTools]
+    ) -> tuple[RestorePlan, str, bool]:
+        """The plan, its script, and whether psql must run it (else the driver does).
+
+        `tools` probes the client tools; a move back that reloads nothing never calls it.
+        """
         lock_timeout_s = self._settings.lock_timeout.total_seconds()
         quarantined = source.outcome is not None and source.outcome.quarantine is not None
         if kind == "purge":
-            return build_purge(source, tools=tools, target=database, lock_timeout_s=lock_timeout_s)
+            purge, script = build_purge(
+                source, tools=tools(), target=database, lock_timeout_s=lock_timeout_s
+            )
+            return purge, script, True
         if quarantined:
             return build_move_back(
                 source,
-                tools=lambda: tools,
+                tools=tools,
                 target=database,
                 lock_timeout_s=lock_timeout_s,
                 verify_queries=self._planner.runbook(source.runbook_name).verify_queries,
             )
-        return build_restore(
+        restore, script = build_restore(
             source,
-            tools=tools,
+            tools=tools(),
             target=database,
-            lock_timeout_s=self._settings.lock_timeout.total_seconds(),
+            lock_timeout_s=lock_timeout_s,
             verify_queries=self._planner.runbook(source.runbook_name).verify_queries,
         )
+        return restore, script, True
 
     def execute(self, run: Run) -> Run:
         """Recreate what the source rollback dropped, exactly as approved, in one transaction."""
         approved = run.restore_plan()
         source = self._runs.get(approved.source_run)
         database = self._planner.database(run.target_name)
+        major = approved.target.server_major
         recorded = [run]
 
         def remember(xid: int) -> None:
@@ -148,12 +159,20 @@ class Restore:
             recorded.append(self._runs.record(recorded[-1], xid=xid))
 
         try:
-            tools = database.tools(approved.target.server_major)
-            current, script = self._restore_plan(run.kind, source, database, tools)
-            _same_as_approved(current, approved)
-            duration = run_restore(
-                script, tools=tools, target=database, run_id=run.id, on_xid=remember
+            current, script, client = self._restore_plan(
+                run.kind, source, database, lambda: database.tools(major)
             )
+            _same_as_approved(current, approved)
+            if client:
+                duration = run_restore(
+                    script,
+                    tools=database.tools(major),
+                    target=database,
+                    run_id=run.id,
+                    on_xid=remember,
+                )
+            else:
+                duration = run_move_back(script, target=database, run_id=run.id, on_xid=remember)
         except RollbotError as exc:
             run = recorded[-1]
             outcome = Outcome(succeeded=False, error=exc.render())

@@ -59,12 +59,31 @@ def quarantine_exists(target: TargetDatabase, schema_name: str) -> bool:
     return bool(row and row[0])
 
 
-def existing_relations(target: TargetDatabase, names: Sequence[str]) -> list[str]:
-    """Those of `names` (qualified relations) that exist now."""
+class Occupied(BaseModel):
+    """What a move back looks at before it is planned, read in one connection."""
+
+    model_config = ConfigDict(frozen=True)
+
+    quarantine: bool  # the quarantine schema is still there
+    relations: tuple[str, ...]  # those of the names asked about that exist now
+    types: tuple[str, ...]  # likewise for types and domains
+
+
+def occupied(
+    target: TargetDatabase, schema_name: str, relations: Sequence[str], types: Sequence[str]
+) -> Occupied:
+    """Whether the quarantine is there, and which old names are taken again, in one session.
+
+    A move back is planned twice (at the request and again just before it runs), and a
+    connection to a remote target costs a round trip or a TLS handshake: one per plan, not
+    one per name.
+    """
     with target.connect("quarantines", read_only=True) as conn:
-        return [
-            name
-            for name in names
-            if (row := conn.execute("SELECT to_regclass(%s)", (name,)).fetchone())
-            and row[0] is not None
-        ]
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s),"
+            " ARRAY(SELECT r FROM unnest(%s::text[]) r WHERE to_regclass(r) IS NOT NULL),"
+            " ARRAY(SELECT t FROM unnest(%s::text[]) t WHERE to_regtype(t) IS NOT NULL)",
+            (schema_name, list(relations), list(types)),
+        ).fetchone()
+    assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
+    return Occupied(quarantine=bool(row[0]), relations=tuple(row[1]), types=tuple(row[2]))

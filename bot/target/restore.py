@@ -6,7 +6,8 @@ snapshot, when there is one): the dropped types, tables, sequences, indexes and 
 their rows, the Drizzle journal row, and a verification that raises, and so rolls everything
 back, unless every object is there again and every table holds exactly the backup's rows. It
 runs through psql in one transaction, its id stored before the script is sent (see
-`bot.pgclient.process.run_transaction`); psql streams the COPY data.
+`bot.pgclient.process.run_transaction`); psql streams the COPY data. A move back out of a
+quarantine copies no data: it runs through the driver, and needs no client program at all.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from bot.core.run import backup_of, outcome_of
 from bot.core.sql import ObjectKind
 from bot.pgclient.conninfo import ChildConnection, run_client, run_client_transaction
 from bot.target.backup import file_sha256, verify_backup
-from bot.target.quarantine import existing_relations, quarantine_exists
+from bot.target.database import postgres_message
+from bot.target.quarantine import occupied, quarantine_exists
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -155,7 +157,7 @@ def build_move_back(
     target: TargetDatabase,
     lock_timeout_s: float,
     verify_queries: tuple[tuple[int, str], ...] = (),
-) -> tuple[RestorePlan, str]:
+) -> tuple[RestorePlan, str, bool]:
     """The restore of a quarantined rollback: a move back, exact, in seconds whatever the rows.
 
     Its tables and types go back where they were, the foreign keys it dropped are added again
@@ -164,6 +166,10 @@ def build_move_back(
     rows the rollback moved. A table of the same name in their old place (the migration was
     applied again) blocks it. Once purged, the quarantine is first reloaded from its verified
     final backup, then moved back the same way.
+
+    The flag says whether the script needs psql: only a reload streams a backup's rows (and
+    pg_restore's meta-commands); `tools` is called only then, so a plain move back probes no
+    client tools.
     """
     plan = source.rollback_plan()
     outcome = outcome_of(source)
@@ -172,22 +178,26 @@ def build_move_back(
         msg = f"{source.label()} quarantined nothing"
         raise TypeError(msg)
     backup = outcome.quarantine_backup if outcome else None
-    reload, shown_reload, blockers = _reload(target, tools, quarantine, backup)
     taken = [o.name for o in quarantine.objects if o.kind == "table"]
+    views = [o.name for o in quarantine.objects if o.kind in {"view", "materialized view"}]
+    types = [o.name for o in quarantine.objects if o.kind in {"type", "domain"}]
+    now = occupied(target, quarantine.schema_name, [*taken, *views], types)
+    reload, shown_reload, blockers = _reload(target, tools, quarantine, backup, now.quarantine)
     blockers += [
         f"{name} exists again (the migration was applied again?); moving the quarantined "
         "table back over it is refused: roll that migration back first"
-        for name in existing_relations(target, taken)
+        for name in taken
+        if name in now.relations
     ]
-    views = [o.name for o in quarantine.objects if o.kind in {"view", "materialized view"}]
     blockers += [
         f"{name} exists again; moving the quarantined view back over it is refused"
-        for name in existing_relations(target, views)
+        for name in views
+        if name in now.relations
     ]
     blockers += [
-        f"type {o.name} exists again; moving the quarantined type back over it is refused"
-        for o in quarantine.objects
-        if o.kind in {"type", "domain"} and _type_exists(target, o.name)
+        f"type {name} exists again; moving the quarantined type back over it is refused"
+        for name in types
+        if name in now.types
     ]
     rows = {t.table: t.rows for t in outcome.dropped} if outcome else {}
     data = [(unquote(name), "COPY", rows.get(name, 0)) for name in taken]
@@ -217,7 +227,7 @@ def build_move_back(
         ).hexdigest(),
         quarantine=quarantine.schema_name,
     )
-    return restore, script
+    return restore, script, bool(reload)
 
 
 def build_purge(
@@ -234,7 +244,9 @@ def build_purge(
     if outcome is None or quarantine is None:
         msg = f"{source.label()} quarantined nothing"
         raise TypeError(msg)
-    blockers = _quarantine_blockers(target, quarantine)
+    blockers = _quarantine_blockers(
+        quarantine, exists=quarantine_exists(target, quarantine.schema_name)
+    )
     backup = outcome.quarantine_backup
     if backup is None:
         blockers.append(
@@ -304,14 +316,15 @@ def _reload(
     tools: Callable[[], PgTools],
     quarantine: Quarantine,
     backup: BackupInfo | None,
+    exists: bool,
 ) -> tuple[list[str], list[str], list[str]]:
     """The SQL that brings a purged quarantine back from its final backup, shown, blockers.
 
-    Nothing when the quarantine is still there; blocked when it is gone and no final backup
-    was taken (or it was pruned or changed since it was verified).
+    Nothing when the quarantine is still there (`exists`); blocked when it is gone and no
+    final backup was taken (or it was pruned or changed since it was verified).
     """
-    if quarantine_exists(target, quarantine.schema_name) or backup is None:
-        return [], [], _quarantine_blockers(target, quarantine)
+    if exists or backup is None:
+        return [], [], _quarantine_blockers(quarantine, exists=exists)
     try:
         _check_file(backup)
     except RollbotError as exc:
@@ -324,20 +337,14 @@ def _reload(
     return [sql], [shown], []
 
 
-def _quarantine_blockers(target: TargetDatabase, quarantine: Quarantine) -> list[str]:
-    if quarantine_exists(target, quarantine.schema_name):
+def _quarantine_blockers(quarantine: Quarantine, *, exists: bool) -> list[str]:
+    if exists:
         return []
     gone = (
         f"the quarantine {quarantine.schema_name} no longer exists (restored or purged "
         "already); its final backup, if taken, still holds the rows"
     )
     return [gone]
-
-
-def _type_exists(target: TargetDatabase, name: str) -> bool:
-    with target.connect("restore", autocommit=True) as conn:
-        row = conn.execute("SELECT to_regtype(%s)", (name,)).fetchone()
-    return bool(row and row[0] is not None)
 
 
 def run_restore(
@@ -350,9 +357,10 @@ def run_restore(
 ) -> float:
     """Run the script in one transaction; returns its duration. Errors roll it all back.
 
-    A restore from a backup, a move back from a quarantine and a purge all run this way. The
-    transaction's id goes to `on_xid` before the script runs, so that a process killed around
-    COMMIT is settled by what PostgreSQL says of that transaction, not by a guess.
+    A restore from a backup, a purge and a move back that reloads a purged quarantine run
+    this way; a plain move back runs through the driver (`run_move_back`). The transaction's
+    id goes to `on_xid` before the script runs, so that a process killed around COMMIT is
+    settled by what PostgreSQL says of that transaction, not by a guess.
     """
     psql = tools.pg_restore.with_name("psql")
     if not psql.exists():
@@ -367,6 +375,33 @@ def run_restore(
             "The restore failed and was rolled back; nothing was changed",
             why=f"psql said: {result.said}",
         )
+    return time.monotonic() - started
+
+
+def run_move_back(
+    script: str, *, target: TargetDatabase, run_id: int, on_xid: Callable[[int], None]
+) -> float:
+    """Run a move back that reloads nothing in one transaction; returns its duration.
+
+    Its statements are rollbot's own (schema moves, foreign keys, the journal row, the DO
+    block that checks every count): no COPY data and no psql meta-command, so the driver
+    runs them as one simple query, with no client program started and none probed. Any
+    error, the count check's included, rolls all of it back. As with psql, the transaction's
+    id goes to `on_xid` before the script is sent; COMMIT follows only once the script has
+    returned, so a rollbot killed before leaves a transaction that can only be rolled back.
+    """
+    started = time.monotonic()
+    try:
+        with target.connect(f"run {run_id} restore") as conn:  # committed as the block ends
+            row = conn.execute("SELECT pg_catalog.pg_current_xact_id()::text").fetchone()
+            assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
+            on_xid(int(row[0]))
+            conn.execute(script.encode())
+    except psycopg.Error as exc:
+        raise RollbotError(
+            "The restore failed and was rolled back; nothing was changed",
+            why=f"PostgreSQL said: {postgres_message(exc, target.secrets)}",
+        ) from None
     return time.monotonic() - started
 
 

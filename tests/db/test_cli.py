@@ -235,10 +235,10 @@ def test_a_killed_cli_run_is_settled_by_the_next_cli_command(db_0023: str, tmp_p
 
 
 @pytest.mark.parametrize("lock_freed", [True, False], ids=["then-committed", "then-ended"])
-def test_a_killed_restore_is_settled_by_what_postgresql_did(
+def test_a_killed_purge_is_settled_by_what_postgresql_did(
     db_0023: str, tmp_path: Path, lock_freed: bool
 ) -> None:
-    """`approve` of a move back killed while psql waits: the next command tells the truth.
+    """`approve` of a purge killed while psql waits: the next command tells the truth.
 
     psql holds the whole script and its COMMIT when rollbot dies. If the lock is freed first,
     the orphaned psql commits with nobody left to record it, and the transaction id stored
@@ -252,7 +252,7 @@ def test_a_killed_restore_is_settled_by_what_postgresql_did(
     assert rollbot("approve", str(rolled["id"]), "--as", APPROVER, env=env).returncode == 0
     shown = json.loads(rollbot("show", str(rolled["id"]), "--json", env=env).stdout)
     schema = shown["outcome"]["quarantine"]["schema_name"]
-    planned = rollbot("restore", str(rolled["id"]), "--requested-by", REQUESTER, "--json", env=env)
+    planned = rollbot("purge", str(rolled["id"]), "--requested-by", REQUESTER, "--json", env=env)
     restore_id = json.loads(planned.stdout)["id"]
     with psycopg.connect(db_0023) as blocker:
         blocker.execute(
@@ -280,7 +280,7 @@ def test_a_killed_restore_is_settled_by_what_postgresql_did(
     if lock_freed:
         deadline = time.monotonic() + 30
         while schema_exists(db_0023, schema):  # psql, orphaned, runs the rest and commits
-            assert time.monotonic() < deadline, "the orphaned restore never committed"
+            assert time.monotonic() < deadline, "the orphaned purge never committed"
             time.sleep(0.05)
         settled = json.loads(rollbot("show", str(restore_id), "--json", env=env).stdout)
         assert settled["state"] == "succeeded", settled["reason"]
@@ -290,8 +290,58 @@ def test_a_killed_restore_is_settled_by_what_postgresql_did(
     assert settled["xid"] is not None
     with psycopg.connect(db_0023) as conn:
         public = conn.execute("SELECT to_regclass('public.api_errors') IS NOT NULL").fetchone()
-    assert public == (lock_freed,)
+    assert public == (False,)  # a purge never puts anything back
     assert schema_exists(db_0023, schema) is not lock_freed
+
+
+@pytest.mark.parametrize("lock_freed", [True, False], ids=["then-freed", "then-ended"])
+def test_a_killed_move_back_is_settled_as_nothing_changed(
+    db_0023: str, tmp_path: Path, lock_freed: bool
+) -> None:
+    """`approve` of a move back killed while it waits for a lock: nothing is moved back.
+
+    A move back runs in rollbot's own session, and its COMMIT is sent only once the script
+    has returned, so a rollbot that dies before leaves a transaction nobody can commit. Lock
+    freed or not, the next command ends that session, and the transaction id stored before
+    the script was sent lets it say "nothing changed" because PostgreSQL says so.
+    """
+    env = {**env_for(db_0023, tmp_path), "ROLLBOT_LOCK_TIMEOUT": "20s"}
+    rolled = json.loads(
+        rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout
+    )
+    assert rollbot("approve", str(rolled["id"]), "--as", APPROVER, env=env).returncode == 0
+    shown = json.loads(rollbot("show", str(rolled["id"]), "--json", env=env).stdout)
+    schema = shown["outcome"]["quarantine"]["schema_name"]
+    planned = rollbot("restore", str(rolled["id"]), "--requested-by", REQUESTER, "--json", env=env)
+    restore_id = json.loads(planned.stdout)["id"]
+    with psycopg.connect(db_0023) as blocker:
+        blocker.execute(
+            sql.SQL("LOCK TABLE {}.api_errors IN ACCESS SHARE MODE").format(sql.Identifier(schema))
+        )
+        approving = subprocess.Popen(
+            [sys.executable, "-m", "bot", "approve", str(restore_id), "--as", APPROVER],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not _waiting(db_0023, f"rollbot run {restore_id} restore"):
+            assert approving.poll() is None, "the move back ended before it met the lock"
+            assert time.monotonic() < deadline, "the move back never waited for the lock"
+            time.sleep(0.05)
+        approving.kill()
+        approving.wait(timeout=30)
+        if not lock_freed:
+            settled = json.loads(rollbot("show", str(restore_id), "--json", env=env).stdout)
+    if lock_freed:
+        settled = json.loads(rollbot("show", str(restore_id), "--json", env=env).stdout)
+    assert settled["state"] == "failed", settled["reason"]
+    assert "nothing changed" in settled["reason"]
+    assert settled["xid"] is not None
+    with psycopg.connect(db_0023) as conn:
+        public = conn.execute("SELECT to_regclass('public.api_errors') IS NOT NULL").fetchone()
+    assert public == (False,)
+    assert schema_exists(db_0023, schema)
 
 
 def _waiting(conninfo: str, application_name: str) -> bool:

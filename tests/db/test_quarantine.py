@@ -4,6 +4,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -118,6 +119,40 @@ def test_quarantined_rollback_keeps_every_row_and_the_restore_moves_it_back(
     assert journal_of(db_0023) == journal_of(readonly_db_0023)
     assert counts_of(db_0023, TABLES) == {t: SAMPLE_COUNTS[t] for t in TABLES}
     assert content_checksums(db_0023) == before
+    assert not schema_exists(db_0023, quarantine.schema_name)
+
+
+def test_a_move_back_runs_without_client_tools_and_fails_whole_if_the_quarantine_changed(
+    db_0023: str,
+    readonly_db_0022: str,
+    readonly_db_0023: str,
+    make_service: Callable[..., Rollbot],
+    tmp_path: Path,
+) -> None:
+    """A move back needs no pg_dump nor psql; a row added in the quarantine undoes all of it."""
+    run_id, quarantine = quarantined(make_service(db_0023, drop_mode="quarantine"))
+    no_tools = tmp_path / "no-client-tools"
+    no_tools.mkdir()
+    bare = make_service(db_0023, drop_mode="quarantine", pg_bin=no_tools)
+    late = f"{quarantine.schema_name}.api_errors"
+    with psycopg.connect(db_0023, autocommit=True) as conn:
+        conn.execute(f"CREATE TEMP TABLE one AS SELECT * FROM {late} LIMIT 1")
+        conn.execute("UPDATE one SET id = gen_random_uuid()")
+        conn.execute(f"INSERT INTO {late} SELECT * FROM one")
+        restore = bare.request_restore(run_id, requested_by=REQUESTER)
+        assert restore.state is RunState.AWAITING_APPROVAL, restore.reason
+        failed = bare.approve(restore.id, APPROVER)
+        assert failed.state is RunState.FAILED
+        assert "restore verification: public.api_errors has" in (failed.reason or "")
+        assert "nothing was changed" in (failed.reason or "")
+        assert schema_exists(db_0023, quarantine.schema_name)
+        assert schema_of(db_0023) == schema_of(readonly_db_0022)
+        conn.execute(f"DELETE FROM {late} WHERE id = (SELECT id FROM one)")
+    restore = bare.request_restore(run_id, requested_by=REQUESTER)
+    done = bare.approve(restore.id, APPROVER)
+    assert done.state is RunState.SUCCEEDED, done.reason
+    assert schema_of(db_0023) == schema_of(readonly_db_0023)
+    assert journal_of(db_0023) == journal_of(readonly_db_0023)
     assert not schema_exists(db_0023, quarantine.schema_name)
 
 

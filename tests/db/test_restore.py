@@ -87,14 +87,17 @@ def test_rollback_then_restore_gives_back_schema_journal_rows_and_content(
 def test_restore_over_objects_that_exist_again_is_refused(
     db_0023: str, make_service: Callable[..., Rollbot]
 ) -> None:
-    """If a dropped table was recreated meanwhile, the restore is blocked, saying which."""
+    """If a dropped table or type was recreated meanwhile, the restore is blocked, saying which."""
     service = make_service(db_0023)
     rolled = service.approve(service.request("0023", requested_by=REQUESTER).id, APPROVER)
     with psycopg.connect(db_0023, autocommit=True) as conn:
         conn.execute("CREATE TABLE api_errors (id int)")
+        conn.execute("CREATE TYPE error_severity AS ENUM ('low')")
     restore = service.request_restore(rolled.id, requested_by=REQUESTER)
     assert restore.state is RunState.BLOCKED
     assert "public.api_errors exists again" in (restore.reason or "")
+    assert "type public.error_severity exists again" in (restore.reason or "")
+    assert "asset_variants exists again" not in (restore.reason or "")
 
 
 def test_only_succeeded_rollbacks_can_be_restored(
