@@ -382,8 +382,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return _run_command(args, service)
         except KeyboardInterrupt:
             # The locks of a run this process was on are released by now: settle it at once,
-            # so the migration is not left blocked until some other process looks.
-            _settle(service)
+            # so the migration is not left blocked until some other process looks. A pending
+            # final backup is not started over: the person asked the command to end.
+            _settle(service, final_backups=False)
             raise
     finally:
         store.close()
@@ -409,14 +410,14 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return report.exit_status()
 
 
-def _settle(service: Rollbot) -> None:
+def _settle(service: Rollbot, *, final_backups: bool = True) -> None:
     """Before acting (and after Ctrl-C): settle what dead processes left, expire old plans.
 
     This needs no `rollbot serve`: the truth about a run never waits for a server. A failure
     here is logged and does not stop the command; the sweepers of `serve` look again.
     """
     try:
-        service.settle()
+        service.settle(final_backups=final_backups)
     except RollbotError as exc:
         import structlog
 
