@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import sys
+import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -22,7 +24,7 @@ from bot.core.states import RunState
 # Everything else is imported where a command needs it: `--version`, `--help` and the
 # file-only commands start without the database driver, Slack's SDK, rich or pydantic.
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -299,6 +301,33 @@ def _catch_signals() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+# How long a second Ctrl-C waits for the settle after the first: a few queries, done in well
+# under a second unless a database stopped answering.
+_SETTLE_GRACE_S = 3.0
+
+
+@contextmanager
+def _held_off(grace_s: float) -> Iterator[None]:
+    """A Ctrl-C (or SIGTERM) in the first `grace_s` seconds is ignored; a later one raises.
+
+    Whoever presses Ctrl-C twice in a row would otherwise cut short the settle the first one
+    started, leaving the run "executing" until the next command; one who keeps pressing after
+    the grace is asking to leave at once, and does.
+    """
+    started = time.monotonic()
+
+    def later_ones_raise(signum: int, frame: object) -> None:  # noqa: ARG001 - handler signature
+        if time.monotonic() - started > grace_s:
+            raise KeyboardInterrupt
+
+    previous = [(s, signal.signal(s, later_ones_raise)) for s in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        yield
+    finally:
+        for signum, handler in previous:
+            signal.signal(signum, handler)
+
+
 def _ignore_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -444,8 +473,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             # The locks of a run this process was on are released by now: settle it at once,
             # so the migration is not left blocked until some other process looks. A pending
             # final backup is not started over: the person asked the command to end.
-            _settle(service, final_backups=False)
-            told = _interrupted(service, getattr(args, "run", None))
+            with _held_off(_SETTLE_GRACE_S):
+                _settle(service, final_backups=False)
+                told = _interrupted(service, getattr(args, "run", None))
             raise Interrupted(told, getattr(interrupt, "signum", signal.SIGINT)) from None
     finally:
         store.close()

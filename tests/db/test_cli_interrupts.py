@@ -38,6 +38,17 @@ def _waiting(conninfo: str, run_id: int) -> bool:
     return bool(row and row[0])
 
 
+def _session(conninfo: str, run_id: int) -> bool:
+    """Whether the run's execution still has a session in this database."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            " AND datname = current_database()",
+            (f"rollbot run {run_id}",),
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def _ignore_sigint() -> None:
     """What a shell without job control does to a command it starts with `&`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -102,4 +113,20 @@ def test_a_signal_in_the_lock_wait_ends_approve_with_one_line(
     last = stderr.strip().splitlines()[-1]
     assert last.startswith(f"rollbot: interrupted; run {run_id} ended failed: "), stderr
     assert "nothing changed" in last
+    _nothing_changed(db_0023, run_id)
+
+
+def test_an_impatient_second_ctrl_c_still_ends_with_one_line(db_0023: str, tmp_path: Path) -> None:
+    """Ctrl-C again as the first one's settle begins: no traceback, 130, the run settled."""
+    run_id, approving, blocker = _approve_waiting_for_a_lock(db_0023, tmp_path)
+    with blocker:
+        approving.send_signal(signal.SIGINT)
+        # The execution's session is gone once its transaction rolled back: the settle is next.
+        while _session(db_0023, run_id) and approving.poll() is None:
+            time.sleep(0.01)
+        approving.send_signal(signal.SIGINT)
+        _, stderr = approving.communicate(timeout=15)
+    assert approving.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"rollbot: interrupted; run {run_id} ended")
     _nothing_changed(db_0023, run_id)
