@@ -130,3 +130,47 @@ def test_an_impatient_second_ctrl_c_still_ends_with_one_line(db_0023: str, tmp_p
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith(f"rollbot: interrupted; run {run_id} ended")
     _nothing_changed(db_0023, run_id)
+
+
+def test_ctrl_c_during_the_quarantines_final_backup_says_the_run_succeeded(
+    db_0023: str, tmp_path: Path
+) -> None:
+    """Ctrl-C once the dump of the quarantine is announced: recorded succeeded, said so, no redo."""
+    env = env_for(db_0023, tmp_path)
+    planned = rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env)
+    run_id = json.loads(planned.stdout)["id"]
+    approving = subprocess.Popen(
+        [sys.executable, "-m", "bot", "approve", str(run_id), "--as", APPROVER],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert approving.stderr is not None
+    said: list[str] = []
+    for line in approving.stderr:  # the line is printed just before pg_dump starts
+        said.append(line)
+        if line.startswith("rollbot: committed; taking the final backup of "):
+            break
+    sent = time.monotonic()
+    approving.send_signal(signal.SIGINT)
+    said += approving.stderr.readlines()
+    approving.wait(timeout=15)
+    took = time.monotonic() - sent
+    stderr = "".join(said)
+    assert approving.returncode == 130, stderr
+    assert took < 5, f"{took:.1f} s after the signal"
+    assert "Traceback" not in stderr
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"rollbot: interrupted after run {run_id} committed: it is recorded succeeded; "
+            "its final backup is pending"
+        )
+    ), stderr
+    assert f"run {run_id}: final backup taken" not in stderr  # not started over on the way out
+    assert _state(db_0023, run_id) == "succeeded"
+    with psycopg.connect(db_0023) as conn:
+        gone = conn.execute("SELECT to_regclass('public.api_errors') IS NULL").fetchone()
+    assert gone == (True,)
