@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -21,7 +24,7 @@ from bot.core.states import RunState
 # Everything else is imported where a command needs it: `--version`, `--help` and the
 # file-only commands start without the database driver, Slack's SDK, rich or pydantic.
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -246,7 +249,91 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `rollbot` console script."""
+    """Entry point of the `rollbot` console script: Ctrl-C at any moment is one line, 130.
+
+    The interrupt is caught here, around everything (argument parsing imports modules that
+    take a while on a loaded machine), and a second one while the first unwinds is ignored
+    once the line is being printed, so no moment of the command ends in a traceback.
+    """
+    _catch_signals()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as interrupt:
+        _ignore_signals()  # the line below, and the interpreter's exit, run to the end
+        told = interrupt.told if isinstance(interrupt, Interrupted) else INTERRUPTED_UNSETTLED
+        return _told(told, interrupt)
+
+
+def _told(line: str, interrupt: KeyboardInterrupt) -> int:
+    print(line, file=sys.stderr)
+    return 128 + int(getattr(interrupt, "signum", signal.SIGINT))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a supervisor): unwound like Ctrl-C, exit status 143."""
+
+    signum = signal.SIGTERM
+
+
+class Interrupted(KeyboardInterrupt):
+    """An interrupt whose run was settled on the way out: `told` is the line saying how."""
+
+    def __init__(self, told: str, signum: int) -> None:
+        super().__init__(told)
+        self.told = told
+        self.signum = signum
+
+
+def _on_sigterm(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler signature
+    raise Terminated
+
+
+def _catch_signals() -> None:
+    """Ctrl-C and SIGTERM raise, whatever the disposition rollbot was started with.
+
+    A shell without job control starts a background command (`rollbot approve 7 &`, a CI
+    step, a test runner started so) with SIGINT ignored, and Python then installs no handler
+    of its own: Ctrl-C, or `kill -INT`, did nothing, and an execution waiting on a lock went
+    on for its whole lock timeout and every retry. SIGTERM would end the process at once,
+    with no line, its run left for the next command to settle.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+# How long a second Ctrl-C waits for the settle after the first: a few queries, done in well
+# under a second unless a database stopped answering.
+_SETTLE_GRACE_S = 3.0
+
+
+@contextmanager
+def _held_off(grace_s: float) -> Iterator[None]:
+    """A Ctrl-C (or SIGTERM) in the first `grace_s` seconds is ignored; a later one raises.
+
+    Whoever presses Ctrl-C twice in a row would otherwise cut short the settle the first one
+    started, leaving the run "executing" until the next command; one who keeps pressing after
+    the grace is asking to leave at once, and does.
+    """
+    started = time.monotonic()
+
+    def later_ones_raise(signum: int, frame: object) -> None:  # noqa: ARG001 - handler signature
+        if time.monotonic() - started > grace_s:
+            raise KeyboardInterrupt
+
+    previous = [(s, signal.signal(s, later_ones_raise)) for s in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        yield
+    finally:
+        for signum, handler in previous:
+            signal.signal(signum, handler)
+
+
+def _ignore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from bot.core.redact import Redactor
 
@@ -285,11 +372,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         structlog.get_logger().error("cli.unexpected_error", reference=reference, exc_info=exc)
         print(f"rollbot: {_unexpected(exc, reference)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        # psycopg cancels the query on Ctrl-C and closing the connection rolls back; a run
-        # left mid-way was settled on the way out (see `_dispatch`).
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
 
 
 _LOGGING: list[bool] = []  # configured yet? (a file-only command configures it only to fail)
@@ -333,6 +415,13 @@ def _mask_output(redactor: Redactor) -> None:
 INTERRUPTED = (
     "rollbot: interrupted; any open transaction was rolled back and a run left mid-way was "
     "settled; `rollbot show RUN` tells how it ended."
+)
+# Interrupted before the run was settled (again during the settle, or before a database was
+# reached): psycopg cancelled the query and the closed connection rolled back; the next
+# command settles what is left.
+INTERRUPTED_UNSETTLED = (
+    "rollbot: interrupted; any open transaction was rolled back, and the next rollbot command "
+    "settles a run left mid-way; `rollbot show RUN` tells how it ended."
 )
 
 
@@ -380,11 +469,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             _settle(service)
         try:
             return _run_command(args, service)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             # The locks of a run this process was on are released by now: settle it at once,
-            # so the migration is not left blocked until some other process looks.
-            _settle(service)
-            raise
+            # so the migration is not left blocked until some other process looks. A pending
+            # final backup is not started over: the person asked the command to end.
+            with _held_off(_SETTLE_GRACE_S):
+                _settle(service, final_backups=False)
+                told = _interrupted(service, getattr(args, "run", None))
+            raise Interrupted(told, getattr(interrupt, "signum", signal.SIGINT)) from None
     finally:
         store.close()
 
@@ -409,14 +501,41 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return report.exit_status()
 
 
-def _settle(service: Rollbot) -> None:
+def _interrupted(service: Rollbot, run_id: int | None) -> str:
+    """The line after Ctrl-C, saying how the command's run ended now that it is settled."""
+    if run_id is None:
+        return INTERRUPTED
+    try:
+        run = service.store.get(run_id)
+    except RollbotError:
+        return INTERRUPTED
+    if run.state is RunState.SUCCEEDED:
+        pending = run.outcome is not None and run.outcome.final_backup_pending()
+        return (
+            f"rollbot: interrupted after run {run.id} committed: it is recorded succeeded"
+            + ("; its final backup is pending and the next command takes it" if pending else "")
+            + f"; `rollbot show {run.id}` has its outcome."
+        )
+    if run.state in _FAILED:
+        why = f": {run.reason}" if run.reason else ""
+        return (
+            f"rollbot: interrupted; run {run.id} ended {run.state.value}{why}; "
+            f"`rollbot show {run.id}` tells more."
+        )
+    return (
+        f"rollbot: interrupted; run {run.id} is {run.state.value.replace('_', ' ')}; "
+        f"`rollbot show {run.id}` tells how it ends."
+    )
+
+
+def _settle(service: Rollbot, *, final_backups: bool = True) -> None:
     """Before acting (and after Ctrl-C): settle what dead processes left, expire old plans.
 
     This needs no `rollbot serve`: the truth about a run never waits for a server. A failure
     here is logged and does not stop the command; the sweepers of `serve` look again.
     """
     try:
-        service.settle()
+        service.settle(final_backups=final_backups)
     except RollbotError as exc:
         import structlog
 

@@ -33,11 +33,13 @@ class Recovery:
         self._settings = planner.settings
         self._planner = planner
 
-    def reconcile(self) -> list[Run]:
+    def reconcile(self, *, final_backups: bool = True) -> list[Run]:
         """Settle runs whose process died mid-way (kill -9, OOM); never re-run anything.
 
         A run is only touched when no live process holds its liveness lock, so a second
-        replica starting up leaves the first one's work alone.
+        replica starting up leaves the first one's work alone. `final_backups=False` leaves
+        the pending final backups alone: a person who just pressed Ctrl-C during one is
+        waiting for the command to end, not for the dump to start over.
         """
         settled: list[Run] = []
         in_flight = [RunState.REQUESTED, RunState.BACKING_UP, RunState.APPROVED, RunState.EXECUTING]
@@ -56,7 +58,8 @@ class Recovery:
                     continue  # alive elsewhere, or moved on since it was read
             if moved is not None:
                 settled.append(moved)
-        self._final_backups_pending()
+        if final_backups:
+            self._final_backups_pending()
         return settled
 
     def _final_backups_pending(self) -> None:

@@ -87,9 +87,15 @@ class Rollbot:
         runbook = self.planner.runbook(query, config.name)
         return self.planner.plan(runbook, config, count=True, latest_only=True)
 
-    def settle(self) -> list[Run]:
-        """Settle runs whose process is gone and expire closed approval windows."""
-        return [*self.recovery.reconcile(), *self.recovery.expire_due()]
+    def settle(self, *, final_backups: bool = True) -> list[Run]:
+        """Settle runs whose process is gone and expire closed approval windows.
+
+        `final_backups=False`: no pending final backup is taken (after Ctrl-C: see reconcile).
+        """
+        return [
+            *self.recovery.reconcile(final_backups=final_backups),
+            *self.recovery.expire_due(),
+        ]
 
     def approve(self, run_id: int, user: str, *, privately: bool = False) -> Run:
         """Count `user`'s approval if the policy allows it; execute once enough have come."""

@@ -178,6 +178,7 @@ def _attempt(job: _Job, tries: _Tries) -> Outcome:
     plan, runbook, target, run_id = job.plan, job.runbook, job.target, job.run_id
     script = plan.script
     taken: list[BackupInfo] = []  # the final backup, once taken: discarded on rollback
+    committing = False
     with target.connect(f"run {run_id}") as conn:
         tx = PlanTransaction(conn, plan, runbook, exclude_schemas=job.exclude_schemas)
         try:
@@ -213,10 +214,15 @@ def _attempt(job: _Job, tries: _Tries) -> Outcome:
                 xid=int(tx.scalar("SELECT pg_current_xact_id()::text::bigint")),
             )
             job.on_commit_pending(outcome)
+            committing = True
             _commit(conn, target, outcome)
         except BaseException:
             _quietly_rollback(conn)
-            _discard(taken[0] if taken else None)
+            if not committing:
+                _discard(taken[0] if taken else None)
+            # else: a Ctrl-C during COMMIT (psycopg lets it finish, then raises) or a COMMIT
+            # whose fate is unknown: the stored outcome names this file, and if the
+            # transaction committed, recovery says so and the file is the only copy of the rows.
             raise
     return outcome
 
