@@ -34,6 +34,7 @@ from bot.core.facts import (
 )
 from bot.core.quarantine import QUARANTINE_LIKE, KeptKey
 from bot.core.sql import DbObject, ObjectKind
+from bot.target.unfit import count_unfit
 from bot.target.violations import count_violations
 
 if TYPE_CHECKING:
@@ -455,7 +456,8 @@ def read_facts(
         for column in statement.set_not_null
     )
     violations = count_violations(conn, runbook, facts, count_budget)
-    facts = facts.model_copy(update={"nulls": nulls, "violations": violations})
+    unfit = count_unfit(conn, runbook, count_budget)
+    facts = facts.model_copy(update={"nulls": nulls, "violations": violations, "unfit": unfit})
     tables = {
         f.table.name: f.table
         for f in found
