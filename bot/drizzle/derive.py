@@ -24,6 +24,13 @@ so that this stays a pure function of the files and the schema.
 - `DROP NOT NULL` is undone by `SET NOT NULL` when the column was NOT NULL at N-1 (the plan
   counts the NULL rows that would make it fail); `SET NOT NULL` by `DROP NOT NULL`.
 - `SET DEFAULT` and `DROP DEFAULT` go back to the N-1 default, or to none.
+- `SET DATA TYPE` that widens the column (`bot.core.widening`: smallint to integer to
+  bigint, a longer varchar or text, real to double precision, numeric to more digits of the
+  same scale) casts it back to the N-1 type and collation, and sets the N-1 default again
+  (PostgreSQL casts the default with the column). Every value that existed casts back
+  exactly; rows written since may not fit, so the plan counts them (`bot/target/unfit.py`)
+  and blocks with their count, and the transaction counts them again just before the cast.
+  PostgreSQL rebuilds the column's indexes and constraints; the proof checks them.
 - Renames of tables, columns, constraints and indexes are renamed back.
 - `COMMENT ON` goes back to the N-1 comment, or to none.
 - `DROP VIEW`, `DROP MATERIALIZED VIEW` and `DROP TYPE`/`DROP DOMAIN` (enum, composite,
@@ -34,7 +41,8 @@ so that this stays a pure function of the files and the schema.
   did not have it; when it did, the statement changed nothing and its undo is nothing.
 
 What loses data stays refused: `DROP TABLE`, `DROP COLUMN`, `DROP SEQUENCE` (its current
-value), a changed column type (values were converted), rows written, changed or deleted in
+value), a changed column type other than a widening or with USING (values were
+converted), rows written, changed or deleted in
 tables that existed, and `ALTER TYPE … ADD VALUE` on an existing enum: PostgreSQL cannot drop
 an enum value, only recreating the type could, and that would rewrite every column using it,
 which is a rollback a person must decide. The refusal (`IrreversibleError`) names the first
@@ -56,6 +64,7 @@ from pglast import ast, enums
 
 from bot.core.errors import IrreversibleError, MigrationFileError
 from bot.core.names import quote_ident, quote_literal
+from bot.core.widening import node_type, read_type, widens
 from bot.drizzle.forward import ForwardStatement, parse_forward
 from bot.drizzle.journal import iso_date
 
@@ -82,7 +91,7 @@ _STATEMENT_REASONS: dict[type, str] = {
 }
 _UNKNOWN_REASON = (
     "a derived rollback undoes CREATE, DROP INDEX/CONSTRAINT/VIEW/TYPE, NOT NULL, DEFAULT, "
-    "renames and comments; not this statement"
+    "widened types, renames and comments; not this statement"
 )
 # Dropped objects that hold no rows of their own: recreated from their N-1 definition.
 _RECREATED = {
@@ -551,10 +560,7 @@ def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa:
     if subtype == _AT.AT_DropColumn:
         raise _loses(f"it drops column {shown}.{cmd.name}, and every value in it is gone")
     if subtype == _AT.AT_AlterColumnType:
-        raise _loses(
-            f"it changes the type of {shown}.{cmd.name}; its values were converted and the "
-            "old ones are not kept"
-        )
+        return _cast_back(cmd, relation, scope)
     if subtype == _AT.AT_DropConstraint:
         return _readd_constraint(cmd, relation, scope)
     if subtype not in {_AT.AT_SetNotNull, _AT.AT_DropNotNull, _AT.AT_ColumnDefault}:
@@ -578,6 +584,48 @@ def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa:
     if subtype == _AT.AT_SetNotNull:
         return [] if was_not_null else [(f"{column} DROP NOT NULL",)]
     return [(f"{column} SET NOT NULL",)] if was_not_null else []
+
+
+def _cast_back(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    """A widened column cast back to its N-1 type, collation and default.
+
+    Only a widening whose cast back gives every value that existed exactly
+    (`bot.core.widening`): anything else converted the values, and the old ones are gone.
+    The plan counts the rows written since that the old type would not hold. PostgreSQL
+    casts the default along with the column, which can leave it spelled another way, so the
+    N-1 default is set again after the cast.
+    """
+    shown = f"{_shown(relation)}.{cmd.name}"
+    lost = (
+        f"it changes the type of {shown}; its values were converted and the old ones are not kept"
+    )
+    if cmd.def_.raw_default is not None:
+        raise _loses(f"{lost} (USING)")
+    if scope.before.schema is None:
+        raise _Refusal(
+            f"{lost}, unless it widened the type, which needs the schema before this "
+            f"migration; rollbot rebuilds it by replaying ROLLBOT_MIGRATIONS_DIR on a scratch "
+            f"database, and {scope.before.unavailable}",
+            loses_data=True,
+            needs_reference=True,
+        )
+    found = scope.before.find("column", *_qualified_key(relation), cmd.name)
+    if found is None:
+        raise _Refusal(f"column {shown} is not in the schema before this migration")
+    old = read_type(scope.before.attribute(found, "type"))
+    new = node_type(cmd.def_.typeName)
+    if old is None or new is None or not widens(old, new) or cmd.def_.collClause is not None:
+        raise _loses(lost)
+    if scope.before.attribute(found, "identity") or scope.before.attribute(found, "generated"):
+        raise _Refusal(
+            f"it changes the type of {shown}, an identity or generated column, whose "
+            "sequence or expression changes with it; a derived rollback does not undo that"
+        )
+    column = f"ALTER TABLE {_relation(relation)} ALTER COLUMN {quote_ident(cmd.name)}"
+    collation = scope.before.attribute(found, "collation")
+    cast = f"{column} SET DATA TYPE {old}" + (f" COLLATE {collation}" if collation else "")
+    default = scope.before.attribute(found, "default")
+    return [(cast, f"{column} SET DEFAULT {default}") if default else (cast,)]
 
 
 def _readd_constraint(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401

@@ -18,7 +18,7 @@ from tests.fix_rollbot import APPROVER, REQUESTER, schema_of
 PREVIOUS = {"0000": None, "0001": "0000", "0002": "0001", "0003": "0002", "0006": "0005"}
 PREVIOUS |= {"0007": "0006", "0008": "0007"}
 # From the top of the chain down to the first migration that loses data (0010).
-WALK = ("0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
+WALK = ("0019", "0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
 
 
 @pytest.fixture
@@ -83,10 +83,36 @@ def _rolled_back(service: Rollbot, migration: str, previous: str) -> None:
     assert run.state is RunState.SUCCEEDED, run.reason
 
 
+def _names_too_long_stop_the_cast_back(service: Rollbot, database: str) -> None:
+    """Tags too long for varchar(50) block 0019's plan; one written after it fails the run."""
+    with psycopg.connect(database) as conn:
+        conn.execute("INSERT INTO tags (name) SELECT repeat('x', n) FROM generate_series(50, 52) n")
+    schema, journal = schema_of(database), journal_of(database)
+    blocked = service.request("0019", requested_by=REQUESTER)
+    assert blocked.state is RunState.BLOCKED
+    assert "2 rows of public.tags.name do not fit character varying(50)" in str(blocked.reason)
+    with psycopg.connect(database) as conn:
+        conn.execute("DELETE FROM tags WHERE length(name) > 50")
+    run = service.request("0019", requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    with psycopg.connect(database) as conn:  # trailing spaces the cast would cut
+        conn.execute("INSERT INTO tags (name) VALUES (repeat('y', 50) || '  ')")
+    failed = service.approve(run.id, APPROVER)
+    assert failed.state is RunState.FAILED
+    assert "1 row of tags.name written since the plan does not fit" in str(failed.reason)
+    assert (schema_of(database), journal_of(database)) == (schema, journal)
+    with psycopg.connect(database) as conn:
+        conn.execute("DELETE FROM tags WHERE length(name) > 50")
+
+
 def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     drizzle_db: Callable[[str | None], str], chain_service: Callable[..., Rollbot]
 ) -> None:
-    """From 0018 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+    """From 0019 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+
+    0019 widened three columns: they are cast back, and names written since that are too
+    long for the old varchar block the plan with their count, nothing changed; one written
+    after the plan, whose trailing spaces the cast would cut, fails the run before the cast.
 
     0018 dropped two views (one reading the other), a populated materialized view and an
     enum: they come back from their N-1 definitions, the view the other reads first, and the
@@ -99,6 +125,8 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     database = drizzle_db(TOP)
     service = chain_service(database, rehearsal="schema")
     for migration, previous in zip(WALK, (*WALK[1:], "0010"), strict=True):
+        if migration == "0019":
+            _names_too_long_stop_the_cast_back(service, database)
         if migration == "0013":
             with psycopg.connect(database) as conn:
                 conn.execute(
