@@ -181,6 +181,17 @@ _RENAMES = {
     enums.ObjectType.OBJECT_COLUMN: "ALTER TABLE … RENAME COLUMN",
     enums.ObjectType.OBJECT_TABCONSTRAINT: "ALTER TABLE … RENAME CONSTRAINT",
     enums.ObjectType.OBJECT_INDEX: "ALTER INDEX … RENAME",
+    enums.ObjectType.OBJECT_VIEW: "ALTER VIEW … RENAME",
+    enums.ObjectType.OBJECT_MATVIEW: "ALTER MATERIALIZED VIEW … RENAME",
+    enums.ObjectType.OBJECT_SEQUENCE: "ALTER SEQUENCE … RENAME",
+}
+# Objects a rollback may move back to the schema they were in: the move keeps every row.
+_MOVES = {
+    enums.ObjectType.OBJECT_TABLE: "ALTER TABLE … SET SCHEMA",
+    enums.ObjectType.OBJECT_VIEW: "ALTER VIEW … SET SCHEMA",
+    enums.ObjectType.OBJECT_MATVIEW: "ALTER MATERIALIZED VIEW … SET SCHEMA",
+    enums.ObjectType.OBJECT_SEQUENCE: "ALTER SEQUENCE … SET SCHEMA",
+    enums.ObjectType.OBJECT_TYPE: "ALTER TYPE … SET SCHEMA",
 }
 _TX = enums.TransactionStmtKind
 _ALLOWED = (
@@ -188,7 +199,8 @@ _ALLOWED = (
     "ALTER TABLE … DROP CONSTRAINT/COLUMN, DELETE, and to put definitions back CREATE INDEX, "
     "ALTER TABLE … ADD/VALIDATE CONSTRAINT, ALTER COLUMN … SET/DROP NOT NULL/DEFAULT, "
     "ALTER COLUMN … SET DATA TYPE (to a built-in number or string type, without USING), "
-    "renames of tables, columns, constraints and indexes, COMMENT ON, CREATE VIEW/"
+    "renames of tables, columns, constraints, indexes, views, materialized views, sequences "
+    "and enum values, SET SCHEMA of tables, views, sequences and types, COMMENT ON, CREATE VIEW/"
     "MATERIALIZED VIEW/TYPE/DOMAIN"
 )
 
@@ -372,7 +384,9 @@ def _reads(node: Any, sql: str, offset: int, source: _Source) -> _Reads:  # noqa
     A call that reaches outside the transaction, or a sample whose rows no one can review, is
     refused.
     """
-    owned = ast.DeleteStmt | ast.AlterTableStmt | ast.IndexStmt | ast.RenameStmt
+    owned = (
+        ast.DeleteStmt | ast.AlterTableStmt | ast.IndexStmt | ast.RenameStmt
+    ) | ast.AlterObjectSchemaStmt
     target = node.relation if isinstance(node, owned) else None
     into: Any = node.into if isinstance(node, ast.CreateTableAsStmt) else None
     if into is not None:
@@ -456,7 +470,24 @@ def _recreated_definition(node: Any) -> str | None:  # noqa: ANN401 - pglast nod
     return None
 
 
-def _classify(  # noqa: PLR0911 - one return per kind of statement
+def _changed_name_or_place(node: Any) -> str | None:  # noqa: ANN401 - pglast node
+    """The label of a rename, move or comment that changes no row, else None."""
+    if isinstance(node, ast.RenameStmt) and node.renameType in _RENAMES and not node.missing_ok:
+        return _RENAMES[node.renameType]
+    if isinstance(node, ast.AlterEnumStmt) and node.oldVal:
+        return "ALTER TYPE … RENAME VALUE"
+    if (
+        isinstance(node, ast.AlterObjectSchemaStmt)
+        and node.objectType in _MOVES
+        and not node.missing_ok
+    ):
+        return _MOVES[node.objectType]
+    if isinstance(node, ast.CommentStmt):
+        return "COMMENT ON"
+    return None
+
+
+def _classify(
     node: Any,  # noqa: ANN401 - pglast node
     sql: str,
     offset: int,
@@ -502,10 +533,9 @@ def _classify(  # noqa: PLR0911 - one return per kind of statement
     created = _recreated_definition(node)
     if created is not None:
         return created, (), False
-    if isinstance(node, ast.RenameStmt) and node.renameType in _RENAMES and not node.missing_ok:
-        return _RENAMES[node.renameType], (), False
-    if isinstance(node, ast.CommentStmt):
-        return "COMMENT ON", (), False
+    changed = _changed_name_or_place(node)
+    if changed is not None:
+        return changed, (), False
     if isinstance(node, ast.DeleteStmt) and node.withClause is None:
         relation = node.relation
         assert relation is not None  # noqa: S101 - the grammar requires a target table

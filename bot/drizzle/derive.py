@@ -31,7 +31,10 @@ so that this stays a pure function of the files and the schema.
   exactly; rows written since may not fit, so the plan counts them (`bot/target/unfit.py`)
   and blocks with their count, and the transaction counts them again just before the cast.
   PostgreSQL rebuilds the column's indexes and constraints; the proof checks them.
-- Renames of tables, columns, constraints and indexes are renamed back.
+- Renames of tables, columns, constraints, indexes, views, materialized views, sequences and
+  enum values are renamed back (a row holding the value reads the old label again).
+- `SET SCHEMA` of a table, view, materialized view, sequence or type moves it back, only
+  when N-1 had it in the schema it left: the move keeps every row where it is.
 - `COMMENT ON` goes back to the N-1 comment, or to none.
 - `DROP VIEW`, `DROP MATERIALIZED VIEW` and `DROP TYPE`/`DROP DOMAIN` (enum, composite,
   domain) create the object again from its N-1 definition, options and comment; a
@@ -91,7 +94,7 @@ _STATEMENT_REASONS: dict[type, str] = {
 }
 _UNKNOWN_REASON = (
     "a derived rollback undoes CREATE, DROP INDEX/CONSTRAINT/VIEW/TYPE, NOT NULL, DEFAULT, "
-    "widened types, renames and comments; not this statement"
+    "widened types, renames, moves and comments; not this statement"
 )
 # Dropped objects that hold no rows of their own: recreated from their N-1 definition.
 _RECREATED = {
@@ -105,6 +108,19 @@ _RENAMES = {
     _OBJ.OBJECT_COLUMN: "COLUMN",
     _OBJ.OBJECT_TABCONSTRAINT: "CONSTRAINT",
     _OBJ.OBJECT_INDEX: "INDEX",
+    _OBJ.OBJECT_VIEW: "VIEW",
+    _OBJ.OBJECT_MATVIEW: "MATERIALIZED VIEW",
+    _OBJ.OBJECT_SEQUENCE: "SEQUENCE",
+}
+# Relations renamed back with ALTER <keyword> name RENAME TO old.
+_RENAMED_RELATIONS = ("TABLE", "INDEX", "VIEW", "MATERIALIZED VIEW", "SEQUENCE")
+# What SET SCHEMA moves back: the keyword and how the schema at N-1 names its kind.
+_MOVES = {
+    _OBJ.OBJECT_TABLE: ("TABLE", "table"),
+    _OBJ.OBJECT_VIEW: ("VIEW", "view"),
+    _OBJ.OBJECT_MATVIEW: ("MATERIALIZED VIEW", "materialized view"),
+    _OBJ.OBJECT_SEQUENCE: ("SEQUENCE", "sequence"),
+    _OBJ.OBJECT_TYPE: ("TYPE", "type"),
 }
 _COMMENTS = {
     _OBJ.OBJECT_TABLE: "table",
@@ -303,6 +319,8 @@ def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     if _touches_only_new_objects(node, scope):
         return []
     if isinstance(node, ast.AlterEnumStmt):
+        if node.oldVal:
+            return _undo_enum_value_rename(node)
         raise _enum_refusal(node)
     if isinstance(node, ast.UpdateStmt | ast.DeleteStmt | ast.TruncateStmt):
         raise _rows_refusal(node)
@@ -314,8 +332,6 @@ def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
 def _enum_refusal(node: Any) -> _Refusal:  # noqa: ANN401 - pglast node
     schema, name = _schema_and_name(node.typeName)
     label = f"{_key(schema, name)[0]}.{name}"
-    if node.oldVal:
-        return _Refusal(f"it renames a value of enum {label}; a derived rollback does not")
     return _loses(
         f"it adds the value '{node.newVal}' to enum {label}, and rows written since may hold "
         "it; PostgreSQL cannot drop an enum value, only recreating the type could, which "
@@ -669,23 +685,61 @@ def _undo_rename(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast 
     keyword = _RENAMES.get(node.renameType)
     if keyword is None or node.missing_ok:
         raise _Refusal(
-            "a derived rollback renames back only tables, columns, constraints and indexes "
-            "(without IF EXISTS)"
+            "a derived rollback renames back only tables, columns, constraints, indexes, "
+            "views, materialized views and sequences (without IF EXISTS)"
         )
     relation = node.relation
     schema = relation.schemaname
-    if keyword == "TABLE":
+    if keyword in _RENAMED_RELATIONS:
         old = _qualified_key(relation)
         if old in scope.tables:
             scope.tables.add((old[0], node.newname))
-        return [(f"ALTER TABLE {_name(schema, node.newname)} RENAME TO {_relation(relation)}",)]
-    if keyword == "INDEX":
-        index = _name(schema, node.newname)
-        return [(f"ALTER INDEX {index} RENAME TO {quote_ident(relation.relname)}",)]
+        renamed = _name(schema, node.newname)
+        return [(f"ALTER {keyword} {renamed} RENAME TO {quote_ident(relation.relname)}",)]
     if keyword == "COLUMN" and scope.has_column(relation, node.subname):
         scope.columns.add((*_qualified_key(relation), node.newname))
     new, was = quote_ident(node.newname), quote_ident(node.subname)
     return [(f"ALTER TABLE {_relation(relation)} RENAME {keyword} {new} TO {was}",)]
+
+
+def _undo_enum_value_rename(node: Any) -> _Groups:  # noqa: ANN401 - pglast AlterEnumStmt
+    """A renamed enum value is renamed back: every row holding it reads the old label again."""
+    schema, name = _schema_and_name(node.typeName)
+    new, old = quote_literal(node.newVal), quote_literal(node.oldVal)
+    return [(f"ALTER TYPE {_name(schema, name)} RENAME VALUE {new} TO {old}",)]
+
+
+def _undo_set_schema(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    """An object moved to another schema goes back to the one it had at N-1.
+
+    Only when N-1 had it there: a move of what this migration created would leave the drop
+    of its creation looking in the wrong schema, and one of what N-1 lacks has no old place.
+    """
+    move = _MOVES.get(node.objectType)
+    if move is None or node.missing_ok:
+        raise _Refusal(
+            "a derived rollback moves back only tables, views, materialized views, sequences "
+            "and types (without IF EXISTS)"
+        )
+    keyword, kind = move
+    if node.objectType == _OBJ.OBJECT_TYPE:
+        schema, name = _schema_and_name(node.object)
+    else:
+        schema, name = node.relation.schemaname, node.relation.relname
+    key = _key(schema, name)
+    shown = f"{kind} {_dotted(key)}"
+    _refuse_if(
+        key in scope.tables or key in scope.types,
+        f"it moves {shown}, which this migration created, to schema {node.newschema}; a "
+        "derived rollback does not follow it there",
+    )
+    before = scope.needs(f"it moves {shown} to schema {node.newschema}")
+    _refuse_if(
+        before.find(kind, *key) is None,
+        f"it moves {shown}, which the schema before this migration does not have there",
+    )
+    moved = f"{quote_ident(node.newschema)}.{quote_ident(name)}"
+    return [(f"ALTER {keyword} {moved} SET SCHEMA {quote_ident(key[0])}",)]
 
 
 def _undo_comment(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
@@ -796,4 +850,5 @@ _UNDOERS: dict[type, _Undoer] = {
     ast.DropStmt: _undo_drop,
     ast.RenameStmt: _undo_rename,
     ast.CommentStmt: _undo_comment,
+    ast.AlterObjectSchemaStmt: _undo_set_schema,
 }

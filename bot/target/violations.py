@@ -71,10 +71,10 @@ WHERE i.indrelid = %(oid)s AND i.indisprimary
 """
 _EQ = sql.SQL(" OPERATOR(pg_catalog.=) ")
 # What an earlier statement may do that a count made now would not see.
-_CHANGES_FIRST = ("DELETE", "RENAME")
+_CHANGES_FIRST = ("DELETE", "RENAME", "SET SCHEMA")
 _CHANGED_FIRST = (
-    "an earlier statement deletes rows or renames objects first, so the rows it would check "
-    "are not those there now"
+    "an earlier statement deletes rows or renames or moves objects first, so the rows it "
+    "would check are not those there now"
 )
 
 

@@ -18,7 +18,7 @@ from tests.fix_rollbot import APPROVER, REQUESTER, schema_of
 PREVIOUS = {"0000": None, "0001": "0000", "0002": "0001", "0003": "0002", "0006": "0005"}
 PREVIOUS |= {"0007": "0006", "0008": "0007"}
 # From the top of the chain down to the first migration that loses data (0010).
-WALK = ("0019", "0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
+WALK = ("0020", "0019", "0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
 
 
 @pytest.fixture
@@ -108,7 +108,10 @@ def _names_too_long_stop_the_cast_back(service: Rollbot, database: str) -> None:
 def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     drizzle_db: Callable[[str | None], str], chain_service: Callable[..., Rollbot]
 ) -> None:
-    """From 0019 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+    """From 0020 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+
+    0020 renamed an enum value a task holds and a sequence: both are renamed back, and the
+    task reads the old label again.
 
     0019 widened three columns: they are cast back, and names written since that are too
     long for the old varchar block the plan with their count, nothing changed; one written
@@ -125,6 +128,15 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     database = drizzle_db(TOP)
     service = chain_service(database, rehearsal="schema")
     for migration, previous in zip(WALK, (*WALK[1:], "0010"), strict=True):
+        if migration == "0020":
+            with psycopg.connect(database) as conn:
+                conn.execute(
+                    "WITH u AS (INSERT INTO users (email) VALUES ('h@example.com') RETURNING id),"
+                    " p AS (INSERT INTO projects (owner_id, name) SELECT id, 'h' FROM u"
+                    " RETURNING id)"
+                    " INSERT INTO tasks (project_id, title, due_at, status)"
+                    " SELECT id, 'held', now(), 'on_hold' FROM p"
+                )
         if migration == "0019":
             _names_too_long_stop_the_cast_back(service, database)
         if migration == "0013":
@@ -169,6 +181,13 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
             with psycopg.connect(database) as conn:
                 conn.execute("DELETE FROM invoices")
         _rolled_back(service, migration, previous)
+        if migration == "0020":
+            with psycopg.connect(database) as conn:
+                held = "SELECT status::text FROM tasks WHERE title = 'held'"
+                assert conn.execute(held).fetchone() == ("blocked",)
+                conn.execute("DELETE FROM tasks WHERE title = 'held'")
+                conn.execute("DELETE FROM projects WHERE name = 'h'")
+                conn.execute("DELETE FROM users WHERE email = 'h@example.com'")
         if migration == "0018":
             with psycopg.connect(database) as conn:  # populated at N-1, so readable again
                 assert conn.execute("SELECT count(*) FROM project_task_counts").fetchone()

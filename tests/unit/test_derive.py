@@ -458,3 +458,48 @@ def test_a_dropped_view_missing_at_n_minus_1_with_if_exists_needs_nothing() -> N
     assert [s for u in derive_rollback(migration, VIEWS_BEFORE) for s in u.statements] == [
         "DROP TABLE IF EXISTS t"
     ]
+
+
+MOVED_BEFORE = before_of(
+    SchemaObject(kind="table", name="public.audit_log"),
+    SchemaObject(kind="type", name="public.status"),
+    SchemaObject(kind="view", name="public.open_tasks"),
+)
+
+
+def test_renamed_enum_values_views_and_sequences_and_moves_are_undone() -> None:
+    """Each is renamed or moved back, newest first; a move only to where N-1 had it."""
+    sql = """ALTER TYPE "public"."status" RENAME VALUE 'held' TO 'on_hold';--> statement-breakpoint
+ALTER VIEW "open_tasks" RENAME TO "unfinished_tasks";--> statement-breakpoint
+ALTER MATERIALIZED VIEW "public"."counts" RENAME TO "task_counts";--> statement-breakpoint
+ALTER SEQUENCE "public"."n" RENAME TO "numbers";--> statement-breakpoint
+ALTER TABLE "audit_log" SET SCHEMA "archive";--> statement-breakpoint
+ALTER TYPE "public"."status" SET SCHEMA "archive";"""
+    assert rollback_sql(sql, MOVED_BEFORE) == [
+        "ALTER TYPE archive.status SET SCHEMA public",
+        "ALTER TABLE archive.audit_log SET SCHEMA public",
+        "ALTER SEQUENCE public.numbers RENAME TO n",
+        "ALTER MATERIALIZED VIEW public.task_counts RENAME TO counts",
+        "ALTER VIEW unfinished_tasks RENAME TO open_tasks",
+        "ALTER TYPE public.status RENAME VALUE 'on_hold' TO 'held'",
+    ]
+    migration = Migration(tag="0100_snippet", when=1, text=sql)
+    book = parse_runbook(derive_runbook(migration, before=MOVED_BEFORE), file="runbooks/x.md")
+    assert all(statement.restores for statement in book.statements)
+
+
+def test_what_this_migration_made_is_renamed_back_but_not_followed_when_moved() -> None:
+    """A new enum's value rename needs nothing; a new table moved elsewhere is refused."""
+    made = 'CREATE TYPE "public"."mood" AS ENUM (\'ok\');--> statement-breakpoint\n'
+    assert rollback_sql(f"{made}ALTER TYPE \"public\".\"mood\" RENAME VALUE 'ok' TO 'fine';") == [
+        "DROP TYPE IF EXISTS public.mood"
+    ]
+    error = refusal(
+        'CREATE TABLE "t" (id int);--> statement-breakpoint\nALTER TABLE "t" SET SCHEMA "s";',
+        MOVED_BEFORE,
+    )
+    assert "which this migration created" in error.reason
+    error = refusal('ALTER VIEW "gone" SET SCHEMA "s";', MOVED_BEFORE)
+    assert "does not have there" in error.reason
+    error = refusal('ALTER TABLE "audit_log" SET SCHEMA "archive";')
+    assert "replaying ROLLBOT_MIGRATIONS_DIR" in error.reason
