@@ -9,10 +9,10 @@ one not), dropped FK and CHECK constraints, DROP/SET NOT NULL, default changes, 
 table, column, constraint and index, comments, then an enum and two views (one reading the
 other, one with options) created and, with the materialized view, dropped again, and last
 columns widened (a varchar longer, integers to bigint: one under a CHECK, one under an
-index and a foreign key), then an enum value and a sequence renamed. Each
-database is migrated with `bot.target.migrator.migrate`, which applies the files and writes
-the journal rows exactly as Drizzle does, so what rollbot reads is what it would read in
-production.
+index and a foreign key), then an enum value and a sequence renamed and that sequence's
+increment and cache changed. Each database is migrated with `bot.target.migrator.migrate`,
+which applies the files and writes the journal rows exactly as Drizzle does, so what rollbot
+reads is what it would read in production.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 CHAIN_DIR = Path(__file__).parent / "fixtures" / "drizzle_chain"
 # Migrations of the chain whose rollback can be derived from the file alone, those whose
 # undo reads the schema at N-1 (dropped index and constraints, NOT NULL, defaults, renames,
-# comments, IF NOT EXISTS, dropped views and types, widened columns), and those that lose
-# data and must be refused. 0017 and 0020 (renamed enum value and sequence) are derived from
-# their files alone too; the walk from the top covers them.
+# comments, IF NOT EXISTS, dropped views and types, widened columns, sequence options), and
+# those that lose data and must be refused. 0017 is derived from its file alone too; the walk
+# from the top covers it.
 REVERSIBLE = ("0000", "0001", "0002", "0003", "0006", "0007")
 FROM_REFERENCE = (
     "0008",

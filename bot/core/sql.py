@@ -193,6 +193,9 @@ _MOVES = {
     enums.ObjectType.OBJECT_SEQUENCE: "ALTER SEQUENCE … SET SCHEMA",
     enums.ObjectType.OBJECT_TYPE: "ALTER TYPE … SET SCHEMA",
 }
+# What ALTER SEQUENCE may change in a runbook: its definition, not its current value (RESTART)
+# nor its owner (OWNED BY).
+SEQUENCE_OPTIONS = frozenset({"as", "increment", "minvalue", "maxvalue", "start", "cache", "cycle"})
 _TX = enums.TransactionStmtKind
 _ALLOWED = (
     "DROP INDEX/TABLE/TYPE/DOMAIN/SEQUENCE/VIEW/MATERIALIZED VIEW, "
@@ -200,7 +203,8 @@ _ALLOWED = (
     "ALTER TABLE … ADD/VALIDATE CONSTRAINT, ALTER COLUMN … SET/DROP NOT NULL/DEFAULT, "
     "ALTER COLUMN … SET DATA TYPE (to a built-in number or string type, without USING), "
     "renames of tables, columns, constraints, indexes, views, materialized views, sequences "
-    "and enum values, SET SCHEMA of tables, views, sequences and types, COMMENT ON, CREATE VIEW/"
+    "and enum values, SET SCHEMA of tables, views, sequences and types, ALTER SEQUENCE options "
+    "(not RESTART), COMMENT ON, CREATE VIEW/"
     "MATERIALIZED VIEW/TYPE/DOMAIN"
 )
 
@@ -388,6 +392,8 @@ def _reads(node: Any, sql: str, offset: int, source: _Source) -> _Reads:  # noqa
         ast.DeleteStmt | ast.AlterTableStmt | ast.IndexStmt | ast.RenameStmt
     ) | ast.AlterObjectSchemaStmt
     target = node.relation if isinstance(node, owned) else None
+    if isinstance(node, ast.AlterSeqStmt):
+        target = node.sequence  # the sequence altered is not read
     into: Any = node.into if isinstance(node, ast.CreateTableAsStmt) else None
     if into is not None:
         target = into.rel  # the materialized view it creates is not read
@@ -484,6 +490,13 @@ def _changed_name_or_place(node: Any) -> str | None:  # noqa: ANN401 - pglast no
         return _MOVES[node.objectType]
     if isinstance(node, ast.CommentStmt):
         return "COMMENT ON"
+    if (
+        isinstance(node, ast.AlterSeqStmt)
+        and not node.missing_ok
+        and not node.for_identity
+        and {str(option.defname) for option in node.options or ()} <= SEQUENCE_OPTIONS
+    ):
+        return "ALTER SEQUENCE … options"
     return None
 
 

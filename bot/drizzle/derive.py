@@ -36,6 +36,8 @@ so that this stays a pure function of the files and the schema.
 - `SET SCHEMA` of a table, view, materialized view, sequence or type moves it back, only
   when N-1 had it in the schema it left: the move keeps every row where it is.
 - `COMMENT ON` goes back to the N-1 comment, or to none.
+- `ALTER SEQUENCE` of its type, increment, bounds, start, cache or cycling goes back to the
+  N-1 options; its current value stays (RESTART, which loses it, is refused).
 - `DROP VIEW`, `DROP MATERIALIZED VIEW` and `DROP TYPE`/`DROP DOMAIN` (enum, composite,
   domain) create the object again from its N-1 definition, options and comment; a
   materialized view is filled again (`WITH DATA`) only if it was populated at N-1. Statements
@@ -43,10 +45,10 @@ so that this stays a pure function of the files and the schema.
 - `CREATE … IF NOT EXISTS` (table, index, sequence, column) drops the object only when N-1
   did not have it; when it did, the statement changed nothing and its undo is nothing.
 
-What loses data stays refused: `DROP TABLE`, `DROP COLUMN`, `DROP SEQUENCE` (its current
-value), a changed column type other than a widening or with USING (values were
-converted), rows written, changed or deleted in
-tables that existed, and `ALTER TYPE … ADD VALUE` on an existing enum: PostgreSQL cannot drop
+What loses data stays refused: `DROP TABLE`, `DROP COLUMN`, `DROP SEQUENCE` and
+`ALTER SEQUENCE … RESTART` (its current value), a changed column type other than a widening
+or with USING (values were converted), rows written, changed or deleted in tables that
+existed, and `ALTER TYPE … ADD VALUE` on an existing enum: PostgreSQL cannot drop
 an enum value, only recreating the type could, and that would rewrite every column using it,
 which is a rollback a person must decide. The refusal (`IrreversibleError`) names the first
 statement that loses data, by line, and what goes with it; only when no statement loses data
@@ -60,13 +62,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast, enums
 
 from bot.core.errors import IrreversibleError, MigrationFileError
 from bot.core.names import quote_ident, quote_literal
+from bot.core.sql import SEQUENCE_OPTIONS
 from bot.core.widening import node_type, read_type, widens
 from bot.drizzle.forward import ForwardStatement, parse_forward
 from bot.drizzle.journal import iso_date
@@ -174,6 +177,12 @@ class _Scope:
     types: set[tuple[str, str]]
     indexes: set[tuple[str, str]]
     constraints: set[tuple[str, str, str]]
+    # Relations of N-1 renamed or moved by this migration: the new name to N-1's.
+    renamed: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def was_named(self, key: tuple[str, str]) -> tuple[str, str]:
+        """The name N-1 has for what is now `key`."""
+        return self.renamed.get(key, key)
 
     def has_table(self, relation: Any) -> bool:  # noqa: ANN401 - pglast RangeVar
         return _qualified_key(relation) in self.tables
@@ -398,6 +407,7 @@ def _undo_table_as(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglas
 def _undo_sequence(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     if _existed(scope, node.if_not_exists, "sequence", *_qualified_key(node.sequence)):
         return []
+    scope.tables.add(_qualified_key(node.sequence))  # a relation this migration made
     return [(f"DROP SEQUENCE IF EXISTS {_relation(node.sequence)}",)]
 
 
@@ -694,12 +704,46 @@ def _undo_rename(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast 
         old = _qualified_key(relation)
         if old in scope.tables:
             scope.tables.add((old[0], node.newname))
+        else:
+            scope.renamed[(old[0], node.newname)] = scope.was_named(old)
         renamed = _name(schema, node.newname)
         return [(f"ALTER {keyword} {renamed} RENAME TO {quote_ident(relation.relname)}",)]
     if keyword == "COLUMN" and scope.has_column(relation, node.subname):
         scope.columns.add((*_qualified_key(relation), node.newname))
     new, was = quote_ident(node.newname), quote_ident(node.subname)
     return [(f"ALTER TABLE {_relation(relation)} RENAME {keyword} {new} TO {was}",)]
+
+
+def _undo_alter_sequence(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - AlterSeqStmt
+    """A sequence's options go back to N-1's; its current value is left where it is.
+
+    Increment, bounds, start, cache, cycling and type are its definition; the current value
+    is its data, which RESTART throws away (refused, like a dropped sequence). Every option
+    is written from N-1, whichever the migration changed.
+    """
+    key = _qualified_key(node.sequence)
+    if key in scope.tables:
+        return []  # made by this migration: dropping it undoes this too
+    shown = f"sequence {_dotted(key)}"
+    options = {str(option.defname) for option in node.options or ()}
+    if "restart" in options:
+        raise _loses(f"it restarts {shown}, and its current value is gone")
+    _refuse_if(
+        node.missing_ok or node.for_identity or not options <= SEQUENCE_OPTIONS,
+        "a derived rollback puts back a sequence's type, increment, bounds, start, cache and "
+        "cycling (without IF EXISTS), not its owner",
+    )
+    before = scope.needs(f"it changes the options of {shown}; putting them back needs them")
+    found = before.find("sequence", *scope.was_named(key))
+    _refuse_if(found is None, f"{shown} is not in the schema before this migration")
+    was = {a.name: a.text for a in found.attributes} if found is not None else {}
+    cycle = "CYCLE" if was.get("cycle") == "true" else "NO CYCLE"
+    options_back = (
+        f"AS {was.get('type', 'bigint')} INCREMENT BY {was.get('increment')} "
+        f"MINVALUE {was.get('min')} MAXVALUE {was.get('max')} START WITH {was.get('start')} "
+        f"CACHE {was.get('cache')} {cycle}"
+    )
+    return [(f"ALTER SEQUENCE {_relation(node.sequence)} {options_back}",)]
 
 
 def _undo_enum_value_rename(node: Any) -> _Groups:  # noqa: ANN401 - pglast AlterEnumStmt
@@ -734,10 +778,13 @@ def _undo_set_schema(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pgl
         "derived rollback does not follow it there",
     )
     before = scope.needs(f"it moves {shown} to schema {node.newschema}")
+    was = scope.was_named(key)
     _refuse_if(
-        before.find(kind, *key) is None,
+        before.find(kind, *was) is None,
         f"it moves {shown}, which the schema before this migration does not have there",
     )
+    if kind != "type":
+        scope.renamed[(node.newschema, name)] = was
     moved = f"{quote_ident(node.newschema)}.{quote_ident(name)}"
     return [(f"ALTER {keyword} {moved} SET SCHEMA {quote_ident(key[0])}",)]
 
@@ -851,4 +898,5 @@ _UNDOERS: dict[type, _Undoer] = {
     ast.RenameStmt: _undo_rename,
     ast.CommentStmt: _undo_comment,
     ast.AlterObjectSchemaStmt: _undo_set_schema,
+    ast.AlterSeqStmt: _undo_alter_sequence,
 }

@@ -110,8 +110,9 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
 ) -> None:
     """From 0020 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
 
-    0020 renamed an enum value a task holds and a sequence: both are renamed back, and the
-    task reads the old label again.
+    0020 renamed an enum value a task holds and a sequence, and changed the sequence's
+    options: the options go back to N-1's, both are renamed back, and the task reads the old
+    label again.
 
     0019 widened three columns: they are cast back, and names written since that are too
     long for the old varchar block the plan with their count, nothing changed; one written

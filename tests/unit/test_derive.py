@@ -503,3 +503,49 @@ def test_what_this_migration_made_is_renamed_back_but_not_followed_when_moved() 
     assert "does not have there" in error.reason
     error = refusal('ALTER TABLE "audit_log" SET SCHEMA "archive";')
     assert "replaying ROLLBOT_MIGRATIONS_DIR" in error.reason
+
+
+SEQUENCE_BEFORE = before_of(
+    SchemaObject(
+        kind="sequence",
+        name="public.invoice_number_seq",
+        attributes=attributes(
+            ("type", "bigint"),
+            ("start", "1000"),
+            ("increment", "1"),
+            ("min", "1000"),
+            ("max", "9223372036854775807"),
+            ("cache", "1"),
+            ("cycle", "false"),
+        ),
+    ),
+)
+
+
+def test_sequence_options_go_back_to_n_minus_1_even_after_a_rename() -> None:
+    """Every option is written from N-1, found by the name it had there; its value stays."""
+    sql = (
+        'ALTER SEQUENCE "public"."invoice_number_seq" RENAME TO "numbers";'
+        "--> statement-breakpoint\n"
+        'ALTER SEQUENCE "public"."numbers" INCREMENT BY 10 CACHE 20 CYCLE;'
+    )
+    assert rollback_sql(sql, SEQUENCE_BEFORE) == [
+        (
+            "ALTER SEQUENCE public.numbers AS bigint INCREMENT BY 1 MINVALUE 1000 "
+            "MAXVALUE 9223372036854775807 START WITH 1000 CACHE 1 NO CYCLE"
+        ),
+        "ALTER SEQUENCE public.numbers RENAME TO invoice_number_seq",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ('ALTER SEQUENCE "invoice_number_seq" RESTART WITH 5;', "current value is gone"),
+        ('ALTER SEQUENCE "invoice_number_seq" OWNED BY "t"."c";', "not its owner"),
+        ('ALTER SEQUENCE "gone" INCREMENT BY 2;', "is not in the schema before"),
+    ],
+)
+def test_a_sequence_change_that_cannot_be_put_back_is_refused(sql: str, reason: str) -> None:
+    """RESTART loses the current value; OWNED BY and unknown sequences are not derived."""
+    assert reason in refusal(sql, SEQUENCE_BEFORE).reason

@@ -157,9 +157,11 @@ def test_statements_that_put_a_definition_back_remove_nothing() -> None:
         "ALTER TYPE status RENAME VALUE 'on_hold' TO 'held';\n"
         "ALTER TABLE archive.users SET SCHEMA public;\n"
         "ALTER TYPE archive.status SET SCHEMA public;\n"
+        "ALTER SEQUENCE s AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9 START WITH 1 CACHE 1;\n"
     )
     assert all(s.restores and not s.objects for s in statements)
     assert statements[12].relations == ()  # the moved table is not read
+    assert statements[14].relations == ()  # nor the sequence altered
     assert [s.kind for s in statements][:3] == [
         "CREATE INDEX",
         "ALTER TABLE … ADD CONSTRAINT",
@@ -173,3 +175,5 @@ def test_statements_that_put_a_definition_back_remove_nothing() -> None:
         parse("ALTER TYPE status ADD VALUE 'x';")
     with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
         parse("ALTER FUNCTION f() SET SCHEMA archive;")
+    with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
+        parse("ALTER SEQUENCE s RESTART;")
