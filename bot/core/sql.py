@@ -175,6 +175,10 @@ _ALTER_RESTORES = {
     # Only to one of PostgreSQL's own number or string types, without USING: the cast is
     # PostgreSQL's own, and the rows that would not fit are counted (`casts_back`).
     enums.AlterTableType.AT_AlterColumnType: "SET DATA TYPE",
+    enums.AlterTableType.AT_EnableRowSecurity: "ENABLE/DISABLE ROW LEVEL SECURITY",
+    enums.AlterTableType.AT_DisableRowSecurity: "ENABLE/DISABLE ROW LEVEL SECURITY",
+    enums.AlterTableType.AT_ForceRowSecurity: "[NO] FORCE ROW LEVEL SECURITY",
+    enums.AlterTableType.AT_NoForceRowSecurity: "[NO] FORCE ROW LEVEL SECURITY",
 }
 _RENAMES = {
     enums.ObjectType.OBJECT_TABLE: "ALTER TABLE … RENAME",
@@ -204,7 +208,8 @@ _ALLOWED = (
     "ALTER COLUMN … SET DATA TYPE (to a built-in number or string type, without USING), "
     "renames of tables, columns, constraints, indexes, views, materialized views, sequences "
     "and enum values, SET SCHEMA of tables, views, sequences and types, ALTER SEQUENCE options "
-    "(not RESTART), COMMENT ON, CREATE VIEW/"
+    "(not RESTART), DROP POLICY, ALTER TABLE … ENABLE/DISABLE/[NO] FORCE ROW LEVEL SECURITY, "
+    "COMMENT ON, CREATE VIEW/"
     "MATERIALIZED VIEW/TYPE/DOMAIN"
 )
 
@@ -476,8 +481,12 @@ def _recreated_definition(node: Any) -> str | None:  # noqa: ANN401 - pglast nod
     return None
 
 
-def _changed_name_or_place(node: Any) -> str | None:  # noqa: ANN401 - pglast node
-    """The label of a rename, move or comment that changes no row, else None."""
+def _changed_name_or_place(node: Any) -> str | None:  # noqa: ANN401, PLR0911 - pglast node
+    """The label of a statement that changes no row, else None.
+
+    A rename, a move to another schema, a comment, a sequence's options, a policy dropped
+    (without CASCADE): each changes a definition, never a row, and leaves no row behind.
+    """
     if isinstance(node, ast.RenameStmt) and node.renameType in _RENAMES and not node.missing_ok:
         return _RENAMES[node.renameType]
     if isinstance(node, ast.AlterEnumStmt) and node.oldVal:
@@ -497,6 +506,12 @@ def _changed_name_or_place(node: Any) -> str | None:  # noqa: ANN401 - pglast no
         and {str(option.defname) for option in node.options or ()} <= SEQUENCE_OPTIONS
     ):
         return "ALTER SEQUENCE … options"
+    if (
+        isinstance(node, ast.DropStmt)
+        and node.removeType == enums.ObjectType.OBJECT_POLICY
+        and node.behavior != enums.DropBehavior.DROP_CASCADE
+    ):
+        return "DROP POLICY"
     return None
 
 

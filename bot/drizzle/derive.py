@@ -36,6 +36,9 @@ so that this stays a pure function of the files and the schema.
 - `SET SCHEMA` of a table, view, materialized view, sequence or type moves it back, only
   when N-1 had it in the schema it left: the move keeps every row where it is.
 - `COMMENT ON` goes back to the N-1 comment, or to none.
+- `CREATE POLICY` is undone by `DROP POLICY`; `ENABLE`/`DISABLE`/`[NO] FORCE ROW LEVEL
+  SECURITY` go back to the table's N-1 setting. The schema compared by the proof holds
+  every policy and both settings, so a plan that left one behind is not proved.
 - `ALTER SEQUENCE` of its type, increment, bounds, start, cache or cycling goes back to the
   N-1 options; its current value stays (RESTART, which loses it, is refused).
 - `DROP VIEW`, `DROP MATERIALIZED VIEW` and `DROP TYPE`/`DROP DOMAIN` (enum, composite,
@@ -117,6 +120,24 @@ _RENAMES = {
 }
 # Relations renamed back with ALTER <keyword> name RENAME TO old.
 _RENAMED_RELATIONS = ("TABLE", "INDEX", "VIEW", "MATERIALIZED VIEW", "SEQUENCE")
+# ALTER TABLE … ROW LEVEL SECURITY: the N-1 attribute it changes, what that means, and the
+# keywords that set it on and off.
+_ROW_SECURITY = {
+    _AT.AT_EnableRowSecurity: ("row security", "applies row-level security", "ENABLE", "DISABLE"),
+    _AT.AT_DisableRowSecurity: ("row security", "applies row-level security", "ENABLE", "DISABLE"),
+    _AT.AT_ForceRowSecurity: (
+        "force row security",
+        "applies row-level security to its owner",
+        "FORCE",
+        "NO FORCE",
+    ),
+    _AT.AT_NoForceRowSecurity: (
+        "force row security",
+        "applies row-level security to its owner",
+        "FORCE",
+        "NO FORCE",
+    ),
+}
 # What SET SCHEMA moves back: the keyword and how the schema at N-1 names its kind.
 _MOVES = {
     _OBJ.OBJECT_TABLE: ("TABLE", "table"),
@@ -578,7 +599,7 @@ def _undo_add_column(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa
     return [(f"ALTER TABLE {_relation(relation)} DROP COLUMN IF EXISTS {quote_ident(column)}",)]
 
 
-def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401, PLR0911
     """An ALTER TABLE subcommand on a table (and column) that existed before the migration."""
     table = _relation(relation)
     shown = _shown(relation)
@@ -589,6 +610,8 @@ def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa:
         return _cast_back(cmd, relation, scope)
     if subtype == _AT.AT_DropConstraint:
         return _readd_constraint(cmd, relation, scope)
+    if subtype in _ROW_SECURITY:
+        return _row_security_back(subtype, relation, scope)
     if subtype not in {_AT.AT_SetNotNull, _AT.AT_DropNotNull, _AT.AT_ColumnDefault}:
         raise _Refusal(_UNKNOWN_REASON)
     column = f"ALTER TABLE {table} ALTER COLUMN {quote_ident(cmd.name)}"
@@ -652,6 +675,25 @@ def _cast_back(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN4
     cast = f"{column} SET DATA TYPE {old}" + (f" COLLATE {collation}" if collation else "")
     default = scope.before.attribute(found, "default")
     return [(cast, f"{column} SET DEFAULT {default}") if default else (cast,)]
+
+
+def _row_security_back(subtype: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    """Row-level security, and whether it binds the owner too, go back to N-1's setting."""
+    attribute, shown, on, off = _ROW_SECURITY[subtype]
+    table = _shown(relation)
+    before = scope.needs(f"it changes whether {table} {shown}; putting it back needs it")
+    found = before.find("table", *scope.was_named(_qualified_key(relation)))
+    _refuse_if(found is None, f"table {table} is not in the schema before this migration")
+    was_on = before.attribute(found, attribute) == "true"
+    return [(f"ALTER TABLE {_relation(relation)} {on if was_on else off} ROW LEVEL SECURITY",)]
+
+
+def _undo_policy(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast CreatePolicyStmt
+    """A policy holds no rows: dropping it undoes it, unless it goes with its new table."""
+    if scope.has_table(node.table):
+        return []
+    name = quote_ident(node.policy_name)
+    return [(f"DROP POLICY IF EXISTS {name} ON {_relation(node.table)}",)]
 
 
 def _readd_constraint(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
@@ -899,4 +941,5 @@ _UNDOERS: dict[type, _Undoer] = {
     ast.CommentStmt: _undo_comment,
     ast.AlterObjectSchemaStmt: _undo_set_schema,
     ast.AlterSeqStmt: _undo_alter_sequence,
+    ast.CreatePolicyStmt: _undo_policy,
 }

@@ -113,3 +113,42 @@ def test_renamed_and_moved_objects_go_back_to_their_n_minus_1_names_and_schemas(
     assert before.schema is not None
     assert diff_schemas(after, before.schema, reference_label="N-1") == []
     assert states == [("open",), ("held",)]
+
+
+SECURED_BEFORE = """
+CREATE TABLE ledger (id int PRIMARY KEY, amount int);
+ALTER TABLE ledger ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY ledger_positive ON ledger FOR SELECT TO public USING (amount > 0);
+"""
+SECURED = (
+    'CREATE POLICY "ledger_small" ON "ledger" AS PERMISSIVE FOR SELECT TO public'
+    ' USING ("ledger"."amount" < 10);--> statement-breakpoint\n'
+    'ALTER TABLE "ledger" DISABLE ROW LEVEL SECURITY;--> statement-breakpoint\n'
+    'ALTER TABLE "ledger" NO FORCE ROW LEVEL SECURITY;\n'
+)
+
+
+def test_policies_and_row_security_go_back_to_n_minus_1_and_are_compared(
+    scratch_db: str,
+) -> None:
+    """A new policy is dropped, RLS and FORCE come back; the schema read holds all three."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(SECURED_BEFORE)
+        before = Before(schema=read_schema(conn, ()))
+        for forward in SECURED.split("--> statement-breakpoint"):
+            conn.execute(forward.encode())
+        assert before.schema is not None
+        left = diff_schemas(read_schema(conn, ()), before.schema, reference_label="N-1")
+    assert left == [
+        "left behind: policy ledger.ledger_small",
+        "differs: table ledger force row security: none (N-1: true)",
+        "differs: table ledger row security: false (N-1: true)",
+    ]
+    migration = Migration(tag="0042_secured", when=0, text=SECURED)
+    book = parse_runbook(derive_runbook(migration, before=before), file="runbooks/0042.md")
+    with psycopg.connect(scratch_db) as conn, conn.transaction():
+        for statement in book.statements:
+            conn.execute(statement.sql.encode())
+    with psycopg.connect(scratch_db) as conn:
+        after = read_schema(conn, ())
+    assert diff_schemas(after, before.schema, reference_label="N-1") == []

@@ -18,7 +18,7 @@ from tests.fix_rollbot import APPROVER, REQUESTER, schema_of
 PREVIOUS = {"0000": None, "0001": "0000", "0002": "0001", "0003": "0002", "0006": "0005"}
 PREVIOUS |= {"0007": "0006", "0008": "0007"}
 # From the top of the chain down to the first migration that loses data (0010).
-WALK = ("0020", "0019", "0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
+WALK = ("0021", "0020", "0019", "0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
 
 
 @pytest.fixture
@@ -108,7 +108,10 @@ def _names_too_long_stop_the_cast_back(service: Rollbot, database: str) -> None:
 def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     drizzle_db: Callable[[str | None], str], chain_service: Callable[..., Rollbot]
 ) -> None:
-    """From 0020 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+    """From 0021 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+
+    0021 enabled row-level security on invoices with a policy: the policy is dropped and
+    row-level security disabled again, as at N-1.
 
     0020 renamed an enum value a task holds and a sequence, and changed the sequence's
     options: the options go back to N-1's, both are renamed back, and the task reads the old

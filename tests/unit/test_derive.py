@@ -549,3 +549,34 @@ def test_sequence_options_go_back_to_n_minus_1_even_after_a_rename() -> None:
 def test_a_sequence_change_that_cannot_be_put_back_is_refused(sql: str, reason: str) -> None:
     """RESTART loses the current value; OWNED BY and unknown sequences are not derived."""
     assert reason in refusal(sql, SEQUENCE_BEFORE).reason
+
+
+SECURED_BEFORE = before_of(
+    SchemaObject(
+        kind="table",
+        name="public.invoices",
+        attributes=attributes(("row security", "false"), ("force row security", "true")),
+    ),
+)
+
+
+def test_policies_are_dropped_and_row_security_goes_back_to_n_minus_1() -> None:
+    """CREATE POLICY becomes DROP POLICY; ENABLE and NO FORCE go back to N-1's setting."""
+    sql = """ALTER TABLE "invoices" ENABLE ROW LEVEL SECURITY;--> statement-breakpoint
+ALTER TABLE "invoices" NO FORCE ROW LEVEL SECURITY;--> statement-breakpoint
+CREATE POLICY "visible" ON "invoices" AS PERMISSIVE FOR SELECT TO public USING (true);"""
+    assert rollback_sql(sql, SECURED_BEFORE) == [
+        "DROP POLICY IF EXISTS visible ON invoices",
+        "ALTER TABLE invoices FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE invoices DISABLE ROW LEVEL SECURITY",
+    ]
+    migration = Migration(tag="0100_snippet", when=1, text=sql)
+    book = parse_runbook(derive_runbook(migration, before=SECURED_BEFORE), file="runbooks/x.md")
+    assert all(statement.restores for statement in book.statements)
+    new_table = 'CREATE TABLE "t" (id int);--> statement-breakpoint\n'
+    assert rollback_sql(
+        f'{new_table}ALTER TABLE "t" ENABLE ROW LEVEL SECURITY;--> statement-breakpoint\n'
+        'CREATE POLICY "p" ON "t" USING (true);'
+    ) == ["DROP TABLE IF EXISTS t"]
+    error = refusal('ALTER TABLE "invoices" ENABLE ROW LEVEL SECURITY;')
+    assert "replaying ROLLBOT_MIGRATIONS_DIR" in error.reason

@@ -158,6 +158,8 @@ def test_statements_that_put_a_definition_back_remove_nothing() -> None:
         "ALTER TABLE archive.users SET SCHEMA public;\n"
         "ALTER TYPE archive.status SET SCHEMA public;\n"
         "ALTER SEQUENCE s AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9 START WITH 1 CACHE 1;\n"
+        "DROP POLICY IF EXISTS visible ON invoices;\n"
+        "ALTER TABLE invoices DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY;\n"
     )
     assert all(s.restores and not s.objects for s in statements)
     assert statements[12].relations == ()  # the moved table is not read
@@ -177,3 +179,5 @@ def test_statements_that_put_a_definition_back_remove_nothing() -> None:
         parse("ALTER FUNCTION f() SET SCHEMA archive;")
     with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
         parse("ALTER SEQUENCE s RESTART;")
+    with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
+        parse("DROP POLICY visible ON invoices CASCADE;")
