@@ -337,6 +337,9 @@ class Facts(BaseModel):
     counted_not_tables: tuple[str, ...] = ()  # front matter `count` names: "public.v (view)"
     nulls: tuple[NullCount, ...] = ()  # NULL rows of the columns SET NOT NULL is applied to
     violations: tuple[ViolationCount, ...] = ()  # rows violating the constraints validated
+    # Tables whose rows a cast back rewrites, with the statement casting: PostgreSQL rebuilds
+    # their indexes and checks their constraints again, running whatever code those call.
+    rewritten: tuple[tuple[int, Table], ...] = ()
     unfit: tuple[UnfitCount, ...] = ()  # rows that the types columns are cast back to do not hold
     # Foreign keys between a dropped table and a table that stays, with their definitions, and
     # the dropped tables' size on disk: what a quarantined rollback drops, keeps and holds.

@@ -235,6 +235,11 @@ def build_plan(
     changes = effects(facts)
     blockers += code_blockers(changes, facts, runbook.statements, runbook.file)
     blockers += hook_blockers(changes, facts, runbook.statements, runbook.file)
+    rewrites = tuple(
+        Effect(table=table, event="UPDATE", statement=number, why="its cast back", direct=True)
+        for number, table in facts.rewritten
+    )
+    blockers += hook_blockers(rewrites, facts, runbook.statements, runbook.file)
     named = {t.oid for t in [*drop_tables, *delete_tables]}
     affected = _affected(changes, column_tables(facts), named, runbook.statements)
     write_locked = _tables([*drop_tables, *delete_tables, *(t for t, _, _ in affected)])

@@ -30,7 +30,8 @@ so that this stays a pure function of the files and the schema.
   (PostgreSQL casts the default with the column). Every value that existed casts back
   exactly; rows written since may not fit, so the plan counts them (`bot/target/unfit.py`)
   and blocks with their count, and the transaction counts them again just before the cast.
-  PostgreSQL rebuilds the column's indexes and constraints; the proof checks them.
+  PostgreSQL rebuilds the column's indexes and constraints (the proof checks them), and one
+  that calls user-defined code blocks the plan, like any code a rewritten row would run.
 - Renames of tables, columns, constraints, indexes, views, materialized views, sequences and
   enum values are renamed back (a row holding the value reads the old label again).
 - `SET SCHEMA` of a table, view, materialized view, sequence or type moves it back, only

@@ -107,3 +107,30 @@ def test_fitting_rows_let_the_cast_back_reach_n_minus_1(
         before.schema.objects, key=lambda o: o.key
     )
     assert len(rows) == 3
+
+
+def test_an_index_calling_user_code_blocks_the_cast_back_that_rebuilds_it(
+    scratch_db: str,
+) -> None:
+    """The cast back rebuilds the column's indexes: one calling a user function blocks it."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION norm(text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT lower($1)';"
+            "CREATE TABLE n (id int PRIMARY KEY, label varchar(5));"
+            "CREATE INDEX n_norm_idx ON n (norm(label));"
+        )
+        before = Before(schema=read_schema(conn, ()))
+        conn.execute('ALTER TABLE "n" ALTER COLUMN "label" SET DATA TYPE text')
+    migration = Migration(
+        tag="0042_x", when=0, text='ALTER TABLE "n" ALTER COLUMN "label" SET DATA TYPE text;'
+    )
+    book = parse_runbook(derive_runbook(migration, before=before), file=FILE)
+    with psycopg.connect(scratch_db) as conn:
+        facts = read_facts(conn, book, describe_target(conn), count_budget=timedelta(seconds=2))
+    plan = build_plan(
+        book, facts, lock_timeout=timedelta(seconds=3), statement_timeout=timedelta(minutes=1)
+    )
+    assert any(
+        "index public.n_norm_idx on public.n runs on every row the rollback rewrites" in blocker
+        for blocker in plan.blockers
+    ), plan.blockers
