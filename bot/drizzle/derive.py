@@ -624,7 +624,7 @@ def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa:
         _AT.AT_ColumnDefault: "it changes the default of {}; putting the old one back needs it",
     }[subtype].format(f"{shown}.{cmd.name}")
     before = scope.needs(what)
-    found = before.find("column", *_qualified_key(relation), cmd.name)
+    found = before.find("column", *scope.was_named(_qualified_key(relation)), cmd.name)
     if found is None:
         raise _Refusal(f"column {shown}.{cmd.name} is not in the schema before this migration")
     if subtype == _AT.AT_ColumnDefault:
@@ -659,7 +659,7 @@ def _cast_back(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN4
             loses_data=True,
             needs_reference=True,
         )
-    found = scope.before.find("column", *_qualified_key(relation), cmd.name)
+    found = scope.before.find("column", *scope.was_named(_qualified_key(relation)), cmd.name)
     if found is None:
         raise _Refusal(f"column {shown} is not in the schema before this migration")
     old = read_type(scope.before.attribute(found, "type"))

@@ -580,3 +580,22 @@ CREATE POLICY "visible" ON "invoices" AS PERMISSIVE FOR SELECT TO public USING (
     ) == ["DROP TABLE IF EXISTS t"]
     error = refusal('ALTER TABLE "invoices" ENABLE ROW LEVEL SECURITY;')
     assert "replaying ROLLBOT_MIGRATIONS_DIR" in error.reason
+
+
+def test_a_column_of_a_table_renamed_first_is_found_by_its_n_minus_1_name() -> None:
+    """NOT NULL and a widened type on a renamed table are read from the table N-1 had."""
+    before = before_of(
+        SchemaObject(
+            kind="column",
+            name="public.users.email",
+            attributes=attributes(("not null", "true"), ("type", "character varying(50)")),
+        ),
+    )
+    sql = """ALTER TABLE "users" RENAME TO "people";--> statement-breakpoint
+ALTER TABLE "people" ALTER COLUMN "email" DROP NOT NULL;--> statement-breakpoint
+ALTER TABLE "people" ALTER COLUMN "email" SET DATA TYPE text;"""
+    assert rollback_sql(sql, before) == [
+        "ALTER TABLE people ALTER COLUMN email SET DATA TYPE character varying(50)",
+        "ALTER TABLE people ALTER COLUMN email SET NOT NULL",
+        "ALTER TABLE people RENAME TO users",
+    ]
