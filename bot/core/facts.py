@@ -77,6 +77,21 @@ class NullCount(BaseModel):
     rows: int | None  # None: the table is not there to count, or counting ran out of time
 
 
+class UnfitCount(BaseModel):
+    """Rows of a column a statement casts back that the type would not hold exactly.
+
+    `rows` is None when they were not counted, and `why` says why.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: int  # Statement.number
+    column: str  # public.tags.name
+    type: str  # the type it is cast to: `character varying(50)`
+    rows: int | None
+    why: str = ""
+
+
 class ViolationCount(BaseModel):
     """Rows that violate a constraint a statement checks; one of them makes it fail.
 
@@ -322,6 +337,10 @@ class Facts(BaseModel):
     counted_not_tables: tuple[str, ...] = ()  # front matter `count` names: "public.v (view)"
     nulls: tuple[NullCount, ...] = ()  # NULL rows of the columns SET NOT NULL is applied to
     violations: tuple[ViolationCount, ...] = ()  # rows violating the constraints validated
+    # Tables whose rows a cast back rewrites, with the statement casting: PostgreSQL rebuilds
+    # their indexes and checks their constraints again, running whatever code those call.
+    rewritten: tuple[tuple[int, Table], ...] = ()
+    unfit: tuple[UnfitCount, ...] = ()  # rows that the types columns are cast back to do not hold
     # Foreign keys between a dropped table and a table that stays, with their definitions, and
     # the dropped tables' size on disk: what a quarantined rollback drops, keeps and holds.
     quarantine_keys: tuple[KeptKey, ...] = ()

@@ -218,6 +218,7 @@ def build_plan(
     blockers += _reference_blockers(runbook.statements, facts)
     blockers += _null_blockers(runbook, facts)
     blockers += _violation_blockers(runbook, facts)
+    blockers += _unfit_blockers(runbook, facts)
     blockers += [
         f"{runbook.file}:{s.line}: {problem}"
         for s in runbook.statements
@@ -234,6 +235,11 @@ def build_plan(
     changes = effects(facts)
     blockers += code_blockers(changes, facts, runbook.statements, runbook.file)
     blockers += hook_blockers(changes, facts, runbook.statements, runbook.file)
+    rewrites = tuple(
+        Effect(table=table, event="UPDATE", statement=number, why="its cast back", direct=True)
+        for number, table in facts.rewritten
+    )
+    blockers += hook_blockers(rewrites, facts, runbook.statements, runbook.file)
     named = {t.oid for t in [*drop_tables, *delete_tables]}
     affected = _affected(changes, column_tables(facts), named, runbook.statements)
     write_locked = _tables([*drop_tables, *delete_tables, *(t for t, _, _ in affected)])
@@ -389,6 +395,20 @@ def _null_blockers(runbook: Runbook, facts: Facts) -> list[str]:
     ]
 
 
+def _unfit_blockers(runbook: Runbook, facts: Facts) -> list[str]:
+    """A cast back fails on (or cuts) the first row the old type cannot hold: say how many."""
+    lines = {s.number: s.line for s in runbook.statements}
+    return [
+        f"{runbook.file}:{lines[u.statement]}: {u.rows} row{'' if u.rows == 1 else 's'} of "
+        f"{u.column} {'does' if u.rows == 1 else 'do'} not fit {u.type} (out of range, too "
+        f"long or not held exactly), so SET DATA TYPE would fail or change "
+        f"{'it' if u.rows == 1 else 'them'}; change or delete "
+        f"{'it' if u.rows == 1 else 'them'} first"
+        for u in facts.unfit
+        if u.rows
+    ]
+
+
 # What the rows a constraint rejects are, in words: the count means different rows per kind.
 _VIOLATING = {
     "foreign key": " (their keys match no row of the referenced table)",
@@ -423,6 +443,11 @@ def _uncounted(runbook: Runbook, facts: Facts) -> tuple[str, ...]:
         f"were not counted: {v.why}"
         for v in facts.violations
         if v.rows is None
+    ) + tuple(
+        f"{runbook.file}:{lines[u.statement]}: rows of {u.column} that {u.type} would not "
+        f"hold were not counted: {u.why}"
+        for u in facts.unfit
+        if u.rows is None
     )
 
 

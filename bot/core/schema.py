@@ -37,6 +37,7 @@ Kind = Literal[
     "materialized view",
     "function",
     "trigger",
+    "policy",
 ]
 # How an attribute's text is normalised before it is compared.
 Rendering = Literal["text", "expression", "constraint", "statement", "query"]

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import RunbookError
 from bot.core.functions import denied_reason
+from bot.core.widening import node_type
 
 
 class ObjectKind(StrEnum):
@@ -94,6 +95,26 @@ class Validation(BaseModel):
         return f"the unnamed {self.kind.upper()} on {_qualified(self.namespace, self.table)}"
 
 
+class CastBack(BaseModel):
+    """A column a statement casts to another of PostgreSQL's own types, as written.
+
+    Rows that do not fit the type make the statement fail, or would be cut or rounded on the
+    way (a varchar's trailing spaces, a double precision's digits), so the plan counts them
+    first and the transaction counts them again, under the lock, before the cast.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str | None
+    table: str
+    column: str
+    type: str  # as format_type prints it: `character varying(50)`, `integer`
+
+    def label(self) -> str:
+        """`public.tags.name`, or `tags.name` when the statement did not say the schema."""
+        return f"{_qualified(self.namespace, self.table)}.{self.column}"
+
+
 class Statement(BaseModel):
     """One statement of the rollback, with where it came from."""
 
@@ -123,6 +144,8 @@ class Statement(BaseModel):
     # Constraints it checks every row against (ADD CONSTRAINT without NOT VALID, or VALIDATE
     # of one the runbook added NOT VALID before): the plan counts the rows that violate them.
     validates: tuple[Validation, ...] = ()
+    # Columns it casts back to a narrower type: the plan counts the rows that would not fit.
+    casts_back: tuple[CastBack, ...] = ()
 
 
 def _qualified(namespace: str | None, name: str | None) -> str:
@@ -149,19 +172,44 @@ _ALTER_RESTORES = {
     enums.AlterTableType.AT_SetNotNull: "SET NOT NULL",
     enums.AlterTableType.AT_DropNotNull: "DROP NOT NULL",
     enums.AlterTableType.AT_ColumnDefault: "SET/DROP DEFAULT",
+    # Only to one of PostgreSQL's own number or string types, without USING: the cast is
+    # PostgreSQL's own, and the rows that would not fit are counted (`casts_back`).
+    enums.AlterTableType.AT_AlterColumnType: "SET DATA TYPE",
+    enums.AlterTableType.AT_EnableRowSecurity: "ENABLE/DISABLE ROW LEVEL SECURITY",
+    enums.AlterTableType.AT_DisableRowSecurity: "ENABLE/DISABLE ROW LEVEL SECURITY",
+    enums.AlterTableType.AT_ForceRowSecurity: "[NO] FORCE ROW LEVEL SECURITY",
+    enums.AlterTableType.AT_NoForceRowSecurity: "[NO] FORCE ROW LEVEL SECURITY",
 }
 _RENAMES = {
     enums.ObjectType.OBJECT_TABLE: "ALTER TABLE … RENAME",
     enums.ObjectType.OBJECT_COLUMN: "ALTER TABLE … RENAME COLUMN",
     enums.ObjectType.OBJECT_TABCONSTRAINT: "ALTER TABLE … RENAME CONSTRAINT",
     enums.ObjectType.OBJECT_INDEX: "ALTER INDEX … RENAME",
+    enums.ObjectType.OBJECT_VIEW: "ALTER VIEW … RENAME",
+    enums.ObjectType.OBJECT_MATVIEW: "ALTER MATERIALIZED VIEW … RENAME",
+    enums.ObjectType.OBJECT_SEQUENCE: "ALTER SEQUENCE … RENAME",
 }
+# Objects a rollback may move back to the schema they were in: the move keeps every row.
+_MOVES = {
+    enums.ObjectType.OBJECT_TABLE: "ALTER TABLE … SET SCHEMA",
+    enums.ObjectType.OBJECT_VIEW: "ALTER VIEW … SET SCHEMA",
+    enums.ObjectType.OBJECT_MATVIEW: "ALTER MATERIALIZED VIEW … SET SCHEMA",
+    enums.ObjectType.OBJECT_SEQUENCE: "ALTER SEQUENCE … SET SCHEMA",
+    enums.ObjectType.OBJECT_TYPE: "ALTER TYPE … SET SCHEMA",
+}
+# What ALTER SEQUENCE may change in a runbook: its definition, not its current value (RESTART)
+# nor its owner (OWNED BY).
+SEQUENCE_OPTIONS = frozenset({"as", "increment", "minvalue", "maxvalue", "start", "cache", "cycle"})
 _TX = enums.TransactionStmtKind
 _ALLOWED = (
     "DROP INDEX/TABLE/TYPE/DOMAIN/SEQUENCE/VIEW/MATERIALIZED VIEW, "
     "ALTER TABLE … DROP CONSTRAINT/COLUMN, DELETE, and to put definitions back CREATE INDEX, "
     "ALTER TABLE … ADD/VALIDATE CONSTRAINT, ALTER COLUMN … SET/DROP NOT NULL/DEFAULT, "
-    "renames of tables, columns, constraints and indexes, COMMENT ON, CREATE VIEW/"
+    "ALTER COLUMN … SET DATA TYPE (to a built-in number or string type, without USING), "
+    "renames of tables, columns, constraints, indexes, views, materialized views, sequences "
+    "and enum values, SET SCHEMA of tables, views, sequences and types, ALTER SEQUENCE options "
+    "(not RESTART), DROP POLICY, ALTER TABLE … ENABLE/DISABLE/[NO] FORCE ROW LEVEL SECURITY, "
+    "COMMENT ON, CREATE VIEW/"
     "MATERIALIZED VIEW/TYPE/DOMAIN"
 )
 
@@ -221,6 +269,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
                 restores=not objects,
                 set_not_null=_set_not_null(item.stmt),
                 validates=_validates(item.stmt, added_not_valid),
+                casts_back=_casts_back(item.stmt),
             )
         )
     if not statements:
@@ -344,8 +393,12 @@ def _reads(node: Any, sql: str, offset: int, source: _Source) -> _Reads:  # noqa
     A call that reaches outside the transaction, or a sample whose rows no one can review, is
     refused.
     """
-    owned = ast.DeleteStmt | ast.AlterTableStmt | ast.IndexStmt | ast.RenameStmt
+    owned = (
+        ast.DeleteStmt | ast.AlterTableStmt | ast.IndexStmt | ast.RenameStmt
+    ) | ast.AlterObjectSchemaStmt
     target = node.relation if isinstance(node, owned) else None
+    if isinstance(node, ast.AlterSeqStmt):
+        target = node.sequence  # the sequence altered is not read
     into: Any = node.into if isinstance(node, ast.CreateTableAsStmt) else None
     if into is not None:
         target = into.rel  # the materialized view it creates is not read
@@ -428,7 +481,41 @@ def _recreated_definition(node: Any) -> str | None:  # noqa: ANN401 - pglast nod
     return None
 
 
-def _classify(  # noqa: PLR0911 - one return per kind of statement
+def _changed_name_or_place(node: Any) -> str | None:  # noqa: ANN401, PLR0911 - pglast node
+    """The label of a statement that changes no row, else None.
+
+    A rename, a move to another schema, a comment, a sequence's options, a policy dropped
+    (without CASCADE): each changes a definition, never a row, and leaves no row behind.
+    """
+    if isinstance(node, ast.RenameStmt) and node.renameType in _RENAMES and not node.missing_ok:
+        return _RENAMES[node.renameType]
+    if isinstance(node, ast.AlterEnumStmt) and node.oldVal:
+        return "ALTER TYPE … RENAME VALUE"
+    if (
+        isinstance(node, ast.AlterObjectSchemaStmt)
+        and node.objectType in _MOVES
+        and not node.missing_ok
+    ):
+        return _MOVES[node.objectType]
+    if isinstance(node, ast.CommentStmt):
+        return "COMMENT ON"
+    if (
+        isinstance(node, ast.AlterSeqStmt)
+        and not node.missing_ok
+        and not node.for_identity
+        and {str(option.defname) for option in node.options or ()} <= SEQUENCE_OPTIONS
+    ):
+        return "ALTER SEQUENCE … options"
+    if (
+        isinstance(node, ast.DropStmt)
+        and node.removeType == enums.ObjectType.OBJECT_POLICY
+        and node.behavior != enums.DropBehavior.DROP_CASCADE
+    ):
+        return "DROP POLICY"
+    return None
+
+
+def _classify(
     node: Any,  # noqa: ANN401 - pglast node
     sql: str,
     offset: int,
@@ -467,16 +554,16 @@ def _classify(  # noqa: PLR0911 - one return per kind of statement
             cascade = any(cmd.behavior == enums.DropBehavior.DROP_CASCADE for cmd in cmds)
             label = " / ".join(sorted(f"DROP {_ALTER_DROPS[k].upper()}" for k in kinds))
             return f"ALTER TABLE … {label}", objects, cascade
+        _refuse_type_changes(cmds, sql, offset, source)
         if kinds <= set(_ALTER_RESTORES) and not node.missing_ok:
             label = " / ".join(sorted({_ALTER_RESTORES[k] for k in kinds}))
             return f"ALTER TABLE … {label}", (), False
     created = _recreated_definition(node)
     if created is not None:
         return created, (), False
-    if isinstance(node, ast.RenameStmt) and node.renameType in _RENAMES and not node.missing_ok:
-        return _RENAMES[node.renameType], (), False
-    if isinstance(node, ast.CommentStmt):
-        return "COMMENT ON", (), False
+    changed = _changed_name_or_place(node)
+    if changed is not None:
+        return changed, (), False
     if isinstance(node, ast.DeleteStmt) and node.withClause is None:
         relation = node.relation
         assert relation is not None  # noqa: S101 - the grammar requires a target table
@@ -502,6 +589,46 @@ def _set_not_null(node: Any) -> tuple[tuple[str | None, str, str], ...]:  # noqa
         (relation.schemaname, str(relation.relname), str(cmd.name))
         for cmd in node.cmds or ()
         if cmd.subtype == enums.AlterTableType.AT_SetNotNull
+    )
+
+
+def _refuse_type_changes(cmds: tuple[Any, ...], sql: str, offset: int, source: _Source) -> None:
+    for cmd in cmds:
+        problem = _type_change_problem(cmd)
+        if problem is not None:
+            raise source.refuse(
+                offset,
+                f"`{_short(sql)}` {problem}",
+                todo="cast only to smallint, integer, bigint, real, double precision, "
+                "numeric, varchar or text, without USING; convert values by hand, "
+                "outside rollbot",
+            )
+
+
+def _type_change_problem(cmd: Any) -> str | None:  # noqa: ANN401 - pglast AlterTableCmd
+    """Why a rollback may not run this column type change: one that could run anyone's code."""
+    if cmd.subtype != enums.AlterTableType.AT_AlterColumnType:
+        return None
+    if cmd.def_.raw_default is not None:
+        return "converts values with USING, an expression of its own"
+    if node_type(cmd.def_.typeName) is None:
+        return "casts to a type other than PostgreSQL's own numbers and strings"
+    return None
+
+
+def _casts_back(node: Any) -> tuple[CastBack, ...]:  # noqa: ANN401 - pglast node
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None:
+        return ()
+    relation = node.relation
+    return tuple(
+        CastBack(
+            namespace=relation.schemaname,
+            table=str(relation.relname),
+            column=str(cmd.name),
+            type=str(node_type(cmd.def_.typeName)),
+        )
+        for cmd in node.cmds or ()
+        if cmd.subtype == enums.AlterTableType.AT_AlterColumnType
     )
 
 
@@ -613,8 +740,8 @@ def _non_transactional(node: Any) -> str | None:  # noqa: ANN401 - pglast node
         ast.CreateSubscriptionStmt: "CREATE SUBSCRIPTION",
         ast.DropSubscriptionStmt: "DROP SUBSCRIPTION",
     }
-    for node_type, reason in refused.items():
-        if isinstance(node, node_type):
+    for refused_type, reason in refused.items():
+        if isinstance(node, refused_type):
             return reason
     return None
 

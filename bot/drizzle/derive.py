@@ -24,8 +24,24 @@ so that this stays a pure function of the files and the schema.
 - `DROP NOT NULL` is undone by `SET NOT NULL` when the column was NOT NULL at N-1 (the plan
   counts the NULL rows that would make it fail); `SET NOT NULL` by `DROP NOT NULL`.
 - `SET DEFAULT` and `DROP DEFAULT` go back to the N-1 default, or to none.
-- Renames of tables, columns, constraints and indexes are renamed back.
+- `SET DATA TYPE` that widens the column (`bot.core.widening`: smallint to integer to
+  bigint, a longer varchar or text, real to double precision, numeric to more digits of the
+  same scale) casts it back to the N-1 type and collation, and sets the N-1 default again
+  (PostgreSQL casts the default with the column). Every value that existed casts back
+  exactly; rows written since may not fit, so the plan counts them (`bot/target/unfit.py`)
+  and blocks with their count, and the transaction counts them again just before the cast.
+  PostgreSQL rebuilds the column's indexes and constraints (the proof checks them), and one
+  that calls user-defined code blocks the plan, like any code a rewritten row would run.
+- Renames of tables, columns, constraints, indexes, views, materialized views, sequences and
+  enum values are renamed back (a row holding the value reads the old label again).
+- `SET SCHEMA` of a table, view, materialized view, sequence or type moves it back, only
+  when N-1 had it in the schema it left: the move keeps every row where it is.
 - `COMMENT ON` goes back to the N-1 comment, or to none.
+- `CREATE POLICY` is undone by `DROP POLICY`; `ENABLE`/`DISABLE`/`[NO] FORCE ROW LEVEL
+  SECURITY` go back to the table's N-1 setting. The schema compared by the proof holds
+  every policy and both settings, so a plan that left one behind is not proved.
+- `ALTER SEQUENCE` of its type, increment, bounds, start, cache or cycling goes back to the
+  N-1 options; its current value stays (RESTART, which loses it, is refused).
 - `DROP VIEW`, `DROP MATERIALIZED VIEW` and `DROP TYPE`/`DROP DOMAIN` (enum, composite,
   domain) create the object again from its N-1 definition, options and comment; a
   materialized view is filled again (`WITH DATA`) only if it was populated at N-1. Statements
@@ -33,9 +49,10 @@ so that this stays a pure function of the files and the schema.
 - `CREATE … IF NOT EXISTS` (table, index, sequence, column) drops the object only when N-1
   did not have it; when it did, the statement changed nothing and its undo is nothing.
 
-What loses data stays refused: `DROP TABLE`, `DROP COLUMN`, `DROP SEQUENCE` (its current
-value), a changed column type (values were converted), rows written, changed or deleted in
-tables that existed, and `ALTER TYPE … ADD VALUE` on an existing enum: PostgreSQL cannot drop
+What loses data stays refused: `DROP TABLE`, `DROP COLUMN`, `DROP SEQUENCE` and
+`ALTER SEQUENCE … RESTART` (its current value), a changed column type other than a widening
+or with USING (values were converted), rows written, changed or deleted in tables that
+existed, and `ALTER TYPE … ADD VALUE` on an existing enum: PostgreSQL cannot drop
 an enum value, only recreating the type could, and that would rewrite every column using it,
 which is a rollback a person must decide. The refusal (`IrreversibleError`) names the first
 statement that loses data, by line, and what goes with it; only when no statement loses data
@@ -49,13 +66,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast, enums
 
 from bot.core.errors import IrreversibleError, MigrationFileError
 from bot.core.names import quote_ident, quote_literal
+from bot.core.sql import SEQUENCE_OPTIONS
+from bot.core.widening import node_type, read_type, widens
 from bot.drizzle.forward import ForwardStatement, parse_forward
 from bot.drizzle.journal import iso_date
 
@@ -82,7 +101,7 @@ _STATEMENT_REASONS: dict[type, str] = {
 }
 _UNKNOWN_REASON = (
     "a derived rollback undoes CREATE, DROP INDEX/CONSTRAINT/VIEW/TYPE, NOT NULL, DEFAULT, "
-    "renames and comments; not this statement"
+    "widened types, renames, moves and comments; not this statement"
 )
 # Dropped objects that hold no rows of their own: recreated from their N-1 definition.
 _RECREATED = {
@@ -96,6 +115,37 @@ _RENAMES = {
     _OBJ.OBJECT_COLUMN: "COLUMN",
     _OBJ.OBJECT_TABCONSTRAINT: "CONSTRAINT",
     _OBJ.OBJECT_INDEX: "INDEX",
+    _OBJ.OBJECT_VIEW: "VIEW",
+    _OBJ.OBJECT_MATVIEW: "MATERIALIZED VIEW",
+    _OBJ.OBJECT_SEQUENCE: "SEQUENCE",
+}
+# Relations renamed back with ALTER <keyword> name RENAME TO old.
+_RENAMED_RELATIONS = ("TABLE", "INDEX", "VIEW", "MATERIALIZED VIEW", "SEQUENCE")
+# ALTER TABLE … ROW LEVEL SECURITY: the N-1 attribute it changes, what that means, and the
+# keywords that set it on and off.
+_ROW_SECURITY = {
+    _AT.AT_EnableRowSecurity: ("row security", "applies row-level security", "ENABLE", "DISABLE"),
+    _AT.AT_DisableRowSecurity: ("row security", "applies row-level security", "ENABLE", "DISABLE"),
+    _AT.AT_ForceRowSecurity: (
+        "force row security",
+        "applies row-level security to its owner",
+        "FORCE",
+        "NO FORCE",
+    ),
+    _AT.AT_NoForceRowSecurity: (
+        "force row security",
+        "applies row-level security to its owner",
+        "FORCE",
+        "NO FORCE",
+    ),
+}
+# What SET SCHEMA moves back: the keyword and how the schema at N-1 names its kind.
+_MOVES = {
+    _OBJ.OBJECT_TABLE: ("TABLE", "table"),
+    _OBJ.OBJECT_VIEW: ("VIEW", "view"),
+    _OBJ.OBJECT_MATVIEW: ("MATERIALIZED VIEW", "materialized view"),
+    _OBJ.OBJECT_SEQUENCE: ("SEQUENCE", "sequence"),
+    _OBJ.OBJECT_TYPE: ("TYPE", "type"),
 }
 _COMMENTS = {
     _OBJ.OBJECT_TABLE: "table",
@@ -149,6 +199,12 @@ class _Scope:
     types: set[tuple[str, str]]
     indexes: set[tuple[str, str]]
     constraints: set[tuple[str, str, str]]
+    # Relations of N-1 renamed or moved by this migration: the new name to N-1's.
+    renamed: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def was_named(self, key: tuple[str, str]) -> tuple[str, str]:
+        """The name N-1 has for what is now `key`."""
+        return self.renamed.get(key, key)
 
     def has_table(self, relation: Any) -> bool:  # noqa: ANN401 - pglast RangeVar
         return _qualified_key(relation) in self.tables
@@ -294,6 +350,8 @@ def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     if _touches_only_new_objects(node, scope):
         return []
     if isinstance(node, ast.AlterEnumStmt):
+        if node.oldVal:
+            return _undo_enum_value_rename(node)
         raise _enum_refusal(node)
     if isinstance(node, ast.UpdateStmt | ast.DeleteStmt | ast.TruncateStmt):
         raise _rows_refusal(node)
@@ -305,8 +363,6 @@ def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
 def _enum_refusal(node: Any) -> _Refusal:  # noqa: ANN401 - pglast node
     schema, name = _schema_and_name(node.typeName)
     label = f"{_key(schema, name)[0]}.{name}"
-    if node.oldVal:
-        return _Refusal(f"it renames a value of enum {label}; a derived rollback does not")
     return _loses(
         f"it adds the value '{node.newVal}' to enum {label}, and rows written since may hold "
         "it; PostgreSQL cannot drop an enum value, only recreating the type could, which "
@@ -373,6 +429,7 @@ def _undo_table_as(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglas
 def _undo_sequence(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     if _existed(scope, node.if_not_exists, "sequence", *_qualified_key(node.sequence)):
         return []
+    scope.tables.add(_qualified_key(node.sequence))  # a relation this migration made
     return [(f"DROP SEQUENCE IF EXISTS {_relation(node.sequence)}",)]
 
 
@@ -543,7 +600,7 @@ def _undo_add_column(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa
     return [(f"ALTER TABLE {_relation(relation)} DROP COLUMN IF EXISTS {quote_ident(column)}",)]
 
 
-def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401, PLR0911
     """An ALTER TABLE subcommand on a table (and column) that existed before the migration."""
     table = _relation(relation)
     shown = _shown(relation)
@@ -551,12 +608,11 @@ def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa:
     if subtype == _AT.AT_DropColumn:
         raise _loses(f"it drops column {shown}.{cmd.name}, and every value in it is gone")
     if subtype == _AT.AT_AlterColumnType:
-        raise _loses(
-            f"it changes the type of {shown}.{cmd.name}; its values were converted and the "
-            "old ones are not kept"
-        )
+        return _cast_back(cmd, relation, scope)
     if subtype == _AT.AT_DropConstraint:
         return _readd_constraint(cmd, relation, scope)
+    if subtype in _ROW_SECURITY:
+        return _row_security_back(subtype, relation, scope)
     if subtype not in {_AT.AT_SetNotNull, _AT.AT_DropNotNull, _AT.AT_ColumnDefault}:
         raise _Refusal(_UNKNOWN_REASON)
     column = f"ALTER TABLE {table} ALTER COLUMN {quote_ident(cmd.name)}"
@@ -568,7 +624,7 @@ def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa:
         _AT.AT_ColumnDefault: "it changes the default of {}; putting the old one back needs it",
     }[subtype].format(f"{shown}.{cmd.name}")
     before = scope.needs(what)
-    found = before.find("column", *_qualified_key(relation), cmd.name)
+    found = before.find("column", *scope.was_named(_qualified_key(relation)), cmd.name)
     if found is None:
         raise _Refusal(f"column {shown}.{cmd.name} is not in the schema before this migration")
     if subtype == _AT.AT_ColumnDefault:
@@ -578,6 +634,67 @@ def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa:
     if subtype == _AT.AT_SetNotNull:
         return [] if was_not_null else [(f"{column} DROP NOT NULL",)]
     return [(f"{column} SET NOT NULL",)] if was_not_null else []
+
+
+def _cast_back(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    """A widened column cast back to its N-1 type, collation and default.
+
+    Only a widening whose cast back gives every value that existed exactly
+    (`bot.core.widening`): anything else converted the values, and the old ones are gone.
+    The plan counts the rows written since that the old type would not hold. PostgreSQL
+    casts the default along with the column, which can leave it spelled another way, so the
+    N-1 default is set again after the cast.
+    """
+    shown = f"{_shown(relation)}.{cmd.name}"
+    lost = (
+        f"it changes the type of {shown}; its values were converted and the old ones are not kept"
+    )
+    if cmd.def_.raw_default is not None:
+        raise _loses(f"{lost} (USING)")
+    if scope.before.schema is None:
+        raise _Refusal(
+            f"{lost}, unless it widened the type, which needs the schema before this "
+            f"migration; rollbot rebuilds it by replaying ROLLBOT_MIGRATIONS_DIR on a scratch "
+            f"database, and {scope.before.unavailable}",
+            loses_data=True,
+            needs_reference=True,
+        )
+    found = scope.before.find("column", *scope.was_named(_qualified_key(relation)), cmd.name)
+    if found is None:
+        raise _Refusal(f"column {shown} is not in the schema before this migration")
+    old = read_type(scope.before.attribute(found, "type"))
+    new = node_type(cmd.def_.typeName)
+    if old is None or new is None or not widens(old, new) or cmd.def_.collClause is not None:
+        raise _loses(lost)
+    if scope.before.attribute(found, "identity") or scope.before.attribute(found, "generated"):
+        raise _Refusal(
+            f"it changes the type of {shown}, an identity or generated column, whose "
+            "sequence or expression changes with it; a derived rollback does not undo that"
+        )
+    column = f"ALTER TABLE {_relation(relation)} ALTER COLUMN {quote_ident(cmd.name)}"
+    collation = scope.before.attribute(found, "collation")
+    cast = f"{column} SET DATA TYPE {old}" + (f" COLLATE {collation}" if collation else "")
+    default = scope.before.attribute(found, "default")
+    return [(cast, f"{column} SET DEFAULT {default}") if default else (cast,)]
+
+
+def _row_security_back(subtype: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    """Row-level security, and whether it binds the owner too, go back to N-1's setting."""
+    attribute, shown, on, off = _ROW_SECURITY[subtype]
+    table = _shown(relation)
+    before = scope.needs(f"it changes whether {table} {shown}; putting it back needs it")
+    found = before.find("table", *scope.was_named(_qualified_key(relation)))
+    _refuse_if(found is None, f"table {table} is not in the schema before this migration")
+    was_on = before.attribute(found, attribute) == "true"
+    return [(f"ALTER TABLE {_relation(relation)} {on if was_on else off} ROW LEVEL SECURITY",)]
+
+
+def _undo_policy(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast CreatePolicyStmt
+    """A policy holds no rows: dropping it undoes it, unless it goes with its new table."""
+    if scope.has_table(node.table):
+        return []
+    name = quote_ident(node.policy_name)
+    return [(f"DROP POLICY IF EXISTS {name} ON {_relation(node.table)}",)]
 
 
 def _readd_constraint(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
@@ -621,23 +738,98 @@ def _undo_rename(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast 
     keyword = _RENAMES.get(node.renameType)
     if keyword is None or node.missing_ok:
         raise _Refusal(
-            "a derived rollback renames back only tables, columns, constraints and indexes "
-            "(without IF EXISTS)"
+            "a derived rollback renames back only tables, columns, constraints, indexes, "
+            "views, materialized views and sequences (without IF EXISTS)"
         )
     relation = node.relation
     schema = relation.schemaname
-    if keyword == "TABLE":
+    if keyword in _RENAMED_RELATIONS:
         old = _qualified_key(relation)
         if old in scope.tables:
             scope.tables.add((old[0], node.newname))
-        return [(f"ALTER TABLE {_name(schema, node.newname)} RENAME TO {_relation(relation)}",)]
-    if keyword == "INDEX":
-        index = _name(schema, node.newname)
-        return [(f"ALTER INDEX {index} RENAME TO {quote_ident(relation.relname)}",)]
+        else:
+            scope.renamed[(old[0], node.newname)] = scope.was_named(old)
+        renamed = _name(schema, node.newname)
+        return [(f"ALTER {keyword} {renamed} RENAME TO {quote_ident(relation.relname)}",)]
     if keyword == "COLUMN" and scope.has_column(relation, node.subname):
         scope.columns.add((*_qualified_key(relation), node.newname))
     new, was = quote_ident(node.newname), quote_ident(node.subname)
     return [(f"ALTER TABLE {_relation(relation)} RENAME {keyword} {new} TO {was}",)]
+
+
+def _undo_alter_sequence(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - AlterSeqStmt
+    """A sequence's options go back to N-1's; its current value is left where it is.
+
+    Increment, bounds, start, cache, cycling and type are its definition; the current value
+    is its data, which RESTART throws away (refused, like a dropped sequence). Every option
+    is written from N-1, whichever the migration changed.
+    """
+    key = _qualified_key(node.sequence)
+    if key in scope.tables:
+        return []  # made by this migration: dropping it undoes this too
+    shown = f"sequence {_dotted(key)}"
+    options = {str(option.defname) for option in node.options or ()}
+    if "restart" in options:
+        raise _loses(f"it restarts {shown}, and its current value is gone")
+    _refuse_if(
+        node.missing_ok or node.for_identity or not options <= SEQUENCE_OPTIONS,
+        "a derived rollback puts back a sequence's type, increment, bounds, start, cache and "
+        "cycling (without IF EXISTS), not its owner",
+    )
+    before = scope.needs(f"it changes the options of {shown}; putting them back needs them")
+    found = before.find("sequence", *scope.was_named(key))
+    _refuse_if(found is None, f"{shown} is not in the schema before this migration")
+    was = {a.name: a.text for a in found.attributes} if found is not None else {}
+    cycle = "CYCLE" if was.get("cycle") == "true" else "NO CYCLE"
+    options_back = (
+        f"AS {was.get('type', 'bigint')} INCREMENT BY {was.get('increment')} "
+        f"MINVALUE {was.get('min')} MAXVALUE {was.get('max')} START WITH {was.get('start')} "
+        f"CACHE {was.get('cache')} {cycle}"
+    )
+    return [(f"ALTER SEQUENCE {_relation(node.sequence)} {options_back}",)]
+
+
+def _undo_enum_value_rename(node: Any) -> _Groups:  # noqa: ANN401 - pglast AlterEnumStmt
+    """A renamed enum value is renamed back: every row holding it reads the old label again."""
+    schema, name = _schema_and_name(node.typeName)
+    new, old = quote_literal(node.newVal), quote_literal(node.oldVal)
+    return [(f"ALTER TYPE {_name(schema, name)} RENAME VALUE {new} TO {old}",)]
+
+
+def _undo_set_schema(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    """An object moved to another schema goes back to the one it had at N-1.
+
+    Only when N-1 had it there: a move of what this migration created would leave the drop
+    of its creation looking in the wrong schema, and one of what N-1 lacks has no old place.
+    """
+    move = _MOVES.get(node.objectType)
+    if move is None or node.missing_ok:
+        raise _Refusal(
+            "a derived rollback moves back only tables, views, materialized views, sequences "
+            "and types (without IF EXISTS)"
+        )
+    keyword, kind = move
+    if node.objectType == _OBJ.OBJECT_TYPE:
+        schema, name = _schema_and_name(node.object)
+    else:
+        schema, name = node.relation.schemaname, node.relation.relname
+    key = _key(schema, name)
+    shown = f"{kind} {_dotted(key)}"
+    _refuse_if(
+        key in scope.tables or key in scope.types,
+        f"it moves {shown}, which this migration created, to schema {node.newschema}; a "
+        "derived rollback does not follow it there",
+    )
+    before = scope.needs(f"it moves {shown} to schema {node.newschema}")
+    was = scope.was_named(key)
+    _refuse_if(
+        before.find(kind, *was) is None,
+        f"it moves {shown}, which the schema before this migration does not have there",
+    )
+    if kind != "type":
+        scope.renamed[(node.newschema, name)] = was
+    moved = f"{quote_ident(node.newschema)}.{quote_ident(name)}"
+    return [(f"ALTER {keyword} {moved} SET SCHEMA {quote_ident(key[0])}",)]
 
 
 def _undo_comment(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
@@ -748,4 +940,7 @@ _UNDOERS: dict[type, _Undoer] = {
     ast.DropStmt: _undo_drop,
     ast.RenameStmt: _undo_rename,
     ast.CommentStmt: _undo_comment,
+    ast.AlterObjectSchemaStmt: _undo_set_schema,
+    ast.AlterSeqStmt: _undo_alter_sequence,
+    ast.CreatePolicyStmt: _undo_policy,
 }

@@ -34,6 +34,7 @@ from bot.core.facts import (
 )
 from bot.core.quarantine import QUARANTINE_LIKE, KeptKey
 from bot.core.sql import DbObject, ObjectKind
+from bot.target.unfit import count_unfit
 from bot.target.violations import count_violations
 
 if TYPE_CHECKING:
@@ -428,6 +429,7 @@ def read_facts(
     relations = _relations(conn, runbook.statements)
     names = [n for s in runbook.statements for n in s.functions]
     read = {r.oid for r in relations if r.oid is not None and r.kind in {"r", "p"}}
+    rewritten = _rewritten(conn, runbook)
     facts = Facts(
         target=target,
         objects=tuple(found),
@@ -441,7 +443,8 @@ def read_facts(
         operators=_named(conn, _OPERATORS, [o for s in runbook.statements for o in s.operators]),
         casts=_casts(conn, [t for s in runbook.statements for t in s.types]),
         implicit_casts=tuple(_via(row) for row in conn.execute(_IMPLICIT_CASTS)),
-        hooks=_hooks(conn, sorted(set(reach) | read)),
+        hooks=_hooks(conn, sorted(set(reach) | read | {t.oid for _, t in rewritten})),
+        rewritten=rewritten,
         quarantine_keys=keys,
         quarantine_bytes=size,
         quarantine_unmovable=unmovable,
@@ -455,7 +458,8 @@ def read_facts(
         for column in statement.set_not_null
     )
     violations = count_violations(conn, runbook, facts, count_budget)
-    facts = facts.model_copy(update={"nulls": nulls, "violations": violations})
+    unfit = count_unfit(conn, runbook, count_budget)
+    facts = facts.model_copy(update={"nulls": nulls, "violations": violations, "unfit": unfit})
     tables = {
         f.table.name: f.table
         for f in found
@@ -782,6 +786,17 @@ def _resolve_part(
     update: dict[str, Any] = {"exists": True, "table": owner, "oid": owner.oid}
     update |= {"oid": row[0]} if constraint else {"attnum": row[0]}
     return named.model_copy(update={**update, "fk_parents": _fk_parents(conn, owner.oid, **which)})
+
+
+def _rewritten(conn: psycopg.Connection[Any], runbook: Runbook) -> tuple[tuple[int, Table], ...]:
+    """The tables the runbook's casts back rewrite, as they exist now."""
+    found = []
+    for statement in runbook.statements:
+        for column_cast in statement.casts_back:
+            row = _relation(conn, column_cast.namespace, column_cast.table)
+            if row is not None and row[2] in {"r", "p"}:
+                found.append((statement.number, Table(oid=row[0], name=row[1])))
+    return tuple(found)
 
 
 def _relation(

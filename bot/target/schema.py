@@ -76,6 +76,7 @@ SELECT format('%%I.%%I', n.nspname, c.relname), c.relkind::text, c.relpersistenc
   CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
   CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
   c.relrowsecurity::text, obj_description(c.oid, 'pg_class'),
+  CASE WHEN c.relforcerowsecurity THEN 'true' END,
   CASE WHEN c.relkind IN ('v', 'm') THEN array_to_string(c.reloptions, ', ') END,
   CASE WHEN c.relkind = 'm' THEN c.relispopulated::text END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -129,6 +130,19 @@ SELECT format('%%I.%%I', n.nspname, c.relname), c.relkind::text, format('%%I', t
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_OURS} AND NOT t.tgisinternal
+"""
+# Who may see and write which rows: a policy's command, whether it is permissive, its roles
+# (cluster-wide, so the same on every database of the server) and its expressions.
+_POLICIES = f"""
+SELECT format('%%I.%%I', n.nspname, c.relname), format('%%I', p.polname),
+  p.polcmd::text, p.polpermissive::text,
+  (SELECT string_agg(CASE WHEN r.oid = 0 THEN 'public' ELSE format('%%I', pg_get_userbyid(r.oid))
+                     END, ', ' ORDER BY pg_get_userbyid(r.oid))
+     FROM unnest(p.polroles) AS r (oid)),
+  pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE {_OURS}
 """
 _RELKINDS = {
     "r": "table",
@@ -203,6 +217,21 @@ def read_schema(conn: psycopg.Connection[Any], exclude: Iterable[str]) -> Schema
             )
             for table, relkind, name, definition, enabled in rows(_TRIGGERS)
         ]
+        objects += [
+            SchemaObject(
+                kind="policy",
+                name=f"{table}.{name}",
+                parent=f"table {table}",
+                attributes=attributes(
+                    ("command", command),
+                    ("permissive", permissive),
+                    ("roles", roles),
+                    ("using", qual, "expression"),
+                    ("with check", check, "expression"),
+                ),
+            )
+            for table, name, command, permissive, roles, qual, check in rows(_POLICIES)
+        ]
         major = conn.info.server_version // 10000
     return Schema(objects=tuple(objects), server_major=major)
 
@@ -249,7 +278,9 @@ def _sequence(row: tuple[Any, ...]) -> SchemaObject:
 
 
 def _relation(row: tuple[Any, ...]) -> SchemaObject:
-    name, relkind, persistence, definition, bound, key, rls, comment, options, populated = row
+    name, relkind, persistence, definition, bound, key, rls, comment, forced, options, populated = (
+        row
+    )
     return SchemaObject(
         kind=_RELKINDS[relkind],
         name=name,
@@ -259,6 +290,7 @@ def _relation(row: tuple[Any, ...]) -> SchemaObject:
             ("partition of", bound, "text"),
             ("partition key", key),
             ("row security", rls),
+            ("force row security", forced),
             ("foreign", "true" if relkind == "f" else None),
             ("comment", comment),
             ("options", options or None),

@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
 
 from bot.core.verify import verification_problems
 from bot.target.catalog import read_facts, relations
+from bot.target.unfit import unfit_now
 
 if TYPE_CHECKING:
     from bot.core.plan import Plan
@@ -99,7 +101,31 @@ class PlanTransaction:
         if self.script.quarantine:
             self.send(self.script.quarantine)
         for statement, text in zip(self.runbook.statements, self.script.statements, strict=True):
+            self._fits(statement)
             self.send(text, statement)
+
+    def _fits(self, statement: Statement) -> None:
+        """Before a cast back: lock its table and count the rows the type would not hold.
+
+        PostgreSQL would fail on some of them but cut or round others without a word (a
+        varchar's trailing spaces, a double precision's digits), so rows written since the
+        plan counted none stop the transaction here. The lock is the one the ALTER takes.
+        """
+        for cast in statement.casts_back:
+            table = sql.Identifier(*filter(None, (cast.namespace, cast.table)))
+            lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table)
+            try:
+                self.conn.execute(lock)
+                rows = unfit_now(self.conn, cast)
+            except psycopg.Error as exc:
+                raise StatementFailedError(statement.sql, exc, statement) from None
+            if rows:
+                plural = rows != 1
+                error = psycopg.errors.NumericValueOutOfRange(
+                    f"{rows} row{'s' * plural} of {cast.label()} written since the plan "
+                    f"{'do' if plural else 'does'} not fit {cast.type}"
+                )
+                raise StatementFailedError(statement.sql, error, statement)
 
     def problems(
         self,

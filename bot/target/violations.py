@@ -71,14 +71,14 @@ WHERE i.indrelid = %(oid)s AND i.indisprimary
 """
 _EQ = sql.SQL(" OPERATOR(pg_catalog.=) ")
 # What an earlier statement may do that a count made now would not see.
-_CHANGES_FIRST = ("DELETE", "RENAME")
+_CHANGES_FIRST = ("DELETE", "RENAME", "SET SCHEMA")
 _CHANGED_FIRST = (
-    "an earlier statement deletes rows or renames objects first, so the rows it would check "
-    "are not those there now"
+    "an earlier statement deletes rows or renames or moves objects first, so the rows it "
+    "would check are not those there now"
 )
 
 
-class _NotCounted(Exception):  # noqa: N818 - a reason, not an error
+class NotCounted(Exception):  # noqa: N818 - a reason, not an error
     """Why a constraint's violations are not counted."""
 
 
@@ -136,13 +136,13 @@ def _violations(
     facts: Facts,
     budget: timedelta,
 ) -> ViolationCount:
-    table = _find(conn, validation.namespace, validation.table)
+    table = find_table(conn, validation.namespace, validation.table)
     if table is None:
         why = "the table does not exist before the rollback"
         return _not_counted(statement, validation, validation.table, why)
     try:
-        rows = _budgeted(conn, _query(conn, statement, validation, table, facts), budget)
-    except _NotCounted as why:
+        rows = budgeted_count(conn, _query(conn, statement, validation, table, facts), budget)
+    except NotCounted as why:
         return _not_counted(statement, validation, table.name, str(why))
     return ViolationCount(
         statement=statement.number,
@@ -153,21 +153,23 @@ def _violations(
     )
 
 
-def _find(conn: psycopg.Connection[Any], namespace: str | None, name: str) -> _Relation | None:
+def find_table(conn: psycopg.Connection[Any], namespace: str | None, name: str) -> _Relation | None:
+    """The table as a statement naming it would find it, None when there is none."""
     row = conn.execute(_TABLE, {"ns": namespace, "name": name}).fetchone()
     return _Relation(row) if row is not None else None
 
 
-def _readable(table: _Relation) -> None:
+def check_readable(table: _Relation) -> None:
+    """NotCounted unless the table is a table whose reading runs no one's code."""
     if table.kind not in {"r", "p"}:
         msg = f"{table.name} is not a table"
-        raise _NotCounted(msg)
+        raise NotCounted(msg)
     if table.runs_code:
         msg = (
             f"reading {table.name} would run code (a row-level security policy or a "
             "foreign table's wrapper)"
         )
-        raise _NotCounted(msg)
+        raise NotCounted(msg)
 
 
 def _query(
@@ -177,15 +179,15 @@ def _query(
     table: _Relation,
     facts: Facts,
 ) -> sql.Composed:
-    _readable(table)
+    check_readable(table)
     if validation.kind == "check":
         if validation.subquery:
             msg = "its expression holds a subquery, which PostgreSQL refuses in a CHECK"
-            raise _NotCounted(msg)
+            raise NotCounted(msg)
         problem = evaluation_problem(statement, facts)
         if problem is not None:
             msg = f"counting would evaluate its expression, and {problem}"
-            raise _NotCounted(msg)
+            raise NotCounted(msg)
         assert validation.expression is not None  # noqa: S101 - every CHECK has one
         # A CHECK fails only where its expression is false: NULL passes.
         return sql.SQL("SELECT count(*) FROM {} WHERE ({}) IS FALSE").format(
@@ -198,7 +200,7 @@ def _query(
         _builtin_types(conn, table, validation.columns)
         return _duplicates(validation, table)
     msg = "rollbot does not count an exclusion constraint's conflicts"
-    raise _NotCounted(msg)
+    raise NotCounted(msg)
 
 
 def _scan_all(table: _Relation, validation: Validation) -> sql.Composable:
@@ -217,30 +219,30 @@ def _builtin_types(
             f"{table.name}.{odd[0][0]} has a type that is not PostgreSQL's own, whose "
             "comparison could run user-defined code"
         )
-        raise _NotCounted(msg)
+        raise NotCounted(msg)
 
 
 def _foreign_key(
     conn: psycopg.Connection[Any], validation: Validation, child: _Relation, facts: Facts
 ) -> sql.Composed:
     assert validation.parent is not None  # noqa: S101 - every FOREIGN KEY names its parent
-    parent = _find(conn, validation.parent_namespace, validation.parent)
+    parent = find_table(conn, validation.parent_namespace, validation.parent)
     if parent is None:
         msg = "the referenced table does not exist before the rollback"
-        raise _NotCounted(msg)
-    _readable(parent)
+        raise NotCounted(msg)
+    check_readable(parent)
     referenced = validation.referenced
     if not referenced:
         row = conn.execute(_PRIMARY_KEY, {"oid": parent.oid}).fetchone()
         referenced = tuple(row[0]) if row and row[0] else ()
     if not referenced or len(referenced) != len(validation.columns):
         msg = f"the columns it references in {parent.name} are not known"
-        raise _NotCounted(msg)
+        raise NotCounted(msg)
     _builtin_types(conn, child, validation.columns)
     _builtin_types(conn, parent, referenced)
     if any(code_problem(via.code) is not None for via in facts.implicit_casts):
         msg = "the database has implicit casts that run user-defined code"
-        raise _NotCounted(msg)
+        raise NotCounted(msg)
     c, p = sql.Identifier("c"), sql.Identifier("p")
     own = [sql.SQL("{}.{}").format(c, sql.Identifier(name)) for name in validation.columns]
     theirs = [sql.SQL("{}.{}").format(p, sql.Identifier(name)) for name in referenced]
@@ -276,7 +278,7 @@ def _duplicates(validation: Validation, table: _Relation) -> sql.Composed:
     return sql.SQL("SELECT ({}) + ({})").format(duplicated, nulls)
 
 
-def _budgeted(conn: psycopg.Connection[Any], query: sql.Composed, budget: timedelta) -> int:
+def budgeted_count(conn: psycopg.Connection[Any], query: sql.Composed, budget: timedelta) -> int:
     """The count, read in a READ ONLY savepoint within the budget, then rolled back."""
     milliseconds = max(int(budget.total_seconds() * 1000), 1)
     counted: list[int] = []
@@ -289,12 +291,12 @@ def _budgeted(conn: psycopg.Connection[Any], query: sql.Composed, budget: timede
             raise psycopg.Rollback  # neither setting outlives the count
     except psycopg.errors.QueryCanceled:
         msg = "counting took longer than the count budget"
-        raise _NotCounted(msg) from None
+        raise NotCounted(msg) from None
     except psycopg.errors.InsufficientPrivilege:
         raise
     except (psycopg.ProgrammingError, psycopg.DataError, psycopg.NotSupportedError) as exc:
         # What the statement itself would fail with (a missing column, a division by zero,
         # a set-returning function): the rehearsal shows it; the count has nothing to say.
         msg = f"PostgreSQL could not count them: {exc.diag.message_primary or type(exc).__name__}"
-        raise _NotCounted(msg) from None
+        raise NotCounted(msg) from None
     return counted[0]

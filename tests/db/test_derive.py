@@ -9,17 +9,17 @@ import pytest
 from psycopg import sql
 
 from bot.core.runbook import parse_runbook
-from bot.drizzle.derive import derive_runbook
-from bot.drizzle.folder import JOURNAL_SCHEMA, JOURNAL_TABLE, read_migrations
+from bot.core.schema import diff_schemas
+from bot.drizzle.derive import Before, derive_runbook
+from bot.drizzle.folder import JOURNAL_SCHEMA, JOURNAL_TABLE, Migration, read_migrations
 from bot.drizzle.journal import journal_row_for
 from bot.target.journal import read_journal
+from bot.target.schema import read_schema
 from demo.sample import MIGRATIONS_DIR
 from tests.fix_drizzle import REVERSIBLE, chain_migration, migrate_to, read_chain, schema_dump
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from bot.drizzle.folder import Migration
 
 
 def roll_back(conninfo: str, migration: Migration) -> None:
@@ -69,3 +69,86 @@ def test_0023_derived_rollback_restores_0022(db_0023: str, readonly_db_0022: str
     """On asset_forge with its sample rows, the derived 0023 rollback leaves 0022's schema."""
     roll_back(db_0023, read_migrations(MIGRATIONS_DIR)[1])
     assert schema_dump(db_0023) == schema_dump(readonly_db_0022)
+
+
+MOVED_BEFORE = """
+CREATE SCHEMA archive;
+CREATE TYPE status AS ENUM ('open', 'held');
+CREATE SEQUENCE numbers START 10;
+CREATE TABLE notes (id int PRIMARY KEY, state status, n bigint DEFAULT nextval('numbers'));
+CREATE INDEX notes_state_idx ON notes (state);
+CREATE VIEW open_notes AS SELECT id FROM notes WHERE state = 'open';
+CREATE MATERIALIZED VIEW note_counts AS SELECT state, count(*) FROM notes GROUP BY state;
+CREATE MATERIALIZED VIEW held_notes AS SELECT id FROM notes WHERE state = 'held';
+INSERT INTO notes (id, state) VALUES (1, 'open'), (2, 'held');
+"""
+MOVED = """ALTER TYPE "public"."status" RENAME VALUE 'held' TO 'on_hold';--> statement-breakpoint
+ALTER VIEW "public"."open_notes" RENAME TO "unfinished_notes";--> statement-breakpoint
+ALTER MATERIALIZED VIEW "public"."held_notes" RENAME TO "notes_on_hold";--> statement-breakpoint
+ALTER SEQUENCE "public"."numbers" RENAME TO "note_numbers";--> statement-breakpoint
+ALTER TABLE "notes" SET SCHEMA "archive";--> statement-breakpoint
+ALTER MATERIALIZED VIEW "public"."note_counts" SET SCHEMA "archive";--> statement-breakpoint
+ALTER TYPE "public"."status" SET SCHEMA "archive";
+"""
+
+
+def test_renamed_and_moved_objects_go_back_to_their_n_minus_1_names_and_schemas(
+    scratch_db: str,
+) -> None:
+    """Enum value, view, materialized view and sequence renamed, three moved: all come back."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(MOVED_BEFORE)
+        before = Before(schema=read_schema(conn, ()))
+        for forward in MOVED.split("--> statement-breakpoint"):
+            conn.execute(forward.encode())
+    migration = Migration(tag="0042_moved", when=0, text=MOVED)
+    book = parse_runbook(derive_runbook(migration, before=before), file="runbooks/0042.md")
+    assert all(statement.restores for statement in book.statements)
+    with psycopg.connect(scratch_db) as conn, conn.transaction():
+        for statement in book.statements:
+            conn.execute(statement.sql.encode())
+    with psycopg.connect(scratch_db) as conn:
+        after = read_schema(conn, ())
+        states = conn.execute("SELECT state::text FROM notes ORDER BY id").fetchall()
+    assert before.schema is not None
+    assert diff_schemas(after, before.schema, reference_label="N-1") == []
+    assert states == [("open",), ("held",)]
+
+
+SECURED_BEFORE = """
+CREATE TABLE ledger (id int PRIMARY KEY, amount int);
+ALTER TABLE ledger ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY ledger_positive ON ledger FOR SELECT TO public USING (amount > 0);
+"""
+SECURED = (
+    'CREATE POLICY "ledger_small" ON "ledger" AS PERMISSIVE FOR SELECT TO public'
+    ' USING ("ledger"."amount" < 10);--> statement-breakpoint\n'
+    'ALTER TABLE "ledger" DISABLE ROW LEVEL SECURITY;--> statement-breakpoint\n'
+    'ALTER TABLE "ledger" NO FORCE ROW LEVEL SECURITY;\n'
+)
+
+
+def test_policies_and_row_security_go_back_to_n_minus_1_and_are_compared(
+    scratch_db: str,
+) -> None:
+    """A new policy is dropped, RLS and FORCE come back; the schema read holds all three."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(SECURED_BEFORE)
+        before = Before(schema=read_schema(conn, ()))
+        for forward in SECURED.split("--> statement-breakpoint"):
+            conn.execute(forward.encode())
+        assert before.schema is not None
+        left = diff_schemas(read_schema(conn, ()), before.schema, reference_label="N-1")
+    assert left == [
+        "left behind: policy ledger.ledger_small",
+        "differs: table ledger force row security: none (N-1: true)",
+        "differs: table ledger row security: false (N-1: true)",
+    ]
+    migration = Migration(tag="0042_secured", when=0, text=SECURED)
+    book = parse_runbook(derive_runbook(migration, before=before), file="runbooks/0042.md")
+    with psycopg.connect(scratch_db) as conn, conn.transaction():
+        for statement in book.statements:
+            conn.execute(statement.sql.encode())
+    with psycopg.connect(scratch_db) as conn:
+        after = read_schema(conn, ())
+    assert diff_schemas(after, before.schema, reference_label="N-1") == []

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def test_chain_is_a_drizzle_kit_folder() -> None:
-    """Nineteen migrations in journal order, each file cut by drizzle-kit's breakpoint marker."""
+    """Twenty-two migrations in journal order, each file cut by drizzle-kit's breakpoint marker."""
     chain = read_chain()
     assert [m.tag.split("_")[0] for m in chain] == sorted(
         (*REVERSIBLE, *FROM_REFERENCE, *IRREVERSIBLE)

@@ -18,7 +18,7 @@ from tests.fix_rollbot import APPROVER, REQUESTER, schema_of
 PREVIOUS = {"0000": None, "0001": "0000", "0002": "0001", "0003": "0002", "0006": "0005"}
 PREVIOUS |= {"0007": "0006", "0008": "0007"}
 # From the top of the chain down to the first migration that loses data (0010).
-WALK = ("0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
+WALK = ("0021", "0020", "0019", "0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
 
 
 @pytest.fixture
@@ -83,10 +83,43 @@ def _rolled_back(service: Rollbot, migration: str, previous: str) -> None:
     assert run.state is RunState.SUCCEEDED, run.reason
 
 
+def _names_too_long_stop_the_cast_back(service: Rollbot, database: str) -> None:
+    """Tags too long for varchar(50) block 0019's plan; one written after it fails the run."""
+    with psycopg.connect(database) as conn:
+        conn.execute("INSERT INTO tags (name) SELECT repeat('x', n) FROM generate_series(50, 52) n")
+    schema, journal = schema_of(database), journal_of(database)
+    blocked = service.request("0019", requested_by=REQUESTER)
+    assert blocked.state is RunState.BLOCKED
+    assert "2 rows of public.tags.name do not fit character varying(50)" in str(blocked.reason)
+    with psycopg.connect(database) as conn:
+        conn.execute("DELETE FROM tags WHERE length(name) > 50")
+    run = service.request("0019", requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    with psycopg.connect(database) as conn:  # trailing spaces the cast would cut
+        conn.execute("INSERT INTO tags (name) VALUES (repeat('y', 50) || '  ')")
+    failed = service.approve(run.id, APPROVER)
+    assert failed.state is RunState.FAILED
+    assert "1 row of tags.name written since the plan does not fit" in str(failed.reason)
+    assert (schema_of(database), journal_of(database)) == (schema, journal)
+    with psycopg.connect(database) as conn:
+        conn.execute("DELETE FROM tags WHERE length(name) > 50")
+
+
 def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     drizzle_db: Callable[[str | None], str], chain_service: Callable[..., Rollbot]
 ) -> None:
-    """From 0018 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+    """From 0021 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+
+    0021 enabled row-level security on invoices with a policy: the policy is dropped and
+    row-level security disabled again, as at N-1.
+
+    0020 renamed an enum value a task holds and a sequence, and changed the sequence's
+    options: the options go back to N-1's, both are renamed back, and the task reads the old
+    label again.
+
+    0019 widened three columns: they are cast back, and names written since that are too
+    long for the old varchar block the plan with their count, nothing changed; one written
+    after the plan, whose trailing spaces the cast would cut, fails the run before the cast.
 
     0018 dropped two views (one reading the other), a populated materialized view and an
     enum: they come back from their N-1 definitions, the view the other reads first, and the
@@ -99,6 +132,17 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     database = drizzle_db(TOP)
     service = chain_service(database, rehearsal="schema")
     for migration, previous in zip(WALK, (*WALK[1:], "0010"), strict=True):
+        if migration == "0020":
+            with psycopg.connect(database) as conn:
+                conn.execute(
+                    "WITH u AS (INSERT INTO users (email) VALUES ('h@example.com') RETURNING id),"
+                    " p AS (INSERT INTO projects (owner_id, name) SELECT id, 'h' FROM u"
+                    " RETURNING id)"
+                    " INSERT INTO tasks (project_id, title, due_at, status)"
+                    " SELECT id, 'held', now(), 'on_hold' FROM p"
+                )
+        if migration == "0019":
+            _names_too_long_stop_the_cast_back(service, database)
         if migration == "0013":
             with psycopg.connect(database) as conn:
                 conn.execute(
@@ -141,6 +185,13 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
             with psycopg.connect(database) as conn:
                 conn.execute("DELETE FROM invoices")
         _rolled_back(service, migration, previous)
+        if migration == "0020":
+            with psycopg.connect(database) as conn:
+                held = "SELECT status::text FROM tasks WHERE title = 'held'"
+                assert conn.execute(held).fetchone() == ("blocked",)
+                conn.execute("DELETE FROM tasks WHERE title = 'held'")
+                conn.execute("DELETE FROM projects WHERE name = 'h'")
+                conn.execute("DELETE FROM users WHERE email = 'h@example.com'")
         if migration == "0018":
             with psycopg.connect(database) as conn:  # populated at N-1, so readable again
                 assert conn.execute("SELECT count(*) FROM project_task_counts").fetchone()

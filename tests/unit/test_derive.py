@@ -458,3 +458,144 @@ def test_a_dropped_view_missing_at_n_minus_1_with_if_exists_needs_nothing() -> N
     assert [s for u in derive_rollback(migration, VIEWS_BEFORE) for s in u.statements] == [
         "DROP TABLE IF EXISTS t"
     ]
+
+
+MOVED_BEFORE = before_of(
+    SchemaObject(kind="table", name="public.audit_log"),
+    SchemaObject(kind="type", name="public.status"),
+    SchemaObject(kind="view", name="public.open_tasks"),
+)
+
+
+def test_renamed_enum_values_views_and_sequences_and_moves_are_undone() -> None:
+    """Each is renamed or moved back, newest first; a move only to where N-1 had it."""
+    sql = """ALTER TYPE "public"."status" RENAME VALUE 'held' TO 'on_hold';--> statement-breakpoint
+ALTER VIEW "open_tasks" RENAME TO "unfinished_tasks";--> statement-breakpoint
+ALTER MATERIALIZED VIEW "public"."counts" RENAME TO "task_counts";--> statement-breakpoint
+ALTER SEQUENCE "public"."n" RENAME TO "numbers";--> statement-breakpoint
+ALTER TABLE "audit_log" SET SCHEMA "archive";--> statement-breakpoint
+ALTER TYPE "public"."status" SET SCHEMA "archive";"""
+    assert rollback_sql(sql, MOVED_BEFORE) == [
+        "ALTER TYPE archive.status SET SCHEMA public",
+        "ALTER TABLE archive.audit_log SET SCHEMA public",
+        "ALTER SEQUENCE public.numbers RENAME TO n",
+        "ALTER MATERIALIZED VIEW public.task_counts RENAME TO counts",
+        "ALTER VIEW unfinished_tasks RENAME TO open_tasks",
+        "ALTER TYPE public.status RENAME VALUE 'on_hold' TO 'held'",
+    ]
+    migration = Migration(tag="0100_snippet", when=1, text=sql)
+    book = parse_runbook(derive_runbook(migration, before=MOVED_BEFORE), file="runbooks/x.md")
+    assert all(statement.restores for statement in book.statements)
+
+
+def test_what_this_migration_made_is_renamed_back_but_not_followed_when_moved() -> None:
+    """A new enum's value rename needs nothing; a new table moved elsewhere is refused."""
+    made = 'CREATE TYPE "public"."mood" AS ENUM (\'ok\');--> statement-breakpoint\n'
+    assert rollback_sql(f"{made}ALTER TYPE \"public\".\"mood\" RENAME VALUE 'ok' TO 'fine';") == [
+        "DROP TYPE IF EXISTS public.mood"
+    ]
+    error = refusal(
+        'CREATE TABLE "t" (id int);--> statement-breakpoint\nALTER TABLE "t" SET SCHEMA "s";',
+        MOVED_BEFORE,
+    )
+    assert "which this migration created" in error.reason
+    error = refusal('ALTER VIEW "gone" SET SCHEMA "s";', MOVED_BEFORE)
+    assert "does not have there" in error.reason
+    error = refusal('ALTER TABLE "audit_log" SET SCHEMA "archive";')
+    assert "replaying ROLLBOT_MIGRATIONS_DIR" in error.reason
+
+
+SEQUENCE_BEFORE = before_of(
+    SchemaObject(
+        kind="sequence",
+        name="public.invoice_number_seq",
+        attributes=attributes(
+            ("type", "bigint"),
+            ("start", "1000"),
+            ("increment", "1"),
+            ("min", "1000"),
+            ("max", "9223372036854775807"),
+            ("cache", "1"),
+            ("cycle", "false"),
+        ),
+    ),
+)
+
+
+def test_sequence_options_go_back_to_n_minus_1_even_after_a_rename() -> None:
+    """Every option is written from N-1, found by the name it had there; its value stays."""
+    sql = (
+        'ALTER SEQUENCE "public"."invoice_number_seq" RENAME TO "numbers";'
+        "--> statement-breakpoint\n"
+        'ALTER SEQUENCE "public"."numbers" INCREMENT BY 10 CACHE 20 CYCLE;'
+    )
+    assert rollback_sql(sql, SEQUENCE_BEFORE) == [
+        (
+            "ALTER SEQUENCE public.numbers AS bigint INCREMENT BY 1 MINVALUE 1000 "
+            "MAXVALUE 9223372036854775807 START WITH 1000 CACHE 1 NO CYCLE"
+        ),
+        "ALTER SEQUENCE public.numbers RENAME TO invoice_number_seq",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ('ALTER SEQUENCE "invoice_number_seq" RESTART WITH 5;', "current value is gone"),
+        ('ALTER SEQUENCE "invoice_number_seq" OWNED BY "t"."c";', "not its owner"),
+        ('ALTER SEQUENCE "gone" INCREMENT BY 2;', "is not in the schema before"),
+    ],
+)
+def test_a_sequence_change_that_cannot_be_put_back_is_refused(sql: str, reason: str) -> None:
+    """RESTART loses the current value; OWNED BY and unknown sequences are not derived."""
+    assert reason in refusal(sql, SEQUENCE_BEFORE).reason
+
+
+SECURED_BEFORE = before_of(
+    SchemaObject(
+        kind="table",
+        name="public.invoices",
+        attributes=attributes(("row security", "false"), ("force row security", "true")),
+    ),
+)
+
+
+def test_policies_are_dropped_and_row_security_goes_back_to_n_minus_1() -> None:
+    """CREATE POLICY becomes DROP POLICY; ENABLE and NO FORCE go back to N-1's setting."""
+    sql = """ALTER TABLE "invoices" ENABLE ROW LEVEL SECURITY;--> statement-breakpoint
+ALTER TABLE "invoices" NO FORCE ROW LEVEL SECURITY;--> statement-breakpoint
+CREATE POLICY "visible" ON "invoices" AS PERMISSIVE FOR SELECT TO public USING (true);"""
+    assert rollback_sql(sql, SECURED_BEFORE) == [
+        "DROP POLICY IF EXISTS visible ON invoices",
+        "ALTER TABLE invoices FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE invoices DISABLE ROW LEVEL SECURITY",
+    ]
+    migration = Migration(tag="0100_snippet", when=1, text=sql)
+    book = parse_runbook(derive_runbook(migration, before=SECURED_BEFORE), file="runbooks/x.md")
+    assert all(statement.restores for statement in book.statements)
+    new_table = 'CREATE TABLE "t" (id int);--> statement-breakpoint\n'
+    assert rollback_sql(
+        f'{new_table}ALTER TABLE "t" ENABLE ROW LEVEL SECURITY;--> statement-breakpoint\n'
+        'CREATE POLICY "p" ON "t" USING (true);'
+    ) == ["DROP TABLE IF EXISTS t"]
+    error = refusal('ALTER TABLE "invoices" ENABLE ROW LEVEL SECURITY;')
+    assert "replaying ROLLBOT_MIGRATIONS_DIR" in error.reason
+
+
+def test_a_column_of_a_table_renamed_first_is_found_by_its_n_minus_1_name() -> None:
+    """NOT NULL and a widened type on a renamed table are read from the table N-1 had."""
+    before = before_of(
+        SchemaObject(
+            kind="column",
+            name="public.users.email",
+            attributes=attributes(("not null", "true"), ("type", "character varying(50)")),
+        ),
+    )
+    sql = """ALTER TABLE "users" RENAME TO "people";--> statement-breakpoint
+ALTER TABLE "people" ALTER COLUMN "email" DROP NOT NULL;--> statement-breakpoint
+ALTER TABLE "people" ALTER COLUMN "email" SET DATA TYPE text;"""
+    assert rollback_sql(sql, before) == [
+        "ALTER TABLE people ALTER COLUMN email SET DATA TYPE character varying(50)",
+        "ALTER TABLE people ALTER COLUMN email SET NOT NULL",
+        "ALTER TABLE people RENAME TO users",
+    ]

@@ -151,8 +151,19 @@ def test_statements_that_put_a_definition_back_remove_nothing() -> None:
         "ALTER TABLE people RENAME TO users;\n"
         "ALTER INDEX j RENAME TO i;\n"
         "COMMENT ON COLUMN public.users.email IS NULL;\n"
+        "ALTER VIEW v2 RENAME TO v;\n"
+        "ALTER MATERIALIZED VIEW m2 RENAME TO m;\n"
+        "ALTER SEQUENCE s2 RENAME TO s;\n"
+        "ALTER TYPE status RENAME VALUE 'on_hold' TO 'held';\n"
+        "ALTER TABLE archive.users SET SCHEMA public;\n"
+        "ALTER TYPE archive.status SET SCHEMA public;\n"
+        "ALTER SEQUENCE s AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9 START WITH 1 CACHE 1;\n"
+        "DROP POLICY IF EXISTS visible ON invoices;\n"
+        "ALTER TABLE invoices DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY;\n"
     )
     assert all(s.restores and not s.objects for s in statements)
+    assert statements[12].relations == ()  # the moved table is not read
+    assert statements[14].relations == ()  # nor the sequence altered
     assert [s.kind for s in statements][:3] == [
         "CREATE INDEX",
         "ALTER TABLE … ADD CONSTRAINT",
@@ -162,3 +173,11 @@ def test_statements_that_put_a_definition_back_remove_nothing() -> None:
     assert statements[4].set_not_null == (("billing", "users", "email"),)
     with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
         parse("ALTER TABLE users ADD COLUMN age int;")
+    with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
+        parse("ALTER TYPE status ADD VALUE 'x';")
+    with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
+        parse("ALTER FUNCTION f() SET SCHEMA archive;")
+    with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
+        parse("ALTER SEQUENCE s RESTART;")
+    with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
+        parse("DROP POLICY visible ON invoices CASCADE;")
