@@ -65,7 +65,7 @@ _INSERTS: dict[str, LiteralString] = {
         SELECT md5('users:' || g)::uuid, 'artist' || g || '@assetforge.test', 'Artist ' || g,
                'https://cdn.assetforge.test/avatars/' || g || '.png',
                (CASE WHEN mod(g, 25) = 0 THEN 'admin' ELSE 'member' END)::user_role,
-               mod(g * 37, 500), ts, ts + interval '3 days'
+               mod(g::bigint * 37, 500), ts, ts + interval '3 days'
         FROM generate_series(1, %(n)s) AS g,
              LATERAL (SELECT timestamptz '2025-03-01 00:00+00' + g * interval '7 minutes') AS t(ts)
     """,
@@ -81,7 +81,7 @@ _INSERTS: dict[str, LiteralString] = {
     "sessions": """
         INSERT INTO sessions (id, user_id, token_hash, user_agent, expires_at, created_at)
         SELECT md5('sessions:' || g)::uuid,
-               md5('users:' || (mod(g * 7 - 1, %(users)s) + 1))::uuid, md5('token:' || g),
+               md5('users:' || (mod(g::bigint * 7 - 1, %(users)s) + 1))::uuid, md5('token:' || g),
                (ARRAY['Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15',
                       'curl/8.5.0', 'AssetForge/2.3 (Windows NT 10.0; Win64; x64)'])[mod(g, 3) + 1],
                timestamptz '2025-11-01 00:00+00' + g * interval '5 minutes',
@@ -99,7 +99,8 @@ _INSERTS: dict[str, LiteralString] = {
                (ARRAY['draft', 'processing', 'ready', 'ready', 'failed'])[mod(g, 5) + 1],
                'https://cdn.assetforge.test/models/' || g || '.glb',
                'https://cdn.assetforge.test/thumbs/' || g || '.png',
-               jsonb_build_object('polycount', 1000 + mod(g * 131, 50000), 'rigged', mod(g, 3) = 0,
+               jsonb_build_object('polycount', 1000 + mod(g::bigint * 131, 50000),
+                                  'rigged', mod(g, 3) = 0,
                                   'materials', mod(g, 7) + 1),
                ts, ts + interval '5 hours'
         FROM generate_series(1, %(n)s) AS g,
@@ -117,11 +118,11 @@ _INSERTS: dict[str, LiteralString] = {
                    [mod(g, 5) + 1] || ' with hand-painted textures, variation ' || g,
                jsonb_build_object('quality', (ARRAY['draft', 'standard', 'high'])[mod(g, 3) + 1],
                                   'topology', 'quad', 'target_polycount', 5000 + mod(g, 30000)),
-               'mesh_generation', mod(g * 17, 101), 'meshy-' || md5('meshy:' || g),
+               'mesh_generation', mod(g::bigint * 17, 101), 'meshy-' || md5('meshy:' || g),
                CASE WHEN mod(g, 6) = 4 THEN 'Meshy returned 502 after 3 retries' END,
                CASE WHEN mod(g, 6) = 3 THEN jsonb_build_object(
                    'model_url', 'https://cdn.assetforge.test/models/p' || g || '.glb',
-                   'duration_ms', 30000 + mod(g * 7, 90000)) END,
+                   'duration_ms', 30000 + mod(g::bigint * 7, 90000)) END,
                ts + interval '1 minute', ts + interval '12 minutes', ts + interval '7 days', ts,
                ts + interval '12 minutes'
         FROM generate_series(1, %(n)s) AS g,
@@ -132,9 +133,10 @@ _INSERTS: dict[str, LiteralString] = {
                                      input, output, started_at, completed_at, created_at)
         SELECT md5('stages:' || p || ':' || s)::uuid, md5('pipelines:' || p)::uuid,
                (ARRAY['prompt_enhancement', 'image_generation', 'mesh_generation', 'retexture'])[s],
-               s, (enum_range(NULL::stage_status))[mod(p + s, 5) + 1], mod(p * s * 13, 101),
-               CASE WHEN s = 1 THEN jsonb_build_object('seed', mod(p * 7919, 100000)) END,
-               CASE WHEN mod(p + s, 5) = 2 THEN jsonb_build_object('ms', mod(p * s, 60000)) END,
+               s, (enum_range(NULL::stage_status))[mod(p + s, 5) + 1], mod(p::bigint * s * 13, 101),
+               CASE WHEN s = 1 THEN jsonb_build_object('seed', mod(p::bigint * 7919, 100000)) END,
+               CASE WHEN mod(p + s, 5) = 2
+                    THEN jsonb_build_object('ms', mod(p::bigint * s, 60000)) END,
                ts, ts + interval '2 minutes', ts
         FROM generate_series(1, %(pipelines)s) AS p, generate_series(1, %(stages)s) AS s,
              LATERAL (SELECT timestamptz '2025-06-01 00:00+00' + p * interval '2 minutes'
@@ -145,14 +147,14 @@ _INSERTS: dict[str, LiteralString] = {
             variant_name, variant_order, status, retexture_task_id, material_overrides,
             credits_used, created_at, updated_at)
         SELECT md5('variants:' || g)::uuid, md5('assets:' || b)::uuid,
-               md5('assets:' || (mod(g * 13, %(assets)s) + 1))::uuid,
+               md5('assets:' || (mod(g::bigint * 13, %(assets)s) + 1))::uuid,
                md5('users:' || (mod(b - 1, %(users)s) + 1))::uuid,
                (ARRAY['pbr-metal', 'stylized', 'weathered', NULL])[mod(g, 4) + 1],
                'Variant ' || g, (g - 1) / %(bases)s,
                (ARRAY['pending', 'processing', 'completed', 'completed', 'failed'])[mod(g, 5) + 1],
                'retex-' || md5('retexture:' || g),
                jsonb_build_object('roughness', mod(g, 100) / 100.0, 'tint', '#' || lpad(
-                   to_hex(mod(g * 2654435761, 16777216)), 6, '0')),
+                   to_hex(mod(g::bigint * 2654435761, 16777216)), 6, '0')),
                5 + mod(g, 20), ts, ts + interval '4 minutes'
         FROM generate_series(1, %(n)s) AS g,
              LATERAL (SELECT mod(g - 1, %(bases)s) + 1,
@@ -174,7 +176,7 @@ _INSERTS: dict[str, LiteralString] = {
             resolved_at, resolved_by, created_at)
         SELECT md5('errors:' || g)::uuid,
                CASE WHEN mod(g, 7) = 0 THEN NULL
-                    ELSE md5('users:' || (mod(g * 3 - 1, %(users)s) + 1))::uuid END,
+                    ELSE md5('users:' || (mod(g::bigint * 3 - 1, %(users)s) + 1))::uuid END,
                'req_' || md5('request:' || g), '/api/' || m.route,
                (ARRAY['GET', 'POST', 'PATCH', 'DELETE'])[mod(g, 4) + 1],
                (ARRAY[400, 401, 403, 404, 429, 500, 502, 503])[mod(g, 8) + 1],
@@ -202,7 +204,7 @@ _INSERTS: dict[str, LiteralString] = {
                    [mod(g, 4) + 1],
                (enum_range(NULL::error_severity))[mod(g, 5) + 1],
                (enum_range(NULL::error_category))[mod(g, 9) + 1],
-               (ARRAY['meshy', 'openai', NULL])[mod(g, 3) + 1], 1 + mod(g * 7, 60),
+               (ARRAY['meshy', 'openai', NULL])[mod(g, 3) + 1], 1 + mod(g::bigint * 7, 60),
                1 + mod(g, 12), bucket + interval '2 minutes', bucket + interval '58 minutes',
                mod(g, 6) = 0,
                CASE WHEN mod(g, 6) = 0 THEN md5('users:' || (mod(g, %(users)s) + 1))::uuid END,
