@@ -7,12 +7,13 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from bot.core.plan import Plan, build_plan
+from bot.core.plan import build_plan
 from bot.core.runbook import parse_runbook
 from bot.drizzle.derive import Before, derive_runbook
 from bot.drizzle.folder import Migration
 from bot.target.catalog import describe_target, read_facts
 from bot.target.schema import read_schema
+from tests.derived import FILE, apply_migration, derived_plan
 from tests.fix_drizzle import schema_dump
 
 PREVIOUS = """
@@ -41,28 +42,12 @@ INSERT INTO m VALUES
     (5, -40000, 1, 'abc   ', 1e300, 'NaN'),
     (6, 1, 1, 'a', 1e-300, 1);
 """
-FILE = "0042_x.sql"
 
 
 @pytest.fixture
 def widened_db(scratch_db: str) -> tuple[str, Before]:
     """A database at 0042, which widened five columns; and its N-1."""
-    with psycopg.connect(scratch_db, autocommit=True) as conn:
-        conn.execute(PREVIOUS)
-        before = Before(schema=read_schema(conn, ()))
-        for statement in FORWARD.split("--> statement-breakpoint"):
-            conn.execute(statement.encode())
-    return scratch_db, before
-
-
-def derived_plan(conninfo: str, before: Before) -> Plan:
-    migration = Migration(tag="0042_x", when=0, text=FORWARD)
-    book = parse_runbook(derive_runbook(migration, before=before), file=FILE)
-    with psycopg.connect(conninfo) as conn:
-        facts = read_facts(conn, book, describe_target(conn), count_budget=timedelta(seconds=2))
-    return build_plan(
-        book, facts, lock_timeout=timedelta(seconds=3), statement_timeout=timedelta(minutes=1)
-    )
+    return scratch_db, apply_migration(scratch_db, PREVIOUS, FORWARD)
 
 
 def test_rows_the_old_types_do_not_hold_block_with_exact_counts(
@@ -73,7 +58,7 @@ def test_rows_the_old_types_do_not_hold_block_with_exact_counts(
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(ROWS)
     schema = schema_dump(conninfo)
-    plan = derived_plan(conninfo, before)
+    plan = derived_plan(conninfo, before, FORWARD)
     fits = sorted(b.split(": ", 1)[1].split(" (")[0] for b in plan.blockers if "fit" in b)
     assert fits == [
         "1 row of public.m.price does not fit numeric(5,2)",
@@ -94,7 +79,7 @@ def test_fitting_rows_let_the_cast_back_reach_n_minus_1(
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(ROWS)
         conn.execute("DELETE FROM m WHERE id >= 4")
-    plan = derived_plan(conninfo, before)
+    plan = derived_plan(conninfo, before, FORWARD)
     assert not plan.blocked, plan.blockers
     with psycopg.connect(conninfo) as conn, conn.transaction():
         for step in plan.steps:

@@ -8,17 +8,16 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 
-from bot.core.plan import Plan, build_plan
+from bot.core.plan import build_plan
 from bot.core.runbook import parse_runbook
-from bot.drizzle.derive import Before, derive_runbook
-from bot.drizzle.folder import Migration
 from bot.target.catalog import describe_target, read_facts
-from bot.target.schema import read_schema
+from tests.derived import FILE, apply_migration, derived_plan
 from tests.fix_drizzle import schema_dump
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from bot.drizzle.derive import Before
     from tests.fix_db import Role
 
 PREVIOUS = """
@@ -46,28 +45,12 @@ GOOD_ROWS = """
 INSERT INTO customers VALUES (1);
 INSERT INTO orders VALUES (1, 1, 'x', 5), (2, NULL, NULL, NULL), (3, 1, NULL, 0);
 """
-FILE = "0042_x.sql"
 
 
 @pytest.fixture
 def dropped_db(scratch_db: str) -> tuple[str, Before]:
     """A database at 0042, which dropped a CHECK, a FOREIGN KEY and a UNIQUE; and its N-1."""
-    with psycopg.connect(scratch_db, autocommit=True) as conn:
-        conn.execute(PREVIOUS)
-        before = Before(schema=read_schema(conn, ()))
-        for statement in FORWARD.split("--> statement-breakpoint"):
-            conn.execute(statement.encode())
-    return scratch_db, before
-
-
-def derived_plan(conninfo: str, before: Before) -> Plan:
-    migration = Migration(tag="0042_x", when=0, text=FORWARD)
-    book = parse_runbook(derive_runbook(migration, before=before), file=FILE)
-    with psycopg.connect(conninfo) as conn:
-        facts = read_facts(conn, book, describe_target(conn), count_budget=timedelta(seconds=2))
-    return build_plan(
-        book, facts, lock_timeout=timedelta(seconds=3), statement_timeout=timedelta(minutes=1)
-    )
+    return scratch_db, apply_migration(scratch_db, PREVIOUS, FORWARD)
 
 
 def test_violating_rows_block_the_derived_rollback_with_their_counts(
@@ -78,7 +61,7 @@ def test_violating_rows_block_the_derived_rollback_with_their_counts(
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(BAD_ROWS)
     schema = schema_dump(conninfo)
-    plan = derived_plan(conninfo, before)
+    plan = derived_plan(conninfo, before, FORWARD)
     names = ("orders_total_check", "orders_customer_id_fk", "orders_code_unique")
     # The statement that checks the rows: the VALIDATE after a NOT VALID, else the ADD.
     lines = {
@@ -119,7 +102,7 @@ def test_without_violating_rows_the_derived_rollback_is_approvable(
     conninfo, before = dropped_db
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(GOOD_ROWS)
-    plan = derived_plan(conninfo, before)
+    plan = derived_plan(conninfo, before, FORWARD)
     assert not plan.blocked, plan.blockers
     assert plan.uncounted == ()
 
