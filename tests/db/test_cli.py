@@ -1,5 +1,6 @@
 """The `rollbot` command as a script uses it: JSON out, exit codes, no secret ever printed."""
 
+import contextlib
 import getpass
 import json
 import os
@@ -7,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -246,43 +248,17 @@ def test_a_killed_purge_is_settled_by_what_postgresql_did(
     If not, the next command ends the orphan's session, and its transaction is rolled back.
     """
     env = {**env_for(db_0023, tmp_path), "ROLLBOT_LOCK_TIMEOUT": "20s"}
-    rolled = json.loads(
-        rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout
-    )
-    assert rollbot("approve", str(rolled["id"]), "--as", APPROVER, env=env).returncode == 0
-    shown = json.loads(rollbot("show", str(rolled["id"]), "--json", env=env).stdout)
-    schema = shown["outcome"]["quarantine"]["schema_name"]
-    planned = rollbot("purge", str(rolled["id"]), "--requested-by", REQUESTER, "--json", env=env)
-    restore_id = json.loads(planned.stdout)["id"]
-    with psycopg.connect(db_0023) as blocker:
-        blocker.execute(
-            sql.SQL("LOCK TABLE {}.api_errors IN ACCESS SHARE MODE").format(sql.Identifier(schema))
-        )
-        approving = subprocess.Popen(
-            [sys.executable, "-m", "bot", "approve", str(restore_id), "--as", APPROVER],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        # psql queued on the lock, and rollbot done writing to it (waiting for it to exit).
-        while not (
-            _waiting(db_0023, f"rollbot run {restore_id} restore")
-            and Path(f"/proc/{approving.pid}/wchan").read_text() == "do_wait"
-        ):
-            assert approving.poll() is None, "the restore ended before it met the lock"
-            assert time.monotonic() < deadline, "the restore never waited for the lock"
-            time.sleep(0.05)
-        approving.kill()
-        approving.wait(timeout=30)
+    schema, run_id = _quarantined_then(env, "purge")
+    # psql queued on the lock, and rollbot done writing to it (waiting for it to exit).
+    with _approve_killed_at_the_lock(db_0023, env, run_id, schema, until_written=True):
         if not lock_freed:
-            settled = json.loads(rollbot("show", str(restore_id), "--json", env=env).stdout)
+            settled = json.loads(rollbot("show", str(run_id), "--json", env=env).stdout)
     if lock_freed:
         deadline = time.monotonic() + 30
         while schema_exists(db_0023, schema):  # psql, orphaned, runs the rest and commits
             assert time.monotonic() < deadline, "the orphaned purge never committed"
             time.sleep(0.05)
-        settled = json.loads(rollbot("show", str(restore_id), "--json", env=env).stdout)
+        settled = json.loads(rollbot("show", str(run_id), "--json", env=env).stdout)
         assert settled["state"] == "succeeded", settled["reason"]
     else:
         assert settled["state"] == "failed"
@@ -306,35 +282,12 @@ def test_a_killed_move_back_is_settled_as_nothing_changed(
     the script was sent lets it say "nothing changed" because PostgreSQL says so.
     """
     env = {**env_for(db_0023, tmp_path), "ROLLBOT_LOCK_TIMEOUT": "20s"}
-    rolled = json.loads(
-        rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout
-    )
-    assert rollbot("approve", str(rolled["id"]), "--as", APPROVER, env=env).returncode == 0
-    shown = json.loads(rollbot("show", str(rolled["id"]), "--json", env=env).stdout)
-    schema = shown["outcome"]["quarantine"]["schema_name"]
-    planned = rollbot("restore", str(rolled["id"]), "--requested-by", REQUESTER, "--json", env=env)
-    restore_id = json.loads(planned.stdout)["id"]
-    with psycopg.connect(db_0023) as blocker:
-        blocker.execute(
-            sql.SQL("LOCK TABLE {}.api_errors IN ACCESS SHARE MODE").format(sql.Identifier(schema))
-        )
-        approving = subprocess.Popen(
-            [sys.executable, "-m", "bot", "approve", str(restore_id), "--as", APPROVER],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while not _waiting(db_0023, f"rollbot run {restore_id} restore"):
-            assert approving.poll() is None, "the move back ended before it met the lock"
-            assert time.monotonic() < deadline, "the move back never waited for the lock"
-            time.sleep(0.05)
-        approving.kill()
-        approving.wait(timeout=30)
+    schema, run_id = _quarantined_then(env, "restore")
+    with _approve_killed_at_the_lock(db_0023, env, run_id, schema, until_written=False):
         if not lock_freed:
-            settled = json.loads(rollbot("show", str(restore_id), "--json", env=env).stdout)
+            settled = json.loads(rollbot("show", str(run_id), "--json", env=env).stdout)
     if lock_freed:
-        settled = json.loads(rollbot("show", str(restore_id), "--json", env=env).stdout)
+        settled = json.loads(rollbot("show", str(run_id), "--json", env=env).stdout)
     assert settled["state"] == "failed", settled["reason"]
     assert "nothing changed" in settled["reason"]
     assert settled["xid"] is not None
@@ -342,6 +295,49 @@ def test_a_killed_move_back_is_settled_as_nothing_changed(
         public = conn.execute("SELECT to_regclass('public.api_errors') IS NOT NULL").fetchone()
     assert public == (False,)
     assert schema_exists(db_0023, schema)
+
+
+def _quarantined_then(env: dict[str, str], command: str) -> tuple[str, int]:
+    """Roll 0023 back into a quarantine, then plan `command` (purge, restore) of that run."""
+    rolled = json.loads(
+        rollbot("plan", "0023", "--requested-by", REQUESTER, "--json", env=env).stdout
+    )
+    assert rollbot("approve", str(rolled["id"]), "--as", APPROVER, env=env).returncode == 0
+    shown = json.loads(rollbot("show", str(rolled["id"]), "--json", env=env).stdout)
+    planned = rollbot(command, str(rolled["id"]), "--requested-by", REQUESTER, "--json", env=env)
+    return shown["outcome"]["quarantine"]["schema_name"], json.loads(planned.stdout)["id"]
+
+
+@contextlib.contextmanager
+def _approve_killed_at_the_lock(
+    conninfo: str, env: dict[str, str], run_id: int, schema: str, *, until_written: bool
+) -> Iterator[None]:
+    """`approve RUN` in a process killed once it waits on a lock held here; yields still held.
+
+    `until_written`: also wait until rollbot is done writing to its psql and waits for it to
+    exit, so that psql holds the whole script when rollbot dies.
+    """
+    with psycopg.connect(conninfo) as blocker:
+        blocker.execute(
+            sql.SQL("LOCK TABLE {}.api_errors IN ACCESS SHARE MODE").format(sql.Identifier(schema))
+        )
+        approving = subprocess.Popen(
+            [sys.executable, "-m", "bot", "approve", str(run_id), "--as", APPROVER],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not (
+            _waiting(conninfo, f"rollbot run {run_id} restore")
+            and (not until_written or Path(f"/proc/{approving.pid}/wchan").read_text() == "do_wait")
+        ):
+            assert approving.poll() is None, "the command ended before it met the lock"
+            assert time.monotonic() < deadline, "the command never waited for the lock"
+            time.sleep(0.05)
+        approving.kill()
+        approving.wait(timeout=30)
+        yield
 
 
 def _waiting(conninfo: str, application_name: str) -> bool:
