@@ -33,6 +33,9 @@ class BackupInfo(BaseModel, frozen=True):
     # "affected": the whole schema, but rows only of the tables the plan needs (see README)
     scope: Literal["all", "affected"] = "all"
     pruned_at: AwareDatetime | None = None  # the file was deleted by `rollbot backups prune`
+    # The snapshot the dump read (`xmin:xmax:xip,…`): a row whose writer it does not see was
+    # written after the backup, so a purge can tell a changed row from one the file holds.
+    snapshot: str | None = None
 
 
 class Blocker(BaseModel):

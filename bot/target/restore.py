@@ -265,7 +265,7 @@ def build_purge(
     script = "\n".join(
         [
             _HEADER + timeouts,
-            _unchanged_since_backup(quarantine, dict(rows)),
+            unchanged_since_backup(quarantine, dict(rows), backup.snapshot if backup else None),
             *(f"{sql};" for sql in purge_sql(quarantine)),
         ]
     )
@@ -290,25 +290,51 @@ def build_purge(
     return purge, script
 
 
-def _unchanged_since_backup(quarantine: Quarantine, moved_rows: dict[str, int]) -> str:
-    """Writes into the quarantine stop, and the purge is undone unless the counts still match.
+def unchanged_since_backup(
+    quarantine: Quarantine, moved_rows: dict[str, int], snapshot: str | None
+) -> str:
+    """Writes into the quarantine stop, and the purge is undone if any row changed since.
 
-    The final backup holds the rows the rollback moved; a row written into the quarantine
-    since would be in neither place after the purge, so the purge refuses instead.
+    The final backup holds the rows the rollback moved, as its snapshot saw them. A row
+    inserted or updated in the quarantine since carries the id of a transaction that
+    snapshot does not see (PostgreSQL writes a new row version for every UPDATE, with its
+    writer's id in `xmin`, and freezing keeps that id), so its value is in neither place
+    after a purge: the purge refuses instead. A deletion shows in the count. The 32-bit
+    `xmin` is placed in the current epoch (the newest full id with those low bits), which is
+    exact for every row written since the backup; a row so old that it lands there by
+    wraparound only makes the purge refuse, never pass. Backups stored before their snapshot
+    was kept are checked by their counts alone.
     """
     tables = quarantine.tables()
     if not tables:
         return ""
     lock = "LOCK TABLE " + ", ".join(o.moved for o in tables) + " IN EXCLUSIVE MODE;"
+    written_since = (
+        "count(*) FILTER (WHERE xmin::text::bigint > 2 AND NOT pg_visible_in_snapshot(("
+        "now8 - ((now8 % 4294967296) - xmin::text::bigint + 4294967296) % 4294967296)"
+        f"::text::xid8, {quote_literal(snapshot)}::pg_snapshot))"
+        if snapshot
+        else "0"
+    )
     checks = "\n".join(
-        f"  SELECT count(*) INTO n FROM {o.moved};\n"
+        f"  SELECT count(*), {written_since} INTO n, changed FROM {o.moved};\n"
         f"  IF n <> {moved_rows.get(o.name, 0)} THEN RAISE EXCEPTION "
         f"'purge refused: % holds % rows, its final backup {moved_rows.get(o.name, 0)}: "
-        f"something wrote into the quarantine since; take a new final backup first', "
-        f"{quote_literal(o.moved)}, n; END IF;"
+        f"something wrote into the quarantine since; nothing was dropped (a restore moves it "
+        f"back whole)', "
+        f"{quote_literal(o.moved)}, n; END IF;\n"
+        f"  IF changed > 0 THEN RAISE EXCEPTION "
+        f"'purge refused: % rows of % were written or changed after its final backup, "
+        f"which holds the earlier values; nothing was dropped (a restore moves it back "
+        f"whole)', "
+        f"changed, {quote_literal(o.moved)}; END IF;"
         for o in tables
     )
-    return f"{lock}\nDO $unchanged$\nDECLARE n bigint;\nBEGIN\n{checks}\nEND\n$unchanged$;"
+    return (
+        f"{lock}\nDO $unchanged$\nDECLARE n bigint; changed bigint;\n"
+        f"now8 bigint := pg_current_xact_id()::text::bigint;\n"
+        f"BEGIN\n{checks}\nEND\n$unchanged$;"
+    )
 
 
 def _reload(

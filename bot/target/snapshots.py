@@ -74,8 +74,10 @@ def backup_with_counts(
             conn.read_only = True
             if lock_wait is not None:
                 conn.execute(f"SET lock_timeout = '{format_duration(lock_wait)}'".encode())
-            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-            snapshot = str(row[0]) if row else ""
+            row = conn.execute(
+                "SELECT pg_export_snapshot(), pg_current_snapshot()::text"
+            ).fetchone()
+            snapshot, seen = (str(row[0]), str(row[1])) if row else ("", "")
             rows: dict[str, int] = {}
             try:
                 for table in tables:
@@ -111,6 +113,7 @@ def backup_with_counts(
             except (psycopg.errors.LockNotAvailable, LockWaitError):
                 raise _blocked(target, lock_wait, watch.blockers()) from None
             conn.rollback()
+            info = info.model_copy(update={"snapshot": seen})
     except (psycopg.OperationalError, DatabaseUnavailableError) as exc:
         raise BackupError(
             "The backup could not start: the target database cannot be reached",

@@ -11,12 +11,13 @@ import pytest
 
 from bot.core.errors import NotAllowedError
 from bot.core.plan import build_plan
-from bot.core.quarantine import Quarantine
+from bot.core.quarantine import MovedObject, Quarantine
 from bot.core.run import outcome_of
 from bot.core.runbook import parse_runbook
 from bot.core.states import RunState
 from bot.service.rollback import Rollbot
 from bot.target.catalog import describe_target, read_facts
+from bot.target.restore import unchanged_since_backup
 from tests.db.test_restore import TABLES, content_checksums
 from tests.db.test_rollback import journal_of
 from tests.fix_db import SAMPLE_COUNTS, restored
@@ -43,6 +44,7 @@ def quarantined(service: Rollbot) -> tuple[int, Quarantine]:
     taken = outcome_of(service.final_backup(rolled.id))
     assert taken is not None
     assert taken.quarantine_backup is not None
+    assert taken.quarantine_backup.snapshot  # what the purge's check compares writers with
     return rolled.id, outcome.quarantine
 
 
@@ -212,6 +214,49 @@ def test_purge_waits_for_an_approver_then_drops_the_quarantine(
     assert journal_of(db_0023) == journal_of(readonly_db_0023)
     assert content_checksums(db_0023) == before
     assert not schema_exists(db_0023, quarantine.schema_name)
+
+
+def test_a_purge_refuses_a_row_changed_after_the_final_backup(scratch_db: str) -> None:
+    """An UPDATE keeps the count but not the value: the purge's check sees it by its writer.
+
+    The final backup stores the snapshot it read; a row whose writer that snapshot does not
+    see (an UPDATE setting the same value, a writer still running when the dump started) is
+    not in the file as it is now, so dropping it would lose it. Frozen old rows pass.
+    """
+    moved = MovedObject(kind="table", name="public.t", moved="q.t")
+    quarantine = Quarantine(schema_name="q", objects=(moved,), keys=(), size_bytes=None)
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA q; CREATE TABLE q.t (id int PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO q.t SELECT i, 'v' || i FROM generate_series(1, 4) i")
+        conn.execute("VACUUM FREEZE q.t")
+        with psycopg.connect(scratch_db) as running:
+            running.execute("UPDATE q.t SET v = 'late' WHERE id = 4")  # open at the dump
+            with psycopg.connect(scratch_db) as dump:
+                dump.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                row = dump.execute("SELECT pg_current_snapshot()::text").fetchone()
+            running.commit()
+        assert row is not None
+        snapshot = str(row[0])
+
+        def purge_check(counted: int, seen: str | None) -> str | None:
+            try:
+                with conn.transaction(force_rollback=True):  # the check runs before a DROP
+                    conn.execute(unchanged_since_backup(quarantine, {"public.t": counted}, seen))
+            except psycopg.errors.RaiseException as exc:
+                return exc.diag.message_primary
+            return None
+
+        assert purge_check(4, snapshot) == (
+            "purge refused: 1 rows of q.t were written or changed after its final backup, "
+            "which holds the earlier values; nothing was dropped (a restore moves it back whole)"
+        )
+        assert purge_check(4, None) is None  # a backup stored before snapshots: counts only
+        assert "q.t holds 4 rows, its final backup 5" in (purge_check(5, snapshot) or "")
+        after = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        assert after is not None
+        assert purge_check(4, str(after[0])) is None  # nothing written since that snapshot
+        conn.execute("UPDATE q.t SET v = v WHERE id = 1")  # the same value, a new row version
+        assert "1 rows of q.t were written or changed" in (purge_check(4, str(after[0])) or "")
 
 
 def test_a_partitioned_table_blocks_the_quarantined_plan(scratch_db: str) -> None:
