@@ -31,7 +31,7 @@ from bot.target.scratch import (
     create_scratch,
     drop_role,
     drop_scratch,
-    scratch_name,
+    scratch_lease,
 )
 
 if TYPE_CHECKING:
@@ -127,37 +127,37 @@ def build(
 
     One replay gives both; the scratch database is dropped whatever happens.
     """
-    name = scratch_name(name_prefix)
-    refused = create_role(server, name)
-    role = None if refused else name
-    try:
+    with scratch_lease(server, name_prefix) as name:
+        refused = create_role(server, name)
+        role = None if refused else name
         try:
-            scratch = create_scratch(server, name, owner=role)
-        except ScratchRefusedError as exc:
-            return None, exc.reason
-        try:
-            with scratch.connect(PURPOSE) as conn:
-                if role is not None:
-                    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-                    conn.commit()
-                migrate(conn, list(migrations[:-1]))
-                previous = read_schema(conn, exclude)
-                migrate(conn, list(migrations[-1:]))
-                forward = read_schema(conn, exclude)
-        except TargetUnreachableError as exc:
-            return None, f"the scratch database cannot be reached ({exc.message})"
-        except psycopg.Error as exc:
-            said = postgres_message(exc, server.secrets)
-            return None, f"replaying the migrations on a scratch database failed ({said})"
+            try:
+                scratch = create_scratch(server, name, owner=role)
+            except ScratchRefusedError as exc:
+                return None, exc.reason
+            try:
+                with scratch.connect(PURPOSE) as conn:
+                    if role is not None:
+                        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+                        conn.commit()
+                    migrate(conn, list(migrations[:-1]))
+                    previous = read_schema(conn, exclude)
+                    migrate(conn, list(migrations[-1:]))
+                    forward = read_schema(conn, exclude)
+            except TargetUnreachableError as exc:
+                return None, f"the scratch database cannot be reached ({exc.message})"
+            except psycopg.Error as exc:
+                said = postgres_message(exc, server.secrets)
+                return None, f"replaying the migrations on a scratch database failed ({said})"
+            finally:
+                left = drop_scratch(server, name)
+                if left is not None:
+                    log.warning("reference.scratch_left", database=name, problem=left)
         finally:
-            left = drop_scratch(server, name)
-            if left is not None:
-                log.warning("reference.scratch_left", database=name, problem=left)
-    finally:
-        if role is not None:
-            role_left = drop_role(server, name)
-            if role_left is not None:
-                log.warning("reference.role_left", role=name, problem=role_left)
+            if role is not None:
+                role_left = drop_role(server, name)
+                if role_left is not None:
+                    log.warning("reference.role_left", role=name, problem=role_left)
     return (previous, forward), None
 
 

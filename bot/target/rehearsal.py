@@ -35,7 +35,7 @@ from bot.target.scratch import (
     drop_role,
     drop_scratch,
     restore_scratch,
-    scratch_name,
+    scratch_lease,
 )
 from bot.target.transaction import PlanTransaction, StatementFailedError
 
@@ -123,29 +123,29 @@ def rehearse(
     and the result carries the proof, or why it could not be made.
     """
     started = time.monotonic()
-    name = scratch_name(name_prefix)
-    refused = create_role(server, name)
-    role = None if refused else name
-    attempt = partial(
-        _in_scratch,
-        plan,
-        runbook,
-        backup=backup,
-        tools=tools,
-        server=server,
-        data=data,
-        name=name,
-        reference=reference,
-    )
-    try:
+    with scratch_lease(server, name_prefix) as name:
+        refused = create_role(server, name)
+        role = None if refused else name
+        attempt = partial(
+            _in_scratch,
+            plan,
+            runbook,
+            backup=backup,
+            tools=tools,
+            server=server,
+            data=data,
+            name=name,
+            reference=reference,
+        )
         try:
-            result = attempt(role=role)
-        except _AsRoleRefusedError as exc:
-            # e.g. an extension only a superuser may create: rehearse as rollbot, and say so
-            refused = f"restoring the copy as a throwaway role failed ({exc})"
-            result = attempt(role=None)
-    finally:
-        role_left = drop_role(server, name) if role is not None else None
+            try:
+                result = attempt(role=role)
+            except _AsRoleRefusedError as exc:
+                # e.g. an extension only a superuser may create: rehearse as rollbot, and say so
+                refused = f"restoring the copy as a throwaway role failed ({exc})"
+                result = attempt(role=None)
+        finally:
+            role_left = drop_role(server, name) if role is not None else None
     if role_left is not None:
         log.warning("rehearsal.role_left", role=name, problem=role_left)
     left = "; ".join(x for x in (result.cleanup_error, role_left) if x) or None

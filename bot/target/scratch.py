@@ -8,6 +8,13 @@ role that created it (`--no-owner --no-privileges`), which needs nothing but CRE
 password, as for pg_dump, reaches pg_restore through its environment only. What the server or
 pg_restore refuses is raised as `ScratchRefusedError` with PostgreSQL's own words: the caller
 decides whether that blocks anything.
+
+A process killed while it holds a scratch copy cannot drop it, so every copy is held under a
+lease (`scratch_lease`): a session named after the copy, open on the server from before the
+copy and its role exist until after both are dropped. The session ends when its process
+does, however it dies, and the next lease taken with the same prefix on that server drops
+every copy and role of that prefix whose session is gone. A lease's session is all that
+marks a copy as in use, so nothing but rollbot's own names is ever swept.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from __future__ import annotations
 import re
 import tempfile
 import uuid
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import psycopg
+import structlog
 from psycopg import sql
 
 from bot.core.archive import data_list
@@ -29,7 +38,7 @@ from bot.pgclient.conninfo import ChildConnection, run_client
 from bot.target.database import TargetUnreachableError, postgres_message
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from bot.core.results import BackupInfo
     from bot.pgclient.tools import PgTools
@@ -37,7 +46,20 @@ if TYPE_CHECKING:
 
 DataMode = Literal["none", "affected", "all"]
 PURPOSE = "scratch"
-_PREFIX_RE = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+# Short enough that `rollbot keeps <name>` fits in an application_name (63 bytes) whole.
+_PREFIX_RE = re.compile(r"[a-z_][a-z0-9_]{0,25}")
+_KEEPER = "keeps "  # a lease's session is named `rollbot keeps <scratch name>`
+_UNHELD = """
+SELECT name FROM (
+    SELECT datname AS name FROM pg_database UNION SELECT rolname FROM pg_roles
+) AS scratch
+WHERE name ~ %(pattern)s
+AND NOT EXISTS (
+    SELECT FROM pg_stat_activity a WHERE a.application_name = %(keeper)s || scratch.name
+)
+ORDER BY name
+"""
+log = structlog.get_logger()
 _FOREIGN_KEYS = """
 SELECT format('%I.%I', cn.nspname, c.relname), format('%I.%I', pn.nspname, p.relname)
 FROM pg_constraint k
@@ -60,6 +82,54 @@ def scratch_name(prefix: str) -> str:
     if not _PREFIX_RE.fullmatch(prefix):
         raise ValueError(f"{prefix!r} is not a usable database name prefix (a-z, 0-9, _)")
     return f"{prefix}_{datetime.now(UTC):%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
+
+
+@contextmanager
+def scratch_lease(server: TargetDatabase, prefix: str) -> Iterator[str]:
+    """A new scratch name, leased for as long as the block runs; dead holders' copies swept.
+
+    The lease's session opens before the caller creates anything under the name, so a
+    sweeper never sees a copy of a live holder without its session. When the server cannot
+    be reached the name is handed out all the same: creating the copy fails then too, and
+    says so where the caller reports it.
+    """
+    name = scratch_name(prefix)
+    with ExitStack() as stack:
+        try:
+            keeper = stack.enter_context(server.connect(f"{_KEEPER}{name}", autocommit=True))
+        except TargetUnreachableError:
+            keeper = None
+        if keeper is not None:
+            with suppress(psycopg.Error):  # a server before 14 has no idle session timeout
+                keeper.execute("SELECT set_config('idle_session_timeout', '0', false)")
+            sweep_scratch(server, prefix)
+        yield name
+
+
+def sweep_scratch(server: TargetDatabase, prefix: str) -> list[str]:
+    """Drop the copies and roles named `<prefix>_<time>_<random>` that no lease holds.
+
+    What cannot be dropped (another role's copy, a server that went away) is logged and left
+    for the next sweep; the names dropped are returned.
+    """
+    pattern = f"^{re.escape(prefix)}_[0-9]{{8}}_[0-9]{{6}}_[0-9a-f]{{6}}$"
+    try:
+        with server.connect(PURPOSE, autocommit=True) as conn:
+            rows = conn.execute(
+                _UNHELD, {"pattern": pattern, "keeper": f"rollbot {_KEEPER}"}
+            ).fetchall()
+    except (TargetUnreachableError, psycopg.Error) as exc:
+        log.warning("scratch.sweep_failed", prefix=prefix, problem=str(exc))
+        return []
+    swept: list[str] = []
+    for (name,) in rows:
+        problem = drop_scratch(server, str(name)) or drop_role(server, str(name))
+        if problem is not None:
+            log.warning("scratch.left", name=name, problem=problem)
+            continue
+        log.info("scratch.swept", name=name)
+        swept.append(str(name))
+    return swept
 
 
 def create_role(server: TargetDatabase, name: str) -> str | None:

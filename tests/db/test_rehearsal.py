@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -21,14 +25,13 @@ from bot.target import rehearsal as rehearsal_module
 from bot.target.catalog import describe_target, read_facts
 from bot.target.database import TargetDatabase
 from bot.target.rehearsal import rehearse
-from bot.target.scratch import drop_scratch
+from bot.target.scratch import drop_scratch, sweep_scratch
 from bot.target.snapshots import backup_with_counts
 from tests.fix_db import SAMPLE_COUNTS
 from tests.fix_rollbot import RUNBOOKS, counts_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from bot.core.results import BackupInfo
     from bot.target.scratch import DataMode
@@ -294,6 +297,58 @@ def test_a_scratch_database_that_cannot_be_dropped_is_reported_not_raised(
     assert result.cleanup_error is not None
     assert result.cleanup_error.startswith(f"the scratch database {scene.prefix}_")
     assert result.summary().endswith("could not be dropped (simulated); drop it by hand")
+
+
+HOLD_A_LEASE = """
+import sys, time
+from bot.target.database import TargetDatabase
+from bot.target.scratch import create_role, create_scratch, scratch_lease
+server = TargetDatabase.at(sys.argv[1])
+with scratch_lease(server, sys.argv[2]) as name:
+    create_role(server, name)
+    create_scratch(server, name, owner=name)
+    print(name, flush=True)
+    time.sleep(60)
+"""
+
+
+def hold_a_scratch_copy(scene: Scene) -> tuple[subprocess.Popen[str], str]:
+    """A process that made a scratch copy and its role under a lease, and holds them."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_LEASE, scene.server, scene.prefix],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert holder.stdout is not None
+    return holder, holder.stdout.readline().strip()
+
+
+def test_a_killed_holders_scratch_copy_is_swept_and_a_live_ones_kept(scene: Scene) -> None:
+    """A killed holder's copy and role are dropped by the next rehearsal; a live one's are kept.
+
+    The sweep tells them apart by the lease's session alone, so the live holder here runs in
+    another process, as another rollbot would.
+    """
+    killed, left = hold_a_scratch_copy(scene)
+    alive, held = hold_a_scratch_copy(scene)
+    try:
+        killed.kill()
+        killed.wait()
+        assert sorted(scene.scratch_databases()) == sorted([left, held])
+        result = scene.rehearse(seed_runbook())
+        assert result.ok, result.summary()
+        assert scene.scratch_databases() == [held]
+        with psycopg.connect(scene.server) as conn:
+            roles = conn.execute(
+                "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (scene.prefix,)
+            ).fetchall()
+        assert [r[0] for r in roles] == [held]
+    finally:
+        alive.kill()
+        alive.wait()
+    assert sweep_scratch(TargetDatabase.at(scene.server), scene.prefix) == [held]
+    assert scene.scratch_databases() == []
 
 
 LYING_FUNCTION = """
