@@ -348,6 +348,9 @@ class Facts(BaseModel):
     # Dropped tables a move cannot take whole: partitioned tables, partitions, inheritance
     # parents and children (SET SCHEMA moves one table, never its partitions or children).
     quarantine_unmovable: tuple[str, ...] = ()
+    # Schemas already named like a quarantine: the one this rollback would create must not
+    # be among them, or CREATE SCHEMA would fail only once the rollback runs.
+    quarantine_schemas: tuple[str, ...] = ()
 
     def found(self, statement: int, position: int) -> Found:
         """The facts for one object of one statement."""

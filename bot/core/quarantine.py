@@ -143,6 +143,13 @@ def quarantine_script(runbook: Runbook, facts: Facts) -> QuarantineScript:
         "ROLLBOT_DROP_MODE=drop"
         for name in facts.quarantine_unmovable
     ]
+    if walk.objects and sq in facts.quarantine_schemas:
+        blockers.append(
+            f"a schema named {sq} already exists, and quarantine mode would create it for "
+            "this rollback's tables; no quarantine of rollbot's has that name while these "
+            "tables are outside it, so something else made it: rename or drop that schema, "
+            "then plan again"
+        )
     if not walk.objects:
         return QuarantineScript(
             quarantine=None, create=None, statements=tuple(statements), blockers=tuple(blockers)

@@ -448,6 +448,7 @@ def read_facts(
         quarantine_keys=keys,
         quarantine_bytes=size,
         quarantine_unmovable=unmovable,
+        quarantine_schemas=_quarantine_schemas(conn) if any(map(_dropped_table, found)) else (),
         **cascade,
     )
     if count_budget is None:
@@ -540,6 +541,13 @@ def _quarantine_facts(
     except psycopg.errors.LockNotAvailable:
         row = conn.execute(_QUARANTINE_PAGES, tables).fetchone()
     return keys, int(row[0]) if row else None, unmovable
+
+
+def _quarantine_schemas(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
+    rows = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s ORDER BY 1", (QUARANTINE_LIKE,)
+    )
+    return tuple(str(name) for (name,) in rows)
 
 
 def _dropped_table(found: Found) -> bool:

@@ -282,3 +282,35 @@ def test_a_partitioned_table_blocks_the_quarantined_plan(scratch_db: str) -> Non
     (reason,) = [b for b in plan.blockers if "public.events " in b]
     assert "is partitioned, a partition or part of an inheritance tree" in reason
     assert "ROLLBOT_DROP_MODE=drop" in reason
+
+
+def test_a_schema_taking_the_quarantines_name_blocks_the_plan(scratch_db: str) -> None:
+    """A schema someone made under the quarantine's name stops the plan, not the run."""
+    text = "# R\n\n## Quick Rollback\n\n```sql\nDROP TABLE IF EXISTS events;\n```\n"
+    book = parse_runbook(text, file="0005_events.md")
+
+    def quarantined_plan() -> list[str]:
+        with psycopg.connect(scratch_db) as conn:
+            facts = read_facts(conn, book, describe_target(conn))
+        plan = build_plan(
+            book,
+            facts,
+            lock_timeout=timedelta(seconds=1),
+            statement_timeout=timedelta(minutes=1),
+            drop_mode="quarantine",
+        )
+        return list(plan.blockers)
+
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE events (id int)")
+        assert quarantined_plan() == []
+        oid = conn.execute("SELECT 'events'::regclass::oid::int").fetchone()
+        assert oid is not None
+        conn.execute(f"CREATE SCHEMA rollbot_quarantine_0005_{oid[0]}")
+    (blocker,) = quarantined_plan()
+    assert blocker == (
+        f"a schema named rollbot_quarantine_0005_{oid[0]} already exists, and quarantine "
+        "mode would create it for this rollback's tables; no quarantine of rollbot's has that "
+        "name while these tables are outside it, so something else made it: rename or drop "
+        "that schema, then plan again"
+    )
