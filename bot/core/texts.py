@@ -199,9 +199,11 @@ _LOSES_DATA = ("DROP TABLE", "DELETE", "ALTER TABLE … DROP COLUMN")
 def statement_summary(plan: Plan) -> str:
     """`24 statements run: 6 DROP TABLE, 12 DROP INDEX, …`, the kinds in runbook order."""
     kinds: dict[str, int] = {}
-    for step in plan.steps:
+    sent = plan.script.statements if len(plan.script.statements) == len(plan.steps) else ()
+    for i, step in enumerate(plan.steps):
         if step.status is StepStatus.RUNS:
-            kinds[step.statement.kind] = kinds.get(step.statement.kind, 0) + 1
+            kind = step.statement.kind + _aside(step.statement.sql, sent[i] if sent else None)
+            kinds[kind] = kinds.get(kind, 0) + 1
     if not kinds:
         return "no statement will run"
     total = sum(kinds.values())
@@ -209,12 +211,32 @@ def statement_summary(plan: Plan) -> str:
     return f"{total} statement{'s' if total != 1 else ''} run: {counted}"
 
 
+def _aside(written: str, sent: str | None) -> str:
+    """What quarantine mode made of a statement, when it is not what the runbook wrote.
+
+    A drop becomes a move into the quarantine, and an index or constraint of a moved table
+    stays on it: counted as written, the summary would claim drops that never happen.
+    """
+    if sent is None or sent == written:
+        return ""
+    if sent.startswith("SELECT $") and "kept in quarantine: " in sent:
+        return " (kept on the moved table)"
+    return " (moved aside)" if "SET SCHEMA" in sent else ""
+
+
 def data_statements(plan: Plan) -> list[str]:
-    """The statements that will remove rows or values, as written: what an approver must see."""
+    """The statements that will remove rows or values, as written: what an approver must see.
+
+    A drop that quarantine mode turns into a move removes nothing (the Drop mode line names
+    where the tables go), so it is not among them.
+    """
+    sent = plan.script.statements if len(plan.script.statements) == len(plan.steps) else ()
     return [
         step.statement.sql
-        for step in plan.steps
-        if step.status is StepStatus.RUNS and step.statement.kind.startswith(_LOSES_DATA)
+        for i, step in enumerate(plan.steps)
+        if step.status is StepStatus.RUNS
+        and step.statement.kind.startswith(_LOSES_DATA)
+        and not _aside(step.statement.sql, sent[i] if sent else None)
     ]
 
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pglast
 import pytest
 
+from bot.core import texts
 from bot.core.facts import Facts, Found, Table, Target
 from bot.core.plan import Plan, build_plan
 from bot.core.quarantine import KeptKey, MovedObject, Quarantine, _kept, move_back_sql, purge_sql
@@ -191,3 +192,17 @@ def test_a_dropped_sequence_moves_after_its_tables_and_tolerates_having_moved_wi
         f"DROP TABLE {q}.invoices",
         f"DROP SEQUENCE IF EXISTS {q}.seq",
     ]
+
+
+def test_the_summary_says_what_quarantine_mode_makes_of_each_statement() -> None:
+    """A moved drop is no drop: the counts say so, and no moved table is listed as data lost."""
+    quarantined, dropped = _plan("quarantine"), _plan("drop")
+    assert texts.statement_summary(quarantined) == (
+        "4 statements run: 1 DROP INDEX (kept on the moved table), "
+        "1 ALTER TABLE … DROP CONSTRAINT, 1 DROP TABLE (moved aside), 1 DROP TYPE (moved aside)"
+    )
+    assert texts.data_statements(quarantined) == []
+    assert texts.statement_summary(dropped) == (
+        "4 statements run: 1 DROP INDEX, 1 ALTER TABLE … DROP CONSTRAINT, 1 DROP TABLE, 1 DROP TYPE"
+    )
+    assert texts.data_statements(dropped) == ["DROP TABLE IF EXISTS api_errors"]
