@@ -3,14 +3,20 @@
 A drizzle-kit `SET DATA TYPE` converts every value of the column. Most conversions lose
 something on the way back (a rounded number, a cut string, a date that was a timestamp), but
 a widening does not: every smallint is an integer, every varchar(50) a varchar(100), every
-real a double precision, every numeric(10,2) a numeric(12,2), and casting any of them back
-gives exactly the value that was there. What a widening cannot promise is that rows written
-since still fit the old type; `unfit_rule` says which test finds those rows, so that the plan
-counts them before approval, as it counts the NULL rows SET NOT NULL would stop on.
+real a double precision, every numeric(10,2) a numeric(12,4) (no fewer digits on either side
+of the point), every integer a numeric with room for its digits, every character(5) a
+character(8), a varchar or a text (PostgreSQL strips a character's padding when it casts
+it to a varchar and pads it again on the way back, and a character compares without its
+padding, so the value is the same), and casting any of them back gives exactly the value
+that was there. What a widening cannot promise is that rows written since still fit the old
+type; `unfit_rule` says which test finds those rows, so that the plan counts them before
+approval, as it counts the NULL rows SET NOT NULL would stop on.
 
 Types are compared as PostgreSQL's `format_type` prints them (`character varying(50)`,
 `integer`, `numeric(10,2)`), the way the schema at N-1 holds them. Only PostgreSQL's own
-types are here, so the casts are PostgreSQL's own code; every other pair stays refused.
+types are here, so the casts are PostgreSQL's own code; every other pair stays refused. A
+varchar or text made a character is no widening: a value's trailing spaces would not come
+back.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ INTEGER_RANGES = {
     "bigint": (-9223372036854775808, 9223372036854775807),
 }
 _INTEGERS = tuple(INTEGER_RANGES)
+# The most digits an integer type's values have: a numeric with as many before the point
+# holds every one of them.
+_INTEGER_DIGITS = {"smallint": 5, "integer": 10, "bigint": 19}
 _STRINGS = ("character varying", "text")
 _FLOATS = ("real", "double precision")
 # pglast's names for PostgreSQL's own types, to the names format_type prints.
@@ -37,6 +46,7 @@ _PARSER_NAMES = {
     "float8": "double precision",
     "varchar": "character varying",
     "text": "text",
+    "bpchar": "character",
     "numeric": "numeric",
 }
 _TYPE = re.compile(r"^(?P<name>[a-z ]+?)(?:\((?P<mods>\d+(?:,\d+)?)\))?$")
@@ -55,7 +65,7 @@ class SqlType:
         return f"{self.name}({','.join(str(m) for m in self.mods)})"
 
 
-Test = Literal["none", "range", "length", "real", "digits"]
+Test = Literal["none", "range", "length", "real", "numeric", "integral"]
 
 
 @dataclass(frozen=True)
@@ -64,14 +74,17 @@ class Unfit:
 
     `none`: every value fits; `range`: an integer outside `low`..`high`; `length`: a string
     longer than `limit` characters (PostgreSQL would refuse it, or cut trailing spaces);
-    `real`: a double precision that a real does not hold exactly; `digits`: a number with
-    `limit` or more digits before the point.
+    `real`: a double precision that a real does not hold exactly; `numeric`: a number with
+    more than `scale` digits after the point (it would be rounded) or, rounded, `limit` or
+    more before it, or an infinity; `integral`: a number with a fraction (it would be
+    rounded), outside `low`..`high`, NaN or an infinity.
     """
 
     test: Test
     low: int = 0
     high: int = 0
     limit: int = 0
+    scale: int = 0
 
 
 def read_type(text: str | None) -> SqlType | None:
@@ -83,7 +96,7 @@ def read_type(text: str | None) -> SqlType | None:
         return None
     name = found["name"]
     mods = tuple(int(m) for m in found["mods"].split(",")) if found["mods"] else ()
-    if name not in (*_INTEGERS, *_STRINGS, *_FLOATS, "numeric"):
+    if name not in (*_INTEGERS, *_STRINGS, *_FLOATS, "numeric", "character"):
         return None
     return SqlType(name, mods)
 
@@ -115,24 +128,42 @@ def node_type(type_name: Any) -> SqlType | None:  # noqa: ANN401 - a pglast Type
     return parsed_type(tuple(str(n.sval) for n in type_name.names), tuple(mods))
 
 
-def widens(old: SqlType, new: SqlType) -> bool:  # noqa: PLR0911 - one answer per family
+def widens(old: SqlType, new: SqlType) -> bool:
     """Whether every value of `old` is a value of `new`, and casts back to itself exactly."""
-    if old.name in _INTEGERS and new.name in _INTEGERS:
-        return _INTEGERS.index(new.name) >= _INTEGERS.index(old.name)
-    if old.name == "character varying" and new.name in _STRINGS:
-        if not old.mods:
-            return not new.mods
-        return not new.mods or new.mods[0] >= old.mods[0]
-    if old.name == "text":
-        return new.name in _STRINGS and not new.mods
+    if old.name in (*_STRINGS, "character"):
+        return _widens_string(old, new)
     if old.name in _FLOATS and new.name in _FLOATS:
         return _FLOATS.index(new.name) >= _FLOATS.index(old.name)
-    if old.name == "numeric" and new.name == "numeric" and len(old.mods) == 2:  # noqa: PLR2004
-        # Same scale, no fewer digits: nothing is rounded either way. Any other change of
-        # scale rounds a value on the way back, which is not trivially exact.
-        precision, scale = old.mods
-        return len(new.mods) == 2 and new.mods[1] == scale and new.mods[0] >= precision  # noqa: PLR2004
-    return False
+    return _widens_number(old, new)
+
+
+def _widens_string(old: SqlType, new: SqlType) -> bool:  # noqa: PLR0911 - one answer per pair
+    if old.name == "text":
+        return new.name in _STRINGS and not new.mods
+    if old.name == "character":
+        if not old.mods:
+            return False  # a blank-padded string of any length: not a type format_type prints
+        if new.name == "character":
+            return bool(new.mods) and new.mods[0] >= old.mods[0]
+        return new.name in _STRINGS and (not new.mods or new.mods[0] >= old.mods[0])
+    if new.name not in _STRINGS:
+        return False
+    if not old.mods:
+        return not new.mods
+    return not new.mods or new.mods[0] >= old.mods[0]
+
+
+def _widens_number(old: SqlType, new: SqlType) -> bool:
+    if old.name in _INTEGERS and new.name in _INTEGERS:
+        return _INTEGERS.index(new.name) >= _INTEGERS.index(old.name)
+    if old.name in _INTEGERS and new.name == "numeric":
+        return not new.mods or new.mods[0] - new.mods[1] >= _INTEGER_DIGITS[old.name]
+    if old.name != "numeric" or new.name != "numeric":
+        return False
+    if not old.mods or not new.mods:
+        return not new.mods  # an unconstrained numeric holds every numeric
+    (precision, scale), (wider, finer) = old.mods, new.mods
+    return finer >= scale and wider - finer >= precision - scale
 
 
 def unfit_rule(current: SqlType, old: SqlType) -> Unfit | None:  # noqa: PLR0911 - per family
@@ -143,18 +174,16 @@ def unfit_rule(current: SqlType, old: SqlType) -> Unfit | None:  # noqa: PLR0911
     """
     if not widens(old, current):
         return None
+    if current == old:
+        return Unfit("none")
     if old.name in INTEGER_RANGES:
-        if current.name == old.name:
-            return Unfit("none")
         low, high = INTEGER_RANGES[old.name]
+        if current.name == "numeric":
+            return Unfit("integral", low=low, high=high)
         return Unfit("range", low=low, high=high)
-    if old.name in _STRINGS:
-        if old.mods and current.mods != old.mods:
-            return Unfit("length", limit=old.mods[0])
-        return Unfit("none")
+    if old.name in (*_STRINGS, "character"):
+        return Unfit("length", limit=old.mods[0]) if old.mods else Unfit("none")
     if old.name in _FLOATS:
-        return Unfit("real") if current.name != old.name else Unfit("none")
+        return Unfit("real")
     precision, scale = old.mods
-    if current.mods == old.mods:
-        return Unfit("none")
-    return Unfit("digits", limit=precision - scale)
+    return Unfit("numeric", limit=precision - scale, scale=scale)

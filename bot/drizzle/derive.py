@@ -25,8 +25,10 @@ so that this stays a pure function of the files and the schema.
   counts the NULL rows that would make it fail); `SET NOT NULL` by `DROP NOT NULL`.
 - `SET DEFAULT` and `DROP DEFAULT` go back to the N-1 default, or to none.
 - `SET DATA TYPE` that widens the column (`bot.core.widening`: smallint to integer to
-  bigint, a longer varchar or text, real to double precision, numeric to more digits of the
-  same scale) casts it back to the N-1 type and collation, and sets the N-1 default again
+  bigint or to a numeric with room for its digits, a longer varchar or text, a longer
+  character or a varchar or text, real to double precision, numeric to no fewer digits on
+  either side of the point or to an unconstrained numeric) casts it back to the N-1 type
+  and collation, and sets the N-1 default again
   (PostgreSQL casts the default with the column). Every value that existed casts back
   exactly; rows written since may not fit, so the plan counts them (`bot/target/unfit.py`)
   and blocks with their count, and the transaction counts them again just before the cast.

@@ -107,11 +107,25 @@ def _condition(rule: Unfit, column: sql.Identifier) -> sql.Composable:
         return sql.SQL("pg_catalog.char_length({}) OPERATOR(pg_catalog.>) {}").format(
             column, sql.SQL(str(rule.limit))
         )
-    if rule.test == "digits":
+    if rule.test == "numeric":
+        # NaN fits any numeric; an infinity none with a precision. The cast rounds half away
+        # from zero to the scale, as round() does, and may then overflow.
         return sql.SQL(
-            "{c} OPERATOR(pg_catalog.<>) 'NaN'::pg_catalog.numeric"
-            " AND pg_catalog.abs({c}) OPERATOR(pg_catalog.>=) 1e{digits}"
-        ).format(c=column, digits=sql.SQL(str(rule.limit)))
+            "CASE WHEN {c} OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.numeric THEN false"
+            " WHEN pg_catalog.abs({c}) OPERATOR(pg_catalog.=) 'Infinity'::pg_catalog.numeric"
+            " THEN true"
+            " ELSE {c} OPERATOR(pg_catalog.<>) pg_catalog.round({c}, {scale})"
+            " OR pg_catalog.abs(pg_catalog.round({c}, {scale})) OPERATOR(pg_catalog.>=)"
+            " 1e{digits} END"
+        ).format(c=column, scale=sql.SQL(str(rule.scale)), digits=sql.SQL(str(rule.limit)))
+    if rule.test == "integral":
+        return sql.SQL(
+            "CASE WHEN {c} OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.numeric"
+            " OR pg_catalog.abs({c}) OPERATOR(pg_catalog.=) 'Infinity'::pg_catalog.numeric"
+            " THEN true"
+            " ELSE {c} OPERATOR(pg_catalog.<>) pg_catalog.round({c})"
+            " OR {c} OPERATOR(pg_catalog.<) {low} OR {c} OPERATOR(pg_catalog.>) {high} END"
+        ).format(c=column, low=sql.SQL(str(rule.low)), high=sql.SQL(str(rule.high)))
     # A real: NaN, the infinities and zero come back as they were; a magnitude out of its
     # range fails; anything else comes back only if it was a real already. CASE keeps the
     # cast from running on a value it would fail on.

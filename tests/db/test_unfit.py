@@ -119,3 +119,73 @@ def test_an_index_calling_user_code_blocks_the_cast_back_that_rebuilds_it(
         "index public.n_norm_idx on public.n runs on every row the rollback rewrites" in blocker
         for blocker in plan.blockers
     ), plan.blockers
+
+
+MORE_PREVIOUS = """
+CREATE TABLE p (
+    id int PRIMARY KEY, amount numeric(10,2) DEFAULT 0, code character(3), qty integer,
+    total numeric(8,3)
+);
+"""
+BREAK = "--> statement-breakpoint\n"
+MORE_FORWARD = (
+    f'ALTER TABLE "p" ALTER COLUMN "amount" SET DATA TYPE numeric(12,4);{BREAK}'
+    f'ALTER TABLE "p" ALTER COLUMN "code" SET DATA TYPE text;{BREAK}'
+    f'ALTER TABLE "p" ALTER COLUMN "qty" SET DATA TYPE numeric;{BREAK}'
+    'ALTER TABLE "p" ALTER COLUMN "total" SET DATA TYPE numeric;\n'
+)
+# Rows 1-3 fit the N-1 types (a character read back without its padding); from row 4 each
+# column has rows that do not: amount 2 (a digit too fine, one that rounds into overflow),
+# code 2 (too long, trailing spaces past its length), qty 4 (a fraction, NaN, out of range,
+# an infinity), total 2 (too many digits before the point, an infinity).
+MORE_ROWS = """
+INSERT INTO p VALUES
+    (1, 12345678.99, 'ab', 5, 99999.999),
+    (2, -0.01, 'abc', -2147483648, 'NaN'),
+    (3, NULL, NULL, NULL, NULL),
+    (4, 1.2345, 'abcd', 2.5, 100000),
+    (5, 99999999.995, 'ab  ', 'NaN', 'Infinity'),
+    (6, 1, 'a', 3000000000, 1),
+    (7, 1, 'a', '-Infinity', 1);
+"""
+
+
+def test_numbers_with_more_digits_and_padded_strings_are_counted_and_cast_back(
+    scratch_db: str,
+) -> None:
+    """A numeric with more digits or none, an integer as numeric, a character as text: undone.
+
+    Rows written since that the N-1 type would round, refuse or cut are counted one by one;
+    once they are gone, the cast back gives the N-1 schema and every value that was there.
+    """
+    before = apply_migration(scratch_db, MORE_PREVIOUS, MORE_FORWARD)
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(MORE_ROWS)
+    plan = derived_plan(scratch_db, before, MORE_FORWARD)
+    fits = sorted(b.split(": ", 1)[1].split(" (")[0] for b in plan.blockers if "fit" in b)
+    assert fits == [
+        "2 rows of public.p.amount do not fit numeric(10,2)",
+        "2 rows of public.p.code do not fit character(3)",
+        "2 rows of public.p.total do not fit numeric(8,3)",
+        "4 rows of public.p.qty do not fit integer",
+    ]
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM p WHERE id >= 4")
+    plan = derived_plan(scratch_db, before, MORE_FORWARD)
+    assert not plan.blocked, plan.blockers
+    with psycopg.connect(scratch_db) as conn, conn.transaction():
+        for step in plan.steps:
+            conn.execute(step.statement.sql.encode())
+    with psycopg.connect(scratch_db) as conn:
+        after = read_schema(conn, ())
+        rows = conn.execute("SELECT amount::text, code, qty, total::text FROM p ORDER BY id")
+        values = rows.fetchall()
+    assert before.schema is not None
+    assert sorted(after.objects, key=lambda o: o.key) == sorted(
+        before.schema.objects, key=lambda o: o.key
+    )
+    assert values == [
+        ("12345678.99", "ab ", 5, "99999.999"),
+        ("-0.01", "abc", -2147483648, "NaN"),
+        (None, None, None, None),
+    ]

@@ -39,6 +39,16 @@ def sql_type(text: str) -> SqlType:
         ("text", "character varying"),
         ("real", "double precision"),
         ("numeric(10,2)", "numeric(12,2)"),
+        ("numeric(10,2)", "numeric(12,3)"),
+        ("numeric(10,2)", "numeric(11,3)"),
+        ("numeric(10,2)", "numeric"),
+        ("numeric", "numeric"),
+        ("integer", "numeric(20,0)"),
+        ("integer", "numeric(12,2)"),
+        ("bigint", "numeric"),
+        ("character(5)", "character(8)"),
+        ("character(5)", "character varying(5)"),
+        ("character(5)", "text"),
     ],
 )
 def test_widenings_cast_back_exactly(old: str, new: str) -> None:
@@ -53,14 +63,20 @@ def test_widenings_cast_back_exactly(old: str, new: str) -> None:
         ("character varying(100)", "character varying(50)"),
         ("text", "character varying(200)"),
         ("double precision", "real"),
-        ("numeric(10,2)", "numeric(12,3)"),
-        ("numeric(10,2)", "numeric"),
-        ("integer", "numeric(20,0)"),
+        ("numeric(10,2)", "numeric(10,3)"),
+        ("numeric(10,2)", "numeric(12,1)"),
+        ("numeric", "numeric(30,10)"),
+        ("integer", "numeric(9,0)"),
+        ("integer", "numeric(12,3)"),
         ("integer", "text"),
+        ("character(5)", "character(4)"),
+        ("character(5)", "character varying(4)"),
+        ("character varying(5)", "character(5)"),
+        ("text", "character(5)"),
     ],
 )
 def test_other_type_changes_are_not_widenings(old: str, new: str) -> None:
-    """Narrowing, a change of scale or of family converts values: never derived."""
+    """Narrowing, fewer digits on a side of the point, a string padded: never derived."""
     assert not widens(sql_type(old), sql_type(new))
 
 
@@ -73,7 +89,12 @@ def test_the_rows_counted_are_those_the_old_type_does_not_hold() -> None:
     assert of("bigint", "integer") == Unfit("range", low=-2147483648, high=2147483647)
     assert of("text", "character varying(50)") == Unfit("length", limit=50)
     assert of("double precision", "real") == Unfit("real")
-    assert of("numeric(12,2)", "numeric(10,2)") == Unfit("digits", limit=8)
+    assert of("numeric(12,2)", "numeric(10,2)") == Unfit("numeric", limit=8, scale=2)
+    assert of("numeric", "numeric(10,2)") == Unfit("numeric", limit=8, scale=2)
+    assert of("numeric(12,0)", "integer") == Unfit("integral", low=-2147483648, high=2147483647)
+    assert of("text", "character(3)") == Unfit("length", limit=3)
+    assert of("character(5)", "character(3)") == Unfit("length", limit=3)
+    assert of("numeric", "numeric") == Unfit("none")
     assert of("integer", "integer") == Unfit("none")
     assert of("text", "character varying") == Unfit("none")
     assert of("integer", "bigint") is None  # not a widening of bigint: not counted
