@@ -77,6 +77,25 @@ class NullCount(BaseModel):
     rows: int | None  # None: the table is not there to count, or counting ran out of time
 
 
+class SequenceState(BaseModel):
+    """A sequence an ALTER SEQUENCE changes, as it is now: its options and current value.
+
+    `last_value` is None when it could not be read, and `why` says why.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: int  # Statement.number
+    sequence: str  # public.orders_id_seq
+    type: str  # bigint
+    increment: int
+    min: int
+    max: int
+    start: int
+    last_value: int | None
+    why: str = ""
+
+
 class UnfitCount(BaseModel):
     """Rows of a column a statement casts back that the type would not hold exactly.
 
@@ -340,6 +359,8 @@ class Facts(BaseModel):
     # Tables whose rows a cast back rewrites, with the statement casting: PostgreSQL rebuilds
     # their indexes and checks their constraints again, running whatever code those call.
     rewritten: tuple[tuple[int, Table], ...] = ()
+    # The sequences ALTER SEQUENCE statements change, read before approval.
+    sequences: tuple[SequenceState, ...] = ()
     unfit: tuple[UnfitCount, ...] = ()  # rows that the types columns are cast back to do not hold
     # Foreign keys between a dropped table and a table that stays, with their definitions, and
     # the dropped tables' size on disk: what a quarantined rollback drops, keeps and holds.

@@ -22,6 +22,7 @@ from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
 from bot.core.functions import call_problem
 from bot.core.journal import JournalPlan, LintReport
 from bot.core.quarantine import DropMode, Quarantine, create_quarantine_sql, quarantine_script
+from bot.core.sequences import sequence_problem
 from bot.core.sql import ObjectKind, Statement
 from bot.core.usercode import expression_blockers, hook_blockers
 
@@ -219,6 +220,7 @@ def build_plan(
     blockers += _null_blockers(runbook, facts)
     blockers += _violation_blockers(runbook, facts)
     blockers += _unfit_blockers(runbook, facts)
+    blockers += _sequence_blockers(runbook, facts)
     blockers += [
         f"{runbook.file}:{s.line}: {problem}"
         for s in runbook.statements
@@ -409,6 +411,19 @@ def _unfit_blockers(runbook: Runbook, facts: Facts) -> list[str]:
     ]
 
 
+def _sequence_blockers(runbook: Runbook, facts: Facts) -> list[str]:
+    """An ALTER SEQUENCE whose bounds leave out the current value fails: say so, in words."""
+    statements = {s.number: s for s in runbook.statements}
+    blockers = []
+    for now in facts.sequences:
+        statement = statements[now.statement]
+        change = statement.sequence
+        problem = sequence_problem(change, now) if change is not None else None
+        if problem is not None:
+            blockers.append(f"{runbook.file}:{statement.line}: {problem}")
+    return blockers
+
+
 # What the rows a constraint rejects are, in words: the count means different rows per kind.
 _VIOLATING = {
     "foreign key": " (their keys match no row of the referenced table)",
@@ -438,16 +453,25 @@ def _violation_blockers(runbook: Runbook, facts: Facts) -> list[str]:
 
 def _uncounted(runbook: Runbook, facts: Facts) -> tuple[str, ...]:
     lines = {s.number: s.line for s in runbook.statements}
-    return tuple(
-        f"{runbook.file}:{lines[v.statement]}: rows violating {v.constraint} on {v.table} "
-        f"were not counted: {v.why}"
-        for v in facts.violations
-        if v.rows is None
-    ) + tuple(
-        f"{runbook.file}:{lines[u.statement]}: rows of {u.column} that {u.type} would not "
-        f"hold were not counted: {u.why}"
-        for u in facts.unfit
-        if u.rows is None
+    return (
+        tuple(
+            f"{runbook.file}:{lines[v.statement]}: rows violating {v.constraint} on {v.table} "
+            f"were not counted: {v.why}"
+            for v in facts.violations
+            if v.rows is None
+        )
+        + tuple(
+            f"{runbook.file}:{lines[u.statement]}: rows of {u.column} that {u.type} would not "
+            f"hold were not counted: {u.why}"
+            for u in facts.unfit
+            if u.rows is None
+        )
+        + tuple(
+            f"{runbook.file}:{lines[q.statement]}: the current value of sequence {q.sequence} "
+            f"was not read, so its new bounds were not checked against it: {q.why}"
+            for q in facts.sequences
+            if q.last_value is None
+        )
     )
 
 

@@ -115,6 +115,30 @@ class CastBack(BaseModel):
         return f"{_qualified(self.namespace, self.table)}.{self.column}"
 
 
+class SequenceChange(BaseModel):
+    """The options an `ALTER SEQUENCE` sets, as written; None where it leaves one as it is.
+
+    PostgreSQL refuses the statement when the sequence's current value, or its start, falls
+    outside the bounds it ends up with, so the plan reads both first and says so.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str | None
+    name: str
+    type: str | None = None  # AS smallint|integer|bigint
+    increment: int | None = None
+    minvalue: int | None = None
+    maxvalue: int | None = None
+    no_minvalue: bool = False  # NO MINVALUE: the type's default for the increment's sign
+    no_maxvalue: bool = False
+    start: int | None = None
+
+    def label(self) -> str:
+        """`public.orders_id_seq`, or `orders_id_seq` when the statement did not say the schema."""
+        return _qualified(self.namespace, self.name)
+
+
 class Statement(BaseModel):
     """One statement of the rollback, with where it came from."""
 
@@ -146,6 +170,8 @@ class Statement(BaseModel):
     validates: tuple[Validation, ...] = ()
     # Columns it casts back to a narrower type: the plan counts the rows that would not fit.
     casts_back: tuple[CastBack, ...] = ()
+    # The options an ALTER SEQUENCE sets: the plan checks the current value lies within them.
+    sequence: SequenceChange | None = None
 
 
 def _qualified(namespace: str | None, name: str | None) -> str:
@@ -270,6 +296,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
                 set_not_null=_set_not_null(item.stmt),
                 validates=_validates(item.stmt, added_not_valid),
                 casts_back=_casts_back(item.stmt),
+                sequence=_sequence_change(item.stmt),
             )
         )
     if not statements:
@@ -600,7 +627,7 @@ def _refuse_type_changes(cmds: tuple[Any, ...], sql: str, offset: int, source: _
                 offset,
                 f"`{_short(sql)}` {problem}",
                 todo="cast only to smallint, integer, bigint, real, double precision, "
-                "numeric, varchar or text, without USING; convert values by hand, "
+                "numeric, char, varchar or text, without USING; convert values by hand, "
                 "outside rollbot",
             )
 
@@ -630,6 +657,35 @@ def _casts_back(node: Any) -> tuple[CastBack, ...]:  # noqa: ANN401 - pglast nod
         for cmd in node.cmds or ()
         if cmd.subtype == enums.AlterTableType.AT_AlterColumnType
     )
+
+
+def _sequence_change(node: Any) -> SequenceChange | None:  # noqa: ANN401 - pglast node
+    if not isinstance(node, ast.AlterSeqStmt) or node.sequence is None:
+        return None
+    values: dict[str, Any] = {}
+    for option in node.options or ():
+        name, arg = str(option.defname), option.arg
+        if name == "as":
+            found = node_type(arg)
+            values["type"] = str(found) if found is not None else None
+        elif name in {"increment", "minvalue", "maxvalue", "start"}:
+            number = _integer(arg)
+            if number is None and name in {"minvalue", "maxvalue"}:
+                values[f"no_{name}"] = True
+            else:
+                values[name] = number
+    return SequenceChange(
+        namespace=node.sequence.schemaname, name=str(node.sequence.relname), **values
+    )
+
+
+def _integer(arg: Any) -> int | None:  # noqa: ANN401 - a pglast Integer, Float or None
+    """A sequence option's number: pglast gives one past 32 bits as a Float of its digits."""
+    if isinstance(arg, ast.Integer):
+        return int(arg.ival or 0)  # pglast leaves a zero unset
+    if isinstance(arg, ast.Float):
+        return int(str(arg.fval))
+    return None
 
 
 _CONSTRAINT_KINDS: dict[Any, ConstraintKind] = {

@@ -43,7 +43,9 @@ so that this stays a pure function of the files and the schema.
   SECURITY` go back to the table's N-1 setting. The schema compared by the proof holds
   every policy and both settings, so a plan that left one behind is not proved.
 - `ALTER SEQUENCE` of its type, increment, bounds, start, cache or cycling goes back to the
-  N-1 options; its current value stays (RESTART, which loses it, is refused).
+  N-1 options; its current value stays (RESTART, which loses it, is refused). A sequence that
+  has counted past the N-1 bounds since cannot take them back: the plan reads its value and
+  blocks, saying so (`bot/core/sequences.py`).
 - `DROP VIEW`, `DROP MATERIALIZED VIEW` and `DROP TYPE`/`DROP DOMAIN` (enum, composite,
   domain) create the object again from its N-1 definition, options and comment; a
   materialized view is filled again (`WITH DATA`) only if it was populated at N-1. Statements

@@ -27,13 +27,15 @@ from bot.core.facts import (
     Relation,
     RowCount,
     Rule,
+    SequenceState,
     Table,
     Target,
     Trigger,
     Via,
 )
+from bot.core.names import quote_ident
 from bot.core.quarantine import QUARANTINE_LIKE, KeptKey
-from bot.core.sql import DbObject, ObjectKind
+from bot.core.sql import DbObject, ObjectKind, SequenceChange
 from bot.target.unfit import count_unfit
 from bot.target.violations import count_violations
 
@@ -460,7 +462,15 @@ def read_facts(
     )
     violations = count_violations(conn, runbook, facts, count_budget)
     unfit = count_unfit(conn, runbook, count_budget)
-    facts = facts.model_copy(update={"nulls": nulls, "violations": violations, "unfit": unfit})
+    sequences = tuple(
+        state
+        for statement in runbook.statements
+        if statement.sequence is not None
+        and (state := _sequence_state(conn, statement.number, statement.sequence)) is not None
+    )
+    facts = facts.model_copy(
+        update={"nulls": nulls, "violations": violations, "unfit": unfit, "sequences": sequences}
+    )
     tables = {
         f.table.name: f.table
         for f in found
@@ -541,6 +551,43 @@ def _quarantine_facts(
     except psycopg.errors.LockNotAvailable:
         row = conn.execute(_QUARANTINE_PAGES, tables).fetchone()
     return keys, int(row[0]) if row else None, unmovable
+
+
+_SEQUENCE = f"""
+SELECT {_NAME.format(ns="n", rel="c")}, format_type(s.seqtypid, NULL), s.seqincrement,
+       s.seqmin, s.seqmax, s.seqstart
+FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE s.seqrelid = to_regclass(%s)
+"""
+
+
+def _sequence_state(
+    conn: psycopg.Connection[Any], statement: int, change: SequenceChange
+) -> SequenceState | None:
+    """The sequence as it is now; None when it is not there (the statement reports that)."""
+    name = ".".join(quote_ident(part) for part in (change.namespace, change.name) if part)
+    row = conn.execute(_SEQUENCE, (name,)).fetchone()
+    if row is None:
+        return None
+    label, type_name, increment, low, high, start = row
+    state = SequenceState(
+        statement=statement,
+        sequence=str(label),
+        type=str(type_name),
+        increment=int(increment),
+        min=int(low),
+        max=int(high),
+        start=int(start),
+        last_value=None,
+    )
+    try:
+        with conn.transaction():
+            value = conn.execute(sql.SQL("SELECT last_value FROM {}").format(sql.SQL(label)))
+            (last,) = value.fetchone() or (None,)
+    except psycopg.errors.InsufficientPrivilege:
+        return state.model_copy(update={"why": f"rollbot's role may not read {label}"})
+    return state.model_copy(update={"last_value": int(last) if last is not None else None})
 
 
 def _quarantine_schemas(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
