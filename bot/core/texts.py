@@ -225,18 +225,15 @@ def _aside(written: str, sent: str | None) -> str:
 
 
 def data_statements(plan: Plan) -> list[str]:
-    """The statements that will remove rows or values, as written: what an approver must see.
+    """The statements that remove rows or values, as written: what an approver must see.
 
-    A drop that quarantine mode turns into a move removes nothing (the Drop mode line names
-    where the tables go), so it is not among them.
+    In quarantine mode a DROP TABLE among them moves the table aside instead; the summary
+    above them says so (`statement_summary`), and they stay listed, as the tables to look at.
     """
-    sent = plan.script.statements if len(plan.script.statements) == len(plan.steps) else ()
     return [
         step.statement.sql
-        for i, step in enumerate(plan.steps)
-        if step.status is StepStatus.RUNS
-        and step.statement.kind.startswith(_LOSES_DATA)
-        and not _aside(step.statement.sql, sent[i] if sent else None)
+        for step in plan.steps
+        if step.status is StepStatus.RUNS and step.statement.kind.startswith(_LOSES_DATA)
     ]
 
 
