@@ -87,6 +87,9 @@ class Validation(BaseModel):
     referenced: tuple[str, ...] = ()  # empty: the parent's primary key
     match_full: bool = False
     nulls_not_distinct: bool = False
+    # The statement that wrote the constraint (its ADD, for a VALIDATE of one added NOT VALID):
+    # its calls, operators and casts are the ones a count would evaluate.
+    written_in: int | None = None
 
     def label(self) -> str:
         """`orders_total_check`, or `the unnamed CHECK on public.orders`."""
@@ -294,7 +297,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
                 ctes=tuple(dict.fromkeys(reads.ctes)),
                 restores=not objects,
                 set_not_null=_set_not_null(item.stmt),
-                validates=_validates(item.stmt, added_not_valid),
+                validates=_validates(item.stmt, added_not_valid, len(statements) + 1),
                 casts_back=_casts_back(item.stmt),
                 sequence=_sequence_change(item.stmt),
             )
@@ -700,6 +703,7 @@ _CONSTRAINT_KINDS: dict[Any, ConstraintKind] = {
 def _validates(
     node: Any,  # noqa: ANN401 - pglast node
     added_not_valid: dict[tuple[str | None, str, str], Validation],
+    number: int,
 ) -> tuple[Validation, ...]:
     """The constraints this statement checks rows against; remembers those added NOT VALID.
 
@@ -721,6 +725,7 @@ def _validates(
             validation = _validation(cmd.def_, schema, table, only=not relation.inh)
             if validation is None:
                 continue
+            validation = validation.model_copy(update={"written_in": number})
             if cmd.def_.skip_validation:
                 if validation.name is not None:
                     added_not_valid[(schema, table, validation.name)] = validation

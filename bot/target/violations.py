@@ -101,10 +101,19 @@ def count_violations(
     conn: psycopg.Connection[Any], runbook: Runbook, facts: Facts, budget: timedelta
 ) -> tuple[ViolationCount, ...]:
     """For each constraint a statement adds and validates, the rows that violate it now."""
+    numbered = {s.number: s for s in runbook.statements}
     return tuple(
         _not_counted(statement, validation, validation.table, _CHANGED_FIRST)
         if _changed_first(runbook, statement)
-        else _violations(conn, statement, validation, facts=facts, budget=budget)
+        else _violations(
+            conn,
+            statement,
+            validation,
+            # A VALIDATE evaluates what its ADD … NOT VALID wrote, calls and all.
+            written=numbered.get(validation.written_in or statement.number, statement),
+            facts=facts,
+            budget=budget,
+        )
         for statement in runbook.statements
         for validation in statement.validates
     )
@@ -133,6 +142,7 @@ def _violations(
     statement: Statement,
     validation: Validation,
     *,
+    written: Statement,
     facts: Facts,
     budget: timedelta,
 ) -> ViolationCount:
@@ -141,7 +151,7 @@ def _violations(
         why = "the table does not exist before the rollback"
         return _not_counted(statement, validation, validation.table, why)
     try:
-        rows = budgeted_count(conn, _query(conn, statement, validation, table, facts), budget)
+        rows = budgeted_count(conn, _query(conn, written, validation, table, facts), budget)
     except NotCounted as why:
         return _not_counted(statement, validation, table.name, str(why))
     return ViolationCount(
@@ -174,7 +184,7 @@ def check_readable(table: _Relation) -> None:
 
 def _query(
     conn: psycopg.Connection[Any],
-    statement: Statement,
+    written: Statement,
     validation: Validation,
     table: _Relation,
     facts: Facts,
@@ -184,7 +194,7 @@ def _query(
         if validation.subquery:
             msg = "its expression holds a subquery, which PostgreSQL refuses in a CHECK"
             raise NotCounted(msg)
-        problem = evaluation_problem(statement, facts)
+        problem = evaluation_problem(written, facts)
         if problem is not None:
             msg = f"counting would evaluate its expression, and {problem}"
             raise NotCounted(msg)

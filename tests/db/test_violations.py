@@ -138,6 +138,36 @@ def test_a_check_calling_user_code_is_not_evaluated(scratch_db: str) -> None:
         assert conn.execute("SELECT count(*) FROM side").fetchone() == (0,)
 
 
+def test_a_check_added_not_valid_then_validated_is_not_evaluated_if_it_calls_user_code(
+    scratch_db: str,
+) -> None:
+    """The VALIDATE evaluates what its ADD wrote: a user function there never runs at planning.
+
+    The function claims to be IMMUTABLE and ends other sessions: had the count evaluated it,
+    the session named `victim` would be gone. The derived rollback re-adds the CHECK NOT VALID
+    and validates it in the next statement, the way every re-added CHECK is written.
+    """
+    previous = (
+        "CREATE FUNCTION valid_email(e text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS $$"
+        " BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'victim'; RETURN e LIKE '%@%'; END $$;"
+        "CREATE TABLE users (id int PRIMARY KEY, email text,"
+        " CONSTRAINT users_email_check CHECK (valid_email(email)));"
+    )
+    forward = 'ALTER TABLE "users" DROP CONSTRAINT "users_email_check";'
+    before = apply_migration(scratch_db, previous, forward)
+    with (
+        psycopg.connect(scratch_db, autocommit=True) as conn,
+        psycopg.connect(scratch_db, application_name="victim", autocommit=True) as victim,
+    ):
+        conn.execute("INSERT INTO users VALUES (1, 'nobody')")
+        plan = derived_plan(scratch_db, before, forward)
+        assert victim.execute("SELECT 1").fetchone() == (1,)  # still connected
+    (note,) = plan.uncounted
+    assert "rows violating users_email_check on public.users were not counted" in note
+    assert "public.valid_email(e text) is user-defined code" in note
+
+
 def test_keys_are_counted_the_way_postgresql_checks_them(scratch_db: str) -> None:
     """MATCH FULL fails a partly NULL key; a PRIMARY KEY fails NULLs; NULLS NOT DISTINCT dups."""
     with psycopg.connect(scratch_db, autocommit=True) as conn:
