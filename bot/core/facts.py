@@ -28,6 +28,10 @@ class Target(BaseModel):
     user: str | None = None
     server_version: str = ""
     server_major: int = 0
+    # The schemas unqualified names resolve in for rollbot's session, "$user" expanded (None in
+    # plans read before it was kept): the rollback and its rehearsal both run under exactly
+    # these, so a copy, whose database settings and role differ, resolves names as the target.
+    search_path: tuple[str, ...] | None = None
 
     def label(self) -> str:
         """`asset_forge on db.internal:5432` (socket paths shown as local)."""

@@ -21,6 +21,7 @@ from bot.core.durations import format_duration
 from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
 from bot.core.functions import call_problem
 from bot.core.journal import JournalPlan, LintReport
+from bot.core.names import quote_ident
 from bot.core.quarantine import DropMode, Quarantine, create_quarantine_sql, quarantine_script
 from bot.core.sequences import sequence_problem
 from bot.core.sql import ObjectKind, Statement
@@ -294,6 +295,7 @@ def build_plan(
             # The runbook was parsed as PostgreSQL parses by default; a database or role set to
             # the old backslash escapes must not run other statements than the ones checked.
             "SET LOCAL standard_conforming_strings = on",
+            *_search_path(facts.target),
         ),
         advisory_lock=f"SELECT pg_try_advisory_xact_lock({ADVISORY_CLASS}, {ADVISORY_KEY})",
         write_lock=_lock(write_locked, "SHARE ROW EXCLUSIVE"),
@@ -409,6 +411,19 @@ def _unfit_blockers(runbook: Runbook, facts: Facts) -> list[str]:
         for u in facts.unfit
         if u.rows
     ]
+
+
+def _search_path(target: Target) -> tuple[str, ...]:
+    """The schemas names resolved in at planning, set for the transaction that runs them.
+
+    A scratch copy has neither the target's database settings nor rollbot's role (whose
+    name "$user" may stand for), so without this an unqualified name could be one table in
+    the rehearsal and another in production.
+    """
+    if target.search_path is None:
+        return ()
+    schemas = ", ".join(quote_ident(s) for s in target.search_path) or "''"
+    return (f"SET LOCAL search_path TO {schemas}",)
 
 
 def _sequence_blockers(runbook: Runbook, facts: Facts) -> list[str]:

@@ -96,6 +96,27 @@ def outside_chain(actual: Schema, reference: Schema, forward: Schema) -> list[st
     return [_shown(k) for k in sorted(drift) if ours[k].parent not in drift]
 
 
+def changed_outside(before: Schema, after: Schema, reference: Schema, forward: Schema) -> list[str]:
+    """What a rollback changed among the objects no migration of the chain made.
+
+    A rollback of a Drizzle migration has no business there: a change means a name resolved
+    to something else than the migration's object, and the journal would be rolled back
+    while the migration's own object stayed.
+    """
+    made = reference.by_key().keys() | forward.by_key().keys()
+
+    def unmade(schema: Schema) -> Schema:
+        return Schema(objects=tuple(o for o in schema.objects if o.key not in made))
+
+    lines = diff_schemas(unmade(after), unmade(before), reference_label="before the rollback")
+    words = {"left behind": "created", "missing": "removed", "differs": "changed"}
+    out = []
+    for line in lines:
+        what, _, rest = line.partition(": ")
+        out.append(f"{words.get(what, what)} outside the chain: {rest}")
+    return out
+
+
 def diff_schemas(
     actual: Schema, reference: Schema, *, reference_label: str, forward: Schema | None = None
 ) -> list[str]:

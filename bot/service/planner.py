@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from bot.core.errors import NotAllowedError, NotFoundError
 from bot.core.library import ParsedRunbooks, RunbookLibrary, load_library
+from bot.core.names import split_qualified
 from bot.core.plan import Plan, build_plan
+from bot.core.quarantine import QUARANTINE_PREFIX
 from bot.core.runbook import parse_runbook
 from bot.core.targets import TargetConfig
 from bot.drizzle.derive import Before, derive_runbook, needs_reference
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from bot.config import Settings
+    from bot.core.facts import Facts
     from bot.core.runbook import Runbook
     from bot.state.store import RunStore
 
@@ -190,7 +193,8 @@ class Planner:
             drop_mode=self.settings.drop_mode,
             more_blockers=unexpected_drops(runbook, facts, migrations)
             + ([f"{newer} was applied after {runbook.name}: roll it back first"] if newer else [])
-            + self._secret_statements(runbook),
+            + self._secret_statements(runbook)
+            + _rollbots_own(runbook, facts),
         )
 
     def _secret_statements(self, runbook: Runbook) -> list[str]:
@@ -213,6 +217,33 @@ class Planner:
         schema that is not there is harmless, so no target needs to know which one does.
         """
         return (STATE_SCHEMA,)
+
+
+def _rollbots_own(runbook: Runbook, facts: Facts) -> list[str]:
+    """Objects the runbook would change in rollbot's own schemas: never a rollback's to touch.
+
+    An unqualified name resolves through rollbot's search_path, whose "$user" is rollbot's
+    role, and so its state schema when the target keeps the state: a runbook's `runs` could
+    be rollbot's table of runs. The same goes for a quarantine, which only a restore or a
+    purge may change.
+    """
+    lines = {s.number: s.line for s in runbook.statements}
+    blockers = []
+    for found in facts.objects:
+        if not found.exists:
+            continue
+        try:
+            schema = split_qualified(found.table.name if found.table else found.name)[0]
+        except ValueError:
+            continue
+        if schema == STATE_SCHEMA or schema.startswith(QUARANTINE_PREFIX):
+            blockers.append(
+                f"{runbook.file}:{lines[found.statement]}: {found.name} is in {schema}, "
+                "rollbot's own schema, which no rollback may change; qualify the name with "
+                "the application's schema (an unqualified name resolves through rollbot's "
+                'search_path, whose "$user" is rollbot\'s role)'
+            )
+    return blockers
 
 
 def schema_before(

@@ -391,8 +391,10 @@ WHERE c.relkind = 'f' ORDER BY 1
 
 def describe_target(conn: psycopg.Connection[Any], name: str = "default") -> Target:
     """Host, database and server version of a connection, without its password."""
-    row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
-    number = row[0] if row else 0
+    row = conn.execute(
+        "SELECT current_setting('server_version_num')::int, current_schemas(false)"
+    ).fetchone()
+    number, path = (row[0], row[1]) if row else (0, [])
     info = conn.info
     return Target(
         name=name,
@@ -402,6 +404,7 @@ def describe_target(conn: psycopg.Connection[Any], name: str = "default") -> Tar
         user=info.user or None,
         server_version=f"{number // 10000}.{number % 100}",
         server_major=number // 10000,
+        search_path=tuple(str(schema) for schema in path),
     )
 
 

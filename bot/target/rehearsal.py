@@ -23,7 +23,7 @@ import structlog
 from psycopg import sql
 
 from bot.core.results import SKIPPED, Proof, Rehearsal, RowChange
-from bot.core.schema import diff_schemas, outside_chain
+from bot.core.schema import Schema, changed_outside, diff_schemas, outside_chain
 from bot.target.catalog import read_facts
 from bot.target.database import postgres_message
 from bot.target.schema import read_schema
@@ -225,6 +225,10 @@ def _restore_and_run(
             conn.commit()
         except _FailedError as exc:
             return Rehearsal(ok=False, ran_as=ran_as, **exc.fields)
+        # What no migration made is not compared with N-1, but the rollback must leave it
+        # as it found it: read before, compared after.
+        before = read_schema(conn, reference.exclude) if reference is not None else None
+        conn.commit()
         started = time.monotonic()
         try:
             locks, rows = _transaction(conn, plan, runbook)
@@ -233,7 +237,7 @@ def _restore_and_run(
             duration = time.monotonic() - started
             return Rehearsal(ok=False, duration_s=duration, ran_as=ran_as, **exc.fields)
         duration = time.monotonic() - started
-        proof = _prove(conn, reference) if reference is not None else None
+        proof = _prove(conn, reference, before) if reference is not None else None
     if proof is not None and proof.differences:
         return Rehearsal(
             ok=False,
@@ -249,15 +253,23 @@ def _restore_and_run(
     )
 
 
-def _prove(conn: psycopg.Connection[Any], reference: Reference) -> Proof:
-    """The copy, rolled back and committed, against the schema at N-1: one catalog read."""
+def _prove(conn: psycopg.Connection[Any], reference: Reference, before: Schema | None) -> Proof:
+    """The copy, rolled back and committed, against the schema at N-1: one catalog read.
+
+    Objects no migration made are named, not compared with N-1; one the rollback changed
+    (a name that resolved to another schema's table, say) is a difference all the same.
+    """
     if reference.schema is None:
         return Proof(reference=reference.label, skipped=reference.skipped or "no reference")
     left = read_schema(conn, reference.exclude)
     differences = diff_schemas(
         left, reference.schema, reference_label=reference.label, forward=reference.forward
     )
-    outside = outside_chain(left, reference.schema, reference.forward) if reference.forward else []
+    outside: list[str] = []
+    if reference.forward is not None:
+        outside = outside_chain(left, reference.schema, reference.forward)
+        if before is not None:
+            differences += changed_outside(before, left, reference.schema, reference.forward)
     return Proof(reference=reference.label, differences=tuple(differences), outside=tuple(outside))
 
 

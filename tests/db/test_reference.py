@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ import pytest
 from bot.core.errors import NotAllowedError
 from bot.core.states import RunState
 from bot.core.text import plan_text
+from bot.drizzle.folder import read_migrations
+from bot.target.migrator import migrate
 from tests.db.test_rehearsal import role_without_createdb  # noqa: F401 - a fixture
 from tests.db.test_rollback import journal_of
 from tests.fix_drizzle import CHAIN_DIR
@@ -169,3 +172,55 @@ def test_a_refused_create_database_is_said_loudly_and_left_approvable(
         "NOT proved equal to 0022: the server refused CREATE DATABASE "
         "(permission denied to create database)"
     ) in plan_text(run)
+
+
+def _folder(tmp_path: Path, migrations: dict[str, str]) -> Path:
+    """A drizzle-kit folder of `tag: sql` migrations with its journal."""
+    folder = tmp_path / "drizzle"
+    (folder / "meta").mkdir(parents=True)
+    entries = []
+    for idx, (tag, text) in enumerate(migrations.items()):
+        (folder / f"{tag}.sql").write_text(text)
+        entries.append({"idx": idx, "version": "7", "when": 1700000000000 + idx, "tag": tag})
+    journal = {"version": "7", "dialect": "postgresql", "entries": entries}
+    (folder / "meta" / "_journal.json").write_text(json.dumps(journal))
+    return folder
+
+
+def test_a_name_that_resolves_elsewhere_here_is_blocked_not_proved(
+    scratch_db: str, make_service: Callable[..., Rollbot], tmp_path: Path
+) -> None:
+    """The database's search_path finds another `users` first: the copy must find it too.
+
+    Drizzle made public.users and its column `name`; a schema `app` that no migration made
+    holds its own `users` first on the path. The derived `DROP COLUMN name` would reach
+    app.users, lose its values and leave public.users as it is under a journal saying 0000.
+    The rehearsal runs under the target's path, so the copy shows it, and the plan blocks.
+    """
+    folder = _folder(
+        tmp_path,
+        {
+            "0000_users": 'CREATE TABLE "users" ("id" integer PRIMARY KEY);',
+            "0001_name": 'ALTER TABLE "users" ADD COLUMN "name" text;',
+        },
+    )
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        migrate(conn, read_migrations(folder))
+        conn.execute("CREATE SCHEMA app; CREATE TABLE app.users (id int PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO app.users VALUES (1, 'precious')")
+        dbname = conn.info.dbname
+        conn.execute(f'ALTER DATABASE "{dbname}" SET search_path = app, public')
+    empty = tmp_path / "runbooks"
+    empty.mkdir()
+    service = make_service(
+        scratch_db, runbooks_dir=empty, migrations_dir=folder, rehearsal="schema"
+    )
+    schema, journal = schema_of(scratch_db), journal_of(scratch_db)
+    run = service.request("0001", requested_by=REQUESTER)
+    assert run.state is RunState.BLOCKED
+    assert run.reason is not None
+    assert "removed outside the chain: column app.users.name" in run.reason
+    assert "left behind: column users.name" in run.reason
+    assert "SET LOCAL search_path TO app, public" in run.rollback_plan().sql
+    assert schema_of(scratch_db) == schema
+    assert journal_of(scratch_db) == journal

@@ -11,6 +11,7 @@ from bot.core.plan import Plan, build_plan
 from bot.core.quarantine import KeptKey, MovedObject, Quarantine, _kept, move_back_sql, purge_sql
 from bot.core.runbook import parse_runbook
 from bot.core.sql import ObjectKind
+from bot.service.planner import _rollbots_own
 
 USERS = Table(oid=100, name="public.users")
 ERRORS = Table(oid=200, name="public.api_errors")
@@ -206,3 +207,26 @@ def test_the_summary_says_what_quarantine_mode_makes_of_each_statement() -> None
         "4 statements run: 1 DROP INDEX, 1 ALTER TABLE … DROP CONSTRAINT, 1 DROP TABLE, 1 DROP TYPE"
     )
     assert texts.data_statements(dropped) == ["DROP TABLE IF EXISTS api_errors"]
+
+
+def test_a_runbook_reaching_rollbots_own_schemas_is_blocked() -> None:
+    """Its state schema ("$user" for rollbot's role) and a quarantine are never a rollback's."""
+    book = parse_runbook(
+        "# R\n\n## Quick Rollback\n\n```sql\nDROP TABLE IF EXISTS runs;\n"
+        "DROP TABLE IF EXISTS api_errors;\nDROP TABLE IF EXISTS users;\n```\n",
+        file="runbooks/0009_x.md",
+    )
+    tables = ("rollbot.runs", "rollbot_quarantine_0023_200.api_errors", "public.users")
+    facts = Facts(
+        target=Target(host="db", dbname="asset_forge"),
+        objects=tuple(
+            Found(statement=n, position=0, kind=ObjectKind.TABLE, name=name, exists=True)
+            for n, name in enumerate(tables, start=1)
+        ),
+    )
+    blockers = _rollbots_own(book, facts)
+    assert [b.split(": ", 1)[1].split(",")[0] for b in blockers] == [
+        "rollbot.runs is in rollbot",
+        "rollbot_quarantine_0023_200.api_errors is in rollbot_quarantine_0023_200",
+    ]
+    assert blockers[0].startswith("runbooks/0009_x.md:6: ")
