@@ -65,6 +65,9 @@ def journal_plan(
     else:
         row = next((r for r in rows if r.name == runbook.name), None)
     if row is not None:
+        disagree = _disagreements(migrations, rows, migration)
+        if disagree:
+            return base.model_copy(update={"row": row, "blocker": disagree})
         return base.model_copy(update={"row": row})
     if migration is None and migrations is None and not any(r.name for r in rows):
         why = (
@@ -83,6 +86,33 @@ def journal_plan(
             "it is not applied (or was already rolled back)"
         )
     return base.model_copy(update={"blocker": why})
+
+
+def _disagreements(
+    migrations: list[Migration] | None, rows: list[JournalRow], migration: Migration | None
+) -> str | None:
+    """Why the journal and the files up to `migration` cannot be trusted to agree, or None.
+
+    The proof replays the files 0…N-1 to build the schema the rollback must leave, and the
+    rollback deletes the one row recording N: a file edited after it was applied replays to
+    a schema this database never had, and a second row recording N would still say N is
+    applied afterwards, so Drizzle would never apply it again.
+    """
+    if migrations is None or migration is None:
+        return None
+    problems = [
+        problem
+        for status in match_journal(migrations, rows)
+        if status.when is not None and status.when <= migration.when
+        for problem in status.problems
+    ]
+    if not problems:
+        return None
+    return (
+        f"the migrations folder and the Drizzle journal disagree up to {migration.tag}: "
+        f"{'; '.join(problems)}; make the folder the one the database was migrated from "
+        "(same files, unedited) and the journal hold one row per migration, then plan again"
+    )
 
 
 def newer_applied(

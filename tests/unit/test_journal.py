@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from bot.core.journal import JournalPlan, JournalRow
+from bot.core.runbook import parse_runbook
+from bot.drizzle.folder import Migration
 from bot.drizzle.journal import journal_row_for, latest_applied, match_journal
+from bot.drizzle.rules import journal_plan
 from tests.fix_drizzle import read_chain
 
 CHAIN = read_chain()
@@ -170,3 +173,32 @@ def test_the_journal_delete_matches_any_hash_the_row_holds() -> None:
         assert sql == (
             f'DELETE FROM "drizzle"."__drizzle_migrations" WHERE id = 2 AND hash = \'{quoted}\''
         )
+
+
+def test_a_rollback_is_blocked_while_the_folder_and_the_journal_disagree() -> None:
+    """An edited file up to N, or two rows recording N: the proof and the journal would lie."""
+    first = Migration(tag="0000_users", when=1, text='CREATE TABLE "users" ("id" int);')
+    second = Migration(tag="0001_name", when=2, text='ALTER TABLE "users" ADD COLUMN "n" text;')
+    book = parse_runbook(
+        "# R\n\n## Quick Rollback\n\n```sql\nDROP INDEX x;\n```\n", file="0001_name.md"
+    )
+    rows = [JournalRow(id=1, hash=first.hash, created_at=1)]
+    good = [*rows, JournalRow(id=2, hash=second.hash, created_at=2)]
+
+    def blocker(folder: list[Migration], journal: list[JournalRow]) -> str | None:
+        plan = journal_plan(book, folder, journal, schema="drizzle", table="__drizzle_migrations")
+        assert plan is not None
+        return plan.blocker
+
+    assert blocker([first, second], good) is None
+    edited = Migration(tag=first.tag, when=1, text=first.text + "\n-- tidied")
+    assert blocker([edited, second], good) == (
+        "the migrations folder and the Drizzle journal disagree up to 0001_name: the file "
+        "0000_users.sql was edited after it was applied (hash differs); make the folder the one "
+        "the database was migrated from (same files, unedited) and the journal hold one row per "
+        "migration, then plan again"
+    )
+    twice = [*good, JournalRow(id=3, hash=second.hash, created_at=2)]
+    assert "journal rows 2, 3 all record 0001_name.sql" in (blocker([first, second], twice) or "")
+    later = Migration(tag="0002_later", when=3, text="SELECT 1;")
+    assert blocker([first, second, later], good) is None  # not applied yet, and after N
