@@ -65,7 +65,7 @@ class SqlType:
         return f"{self.name}({','.join(str(m) for m in self.mods)})"
 
 
-Test = Literal["none", "range", "length", "real", "numeric", "integral"]
+Test = Literal["none", "range", "length", "padded", "real", "numeric", "integral"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ class Unfit:
 
     `none`: every value fits; `range`: an integer outside `low`..`high`; `length`: a string
     longer than `limit` characters (PostgreSQL would refuse it, or cut trailing spaces);
+    `padded`: the same, or a varchar or text ending in spaces, which a character(n) holds
+    as padding and so gives back without them;
     `real`: a double precision that a real does not hold exactly; `numeric`: a number with
     more than `scale` digits after the point (it would be rounded) or, rounded, `limit` or
     more before it, or an infinity; `integral`: a number with a fraction (it would be
@@ -181,6 +183,8 @@ def unfit_rule(current: SqlType, old: SqlType) -> Unfit | None:  # noqa: PLR0911
         if current.name == "numeric":
             return Unfit("integral", low=low, high=high)
         return Unfit("range", low=low, high=high)
+    if old.name == "character" and current.name != "character":
+        return Unfit("padded", limit=old.mods[0])
     if old.name in (*_STRINGS, "character"):
         return Unfit("length", limit=old.mods[0]) if old.mods else Unfit("none")
     if old.name in _FLOATS:

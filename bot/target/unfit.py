@@ -107,6 +107,11 @@ def _condition(rule: Unfit, column: sql.Identifier) -> sql.Composable:
         return sql.SQL("pg_catalog.char_length({}) OPERATOR(pg_catalog.>) {}").format(
             column, sql.SQL(str(rule.limit))
         )
+    if rule.test == "padded":
+        return sql.SQL(
+            "pg_catalog.char_length({c}) OPERATOR(pg_catalog.>) {limit}"
+            " OR {c} OPERATOR(pg_catalog.<>) pg_catalog.rtrim({c})"
+        ).format(c=column, limit=sql.SQL(str(rule.limit)))
     if rule.test == "numeric":
         # NaN fits any numeric; an infinity none with a precision. The cast rounds half away
         # from zero to the scale, as round() does, and may then overflow.

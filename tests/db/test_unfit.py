@@ -136,8 +136,9 @@ MORE_FORWARD = (
 )
 # Rows 1-3 fit the N-1 types (a character read back without its padding); from row 4 each
 # column has rows that do not: amount 2 (a digit too fine, one that rounds into overflow),
-# code 2 (too long, trailing spaces past its length), qty 4 (a fraction, NaN, out of range,
-# an infinity), total 2 (too many digits before the point, an infinity).
+# code 3 (too long, trailing spaces past its length, a trailing space that a character would
+# hold as padding and give back without), qty 4 (a fraction, NaN, out of range, an
+# infinity), total 2 (too many digits before the point, an infinity).
 MORE_ROWS = """
 INSERT INTO p VALUES
     (1, 12345678.99, 'ab', 5, 99999.999),
@@ -146,7 +147,7 @@ INSERT INTO p VALUES
     (4, 1.2345, 'abcd', 2.5, 100000),
     (5, 99999999.995, 'ab  ', 'NaN', 'Infinity'),
     (6, 1, 'a', 3000000000, 1),
-    (7, 1, 'a', '-Infinity', 1);
+    (7, 1, 'a ', '-Infinity', 1);
 """
 
 
@@ -165,8 +166,8 @@ def test_numbers_with_more_digits_and_padded_strings_are_counted_and_cast_back(
     fits = sorted(b.split(": ", 1)[1].split(" (")[0] for b in plan.blockers if "fit" in b)
     assert fits == [
         "2 rows of public.p.amount do not fit numeric(10,2)",
-        "2 rows of public.p.code do not fit character(3)",
         "2 rows of public.p.total do not fit numeric(8,3)",
+        "3 rows of public.p.code do not fit character(3)",
         "4 rows of public.p.qty do not fit integer",
     ]
     with psycopg.connect(scratch_db, autocommit=True) as conn:

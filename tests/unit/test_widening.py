@@ -92,7 +92,7 @@ def test_the_rows_counted_are_those_the_old_type_does_not_hold() -> None:
     assert of("numeric(12,2)", "numeric(10,2)") == Unfit("numeric", limit=8, scale=2)
     assert of("numeric", "numeric(10,2)") == Unfit("numeric", limit=8, scale=2)
     assert of("numeric(12,0)", "integer") == Unfit("integral", low=-2147483648, high=2147483647)
-    assert of("text", "character(3)") == Unfit("length", limit=3)
+    assert of("text", "character(3)") == Unfit("padded", limit=3)
     assert of("character(5)", "character(3)") == Unfit("length", limit=3)
     assert of("numeric", "numeric") == Unfit("none")
     assert of("integer", "integer") == Unfit("none")
