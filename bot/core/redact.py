@@ -151,8 +151,11 @@ def _masked(query: str) -> str:
 
 
 _FAILING_ROW = re.compile(r"Failing row contains \(.*\)", re.DOTALL)
+# "Key (a)=(1) already exists.", "Key (a)=(1) is not present in table …", and both keys of
+# an exclusion: "Key (r)=(…) conflicts with existing key (r)=(…)."
 _KEY_VALUES = re.compile(
-    r"Key \((?P<columns>[^()]*)\)=\(.*?\)(?= is | already | conflicts |$)", re.DOTALL
+    r"(?P<key>[Kk]ey) \((?P<columns>[^()]*)\)=\(.*?\)(?= is | already | conflicts |\.?\s*$)",
+    re.DOTALL,
 )
 
 
@@ -164,7 +167,7 @@ def mask_row_values(detail: str) -> str:
     Slack thread or a stored run. Which constraint and which columns is what the on-call needs.
     """
     masked = _FAILING_ROW.sub("Failing row contains (values withheld)", detail)
-    return _KEY_VALUES.sub(lambda m: f"Key ({m['columns']})=(values withheld)", masked)
+    return _KEY_VALUES.sub(lambda m: f"{m['key']} ({m['columns']})=(values withheld)", masked)
 
 
 # What can move a terminal's cursor, recolour or clear it, overwrite a line (`\r`) or reorder

@@ -69,6 +69,17 @@ def test_any_quoted_text_is_masked(secret: str) -> None:
             'Key (a, b)=(values withheld) is still referenced from table "t".',
         ),
         (
+            (
+                'Key (during)=(["2020-01-01","2021-01-01")) conflicts with key '
+                '(during)=(["2020-06-01","2021-06-01")).'
+            ),
+            "Key (during)=(values withheld) conflicts with key (during)=(values withheld).",
+        ),
+        (
+            "Key (r)=([1,5)) conflicts with existing key (r)=([2,3)).",
+            "Key (r)=(values withheld) conflicts with existing key (r)=(values withheld).",
+        ),
+        (
             "Process 4242 waits for ShareLock on transaction 7.",
             "Process 4242 waits for ShareLock on transaction 7.",
         ),
