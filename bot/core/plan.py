@@ -455,7 +455,13 @@ def _violation_blockers(runbook: Runbook, facts: Facts) -> list[str]:
         if not v.rows:
             continue
         statement = statements[v.statement]
-        verb = "VALIDATE" if "VALIDATE" in statement.kind else "ADD CONSTRAINT"
+        verb = (
+            "VALIDATE"
+            if "VALIDATE" in statement.kind
+            else "CREATE UNIQUE INDEX"
+            if statement.kind == "CREATE INDEX"
+            else "ADD CONSTRAINT"
+        )
         plural = v.rows != 1
         blockers.append(
             f"{runbook.file}:{statement.line}: {v.rows} row{'s' * plural} of {v.table} "

@@ -711,6 +711,9 @@ def _validates(
     one added NOT VALID, which is only known here if this runbook added it. A constraint added
     USING INDEX checks nothing the unique index has not already.
     """
+    if isinstance(node, ast.IndexStmt):
+        unique = _unique_index(node)
+        return (unique.model_copy(update={"written_in": number}),) if unique else ()
     if not isinstance(node, ast.AlterTableStmt) or node.relation is None:
         return ()
     relation = node.relation
@@ -732,6 +735,28 @@ def _validates(
             else:
                 found.append(validation)
     return tuple(found)
+
+
+def _unique_index(node: Any) -> Validation | None:  # noqa: ANN401 - pglast IndexStmt
+    """A CREATE UNIQUE INDEX over plain columns checks every row like a UNIQUE constraint.
+
+    One on expressions or with a WHERE is left uncounted: its statement still fails on the
+    first duplicate, before COMMIT, with nothing changed.
+    """
+    if not node.unique or node.relation is None or node.whereClause is not None:
+        return None
+    columns = [param.name for param in node.indexParams or ()]
+    if not columns or any(name is None for name in columns):
+        return None
+    return Validation(
+        kind="unique",
+        name=node.idxname or None,
+        namespace=node.relation.schemaname,
+        table=str(node.relation.relname),
+        only=not node.relation.inh,
+        columns=tuple(str(name) for name in columns),
+        nulls_not_distinct=bool(node.nulls_not_distinct),
+    )
 
 
 def _validation(

@@ -230,3 +230,29 @@ def test_what_cannot_be_counted_safely_is_not_counted(
     assert why["z"] == (None, "PostgreSQL could not count them: division by zero")
     assert why["d"][0] is None
     assert "an earlier statement deletes rows" in str(why["d"][1])
+
+
+def test_duplicates_block_the_unique_index_a_rollback_recreates(scratch_db: str) -> None:
+    """A dropped unique index comes back from N-1; rows sharing its key since are counted."""
+    previous = (
+        "CREATE TABLE members (id int PRIMARY KEY, email text, team int);"
+        "CREATE UNIQUE INDEX members_email_idx ON members (email);"
+        "CREATE UNIQUE INDEX members_lower_idx ON members (lower(email));"
+    )
+    forward = (
+        'DROP INDEX "members_email_idx";--> statement-breakpoint\nDROP INDEX "members_lower_idx";'
+    )
+    before = apply_migration(scratch_db, previous, forward)
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO members VALUES (1, 'a@x', 1), (2, 'a@x', 1), (3, 'a@x', 2),"
+            " (4, NULL, 1), (5, NULL, 1), (6, 'b@x', 1)"
+        )
+    plan = derived_plan(scratch_db, before, forward)
+    (blocker,) = [b for b in plan.blockers if "members_email_idx" in b]
+    assert blocker.split(": ", 1)[1] == (
+        "3 rows of public.members violate members_email_idx (they share a key with another "
+        "row), so CREATE UNIQUE INDEX would fail; fix or delete them first (or leave the "
+        "constraint out)"
+    )
+    assert not [b for b in plan.blockers if "members_lower_idx" in b]  # an expression: not counted
