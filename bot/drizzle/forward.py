@@ -1,9 +1,9 @@
 """A forward migration read with PostgreSQL's parser: its statements and what they create.
 
 Linting a runbook and deriving one both start from the `.sql` file drizzle-kit wrote. The file
-is parsed whole by pglast (Drizzle's breakpoint markers are SQL comments), every statement
-keeps its line in the file, and `creates` lists the objects a statement brings into being,
-with the names PostgreSQL gives them when the migration does not: `users_pkey`,
+is parsed by pglast piece by piece, cut at Drizzle's breakpoint markers as its migrator cuts
+it; every statement keeps its line in the file, and `creates` lists the objects a statement
+brings into being, with the names PostgreSQL gives them when the migration does not: `users_pkey`,
 `users_email_key`, `tasks_project_id_fkey`, `projects_id_seq`.
 
 Default names follow PostgreSQL 15's rules (`makeObjectName` and the `Choose…Name` functions
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.errors import MigrationFileError
 from bot.core.sql import ObjectKind
+from bot.drizzle.folder import BREAKPOINT
 
 if TYPE_CHECKING:
     from bot.drizzle.folder import Migration
@@ -71,30 +72,43 @@ def object_label(kind: ObjectKind, name: str, table: str | None) -> str:
 
 
 def parse_forward(migration: Migration) -> list[ForwardStatement]:
-    """The migration's statements with their lines; a syntax error names the file and line."""
+    """The migration's statements with their lines; a syntax error names the file and line.
+
+    Drizzle's migrator sends each piece between breakpoint markers as a query of its own, so
+    a piece needs no semicolon at its end: each is parsed alone, as PostgreSQL receives it.
+    """
     text = migration.text
-    file = f"{migration.tag}.sql"
+    statements = []
+    start = 0
+    for piece in text.split(BREAKPOINT):
+        statements += _parse_piece(text, start, piece, f"{migration.tag}.sql")
+        start += len(piece) + len(BREAKPOINT)
+    return statements
+
+
+def _parse_piece(text: str, offset: int, piece: str, file: str) -> list[ForwardStatement]:
+    """The statements of one piece, at `offset` in the file's `text`."""
     try:
-        raw = parse_sql(text)
+        raw = parse_sql(piece)
     except ParseError as exc:
-        offset = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+        at = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
         raise MigrationFileError(
             file,
-            text.count("\n", 0, max(offset, 0)) + 1,
+            text.count("\n", 0, offset + max(at, 0)) + 1,
             f"SQL syntax error: {exc.args[0]}",
             todo="fix the migration so that PostgreSQL accepts it",
         ) from exc
     statements = []
     for item in raw:
         start = item.stmt_location or 0
-        end = start + item.stmt_len if item.stmt_len else len(text)
-        noise = _LEADING_NOISE.match(text, start)
+        end = start + item.stmt_len if item.stmt_len else len(piece)
+        noise = _LEADING_NOISE.match(piece, start)
         if noise is not None:
             start = noise.end()
         statements.append(
             ForwardStatement(
-                line=text.count("\n", 0, start) + 1,
-                sql=text[start:end].strip().rstrip(";").strip(),
+                line=text.count("\n", 0, offset + start) + 1,
+                sql=piece[start:end].strip().rstrip(";").strip(),
                 node=item.stmt,
             )
         )

@@ -38,6 +38,27 @@ def test_syntax_error_names_the_file_and_line() -> None:
     assert (caught.value.file, caught.value.line) == ("0100_bad.sql", 2)
 
 
+def test_a_piece_without_its_semicolon_is_one_statement_as_drizzle_sends_it() -> None:
+    """Drizzle's migrator sends each piece between breakpoints alone: no `;` is needed."""
+    migration = Migration(
+        tag="0100_bare",
+        when=1,
+        text='CREATE TABLE "a" ("id" int)\n--> statement-breakpoint\n'
+        'CREATE INDEX "i" ON "a" ("id")',
+    )
+    statements = parse_forward(migration)
+    assert [(s.line, s.sql) for s in statements] == [
+        (1, 'CREATE TABLE "a" ("id" int)'),
+        (3, 'CREATE INDEX "i" ON "a" ("id")'),
+    ]
+    broken = Migration(
+        tag="0100_bad", when=1, text="SELECT 1;\n--> statement-breakpoint\n\nCREATE TABL b;"
+    )
+    with pytest.raises(MigrationFileError) as caught:
+        parse_forward(broken)
+    assert caught.value.line == 4
+
+
 def test_inline_constraints_get_postgres_default_names() -> None:
     """Constraints the migration leaves unnamed are listed under the names PostgreSQL picks."""
     labels = created(
