@@ -48,7 +48,8 @@ so that this stays a pure function of the files and the schema.
   blocks, saying so (`bot/core/sequences.py`).
 - `DROP VIEW`, `DROP MATERIALIZED VIEW` and `DROP TYPE`/`DROP DOMAIN` (enum, composite,
   domain) create the object again from its N-1 definition, options and comment; a
-  materialized view is filled again (`WITH DATA`) only if it was populated at N-1. Statements
+  materialized view is filled again (`WITH DATA`) only if it was populated at N-1, and its
+  N-1 indexes come back with it. Statements
   are undone newest first, so a view dropped before what it depends on is recreated after it.
 - `CREATE … IF NOT EXISTS` (table, index, sequence, column) drops the object only when N-1
   did not have it; when it did, the statement changed nothing and its undo is nothing.
@@ -516,8 +517,21 @@ def _recreate(kind: Any, key: tuple[str, str], scope: _Scope, *, missing_ok: boo
         return []
     name = ".".join(quote_ident(part) for part in key)
     if lookup != "type":
-        return [_view_statements(what, name, found, before)]
+        return [_view_statements(what, name, found, before) + _indexes_of(found, before)]
     return [_type_statements(name, found, before)]
+
+
+def _indexes_of(found: SchemaObject, before: Before) -> tuple[str, ...]:
+    """The N-1 indexes of a recreated materialized view: they went with it, they come back."""
+    assert before.schema is not None  # noqa: S101 - the view was found in it
+    parent = found.key
+    return tuple(
+        definition
+        for index in before.schema.objects
+        if index.kind == "index"
+        and index.parent == parent
+        and (definition := before.attribute(index, "definition"))
+    )
 
 
 def _view_statements(what: str, name: str, found: SchemaObject, before: Before) -> tuple[str, ...]:

@@ -152,3 +152,31 @@ def test_policies_and_row_security_go_back_to_n_minus_1_and_are_compared(
     with psycopg.connect(scratch_db) as conn:
         after = read_schema(conn, ())
     assert diff_schemas(after, before.schema, reference_label="N-1") == []
+
+
+def test_a_dropped_materialized_view_comes_back_with_its_indexes(scratch_db: str) -> None:
+    """Its indexes went with it: recreated from N-1 after it, filled as it was, equal to N-1."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE visits (id int PRIMARY KEY, page text);"
+            "CREATE MATERIALIZED VIEW page_counts AS SELECT page, count(*) AS n FROM visits"
+            " GROUP BY page;"
+            "CREATE UNIQUE INDEX page_counts_page_idx ON page_counts (page);"
+            "CREATE INDEX page_counts_n_idx ON page_counts (n);"
+        )
+        before = Before(schema=read_schema(conn, ()))
+        conn.execute('DROP MATERIALIZED VIEW "page_counts"')
+    migration = Migration(tag="0042_fewer", when=0, text='DROP MATERIALIZED VIEW "page_counts";')
+    book = parse_runbook(derive_runbook(migration, before=before), file="runbooks/0042.md")
+    assert [s.kind for s in book.statements] == [
+        "CREATE MATERIALIZED VIEW",
+        "CREATE INDEX",
+        "CREATE INDEX",
+    ]
+    with psycopg.connect(scratch_db) as conn, conn.transaction():
+        for statement in book.statements:
+            conn.execute(statement.sql.encode())
+    with psycopg.connect(scratch_db) as conn:
+        after = read_schema(conn, ())
+    assert before.schema is not None
+    assert diff_schemas(after, before.schema, reference_label="N-1") == []
