@@ -131,9 +131,16 @@ class TargetDatabase:
         """What must never appear in a message about this database."""
         return secrets_of([self.conninfo])
 
-    def sibling(self, dbname: str) -> TargetDatabase:
-        """Another database on the same server (a scratch copy): same timeout, same tools."""
-        url = SecretStr(make_conninfo(self.conninfo, dbname=dbname))
+    def sibling(
+        self, dbname: str, *, user: str | None = None, password: str | None = None
+    ) -> TargetDatabase:
+        """Another database on the same server (a scratch copy): same timeout, same tools.
+
+        With `user` and `password` its sessions log in as that role (a scratch copy's
+        throwaway role), not as rollbot's; the password is a secret of the sibling's.
+        """
+        login = {"user": user, "password": password} if user is not None else {}
+        url = SecretStr(make_conninfo(self.conninfo, dbname=dbname, **login))
         sibling = TargetDatabase(
             TargetConfig(name=f"{self.name}/{dbname}", url=url),
             connect_timeout=self._connect_timeout,

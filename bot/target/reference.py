@@ -15,27 +15,29 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
-from psycopg import sql
 
 from bot.target.database import TargetUnreachableError, postgres_message
 from bot.target.migrator import migrate
 from bot.target.schema import read_schema
 from bot.target.scratch import (
     ScratchRefusedError,
+    as_throwaway,
     create_role,
     create_scratch,
     drop_role,
     drop_scratch,
     scratch_lease,
+    throwaway_password,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from bot.core.schema import Schema
     from bot.drizzle.folder import Migration
@@ -128,18 +130,19 @@ def build(
     One replay gives both; the scratch database is dropped whatever happens.
     """
     with scratch_lease(server, name_prefix) as name:
-        refused = create_role(server, name)
+        password = throwaway_password()
+        refused = create_role(server, name, password)
         role = None if refused else name
         try:
             try:
                 scratch = create_scratch(server, name, owner=role)
             except ScratchRefusedError as exc:
                 return None, exc.reason
+            # The migrations run in a session of the throwaway role's own (RESET ROLE in a
+            # migration cannot reach rollbot's), or as rollbot where no role could be made.
+            replay = as_throwaway(server, name, password) if role is not None else scratch
             try:
-                with scratch.connect(PURPOSE) as conn:
-                    if role is not None:
-                        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-                        conn.commit()
+                with _replay_session(replay, scratch) as conn:
                     migrate(conn, list(migrations[:-1]))
                     previous = read_schema(conn, exclude)
                     migrate(conn, list(migrations[-1:]))
@@ -159,6 +162,22 @@ def build(
                 if role_left is not None:
                     log.warning("reference.role_left", role=name, problem=role_left)
     return (previous, forward), None
+
+
+@contextmanager
+def _replay_session(
+    replay: TargetDatabase, scratch: TargetDatabase
+) -> Iterator[psycopg.Connection[Any]]:
+    """A session as the throwaway role; as rollbot's own if the server will not log it in."""
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(replay.connect(PURPOSE))
+        except TargetUnreachableError as exc:
+            if replay is scratch:
+                raise
+            log.warning("reference.role_login_refused", problem=exc.message)
+            conn = stack.enter_context(scratch.connect(PURPOSE))
+        yield conn
 
 
 def _server_major(server: TargetDatabase) -> int:

@@ -20,22 +20,23 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
-from psycopg import sql
 
 from bot.core.results import SKIPPED, Proof, Rehearsal, RowChange
 from bot.core.schema import Schema, changed_outside, diff_schemas, outside_chain
 from bot.target.catalog import read_facts
-from bot.target.database import postgres_message
+from bot.target.database import TargetUnreachableError, postgres_message
 from bot.target.schema import read_schema
 from bot.target.scratch import (
     DataMode,
     ScratchRefusedError,
+    as_throwaway,
     create_role,
     create_scratch,
     drop_role,
     drop_scratch,
     restore_scratch,
     scratch_lease,
+    throwaway_password,
 )
 from bot.target.transaction import PlanTransaction, StatementFailedError
 
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
     from bot.target.reference import Reference
 
 log = structlog.get_logger()
+_NO_RETRY = (
+    " (restoring as the copy's throwaway role; rollbot does not retry as its own role, which "
+    "would run the copy's functions with rollbot's rights)"
+)
 
 # pg_locks modes, weakest first.
 _MODES = (
@@ -124,7 +129,8 @@ def rehearse(
     """
     started = time.monotonic()
     with scratch_lease(server, name_prefix) as name:
-        refused = create_role(server, name)
+        password = throwaway_password()
+        refused = create_role(server, name, password)
         role = None if refused else name
         attempt = partial(
             _in_scratch,
@@ -139,11 +145,11 @@ def rehearse(
         )
         try:
             try:
-                result = attempt(role=role)
+                result = attempt(login=password if role is not None else None)
             except _AsRoleRefusedError as exc:
-                # e.g. an extension only a superuser may create: rehearse as rollbot, and say so
-                refused = f"restoring the copy as a throwaway role failed ({exc})"
-                result = attempt(role=None)
+                # the server does not let the role log in: rehearse as rollbot, and say so
+                refused = f"rehearsing as a throwaway role failed ({exc})"
+                result = attempt(login=None)
         finally:
             role_left = drop_role(server, name) if role is not None else None
     if role_left is not None:
@@ -171,10 +177,15 @@ def _in_scratch(
     server: TargetDatabase,
     data: DataMode,
     name: str,
-    role: str | None,
+    login: str | None,
     reference: Reference | None,
 ) -> Rehearsal:
-    """Create the copy (owned by `role` when there is one), restore, run, and drop it."""
+    """Create the copy, restore, run, and drop it; as its throwaway role given its `login`.
+
+    The copy is owned by the role (named like the copy), and every session that runs its
+    SQL logs in as it.
+    """
+    role = name if login is not None else None
     try:
         scratch = create_scratch(server, name, owner=role)
     except ScratchRefusedError as exc:
@@ -185,7 +196,7 @@ def _in_scratch(
             runbook,
             backup=backup,
             tools=tools,
-            scratch=scratch,
+            scratch=as_throwaway(server, name, login) if login is not None else scratch,
             data=data,
             role=role,
             reference=reference,
@@ -210,16 +221,19 @@ def _restore_and_run(
     role: str | None,
     reference: Reference | None,
 ) -> Rehearsal:
+    if role is not None:
+        _can_log_in(scratch)
     try:
         restore_scratch(
-            tools, backup, scratch, data=data, tables=(*plan.write_locked, *plan.locked), role=role
+            tools, backup, scratch, data=data, tables=(*plan.write_locked, *plan.locked)
         )
     except ScratchRefusedError as exc:
-        if role is not None:
-            raise _AsRoleRefusedError(exc.reason) from None
-        return Rehearsal(ok=False, skipped=f"{exc.reason}{SKIPPED}")
+        # Not retried as rollbot's own role: what failed may be the copy's own code (a CHECK
+        # or a trigger that runs as its rows arrive), and a retry would hand it more rights.
+        kept = f"{_NO_RETRY}" if role is not None else ""
+        return Rehearsal(ok=False, skipped=f"{exc.reason}{kept}{SKIPPED}")
     with scratch.connect("rehearsal") as conn:
-        ran_as = _become(conn, role)
+        ran_as = _ran_as(conn)
         try:
             _check_restored(conn, plan, runbook)
             conn.commit()
@@ -273,14 +287,22 @@ def _prove(conn: psycopg.Connection[Any], reference: Reference, before: Schema |
     return Proof(reference=reference.label, differences=tuple(differences), outside=tuple(outside))
 
 
-def _become(conn: psycopg.Connection[Any], role: str | None) -> str:
-    """Act as the throwaway role for the rest of the session; the role the runbook runs as.
+def _can_log_in(scratch: TargetDatabase) -> None:
+    """Whether the server lets the throwaway role in: if not, rollbot's own role rehearses.
 
-    A runbook cannot undo it: SET and RESET are not statements a runbook may contain.
+    Only this, which the server's configuration decides and no SQL of the copy can, sends
+    the rehearsal back to rollbot's role.
     """
-    if role is not None:
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-    row = conn.execute("SELECT current_user").fetchone()
+    try:
+        with scratch.connect("rehearsal login"):
+            pass
+    except TargetUnreachableError as exc:
+        raise _AsRoleRefusedError(f"logging in as it failed: {exc.message}") from None
+
+
+def _ran_as(conn: psycopg.Connection[Any]) -> str:
+    """The role the runbook runs as: the session's own, which no statement can leave."""
+    row = conn.execute("SELECT session_user").fetchone()
     conn.commit()
     return str(row[0]) if row else ""
 

@@ -19,11 +19,15 @@ marks a copy as in use, so nothing but rollbot's own names is ever swept.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
+import secrets
 import tempfile
 import uuid
 from contextlib import ExitStack, contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -132,21 +136,59 @@ def sweep_scratch(server: TargetDatabase, prefix: str) -> list[str]:
     return swept
 
 
-def create_role(server: TargetDatabase, name: str) -> str | None:
+def throwaway_password() -> str:
+    """A password for one throwaway role: random, held in memory only, never shown."""
+    return secrets.token_urlsafe(32)
+
+
+def scram_verifier(password: str, *, iterations: int = 4096) -> str:
+    """What PostgreSQL stores for a SCRAM-SHA-256 password (RFC 5802, RFC 7677).
+
+    Handing the server the verifier instead of the password keeps the password out of its
+    statement log (`log_statement = ddl` logs CREATE ROLE whole), as psql's password command does.
+    """
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def as_throwaway(server: TargetDatabase, name: str, password: str) -> TargetDatabase:
+    """The scratch copy `name` reached by logging in as its throwaway role (named the same).
+
+    Everything that runs SQL rollbot did not write (a migration's replay, pg_restore of the
+    copy, a runbook rehearsed there, with every function and trigger they reach) must run in
+    a session whose session user is that role: `SET ROLE` alone is undone by `RESET ROLE`,
+    which any function may run.
+    """
+    return server.sibling(name, user=name, password=password)
+
+
+def create_role(server: TargetDatabase, name: str, password: str) -> str | None:
     """Create the throwaway role `name` for one scratch copy; None, or why it could not be.
 
     No attribute and no grants: the role has PUBLIC's privileges, what it will own, and (as
-    the copy's owner) `pg_database_owner` there. rollbot's own role is made a member so it
-    can restore and rehearse as it, and drop what it owns.
+    the copy's owner) `pg_database_owner` there. It may log in, with `password`, for a day at
+    most and a few sessions at once, so that the sessions running the copy's SQL are its own
+    and no function can go back to rollbot's role from them. rollbot's own role is made a
+    member so that it can drop what the role owns (the other way round gives the role
+    nothing of rollbot's).
     """
     role = sql.Identifier(name)
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     try:
         with server.connect(PURPOSE, autocommit=True) as conn:
             conn.execute(
                 sql.SQL(
-                    "CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
-                    " NOREPLICATION NOBYPASSRLS"
-                ).format(role)
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+                    " NOBYPASSRLS CONNECTION LIMIT 8 PASSWORD {} VALID UNTIL {}"
+                ).format(role, sql.Literal(scram_verifier(password)), sql.Literal(until))
             )
             conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role))
     except TargetUnreachableError as exc:
@@ -217,14 +259,13 @@ def restore_scratch(
     *,
     data: DataMode,
     tables: Iterable[str] = (),
-    role: str | None = None,
 ) -> None:
     """Restore `backup` into the empty database `scratch`: its schema, and rows per `data`.
 
     "none" restores the schema only; "all" everything; "affected" the schema plus the rows of
     `tables` and of every table they reference, transitively, parents first, so that each
-    foreign key holds as the rows arrive. With `role`, everything is created as, and owned
-    by, that role.
+    foreign key holds as the rows arrive. Everything is created as, and owned by, the role
+    `scratch` logs in as: its throwaway role (`as_throwaway`), when there is one.
     """
     try:
         child = scratch.child(f"{PURPOSE} restore")
@@ -237,7 +278,6 @@ def restore_scratch(
         "--exit-on-error",
         "--no-password",
         f"--dbname={child.dbname_arg}",
-        *([f"--role={role}"] if role is not None else []),
     ]
     if data == "all":
         _pg_restore(tools, child, [*common, path])

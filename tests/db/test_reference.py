@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -13,7 +14,9 @@ from bot.core.errors import NotAllowedError
 from bot.core.states import RunState
 from bot.core.text import plan_text
 from bot.drizzle.folder import read_migrations
+from bot.target.database import TargetDatabase
 from bot.target.migrator import migrate
+from bot.target.reference import build
 from tests.db.test_rehearsal import role_without_createdb  # noqa: F401 - a fixture
 from tests.db.test_rollback import journal_of
 from tests.fix_drizzle import CHAIN_DIR
@@ -224,3 +227,43 @@ def test_a_name_that_resolves_elsewhere_here_is_blocked_not_proved(
     assert "SET LOCAL search_path TO app, public" in run.rollback_plan().sql
     assert schema_of(scratch_db) == schema
     assert journal_of(scratch_db) == journal
+
+
+def test_a_migration_replayed_for_n_minus_1_cannot_go_back_to_rollbots_role(
+    scratch_db: str, tmp_path: Path
+) -> None:
+    """The replay's session is the throwaway role's own: RESET ROLE in a migration stays it.
+
+    The first migration checks who it runs as; the second tries, on the scratch copy only,
+    to become rollbot's role again (a superuser here) and create a role: refused, so the
+    replay fails and says why, and no such role exists.
+    """
+    prefix = f"rollbot_rp_{uuid.uuid4().hex[:8]}"
+    escaped = f"{prefix}_escaped"
+    on_copy = f"starts_with(current_database(), '{prefix}')"
+    folder = _folder(
+        tmp_path,
+        {
+            "0000_who": (
+                f"DO $$ BEGIN IF {on_copy} AND session_user::text <> current_database() THEN "
+                "RAISE EXCEPTION 'replayed as %', session_user; END IF; END $$;"
+            ),
+            "0001_escape": (
+                f"DO $$ BEGIN IF {on_copy} THEN RESET ROLE; "
+                f"EXECUTE 'CREATE ROLE {escaped} SUPERUSER'; END IF; END $$;"
+            ),
+        },
+    )
+    built, skipped = build(
+        TargetDatabase.at(scratch_db), read_migrations(folder), exclude=(), name_prefix=prefix
+    )
+    assert built is None
+    assert skipped is not None
+    assert "must be superuser to create superusers" in skipped
+    with psycopg.connect(scratch_db) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (escaped,))
+        assert found.fetchone() == (0,)
+        left = conn.execute(
+            "SELECT count(*) FROM pg_roles WHERE starts_with(rolname, %s)", (prefix,)
+        )
+        assert left.fetchone() == (0,)

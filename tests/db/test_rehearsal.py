@@ -305,7 +305,7 @@ from bot.target.database import TargetDatabase
 from bot.target.scratch import create_role, create_scratch, scratch_lease
 server = TargetDatabase.at(sys.argv[1])
 with scratch_lease(server, sys.argv[2]) as name:
-    create_role(server, name)
+    create_role(server, name, "held")
     create_scratch(server, name, owner=name)
     print(name, flush=True)
     time.sleep(60)
@@ -402,6 +402,54 @@ def test_the_rehearsal_runs_as_a_throwaway_role_that_cannot_reach_past_the_copy(
     assert result.ran_as == result.scratch
     assert result.privilege_note is None
     assert result.summary().endswith("; ran as a throwaway role owning only the copy")
+    assert rehearsal_roles(scene.server, scene.prefix) == []
+    assert scene.scratch_databases() == []
+
+
+ESCAPING_CHECK = """
+CREATE FUNCTION public.lets_in(v int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF starts_with(current_database(), '{prefix}') THEN  -- on the scratch copy only
+        RESET ROLE;  -- back to the session's own user, whoever SET ROLE made it
+        EXECUTE format('CREATE ROLE %I SUPERUSER', '{escaped}');
+    END IF;
+    RETURN true;
+END $$;
+CREATE TABLE public.vaults (v int CHECK (public.lets_in(v)));
+INSERT INTO public.vaults VALUES (1), (2);
+"""
+TOUCHES_VAULTS = """# Touches the vaults
+
+**Migration File**: `0024_vaults.sql`
+
+## Quick Rollback
+
+```sql
+BEGIN;
+DELETE FROM vaults WHERE v < 0;
+COMMIT;
+```
+"""
+
+
+def test_code_in_the_copy_cannot_go_back_to_rollbots_role(scene: Scene) -> None:
+    """A CHECK's function runs RESET ROLE as its rows are restored: it stays the throwaway role.
+
+    The copy's sessions log in as that role, so RESET ROLE returns to it and the function's
+    CREATE ROLE is refused; the failed restore is not retried as rollbot's own role (a
+    superuser here), which would have let it through.
+    """
+    escaped = f"{scene.prefix}_escaped"
+    with psycopg.connect(scene.target, autocommit=True) as conn:
+        conn.execute(ESCAPING_CHECK.format(escaped=escaped, prefix=scene.prefix))
+    runbook = parse_runbook(TOUCHES_VAULTS, file="0024_vaults.md")
+    result = scene.rehearse(runbook, data="affected")
+    assert result.skipped is not None
+    assert 'COPY failed for table "vaults"' in result.skipped  # refused as it arrived
+    assert "rollbot does not retry as its own role" in result.skipped
+    with psycopg.connect(scene.server) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (escaped,))
+        assert found.fetchone() == (0,)
     assert rehearsal_roles(scene.server, scene.prefix) == []
     assert scene.scratch_databases() == []
 
