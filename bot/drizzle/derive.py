@@ -54,6 +54,17 @@ so that this stays a pure function of the files and the schema.
 - `CREATE … IF NOT EXISTS` (table, index, sequence, column) drops the object only when N-1
   did not have it; when it did, the statement changed nothing and its undo is nothing.
 
+Statements that put an object back from its N-1 definition (an index, a constraint, a view,
+a type) run after every other undo, renames back included, since the definition names N-1's
+tables and columns; among themselves they keep the newest-first order.
+
+A change to a new table's rows is no longer confined to it once a table of N-1 references it
+through a foreign key the migration added (a DELETE, TRUNCATE or UPDATE there reaches N-1's
+rows through ON DELETE / ON UPDATE actions), and a backfill of a new column of an N-1 table
+fires that table's triggers, which may rewrite its old columns: both are refused as data lost.
+Renames are followed column by column, so an old column renamed onto a name a new column once
+had is still old.
+
 What loses data stays refused: `DROP TABLE`, `DROP COLUMN`, `DROP SEQUENCE` and
 `ALTER SEQUENCE … RESTART` (its current value), a changed column type other than a widening
 or with USING (values were converted), rows written, changed or deleted in tables that
@@ -206,6 +217,11 @@ class _Scope:
     constraints: set[tuple[str, str, str]]
     # Relations of N-1 renamed or moved by this migration: the new name to N-1's.
     renamed: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # Columns of N-1 renamed by this migration: (schema, table, new name) to the N-1 name.
+    renamed_columns: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # Tables this migration created that a table of N-1 references through a foreign key it
+    # added: deleting or changing their rows reaches rows of N-1 (ON DELETE/UPDATE actions).
+    referenced: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def was_named(self, key: tuple[str, str]) -> tuple[str, str]:
         """The name N-1 has for what is now `key`."""
@@ -216,6 +232,10 @@ class _Scope:
 
     def has_column(self, relation: Any, column: str) -> bool:  # noqa: ANN401
         return (*_qualified_key(relation), column) in self.columns
+
+    def column_was(self, relation: Any, column: str) -> str:  # noqa: ANN401 - pglast RangeVar
+        """The N-1 name of what is now `column` of `relation`."""
+        return self.renamed_columns.get((*_qualified_key(relation), column), column)
 
     def needs(self, what: str) -> Before:
         """The N-1 schema, or a refusal saying `what` needs it and why it is not there."""
@@ -279,6 +299,7 @@ def _walk(
         before=before, tables=set(), columns=set(), types=set(), indexes=set(), constraints=set()
     )
     undos: list[Undo] = []
+    late: list[Undo] = []
     refused: list[tuple[ForwardStatement, _Refusal]] = []
     for statement in parse_forward(migration):
         try:
@@ -286,10 +307,13 @@ def _walk(
         except _Refusal as refusal:
             refused.append((statement, refusal))
             continue
-        statements = tuple(sql for group in reversed(groups) for sql in group)
-        if statements:
-            undos.append(Undo(statement.line, statement.sql, statements))
-    return undos, refused
+        for into, pick in ((undos, False), (late, True)):
+            chosen = [g for g in reversed(groups) if isinstance(g, _Late) is pick]
+            statements = tuple(sql for group in chosen for sql in group)
+            if statements:
+                into.append(Undo(statement.line, statement.sql, statements))
+    # Both lists are reversed by the caller: the late ones, first here, run last.
+    return late + undos, refused
 
 
 def derive_runbook(
@@ -345,6 +369,17 @@ def derive_runbook(
 
 
 _Groups = list[tuple[str, ...]]  # each group in run order; the groups are undone newest first
+
+
+class _Late(tuple[str, ...]):
+    """A group that puts an object back from its N-1 definition, which names N-1's names.
+
+    It runs after every other undo, renames back included, so that the tables, columns and
+    types its definition names are there under those names (in newest-first order among
+    themselves: a view reading another comes back after it).
+    """
+
+    __slots__ = ()
 
 
 def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
@@ -517,8 +552,8 @@ def _recreate(kind: Any, key: tuple[str, str], scope: _Scope, *, missing_ok: boo
         return []
     name = ".".join(quote_ident(part) for part in key)
     if lookup != "type":
-        return [_view_statements(what, name, found, before) + _indexes_of(found, before)]
-    return [_type_statements(name, found, before)]
+        return [_Late(_view_statements(what, name, found, before) + _indexes_of(found, before))]
+    return [_Late(_type_statements(name, found, before))]
 
 
 def _indexes_of(found: SchemaObject, before: Before) -> tuple[str, ...]:
@@ -589,7 +624,7 @@ def _recreate_index(key: tuple[str, str], scope: _Scope, *, missing_ok: bool) ->
             "have (an index of a constraint is dropped with the constraint)",
         )
         return []
-    return [(definition,)]
+    return [_Late((definition,))]
 
 
 def _undo_alter_table(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
@@ -611,6 +646,8 @@ def _undo_alter_table(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pg
 
 
 def _undo_add_column(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    for constraint in cmd.def_.constraints or ():
+        _note_reference(constraint, relation, scope)
     column = cmd.def_.colname
     if _existed(scope, cmd.missing_ok, "column", *_qualified_key(relation), column):
         return []
@@ -642,9 +679,10 @@ def _undo_alter_old(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa:
         _AT.AT_ColumnDefault: "it changes the default of {}; putting the old one back needs it",
     }[subtype].format(f"{shown}.{cmd.name}")
     before = scope.needs(what)
-    found = before.find("column", *scope.was_named(_qualified_key(relation)), cmd.name)
+    was = scope.column_was(relation, cmd.name)
+    found = before.find("column", *scope.was_named(_qualified_key(relation)), was)
     if found is None:
-        raise _Refusal(f"column {shown}.{cmd.name} is not in the schema before this migration")
+        raise _Refusal(f"column {shown}.{was} is not in the schema before this migration")
     if subtype == _AT.AT_ColumnDefault:
         default = before.attribute(found, "default")
         return [(f"{column} SET DEFAULT {default}" if default else f"{column} DROP DEFAULT",)]
@@ -677,7 +715,8 @@ def _cast_back(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN4
             loses_data=True,
             needs_reference=True,
         )
-    found = scope.before.find("column", *scope.was_named(_qualified_key(relation)), cmd.name)
+    was = scope.column_was(relation, cmd.name)
+    found = scope.before.find("column", *scope.was_named(_qualified_key(relation)), was)
     if found is None:
         raise _Refusal(f"column {shown} is not in the schema before this migration")
     old = read_type(scope.before.attribute(found, "type"))
@@ -721,22 +760,34 @@ def _readd_constraint(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noq
         return []  # made by this migration, and dropped again
     shown = f"{cmd.name} on {_shown(relation)}"
     before = scope.needs(f"it drops constraint {shown}; adding it back needs its definition")
-    definition = before.attribute(before.find("constraint", *key), "definition")
+    was = (*scope.was_named(_qualified_key(relation)), cmd.name)
+    definition = before.attribute(before.find("constraint", *was), "definition")
     if definition is None:
         _refuse_if(
             not cmd.missing_ok,
             f"it drops constraint {shown}, which the schema before this migration does not have",
         )
         return []
-    table = _relation(relation)
+    # Run last, under the table's N-1 name: its definition names N-1's columns and tables.
+    table = ".".join(quote_ident(part) for part in scope.was_named(_qualified_key(relation)))
     add = f"ALTER TABLE {table} ADD CONSTRAINT {quote_ident(cmd.name)} {definition}"
     if not definition.startswith(_VALIDATED) or definition.endswith(" NOT VALID"):
-        return [(add,)]
+        return [_Late((add,))]
     validate = f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote_ident(cmd.name)}"
-    return [(f"{add} NOT VALID", validate)]
+    return [_Late((f"{add} NOT VALID", validate))]
+
+
+def _note_reference(constraint: Any, relation: Any, scope: _Scope) -> None:  # noqa: ANN401
+    """A foreign key from a table of N-1 to one this migration made: its rows now reach N-1's."""
+    if constraint.contype != _CON.CONSTR_FOREIGN or scope.has_table(relation):
+        return
+    parent = _qualified_key(constraint.pktable)
+    if parent in scope.tables:
+        scope.referenced[parent] = _qualified_key(relation)
 
 
 def _undo_add_constraint(constraint: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
+    _note_reference(constraint, relation, scope)
     if constraint.indexname:
         index = (_qualified_key(relation)[0], constraint.indexname)
         _refuse_if(
@@ -763,14 +814,24 @@ def _undo_rename(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast 
     schema = relation.schemaname
     if keyword in _RENAMED_RELATIONS:
         old = _qualified_key(relation)
+        moved = (old[0], node.newname)
         if old in scope.tables:
-            scope.tables.add((old[0], node.newname))
+            scope.tables.discard(old)
+            scope.tables.add(moved)
         else:
-            scope.renamed[(old[0], node.newname)] = scope.was_named(old)
+            scope.tables.discard(moved)
+            scope.renamed[moved] = scope.was_named(old)
         renamed = _name(schema, node.newname)
         return [(f"ALTER {keyword} {renamed} RENAME TO {quote_ident(relation.relname)}",)]
-    if keyword == "COLUMN" and scope.has_column(relation, node.subname):
-        scope.columns.add((*_qualified_key(relation), node.newname))
+    if keyword == "COLUMN":
+        table = _qualified_key(relation)
+        if scope.has_column(relation, node.subname):
+            scope.columns.discard((*table, node.subname))
+            scope.columns.add((*table, node.newname))
+        else:  # a column of N-1: its new name is no new column's, whatever had it before
+            scope.columns.discard((*table, node.newname))
+            was_named = scope.column_was(relation, node.subname)
+            scope.renamed_columns[(*table, node.newname)] = was_named
     new, was = quote_ident(node.newname), quote_ident(node.subname)
     return [(f"ALTER TABLE {_relation(relation)} RENAME {keyword} {new} TO {was}",)]
 
@@ -879,17 +940,53 @@ def _touches_only_new_objects(node: Any, scope: _Scope) -> bool:  # noqa: ANN401
     if isinstance(node, ast.AlterEnumStmt):
         return _key(*_schema_and_name(node.typeName)) in scope.types
     if isinstance(node, ast.TruncateStmt):
-        return all(scope.has_table(r) for r in node.relations or ())
+        relations = node.relations or ()
+        _refuse_reaching_old(relations, scope, "empties")
+        return all(scope.has_table(r) for r in relations)
     if not isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
         return False
     if node.withClause is not None:
         return False  # a data-modifying WITH may write anywhere
     if scope.has_table(node.relation):
+        if not isinstance(node, ast.InsertStmt):
+            verb = "deletes rows of" if isinstance(node, ast.DeleteStmt) else "changes rows of"
+            _refuse_reaching_old((node.relation,), scope, verb)
         return True
     if isinstance(node, ast.UpdateStmt):
         targets = [target.name for target in node.targetList or ()]
-        return all(scope.has_column(node.relation, name) for name in targets)
+        if not all(scope.has_column(node.relation, name) for name in targets):
+            return False
+        _refuse_if_triggered(node.relation, scope)
+        return True
     return False
+
+
+def _refuse_reaching_old(relations: Any, scope: _Scope, verb: str) -> None:  # noqa: ANN401
+    """Rows of a new table that a table of N-1 references: N-1's rows go or change with them."""
+    for relation in relations:
+        old = scope.referenced.get(_qualified_key(relation))
+        if old is not None:
+            raise _loses(
+                f"it {verb} {_shown(relation)}, which {_dotted(old)} references through a "
+                f"foreign key this migration added: rows of {_dotted(old)} may have been "
+                "deleted or changed with them (ON DELETE / ON UPDATE actions), and they are "
+                "not in the migration"
+            )
+
+
+def _refuse_if_triggered(relation: Any, scope: _Scope) -> None:  # noqa: ANN401 - RangeVar
+    """An UPDATE of new columns fires the table's own triggers, which may rewrite old ones."""
+    table = _shown(relation)
+    before = scope.needs(f"it updates rows of {table}; whether its triggers ran needs them")
+    assert before.schema is not None  # noqa: S101 - needs() refused otherwise
+    parent = f"table {'.'.join(quote_ident(p) for p in scope.was_named(_qualified_key(relation)))}"
+    triggers = [o.name for o in before.schema.objects if o.kind == "trigger" and o.parent == parent]
+    if triggers:
+        raise _loses(
+            f"it updates rows of {table}, and its trigger {triggers[0].rsplit('.', 1)[-1]} "
+            "runs on each, which may have changed the values of existing columns; the old "
+            "values are not in the migration"
+        )
 
 
 def _drop_type(keyword: str, names: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast names

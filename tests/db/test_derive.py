@@ -180,3 +180,34 @@ def test_a_dropped_materialized_view_comes_back_with_its_indexes(scratch_db: str
         after = read_schema(conn, ())
     assert before.schema is not None
     assert diff_schemas(after, before.schema, reference_label="N-1") == []
+
+
+def test_definitions_come_back_after_the_renames_they_name(scratch_db: str) -> None:
+    """Renamed, then stripped of an index and a CHECK: the rollback lands exactly on N-1."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE users (id int PRIMARY KEY, email text,"
+            " CONSTRAINT users_email_check CHECK (email <> ''));"
+            "CREATE INDEX users_email_idx ON users (email);"
+            "INSERT INTO users VALUES (1, 'a@x');"
+        )
+        before = Before(schema=read_schema(conn, ()))
+        forward = (
+            'ALTER TABLE "users" RENAME COLUMN "email" TO "mail";--> statement-breakpoint\n'
+            'ALTER TABLE "users" RENAME TO "members";--> statement-breakpoint\n'
+            'DROP INDEX "users_email_idx";--> statement-breakpoint\n'
+            'ALTER TABLE "members" DROP CONSTRAINT "users_email_check";'
+        )
+        for statement in forward.split("--> statement-breakpoint"):
+            conn.execute(statement.encode())
+    migration = Migration(tag="0042_renamed", when=0, text=forward)
+    book = parse_runbook(derive_runbook(migration, before=before), file="runbooks/0042.md")
+    with psycopg.connect(scratch_db) as conn, conn.transaction():
+        for statement in book.statements:
+            conn.execute(statement.sql.encode())
+    with psycopg.connect(scratch_db) as conn:
+        after = read_schema(conn, ())
+        rows = conn.execute("SELECT id, email FROM users").fetchall()
+    assert before.schema is not None
+    assert diff_schemas(after, before.schema, reference_label="N-1") == []
+    assert rows == [(1, "a@x")]
