@@ -15,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
 import structlog
 
+from bot.core.durations import format_duration
 from bot.target.database import TargetUnreachableError, postgres_message
 from bot.target.migrator import migrate
 from bot.target.schema import read_schema
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
     from bot.target.database import TargetDatabase
 
 log = structlog.get_logger()
+# How long replaying the chain may take: seconds for a real chain on an empty database.
+REPLAY_LIMIT = timedelta(minutes=3)
 PURPOSE = "reference"
 
 
@@ -124,6 +128,7 @@ def build(
     *,
     exclude: Sequence[str],
     name_prefix: str,
+    limit: timedelta = REPLAY_LIMIT,
 ) -> tuple[tuple[Schema, Schema] | None, str | None]:
     """Replay `migrations` (0…N) on a new scratch database, reading its schema at N-1 and at N.
 
@@ -141,8 +146,12 @@ def build(
             # The migrations run in a session of the throwaway role's own (RESET ROLE in a
             # migration cannot reach rollbot's), or as rollbot where no role could be made.
             replay = as_throwaway(server, name, password) if role is not None else scratch
+            watchdog: _Watchdog | None = None
             try:
-                with _replay_session(replay, scratch) as conn:
+                with (
+                    _replay_session(replay, scratch) as conn,
+                    _Watchdog(conn, limit) as watchdog,
+                ):
                     migrate(conn, list(migrations[:-1]))
                     previous = read_schema(conn, exclude)
                     migrate(conn, list(migrations[-1:]))
@@ -150,6 +159,11 @@ def build(
             except TargetUnreachableError as exc:
                 return None, f"the scratch database cannot be reached ({exc.message})"
             except psycopg.Error as exc:
+                if watchdog is not None and watchdog.fired:
+                    return None, (
+                        f"replaying the migrations took longer than {format_duration(limit)} "
+                        "and was stopped (does a migration wait or loop?)"
+                    )
                 said = postgres_message(exc, server.secrets)
                 return None, f"replaying the migrations on a scratch database failed ({said})"
             finally:
@@ -162,6 +176,39 @@ def build(
                 if role_left is not None:
                     log.warning("reference.role_left", role=name, problem=role_left)
     return (previous, forward), None
+
+
+class _Watchdog:
+    """Cancels the replay's statements once `limit` has passed, until the replay is over.
+
+    A migration runs on the scratch copy as it was written: one that sleeps, waits or loops
+    there (on purpose or not) must not hold a plan, or a worker of `rollbot serve`, for good.
+    A statement_timeout would not do: the migration's own SQL may change it.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], limit: timedelta) -> None:
+        self._conn = conn
+        self._limit = limit.total_seconds()
+        self._done = threading.Event()
+        self.fired = False
+        self._thread = threading.Thread(target=self._watch, name="reference-watchdog", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        if self._done.wait(self._limit):
+            return
+        self.fired = True
+        while not self._done.is_set():
+            with suppress(psycopg.Error):
+                self._conn.cancel_safe(timeout=5)
+            self._done.wait(0.5)
 
 
 @contextmanager

@@ -198,8 +198,8 @@ def test_definitions_come_back_after_the_renames_they_name(scratch_db: str) -> N
             'DROP INDEX "users_email_idx";--> statement-breakpoint\n'
             'ALTER TABLE "members" DROP CONSTRAINT "users_email_check";'
         )
-        for statement in forward.split("--> statement-breakpoint"):
-            conn.execute(statement.encode())
+        for part in forward.split("--> statement-breakpoint"):
+            conn.execute(part.encode())
     migration = Migration(tag="0042_renamed", when=0, text=forward)
     book = parse_runbook(derive_runbook(migration, before=before), file="runbooks/0042.md")
     with psycopg.connect(scratch_db) as conn, conn.transaction():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -265,5 +266,32 @@ def test_a_migration_replayed_for_n_minus_1_cannot_go_back_to_rollbots_role(
         assert found.fetchone() == (0,)
         left = conn.execute(
             "SELECT count(*) FROM pg_roles WHERE starts_with(rolname, %s)", (prefix,)
+        )
+        assert left.fetchone() == (0,)
+
+
+def test_a_migration_that_sleeps_on_the_copy_is_stopped(scratch_db: str, tmp_path: Path) -> None:
+    """The replay has a deadline its SQL cannot lift: past it, it is cancelled and says so."""
+    prefix = f"rollbot_rp_{uuid.uuid4().hex[:8]}"
+    sleeps = (
+        f"DO $$ BEGIN IF starts_with(current_database(), '{prefix}') THEN "
+        "SET statement_timeout = 0; PERFORM pg_sleep(60); END IF; END $$;"
+    )
+    folder = _folder(tmp_path, {"0000_sleeps": sleeps, "0001_next": "SELECT 1;"})
+    built, skipped = build(
+        TargetDatabase.at(scratch_db),
+        read_migrations(folder),
+        exclude=(),
+        name_prefix=prefix,
+        limit=timedelta(seconds=1),
+    )
+    assert built is None
+    assert skipped == (
+        "replaying the migrations took longer than 1s and was stopped (does a migration wait "
+        "or loop?)"
+    )
+    with psycopg.connect(scratch_db) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE starts_with(datname, %s)", (prefix,)
         )
         assert left.fetchone() == (0,)
