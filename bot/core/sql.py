@@ -217,6 +217,8 @@ _RENAMES = {
     enums.ObjectType.OBJECT_VIEW: "ALTER VIEW … RENAME",
     enums.ObjectType.OBJECT_MATVIEW: "ALTER MATERIALIZED VIEW … RENAME",
     enums.ObjectType.OBJECT_SEQUENCE: "ALTER SEQUENCE … RENAME",
+    enums.ObjectType.OBJECT_TYPE: "ALTER TYPE … RENAME",
+    enums.ObjectType.OBJECT_DOMAIN: "ALTER DOMAIN … RENAME",
 }
 # Objects a rollback may move back to the schema they were in: the move keeps every row.
 _MOVES = {
@@ -235,11 +237,11 @@ _ALLOWED = (
     "ALTER TABLE … DROP CONSTRAINT/COLUMN, DELETE, and to put definitions back CREATE INDEX, "
     "ALTER TABLE … ADD/VALIDATE CONSTRAINT, ALTER COLUMN … SET/DROP NOT NULL/DEFAULT, "
     "ALTER COLUMN … SET DATA TYPE (to a built-in number or string type, without USING), "
-    "renames of tables, columns, constraints, indexes, views, materialized views, sequences "
-    "and enum values, SET SCHEMA of tables, views, sequences and types, ALTER SEQUENCE options "
-    "(not RESTART), DROP POLICY, ALTER TABLE … ENABLE/DISABLE/[NO] FORCE ROW LEVEL SECURITY, "
-    "COMMENT ON, CREATE VIEW/"
-    "MATERIALIZED VIEW/TYPE/DOMAIN"
+    "renames of tables, columns, constraints, indexes, views, materialized views, sequences, "
+    "types, domains and enum values, SET SCHEMA of tables, views, sequences and types, "
+    "ALTER SEQUENCE options (not RESTART), DROP POLICY, "
+    "ALTER TABLE … ENABLE/DISABLE/[NO] FORCE ROW LEVEL SECURITY, "
+    "COMMENT ON, CREATE VIEW/MATERIALIZED VIEW/TYPE/DOMAIN"
 )
 
 

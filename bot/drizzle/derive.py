@@ -34,8 +34,9 @@ so that this stays a pure function of the files and the schema.
   and blocks with their count, and the transaction counts them again just before the cast.
   PostgreSQL rebuilds the column's indexes and constraints (the proof checks them), and one
   that calls user-defined code blocks the plan, like any code a rewritten row would run.
-- Renames of tables, columns, constraints, indexes, views, materialized views, sequences and
-  enum values are renamed back (a row holding the value reads the old label again).
+- Renames of tables, columns, constraints, indexes, views, materialized views, sequences,
+  types, domains and enum values are renamed back (a row holding the value reads the old
+  label again).
 - `SET SCHEMA` of a table, view, materialized view, sequence or type moves it back, only
   when N-1 had it in the schema it left: the move keeps every row where it is.
 - `COMMENT ON` goes back to the N-1 comment, or to none.
@@ -803,12 +804,26 @@ def _undo_add_constraint(constraint: Any, relation: Any, scope: _Scope) -> _Grou
     return [(f"ALTER TABLE {_relation(relation)} DROP CONSTRAINT IF EXISTS {name}",)]
 
 
+def _undo_type_rename(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    """A type or domain renamed back: every column using it keeps it, under the old name."""
+    keyword = "DOMAIN" if node.renameType == _OBJ.OBJECT_DOMAIN else "TYPE"
+    schema, name = _schema_and_name(node.object)
+    old = _key(schema, name)
+    if old in scope.types:
+        scope.types.discard(old)
+        scope.types.add((old[0], node.newname))
+    renamed = _name(schema, node.newname)
+    return [(f"ALTER {keyword} {renamed} RENAME TO {quote_ident(name)}",)]
+
+
 def _undo_rename(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    if node.renameType in {_OBJ.OBJECT_TYPE, _OBJ.OBJECT_DOMAIN} and not node.missing_ok:
+        return _undo_type_rename(node, scope)
     keyword = _RENAMES.get(node.renameType)
     if keyword is None or node.missing_ok:
         raise _Refusal(
             "a derived rollback renames back only tables, columns, constraints, indexes, "
-            "views, materialized views and sequences (without IF EXISTS)"
+            "views, materialized views, sequences, types and domains (without IF EXISTS)"
         )
     relation = node.relation
     schema = relation.schemaname

@@ -211,3 +211,32 @@ def test_definitions_come_back_after_the_renames_they_name(scratch_db: str) -> N
     assert before.schema is not None
     assert diff_schemas(after, before.schema, reference_label="N-1") == []
     assert rows == [(1, "a@x")]
+
+
+def test_a_renamed_type_and_domain_get_their_names_back(scratch_db: str) -> None:
+    """drizzle-kit renames an enum with ALTER TYPE … RENAME TO: undone, rows keep their values."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TYPE status AS ENUM ('open', 'done'); CREATE DOMAIN label AS text;"
+            "CREATE TABLE tasks (id int PRIMARY KEY, state status, tag label);"
+            "INSERT INTO tasks VALUES (1, 'done', 'x')"
+        )
+        before = Before(schema=read_schema(conn, ()))
+        forward = (
+            'ALTER TYPE "public"."status" RENAME TO "task_state";--> statement-breakpoint\n'
+            'ALTER DOMAIN "public"."label" RENAME TO "tag_text";'
+        )
+        for part in forward.split("--> statement-breakpoint"):
+            conn.execute(part.encode())
+    migration = Migration(tag="0042_types", when=0, text=forward)
+    book = parse_runbook(derive_runbook(migration, before=before), file="runbooks/0042.md")
+    assert [s.kind for s in book.statements] == ["ALTER DOMAIN … RENAME", "ALTER TYPE … RENAME"]
+    with psycopg.connect(scratch_db) as conn, conn.transaction():
+        for statement in book.statements:
+            conn.execute(statement.sql.encode())
+    with psycopg.connect(scratch_db) as conn:
+        after = read_schema(conn, ())
+        rows = conn.execute("SELECT state::text, tag::text FROM tasks").fetchall()
+    assert before.schema is not None
+    assert diff_schemas(after, before.schema, reference_label="N-1") == []
+    assert rows == [("done", "x")]

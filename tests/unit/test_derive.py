@@ -168,7 +168,7 @@ def test_without_the_reference_what_needs_it_is_refused_saying_so(sql: str, reas
         ("CREATE INDEX ON users (name);", "no name"),
         ("ALTER TABLE users ADD UNIQUE (name);", "no name"),
         ("ALTER TABLE users ADD CONSTRAINT u UNIQUE USING INDEX users_name_idx;", "existing index"),
-        ("ALTER TYPE user_role RENAME TO roles;", "renames back only tables"),
+        ("ALTER SCHEMA app RENAME TO application;", "renames back only tables"),
         ("GRANT SELECT ON users TO reporting;", "not this statement"),
     ],
 )
