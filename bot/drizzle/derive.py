@@ -37,8 +37,9 @@ so that this stays a pure function of the files and the schema.
 - Renames of tables, columns, constraints, indexes, views, materialized views, sequences,
   types, domains and enum values are renamed back (a row holding the value reads the old
   label again).
-- `SET SCHEMA` of a table, view, materialized view, sequence or type moves it back, only
-  when N-1 had it in the schema it left: the move keeps every row where it is.
+- `SET SCHEMA` of a table, view, materialized view, sequence or type moves it back, when
+  N-1 had it in the schema it left (the move keeps every row where it is) or when this
+  migration created it (back where the undo of its creation drops it).
 - `COMMENT ON` goes back to the N-1 comment, or to none.
 - `CREATE POLICY` is undone by `DROP POLICY`; `ENABLE`/`DISABLE`/`[NO] FORCE ROW LEVEL
   SECURITY` go back to the table's N-1 setting. The schema compared by the proof holds
@@ -893,8 +894,8 @@ def _undo_enum_value_rename(node: Any) -> _Groups:  # noqa: ANN401 - pglast Alte
 def _undo_set_schema(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     """An object moved to another schema goes back to the one it had at N-1.
 
-    Only when N-1 had it there: a move of what this migration created would leave the drop
-    of its creation looking in the wrong schema, and one of what N-1 lacks has no old place.
+    Only when N-1 had it there, or when this migration created it: moved back first, it is
+    where the undo of its creation drops it. One N-1 had elsewhere has no old place.
     """
     move = _MOVES.get(node.objectType)
     if move is None or node.missing_ok:
@@ -909,11 +910,13 @@ def _undo_set_schema(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pgl
         schema, name = node.relation.schemaname, node.relation.relname
     key = _key(schema, name)
     shown = f"{kind} {_dotted(key)}"
-    _refuse_if(
-        key in scope.tables or key in scope.types,
-        f"it moves {shown}, which this migration created, to schema {node.newschema}; a "
-        "derived rollback does not follow it there",
-    )
+    moved = f"{quote_ident(node.newschema)}.{quote_ident(name)}"
+    back = [(f"ALTER {keyword} {moved} SET SCHEMA {quote_ident(key[0])}",)]
+    if key in scope.tables or key in scope.types:
+        # Made by this migration: moved back first, it is where the undo of its CREATE
+        # drops it; meanwhile statements on it at its new place touch a new object.
+        (scope.types if key in scope.types else scope.tables).add((node.newschema, name))
+        return back
     before = scope.needs(f"it moves {shown} to schema {node.newschema}")
     was = scope.was_named(key)
     _refuse_if(
@@ -922,8 +925,7 @@ def _undo_set_schema(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pgl
     )
     if kind != "type":
         scope.renamed[(node.newschema, name)] = was
-    moved = f"{quote_ident(node.newschema)}.{quote_ident(name)}"
-    return [(f"ALTER {keyword} {moved} SET SCHEMA {quote_ident(key[0])}",)]
+    return back
 
 
 def _undo_comment(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
