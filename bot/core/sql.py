@@ -90,6 +90,9 @@ class Validation(BaseModel):
     # The statement that wrote the constraint (its ADD, for a VALIDATE of one added NOT VALID):
     # its calls, operators and casts are the ones a count would evaluate.
     written_in: int | None = None
+    # A VALIDATE of a constraint the runbook did not add (it was NOT VALID before): what it
+    # checks is read from the catalog when its rows are counted; `kind` is a placeholder.
+    existing: bool = False
 
     def label(self) -> str:
         """`orders_total_check`, or `the unnamed CHECK on public.orders`."""
@@ -726,6 +729,17 @@ def _validates(
             added = added_not_valid.pop((schema, table, str(cmd.name)), None)
             if added is not None:
                 found.append(added.model_copy(update={"only": added.only or not relation.inh}))
+            else:
+                found.append(
+                    Validation(
+                        kind="check",
+                        name=str(cmd.name),
+                        namespace=schema,
+                        table=table,
+                        only=not relation.inh,
+                        existing=True,
+                    )
+                )
         elif cmd.subtype == enums.AlterTableType.AT_AddConstraint:
             validation = _validation(cmd.def_, schema, table, only=not relation.inh)
             if validation is None:

@@ -911,7 +911,7 @@ def _undo_set_schema(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pgl
     key = _key(schema, name)
     shown = f"{kind} {_dotted(key)}"
     moved = f"{quote_ident(node.newschema)}.{quote_ident(name)}"
-    back = [(f"ALTER {keyword} {moved} SET SCHEMA {quote_ident(key[0])}",)]
+    back: _Groups = [(f"ALTER {keyword} {moved} SET SCHEMA {quote_ident(key[0])}",)]
     if key in scope.tables or key in scope.types:
         # Made by this migration: moved back first, it is where the undo of its CREATE
         # drops it; meanwhile statements on it at its new place touch a new object.

@@ -24,9 +24,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from pglast import parse_sql
 from psycopg import sql
 
 from bot.core.facts import ViolationCount
+from bot.core.functions import call_problem
+from bot.core.sql import _validation
 from bot.core.usercode import code_problem, evaluation_problem
 
 if TYPE_CHECKING:
@@ -190,6 +193,8 @@ def _query(
     facts: Facts,
 ) -> sql.Composed:
     check_readable(table)
+    if validation.existing:
+        return _existing_query(conn, validation, table, facts)
     if validation.kind == "check":
         if validation.subquery:
             msg = "its expression holds a subquery, which PostgreSQL refuses in a CHECK"
@@ -211,6 +216,79 @@ def _query(
         return _duplicates(validation, table)
     msg = "rollbot does not count an exclusion constraint's conflicts"
     raise NotCounted(msg)
+
+
+_EXISTING = """
+SELECT k.contype::text, pg_get_constraintdef(k.oid), pg_get_expr(k.conbin, k.conrelid),
+       k.connoinherit, k.convalidated
+FROM pg_constraint k WHERE k.conrelid = %(oid)s AND k.conname = %(name)s
+"""
+# What the stored expression of a CHECK calls, functions and operators alike, from the
+# dependencies PostgreSQL recorded for it: whose code it is, and how volatile.
+_CALLS = """
+SELECT p.proname, p.oid >= 16384 OR p.pronamespace <> 'pg_catalog'::regnamespace,
+       p.provolatile::text
+FROM pg_depend d JOIN pg_proc p ON d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid
+WHERE d.classid = 'pg_constraint'::regclass AND d.objid = %(oid)s
+UNION ALL
+SELECT o.oprname, o.oid >= 16384, 'i'
+FROM pg_depend d JOIN pg_operator o
+  ON d.refclassid = 'pg_operator'::regclass AND o.oid = d.refobjid
+WHERE d.classid = 'pg_constraint'::regclass AND d.objid = %(oid)s
+"""
+_VOLATILITY = {"i": "immutable", "s": "stable", "v": "volatile"}
+
+
+def _existing_query(
+    conn: psycopg.Connection[Any], validation: Validation, table: _Relation, facts: Facts
+) -> sql.Composed:
+    """A constraint that was NOT VALID before the runbook: counted as the catalog defines it.
+
+    A foreign key is read back through the parser like one the runbook adds. A CHECK is
+    evaluated only when every function and operator its stored expression calls is
+    PostgreSQL's own and one a runbook may call; its text is PostgreSQL's own deparse.
+    """
+    row = conn.execute(_EXISTING, {"oid": table.oid, "name": validation.name}).fetchone()
+    if row is None:
+        msg = f"{table.name} has no constraint {validation.name}, so VALIDATE would fail"
+        raise NotCounted(msg)
+    contype, definition, expression, no_inherit, validated = row
+    if validated:
+        msg = "it is valid already: VALIDATE checks nothing"
+        raise NotCounted(msg)
+    if contype == "f":
+        (parsed,) = parse_sql(f"ALTER TABLE t ADD CONSTRAINT c {definition}")
+        command: Any = parsed.stmt
+        key = _validation(command.cmds[0].def_, validation.namespace, validation.table, only=True)
+        if key is None:
+            msg = "its definition could not be read back"
+            raise NotCounted(msg)
+        return _foreign_key(conn, key, table, facts)
+    if contype != "c" or expression is None:
+        msg = "only a CHECK or a FOREIGN KEY can be NOT VALID, and this is neither"
+        raise NotCounted(msg)
+    oid = conn.execute(
+        "SELECT oid FROM pg_constraint WHERE conrelid = %s AND conname = %s",
+        (table.oid, validation.name),
+    ).fetchone()
+    for name, user_defined, volatility in conn.execute(_CALLS, {"oid": oid[0] if oid else 0}):
+        problem = (
+            f"{name} is user-defined code"
+            if user_defined
+            else call_problem(str(name), _VOLATILITY.get(str(volatility)))  # type: ignore[arg-type]
+        )
+        if problem is not None:
+            msg = f"counting would evaluate its expression, and {problem}"
+            raise NotCounted(msg)
+    scan = (
+        table.identifier
+        if not (validation.only or no_inherit)
+        else sql.SQL("ONLY {}").format(table.identifier)
+    )
+    return sql.SQL("SELECT count(*) FROM {} WHERE ({}) IS FALSE").format(
+        scan,
+        sql.SQL(str(expression)),  # PostgreSQL's deparse of the stored expression
+    )
 
 
 def _scan_all(table: _Relation, validation: Validation) -> sql.Composable:

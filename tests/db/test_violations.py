@@ -256,3 +256,39 @@ def test_duplicates_block_the_unique_index_a_rollback_recreates(scratch_db: str)
         "constraint out)"
     )
     assert not [b for b in plan.blockers if "members_lower_idx" in b]  # an expression: not counted
+
+
+def test_a_constraint_not_valid_before_the_runbook_is_counted_from_the_catalog(
+    scratch_db: str,
+) -> None:
+    """VALIDATE of a NOT VALID key or CHECK it did not add: their rows counted as defined there.
+
+    A CHECK whose stored expression calls a user function is not evaluated (and says so).
+    """
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION positive(v int) RETURNS boolean IMMUTABLE LANGUAGE sql"
+            " AS 'SELECT v > 0';"
+            "CREATE TABLE teams (id int PRIMARY KEY); INSERT INTO teams VALUES (1);"
+            "CREATE TABLE people (id int PRIMARY KEY, team_id int, age int, score int);"
+            "INSERT INTO people VALUES (1, 1, 30, 1), (2, 7, -1, 0), (3, 8, -2, 5);"
+            "ALTER TABLE people ADD CONSTRAINT people_team_fk FOREIGN KEY (team_id)"
+            " REFERENCES teams (id) NOT VALID;"
+            "ALTER TABLE people ADD CONSTRAINT people_age_check CHECK (age >= 0) NOT VALID;"
+            "ALTER TABLE people ADD CONSTRAINT people_score_check CHECK (positive(score))"
+            " NOT VALID;"
+        )
+    book = parse_runbook(
+        "# R\n\n## Quick Rollback\n\n```sql\nBEGIN;\n"
+        "ALTER TABLE people VALIDATE CONSTRAINT people_team_fk;\n"
+        "ALTER TABLE people VALIDATE CONSTRAINT people_age_check;\n"
+        "ALTER TABLE people VALIDATE CONSTRAINT people_score_check;\n"
+        "COMMIT;\n```\n",
+        file="0009_p.md",
+    )
+    with psycopg.connect(scratch_db) as conn:
+        facts = read_facts(conn, book, describe_target(conn), count_budget=timedelta(seconds=2))
+    counts = {v.constraint: v.rows for v in facts.violations}
+    assert counts == {"people_team_fk": 2, "people_age_check": 2, "people_score_check": None}
+    (why,) = [v.why for v in facts.violations if v.rows is None]
+    assert "positive is user-defined code" in why
