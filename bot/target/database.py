@@ -226,11 +226,13 @@ class TargetDatabase:
         until PostgreSQL notices the client is gone, and the application waits behind it
         meanwhile; "nothing changed" is only true once that session is gone. Only rollbot's
         own sessions of this run (named `rollbot run N`, and its final backup's) are ended.
+        Each is waited for (up to 10 s): a session told to end is still aborting its
+        transaction for a moment, and asked too early, PostgreSQL says "in progress".
         """
         try:
             with self.connect("recovery", autocommit=True) as conn:
                 rows = conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     " AND (application_name = %(name)s OR application_name LIKE %(prefix)s)",
                     {"name": f"rollbot run {run_id}", "prefix": f"rollbot run {run_id} %"},
