@@ -341,10 +341,11 @@ def _approve_killed_at_the_lock(
 
 
 def _waiting(conninfo: str, application_name: str) -> bool:
+    """That session, in this database (run ids repeat across the tests' databases), queued."""
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-            " AND wait_event_type = 'Lock'",
+            " AND datname = current_database() AND wait_event_type = 'Lock'",
             (application_name,),
         ).fetchone()
     return bool(row and row[0])

@@ -214,7 +214,7 @@ def test_a_dead_runs_backend_is_ended_before_it_is_called_rolled_back(
             deadline = time.monotonic() + 10
             while not watch.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE application_name = %s"
-                " AND wait_event_type = 'Lock'",
+                " AND wait_event_type = 'Lock' AND datname = current_database()",
                 (f"rollbot run {run.id}",),
             ).fetchall():
                 assert time.monotonic() < deadline, "the orphan never queued"
@@ -224,7 +224,8 @@ def test_a_dead_runs_backend_is_ended_before_it_is_called_rolled_back(
             assert not waiting.is_alive()  # its LOCK was cut short, not left queued
             deadline = time.monotonic() + 10  # a signalled backend takes a moment to exit
             while watch.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s",
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s"
+                " AND datname = current_database()",
                 (f"rollbot run {run.id}",),
             ).fetchall():
                 assert time.monotonic() < deadline, "the orphan's session is still there"
