@@ -331,6 +331,9 @@ class Facts(BaseModel):
 
     target: Target
     objects: tuple[Found, ...]
+    # What each statement's `creates` names, resolved now: one that is the very object an
+    # earlier statement drops (same oid) is put back by the runbook, so need not be gone.
+    recreated: tuple[Found, ...] = ()
     references: tuple[Reference, ...] = ()
     rows: tuple[RowCount, ...] = ()
     counted: tuple[Table, ...] = ()  # tables the runbook's front matter asks to count

@@ -200,6 +200,14 @@ def blocked_runbooks(library: RunbookLibrary) -> dict[str, list[str]]:
     return {r.file: why for r in library.runbooks if (why := static_blockers(r))}
 
 
+def _put_back(found: Found, facts: Facts) -> bool:
+    """Whether a later statement creates this very object again (same kind and oid now)."""
+    return found.oid is not None and any(
+        r.statement > found.statement and r.kind is found.kind and r.oid == found.oid
+        for r in facts.recreated
+    )
+
+
 def build_plan(
     runbook: Runbook,
     facts: Facts,
@@ -231,7 +239,9 @@ def build_plan(
     ]
     blockers += expression_blockers(runbook.statements, facts, runbook.file)
     existing = [f for f in facts.objects if f.exists]
-    dropped = tuple(f for f in existing if f.kind is not ObjectKind.ROWS)
+    dropped = tuple(
+        f for f in existing if f.kind is not ObjectKind.ROWS and not _put_back(f, facts)
+    )
     rows = {r.table: r for r in facts.rows}
     drop_tables = _tables(f.table for f in existing if f.kind is ObjectKind.TABLE)
     delete_tables = _tables(f.table for f in existing if f.kind is ObjectKind.ROWS)

@@ -178,6 +178,10 @@ class Statement(BaseModel):
     casts_back: tuple[CastBack, ...] = ()
     # The options an ALTER SEQUENCE sets: the plan checks the current value lies within them.
     sequence: SequenceChange | None = None
+    # The named objects it creates (an index, a view, a type, a constraint). One that an
+    # earlier statement drops is put back, not left behind: drizzle-kit changes a foreign key
+    # by dropping it and adding it again under the same name, and so undoes a rollback.
+    creates: tuple[DbObject, ...] = ()
 
 
 def _qualified(namespace: str | None, name: str | None) -> str:
@@ -305,6 +309,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
                 validates=_validates(item.stmt, added_not_valid, len(statements) + 1),
                 casts_back=_casts_back(item.stmt),
                 sequence=_sequence_change(item.stmt),
+                creates=_creates(item.stmt),
             )
         )
     if not statements:
@@ -614,6 +619,53 @@ def _classify(
         f"`{_short(sql)}` is not a statement a rollback runbook may run",
         todo=f"use only {_ALLOWED}; do anything else by hand, outside rollbot",
     )
+
+
+def _creates(node: Any) -> tuple[DbObject, ...]:  # noqa: ANN401 - pglast node
+    """The named objects a CREATE or an ADD CONSTRAINT makes, as written."""
+    made = _created(node)
+    if made is not None:
+        return (made,)
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None:
+        return ()
+    relation = node.relation
+    return tuple(
+        DbObject(
+            kind=ObjectKind.CONSTRAINT,
+            name=cmd.def_.conname,
+            table=relation.relname,
+            table_namespace=relation.schemaname,
+        )
+        for cmd in node.cmds or ()
+        if cmd.subtype == enums.AlterTableType.AT_AddConstraint
+        and isinstance(cmd.def_, ast.Constraint)
+        and cmd.def_.conname
+    )
+
+
+def _created(node: Any) -> DbObject | None:  # noqa: ANN401 - pglast node
+    """The index, view, materialized view, type or domain a CREATE makes."""
+    if isinstance(node, ast.CreateEnumStmt):
+        return _drop_target(node.typeName, ObjectKind.TYPE, missing_ok=False)
+    if isinstance(node, ast.CreateDomainStmt):
+        return _drop_target(node.domainname, ObjectKind.DOMAIN, missing_ok=False)
+    if isinstance(node, ast.IndexStmt) and node.idxname and node.relation is not None:
+        namespace = node.relation.schemaname  # an index lives in its table's schema
+        return DbObject(kind=ObjectKind.INDEX, name=node.idxname, namespace=namespace)
+    relation: Any = None
+    if isinstance(node, ast.ViewStmt):
+        kind, relation = ObjectKind.VIEW, node.view
+    elif (
+        isinstance(node, ast.CreateTableAsStmt)
+        and node.objtype == enums.ObjectType.OBJECT_MATVIEW
+        and node.into is not None
+    ):
+        kind, relation = ObjectKind.MATERIALIZED_VIEW, node.into.rel
+    elif isinstance(node, ast.CompositeTypeStmt):
+        kind, relation = ObjectKind.TYPE, node.typevar
+    if relation is None:
+        return None
+    return DbObject(kind=kind, name=relation.relname, namespace=relation.schemaname)
 
 
 def _set_not_null(node: Any) -> tuple[tuple[str | None, str, str], ...]:  # noqa: ANN401

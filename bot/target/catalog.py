@@ -428,6 +428,11 @@ def read_facts(
             found.append(item)
             if item.exists and item.actual_kind is None:
                 references += _references(conn, item)
+    recreated = tuple(
+        _resolve(conn, obj, statement.number, position)
+        for statement in runbook.statements
+        for position, obj in enumerate(statement.creates)
+    )
     counted, missing, not_tables = _counted(conn, runbook.settings.count)
     cascade, reach = _cascade_facts(conn, found)
     keys, size, unmovable = _quarantine_facts(conn, found)
@@ -438,6 +443,7 @@ def read_facts(
     facts = Facts(
         target=target,
         objects=tuple(found),
+        recreated=tuple(r for r in recreated if r.exists),
         references=tuple(references),
         counted=counted,
         missing_counted=missing,

@@ -170,3 +170,30 @@ def test_views_are_planned(jobs_db: str) -> None:
     plan = plan_for(jobs_db, "DROP VIEW busy;\n" + ROLLBACK)
     assert not plan.blocked, plan.blockers
     assert "public.busy" in [f.name for f in plan.dropped]
+
+
+def test_an_object_dropped_and_added_again_need_not_be_gone(jobs_db: str) -> None:
+    """drizzle-kit changes a foreign key by dropping and adding it under the same name.
+
+    Its undo does the same with N-1's definition: the constraint is put back, so the check
+    before COMMIT must not ask for it to be gone. One a later statement only seems to add
+    again (another table's constraint of that name) must still be gone.
+    """
+    fk = "jobs_user_id_users_id_fk"
+    again = (
+        f"ALTER TABLE jobs DROP CONSTRAINT {fk};\n"
+        f"ALTER TABLE jobs ADD CONSTRAINT {fk} FOREIGN KEY (user_id) REFERENCES users (id)"
+        " ON DELETE CASCADE NOT VALID;\n"
+        f"ALTER TABLE jobs VALIDATE CONSTRAINT {fk};\n"
+        "DROP INDEX idx_jobs_user;\n"
+        "CREATE INDEX idx_jobs_user ON jobs (user_id, status);\n"
+    )
+    plan = plan_for(jobs_db, again)
+    assert not plan.blocked, plan.blockers
+    assert plan.dropped == ()
+    elsewhere = (
+        f"ALTER TABLE jobs DROP CONSTRAINT {fk};\n"
+        f"ALTER TABLE users ADD CONSTRAINT {fk} CHECK (id > 0);\n"
+    )
+    plan = plan_for(jobs_db, elsewhere)
+    assert [f.name for f in plan.dropped] == [f"{fk} on public.jobs"]

@@ -181,3 +181,32 @@ def test_statements_that_put_a_definition_back_remove_nothing() -> None:
         parse("ALTER SEQUENCE s RESTART;")
     with pytest.raises(RunbookError, match="not a statement a rollback runbook may run"):
         parse("DROP POLICY visible ON invoices CASCADE;")
+
+
+def test_what_a_statement_creates_is_named_as_written() -> None:
+    """Indexes, views, types, domains and named constraints; an unnamed CHECK names nothing."""
+    statements = parse(
+        "CREATE INDEX i ON app.users (team_id);\n"
+        "CREATE VIEW v AS SELECT 1;\n"
+        "CREATE MATERIALIZED VIEW app.m AS SELECT 1;\n"
+        "CREATE TYPE app.status AS ENUM ('a');\n"
+        "CREATE TYPE pair AS (a int, b int);\n"
+        "CREATE DOMAIN email AS text;\n"
+        "ALTER TABLE app.users ADD CONSTRAINT fk FOREIGN KEY (team_id) REFERENCES teams (id)"
+        " NOT VALID, ADD CHECK (team_id > 0);\n"
+        "ALTER TABLE users DROP CONSTRAINT fk;\n"
+    )
+    made = [
+        [(o.kind, o.namespace or o.table_namespace, o.name) for o in s.creates] for s in statements
+    ]
+    assert made == [
+        [(ObjectKind.INDEX, "app", "i")],
+        [(ObjectKind.VIEW, None, "v")],
+        [(ObjectKind.MATERIALIZED_VIEW, "app", "m")],
+        [(ObjectKind.TYPE, "app", "status")],
+        [(ObjectKind.TYPE, None, "pair")],
+        [(ObjectKind.DOMAIN, None, "email")],
+        [(ObjectKind.CONSTRAINT, "app", "fk")],
+        [],
+    ]
+    assert statements[6].creates[0].table == "users"
