@@ -34,6 +34,7 @@ class ObjectKind(StrEnum):
     MATERIALIZED_VIEW = "materialized view"
     CONSTRAINT = "constraint"
     COLUMN = "column"
+    SCHEMA = "schema"
     ROWS = "rows"
 
 
@@ -196,6 +197,7 @@ _DROPPABLE = {
     enums.ObjectType.OBJECT_SEQUENCE: ObjectKind.SEQUENCE,
     enums.ObjectType.OBJECT_VIEW: ObjectKind.VIEW,
     enums.ObjectType.OBJECT_MATVIEW: ObjectKind.MATERIALIZED_VIEW,
+    enums.ObjectType.OBJECT_SCHEMA: ObjectKind.SCHEMA,
 }
 _ALTER_DROPS = {
     enums.AlterTableType.AT_DropConstraint: ObjectKind.CONSTRAINT,
@@ -240,7 +242,7 @@ _MOVES = {
 SEQUENCE_OPTIONS = frozenset({"as", "increment", "minvalue", "maxvalue", "start", "cache", "cycle"})
 _TX = enums.TransactionStmtKind
 _ALLOWED = (
-    "DROP INDEX/TABLE/TYPE/DOMAIN/SEQUENCE/VIEW/MATERIALIZED VIEW, "
+    "DROP INDEX/TABLE/TYPE/DOMAIN/SEQUENCE/VIEW/MATERIALIZED VIEW/SCHEMA, "
     "ALTER TABLE … DROP CONSTRAINT/COLUMN, DELETE, and to put definitions back CREATE INDEX, "
     "ALTER TABLE … ADD/VALIDATE CONSTRAINT, ALTER COLUMN … SET/DROP NOT NULL/DEFAULT, "
     "ALTER COLUMN … SET DATA TYPE (to a built-in number or string type, without USING), "
@@ -575,6 +577,13 @@ def _classify(
         missing_ok = bool(node.missing_ok)
         objects = tuple(_drop_target(obj, kind, missing_ok=missing_ok) for obj in targets)
         cascade = node.behavior == enums.DropBehavior.DROP_CASCADE
+        if cascade and kind is ObjectKind.SCHEMA:
+            raise source.refuse(
+                offset,
+                f"`{_short(sql)}` drops whatever the schema holds, named or not",
+                todo="drop each object of the schema by name first, then the schema "
+                "without CASCADE: PostgreSQL then refuses it while anything is left in it",
+            )
         return f"DROP {kind.upper()}", objects, cascade
     if isinstance(node, ast.AlterTableStmt) and node.objtype == enums.ObjectType.OBJECT_TABLE:
         cmds: tuple[Any, ...] = node.cmds or ()
@@ -901,6 +910,8 @@ def _non_transactional(node: Any) -> str | None:  # noqa: ANN401 - pglast node
 
 
 def _drop_target(obj: Any, kind: ObjectKind, *, missing_ok: bool) -> DbObject:  # noqa: ANN401
+    if isinstance(obj, ast.String):  # a schema: one name
+        return DbObject(kind=kind, name=str(obj.sval), missing_ok=missing_ok)
     names: tuple[Any, ...] = (obj.names or ()) if isinstance(obj, ast.TypeName) else obj
     parts = [part.sval for part in names]
     name = parts[-1]

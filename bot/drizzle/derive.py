@@ -112,7 +112,6 @@ _STATEMENT_REASONS: dict[type, str] = {
     ast.CreateFunctionStmt: "it creates or replaces a function, which a rollback runbook "
     "may not drop or restore",
     ast.CreateTrigStmt: "it creates a trigger, which a rollback runbook may not drop",
-    ast.CreateSchemaStmt: "it creates a schema, which a rollback runbook may not drop",
     ast.CreateExtensionStmt: "it creates an extension, which a rollback runbook may not drop",
     ast.InsertStmt: "it adds rows to an existing table, and a derived rollback cannot tell "
     "them from the rows that were there",
@@ -397,7 +396,9 @@ def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
         raise _enum_refusal(node)
     if isinstance(node, ast.UpdateStmt | ast.DeleteStmt | ast.TruncateStmt):
         raise _rows_refusal(node)
-    if isinstance(node, ast.CreateSchemaStmt | ast.CreateExtensionStmt):
+    if isinstance(node, ast.CreateSchemaStmt):
+        return _undo_schema(node, scope)
+    if isinstance(node, ast.CreateExtensionStmt):
         return _undo_if_not_exists_only(node, scope)
     raise _Refusal(_STATEMENT_REASONS.get(type(node), _UNKNOWN_REASON))
 
@@ -422,14 +423,27 @@ def _rows_refusal(node: Any) -> _Refusal:  # noqa: ANN401 - pglast node
     return _loses(f"it overwrites values in {table}, and the old values are not in the migration")
 
 
+def _undo_schema(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
+    """A new schema is dropped last, without CASCADE: PostgreSQL refuses while it holds anything.
+
+    drizzle-kit writes `CREATE SCHEMA` for every `pgSchema`; what the migration created in
+    it is dropped before (newest first), and what was there before would stop the DROP.
+    """
+    if node.schemaElts:
+        raise _Refusal(
+            "it creates objects inside CREATE SCHEMA, which a derived rollback does not take apart"
+        )
+    name = str(node.schemaname)
+    if _existed(scope, node.if_not_exists, "schema", name):
+        return []
+    return [(f"DROP SCHEMA IF EXISTS {quote_ident(name)}",)]
+
+
 def _undo_if_not_exists_only(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
-    """A schema or extension that N-1 already had: `IF NOT EXISTS` made the statement nothing."""
+    """An extension that N-1 already had: `IF NOT EXISTS` made the statement nothing."""
     if not node.if_not_exists:
         raise _Refusal(_STATEMENT_REASONS[type(node)])
-    if isinstance(node, ast.CreateSchemaStmt):
-        kind, key = "schema", quote_ident(str(node.schemaname))
-    else:
-        kind, key = "extension", quote_ident(node.extname)
+    kind, key = "extension", quote_ident(node.extname)
     before = scope.needs(f"it creates {kind} {key} only if it is not there")
     assert before.schema is not None  # noqa: S101 - needs() refused otherwise
     if f"{kind} {key}" in before.schema.by_key():

@@ -306,6 +306,7 @@ _CREATORS: dict[type, _Creator] = {
     ast.CompositeTypeStmt: lambda n, line: _single(ObjectKind.TYPE, n.typevar.relname, line),
     ast.CreateDomainStmt: lambda n, line: _single(ObjectKind.DOMAIN, _last(n.domainname), line),
     ast.CreateSeqStmt: lambda n, line: _single(ObjectKind.SEQUENCE, n.sequence.relname, line),
+    ast.CreateSchemaStmt: lambda n, line: _single(ObjectKind.SCHEMA, str(n.schemaname), line),
     ast.ViewStmt: lambda n, line: _single(ObjectKind.VIEW, n.view.relname, line),
     ast.CreateTableAsStmt: _table_as,
     ast.CreateStmt: _table,

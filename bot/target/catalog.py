@@ -100,7 +100,10 @@ SELECT d.classid::int, d.objid::int, d.objsubid,
        pg_describe_object(d.classid, d.objid, d.objsubid),
        CASE d.classid
          WHEN 'pg_class'::regclass THEN ARRAY[d.objid,
-              (SELECT indrelid FROM pg_index WHERE indexrelid = d.objid)]
+              (SELECT indrelid FROM pg_index WHERE indexrelid = d.objid),
+              (SELECT o.refobjid FROM pg_depend o WHERE o.classid = 'pg_class'::regclass
+                 AND o.objid = d.objid AND o.refclassid = 'pg_class'::regclass
+                 AND o.deptype IN ('a', 'i') AND o.refobjsubid > 0 LIMIT 1)]
          WHEN 'pg_constraint'::regclass THEN ARRAY[d.objid,
               (SELECT conrelid FROM pg_constraint WHERE oid = d.objid),
               (SELECT contypid FROM pg_constraint WHERE oid = d.objid)]
@@ -818,6 +821,12 @@ def _resolve(conn: psycopg.Connection[Any], obj: DbObject, number: int, position
         return _resolve_relation(conn, obj, absent)
     if obj.kind in {ObjectKind.TYPE, ObjectKind.DOMAIN}:
         return _resolve_type(conn, obj, absent)
+    if obj.kind is ObjectKind.SCHEMA:
+        row = conn.execute(
+            "SELECT oid, quote_ident(nspname) FROM pg_catalog.pg_namespace WHERE nspname = %s",
+            (obj.name,),
+        ).fetchone()
+        return absent if row is None else _found(absent, obj, row[0], row[1], ObjectKind.SCHEMA)
     table = _relation(conn, obj.table_namespace, obj.table or "")
     if table is None or table[2] not in {"r", "p"}:
         return absent
@@ -928,6 +937,8 @@ def _references(conn: psycopg.Connection[Any], found: Found) -> list[Reference]:
         klass, sub = "pg_type", 0
     elif found.kind is ObjectKind.CONSTRAINT:
         klass, sub = "pg_constraint", 0
+    elif found.kind is ObjectKind.SCHEMA:  # everything in it; DROP SCHEMA refuses while any is
+        klass, sub = "pg_namespace", 0
     else:
         return []
     rows = conn.execute(_DEPENDENTS, {"class": klass, "oid": found.oid, "sub": sub}).fetchall()

@@ -98,7 +98,10 @@ def build_restore(
     }
     sequences = owned_sequences(sections["pre-data"], tables)
     relations = tables | views
-    pre = select_statements(sections["pre-data"], relations, types, sequences)
+    pre = [
+        *_schemas_again(plan),
+        *select_statements(sections["pre-data"], relations, types, sequences),
+    ]
     post = select_statements(
         sections["post-data"],
         relations,
@@ -205,7 +208,13 @@ def build_move_back(
     journal = _journal_insert(plan)
     timeouts = f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';\n"
     # pg_restore's own header resets lock_timeout to 0: ours is set again after it.
-    back = [timeouts, *(f"{sql};" for sql in move_back_sql(quarantine)), journal or "", verify]
+    back = [
+        timeouts,
+        *_schemas_again(plan),
+        *(f"{sql};" for sql in move_back_sql(quarantine)),
+        journal or "",
+        verify,
+    ]
     script = "\n".join([_HEADER + timeouts, *reload, *back])
     shown = "\n".join([_HEADER + timeouts, *shown_reload, *back, *_verify_shown(verify_queries)])
     restore = RestorePlan(
@@ -516,6 +525,18 @@ def _verification(
         )
     body = "\n".join(checks)
     return f"DO $verify$\nDECLARE n bigint;\nBEGIN\n{body}\nEND\n$verify$;"
+
+
+def _schemas_again(plan: Plan) -> list[str]:
+    """The schemas the rollback dropped, made again before anything goes back into them.
+
+    `IF NOT EXISTS`: one made again since (the migration applied again) is used as it is.
+    """
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {f.name};"
+        for f in plan.dropped
+        if f.kind is ObjectKind.SCHEMA
+    ]
 
 
 def _quoted(name: str) -> str:

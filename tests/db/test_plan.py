@@ -197,3 +197,37 @@ def test_an_object_dropped_and_added_again_need_not_be_gone(jobs_db: str) -> Non
     )
     plan = plan_for(jobs_db, elsewhere)
     assert [f.name for f in plan.dropped] == [f"{fk} on public.jobs"]
+
+
+BILLING = """
+CREATE SCHEMA billing;
+CREATE TYPE billing.status AS ENUM ('open', 'paid');
+CREATE TABLE billing.invoices (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    status billing.status, n serial);
+CREATE INDEX ON billing.invoices (status);
+CREATE VIEW billing.open_invoices AS SELECT id FROM billing.invoices WHERE status = 'open';
+"""
+
+
+def test_a_schema_is_dropped_once_everything_in_it_is(scratch_db: str) -> None:
+    """What the schema holds, the runbook must drop before it, by name; each one forgotten blocks.
+
+    Its identity and serial sequences and its index go with the table, so they need no line.
+    """
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(BILLING)
+    plan = plan_for(
+        scratch_db,
+        "DROP VIEW billing.open_invoices;\nDROP TABLE billing.invoices;\n"
+        "DROP TYPE billing.status;\nDROP SCHEMA billing;\n",
+    )
+    assert not plan.blocked, plan.blockers
+    assert [f.name for f in plan.dropped][-1] == "billing"
+    forgot = plan_for(scratch_db, "DROP TABLE billing.invoices;\nDROP SCHEMA billing;\n")
+    rule = "rule _RETURN on view billing.open_invoices depends on table billing.invoices"
+    view = "view billing.open_invoices depends on schema billing"
+    assert sorted(set(forgot.blockers)) == [
+        f"line 7: {rule} and the runbook does not drop it",
+        "line 8: type billing.status depends on schema billing and the runbook does not drop it",
+        f"line 8: {view} and the runbook does not drop it",
+    ]

@@ -161,7 +161,7 @@ def test_without_the_reference_what_needs_it_is_refused_saying_so(sql: str, reas
         ("DROP VIEW v CASCADE;", "with CASCADE"),
         ("DO $$ BEGIN PERFORM 1; END $$;", "DO block"),
         ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';", "function"),
-        ("CREATE SCHEMA billing;", "schema"),
+        ("CREATE SCHEMA billing CREATE TABLE t (id int);", "inside CREATE SCHEMA"),
         ('CREATE EXTENSION "pgcrypto";', "extension"),
         ("INSERT INTO users (name) VALUES ('x');", "adds rows to an existing table"),
         ("CREATE OR REPLACE VIEW v AS SELECT 1;", "replaced a view"),
@@ -269,6 +269,23 @@ CREATE TABLE IF NOT EXISTS "audit" ("id" int);"""
     assert [s for u in derive_rollback(migration, USERS_BEFORE) for s in u.statements] == [
         "DROP TABLE IF EXISTS audit",
         "DROP INDEX IF EXISTS users_name_idx",
+    ]
+
+
+def test_a_new_schema_is_dropped_last_after_what_was_made_in_it() -> None:
+    """drizzle-kit's `pgSchema`: the schema goes after its table and enum, without CASCADE."""
+    sql = """CREATE SCHEMA "billing";--> statement-breakpoint
+CREATE TYPE "billing"."status" AS ENUM('open', 'paid');--> statement-breakpoint
+CREATE TABLE "billing"."invoices" ("id" integer PRIMARY KEY GENERATED ALWAYS AS IDENTITY,
+  "status" "billing"."status" DEFAULT 'open' NOT NULL);--> statement-breakpoint
+CREATE SCHEMA IF NOT EXISTS "Ops";--> statement-breakpoint
+CREATE SCHEMA IF NOT EXISTS "app";"""
+    app = SchemaObject(kind="schema", name="app", attributes=())
+    assert rollback_sql(sql, before_of(app)) == [
+        'DROP SCHEMA IF EXISTS "Ops"',
+        "DROP TABLE IF EXISTS billing.invoices",
+        "DROP TYPE IF EXISTS billing.status",
+        "DROP SCHEMA IF EXISTS billing",
     ]
 
 
@@ -600,3 +617,4 @@ ALTER TABLE "people" ALTER COLUMN "email" SET DATA TYPE text;"""
         "ALTER TABLE people ALTER COLUMN email SET NOT NULL",
         "ALTER TABLE people RENAME TO users",
     ]
+

@@ -210,3 +210,19 @@ def test_what_a_statement_creates_is_named_as_written() -> None:
         [],
     ]
     assert statements[6].creates[0].table == "users"
+
+
+def test_a_schema_is_dropped_by_name_and_never_with_cascade() -> None:
+    """Without CASCADE PostgreSQL refuses while the schema holds anything; with it, refused."""
+    (statement,) = parse('DROP SCHEMA IF EXISTS "Billing";')
+    (obj,) = statement.objects
+    assert (statement.kind, obj.kind, obj.name, obj.missing_ok) == (
+        "DROP SCHEMA",
+        ObjectKind.SCHEMA,
+        "Billing",
+        True,
+    )
+    with pytest.raises(RunbookError, match="drops whatever the schema holds") as caught:
+        parse("BEGIN;\nDROP SCHEMA billing CASCADE;\n")
+    assert "rb.md:11:" in caught.value.render()
+    assert "Drop each object of the schema by name first" in caught.value.render()
