@@ -248,7 +248,7 @@ _ALLOWED = (
     "ALTER COLUMN … SET DATA TYPE (to a built-in number or string type, without USING), "
     "renames of tables, columns, constraints, indexes, views, materialized views, sequences, "
     "types, domains and enum values, SET SCHEMA of tables, views, sequences and types, "
-    "ALTER SEQUENCE options (not RESTART), DROP POLICY, "
+    "ALTER SEQUENCE options (not RESTART), CREATE/ALTER/DROP POLICY, "
     "ALTER TABLE … ENABLE/DISABLE/[NO] FORCE ROW LEVEL SECURITY, "
     "COMMENT ON, CREATE VIEW/MATERIALIZED VIEW/TYPE/DOMAIN"
 )
@@ -526,8 +526,9 @@ def _recreated_definition(node: Any) -> str | None:  # noqa: ANN401 - pglast nod
 def _changed_name_or_place(node: Any) -> str | None:  # noqa: ANN401, PLR0911 - pglast node
     """The label of a statement that changes no row, else None.
 
-    A rename, a move to another schema, a comment, a sequence's options, a policy dropped
-    (without CASCADE): each changes a definition, never a row, and leaves no row behind.
+    A rename, a move to another schema, a comment, a sequence's options, a policy created,
+    altered or dropped (without CASCADE): each changes a definition, never a row, and leaves
+    no row behind.
     """
     if isinstance(node, ast.RenameStmt) and node.renameType in _RENAMES and not node.missing_ok:
         return _RENAMES[node.renameType]
@@ -541,6 +542,9 @@ def _changed_name_or_place(node: Any) -> str | None:  # noqa: ANN401, PLR0911 - 
         return _MOVES[node.objectType]
     if isinstance(node, ast.CommentStmt):
         return "COMMENT ON"
+    if isinstance(node, ast.CreatePolicyStmt | ast.AlterPolicyStmt):
+        # Its expressions run when rows are read later, not now.
+        return "CREATE POLICY" if isinstance(node, ast.CreatePolicyStmt) else "ALTER POLICY"
     if (
         isinstance(node, ast.AlterSeqStmt)
         and not node.missing_ok

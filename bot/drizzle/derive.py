@@ -41,7 +41,9 @@ so that this stays a pure function of the files and the schema.
   N-1 had it in the schema it left (the move keeps every row where it is) or when this
   migration created it (back where the undo of its creation drops it).
 - `COMMENT ON` goes back to the N-1 comment, or to none.
-- `CREATE POLICY` is undone by `DROP POLICY`; `ENABLE`/`DISABLE`/`[NO] FORCE ROW LEVEL
+- `CREATE POLICY` is undone by `DROP POLICY`; `ALTER POLICY` goes back to the N-1 roles and
+  expressions (a clause N-1 lacked cannot be removed by ALTER POLICY: refused); a dropped
+  policy is created again from N-1; `ENABLE`/`DISABLE`/`[NO] FORCE ROW LEVEL
   SECURITY` go back to the table's N-1 setting. The schema compared by the proof holds
   every policy and both settings, so a plan that left one behind is not proved.
 - `ALTER SEQUENCE` of its type, increment, bounds, start, cache or cycling goes back to the
@@ -523,6 +525,12 @@ def _refuse_unnamed(kind: str, relation: Any, scope: _Scope) -> None:  # noqa: A
 
 def _undo_drop(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     kind = node.removeType
+    if kind == _OBJ.OBJECT_POLICY:
+        _refuse_if(
+            node.behavior == enums.DropBehavior.DROP_CASCADE,
+            "it drops a policy with CASCADE; what went with it is not in the migration",
+        )
+        return _recreate_policy(node, scope)
     groups: _Groups = []
     for target in node.objects or ():
         names = target.names if isinstance(target, ast.TypeName) else target
@@ -768,6 +776,81 @@ def _undo_policy(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast 
         return []
     name = quote_ident(node.policy_name)
     return [(f"DROP POLICY IF EXISTS {name} ON {_relation(node.table)}",)]
+
+
+_POLICY_COMMANDS = {"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
+
+
+def _policy_before(scope: _Scope, relation: Any, name: str, what: str) -> SchemaObject:  # noqa: ANN401
+    """The N-1 definition of a policy the migration changed or dropped; refused if none."""
+    label = f"policy {name} on {_shown(relation)}"
+    before = scope.needs(f"it {what} {label}; putting it back needs its definition")
+    found = before.find("policy", *scope.was_named(_qualified_key(relation)), name)
+    _refuse_if(
+        found is None, f"it {what} {label}, which the schema before this migration does not have"
+    )
+    assert found is not None  # noqa: S101 - refused just above
+    return found
+
+
+def _undo_alter_policy(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - AlterPolicyStmt
+    """Roles and expressions back to N-1's; a USING or WITH CHECK that N-1 lacked cannot go.
+
+    ALTER POLICY can set a clause but not remove one, so a policy that had none at N-1 is a
+    person's decision (drop and create it), not a guess.
+    """
+    if scope.has_table(node.table):
+        return []
+    name = str(node.policy_name)
+    found = _policy_before(scope, node.table, name, "changes")
+    qual, check = (
+        scope.before.attribute(found, "using"),
+        scope.before.attribute(found, "with check"),
+    )
+    for clause, added, had in (("USING", node.qual, qual), ("WITH CHECK", node.with_check, check)):
+        _refuse_if(
+            added is not None and had is None,
+            f"it gives policy {name} on {_shown(node.table)} a {clause} clause it did not have "
+            "before, and ALTER POLICY cannot remove one",
+        )
+    sql = f"ALTER POLICY {quote_ident(name)} ON {_relation(node.table)}"
+    sql += f" TO {scope.before.attribute(found, 'roles') or 'public'}"
+    sql += f" USING ({qual})" if qual is not None else ""
+    sql += f" WITH CHECK ({check})" if check is not None else ""
+    return [(sql,)]
+
+
+def _recreate_policy(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - DropStmt
+    """A dropped policy is created again from N-1: its command, kind, roles and expressions."""
+    groups: _Groups = []
+    for target in node.objects or ():
+        parts = [str(part.sval) for part in target]
+        relation = ast.RangeVar(
+            schemaname=parts[-3] if len(parts) > 2 else None,  # noqa: PLR2004 - schema.table.policy
+            relname=parts[-2],
+        )
+        name = parts[-1]
+        if scope.has_table(relation):
+            continue
+        if (
+            node.missing_ok
+            and scope.needs(f"it drops policy {name} if it is there").find(
+                "policy", *scope.was_named(_qualified_key(relation)), name
+            )
+            is None
+        ):
+            continue
+        found = _policy_before(scope, relation, name, "drops")
+        attribute = scope.before.attribute
+        kind = "PERMISSIVE" if attribute(found, "permissive") == "true" else "RESTRICTIVE"
+        command = _POLICY_COMMANDS.get(attribute(found, "command") or "*", "ALL")
+        sql = f"CREATE POLICY {quote_ident(name)} ON {_relation(relation)} AS {kind}"
+        sql += f" FOR {command} TO {attribute(found, 'roles') or 'public'}"
+        qual, check = attribute(found, "using"), attribute(found, "with check")
+        sql += f" USING ({qual})" if qual is not None else ""
+        sql += f" WITH CHECK ({check})" if check is not None else ""
+        groups.append((sql,))
+    return groups
 
 
 def _readd_constraint(cmd: Any, relation: Any, scope: _Scope) -> _Groups:  # noqa: ANN401
@@ -1089,4 +1172,5 @@ _UNDOERS: dict[type, _Undoer] = {
     ast.AlterObjectSchemaStmt: _undo_set_schema,
     ast.AlterSeqStmt: _undo_alter_sequence,
     ast.CreatePolicyStmt: _undo_policy,
+    ast.AlterPolicyStmt: _undo_alter_policy,
 }

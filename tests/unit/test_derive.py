@@ -618,3 +618,55 @@ ALTER TABLE "people" ALTER COLUMN "email" SET DATA TYPE text;"""
         "ALTER TABLE people RENAME TO users",
     ]
 
+
+POLICY_BEFORE = before_of(
+    SchemaObject(kind="table", name="public.projects", attributes=()),
+    SchemaObject(
+        kind="policy",
+        name="public.projects.visible",
+        parent="table public.projects",
+        attributes=attributes(
+            ("command", "r"),
+            ("permissive", "true"),
+            ("roles", "public"),
+            ("using", "(archived = false)", "expression"),
+        ),
+    ),
+    SchemaObject(
+        kind="policy",
+        name="public.projects.own_rows",
+        parent="table public.projects",
+        attributes=attributes(
+            ("command", "w"),
+            ("permissive", "false"),
+            ("roles", 'app, "Ops"'),
+            ("using", "(owner = CURRENT_USER)", "expression"),
+            ("with check", "(owner = CURRENT_USER)", "expression"),
+        ),
+    ),
+)
+
+
+def test_a_changed_or_dropped_policy_goes_back_to_its_n_minus_1_definition() -> None:
+    """drizzle-kit's ALTER POLICY, and DROP POLICY, undone from N-1: roles, kind, expressions."""
+    sql = """ALTER POLICY "visible" ON "projects" TO app USING ("projects"."archived" = false
+  and "projects"."name" is not null);--> statement-breakpoint
+DROP POLICY "own_rows" ON "projects" CASCADE;"""
+    assert "with CASCADE" in refusal(sql, POLICY_BEFORE).reason
+    sql = sql.replace(" CASCADE;", ";")
+    own = "(owner = CURRENT_USER)"
+    created = 'CREATE POLICY own_rows ON projects AS RESTRICTIVE FOR UPDATE TO app, "Ops"'
+    assert rollback_sql(sql, POLICY_BEFORE) == [
+        f"{created} USING ({own}) WITH CHECK ({own})",
+        "ALTER POLICY visible ON projects TO public USING ((archived = false))",
+    ]
+    ghost = 'DROP POLICY IF EXISTS "ghost" ON "projects";CREATE TABLE t (id int);'
+    assert rollback_sql(ghost, POLICY_BEFORE) == ["DROP TABLE IF EXISTS t"]
+
+
+def test_a_policy_clause_n_minus_1_lacked_cannot_be_taken_away() -> None:
+    """ALTER POLICY sets a clause but cannot remove one: refused, saying so."""
+    error = refusal('ALTER POLICY "visible" ON "projects" WITH CHECK (true);', POLICY_BEFORE)
+    assert "a WITH CHECK clause it did not have before" in error.reason
+    error = refusal('ALTER POLICY "ghost" ON "projects" TO app;', POLICY_BEFORE)
+    assert "which the schema before this migration does not have" in error.reason

@@ -160,6 +160,8 @@ def test_statements_that_put_a_definition_back_remove_nothing() -> None:
         "ALTER SEQUENCE s AS bigint INCREMENT BY 1 MINVALUE 1 MAXVALUE 9 START WITH 1 CACHE 1;\n"
         "DROP POLICY IF EXISTS visible ON invoices;\n"
         "ALTER TABLE invoices DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY;\n"
+        "CREATE POLICY own ON invoices AS RESTRICTIVE FOR UPDATE TO app USING (true);\n"
+        "ALTER POLICY visible ON invoices TO public USING ((archived = false));\n"
     )
     assert all(s.restores and not s.objects for s in statements)
     assert statements[12].relations == ()  # the moved table is not read
