@@ -526,10 +526,8 @@ def _refuse_unnamed(kind: str, relation: Any, scope: _Scope) -> None:  # noqa: A
 def _undo_drop(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     kind = node.removeType
     if kind == _OBJ.OBJECT_POLICY:
-        _refuse_if(
-            node.behavior == enums.DropBehavior.DROP_CASCADE,
-            "it drops a policy with CASCADE; what went with it is not in the migration",
-        )
+        # drizzle-kit writes DROP POLICY … CASCADE; nothing can depend on a policy, so
+        # PostgreSQL ignores the word and nothing else went with it.
         return _recreate_policy(node, scope)
     groups: _Groups = []
     for target in node.objects or ():

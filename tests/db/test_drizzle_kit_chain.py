@@ -1,9 +1,10 @@
 """A chain drizzle-kit itself generated: every migration is rolled back without a runbook.
 
-`tests/fixtures/drizzle_kit_chain` was written by `drizzle-kit generate` (0.31) from fourteen
+`tests/fixtures/drizzle_kit_chain` was written by `drizzle-kit generate` (0.31) from 24
 versions of a TypeScript schema, so its SQL is exactly what Drizzle users ship: the quoting,
 the breakpoints, a foreign key changed by dropping and adding it under the same name, a
-column made NOT NULL with a default, an enum value removed by recreating the type. Those
+column made NOT NULL with a default, an enum value removed by recreating the type, a
+`pgSchema` with an identity column, a policy altered and dropped with CASCADE. Those
 whose inverse loses nothing are derived, proved equal to N-1 and run; the others are refused
 naming the statement that loses data.
 """
@@ -38,6 +39,7 @@ IRREVERSIBLE = {
     "0009": (1, "drops column accounts.display_name"),
     "0012": (1, "changes the type of accounts.tier"),
     "0013": (1, "drops table api_keys"),
+    "0021": (1, "drops sequence invoice_numbers, and its current value is gone"),
 }
 REVERSIBLE = [i for i in IDS if i not in IRREVERSIBLE]
 
@@ -56,22 +58,24 @@ def kit_db(make_database: Callable[..., str]) -> Callable[[str | None], str]:
 
 
 @pytest.fixture
-def kit_service(make_service: Callable[..., Rollbot], tmp_path: Path) -> Callable[[str], Rollbot]:
+def kit_service(make_service: Callable[..., Rollbot], tmp_path: Path) -> Callable[..., Rollbot]:
     """A rollbot reading the generated folder, with no runbook at all."""
     empty = tmp_path / "no-runbooks"
     empty.mkdir()
 
-    def make(conninfo: str) -> Rollbot:
-        return make_service(conninfo, runbooks_dir=empty, migrations_dir=KIT, rehearsal="schema")
+    def make(conninfo: str, **settings: str) -> Rollbot:
+        return make_service(
+            conninfo, runbooks_dir=empty, migrations_dir=KIT, rehearsal="schema", **settings
+        )
 
     return make
 
 
 def test_the_folder_is_drizzle_kits_own() -> None:
-    """Fourteen migrations, journal and snapshots as drizzle-kit writes them."""
-    assert [f"{n:04d}" for n in range(14)] == IDS
+    """24 migrations, journal and snapshots as drizzle-kit writes them."""
+    assert [f"{n:04d}" for n in range(24)] == IDS
     assert sorted(p.name for p in (KIT / "meta").glob("*_snapshot.json")) == [
-        f"{n:04d}_snapshot.json" for n in range(14)
+        f"{n:04d}_snapshot.json" for n in range(24)
     ]
 
 
@@ -116,3 +120,39 @@ def test_each_lossy_migration_is_refused_naming_what_it_loses(
     assert loses in caught.value.render()
     assert service.store.recent() == []
     assert (schema_of(database), journal_of(database)) == (schema, journal)
+
+
+@pytest.mark.parametrize("mode", ["quarantine", "drop"])
+def test_a_dropped_schema_is_made_again_by_the_restore(
+    mode: str,
+    kit_db: Callable[[str | None], str],
+    kit_service: Callable[..., Rollbot],
+) -> None:
+    """0014's rollback drops schema billing last; its restore makes it first, rows and all.
+
+    Moved back from the quarantine, or restored from the backup: the schema, the enum, the
+    table with its identity column and rows are those of 0014 again.
+    """
+    database = kit_db("0014")
+    with psycopg.connect(database) as conn:
+        conn.execute("INSERT INTO accounts (email) VALUES ('ada@example.com')")
+        conn.execute(
+            "INSERT INTO billing.invoices (account_id, amount) SELECT id, 12.5 FROM accounts"
+        )
+    schema, journal = schema_of(database), journal_of(database)
+    service = kit_service(database, drop_mode=mode)
+    rolled = service.request("0014", requested_by=REQUESTER)
+    assert "DROP SCHEMA IF EXISTS billing;" in Plan.model_validate(rolled.plan).sql
+    rolled = service.approve(rolled.id, APPROVER)
+    assert rolled.state is RunState.SUCCEEDED, rolled.reason
+    with psycopg.connect(database) as conn:
+        gone = conn.execute("SELECT to_regnamespace('billing') IS NULL").fetchone()
+    assert gone == (True,)
+    restore = service.request_restore(rolled.id, requested_by=REQUESTER)
+    assert restore.state is RunState.AWAITING_APPROVAL, restore.reason
+    restore = service.approve(restore.id, APPROVER)
+    assert restore.state is RunState.SUCCEEDED, restore.reason
+    assert (schema_of(database), journal_of(database)) == (schema, journal)
+    with psycopg.connect(database) as conn:
+        rows = conn.execute("SELECT amount::text FROM billing.invoices").fetchall()
+    assert rows == [("12.50",)]
