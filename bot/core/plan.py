@@ -113,6 +113,9 @@ class Plan(BaseModel):
     target: Target
     steps: tuple[Step, ...]
     dropped: tuple[Found, ...]  # objects that exist now and must be gone afterwards
+    # Objects a statement drops and a later one creates again under the same name: gone by
+    # oid afterwards, but there by name (drizzle-kit changes a view or a key that way).
+    recreated: tuple[str, ...] = ()
     drop_tables: tuple[RowCount, ...]  # tables to be dropped, with their rows now
     delete_tables: tuple[RowCount, ...]  # tables the runbook deletes rows from
     neighbours: tuple[str, ...]  # tables locked or named whose counts must not change
@@ -200,6 +203,16 @@ def blocked_runbooks(library: RunbookLibrary) -> dict[str, list[str]]:
     return {r.file: why for r in library.runbooks if (why := static_blockers(r))}
 
 
+def _dropped(existing: list[Found], facts: Facts) -> tuple[tuple[Found, ...], tuple[str, ...]]:
+    """What must be gone after the statements, and what they drop and create again."""
+    objects = [f for f in existing if f.kind is not ObjectKind.ROWS]
+    again = [_put_back(f, facts) for f in objects]
+    return (
+        tuple(f for f, back in zip(objects, again, strict=True) if not back),
+        tuple(f.name for f, back in zip(objects, again, strict=True) if back),
+    )
+
+
 def _put_back(found: Found, facts: Facts) -> bool:
     """Whether a later statement creates this very object again (same kind and oid now)."""
     return found.oid is not None and any(
@@ -239,9 +252,7 @@ def build_plan(
     ]
     blockers += expression_blockers(runbook.statements, facts, runbook.file)
     existing = [f for f in facts.objects if f.exists]
-    dropped = tuple(
-        f for f in existing if f.kind is not ObjectKind.ROWS and not _put_back(f, facts)
-    )
+    dropped, recreated = _dropped(existing, facts)
     rows = {r.table: r for r in facts.rows}
     drop_tables = _tables(f.table for f in existing if f.kind is ObjectKind.TABLE)
     delete_tables = _tables(f.table for f in existing if f.kind is ObjectKind.ROWS)
@@ -336,6 +347,7 @@ def build_plan(
         target=facts.target,
         steps=steps,
         dropped=dropped,
+        recreated=recreated,
         drop_tables=tuple(
             rows.get(t.name, RowCount(table=t.name, rows=None, exact=False)) for t in drop_tables
         ),

@@ -26,8 +26,10 @@ def verification_problems(
     still_there = [
         f.name for f in facts.objects if f.exists and (f.statement, f.position) in dropped
     ]
-    dropped_names = {f.name for f in plan.dropped}
     before, after = relations
+    # A relation the statements drop and create again is there by name, under a new oid.
+    dropped_names = {f.name for f in plan.dropped}
+    dropped_names |= {name for name in plan.recreated if name in after.values()}
     # By oid: a table the statements rename back is still there under its old name.
     vanished = sorted(
         name for oid, name in before.items() if name not in dropped_names and oid not in after

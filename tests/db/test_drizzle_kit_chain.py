@@ -1,10 +1,11 @@
 """A chain drizzle-kit itself generated: every migration is rolled back without a runbook.
 
-`tests/fixtures/drizzle_kit_chain` was written by `drizzle-kit generate` (0.31) from 24
+`tests/fixtures/drizzle_kit_chain` was written by `drizzle-kit generate` (0.31) from 31
 versions of a TypeScript schema, so its SQL is exactly what Drizzle users ship: the quoting,
 the breakpoints, a foreign key changed by dropping and adding it under the same name, a
 column made NOT NULL with a default, an enum value removed by recreating the type, a
-`pgSchema` with an identity column, a policy altered and dropped with CASCADE. Those
+`pgSchema` with an identity column, a policy altered and dropped with CASCADE, a view, a
+CHECK, an index and a primary key each changed by dropping and creating it again. Those
 whose inverse loses nothing are derived, proved equal to N-1 and run; the others are refused
 naming the statement that loses data.
 """
@@ -40,6 +41,7 @@ IRREVERSIBLE = {
     "0012": (1, "changes the type of accounts.tier"),
     "0013": (1, "drops table api_keys"),
     "0021": (1, "drops sequence invoice_numbers, and its current value is gone"),
+    "0029": (1, "adds the value 'starter' to enum public.plan_tier"),
 }
 REVERSIBLE = [i for i in IDS if i not in IRREVERSIBLE]
 
@@ -72,10 +74,10 @@ def kit_service(make_service: Callable[..., Rollbot], tmp_path: Path) -> Callabl
 
 
 def test_the_folder_is_drizzle_kits_own() -> None:
-    """24 migrations, journal and snapshots as drizzle-kit writes them."""
-    assert [f"{n:04d}" for n in range(24)] == IDS
+    """31 migrations, journal and snapshots as drizzle-kit writes them."""
+    assert [f"{n:04d}" for n in range(31)] == IDS
     assert sorted(p.name for p in (KIT / "meta").glob("*_snapshot.json")) == [
-        f"{n:04d}_snapshot.json" for n in range(24)
+        f"{n:04d}_snapshot.json" for n in range(31)
     ]
 
 

@@ -191,6 +191,7 @@ def test_an_object_dropped_and_added_again_need_not_be_gone(jobs_db: str) -> Non
     plan = plan_for(jobs_db, again)
     assert not plan.blocked, plan.blockers
     assert plan.dropped == ()
+    assert plan.recreated == (f"{fk} on public.jobs", "public.idx_jobs_user")
     elsewhere = (
         f"ALTER TABLE jobs DROP CONSTRAINT {fk};\n"
         f"ALTER TABLE users ADD CONSTRAINT {fk} CHECK (id > 0);\n"
