@@ -196,10 +196,11 @@ def _attempt(job: _Job, tries: _Tries) -> Outcome:
             neighbours_before = tx.counts(script.count_neighbours)
             _run_statements(tx)
             _forget_migration(tx, script.journal_delete)
-            neighbours = (neighbours_before, tx.counts(script.count_neighbours))
+            after = tx.relations()
+            neighbours = (neighbours_before, tx.neighbours_after(before, after))
             deleted_after = tx.counts(script.count_deleted)
             counts = dict(zip(plan.write_locked, dropped_counts, strict=False))
-            problems = tx.problems((before, tx.relations()), neighbours)
+            problems = tx.problems((before, after), neighbours)
             problems += change_problems(plan, counts, deleted_after)
             if problems:
                 _fail(

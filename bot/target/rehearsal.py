@@ -328,8 +328,8 @@ def _transaction(
         before = tx.relations()
         neighbours_before = tx.counts(script.count_neighbours)
         tx.run_statements()
-        neighbours = (neighbours_before, tx.counts(script.count_neighbours))
         after = tx.relations()
+        neighbours = (neighbours_before, tx.neighbours_after(before, after))
         rows = tuple(
             RowChange(table=table, before=count, after=_rows_now(tx, table, query))
             for table, query, count in zip(

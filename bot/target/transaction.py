@@ -82,6 +82,21 @@ class PlanTransaction:
         """The plan's count queries, in order."""
         return [int(self.scalar(query)) for query in queries]
 
+    def neighbours_after(self, before: dict[int, str], after: dict[int, str]) -> list[int]:
+        """The neighbours' counts again, each under the name it has now.
+
+        A statement may rename a neighbour (a derived rollback renames a table back before
+        re-adding its constraints): the planned query would then name a table that is gone,
+        so the table is followed by its oid, and counted under its new name.
+        """
+        oids = {name: oid for oid, name in before.items()}
+        counts = []
+        for name, query in zip(self.plan.neighbours, self.script.count_neighbours, strict=True):
+            now = after.get(oids.get(name, 0))
+            renamed = now is not None and now != name
+            counts.append(int(self.scalar(f"SELECT count(*) FROM {now}" if renamed else query)))
+        return counts
+
     def begin(self) -> bool:
         """Set the plan's timeouts and ask for the per-database advisory lock; True if granted."""
         for setting in self.script.settings:
