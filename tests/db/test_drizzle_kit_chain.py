@@ -1,11 +1,13 @@
 """A chain drizzle-kit itself generated: every migration is rolled back without a runbook.
 
-`tests/fixtures/drizzle_kit_chain` was written by `drizzle-kit generate` (0.31) from 31
+`tests/fixtures/drizzle_kit_chain` was written by `drizzle-kit generate` (0.31) from 35
 versions of a TypeScript schema, so its SQL is exactly what Drizzle users ship: the quoting,
 the breakpoints, a foreign key changed by dropping and adding it under the same name, a
 column made NOT NULL with a default, an enum value removed by recreating the type, a
 `pgSchema` with an identity column, a policy altered and dropped with CASCADE, a view, a
-CHECK, an index and a primary key each changed by dropping and creating it again. Those
+CHECK, an index and a primary key each changed by dropping and creating it again, a column,
+a table (its constraints dropped and added under the new name), an enum renamed and a
+materialized view moved to another schema. Those
 whose inverse loses nothing are derived, proved equal to N-1 and run; the others are refused
 naming the statement that loses data.
 """
@@ -74,10 +76,10 @@ def kit_service(make_service: Callable[..., Rollbot], tmp_path: Path) -> Callabl
 
 
 def test_the_folder_is_drizzle_kits_own() -> None:
-    """31 migrations, journal and snapshots as drizzle-kit writes them."""
-    assert [f"{n:04d}" for n in range(31)] == IDS
+    """35 migrations, journal and snapshots as drizzle-kit writes them."""
+    assert [f"{n:04d}" for n in range(35)] == IDS
     assert sorted(p.name for p in (KIT / "meta").glob("*_snapshot.json")) == [
-        f"{n:04d}_snapshot.json" for n in range(31)
+        f"{n:04d}_snapshot.json" for n in range(35)
     ]
 
 
