@@ -35,8 +35,8 @@ CHAIN_DIR = Path(__file__).parent / "fixtures" / "drizzle_chain"
 # Migrations of the chain whose rollback can be derived from the file alone, those whose
 # undo reads the schema at N-1 (dropped index and constraints, NOT NULL, defaults, renames,
 # comments, IF NOT EXISTS, dropped views and types, widened columns, sequence options,
-# row-level security), and those that lose data and must be refused. 0017 is derived from its
-# file alone too; the walk from the top covers it.
+# row-level security, an enum value added), and those that lose data and must be refused.
+# 0017 is derived from its file alone too; the walk from the top covers it.
 REVERSIBLE = ("0000", "0001", "0002", "0003", "0006", "0007")
 FROM_REFERENCE = (
     "0008",
@@ -51,8 +51,9 @@ FROM_REFERENCE = (
     "0019",
     "0020",
     "0021",
+    "0010",
 )
-IRREVERSIBLE = ("0004", "0005", "0009", "0010")
+IRREVERSIBLE = ("0004", "0005", "0009")
 TOP = "0021"
 
 

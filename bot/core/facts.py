@@ -113,6 +113,7 @@ class UnfitCount(BaseModel):
     type: str  # the type it is cast to: `character varying(50)`
     rows: int | None
     why: str = ""
+    labels: tuple[str, ...] | None = None  # to an enum: its labels, which the rows lack
 
 
 class ViolationCount(BaseModel):
@@ -366,6 +367,9 @@ class Facts(BaseModel):
     # Tables whose rows a cast back rewrites, with the statement casting: PostgreSQL rebuilds
     # their indexes and checks their constraints again, running whatever code those call.
     rewritten: tuple[tuple[int, Table], ...] = ()
+    # (statement, table oid, attnum) of the columns statements give another type: from that
+    # statement on, the column and its default no longer depend on the old type.
+    retyped: tuple[tuple[int, int, int], ...] = ()
     # The sequences ALTER SEQUENCE statements change, read before approval.
     sequences: tuple[SequenceState, ...] = ()
     unfit: tuple[UnfitCount, ...] = ()  # rows that the types columns are cast back to do not hold

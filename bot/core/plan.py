@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.core.cascade import Effect, code_blockers, column_tables, effects
 from bot.core.durations import format_duration
-from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target
+from bot.core.facts import Facts, Found, Reference, RowCount, Table, Target, UnfitCount
 from bot.core.functions import call_problem
 from bot.core.journal import JournalPlan, LintReport
 from bot.core.names import quote_ident
@@ -425,14 +425,25 @@ def _unfit_blockers(runbook: Runbook, facts: Facts) -> list[str]:
     """A cast back fails on (or cuts) the first row the old type cannot hold: say how many."""
     lines = {s.number: s.line for s in runbook.statements}
     return [
-        f"{runbook.file}:{lines[u.statement]}: {u.rows} row{'' if u.rows == 1 else 's'} of "
-        f"{u.column} {'does' if u.rows == 1 else 'do'} not fit {u.type} (out of range, too "
-        f"long or not held exactly), so SET DATA TYPE would fail or change "
-        f"{'it' if u.rows == 1 else 'them'}; change or delete "
-        f"{'it' if u.rows == 1 else 'them'} first"
-        for u in facts.unfit
-        if u.rows
+        _unfit_blocker(f"{runbook.file}:{lines[u.statement]}", u) for u in facts.unfit if u.rows
     ]
+
+
+def _unfit_blocker(where: str, u: UnfitCount) -> str:
+    one = u.rows == 1
+    rows = f"{u.rows} row{'' if one else 's'} of {u.column}"
+    them = "it" if one else "them"
+    if u.labels is not None:
+        labels = ", ".join(f"'{label}'" for label in u.labels)
+        return (
+            f"{where}: {rows} {'holds' if one else 'hold'} a value the enum does not have "
+            f"(it has {labels}), so the cast to it would fail; change or delete {them} first"
+        )
+    return (
+        f"{where}: {rows} {'does' if one else 'do'} not fit {u.type} (out of range, too "
+        f"long or not held exactly), so SET DATA TYPE would fail or change {them}; change "
+        f"or delete {them} first"
+    )
 
 
 def _search_path(target: Target) -> tuple[str, ...]:
@@ -559,11 +570,16 @@ def _reference_blockers(statements: tuple[Statement, ...], facts: Facts) -> list
             columns_at.setdefault((found.table.oid, found.attnum), found.statement)
         elif found.oid is not None:
             removed_at.setdefault(found.oid, found.statement)
+    retyped_at = dict(columns_at)
+    for number, table, attnum in facts.retyped:
+        retyped_at[(table, attnum)] = min(number, retyped_at.get((table, attnum), number))
     lines = {s.number: s.line for s in statements}
     blockers: list[str] = []
     for ref in facts.references:
-        when = _removed_when(ref, removed_at, columns_at)
         target = facts.found(ref.statement, ref.position)
+        # A column given another type no longer depends on its old type, nor does its default.
+        by_type = target.kind in {ObjectKind.TYPE, ObjectKind.DOMAIN}
+        when = _removed_when(ref, removed_at, retyped_at if by_type else columns_at)
         line = lines[ref.statement]
         if when is None:
             blockers.append(

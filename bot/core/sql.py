@@ -9,7 +9,7 @@ statement a rollback needs, is refused before anything runs, naming its line.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError
@@ -116,6 +116,9 @@ class CastBack(BaseModel):
     table: str
     column: str
     type: str  # as format_type prints it: `character varying(50)`, `integer`
+    # To an enum an earlier statement of the runbook created, `USING column::text::enum`:
+    # its labels. Only a value among them gets through the cast, the others make it fail.
+    labels: tuple[str, ...] | None = None
 
     def label(self) -> str:
         """`public.tags.name`, or `tags.name` when the statement did not say the schema."""
@@ -287,11 +290,16 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
     raw = source.parse(todo="fix the statement so that psql would accept it")
     statements: list[Statement] = []
     added_not_valid: dict[tuple[str | None, str, str], Validation] = {}
+    enums_made: _Enums = {}
     for item in _strip_transaction(raw, source):
         start = item.stmt_location or 0
         length = item.stmt_len or len(text) - start
         sql = text[start : start + length].strip().rstrip(";").strip()
-        kind, objects, cascade = _classify(item.stmt, sql, start, source)
+        kind, objects, cascade = _classify(item.stmt, sql, start, source, enums_made)
+        if isinstance(item.stmt, ast.CreateEnumStmt):
+            enums_made[_type_key(item.stmt.typeName)] = tuple(
+                str(label.sval) for label in item.stmt.vals or ()
+            )
         reads = _reads(item.stmt, sql, start, source)
         statements.append(
             Statement(
@@ -309,7 +317,7 @@ def parse_statements(text: str, *, file: str, first_line: int) -> tuple[Statemen
                 restores=not objects,
                 set_not_null=_set_not_null(item.stmt),
                 validates=_validates(item.stmt, added_not_valid, len(statements) + 1),
-                casts_back=_casts_back(item.stmt),
+                casts_back=_casts_back(item.stmt, enums_made),
                 sequence=_sequence_change(item.stmt),
                 creates=_creates(item.stmt),
             )
@@ -566,6 +574,7 @@ def _classify(
     sql: str,
     offset: int,
     source: _Source,
+    enums_made: _Enums,
 ) -> tuple[str, tuple[DbObject, ...], bool]:
     reason = _non_transactional(node)
     if reason is not None:
@@ -607,7 +616,7 @@ def _classify(
             cascade = any(cmd.behavior == enums.DropBehavior.DROP_CASCADE for cmd in cmds)
             label = " / ".join(sorted(f"DROP {_ALTER_DROPS[k].upper()}" for k in kinds))
             return f"ALTER TABLE … {label}", objects, cascade
-        _refuse_type_changes(cmds, sql, offset, source)
+        _refuse_type_changes(cmds, sql, offset, source, enums_made)
         if kinds <= set(_ALTER_RESTORES) and not node.missing_ok:
             label = " / ".join(sorted({_ALTER_RESTORES[k] for k in kinds}))
             return f"ALTER TABLE … {label}", (), False
@@ -656,8 +665,24 @@ def _creates(node: Any) -> tuple[DbObject, ...]:  # noqa: ANN401 - pglast node
     )
 
 
+def _renamed_to(node: Any) -> DbObject | None:  # noqa: ANN401 - pglast RenameStmt
+    """A relation, type or domain under its new name: what the rename makes of that name."""
+    kind = _DROPPABLE.get(node.renameType)
+    if kind is None or kind is ObjectKind.SCHEMA:
+        return None
+    if node.relation is not None:  # a table, index, view, materialized view, sequence
+        namespace = node.relation.schemaname
+    elif isinstance(node.object, tuple):  # a type or a domain
+        namespace = _type_key(node.object)[0]
+    else:
+        return None
+    return DbObject(kind=kind, name=str(node.newname), namespace=namespace)
+
+
 def _created(node: Any) -> DbObject | None:  # noqa: ANN401 - pglast node
-    """The index, view, materialized view, type or domain a CREATE makes."""
+    """The index, view, materialized view, type or domain a CREATE (or a rename) makes."""
+    if isinstance(node, ast.RenameStmt):
+        return _renamed_to(node)
     if isinstance(node, ast.CreateEnumStmt):
         return _drop_target(node.typeName, ObjectKind.TYPE, missing_ok=False)
     if isinstance(node, ast.CreateDomainStmt):
@@ -692,16 +717,21 @@ def _set_not_null(node: Any) -> tuple[tuple[str | None, str, str], ...]:  # noqa
     )
 
 
-def _refuse_type_changes(cmds: tuple[Any, ...], sql: str, offset: int, source: _Source) -> None:
+def _refuse_type_changes(
+    cmds: tuple[Any, ...], sql: str, offset: int, source: _Source, enums_made: _Enums
+) -> None:
     for cmd in cmds:
+        if _enum_cast(cmd, enums_made) is not None:
+            continue
         problem = _type_change_problem(cmd)
         if problem is not None:
             raise source.refuse(
                 offset,
                 f"`{_short(sql)}` {problem}",
                 todo="cast only to smallint, integer, bigint, real, double precision, "
-                "numeric, char, varchar or text, without USING; convert values by hand, "
-                "outside rollbot",
+                "numeric, char, varchar or text, without USING, or to an enum the runbook "
+                "creates above with exactly `USING column::text::enum`; convert values by "
+                "hand, outside rollbot",
             )
 
 
@@ -716,20 +746,61 @@ def _type_change_problem(cmd: Any) -> str | None:  # noqa: ANN401 - pglast Alter
     return None
 
 
-def _casts_back(node: Any) -> tuple[CastBack, ...]:  # noqa: ANN401 - pglast node
+_Enums = dict[tuple[str | None, str], tuple[str, ...]]
+
+
+def _type_key(type_name: Any) -> tuple[str | None, str]:  # noqa: ANN401 - pglast TypeName/names
+    names = type_name.names if isinstance(type_name, ast.TypeName) else type_name
+    parts = [str(part.sval) for part in names or ()]
+    return (parts[-2] if len(parts) > 1 else None), parts[-1]
+
+
+def _enum_cast(cmd: Any, enums_made: _Enums) -> tuple[str, ...] | None:  # noqa: ANN401
+    """The labels, when `cmd` casts its column to an enum the runbook made, through text.
+
+    `SET DATA TYPE e USING column::text::e`, exactly: the cast is PostgreSQL's own (enum to
+    text, text to enum), a value that is not a label of `e` makes it fail, and no other
+    expression runs. This is how an enum goes back to N-1's labels.
+    """
+    if cmd.subtype != enums.AlterTableType.AT_AlterColumnType or cmd.def_ is None:
+        return None
+    target, using = cmd.def_.typeName, cast("Any", cmd.def_.raw_default)
+    if target is None or target.arrayBounds or _type_key(target) not in enums_made:
+        return None
+    inner: Any = using.arg if isinstance(using, ast.TypeCast) else None
+    column = inner.arg if isinstance(inner, ast.TypeCast) else None
+    if (
+        not isinstance(column, ast.ColumnRef)
+        or [getattr(f, "sval", None) for f in column.fields or ()] != [cmd.name]
+        or _type_key(inner.typeName) not in {(None, "text"), ("pg_catalog", "text")}
+        or inner.typeName.arrayBounds
+        or _type_key(using.typeName) != _type_key(target)
+        or using.typeName.arrayBounds
+    ):
+        return None
+    return enums_made[_type_key(target)]
+
+
+def _casts_back(node: Any, enums_made: _Enums) -> tuple[CastBack, ...]:  # noqa: ANN401
     if not isinstance(node, ast.AlterTableStmt) or node.relation is None:
         return ()
     relation = node.relation
-    return tuple(
-        CastBack(
-            namespace=relation.schemaname,
-            table=str(relation.relname),
-            column=str(cmd.name),
-            type=str(node_type(cmd.def_.typeName)),
+    casts = []
+    for cmd in node.cmds or ():
+        if cmd.subtype != enums.AlterTableType.AT_AlterColumnType:
+            continue
+        labels = _enum_cast(cmd, enums_made)
+        shown = _qualified(*_type_key(cmd.def_.typeName)) if labels is not None else None
+        casts.append(
+            CastBack(
+                namespace=relation.schemaname,
+                table=str(relation.relname),
+                column=str(cmd.name),
+                type=shown or str(node_type(cmd.def_.typeName)),
+                labels=labels,
+            )
         )
-        for cmd in node.cmds or ()
-        if cmd.subtype == enums.AlterTableType.AT_AlterColumnType
-    )
+    return tuple(casts)
 
 
 def _sequence_change(node: Any) -> SequenceChange | None:  # noqa: ANN401 - pglast node

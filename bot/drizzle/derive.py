@@ -71,13 +71,14 @@ had is still old.
 
 What loses data stays refused: `DROP TABLE`, `DROP COLUMN`, `DROP SEQUENCE` and
 `ALTER SEQUENCE … RESTART` (its current value), a changed column type other than a widening
-or with USING (values were converted), rows written, changed or deleted in tables that
-existed, and `ALTER TYPE … ADD VALUE` on an existing enum: PostgreSQL cannot drop
-an enum value, only recreating the type could, and that would rewrite every column using it,
-which is a rollback a person must decide. The refusal (`IrreversibleError`) names the first
-statement that loses data, by line, and what goes with it; only when no statement loses data
-does it name the first statement that cannot be undone for another reason (a DO block, a
-drop with CASCADE, no reference to read the old definition from).
+or with USING (values were converted), and rows written, changed or deleted in tables that
+existed. `ALTER TYPE … ADD VALUE` on an existing enum is undone by making the enum again with
+N-1's labels and casting its columns to it through text: a row holding the value makes the
+cast fail, so the plan counts those rows and blocks on them. The refusal
+(`IrreversibleError`) names the first statement that loses data, by line, and what goes with
+it; only when no statement loses data does it name the first statement that cannot be undone
+for another reason (a DO block, a drop with CASCADE, no reference to read the old definition
+from).
 
 The runbook is rendered in the seed's format and says prominently that it was derived.
 """
@@ -395,7 +396,7 @@ def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     if isinstance(node, ast.AlterEnumStmt):
         if node.oldVal:
             return _undo_enum_value_rename(node)
-        raise _enum_refusal(node)
+        return _undo_enum_value(node, scope)
     if isinstance(node, ast.UpdateStmt | ast.DeleteStmt | ast.TruncateStmt):
         raise _rows_refusal(node)
     if isinstance(node, ast.CreateSchemaStmt):
@@ -405,14 +406,57 @@ def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
     raise _Refusal(_STATEMENT_REASONS.get(type(node), _UNKNOWN_REASON))
 
 
-def _enum_refusal(node: Any) -> _Refusal:  # noqa: ANN401 - pglast node
+def _undo_enum_value(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - AlterEnumStmt
+    """An added enum value is taken out by making the enum again with N-1's labels.
+
+    PostgreSQL cannot drop an enum value. The enum is made again under a passing name with
+    N-1's labels, each column of N-1 that uses it is cast to it through text (its default
+    set aside meanwhile), the enum is dropped and the new one takes its name. A row holding
+    the added value makes that cast fail: the plan counts those rows first and blocks with
+    their number, so what is refused is a row that holds it, not the value itself. An enum
+    that an array, a domain or a composite type uses is refused: a person decides.
+    """
     schema, name = _schema_and_name(node.typeName)
-    label = f"{_key(schema, name)[0]}.{name}"
-    return _loses(
-        f"it adds the value '{node.newVal}' to enum {label}, and rows written since may hold "
-        "it; PostgreSQL cannot drop an enum value, only recreating the type could, which "
-        "rewrites every column that uses it"
+    key = _key(schema, name)
+    label = f"{key[0]}.{name}"
+    what = f"it adds the value '{node.newVal}' to enum {label}"
+    before = scope.needs(f"{what}; taking it out again needs the enum's labels at N-1")
+    assert before.schema is not None  # noqa: S101 - needs() refused otherwise
+    found = before.find("type", *key)
+    labels = before.attribute(found, "labels")
+    _refuse_if(labels is None, f"{what}, which is not an enum of the schema before it")
+    assert found is not None  # noqa: S101 - refused just above
+    users = [
+        o
+        for o in before.schema.objects
+        if o is not found and any(found.name in a.text for a in o.attributes if a.name in _TYPED)
+    ]
+    columns = [o for o in users if o.kind == "column" and before.attribute(o, "type") == found.name]
+    others = [o for o in users if o not in columns]
+    _refuse_if(
+        others,
+        f"{what}, and {', '.join(o.key for o in others[:3])} uses the enum: recreating it "
+        "without the value would have to rewrite that too; rows written since may hold it",
     )
+    passing = quote_ident(f"rollbot_n1_{name}"[:63])
+    enum, again = found.name, f"{quote_ident(key[0])}.{passing}"
+    statements = [f"CREATE TYPE {again} AS ENUM ({labels})"]
+    defaults = []
+    for column in columns:
+        table, field = column.name.rsplit(".", 1)
+        alter = f"ALTER TABLE {table} ALTER COLUMN {field}"
+        default = before.attribute(column, "default")
+        if default is not None:
+            statements.append(f"{alter} DROP DEFAULT")
+            defaults.append(f"{alter} SET DEFAULT {default}")
+        statements.append(f"{alter} SET DATA TYPE {again} USING {field}::text::{again}")
+    statements += [f"DROP TYPE {enum}", f"ALTER TYPE {again} RENAME TO {quote_ident(name)}"]
+    return [(*statements, *defaults)]
+
+
+# The attributes through which an object uses a type: a column's, a domain's base, a
+# composite type's fields, a range's subtype.
+_TYPED = frozenset({"type", "base type", "attributes", "subtype"})
 
 
 def _rows_refusal(node: Any) -> _Refusal:  # noqa: ANN401 - pglast node

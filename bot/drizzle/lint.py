@@ -33,11 +33,18 @@ def created_objects(migration: Migration) -> list[CreatedObject]:
 def lint_runbook(runbook: Runbook, migration: Migration) -> LintReport:
     """Compare the objects `runbook` drops with those `migration` creates."""
     created = created_objects(migration)
+    # Dropped and made again further down (an enum recreated without a value, a view or a
+    # key changed back): put back, not taken from anyone.
     drops = [
         obj
-        for statement in runbook.statements
+        for number, statement in enumerate(runbook.statements)
         for obj in statement.objects
         if obj.kind is not ObjectKind.ROWS
+        and not any(
+            _key(obj) == _key(made)
+            for later in runbook.statements[number + 1 :]
+            for made in later.creates
+        )
     ]
     explicit = {_key(obj) for obj in drops}
     tables = {obj.name for obj in drops if obj.kind is ObjectKind.TABLE}

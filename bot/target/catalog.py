@@ -459,6 +459,7 @@ def read_facts(
         implicit_casts=tuple(_via(row) for row in conn.execute(_IMPLICIT_CASTS)),
         hooks=_hooks(conn, sorted(set(reach) | read | {t.oid for _, t in rewritten})),
         rewritten=rewritten,
+        retyped=_retyped(conn, runbook),
         quarantine_keys=keys,
         quarantine_bytes=size,
         quarantine_unmovable=unmovable,
@@ -859,6 +860,22 @@ def _resolve_part(
     update: dict[str, Any] = {"exists": True, "table": owner, "oid": owner.oid}
     update |= {"oid": row[0]} if constraint else {"attnum": row[0]}
     return named.model_copy(update={**update, "fk_parents": _fk_parents(conn, owner.oid, **which)})
+
+
+def _retyped(conn: psycopg.Connection[Any], runbook: Runbook) -> tuple[tuple[int, int, int], ...]:
+    """(statement, table oid, attnum) of each column a statement gives another type."""
+    found = []
+    for statement in runbook.statements:
+        for column_cast in statement.casts_back:
+            row = _relation(conn, column_cast.namespace, column_cast.table)
+            if row is None:
+                continue
+            attnum = conn.execute(
+                _PART_QUERIES[ObjectKind.COLUMN], (row[0], column_cast.column)
+            ).fetchone()
+            if attnum is not None:
+                found.append((statement.number, int(row[0]), int(attnum[0])))
+    return tuple(found)
 
 
 def _rewritten(conn: psycopg.Connection[Any], runbook: Runbook) -> tuple[tuple[int, Table], ...]:

@@ -136,9 +136,13 @@ class PlanTransaction:
                 raise StatementFailedError(statement.sql, exc, statement) from None
             if rows:
                 plural = rows != 1
+                fit = (
+                    f"{'hold' if plural else 'holds'} a value the enum does not have"
+                    if cast.labels is not None
+                    else f"{'do' if plural else 'does'} not fit {cast.type}"
+                )
                 error = psycopg.errors.NumericValueOutOfRange(
-                    f"{rows} row{'s' * plural} of {cast.label()} written since the plan "
-                    f"{'do' if plural else 'does'} not fit {cast.type}"
+                    f"{rows} row{'s' * plural} of {cast.label()} written since the plan {fit}"
                 )
                 raise StatementFailedError(statement.sql, error, statement)
 

@@ -72,7 +72,14 @@ def _counted(
     statement: Statement, cast: CastBack, rows: int | None, why: str, table: str | None = None
 ) -> UnfitCount:
     column = f"{table}.{cast.column}" if table else cast.label()
-    return UnfitCount(statement=statement.number, column=column, type=cast.type, rows=rows, why=why)
+    return UnfitCount(
+        statement=statement.number,
+        column=column,
+        type=cast.type,
+        rows=rows,
+        why=why,
+        labels=cast.labels,
+    )
 
 
 def unfit_query(conn: psycopg.Connection[Any], cast: CastBack) -> tuple[str, sql.Composed | None]:
@@ -82,6 +89,15 @@ def unfit_query(conn: psycopg.Connection[Any], cast: CastBack) -> tuple[str, sql
         msg = "the table does not exist before the rollback"
         raise NotCounted(msg)
     check_readable(table)
+    if cast.labels is not None:  # to an enum through text: a value that is not a label fails
+        query = sql.SQL(
+            "SELECT count(*) FROM {} WHERE {}::pg_catalog.text OPERATOR(pg_catalog.<>) ALL ({})"
+        ).format(
+            table.identifier,
+            sql.Identifier(cast.column),
+            sql.SQL("{}::pg_catalog.text[]").format(sql.Literal(list(cast.labels))),
+        )
+        return table.name, query
     row = conn.execute(_CURRENT_TYPE, {"oid": table.oid, "column": cast.column}).fetchone()
     current, old = read_type(row[0] if row else None), read_type(cast.type)
     rule = unfit_rule(current, old) if current is not None and old is not None else None

@@ -17,8 +17,11 @@ from tests.fix_rollbot import APPROVER, REQUESTER, schema_of
 
 PREVIOUS = {"0000": None, "0001": "0000", "0002": "0001", "0003": "0002", "0006": "0005"}
 PREVIOUS |= {"0007": "0006", "0008": "0007"}
-# From the top of the chain down to the first migration that loses data (0010).
-WALK = ("0021", "0020", "0019", "0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011")
+# From the top of the chain down to the first migration that loses data (0009).
+WALK = (
+    *("0021", "0020", "0019", "0018", "0017", "0016", "0015", "0014", "0013", "0012", "0011"),
+    "0010",
+)
 
 
 @pytest.fixture
@@ -108,7 +111,7 @@ def _names_too_long_stop_the_cast_back(service: Rollbot, database: str) -> None:
 def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     drizzle_db: Callable[[str | None], str], chain_service: Callable[..., Rollbot]
 ) -> None:
-    """From 0021 to 0010 each rollback is derived from N-1, proved and run; bad rows stop it.
+    """From 0021 to 0009 each rollback is derived from N-1, proved and run; bad rows stop it.
 
     0021 enabled row-level security on invoices with a policy: the policy is dropped and
     row-level security disabled again, as at N-1.
@@ -128,10 +131,13 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
     NULLs in a column to make NOT NULL, and a row violating a CHECK put back, block the plan
     with their count; a violating row written after the plan fails the run before COMMIT,
     naming the constraint, with nothing changed; fixed rows let both through.
+
+    0010 added the enum value 'blocked' (the held task, which read it, is gone by then): the
+    enum is made again with N-1's labels.
     """
     database = drizzle_db(TOP)
     service = chain_service(database, rehearsal="schema")
-    for migration, previous in zip(WALK, (*WALK[1:], "0010"), strict=True):
+    for migration, previous in zip(WALK, (*WALK[1:], "0009"), strict=True):
         if migration == "0020":
             with psycopg.connect(database) as conn:
                 conn.execute(
@@ -195,7 +201,7 @@ def test_derived_rollbacks_walk_the_chain_back_from_its_top(
         if migration == "0018":
             with psycopg.connect(database) as conn:  # populated at N-1, so readable again
                 assert conn.execute("SELECT count(*) FROM project_task_counts").fetchone()
-    expected = drizzle_db("0010")
+    expected = drizzle_db("0009")
     assert schema_of(database) == schema_of(expected)
     assert journal_of(database) == journal_of(expected)
 

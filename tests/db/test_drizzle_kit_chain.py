@@ -3,9 +3,10 @@
 `tests/fixtures/drizzle_kit_chain` was written by `drizzle-kit generate` (0.31) from 35
 versions of a TypeScript schema, so its SQL is exactly what Drizzle users ship: the quoting,
 the breakpoints, a foreign key changed by dropping and adding it under the same name, a
-column made NOT NULL with a default, an enum value removed by recreating the type, a
-`pgSchema` with an identity column, a policy altered and dropped with CASCADE, a view, a
-CHECK, an index and a primary key each changed by dropping and creating it again, a column,
+column made NOT NULL with a default, an enum value removed by recreating the type, an enum
+value added, a `pgSchema` with an identity column, a policy altered and dropped with
+CASCADE, a view, a CHECK, an index and a primary key each changed by dropping and creating
+it again, a column,
 a table (its constraints dropped and added under the new name), an enum renamed and a
 materialized view moved to another schema. Those
 whose inverse loses nothing are derived, proved equal to N-1 and run; the others are refused
@@ -38,12 +39,10 @@ CHAIN = read_migrations(KIT)
 IDS = [m.tag.split("_")[0] for m in CHAIN]
 # What drops or rewrites data, by the file line of the statement that does.
 IRREVERSIBLE = {
-    "0002": (1, "adds the value 'team' to enum public.plan_tier"),
     "0009": (1, "drops column accounts.display_name"),
     "0012": (1, "changes the type of accounts.tier"),
     "0013": (1, "drops table api_keys"),
     "0021": (1, "drops sequence invoice_numbers, and its current value is gone"),
-    "0029": (1, "adds the value 'starter' to enum public.plan_tier"),
 }
 REVERSIBLE = [i for i in IDS if i not in IRREVERSIBLE]
 
@@ -160,3 +159,51 @@ def test_a_dropped_schema_is_made_again_by_the_restore(
     with psycopg.connect(database) as conn:
         rows = conn.execute("SELECT amount::text FROM billing.invoices").fetchall()
     assert rows == [("12.50",)]
+
+
+def test_an_added_enum_value_comes_out_unless_a_row_holds_it(
+    kit_db: Callable[[str | None], str],
+    kit_service: Callable[..., Rollbot],
+) -> None:
+    """0002 added 'team' to plan_tier: the enum is made again with N-1's labels.
+
+    An account on the 'team' tier blocks the plan with its count, nothing changed; moved to
+    another tier, the rollback is proved and run. One written with 'team' after the plan
+    fails the run before the cast, nothing changed.
+    """
+    database = kit_db("0002")
+    with psycopg.connect(database) as conn:
+        conn.execute(
+            "INSERT INTO accounts (email, tier) VALUES ('ada@example.com', 'team'),"
+            " ('bob@example.com', 'pro')"
+        )
+    schema, journal = schema_of(database), journal_of(database)
+    service = kit_service(database)
+    blocked = service.request("0002", requested_by=REQUESTER)
+    assert blocked.state is RunState.BLOCKED
+    assert (
+        "1 row of public.accounts.tier holds a value the enum does not have (it has 'free', "
+        "'pro'), so the cast to it would fail" in str(blocked.reason)
+    )
+    assert (schema_of(database), journal_of(database)) == (schema, journal)
+    with psycopg.connect(database) as conn:
+        conn.execute("UPDATE accounts SET tier = 'pro' WHERE tier = 'team'")
+    run = service.request("0002", requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    with psycopg.connect(database) as conn:
+        conn.execute("INSERT INTO accounts (email, tier) VALUES ('cy@example.com', 'team')")
+    failed = service.approve(run.id, APPROVER)
+    assert failed.state is RunState.FAILED
+    assert "1 row of public.accounts.tier written since the plan holds a value the enum" in str(
+        failed.reason
+    )
+    assert journal_of(database) == journal
+    with psycopg.connect(database) as conn:
+        conn.execute("DELETE FROM accounts WHERE tier = 'team'")
+    run = service.request("0002", requested_by=REQUESTER)
+    run = service.approve(run.id, APPROVER)
+    assert run.state is RunState.SUCCEEDED, run.reason
+    assert schema_of(database) == schema_of(kit_db("0001"))
+    with psycopg.connect(database) as conn:
+        tiers = conn.execute("SELECT email, tier::text FROM accounts ORDER BY email").fetchall()
+    assert tiers == [("ada@example.com", "pro"), ("bob@example.com", "pro")]

@@ -94,7 +94,6 @@ def test_the_refusal_names_the_statement_that_loses_data() -> None:
     ("migration_id", "line", "lost"),
     [
         ("0009", 2, "it drops table labels, and every row in it is gone"),
-        ("0010", 6, "it adds the value 'blocked' to enum public.task_status"),
     ],
 )
 def test_the_chain_s_data_losing_migrations_are_refused(
@@ -114,7 +113,6 @@ def test_the_chain_s_data_losing_migrations_are_refused(
         ("DROP SEQUENCE billing.n;", "drops sequence billing.n, and its current value is gone"),
         ("ALTER TABLE users ALTER COLUMN name SET DATA TYPE varchar(9);", "values were converted"),
         ("ALTER TABLE users DROP COLUMN name;", "drops column users.name"),
-        ("ALTER TYPE user_role ADD VALUE 'guest';", "PostgreSQL cannot drop an enum value"),
         ("UPDATE users SET name = lower(name);", "overwrites values in users"),
         ("DELETE FROM users WHERE name IS NULL;", "deletes rows of users"),
         ("TRUNCATE users;", "empties users, and every row is gone"),
@@ -144,6 +142,7 @@ def test_what_loses_data_is_refused_saying_what_is_lost(sql: str, reason: str) -
         ("CREATE INDEX IF NOT EXISTS i ON users (name);", "creates index i only if"),
         ("DROP VIEW v;", "drops view v; recreating it needs its definition"),
         ('DROP TYPE "public"."status";', "drops type status; recreating it needs"),
+        ("ALTER TYPE user_role ADD VALUE 'guest';", "taking it out again needs the enum's"),
     ],
 )
 def test_without_the_reference_what_needs_it_is_refused_saying_so(sql: str, reason: str) -> None:

@@ -228,3 +228,32 @@ def test_a_schema_is_dropped_by_name_and_never_with_cascade() -> None:
         parse("BEGIN;\nDROP SCHEMA billing CASCADE;\n")
     assert "rb.md:11:" in caught.value.render()
     assert "Drop each object of the schema by name first" in caught.value.render()
+
+
+def test_a_cast_to_an_enum_the_runbook_made_is_allowed_through_text_only() -> None:
+    """`USING col::text::e` to an enum made above: its labels are kept for the count."""
+    made = "CREATE TYPE app.tier_n1 AS ENUM ('free', 'pro');\n"
+    (_, statement) = parse(
+        made + "ALTER TABLE app.accounts ALTER COLUMN tier SET DATA TYPE app.tier_n1"
+        " USING tier::text::app.tier_n1;\n"
+    )
+    (cast,) = statement.casts_back
+    assert (cast.label(), cast.type, cast.labels) == (
+        "app.accounts.tier",
+        "app.tier_n1",
+        ("free", "pro"),
+    )
+    for using in (
+        "USING tier::app.tier_n1",  # enum to enum: no such cast
+        "USING lower(tier::text)::app.tier_n1",  # an expression of its own
+        "USING other::text::app.tier_n1",  # another column
+        "USING tier::text::app.other",  # another type than the one set
+    ):
+        with pytest.raises(RunbookError, match="converts values with USING"):
+            parse(
+                made
+                + f"ALTER TABLE app.accounts ALTER COLUMN tier SET DATA TYPE app.tier_n1 {using};"
+            )
+    unmade = "ALTER TABLE app.accounts ALTER COLUMN tier SET DATA TYPE app.tier_n1"
+    with pytest.raises(RunbookError, match="converts values with USING"):
+        parse(f"{unmade} USING tier::text::app.tier_n1;")  # no CREATE TYPE above
