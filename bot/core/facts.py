@@ -114,6 +114,7 @@ class UnfitCount(BaseModel):
     rows: int | None
     why: str = ""
     labels: tuple[str, ...] | None = None  # to an enum: its labels, which the rows lack
+    refused: bool = False  # the cast may not run at all (`why` says why), counted or not
 
 
 class ViolationCount(BaseModel):

@@ -425,7 +425,9 @@ def _unfit_blockers(runbook: Runbook, facts: Facts) -> list[str]:
     """A cast back fails on (or cuts) the first row the old type cannot hold: say how many."""
     lines = {s.number: s.line for s in runbook.statements}
     return [
-        _unfit_blocker(f"{runbook.file}:{lines[u.statement]}", u) for u in facts.unfit if u.rows
+        _unfit_blocker(f"{runbook.file}:{lines[u.statement]}", u)
+        for u in facts.unfit
+        if u.rows or u.refused
     ]
 
 
@@ -433,6 +435,8 @@ def _unfit_blocker(where: str, u: UnfitCount) -> str:
     one = u.rows == 1
     rows = f"{u.rows} row{'' if one else 's'} of {u.column}"
     them = "it" if one else "them"
+    if u.refused:
+        return f"{where}: {u.column} cannot be cast to {u.type} through text: {u.why}"
     if u.labels is not None:
         labels = ", ".join(f"'{label}'" for label in u.labels)
         return (

@@ -34,6 +34,16 @@ _CURRENT_TYPE = """
 SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
 WHERE a.attrelid = %(oid)s AND a.attname = %(column)s AND a.attnum > 0 AND NOT a.attisdropped
 """
+
+
+class NotAnEnumError(NotCounted):
+    """A cast through text from a column that is not an enum: not only PostgreSQL's code."""
+
+
+_CURRENT_KIND = """
+SELECT t.typtype::text FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = %(oid)s AND a.attname = %(column)s AND a.attnum > 0 AND NOT a.attisdropped
+"""
 # The largest and the smallest non-zero magnitude a real holds.
 _REAL_MAX = "3.4028234663852886e38"
 _REAL_MIN = "1.401298464324817e-45"
@@ -50,7 +60,9 @@ def count_unfit(
                 table, query = unfit_query(conn, cast)
                 rows = budgeted_count(conn, query, budget) if query is not None else 0
             except NotCounted as why:
-                counts.append(_counted(statement, cast, None, str(why)))
+                counted = _counted(statement, cast, None, str(why))
+                refused = isinstance(why, NotAnEnumError)
+                counts.append(counted.model_copy(update={"refused": refused}))
                 continue
             counts.append(_counted(statement, cast, rows, "", table))
     return tuple(counts)
@@ -90,6 +102,12 @@ def unfit_query(conn: psycopg.Connection[Any], cast: CastBack) -> tuple[str, sql
         raise NotCounted(msg)
     check_readable(table)
     if cast.labels is not None:  # to an enum through text: a value that is not a label fails
+        row = conn.execute(_CURRENT_KIND, {"oid": table.oid, "column": cast.column}).fetchone()
+        if row is None or row[0] != "e":
+            # Only enum to text to enum is PostgreSQL's own code whatever the type: another
+            # type's output function, or a cast to text, could be anyone's.
+            msg = "the column is not an enum now; only an enum is cast to another through text"
+            raise NotAnEnumError(msg)
         query = sql.SQL(
             "SELECT count(*) FROM {} WHERE {}::pg_catalog.text OPERATOR(pg_catalog.<>) ALL ({})"
         ).format(

@@ -232,3 +232,28 @@ def test_a_schema_is_dropped_once_everything_in_it_is(scratch_db: str) -> None:
         "line 8: type billing.status depends on schema billing and the runbook does not drop it",
         f"line 8: {view} and the runbook does not drop it",
     ]
+
+
+def test_only_an_enum_is_cast_to_a_new_enum_through_text(scratch_db: str) -> None:
+    """`col::text::e` from an enum runs only PostgreSQL's code; from another type, blocked.
+
+    A text column, or one of a type with a cast to text of its own, would run that type's
+    output function or its cast's function: the plan refuses to, naming the column.
+    """
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TYPE tier AS ENUM ('free', 'pro', 'team');"
+            "CREATE TABLE accounts (id int PRIMARY KEY, tier tier, note text);"
+            "INSERT INTO accounts VALUES (1, 'free', 'free'), (2, 'team', 'pro')"
+        )
+    made = "CREATE TYPE public.tier_n1 AS ENUM ('free', 'pro');\n"
+    cast = "ALTER TABLE accounts ALTER COLUMN {0} SET DATA TYPE public.tier_n1"
+    cast += " USING {0}::text::public.tier_n1;\n"
+    enum = plan_for(scratch_db, made + cast.format("tier"))
+    held = "1 row of public.accounts.tier holds a value the enum does not have"
+    fail = "so the cast to it would fail; change or delete it first"
+    assert enum.blockers == (f"0005_jobs.md:8: {held} (it has 'free', 'pro'), {fail}",)
+    text = plan_for(scratch_db, made + cast.format("note"))
+    refused = "accounts.note cannot be cast to public.tier_n1 through text"
+    why = "the column is not an enum now; only an enum is cast to another through text"
+    assert text.blockers == (f"0005_jobs.md:8: {refused}: {why}",)
