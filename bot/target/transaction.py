@@ -16,7 +16,7 @@ from psycopg import sql
 
 from bot.core.verify import verification_problems
 from bot.target.catalog import read_facts, relations
-from bot.target.unfit import unfit_now
+from bot.target.unfit import nulls_now, unfit_now
 
 if TYPE_CHECKING:
     from bot.core.plan import Plan
@@ -120,11 +120,12 @@ class PlanTransaction:
             self.send(text, statement)
 
     def _fits(self, statement: Statement) -> None:
-        """Before a cast back: lock its table and count the rows the type would not hold.
+        """Before a cast back or a SET NOT NULL: lock its table, count the rows that fail it.
 
         PostgreSQL would fail on some of them but cut or round others without a word (a
         varchar's trailing spaces, a double precision's digits), so rows written since the
-        plan counted none stop the transaction here. The lock is the one the ALTER takes.
+        plan counted none stop the transaction here, with their number. The lock is the
+        one the ALTER takes.
         """
         for cast in statement.casts_back:
             table = sql.Identifier(*filter(None, (cast.namespace, cast.table)))
@@ -145,6 +146,24 @@ class PlanTransaction:
                     f"{rows} row{'s' * plural} of {cast.label()} written since the plan {fit}"
                 )
                 raise StatementFailedError(statement.sql, error, statement)
+        for schema, table_name, column in statement.set_not_null:
+            # The plan counted none; one written since would fail the statement with
+            # PostgreSQL's words. Counted under the lock the ALTER takes, it says how many.
+            table = sql.Identifier(*filter(None, (schema, table_name)))
+            lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table)
+            try:
+                self.conn.execute(lock)
+                rows = nulls_now(self.conn, (schema, table_name, column))
+            except psycopg.Error as exc:
+                raise StatementFailedError(statement.sql, exc, statement) from None
+            if rows:
+                plural = rows != 1
+                label = ".".join(filter(None, (schema, table_name, column)))
+                null = psycopg.errors.NotNullViolation(
+                    f"{rows} row{'s' * plural} of {label} written since the plan "
+                    f"{'are' if plural else 'is'} NULL, so SET NOT NULL would fail"
+                )
+                raise StatementFailedError(statement.sql, null, statement)
 
     def problems(
         self,

@@ -80,6 +80,27 @@ def unfit_now(conn: psycopg.Connection[Any], cast: CastBack) -> int | None:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def nulls_now(conn: psycopg.Connection[Any], column: tuple[str | None, str, str]) -> int | None:
+    """NULL rows of a column about to be made NOT NULL, in the caller's transaction.
+
+    None where counting would run someone's code (row-level security, a foreign table):
+    SET NOT NULL then says itself, failing on the first NULL.
+    """
+    schema, name, attname = column
+    table = find_table(conn, schema, name)
+    if table is None:
+        return None
+    try:
+        check_readable(table)
+    except NotCounted:
+        return None
+    query = sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(
+        table.identifier, sql.Identifier(attname)
+    )
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def _counted(
     statement: Statement, cast: CastBack, rows: int | None, why: str, table: str | None = None
 ) -> UnfitCount:

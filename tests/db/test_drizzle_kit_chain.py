@@ -207,3 +207,30 @@ def test_an_added_enum_value_comes_out_unless_a_row_holds_it(
     with psycopg.connect(database) as conn:
         tiers = conn.execute("SELECT email, tier::text FROM accounts ORDER BY email").fetchall()
     assert tiers == [("ada@example.com", "pro"), ("bob@example.com", "pro")]
+
+
+def test_a_null_written_after_the_plan_stops_set_not_null_with_its_count(
+    kit_db: Callable[[str | None], str],
+    kit_service: Callable[..., Rollbot],
+) -> None:
+    """0004 let projects.name hold NULL; its undo makes it NOT NULL again.
+
+    No NULL at planning: approvable. Two written before approval are counted under the
+    lock, just before the statement, and stop the run: nothing changed.
+    """
+    database = kit_db("0004")
+    with psycopg.connect(database) as conn:
+        conn.execute("INSERT INTO accounts (email) VALUES ('ada@example.com')")
+    service = kit_service(database)
+    run = service.request("0004", requested_by=REQUESTER)
+    assert run.state is RunState.AWAITING_APPROVAL, run.reason
+    schema, journal = schema_of(database), journal_of(database)
+    with psycopg.connect(database) as conn:
+        conn.execute(
+            "INSERT INTO projects (account_id, name) SELECT id, NULL FROM accounts"
+            " CROSS JOIN generate_series(1, 2)"
+        )
+    failed = service.approve(run.id, APPROVER)
+    assert failed.state is RunState.FAILED
+    assert "2 rows of projects.name written since the plan are NULL" in str(failed.reason)
+    assert (schema_of(database), journal_of(database)) == (schema, journal)
