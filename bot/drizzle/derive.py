@@ -88,7 +88,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pglast import ast, enums
 
@@ -305,9 +305,11 @@ def _walk(
     undos: list[Undo] = []
     late: list[Undo] = []
     refused: list[tuple[ForwardStatement, _Refusal]] = []
-    for statement in parse_forward(migration):
+    forward = parse_forward(migration)
+    swaps = _enum_swaps(forward, scope)
+    for index, statement in enumerate(forward):
         try:
-            groups = _undo(statement.node, scope)
+            groups = swaps[index] if index in swaps else _undo(statement.node, scope)
         except _Refusal as refusal:
             refused.append((statement, refusal))
             continue
@@ -409,18 +411,25 @@ def _undo(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - pglast node
 def _undo_enum_value(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - AlterEnumStmt
     """An added enum value is taken out by making the enum again with N-1's labels.
 
-    PostgreSQL cannot drop an enum value. The enum is made again under a passing name with
-    N-1's labels, each column of N-1 that uses it is cast to it through text (its default
-    set aside meanwhile), the enum is dropped and the new one takes its name. A row holding
-    the added value makes that cast fail: the plan counts those rows first and blocks with
-    their number, so what is refused is a row that holds it, not the value itself. An enum
-    that an array, a domain or a composite type uses is refused: a person decides.
+    PostgreSQL cannot drop an enum value. A row holding the added value makes the cast of
+    `_enum_again` fail: the plan counts those rows first and blocks with their number, so
+    what is refused is a row that holds it, not the value itself.
     """
     schema, name = _schema_and_name(node.typeName)
-    key = _key(schema, name)
-    label = f"{key[0]}.{name}"
-    what = f"it adds the value '{node.newVal}' to enum {label}"
-    before = scope.needs(f"{what}; taking it out again needs the enum's labels at N-1")
+    what = f"it adds the value '{node.newVal}' to enum {_key(schema, name)[0]}.{name}"
+    return [_enum_again(scope, _key(schema, name), what)]
+
+
+def _enum_again(scope: _Scope, key: tuple[str, str], what: str) -> tuple[str, ...]:
+    """The enum `key` made again with its N-1 labels, its N-1 columns cast to it.
+
+    It is made under a passing name, each column of N-1 that uses it is cast to it through
+    text (its default set aside meanwhile), the enum is dropped and the new one takes its
+    name: every label a row holds must be one of N-1's, or the cast fails, and the plan
+    counts such rows beforehand. An enum that an array, a domain or a composite type uses
+    is refused: a person decides.
+    """
+    before = scope.needs(f"{what}; making it again needs the enum's labels at N-1")
     assert before.schema is not None  # noqa: S101 - needs() refused otherwise
     found = before.find("type", *key)
     labels = before.attribute(found, "labels")
@@ -435,10 +444,11 @@ def _undo_enum_value(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - Alt
     others = [o for o in users if o not in columns]
     _refuse_if(
         others,
-        f"{what}, and {', '.join(o.key for o in others[:3])} uses the enum: recreating it "
-        "without the value would have to rewrite that too; rows written since may hold it",
+        f"{what}, and {', '.join(o.key for o in others[:3])} uses the enum: making it again "
+        "with N-1's labels would have to rewrite that too; rows written since may hold a "
+        "value N-1 lacks",
     )
-    passing = quote_ident(f"rollbot_n1_{name}"[:63])
+    passing = quote_ident(f"rollbot_n1_{key[1]}"[:63])
     enum, again = found.name, f"{quote_ident(key[0])}.{passing}"
     statements = [f"CREATE TYPE {again} AS ENUM ({labels})"]
     defaults = []
@@ -450,8 +460,85 @@ def _undo_enum_value(node: Any, scope: _Scope) -> _Groups:  # noqa: ANN401 - Alt
             statements.append(f"{alter} DROP DEFAULT")
             defaults.append(f"{alter} SET DEFAULT {default}")
         statements.append(f"{alter} SET DATA TYPE {again} USING {field}::text::{again}")
-    statements += [f"DROP TYPE {enum}", f"ALTER TYPE {again} RENAME TO {quote_ident(name)}"]
-    return [(*statements, *defaults)]
+    statements += [f"DROP TYPE {enum}", f"ALTER TYPE {again} RENAME TO {quote_ident(key[1])}"]
+    return (*statements, *defaults)
+
+
+def _enum_swaps(statements: list[ForwardStatement], scope: _Scope) -> dict[int, _Groups]:
+    """drizzle-kit's removal of an enum value, undone as one: the enum made again from N-1.
+
+    drizzle-kit casts the enum's columns to text, drops the enum, creates it again without
+    the value and casts the columns back (setting their defaults on the way). Statement by
+    statement that is a type change, a drop and a create; together it is the enum's labels
+    changing, and `_enum_again` undoes that: at the last of them, the others undone with it.
+    Found only when N-1 is known and had the enum; otherwise each is judged on its own.
+    """
+    if scope.before.schema is None:
+        return {}
+    swaps: dict[int, _Groups] = {}
+    for dropped, statement in enumerate(statements):
+        node = statement.node
+        if not (
+            isinstance(node, ast.DropStmt)
+            and node.removeType == _OBJ.OBJECT_TYPE
+            and len(node.objects or ()) == 1
+            and node.behavior != enums.DropBehavior.DROP_CASCADE
+        ):
+            continue
+        key = _key(*_schema_and_name(cast("Any", node.objects)[0].names))
+        found = scope.before.find("type", *key)
+        created = next(
+            (
+                i
+                for i, later in enumerate(statements[dropped + 1 :], dropped + 1)
+                if isinstance(later.node, ast.CreateEnumStmt)
+                and _key(*_schema_and_name(later.node.typeName)) == key
+            ),
+            None,
+        )
+        if created is None or scope.before.attribute(found, "labels") is None:
+            continue
+        assert found is not None  # noqa: S101 - it has labels
+        columns = _enum_columns(scope.before, found.name)
+        casts = [i for i, s in enumerate(statements) if _only_retypes(s.node, columns)]
+        absorbed = sorted({dropped, created, *casts})
+        what = f"it makes enum {_dotted(key)} again with other labels"
+        for index in absorbed[:-1]:
+            swaps[index] = []
+        try:
+            swaps[absorbed[-1]] = [_enum_again(scope, key, what)]
+        except _Refusal:
+            for index in absorbed:
+                swaps.pop(index, None)
+    return swaps
+
+
+def _enum_columns(before: Before, enum: str) -> set[tuple[str, str, str]]:
+    """(schema, table, column) of each N-1 column of the enum, unquoted as migrations name it."""
+    assert before.schema is not None  # noqa: S101 - the caller checked
+    found = set()
+    for o in before.schema.objects:
+        if o.kind == "column" and before.attribute(o, "type") == enum:
+            table, column = o.name.rsplit(".", 1)
+            schema, name = table.split(".", 1)
+            found.add((_unquoted(schema), _unquoted(name), _unquoted(column)))
+    return found
+
+
+def _unquoted(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+def _only_retypes(node: Any, columns: set[tuple[str, str, str]]) -> bool:  # noqa: ANN401
+    """An ALTER TABLE that only changes the type or default of those columns."""
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None or not node.cmds:
+        return False
+    schema, table = _qualified_key(node.relation)
+    return all(
+        cmd.subtype in {_AT.AT_AlterColumnType, _AT.AT_ColumnDefault}
+        and (schema, table, cmd.name) in columns
+        for cmd in node.cmds
+    )
 
 
 # The attributes through which an object uses a type: a column's, a domain's base, a

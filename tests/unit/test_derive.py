@@ -142,7 +142,7 @@ def test_what_loses_data_is_refused_saying_what_is_lost(sql: str, reason: str) -
         ("CREATE INDEX IF NOT EXISTS i ON users (name);", "creates index i only if"),
         ("DROP VIEW v;", "drops view v; recreating it needs its definition"),
         ('DROP TYPE "public"."status";', "drops type status; recreating it needs"),
-        ("ALTER TYPE user_role ADD VALUE 'guest';", "taking it out again needs the enum's"),
+        ("ALTER TYPE user_role ADD VALUE 'guest';", "making it again needs the enum's labels"),
     ],
 )
 def test_without_the_reference_what_needs_it_is_refused_saying_so(sql: str, reason: str) -> None:
@@ -667,3 +667,58 @@ def test_a_policy_clause_n_minus_1_lacked_cannot_be_taken_away() -> None:
     assert "a WITH CHECK clause it did not have before" in error.reason
     error = refusal('ALTER POLICY "ghost" ON "projects" TO app;', POLICY_BEFORE)
     assert "which the schema before this migration does not have" in error.reason
+
+
+TIER_BEFORE = before_of(
+    SchemaObject(
+        kind="type",
+        name="public.tier",
+        attributes=attributes(("kind", "enum"), ("labels", "'free', 'pro', 'team'")),
+    ),
+    SchemaObject(
+        kind="column",
+        name="public.accounts.tier",
+        parent="table public.accounts",
+        attributes=attributes(("type", "public.tier"), ("default", "'free'::public.tier")),
+    ),
+)
+BREAK = "--> statement-breakpoint\n"
+SWAP_LINES = (
+    'ALTER TABLE "accounts" ALTER COLUMN "tier" SET DATA TYPE text;',
+    """ALTER TABLE "accounts" ALTER COLUMN "tier" SET DEFAULT 'free'::text;""",
+    'DROP TYPE "public"."tier";',
+    """CREATE TYPE "public"."tier" AS ENUM('free', 'team');""",
+    """ALTER TABLE "accounts" ALTER COLUMN "tier" SET DEFAULT 'free'::"public"."tier";""",
+    (
+        'ALTER TABLE "accounts" ALTER COLUMN "tier" SET DATA TYPE "public"."tier"'
+        ' USING "tier"::"public"."tier";'
+    ),
+)
+SWAP = BREAK.join(SWAP_LINES)
+
+
+def test_drizzle_kits_removal_of_an_enum_value_is_undone_as_one() -> None:
+    """Cast to text, drop, create, cast back: one undo, the enum made again from N-1."""
+    migration = Migration(tag="0100_snippet", when=1, text=SWAP)
+    (undo,) = derive_rollback(migration, TIER_BEFORE)
+    assert undo.line == 6
+    assert undo.statements == (
+        "CREATE TYPE public.rollbot_n1_tier AS ENUM ('free', 'pro', 'team')",
+        "ALTER TABLE public.accounts ALTER COLUMN tier DROP DEFAULT",
+        (
+            "ALTER TABLE public.accounts ALTER COLUMN tier SET DATA TYPE public.rollbot_n1_tier"
+            " USING tier::text::public.rollbot_n1_tier"
+        ),
+        "DROP TYPE public.tier",
+        "ALTER TYPE public.rollbot_n1_tier RENAME TO tier",
+        "ALTER TABLE public.accounts ALTER COLUMN tier SET DEFAULT 'free'::public.tier",
+    )
+
+
+def test_an_enum_swap_that_also_rewrites_values_is_still_refused() -> None:
+    """An UPDATE among the swap's statements loses values: not absorbed, refused by its line."""
+    update = 'UPDATE "accounts" SET "tier" = \'free\' WHERE "tier" = \'pro\';'
+    text = BREAK.join([*SWAP_LINES[:2], update, *SWAP_LINES[2:]])
+    error = refusal(text, TIER_BEFORE)
+    assert error.line == 3
+    assert "overwrites values in accounts" in error.reason
