@@ -130,7 +130,10 @@ def unfit_query(conn: psycopg.Connection[Any], cast: CastBack) -> tuple[str, sql
             msg = "the column is not an enum now; only an enum is cast to another through text"
             raise NotAnEnumError(msg)
         query = sql.SQL(
-            "SELECT count(*) FROM {} WHERE {}::pg_catalog.text OPERATOR(pg_catalog.<>) ALL ({})"
+            # The label read with the enum's own output function, not a cast to text: a
+            # cast (enum AS text) of someone's own would run here, on every row.
+            "SELECT count(*) FROM {} WHERE pg_catalog.textin(pg_catalog.enum_out({}))"
+            " OPERATOR(pg_catalog.<>) ALL ({})"
         ).format(
             table.identifier,
             sql.Identifier(cast.column),

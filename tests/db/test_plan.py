@@ -257,3 +257,30 @@ def test_only_an_enum_is_cast_to_a_new_enum_through_text(scratch_db: str) -> Non
     refused = "accounts.note cannot be cast to public.tier_n1 through text"
     why = "the column is not an enum now; only an enum is cast to another through text"
     assert text.blockers == (f"0005_jobs.md:8: {refused}: {why}",)
+
+
+def test_counting_an_enums_rows_runs_no_cast_of_its_own(scratch_db: str) -> None:
+    """A cast (enum AS text) someone created would run per row if the count cast to text.
+
+    Its function ends a session named `victim`: after planning, that session is still there,
+    and the plan is blocked because the statement itself would run the cast.
+    """
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TYPE tier AS ENUM ('free', 'pro', 'team');"
+            "CREATE TABLE accounts (id int PRIMARY KEY, tier tier);"
+            "INSERT INTO accounts VALUES (1, 'free'), (2, 'team');"
+            "CREATE FUNCTION noisy(t tier) RETURNS text LANGUAGE plpgsql VOLATILE AS $$"
+            " BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'victim' AND datname = current_database();"
+            " RETURN t::oid::text; END $$;"
+            "CREATE CAST (tier AS text) WITH FUNCTION noisy(tier)"
+        )
+    made = "CREATE TYPE public.tier_n1 AS ENUM ('free', 'pro');\n"
+    cast = "ALTER TABLE accounts ALTER COLUMN tier SET DATA TYPE public.tier_n1"
+    cast += " USING tier::text::public.tier_n1;\n"
+    with psycopg.connect(scratch_db, application_name="victim", autocommit=True) as victim:
+        plan = plan_for(scratch_db, made + cast)
+        assert victim.execute("SELECT 1").fetchone() == (1,)
+    assert any("public.noisy(t tier) is user-defined code" in b for b in plan.blockers), plan
+    assert any("1 row of public.accounts.tier holds a value" in b for b in plan.blockers)
