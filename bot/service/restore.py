@@ -71,6 +71,8 @@ class Restore:
                 f"succeeded rollback has something to {kind}",
                 todo="name a rollback run that succeeded on this target",
             )
+        if kind == "restore":
+            _refuse_if_definitions_put_back(source)
         config = self._settings.target(source.target_name)
         database = self._planner.database(config.name)
         major = source.rollback_plan().target.server_major
@@ -207,3 +209,34 @@ def _same_as_approved(current: RestorePlan, approved: RestorePlan) -> None:
             why="; ".join(current.blockers) or "the restore SQL is no longer the same",
             todo="request the restore again",
         )
+
+
+def _refuse_if_definitions_put_back(source: Run) -> None:
+    """A restore moves back what the rollback dropped, and the journal row: nothing more.
+
+    A rollback that also put definitions back (a rename, NOT NULL, an index or constraint,
+    an enum made again) would leave them at N-1 while the journal says N: schema and journal
+    apart. Going forward again is then the migration's own business.
+    """
+    plan = source.rollback_plan()
+    put_back = [step.statement for step in plan.steps if step.statement.restores]
+    if not put_back:
+        return
+    first, more = put_back[0], len(put_back) - 1
+    others = f" and {more} more" if more else ""
+    outcome = source.outcome
+    quarantine = outcome.quarantine if outcome is not None else None
+    kept = (
+        f"; the rows it moved aside stay in {quarantine.schema_name} (and its final backup) "
+        "until a purge: copy back by hand what the migration makes again empty"
+        if quarantine is not None
+        else ""
+    )
+    raise NotAllowedError(
+        f"Run {source.id} cannot be restored",
+        why=f"besides dropping, it put definitions back ({first.kind}, line {first.line} of "
+        f"its runbook{others}); a restore moves back only what was dropped, so the schema "
+        f"would not be {source.migration_id}'s while Drizzle's journal said it is",
+        todo=f"apply {source.migration_id} again the way it was applied (drizzle-kit "
+        f"migrate){kept}",
+    )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 
-from bot.core.errors import IrreversibleError
+from bot.core.errors import IrreversibleError, NotAllowedError
 from bot.core.plan import Plan
 from bot.core.states import RunState
 from bot.drizzle.folder import read_migrations, select_upto
@@ -232,4 +232,31 @@ def test_a_null_written_after_the_plan_stops_set_not_null_with_its_count(
     failed = service.approve(run.id, APPROVER)
     assert failed.state is RunState.FAILED
     assert "2 rows of projects.name written since the plan are NULL" in str(failed.reason)
+    assert (schema_of(database), journal_of(database)) == (schema, journal)
+
+
+@pytest.mark.parametrize("migration", ["0031", "0002"])
+def test_a_rollback_that_put_definitions_back_is_not_restored(
+    migration: str,
+    kit_db: Callable[[str | None], str],
+    kit_service: Callable[..., Rollbot],
+) -> None:
+    """0031 renamed a column, 0002 added an enum value: their rollbacks put definitions back.
+
+    A restore moves back only what a rollback dropped and the journal row, which would say
+    N over a schema still at N-1 in those places: refused, saying to apply the migration
+    again, nothing planned or changed.
+    """
+    database = kit_db(migration)
+    service = kit_service(database)
+    rolled = service.approve(service.request(migration, requested_by=REQUESTER).id, APPROVER)
+    assert rolled.state is RunState.SUCCEEDED, rolled.reason
+    schema, journal = schema_of(database), journal_of(database)
+    with pytest.raises(NotAllowedError) as caught:
+        service.request_restore(rolled.id, requested_by=REQUESTER)
+    said = caught.value.render()
+    assert f"Run {rolled.id} cannot be restored" in said
+    assert "Besides dropping, it put definitions back" in said
+    assert f"Apply {migration} again the way it was applied (drizzle-kit migrate)" in said
+    assert [r.id for r in service.store.recent()] == [rolled.id]
     assert (schema_of(database), journal_of(database)) == (schema, journal)
