@@ -33,19 +33,21 @@ def created_objects(migration: Migration) -> list[CreatedObject]:
 def lint_runbook(runbook: Runbook, migration: Migration) -> LintReport:
     """Compare the objects `runbook` drops with those `migration` creates."""
     created = created_objects(migration)
-    # Dropped and made again further down (an enum recreated without a value, a view or a
-    # key changed back): put back, not taken from anyone.
     drops = [
         obj
-        for number, statement in enumerate(runbook.statements)
+        for statement in runbook.statements
         for obj in statement.objects
         if obj.kind is not ObjectKind.ROWS
-        and not any(
-            _key(obj) == _key(made)
-            for later in runbook.statements[number + 1 :]
-            for made in later.creates
-        )
     ]
+    # Dropped and made again further down (an enum recreated without a value, a view or a
+    # key changed back, a table renamed back onto the name): put back, not taken from anyone.
+    put_back = {
+        _key(made)
+        for number, statement in enumerate(runbook.statements)
+        for later in runbook.statements[number + 1 :]
+        for made in later.creates
+        if any(_key(obj) == _key(made) for obj in statement.objects)
+    }
     explicit = {_key(obj) for obj in drops}
     tables = {obj.name for obj in drops if obj.kind is ObjectKind.TABLE}
     columns = {(obj.table, obj.name) for obj in drops if obj.kind is ObjectKind.COLUMN}
@@ -59,7 +61,9 @@ def lint_runbook(runbook: Runbook, migration: Migration) -> LintReport:
     return LintReport(
         created_not_dropped=_unique(obj.label() for obj in created if not dropped(obj)),
         dropped_not_created=_unique(
-            object_label(obj.kind, obj.name, obj.table) for obj in drops if _key(obj) not in made
+            object_label(obj.kind, obj.name, obj.table)
+            for obj in drops
+            if _key(obj) not in made and _key(obj) not in put_back
         ),
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.core.runbook import Runbook, parse_runbook
-from bot.drizzle.folder import read_migrations
+from bot.drizzle.folder import Migration, read_migrations
 from bot.drizzle.lint import created_objects, lint_runbook
 from demo.sample import MIGRATIONS_DIR
 from tests.fix_drizzle import chain_migration
@@ -114,3 +114,25 @@ def test_rows_deleted_by_a_runbook_are_not_drops() -> None:
         "DELETE FROM users;\nDROP TABLE IF EXISTS users;\nDROP TYPE user_role;", "0000_x"
     )
     assert lint_runbook(book, chain_migration("0000")).clean
+
+
+def test_what_a_runbook_drops_and_makes_again_is_neither_missing_nor_someone_elses() -> None:
+    """A table renamed away, and a new one made under its name.
+
+    The undo drops the new one and renames the old one back; an enum made again is dropped
+    and renamed onto its name. Nothing is missing, nothing is someone else's.
+    """
+    forward = Migration(
+        tag="0100_people",
+        when=1,
+        text='ALTER TABLE "users" RENAME TO "people";--> statement-breakpoint\n'
+        'CREATE TABLE "users" ("id" int);',
+    )
+    undo = runbook(
+        "DROP TABLE IF EXISTS users;\nALTER TABLE people RENAME TO users;\n"
+        "CREATE TYPE tier_n1 AS ENUM ('a');\nDROP TYPE tier;\nALTER TYPE tier_n1 RENAME TO tier;",
+        "0100_people",
+    )
+    report = lint_runbook(undo, forward)
+    assert report.created_not_dropped == []
+    assert report.dropped_not_created == []
