@@ -166,18 +166,29 @@ def outcome_text(run: Run) -> str:
     ]
     lines += [f"Unchanged: {n.table} {n.before:,} → {n.after:,} rows" for n in outcome.neighbours]
     lines += list(outcome.notes)
+    return "\n".join(lines + _undo_lines(view.id, outcome))
+
+
+def _undo_lines(run_id: int, outcome: OutcomeView) -> list[str]:
+    """Where what went is, and how to undo the rollback: a restore, or the migration again."""
+    lines = []
+    undo = f"To undo this rollback: {texts.undo_cli(run_id)}"
+    if outcome.forward_again:
+        lines.append(f"To undo this rollback: {texts.forward_again(outcome.forward_again)}")
+        undo = ""
     if outcome.quarantine is not None:
         lines.append(f"{texts.QUARANTINE}: {outcome.quarantine}")
-        if outcome.final_backup_path is None:
-            lines.append(f"To undo this rollback: {texts.undo_cli(view.id)}")
+        if outcome.final_backup_path is None and undo:
+            lines.append(undo)
     if outcome.final_backup_path is not None:
         lines.append(
             f"{texts.FINAL_BACKUP}: {outcome.final_backup_path}, {outcome.final_backup_details}"
         )
-        lines.append(f"To undo this rollback: {texts.undo_cli(view.id)}")
+        if undo:
+            lines.append(undo)
         if outcome.restore_hint:
             lines.append(f"{texts.BY_HAND}: {outcome.restore_hint}")
-    return "\n".join(lines)
+    return lines
 
 
 def _counts(outcome: OutcomeView) -> list[str]:

@@ -487,6 +487,14 @@ def slash_restore(run_id: int) -> str:
     return f"/rollback restore {run_id}"
 
 
+def forward_again(migration_id: str) -> str:
+    """How to undo a rollback that put definitions back: a restore would not."""
+    return (
+        f"apply {migration_id} again as it was applied (drizzle-kit migrate); this rollback "
+        "also put definitions back, which a restore does not take back"
+    )
+
+
 def undo_cli(run_id: int) -> str:
     """How to undo a rollback from the terminal, with the Slack command beside it."""
     return (

@@ -146,6 +146,9 @@ class OutcomeView:
     # Quarantine mode, between COMMIT and the dump of the quarantine: its counts are not yet
     # in any file, so no renderer may say they are.
     final_backup_pending: bool = False
+    # The migration to apply again to undo it: the rollback put definitions back (a rename,
+    # an index, an enum made again), which a restore does not take back.
+    forward_again: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,8 +207,16 @@ def view_of(run: Run, progress: str | None = None) -> RunView:
             rehearsal, run.state, backed_up=bool(run.backup), journal=_deletes_a_journal_row(run)
         ),
         promoted_from=run.promoted_from.summary if run.promoted_from else None,
-        outcome=_outcome(outcome, rows) if outcome is not None else None,
+        outcome=_outcome(outcome, rows, _put_back(run)) if outcome is not None else None,
     )
+
+
+def _put_back(run: Run) -> str | None:
+    """The migration to apply again when its rollback put definitions back (no restore)."""
+    if run.kind in RESTORE_KINDS:
+        return None
+    steps = run.rollback_plan().steps
+    return run.migration_id if any(step.statement.restores for step in steps) else None
 
 
 def _deletes_a_journal_row(run: Run) -> bool:
@@ -273,7 +284,9 @@ def _restore(run: Run) -> RestoreView:
     )
 
 
-def _outcome(outcome: Outcome, backup_rows: dict[str, int]) -> OutcomeView:
+def _outcome(
+    outcome: Outcome, backup_rows: dict[str, int], forward_again: str | None = None
+) -> OutcomeView:
     failure = None
     if not outcome.succeeded:
         failure = Failure(
@@ -306,4 +319,5 @@ def _outcome(outcome: Outcome, backup_rows: dict[str, int]) -> OutcomeView:
         quarantine=texts.quarantine_line(outcome),
         quarantine_schema=outcome.quarantine.schema_name if outcome.quarantine else None,
         final_backup_pending=outcome.final_backup_pending(),
+        forward_again=forward_again,
     )

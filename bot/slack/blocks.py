@@ -308,12 +308,22 @@ def _success(view: RunView, outcome: OutcomeView) -> list[str]:
     if neighbours:
         lines.append(f"*Neighbouring tables*\n{neighbours}")
     lines += [f":information_source: {note}" for note in outcome.notes]
-    if outcome.quarantine is not None:
+    if outcome.forward_again:
+        undo = texts.forward_again(outcome.forward_again)
+        if outcome.quarantine is not None:
+            lines.append(f"*{texts.QUARANTINE}* {outcome.quarantine}")
+        lines.append(f"*To undo it* {undo}")
+        if outcome.final_backup_path is not None:
+            lines.append(
+                f"*{texts.FINAL_BACKUP}* `{outcome.final_backup_path}` "
+                f"({outcome.final_backup_details})"
+            )
+    elif outcome.quarantine is not None:
         lines.append(
             f"*{texts.QUARANTINE}* {outcome.quarantine}; *to undo it* "
             f"`{texts.slash_restore(view.id)}` (needs approval too): a move back"
         )
-    if outcome.final_backup_path is not None:
+    if outcome.final_backup_path is not None and not outcome.forward_again:
         lines.append(
             f"*To undo it* `{texts.slash_restore(view.id)}` (needs approval too); the final "
             f"backup is `{outcome.final_backup_path}` ({outcome.final_backup_details})"

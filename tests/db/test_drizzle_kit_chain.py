@@ -24,6 +24,7 @@ import pytest
 from bot.core.errors import IrreversibleError, NotAllowedError
 from bot.core.plan import Plan
 from bot.core.states import RunState
+from bot.core.text import outcome_text
 from bot.drizzle.folder import read_migrations, select_upto
 from bot.target.migrator import migrate
 from tests.db.test_rollback import journal_of
@@ -251,6 +252,9 @@ def test_a_rollback_that_put_definitions_back_is_not_restored(
     service = kit_service(database)
     rolled = service.approve(service.request(migration, requested_by=REQUESTER).id, APPROVER)
     assert rolled.state is RunState.SUCCEEDED, rolled.reason
+    told = outcome_text(rolled)
+    assert f"To undo this rollback: apply {migration} again as it was applied" in told
+    assert "rollbot restore" not in told
     schema, journal = schema_of(database), journal_of(database)
     with pytest.raises(NotAllowedError) as caught:
         service.request_restore(rolled.id, requested_by=REQUESTER)
