@@ -163,6 +163,14 @@ class Plan(BaseModel):
         moved = {o.name for o in self.quarantine.tables()}
         return tuple(t for t in self.kept_tables() if t not in moved)
 
+    def puts_back(self) -> list[Statement]:
+        """The statements that put a definition back (a rename, NOT NULL, an index, an enum).
+
+        A restore moves back only what was dropped, so after these it would leave the
+        journal at N over a schema still at N-1 where they acted.
+        """
+        return [step.statement for step in self.steps if step.statement.restores]
+
     def moved_only(self) -> tuple[str, ...]:
         """The tables a quarantined rollback only moves aside: none of their rows change.
 

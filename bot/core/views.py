@@ -215,8 +215,7 @@ def _put_back(run: Run) -> str | None:
     """The migration to apply again when its rollback put definitions back (no restore)."""
     if run.kind in RESTORE_KINDS:
         return None
-    steps = run.rollback_plan().steps
-    return run.migration_id if any(step.statement.restores for step in steps) else None
+    return run.migration_id if run.rollback_plan().puts_back() else None
 
 
 def _deletes_a_journal_row(run: Run) -> bool:

@@ -218,8 +218,7 @@ def _refuse_if_definitions_put_back(source: Run) -> None:
     an enum made again) would leave them at N-1 while the journal says N: schema and journal
     apart. Going forward again is then the migration's own business.
     """
-    plan = source.rollback_plan()
-    put_back = [step.statement for step in plan.steps if step.statement.restores]
+    put_back = source.rollback_plan().puts_back()
     if not put_back:
         return
     first, more = put_back[0], len(put_back) - 1
