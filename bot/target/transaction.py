@@ -9,6 +9,7 @@ and how each reports a failure, so a failure is raised here with everything eith
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -19,6 +20,8 @@ from bot.target.catalog import read_facts, relations
 from bot.target.unfit import nulls_now, unfit_now
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bot.core.plan import Plan
     from bot.core.runbook import Runbook
     from bot.core.sql import Statement
@@ -128,13 +131,9 @@ class PlanTransaction:
         one the ALTER takes.
         """
         for cast in statement.casts_back:
-            table = sql.Identifier(*filter(None, (cast.namespace, cast.table)))
-            lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table)
-            try:
-                self.conn.execute(lock)
-                rows = unfit_now(self.conn, cast)
-            except psycopg.Error as exc:
-                raise StatementFailedError(statement.sql, exc, statement) from None
+            rows = self._under_lock(
+                statement, cast.namespace, cast.table, partial(unfit_now, cast=cast)
+            )
             if rows:
                 plural = rows != 1
                 fit = (
@@ -149,13 +148,8 @@ class PlanTransaction:
         for schema, table_name, column in statement.set_not_null:
             # The plan counted none; one written since would fail the statement with
             # PostgreSQL's words. Counted under the lock the ALTER takes, it says how many.
-            table = sql.Identifier(*filter(None, (schema, table_name)))
-            lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table)
-            try:
-                self.conn.execute(lock)
-                rows = nulls_now(self.conn, (schema, table_name, column))
-            except psycopg.Error as exc:
-                raise StatementFailedError(statement.sql, exc, statement) from None
+            count = partial(nulls_now, column=(schema, table_name, column))
+            rows = self._under_lock(statement, schema, table_name, count)
             if rows:
                 plural = rows != 1
                 label = ".".join(filter(None, (schema, table_name, column)))
@@ -164,6 +158,21 @@ class PlanTransaction:
                     f"{'are' if plural else 'is'} NULL, so SET NOT NULL would fail"
                 )
                 raise StatementFailedError(statement.sql, null, statement)
+
+    def _under_lock(
+        self,
+        statement: Statement,
+        schema: str | None,
+        table: str,
+        count: Callable[[psycopg.Connection[Any]], int | None],
+    ) -> int | None:
+        """`count` run once the table holds the lock its ALTER takes; a failure names it."""
+        name = sql.Identifier(*filter(None, (schema, table)))
+        try:
+            self.conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(name))
+            return count(self.conn)
+        except psycopg.Error as exc:
+            raise StatementFailedError(statement.sql, exc, statement) from None
 
     def problems(
         self,
